@@ -1,0 +1,395 @@
+//! Key files: a versioned binary format for the master and for personal keys, optionally
+//! sealed under a passphrase (Argon2id + XChaCha20-Poly1305).
+
+use std::collections::BTreeMap;
+
+use argon2::{Algorithm, Argon2, Params, Version};
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use zeroize::Zeroizing;
+
+use crate::blom::{LANES, Master, PersonalKey};
+use crate::codec::{Reader, Writer};
+use crate::field::Fe;
+use crate::id::PartyId;
+use crate::keysource::{Predistributed, Scheme};
+use crate::rand::Randomness;
+use crate::secret::{Key32, Secret};
+use crate::{Error, Result};
+
+/// The first four bytes of every key file.
+pub const MAGIC: &[u8; 4] = b"WRFK";
+/// The key-file format version this build writes and reads.
+pub const VERSION: u8 = 1;
+
+/// Argon2id cost parameters for a passphrase-sealed file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KdfParams {
+    /// Memory in KiB.
+    pub m_cost: u32,
+    /// Passes.
+    pub t_cost: u32,
+    /// Lanes of parallelism.
+    pub p_cost: u32,
+}
+
+impl Default for KdfParams {
+    /// OWASP's Argon2id recommendation: 19 MiB, 2 passes, 1 lane.
+    fn default() -> KdfParams {
+        KdfParams {
+            m_cost: 19 * 1024,
+            t_cost: 2,
+            p_cost: 1,
+        }
+    }
+}
+
+impl KdfParams {
+    /// The most a file may ask for (1 GiB, 10 passes, 8 lanes), so a hostile file cannot make
+    /// opening it exhaust the machine.
+    fn check(self) -> Result<Params> {
+        if self.m_cost > 1 << 20 || self.t_cost > 10 || self.p_cost > 8 {
+            return Err(Error::malformed(
+                "kdf parameters",
+                "costs exceed the allowed maximum",
+            ));
+        }
+        Params::new(self.m_cost, self.t_cost, self.p_cost, Some(32))
+            .map_err(|e| Error::malformed("kdf parameters", e.to_string()))
+    }
+}
+
+/// The contents of a key file.
+#[derive(Debug)]
+pub enum KeyFile {
+    /// A key center's master.
+    Master(Master),
+    /// A party's Blom personal key.
+    Personal(PersonalKey),
+    /// A party's table of predistributed pairwise keys (【0053】).
+    Predistributed(Predistributed),
+}
+
+impl KeyFile {
+    fn kind(&self) -> u8 {
+        match self {
+            KeyFile::Master(_) => 1,
+            KeyFile::Personal(_) => 2,
+            KeyFile::Predistributed(_) => 3,
+        }
+    }
+
+    /// A short name of the kind, for messages.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            KeyFile::Master(_) => "master",
+            KeyFile::Personal(_) => "personal key",
+            KeyFile::Predistributed(_) => "predistributed keys",
+        }
+    }
+
+    fn body(&self) -> Zeroizing<Vec<u8>> {
+        let mut w = Writer::new();
+        let entries = |w: &mut Writer, fes: &mut dyn Iterator<Item = Fe>| {
+            for fe in fes {
+                w.raw(&fe.to_bytes());
+            }
+        };
+        match self {
+            KeyFile::Master(m) => {
+                w.u8(Scheme::Blom.code()).u32(m.k()).u8(LANES as u8);
+                entries(&mut w, &mut m.upper().into_iter());
+            }
+            KeyFile::Personal(p) => {
+                w.u8(Scheme::Blom.code())
+                    .bytes16(p.id().as_str().as_bytes())
+                    .u32(p.k())
+                    .u8(LANES as u8);
+                entries(
+                    &mut w,
+                    &mut (0..LANES).flat_map(|l| p.lane(l).iter().copied()),
+                );
+            }
+            KeyFile::Predistributed(t) => {
+                let peers: Vec<_> = t.peers().collect();
+                w.bytes16(crate::keysource::KeySource::owner(t).as_str().as_bytes())
+                    .u16(peers.len() as u16);
+                for (peer, key) in peers {
+                    w.bytes16(peer.as_str().as_bytes()).raw(key.expose());
+                }
+            }
+        }
+        Zeroizing::new(w.finish())
+    }
+
+    fn parse_body(kind: u8, body: &[u8]) -> Result<KeyFile> {
+        let mut r = Reader::new(body);
+        let file = match kind {
+            1 => {
+                scheme(&mut r)?;
+                let k = r.u32("k")?;
+                lanes(&mut r)?;
+                let n = k as usize + 1;
+                let upper = fes(&mut r, LANES * n * (n + 1) / 2, k)?;
+                KeyFile::Master(Master::from_upper(k, &upper)?)
+            }
+            2 => {
+                scheme(&mut r)?;
+                let id = PartyId::parse(r.str16("identifier")?)?;
+                let k = r.u32("k")?;
+                lanes(&mut r)?;
+                let all = fes(&mut r, LANES * (k as usize + 1), k)?;
+                let mut chunks = all.chunks_exact(k as usize + 1);
+                let lanes =
+                    core::array::from_fn(|_| chunks.next().map(<[Fe]>::to_vec).unwrap_or_default());
+                KeyFile::Personal(PersonalKey::from_parts(id, k, lanes)?)
+            }
+            3 => {
+                let owner = PartyId::parse(r.str16("owner")?)?;
+                let count = r.u16("peer count")?;
+                let mut keys = BTreeMap::new();
+                for _ in 0..count {
+                    let peer = PartyId::parse(r.str16("peer")?)?;
+                    keys.insert(peer, Key32::from_bytes(r.array("pairwise key")?));
+                }
+                KeyFile::Predistributed(Predistributed::new(owner, keys))
+            }
+            other => return Err(Error::malformed("kind", format!("unknown kind {other}"))),
+        };
+        r.finish("key file body")?;
+        Ok(file)
+    }
+
+    /// Encodes the file, sealed under `passphrase` when one is given.
+    pub fn encode(
+        &self,
+        passphrase: Option<(&Secret, KdfParams)>,
+        rng: &mut dyn Randomness,
+    ) -> Result<Vec<u8>> {
+        let mut w = Writer::new();
+        w.raw(MAGIC).u8(VERSION).u8(self.kind());
+        let body = self.body();
+        match passphrase {
+            None => {
+                w.u8(0).bytes32(&body);
+            }
+            Some((pass, params)) => {
+                let mut salt = [0u8; 16];
+                let mut nonce = [0u8; 24];
+                rng.fill(&mut salt)?;
+                rng.fill(&mut nonce)?;
+                w.u8(1)
+                    .raw(&salt)
+                    .u32(params.m_cost)
+                    .u32(params.t_cost)
+                    .u32(params.p_cost)
+                    .raw(&nonce);
+                let key = derive(pass, &salt, params)?;
+                let aad = w.as_bytes().to_vec();
+                let ct = XChaCha20Poly1305::new(key.expose().into())
+                    .encrypt(
+                        &XNonce::from(nonce),
+                        Payload {
+                            msg: &body,
+                            aad: &aad,
+                        },
+                    )
+                    .map_err(|_| Error::Decrypt)?;
+                w.bytes32(&ct);
+            }
+        }
+        Ok(w.finish())
+    }
+
+    /// Decodes a file; `passphrase` is needed when the file is sealed.
+    pub fn decode(bytes: &[u8], passphrase: Option<&Secret>) -> Result<KeyFile> {
+        let mut r = Reader::new(bytes);
+        if r.take(4, "magic")? != MAGIC {
+            return Err(Error::malformed("magic", "not a Warifu key file"));
+        }
+        let version = r.u8("version")?;
+        if version != VERSION {
+            return Err(Error::UnsupportedVersion {
+                what: "key file",
+                found: version,
+                supported: VERSION,
+            });
+        }
+        let kind = r.u8("kind")?;
+        match r.u8("protection")? {
+            0 => {
+                let body = r.bytes32("body")?;
+                r.finish("key file")?;
+                KeyFile::parse_body(kind, body)
+            }
+            1 => {
+                let salt: [u8; 16] = r.array("salt")?;
+                let params = KdfParams {
+                    m_cost: r.u32("memory cost")?,
+                    t_cost: r.u32("time cost")?,
+                    p_cost: r.u32("parallelism")?,
+                };
+                let nonce: [u8; 24] = r.array("nonce")?;
+                let aad_len = bytes.len() - r.remaining();
+                let ct = r.bytes32("sealed body")?;
+                r.finish("key file")?;
+                let pass = passphrase.ok_or(Error::PassphraseRequired)?;
+                let key = derive(pass, &salt, params)?;
+                let body = Zeroizing::new(
+                    XChaCha20Poly1305::new(key.expose().into())
+                        .decrypt(
+                            &XNonce::from(nonce),
+                            Payload {
+                                msg: ct,
+                                aad: &bytes[..aad_len],
+                            },
+                        )
+                        .map_err(|_| Error::WrongPassphrase)?,
+                );
+                KeyFile::parse_body(kind, &body)
+            }
+            other => Err(Error::malformed(
+                "protection",
+                format!("unknown code {other}"),
+            )),
+        }
+    }
+
+    /// Whether the encoded file is sealed under a passphrase (without decoding the rest).
+    pub fn is_sealed(bytes: &[u8]) -> bool {
+        bytes.len() > 6 && &bytes[..4] == MAGIC && bytes[6] == 1
+    }
+}
+
+fn derive(pass: &Secret, salt: &[u8; 16], params: KdfParams) -> Result<Key32> {
+    let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.check()?);
+    let mut out = [0u8; 32];
+    argon
+        .hash_password_into(pass.expose().as_bytes(), salt, &mut out)
+        .map_err(|e| Error::malformed("kdf parameters", e.to_string()))?;
+    Ok(Key32::from_bytes(out))
+}
+
+fn scheme(r: &mut Reader<'_>) -> Result<()> {
+    match r.u8("scheme")? {
+        1 => Ok(()),
+        other => Err(Error::malformed(
+            "scheme",
+            format!("unsupported scheme code {other}"),
+        )),
+    }
+}
+
+fn lanes(r: &mut Reader<'_>) -> Result<()> {
+    match r.u8("lanes")? {
+        l if l as usize == LANES => Ok(()),
+        other => Err(Error::malformed(
+            "lanes",
+            format!("expected {LANES}, found {other}"),
+        )),
+    }
+}
+
+fn fes(r: &mut Reader<'_>, count: usize, k: u32) -> Result<Vec<Fe>> {
+    if k == 0 || k > crate::blom::MAX_K || r.remaining() < count * 16 {
+        return Err(Error::Truncated("key elements"));
+    }
+    (0..count)
+        .map(|_| {
+            Fe::from_bytes(&r.array("key element")?)
+                .ok_or_else(|| Error::malformed("key element", "not a field element"))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keysource::{KeySource, pairwise_key};
+    use crate::rand::SeededRandom;
+
+    const FAST: KdfParams = KdfParams {
+        m_cost: 64,
+        t_cost: 1,
+        p_cost: 1,
+    };
+
+    fn id(s: &str) -> PartyId {
+        PartyId::parse(s).expect("id")
+    }
+
+    #[test]
+    fn round_trips_plain_and_sealed() {
+        let mut rng = SeededRandom::new(b"kf");
+        let master = Master::generate(6, &mut rng).expect("master");
+        let key = master.personal_key(&id("merchant:m"));
+        let peer = id("issuer:i");
+        let expected = pairwise_key(&key, &peer).expect("key");
+        let pass = Secret::new("correct horse");
+        for protection in [None, Some((&pass, FAST))] {
+            let bytes = KeyFile::Personal(master.personal_key(&id("merchant:m")))
+                .encode(protection, &mut rng)
+                .expect("encode");
+            assert_eq!(KeyFile::is_sealed(&bytes), protection.is_some());
+            let Ok(KeyFile::Personal(back)) = KeyFile::decode(&bytes, Some(&pass)) else {
+                panic!("decode failed");
+            };
+            assert_eq!(pairwise_key(&back, &peer).expect("key"), expected);
+            assert_eq!(back.owner(), key.owner());
+        }
+        let bytes = KeyFile::Master(master)
+            .encode(None, &mut rng)
+            .expect("encode");
+        assert!(matches!(
+            KeyFile::decode(&bytes, None),
+            Ok(KeyFile::Master(_))
+        ));
+    }
+
+    #[test]
+    fn bad_files_get_clear_errors() {
+        let mut rng = SeededRandom::new(b"kf");
+        let master = Master::generate(3, &mut rng).expect("master");
+        let file = KeyFile::Personal(master.personal_key(&id("carrier:c")));
+        let pass = Secret::new("pw");
+        let sealed = file.encode(Some((&pass, FAST)), &mut rng).expect("encode");
+        let plain = file.encode(None, &mut rng).expect("encode");
+        assert_eq!(
+            KeyFile::decode(&sealed, Some(&Secret::new("nope"))).err(),
+            Some(Error::WrongPassphrase)
+        );
+        assert_eq!(
+            KeyFile::decode(&sealed, None).err(),
+            Some(Error::PassphraseRequired)
+        );
+        for cut in 0..plain.len() {
+            assert!(
+                KeyFile::decode(&plain[..cut], None).is_err(),
+                "truncated at {cut}"
+            );
+        }
+        for cut in 0..sealed.len() {
+            assert!(
+                KeyFile::decode(&sealed[..cut], Some(&pass)).is_err(),
+                "truncated at {cut}"
+            );
+        }
+        for i in 0..sealed.len() {
+            let mut bad = sealed.clone();
+            bad[i] ^= 0x01;
+            assert!(KeyFile::decode(&bad, Some(&pass)).is_err(), "flip at {i}");
+        }
+        let mut v2 = plain.clone();
+        v2[4] = 2;
+        assert!(matches!(
+            KeyFile::decode(&v2, None),
+            Err(Error::UnsupportedVersion { found: 2, .. })
+        ));
+        let mut huge = sealed.clone();
+        huge[23..27].copy_from_slice(&u32::MAX.to_be_bytes());
+        assert!(
+            KeyFile::decode(&huge, Some(&pass)).is_err(),
+            "hostile memory cost"
+        );
+    }
+}

@@ -1,0 +1,30 @@
+//! Warifu's core: the cryptography and formats of JP H10-78988, with no I/O.
+//!
+//! A cardholder splits an order by a disclosure policy and seals each party's part under a
+//! pairwise key derived from its own secret personal key and the party's public identifier
+//! (Blom's scheme). The merchant relays; each party opens only its part.
+//!
+//! - [`field`], [`blom`], [`keycenter`], [`collusion`]: the key predistribution scheme.
+//! - [`keysource`]: pairwise keys behind one interface (Blom, predistributed, hybrid).
+//! - [`order`], [`policy`]: the order of Fig. 2 and who receives which field.
+//! - [`sealed`]: the sealed order format; [`keyfile`]: key files.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod blom;
+pub mod codec;
+pub mod collusion;
+mod error;
+pub mod field;
+pub mod id;
+pub mod keycenter;
+pub mod keyfile;
+pub mod keysource;
+pub mod order;
+pub mod policy;
+pub mod rand;
+pub mod sealed;
+pub mod secret;
+
+pub use error::{Error, Result};
+pub use id::{PartyId, Role};

@@ -1,0 +1,1090 @@
+//! The sealed order (claims 1–3): one AEAD part per recipient, bound to the header and to
+//! every part's commitment, so parts can neither be read by others nor moved between orders.
+
+use core::marker::PhantomData;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use hkdf::Hkdf;
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+use crate::codec::{Reader, Writer};
+use crate::id::{PartyId, Role};
+use crate::keysource::{KeySource, PairwiseKey, Scheme, pairwise_key};
+use crate::order::{Card, Destination, Order, OrderForm, PaymentMethod};
+use crate::policy::{Field, Policy};
+use crate::rand::Randomness;
+use crate::secret::Key32;
+use crate::{Error, Result};
+
+/// The sealed-order format version this build writes and reads.
+pub const FORMAT_VERSION: u8 = 1;
+/// The first four bytes of an encoded header.
+pub const MAGIC: &[u8; 4] = b"WRFS";
+/// Label hashed in front of the header bytes to give the header digest.
+pub const HEADER_LABEL: &[u8] = b"warifu/v1/header";
+/// HKDF info prefix of a part's encryption key.
+pub const PART_KEY_LABEL: &[u8] = b"warifu/v1/part-key";
+/// HKDF info prefix of a part's commitment key.
+pub const COMMIT_KEY_LABEL: &[u8] = b"warifu/v1/part-commit";
+/// Prefix of every part's associated data.
+pub const AAD_LABEL: &[u8] = b"warifu/v1/part-aad";
+/// The largest part ciphertext accepted, in bytes.
+pub const MAX_PART: usize = 64 * 1024;
+
+/// The header in clear: who is involved in which order, under which policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Header {
+    /// The format version ([`FORMAT_VERSION`]).
+    pub version: u8,
+    /// The key scheme of the pairwise keys.
+    pub scheme: Scheme,
+    /// The merchant's order id.
+    pub order_id: String,
+    /// The cardholder, in clear so that each party can derive its key (【0035】).
+    pub cardholder: PartyId,
+    /// The merchant.
+    pub merchant: PartyId,
+    /// The issuer.
+    pub issuer: PartyId,
+    /// The carrier, if the order is delivered.
+    pub carrier: Option<PartyId>,
+    /// Digest of the disclosure policy ([`Policy::digest`]).
+    #[serde(with = "b64_array")]
+    pub policy_digest: [u8; 32],
+    /// When the order was sealed, Unix seconds.
+    pub created_at: u64,
+}
+
+impl Header {
+    /// The identifier of the party in `role`, if the order has one.
+    pub fn party(&self, role: Role) -> Option<&PartyId> {
+        match role {
+            Role::Cardholder => Some(&self.cardholder),
+            Role::Merchant => Some(&self.merchant),
+            Role::Issuer => Some(&self.issuer),
+            Role::Carrier => self.carrier.as_ref(),
+        }
+    }
+
+    /// The roles that must have a part, in order.
+    pub fn recipients(&self) -> Vec<Role> {
+        let mut r = vec![Role::Merchant, Role::Issuer];
+        if self.carrier.is_some() {
+            r.push(Role::Carrier);
+        }
+        r
+    }
+
+    /// The binary encoding (the bytes every part's associated data binds).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.raw(MAGIC).u8(self.version).u8(self.scheme.code());
+        for s in [
+            &self.order_id,
+            self.cardholder.as_str(),
+            self.merchant.as_str(),
+            self.issuer.as_str(),
+        ] {
+            w.bytes16(s.as_bytes());
+        }
+        match &self.carrier {
+            Some(c) => w.u8(1).bytes16(c.as_str().as_bytes()),
+            None => w.u8(0),
+        };
+        w.raw(&self.policy_digest).u64(self.created_at);
+        w.finish()
+    }
+
+    fn read(r: &mut Reader<'_>) -> Result<Header> {
+        if r.take(4, "magic")? != MAGIC {
+            return Err(Error::malformed("magic", "not a Warifu sealed order"));
+        }
+        let version = r.u8("version")?;
+        if version != FORMAT_VERSION {
+            return Err(Error::UnsupportedVersion {
+                what: "sealed order",
+                found: version,
+                supported: FORMAT_VERSION,
+            });
+        }
+        let scheme_code = r.u8("scheme")?;
+        let scheme = Scheme::from_code(scheme_code)
+            .ok_or_else(|| Error::malformed("scheme", format!("unknown code {scheme_code}")))?;
+        let order_id = r.str16("order id")?.to_owned();
+        let id = |r: &mut Reader<'_>, f| PartyId::parse(r.str16(f)?);
+        let cardholder = id(r, "cardholder")?;
+        let merchant = id(r, "merchant")?;
+        let issuer = id(r, "issuer")?;
+        let carrier = match r.u8("carrier flag")? {
+            0 => None,
+            1 => Some(id(r, "carrier")?),
+            _ => return Err(Error::malformed("carrier flag", "must be 0 or 1")),
+        };
+        let h = Header {
+            version,
+            scheme,
+            order_id,
+            cardholder,
+            merchant,
+            issuer,
+            carrier,
+            policy_digest: r.array("policy digest")?,
+            created_at: r.u64("created at")?,
+        };
+        h.check()?;
+        Ok(h)
+    }
+
+    /// Decodes a header, refusing trailing bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Header> {
+        let mut r = Reader::new(bytes);
+        let h = Header::read(&mut r)?;
+        r.finish("header")?;
+        Ok(h)
+    }
+
+    /// Structural checks shared by the binary and JSON decoders.
+    fn check(&self) -> Result<()> {
+        if self.version != FORMAT_VERSION {
+            return Err(Error::UnsupportedVersion {
+                what: "sealed order",
+                found: self.version,
+                supported: FORMAT_VERSION,
+            });
+        }
+        if self.order_id.is_empty() || self.order_id.len() > 64 {
+            return Err(Error::malformed("order id", "must be 1–64 bytes"));
+        }
+        for role in Role::ALL {
+            if let Some(id) = self.party(role).filter(|id| id.role() != role) {
+                return Err(Error::malformed("header", format!("{id} is not a {role}")));
+            }
+        }
+        Ok(())
+    }
+
+    /// `SHA-256(HEADER_LABEL ‖ encode())`.
+    pub fn digest(&self) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(HEADER_LABEL);
+        h.update(self.encode());
+        h.finalize().into()
+    }
+}
+
+/// One recipient's sealed part.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SealedPart {
+    /// Who can open it.
+    pub recipient: Role,
+    /// The XChaCha20 nonce.
+    #[serde(with = "b64_array")]
+    pub nonce: [u8; 24],
+    /// HMAC-SHA256 commitment to the plaintext under the recipient's commitment key.
+    #[serde(with = "b64_array")]
+    pub commitment: [u8; 32],
+    /// XChaCha20-Poly1305 ciphertext and tag.
+    #[serde(with = "b64_vec")]
+    pub ciphertext: Vec<u8>,
+}
+
+impl SealedPart {
+    fn write(&self, w: &mut Writer) {
+        w.u8(self.recipient.code())
+            .raw(&self.nonce)
+            .raw(&self.commitment)
+            .bytes32(&self.ciphertext);
+    }
+
+    fn read(r: &mut Reader<'_>) -> Result<SealedPart> {
+        let code = r.u8("part recipient")?;
+        let recipient = Role::from_code(code)
+            .filter(|r| *r != Role::Cardholder)
+            .ok_or_else(|| Error::malformed("part recipient", format!("unknown code {code}")))?;
+        let nonce = r.array("part nonce")?;
+        let commitment = r.array("part commitment")?;
+        let ciphertext = r.bytes32("part ciphertext")?.to_vec();
+        let part = SealedPart {
+            recipient,
+            nonce,
+            commitment,
+            ciphertext,
+        };
+        part.check()?;
+        Ok(part)
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.recipient == Role::Cardholder {
+            return Err(Error::malformed(
+                "part recipient",
+                "the cardholder is not a recipient",
+            ));
+        }
+        if self.ciphertext.len() < 16 || self.ciphertext.len() > MAX_PART {
+            return Err(Error::malformed(
+                "part ciphertext",
+                "must be 16 bytes to 64 KiB",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The whole sealed order, as the cardholder sends it to the merchant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, try_from = "SealedOrderJson")]
+pub struct SealedOrder {
+    /// The header in clear.
+    pub header: Header,
+    /// One part per recipient, in role order (merchant, issuer, carrier).
+    pub parts: Vec<SealedPart>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SealedOrderJson {
+    header: Header,
+    parts: Vec<SealedPart>,
+}
+
+impl TryFrom<SealedOrderJson> for SealedOrder {
+    type Error = Error;
+    fn try_from(j: SealedOrderJson) -> Result<SealedOrder> {
+        let s = SealedOrder {
+            header: j.header,
+            parts: j.parts,
+        };
+        s.check()?;
+        Ok(s)
+    }
+}
+
+/// A recipient's commitment, as forwarded with a single part.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Commitment {
+    /// Whose part it commits to.
+    pub recipient: Role,
+    /// The commitment.
+    #[serde(with = "b64_array")]
+    pub commitment: [u8; 32],
+}
+
+/// What the merchant forwards to the issuer or the carrier: the header, that party's part
+/// and the other parts' commitments, enough to verify the part belongs to this bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, try_from = "ForwardedPartJson")]
+pub struct ForwardedPart {
+    /// The header in clear.
+    pub header: Header,
+    /// The recipient's part.
+    pub part: SealedPart,
+    /// The other parts' commitments, in role order.
+    pub others: Vec<Commitment>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ForwardedPartJson {
+    header: Header,
+    part: SealedPart,
+    others: Vec<Commitment>,
+}
+
+impl TryFrom<ForwardedPartJson> for ForwardedPart {
+    type Error = Error;
+    fn try_from(j: ForwardedPartJson) -> Result<ForwardedPart> {
+        j.header.check()?;
+        j.part.check()?;
+        let f = ForwardedPart {
+            header: j.header,
+            part: j.part,
+            others: j.others,
+        };
+        f.commitments()?;
+        Ok(f)
+    }
+}
+
+impl SealedOrder {
+    fn check(&self) -> Result<()> {
+        self.header.check()?;
+        let roles: Vec<Role> = self.parts.iter().map(|p| p.recipient).collect();
+        if roles != self.header.recipients() {
+            return Err(Error::malformed(
+                "parts",
+                "must be one part each for the merchant, the issuer and (if any) the carrier, in that order",
+            ));
+        }
+        self.parts.iter().try_for_each(SealedPart::check)
+    }
+
+    /// The binary wire form: header ‖ u8(count) ‖ parts.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.raw(&self.header.encode()).u8(self.parts.len() as u8);
+        for p in &self.parts {
+            p.write(&mut w);
+        }
+        w.finish()
+    }
+
+    /// Decodes the binary wire form, refusing anything malformed or trailing.
+    pub fn decode(bytes: &[u8]) -> Result<SealedOrder> {
+        let mut r = Reader::new(bytes);
+        let header = Header::read(&mut r)?;
+        let count = r.u8("part count")?;
+        if count > 3 {
+            return Err(Error::malformed("part count", "at most 3"));
+        }
+        let parts = (0..count)
+            .map(|_| SealedPart::read(&mut r))
+            .collect::<Result<Vec<_>>>()?;
+        r.finish("sealed order")?;
+        let s = SealedOrder { header, parts };
+        s.check()?;
+        Ok(s)
+    }
+
+    /// The JSON wire form (binary fields in unpadded base64url).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Decodes the JSON wire form.
+    pub fn from_json(s: &str) -> Result<SealedOrder> {
+        serde_json::from_str(s).map_err(|e| Error::malformed("sealed order JSON", e.to_string()))
+    }
+
+    /// What to send `role`: its part and the others' commitments.
+    pub fn forward(&self, role: Role) -> Result<ForwardedPart> {
+        let part = self
+            .parts
+            .iter()
+            .find(|p| p.recipient == role)
+            .ok_or(Error::MissingPart(role_name(role)))?
+            .clone();
+        let others = self
+            .parts
+            .iter()
+            .filter(|p| p.recipient != role)
+            .map(|p| Commitment {
+                recipient: p.recipient,
+                commitment: p.commitment,
+            })
+            .collect();
+        Ok(ForwardedPart {
+            header: self.header.clone(),
+            part,
+            others,
+        })
+    }
+
+    /// Opens the part of `R` with the holder's key source.
+    pub fn open<R: Recipient>(&self, policy: &Policy, keys: &dyn KeySource) -> Result<View<R>> {
+        self.forward(R::ROLE)?.open(policy, keys)
+    }
+}
+
+fn role_name(role: Role) -> &'static str {
+    role.as_str()
+}
+
+impl ForwardedPart {
+    /// Every commitment in role order, checking that the set matches the header.
+    fn commitments(&self) -> Result<Vec<Commitment>> {
+        let mut all = self.others.clone();
+        all.push(Commitment {
+            recipient: self.part.recipient,
+            commitment: self.part.commitment,
+        });
+        all.sort_by_key(|c| c.recipient);
+        let roles: Vec<Role> = all.iter().map(|c| c.recipient).collect();
+        if roles != self.header.recipients() {
+            return Err(Error::malformed(
+                "commitments",
+                "must cover exactly the header's recipients",
+            ));
+        }
+        Ok(all)
+    }
+
+    /// Opens the part for `R` with the holder's key source (which must be `R`'s party).
+    pub fn open<R: Recipient>(&self, policy: &Policy, keys: &dyn KeySource) -> Result<View<R>> {
+        let key = pairwise_key(keys, &self.header.cardholder)?;
+        self.check_recipient::<R>(keys.owner())?;
+        self.open_with_key(policy, &key)
+    }
+
+    fn check_recipient<R: Recipient>(&self, me: &PartyId) -> Result<()> {
+        if self.part.recipient != R::ROLE {
+            return Err(Error::MissingPart(role_name(R::ROLE)));
+        }
+        if self.header.party(R::ROLE) != Some(me) {
+            return Err(Error::HeaderMismatch(format!(
+                "this order is not addressed to {me}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Opens with an already derived pairwise key (e.g. from a cache). The caller is
+    /// responsible for having derived it for `header.cardholder` and itself.
+    pub fn open_with_key<R: Recipient>(
+        &self,
+        policy: &Policy,
+        key: &PairwiseKey,
+    ) -> Result<View<R>> {
+        if self.part.recipient != R::ROLE {
+            return Err(Error::MissingPart(role_name(R::ROLE)));
+        }
+        if policy
+            .digest()
+            .ct_eq(&self.header.policy_digest)
+            .unwrap_u8()
+            == 0
+        {
+            return Err(Error::HeaderMismatch(
+                "the order was sealed under another disclosure policy".into(),
+            ));
+        }
+        let commitments = self.commitments()?;
+        let header_bytes = self.header.encode();
+        let keys = PartKeys::derive(key, R::ROLE, &self.header)?;
+        let aad = associated_data(&header_bytes, &commitments);
+        let plaintext = Zeroizing::new(
+            XChaCha20Poly1305::new(keys.encrypt.expose().into())
+                .decrypt(
+                    &XNonce::from(self.part.nonce),
+                    Payload {
+                        msg: &self.part.ciphertext,
+                        aad: &aad,
+                    },
+                )
+                .map_err(|_| Error::Decrypt)?,
+        );
+        if keys
+            .commit(&plaintext)
+            .ct_eq(&self.part.commitment)
+            .unwrap_u8()
+            == 0
+        {
+            return Err(Error::Decrypt);
+        }
+        let fields: Disclosed = serde_json::from_slice(&plaintext).map_err(|_| Error::Decrypt)?;
+        if fields.present() != policy.fields_for(R::ROLE).collect::<Vec<_>>() {
+            return Err(Error::HeaderMismatch(
+                "the part does not hold exactly the policy's fields for this party".into(),
+            ));
+        }
+        Ok(View {
+            header: self.header.clone(),
+            fields,
+            recipient: PhantomData,
+        })
+    }
+
+    /// The binary form: header ‖ part ‖ u8(count) ‖ (u8 role ‖ commitment)*.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.raw(&self.header.encode());
+        self.part.write(&mut w);
+        w.u8(self.others.len() as u8);
+        for c in &self.others {
+            w.u8(c.recipient.code()).raw(&c.commitment);
+        }
+        w.finish()
+    }
+
+    /// Decodes the binary form.
+    pub fn decode(bytes: &[u8]) -> Result<ForwardedPart> {
+        let mut r = Reader::new(bytes);
+        let header = Header::read(&mut r)?;
+        let part = SealedPart::read(&mut r)?;
+        let n = r.u8("commitment count")?;
+        if n > 2 {
+            return Err(Error::malformed("commitment count", "at most 2"));
+        }
+        let mut others = Vec::new();
+        for _ in 0..n {
+            let code = r.u8("commitment recipient")?;
+            let recipient = Role::from_code(code).ok_or_else(|| {
+                Error::malformed("commitment recipient", format!("unknown code {code}"))
+            })?;
+            others.push(Commitment {
+                recipient,
+                commitment: r.array("commitment")?,
+            });
+        }
+        r.finish("forwarded part")?;
+        let f = ForwardedPart {
+            header,
+            part,
+            others,
+        };
+        f.commitments()?;
+        Ok(f)
+    }
+}
+
+struct PartKeys {
+    encrypt: Key32,
+    commit: Key32,
+}
+
+impl PartKeys {
+    /// Per-order subkeys: HKDF-Expand(PRK = pairwise key, info = label ‖ u8(role) ‖ header
+    /// digest), one for the AEAD and one for the commitment.
+    fn derive(pairwise: &PairwiseKey, role: Role, header: &Header) -> Result<PartKeys> {
+        let hk = Hkdf::<Sha256>::from_prk(pairwise.expose()).map_err(|_| Error::Rng)?;
+        let digest = header.digest();
+        let expand = |label: &[u8]| -> Result<Key32> {
+            let mut k = [0u8; 32];
+            hk.expand_multi_info(&[label, &[role.code()], &digest], &mut k)
+                .map_err(|_| Error::Rng)?;
+            Ok(Key32::from_bytes(k))
+        };
+        Ok(PartKeys {
+            encrypt: expand(PART_KEY_LABEL)?,
+            commit: expand(COMMIT_KEY_LABEL)?,
+        })
+    }
+
+    fn commit(&self, plaintext: &[u8]) -> [u8; 32] {
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(self.commit.expose())
+            .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+        mac.update(plaintext);
+        mac.finalize().into_bytes().into()
+    }
+}
+
+/// AAD = AAD_LABEL ‖ header bytes ‖ u8(count) ‖ (u8 role ‖ commitment)* in role order.
+fn associated_data(header: &[u8], commitments: &[Commitment]) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.raw(AAD_LABEL).raw(header).u8(commitments.len() as u8);
+    for c in commitments {
+        w.u8(c.recipient.code()).raw(&c.commitment);
+    }
+    w.finish()
+}
+
+/// Seals `order` for every recipient of `form`, paying with a card of `issuer`, under the
+/// cardholder's key source. Validates the order first; `now` is Unix seconds.
+pub fn seal(
+    form: &OrderForm,
+    order: &Order,
+    issuer: &PartyId,
+    keys: &dyn KeySource,
+    now: u64,
+    rng: &mut dyn Randomness,
+) -> Result<SealedOrder> {
+    order.validate(form, now)?;
+    if keys.owner().role() != Role::Cardholder {
+        return Err(Error::InvalidOrder(format!(
+            "{} is not a cardholder",
+            keys.owner()
+        )));
+    }
+    if !form.accepted_issuers.contains(issuer) {
+        return Err(Error::InvalidOrder(format!(
+            "the merchant does not accept cards of {issuer}"
+        )));
+    }
+    let header = Header {
+        version: FORMAT_VERSION,
+        scheme: keys.scheme(),
+        order_id: form.order_id.clone(),
+        cardholder: keys.owner().clone(),
+        merchant: form.merchant.clone(),
+        issuer: issuer.clone(),
+        carrier: form.carrier.clone(),
+        policy_digest: form.policy.digest(),
+        created_at: now,
+    };
+    let mut staged = Vec::new();
+    for role in header.recipients() {
+        let peer = header
+            .party(role)
+            .ok_or(Error::MissingPart(role_name(role)))?;
+        let part_keys = PartKeys::derive(&pairwise_key(keys, peer)?, role, &header)?;
+        let plaintext = Zeroizing::new(
+            serde_json::to_vec(&Disclosed::from_order(order, &form.policy, role))
+                .map_err(|e| Error::InvalidOrder(e.to_string()))?,
+        );
+        let commitment = part_keys.commit(&plaintext);
+        staged.push((role, part_keys, plaintext, commitment));
+    }
+    let commitments: Vec<Commitment> = staged
+        .iter()
+        .map(|(recipient, _, _, commitment)| Commitment {
+            recipient: *recipient,
+            commitment: *commitment,
+        })
+        .collect();
+    let aad = associated_data(&header.encode(), &commitments);
+    let mut parts = Vec::new();
+    for (recipient, part_keys, plaintext, commitment) in staged {
+        let mut nonce = [0u8; 24];
+        rng.fill(&mut nonce)?;
+        let ciphertext = XChaCha20Poly1305::new(part_keys.encrypt.expose().into())
+            .encrypt(
+                &XNonce::from(nonce),
+                Payload {
+                    msg: &plaintext,
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| Error::Decrypt)?;
+        if ciphertext.len() > MAX_PART {
+            return Err(Error::InvalidOrder("the order is too large to seal".into()));
+        }
+        parts.push(SealedPart {
+            recipient,
+            nonce,
+            commitment,
+            ciphertext,
+        });
+    }
+    Ok(SealedOrder { header, parts })
+}
+
+/// A party that receives a part; its marker type fixes which view it can open.
+pub trait Recipient {
+    /// The party's role.
+    const ROLE: Role;
+}
+
+/// Marker: the merchant's part.
+#[derive(Debug)]
+pub enum ForMerchant {}
+/// Marker: the issuer's part.
+#[derive(Debug)]
+pub enum ForIssuer {}
+/// Marker: the carrier's part.
+#[derive(Debug)]
+pub enum ForCarrier {}
+
+impl Recipient for ForMerchant {
+    const ROLE: Role = Role::Merchant;
+}
+impl Recipient for ForIssuer {
+    const ROLE: Role = Role::Issuer;
+}
+impl Recipient for ForCarrier {
+    const ROLE: Role = Role::Carrier;
+}
+
+/// One line as disclosed: only the policy's fields are present.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LineView {
+    /// Product number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product_number: Option<String>,
+    /// Product name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product_name: Option<String>,
+    /// Quantity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantity: Option<u32>,
+    /// Line amount.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount: Option<u64>,
+}
+
+/// The plaintext of a part: the order's fields that the policy gives one party, and no more.
+/// Serialized as a JSON object; absent fields are omitted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Disclosed {
+    /// Cardholder's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cardholder_name: Option<String>,
+    /// Cardholder's address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cardholder_address: Option<String>,
+    /// Telephone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub telephone: Option<String>,
+    /// FAX ("" when the cardholder has none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fax: Option<String>,
+    /// Card number and expiry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card: Option<Card>,
+    /// Lines, with the line fields the policy discloses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lines: Option<Vec<LineView>>,
+    /// Total in minor units (with [`Field::Amount`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount: Option<u64>,
+    /// Currency (with [`Field::Amount`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+    /// Payment method.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_method: Option<PaymentMethod>,
+    /// Delivery destination.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<Destination>,
+}
+
+const LINE_FIELDS: [Field; 4] = [
+    Field::ProductName,
+    Field::Quantity,
+    Field::ProductNumber,
+    Field::Amount,
+];
+
+impl Disclosed {
+    /// The part of `order` that `policy` gives `role`.
+    pub fn from_order(order: &Order, policy: &Policy, role: Role) -> Disclosed {
+        let has = |f| policy.receives(role, f);
+        let lines = LINE_FIELDS.iter().any(|f| has(*f)).then(|| {
+            order
+                .lines
+                .iter()
+                .map(|l| LineView {
+                    product_number: has(Field::ProductNumber).then(|| l.product_number.clone()),
+                    product_name: has(Field::ProductName).then(|| l.product_name.clone()),
+                    quantity: has(Field::Quantity).then_some(l.quantity),
+                    amount: has(Field::Amount).then_some(l.amount),
+                })
+                .collect()
+        });
+        Disclosed {
+            cardholder_name: has(Field::CardholderName).then(|| order.cardholder_name.clone()),
+            cardholder_address: has(Field::CardholderAddress)
+                .then(|| order.cardholder_address.clone()),
+            telephone: has(Field::Telephone).then(|| order.telephone.clone()),
+            fax: has(Field::Fax).then(|| order.fax.clone().unwrap_or_default()),
+            card: has(Field::Card).then(|| order.card.clone()),
+            lines,
+            amount: has(Field::Amount).then_some(order.amount),
+            currency: has(Field::Amount).then(|| order.currency.clone()),
+            payment_method: has(Field::PaymentMethod).then_some(order.payment_method),
+            destination: if has(Field::DeliveryDestination) {
+                order.destination.clone()
+            } else {
+                None
+            },
+        }
+    }
+
+    /// The fields present, in [`Field::ALL`] order. A field counts as present only if it is
+    /// present consistently (every line has it, amount has its currency).
+    pub fn present(&self) -> Vec<Field> {
+        let lines = self.lines.as_deref().unwrap_or_default();
+        let in_lines = |get: fn(&LineView) -> bool| !lines.is_empty() && lines.iter().all(get);
+        let partly = |get: fn(&LineView) -> bool| lines.iter().any(get) && !in_lines(get);
+        if partly(|l| l.product_number.is_some())
+            || partly(|l| l.product_name.is_some())
+            || partly(|l| l.quantity.is_some())
+            || partly(|l| l.amount.is_some())
+            || self.amount.is_some() != self.currency.is_some()
+            || self.lines.as_ref().is_some_and(|l| l.is_empty())
+        {
+            return vec![Field::Amount, Field::Amount]; // never equals a policy's field list
+        }
+        let line_amount = in_lines(|l| l.amount.is_some());
+        if self.lines.is_some() && line_amount != self.amount.is_some() {
+            return vec![Field::Amount, Field::Amount];
+        }
+        Field::ALL
+            .into_iter()
+            .filter(|f| match f {
+                Field::CardholderName => self.cardholder_name.is_some(),
+                Field::CardholderAddress => self.cardholder_address.is_some(),
+                Field::Telephone => self.telephone.is_some(),
+                Field::Fax => self.fax.is_some(),
+                Field::Card => self.card.is_some(),
+                Field::ProductName => in_lines(|l| l.product_name.is_some()),
+                Field::Quantity => in_lines(|l| l.quantity.is_some()),
+                Field::ProductNumber => in_lines(|l| l.product_number.is_some()),
+                Field::Amount => self.amount.is_some(),
+                Field::PaymentMethod => self.payment_method.is_some(),
+                Field::DeliveryDestination => self.destination.is_some(),
+            })
+            .collect()
+    }
+}
+
+/// An opened part: the header and exactly the fields the policy gives party `R`.
+#[derive(Debug, Clone)]
+pub struct View<R: Recipient> {
+    /// The header of the order it came from.
+    pub header: Header,
+    /// The disclosed fields.
+    pub fields: Disclosed,
+    recipient: PhantomData<R>,
+}
+
+impl<R: Recipient> View<R> {
+    /// The fields, for code that handles any party's view.
+    pub fn disclosed(&self) -> &Disclosed {
+        &self.fields
+    }
+}
+
+mod b64_array {
+    use super::B64;
+    use base64::Engine as _;
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer, const N: usize>(v: &[u8; N], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&B64.encode(v))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>, const N: usize>(
+        d: D,
+    ) -> Result<[u8; N], D::Error> {
+        let s = String::deserialize(d)?;
+        let v = B64
+            .decode(s)
+            .map_err(|_| D::Error::custom("invalid base64url"))?;
+        v.try_into()
+            .map_err(|_| D::Error::custom(format!("expected {N} bytes")))
+    }
+}
+
+mod b64_vec {
+    use super::B64;
+    use base64::Engine as _;
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&B64.encode(v))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let s = String::deserialize(d)?;
+        B64.decode(s)
+            .map_err(|_| D::Error::custom("invalid base64url"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::blom::{Master, PersonalKey};
+    use crate::order::tests::{CARD, form, order};
+    use crate::rand::SeededRandom;
+
+    const NOW: u64 = 1_800_000_000;
+
+    struct World {
+        cardholder: PersonalKey,
+        merchant: PersonalKey,
+        issuer: PersonalKey,
+        carrier: PersonalKey,
+        other_merchant: PersonalKey,
+    }
+
+    fn world() -> World {
+        let master = Master::generate(8, &mut SeededRandom::new(b"w")).expect("master");
+        let key = |s: &str| master.personal_key(&PartyId::parse(s).expect("id"));
+        World {
+            cardholder: key("cardholder:hanako@mail.example"),
+            merchant: key("merchant:shop.example"),
+            issuer: key("issuer:bank.example"),
+            carrier: key("carrier:post.example"),
+            other_merchant: key("merchant:evil.example"),
+        }
+    }
+
+    fn sealed(w: &World, carrier: bool, seed: &[u8]) -> (OrderForm, SealedOrder) {
+        let f = form(carrier);
+        let o = order(&f);
+        let s = seal(
+            &f,
+            &o,
+            &f.accepted_issuers[0],
+            &w.cardholder,
+            NOW,
+            &mut SeededRandom::new(seed),
+        )
+        .expect("seal");
+        (f, s)
+    }
+
+    #[test]
+    fn each_party_opens_exactly_its_fields() {
+        let w = world();
+        let (f, s) = sealed(&w, true, b"s");
+        let p = &f.policy;
+        let m: View<ForMerchant> = s.open(p, &w.merchant).expect("merchant");
+        let i: View<ForIssuer> = s.open(p, &w.issuer).expect("issuer");
+        let c: View<ForCarrier> = s.open(p, &w.carrier).expect("carrier");
+        assert!(m.fields.card.is_none() && m.fields.destination.is_none());
+        assert_eq!(m.fields.amount, Some(3200));
+        assert_eq!(
+            i.fields.card.as_ref().map(|c| c.number.expose()),
+            Some(CARD)
+        );
+        assert!(i.fields.destination.is_none());
+        assert!(
+            i.fields
+                .lines
+                .as_ref()
+                .is_some_and(|l| l[0].product_name.is_none())
+        );
+        let d = c.fields.destination.as_ref().expect("destination");
+        assert_eq!(d.address.expose(), "2-2 Umeda, Osaka");
+        assert!(c.fields.card.is_none() && c.fields.lines.is_none() && c.fields.amount.is_none());
+        // No plaintext of a secret appears anywhere in the wire forms.
+        for wire in [
+            String::from_utf8_lossy(&s.encode()).into_owned(),
+            s.to_json(),
+        ] {
+            assert!(!wire.contains(CARD) && !wire.contains("Umeda"));
+        }
+    }
+
+    #[test]
+    fn works_without_a_carrier() {
+        let w = world();
+        let (f, s) = sealed(&w, false, b"s");
+        assert_eq!(s.parts.len(), 2);
+        assert!(s.open::<ForIssuer>(&f.policy, &w.issuer).is_ok());
+        assert!(matches!(
+            s.open::<ForCarrier>(&f.policy, &w.carrier),
+            Err(Error::MissingPart(_))
+        ));
+    }
+
+    #[test]
+    fn wire_forms_round_trip() {
+        let w = world();
+        let (f, s) = sealed(&w, true, b"s");
+        assert_eq!(SealedOrder::decode(&s.encode()).expect("binary"), s);
+        assert_eq!(SealedOrder::from_json(&s.to_json()).expect("json"), s);
+        let fwd = s.forward(Role::Issuer).expect("forward");
+        let back = ForwardedPart::decode(&fwd.encode()).expect("forwarded binary");
+        assert_eq!(back, fwd);
+        let json = serde_json::to_string(&fwd).expect("json");
+        let back: ForwardedPart = serde_json::from_str(&json).expect("forwarded json");
+        assert!(back.open::<ForIssuer>(&f.policy, &w.issuer).is_ok());
+    }
+
+    #[test]
+    fn every_byte_flip_and_truncation_is_rejected() {
+        let w = world();
+        let (f, s) = sealed(&w, true, b"s");
+        let bytes = s.encode();
+        for i in 0..bytes.len() {
+            let mut bad = bytes.clone();
+            bad[i] ^= 0x20;
+            let opened = SealedOrder::decode(&bad).and_then(|d| {
+                d.open::<ForMerchant>(&f.policy, &w.merchant)?;
+                d.open::<ForIssuer>(&f.policy, &w.issuer)?;
+                d.open::<ForCarrier>(&f.policy, &w.carrier)
+            });
+            assert!(opened.is_err(), "flip at byte {i} went unnoticed");
+        }
+        for cut in 0..bytes.len() {
+            assert!(SealedOrder::decode(&bytes[..cut]).is_err());
+        }
+        let mut long = bytes.clone();
+        long.push(0);
+        assert_eq!(
+            SealedOrder::decode(&long).err(),
+            Some(Error::TrailingBytes("sealed order"))
+        );
+    }
+
+    #[test]
+    fn parts_cannot_be_swapped_between_orders_or_opened_by_others() {
+        let w = world();
+        let (f, a) = sealed(&w, true, b"a");
+        let mut f2 = form(true);
+        f2.order_id = "ord-2".into();
+        let o2 = order(&f2);
+        let b = seal(
+            &f2,
+            &o2,
+            &f2.accepted_issuers[0],
+            &w.cardholder,
+            NOW,
+            &mut SeededRandom::new(b"b"),
+        )
+        .expect("seal");
+        // Two orders of the same cardholder: splice b's issuer part into a.
+        let mut spliced = a.clone();
+        spliced.parts[1] = b.parts[1].clone();
+        assert_eq!(
+            spliced.open::<ForIssuer>(&f.policy, &w.issuer).err(),
+            Some(Error::Decrypt)
+        );
+        // A forwarded part with another order's commitment for the merchant.
+        let mut fwd = a.forward(Role::Issuer).expect("forward");
+        fwd.others[0].commitment = b.parts[0].commitment;
+        assert_eq!(
+            fwd.open::<ForIssuer>(&f.policy, &w.issuer).err(),
+            Some(Error::Decrypt)
+        );
+        // A different header (altered amount is inside; alter the time instead).
+        let mut moved = a.clone();
+        moved.header.created_at += 1;
+        assert_eq!(
+            moved.open::<ForMerchant>(&f.policy, &w.merchant).err(),
+            Some(Error::Decrypt)
+        );
+        // A fake merchant holding its own key but claiming the real merchant's part.
+        assert!(a.open::<ForMerchant>(&f.policy, &w.other_merchant).is_err());
+        // The carrier trying the issuer's part: wrong recipient.
+        let fwd = a.forward(Role::Issuer).expect("forward");
+        assert!(fwd.open::<ForCarrier>(&f.policy, &w.carrier).is_err());
+        // Another policy than the one sealed under.
+        let mut other = f.policy.to_toml();
+        other = other.replace("fax = [\"merchant\", \"issuer\", \"carrier\"]", "fax = []");
+        let p2 = Policy::from_toml(&other).expect("policy");
+        assert!(matches!(
+            a.open::<ForMerchant>(&p2, &w.merchant),
+            Err(Error::HeaderMismatch(_))
+        ));
+    }
+
+    #[test]
+    fn unknown_version_is_refused() {
+        let w = world();
+        let (_, s) = sealed(&w, true, b"s");
+        let mut bytes = s.encode();
+        bytes[4] = 9;
+        assert!(matches!(
+            SealedOrder::decode(&bytes),
+            Err(Error::UnsupportedVersion { found: 9, .. })
+        ));
+    }
+
+    #[test]
+    fn a_custom_policy_changes_the_views() {
+        let w = world();
+        let mut f = form(true);
+        let toml = f.policy.to_toml().replace(
+            "delivery_destination = [\"carrier\"]",
+            "delivery_destination = [\"merchant\", \"carrier\"]",
+        );
+        f.policy = Policy::from_toml(&toml).expect("policy");
+        let o = order(&f);
+        let s = seal(
+            &f,
+            &o,
+            &f.accepted_issuers[0],
+            &w.cardholder,
+            NOW,
+            &mut SeededRandom::new(b"c"),
+        )
+        .expect("seal");
+        let m: View<ForMerchant> = s.open(&f.policy, &w.merchant).expect("merchant");
+        assert!(m.fields.destination.is_some());
+    }
+}
