@@ -67,6 +67,12 @@ pub enum Error {
     /// The order's header does not match what the opener expected.
     #[error("header mismatch: {0}")]
     HeaderMismatch(String),
+    /// A message's time is outside the accepted window (see `session::TIME_WINDOW`).
+    #[error("message time is outside the accepted window; check the clocks")]
+    Stale,
+    /// A message was already received (replayed) or is too old for the replay window.
+    #[error("message replayed or out of the replay window")]
+    Replay,
     /// The operating system's random source failed.
     #[error("random number generator failure")]
     Rng,

@@ -8,6 +8,7 @@
 //! - [`keysource`]: pairwise keys behind one interface (Blom, predistributed, hybrid).
 //! - [`order`], [`policy`]: the order of Fig. 2 and who receives which field.
 //! - [`sealed`]: the sealed order format; [`keyfile`]: key files.
+//! - [`session`]: mutual confirmation (claim 5) and authenticated sessions.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -25,6 +26,7 @@ pub mod policy;
 pub mod rand;
 pub mod sealed;
 pub mod secret;
+pub mod session;
 
 pub use error::{Error, Result};
 pub use id::{PartyId, Role};
