@@ -1,0 +1,274 @@
+//! The command line, declared with clap derive: every subcommand and its arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Warifu: electronic commerce after JP H10-78988. A cardholder seals each party's part of an
+/// order under a Blom pairwise key; each party opens only its own part.
+#[derive(Debug, Parser)]
+#[command(name = "warifu", version, about, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The top-level subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// The key issuing center: create a master, issue personal keys, show the parameters.
+    #[command(subcommand)]
+    Keycenter(KeycenterCommand),
+    /// Seal an order for the merchant, the issuer and the carrier (as the cardholder).
+    Seal(SealArgs),
+    /// Open one party's part of a sealed order and print that party's view as JSON.
+    Open(OpenArgs),
+    /// Extract what the merchant forwards to the issuer or the carrier (one part plus the
+    /// other parts' commitments).
+    Forward(ForwardArgs),
+    /// Disclosure policies: which party receives which field.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Print example input files, to try `seal` and `open` from the shell.
+    #[command(subcommand)]
+    Example(ExampleCommand),
+}
+
+/// `warifu keycenter …`
+#[derive(Debug, Subcommand)]
+pub enum KeycenterCommand {
+    /// Create a key center: a fresh master (OS CSPRNG) and an empty register of issued ids.
+    Init(InitArgs),
+    /// Issue the secret personal keys of one or more identifiers.
+    Issue(IssueArgs),
+    /// Show the parameters: k, the collusion bound, sizes and the cost of issuing a key.
+    Show(ShowArgs),
+    /// The patent's variant 【0053】: draw a random key for every pair of the given parties
+    /// and write each party its table (no master, no collusion bound, no later additions).
+    Predistribute(PredistributeArgs),
+}
+
+/// How a key file being written is protected.
+#[derive(Debug, Clone, Args)]
+pub struct NewPassphraseArgs {
+    /// Seal the file under the passphrase in this file (first line). Without it the
+    /// passphrase comes from WARIFU_PASSPHRASE, or a prompt on a terminal.
+    #[arg(long, value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
+    /// Write the file unsealed (still with 0600 permissions).
+    #[arg(long, conflicts_with = "passphrase_file")]
+    pub no_passphrase: bool,
+}
+
+/// Where the passphrase of a sealed key file being read comes from.
+#[derive(Debug, Clone, Args)]
+pub struct PassphraseArgs {
+    /// Read the passphrase from this file (first line). Otherwise from WARIFU_PASSPHRASE, or
+    /// a prompt on a terminal. Only asked for when the key file is sealed.
+    #[arg(long, value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
+}
+
+/// `warifu keycenter init`
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The key center's directory (created if missing): master.key and issued.txt.
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    /// The collusion bound: any k+1 key holders together recover the master.
+    #[arg(long, default_value_t = warifu_core::blom::DEFAULT_K)]
+    pub k: u32,
+    /// Protection of master.key.
+    #[command(flatten)]
+    pub passphrase: NewPassphraseArgs,
+}
+
+/// `warifu keycenter issue`
+#[derive(Debug, Args)]
+pub struct IssueArgs {
+    /// The key center's directory.
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Where to write the personal keys, one `<identifier>.key` file each.
+    #[arg(long, value_name = "OUTDIR")]
+    pub out: PathBuf,
+    /// The passphrase of master.key, if it is sealed.
+    #[command(flatten)]
+    pub passphrase: PassphraseArgs,
+    /// Seal every issued key under the passphrase in this file (default: unsealed, 0600).
+    #[arg(long, value_name = "FILE")]
+    pub key_passphrase_file: Option<PathBuf>,
+    /// Identifiers such as `cardholder:alice@mail.example` or `merchant:shop.example`.
+    #[arg(value_name = "ID", required = true)]
+    pub ids: Vec<String>,
+}
+
+/// `warifu keycenter show`
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The key center's directory (reads k from master.key and counts issued.txt).
+    #[arg(long, value_name = "DIR", required_unless_present = "k")]
+    pub dir: Option<PathBuf>,
+    /// Show the figures for this k without a key center (times a throwaway master).
+    #[arg(long, conflicts_with = "dir")]
+    pub k: Option<u32>,
+    /// The passphrase of master.key, if it is sealed.
+    #[command(flatten)]
+    pub passphrase: PassphraseArgs,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `warifu keycenter predistribute`
+#[derive(Debug, Args)]
+pub struct PredistributeArgs {
+    /// Where to write each party's table, one `<identifier>.key` file each.
+    #[arg(long, value_name = "OUTDIR")]
+    pub out: PathBuf,
+    /// Replace existing key files (their old pairwise keys stop working).
+    #[arg(long)]
+    pub force: bool,
+    /// Seal every table under the passphrase in this file (default: unsealed, 0600).
+    #[arg(long, value_name = "FILE")]
+    pub key_passphrase_file: Option<PathBuf>,
+    /// The parties, at least two.
+    #[arg(value_name = "ID", required = true, num_args = 2..)]
+    pub ids: Vec<String>,
+}
+
+/// Wire form of a sealed order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// JSON, binary fields in unpadded base64url.
+    Json,
+    /// The binary encoding of docs/PROTOCOL.md.
+    Binary,
+}
+
+/// `warifu seal`
+#[derive(Debug, Args)]
+pub struct SealArgs {
+    /// The cardholder's key file.
+    #[arg(long, value_name = "FILE")]
+    pub key: PathBuf,
+    /// The merchant's order form (JSON).
+    #[arg(long, value_name = "FORM.json")]
+    pub form: PathBuf,
+    /// The cardholder's order (JSON).
+    #[arg(long, value_name = "ORDER.json")]
+    pub order: PathBuf,
+    /// The card's issuer; defaults to the form's only accepted issuer.
+    #[arg(long, value_name = "ID")]
+    pub issuer: Option<String>,
+    /// Output wire form.
+    #[arg(long, value_enum, default_value_t = Format::Json)]
+    pub format: Format,
+    /// Where to write the sealed order (`-` for standard output).
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// The passphrase of the key file, if it is sealed.
+    #[command(flatten)]
+    pub passphrase: PassphraseArgs,
+}
+
+/// `warifu open`
+#[derive(Debug, Args)]
+pub struct OpenArgs {
+    /// The opening party's key file; its identifier's role picks the part.
+    #[arg(long, value_name = "FILE")]
+    pub key: PathBuf,
+    /// The disclosure policy (TOML) the order was sealed under.
+    #[arg(long, value_name = "POLICY.toml", conflicts_with = "form")]
+    pub policy: Option<PathBuf>,
+    /// Take the policy from this order form instead. With neither, the patent's default.
+    #[arg(long, value_name = "FORM.json")]
+    pub form: Option<PathBuf>,
+    /// The sealed order or forwarded part, JSON or binary (`-` for standard input).
+    #[arg(long = "in", value_name = "FILE")]
+    pub input: PathBuf,
+    /// The passphrase of the key file, if it is sealed.
+    #[command(flatten)]
+    pub passphrase: PassphraseArgs,
+}
+
+/// A party that receives a part.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RecipientRole {
+    /// The card issuer (card manager).
+    Issuer,
+    /// The carrier (distributor).
+    Carrier,
+}
+
+/// `warifu forward`
+#[derive(Debug, Args)]
+pub struct ForwardArgs {
+    /// The whole sealed order, JSON or binary (`-` for standard input).
+    #[arg(long = "in", value_name = "FILE")]
+    pub input: PathBuf,
+    /// Whose part to extract.
+    #[arg(long, value_enum)]
+    pub to: RecipientRole,
+    /// Output wire form.
+    #[arg(long, value_enum, default_value_t = Format::Json)]
+    pub format: Format,
+    /// Where to write it (`-` for standard output).
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+/// `warifu policy …`
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Print the patent's default policy (【0032】, Fig. 2) as TOML.
+    Default,
+    /// Check a policy file and print its recipients and digest.
+    Check {
+        /// The policy (TOML).
+        #[arg(value_name = "POLICY.toml")]
+        file: PathBuf,
+    },
+}
+
+/// `warifu example …`
+#[derive(Debug, Subcommand)]
+pub enum ExampleCommand {
+    /// Print an example order form (JSON) valid for seven days.
+    Form(ExampleFormArgs),
+    /// Print an example order (JSON) for a form's catalog, with a test card number.
+    Order(ExampleOrderArgs),
+}
+
+/// `warifu example form`
+#[derive(Debug, Args)]
+pub struct ExampleFormArgs {
+    /// The merchant.
+    #[arg(long, default_value = "merchant:shop.example")]
+    pub merchant: String,
+    /// The accepted issuer.
+    #[arg(long, default_value = "issuer:bank.example")]
+    pub issuer: String,
+    /// The carrier.
+    #[arg(
+        long,
+        default_value = "carrier:post.example",
+        conflicts_with = "no_carrier"
+    )]
+    pub carrier: String,
+    /// Digital goods: no carrier and no delivery destination (【0052】).
+    #[arg(long)]
+    pub no_carrier: bool,
+    /// A disclosure policy (TOML) instead of the patent's default.
+    #[arg(long, value_name = "POLICY.toml")]
+    pub policy: Option<PathBuf>,
+}
+
+/// `warifu example order`
+#[derive(Debug, Args)]
+pub struct ExampleOrderArgs {
+    /// Fill the order from this form's catalog (default: the example form's catalog).
+    #[arg(long, value_name = "FORM.json")]
+    pub form: Option<PathBuf>,
+}

@@ -1,0 +1,421 @@
+//! `warifu keycenter`: create a master, issue personal keys, show the parameters and costs,
+//! and the 【0053】 variant of keys handed out per pair.
+
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use warifu_core::PartyId;
+use warifu_core::blom::{self, Master, Sizing};
+use warifu_core::keycenter::KeyCenter;
+use warifu_core::keyfile::KeyFile;
+use warifu_core::keysource::{self, pairwise_key};
+use warifu_core::rand::OsRandom;
+
+use crate::cli::{InitArgs, IssueArgs, KeycenterCommand, PredistributeArgs, ShowArgs};
+use crate::keystore::{
+    self, MASTER_FILE, Overwrite, REGISTER_FILE, Register, encode_key_file, file_name_for,
+};
+
+/// Runs a `keycenter` subcommand.
+pub fn run(cmd: &KeycenterCommand) -> Result<()> {
+    match cmd {
+        KeycenterCommand::Init(a) => init(a),
+        KeycenterCommand::Issue(a) => issue(a),
+        KeycenterCommand::Show(a) => show(a),
+        KeycenterCommand::Predistribute(a) => predistribute(a),
+    }
+}
+
+/// The collusion bound in plain words.
+pub fn bound_words(k: u32) -> String {
+    format!(
+        "any {} key holders together can recover the master and every pairwise key; \
+         {k} or fewer learn nothing about other pairs' keys",
+        u64::from(k) + 1
+    )
+}
+
+fn init(args: &InitArgs) -> Result<()> {
+    let master_path = args.dir.join(MASTER_FILE);
+    let register_path = args.dir.join(REGISTER_FILE);
+    if master_path.exists() {
+        bail!(
+            "{} already exists: refusing to overwrite a master (every key it issued would stop working)",
+            master_path.display()
+        );
+    }
+    if register_path.exists() {
+        bail!(
+            "{} exists without a master: use an empty directory for a new key center",
+            register_path.display()
+        );
+    }
+    if args.k == 0 || args.k > blom::MAX_K {
+        bail!("--k must be in 1..={}, got {}", blom::MAX_K, args.k);
+    }
+    let pass = keystore::new_passphrase(&args.passphrase, MASTER_FILE)?;
+    keystore::ensure_private_dir(&args.dir)?;
+    let master = Master::generate(args.k, &mut OsRandom).context("cannot generate the master")?;
+    let bytes = encode_key_file(&KeyFile::Master(master), pass.as_ref())?;
+    Register::create(&register_path)?;
+    if let Err(e) = keystore::write_secret(&master_path, &bytes, Overwrite::Refuse) {
+        let _ = std::fs::remove_file(&register_path);
+        return Err(e);
+    }
+    let sizing = Sizing::for_k(args.k);
+    let mut out = String::new();
+    writeln!(out, "created key center {}", args.dir.display())?;
+    writeln!(
+        out,
+        "  {}  k = {}, {}, {}",
+        master_path.display(),
+        args.k,
+        human_bytes(sizing.master_bytes),
+        if pass.is_some() {
+            "sealed under a passphrase"
+        } else {
+            "NOT sealed (0600 only)"
+        }
+    )?;
+    writeln!(out, "  {}  empty register", register_path.display())?;
+    writeln!(out, "  bound: {}", bound_words(args.k))?;
+    crate::print(&out)
+}
+
+fn progress(len: u64) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    if let Ok(style) =
+        ProgressStyle::with_template("{spinner} issuing [{bar:40}] {pos}/{len} {msg} ({eta})")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
+
+fn issue(args: &IssueArgs) -> Result<()> {
+    let ids = keystore::parse_ids(&args.ids)?;
+    let key_pass = keystore::optional_passphrase(args.key_passphrase_file.as_deref())?;
+    let mut register = Register::open(&args.dir.join(REGISTER_FILE))?;
+    let master = keystore::load_master(&args.dir.join(MASTER_FILE), &args.passphrase)?;
+    let mut center = KeyCenter::new(master, register.ids().to_vec())
+        .context("the register holds colliding identifiers")?;
+    keystore::ensure_private_dir(&args.out)?;
+    let bar = progress(ids.len() as u64);
+    let (mut fresh, mut again) = (0usize, 0usize);
+    let mut written = Vec::with_capacity(ids.len());
+    for id in &ids {
+        bar.set_message(id.to_string());
+        let key = center
+            .issue(id)
+            .with_context(|| format!("cannot issue a key for {id}"))?;
+        // Register first: a registered identifier without a key file is harmless (issuing
+        // again gives the same key), a key whose identifier is not registered is not.
+        if register.contains(id) {
+            again += 1;
+        } else {
+            register.append(id)?;
+            fresh += 1;
+        }
+        let path = args.out.join(file_name_for(id));
+        let bytes = encode_key_file(&KeyFile::Personal(key), key_pass.as_ref())?;
+        keystore::write_secret(&path, &bytes, Overwrite::Replace)?;
+        written.push((id.clone(), path));
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let mut out = String::new();
+    writeln!(
+        out,
+        "issued {} key(s) into {} ({fresh} new, {again} issued before); the register holds {} identifier(s)",
+        written.len(),
+        args.out.display(),
+        register.ids().len()
+    )?;
+    for (id, path) in written {
+        writeln!(out, "  {id}  {}", path.display())?;
+    }
+    crate::print(&out)
+}
+
+/// What `keycenter show` prints.
+#[derive(Debug, Serialize)]
+struct ShowReport {
+    k: u32,
+    bound: String,
+    lanes: usize,
+    personal_key_bytes: usize,
+    master_bytes: usize,
+    field_mults_per_issuance: u64,
+    field_mults_per_derivation: u64,
+    /// Median wall time to issue one personal key, if measured.
+    issue_seconds: Option<f64>,
+    /// Median wall time to derive one pairwise key (Horner + HKDF), if measured.
+    derive_seconds: Option<f64>,
+    /// How many issuances the median is over.
+    issue_samples: usize,
+    /// Identifiers in the register (with `--dir`).
+    issued: Option<usize>,
+    /// Whether master.key is sealed under a passphrase (with `--dir`).
+    master_sealed: Option<bool>,
+}
+
+/// The largest throwaway master `show --k` builds to time an issuance.
+const MAX_THROWAWAY_MASTER: usize = 300 * 1024 * 1024;
+
+fn show(args: &ShowArgs) -> Result<()> {
+    let (master, issued, sealed) = match (&args.dir, args.k) {
+        (Some(dir), _) => {
+            let path = dir.join(MASTER_FILE);
+            let sealed = KeyFile::is_sealed(&keystore::read_file(&path)?);
+            let master = keystore::load_master(&path, &args.passphrase)?;
+            let issued = Register::read(&dir.join(REGISTER_FILE))?.len();
+            (Some(master), Some(issued), Some(sealed))
+        }
+        (None, Some(k)) => {
+            if k == 0 || k > blom::MAX_K {
+                bail!("--k must be in 1..={}, got {k}", blom::MAX_K);
+            }
+            let master = (Sizing::for_k(k).master_bytes <= MAX_THROWAWAY_MASTER)
+                .then(|| Master::generate(k, &mut OsRandom))
+                .transpose()
+                .context("cannot generate a throwaway master")?;
+            (master, None, None)
+        }
+        (None, None) => bail!("give --dir DIR or --k K"),
+    };
+    let k = match (&master, args.k) {
+        (Some(m), _) => m.k(),
+        (None, Some(k)) => k,
+        (None, None) => bail!("give --dir DIR or --k K"),
+    };
+    let sizing = Sizing::for_k(k);
+    let (issue_time, samples, derive_time) = match &master {
+        Some(m) => {
+            let (t, n) = time_issue(m)?;
+            (Some(t), n, Some(time_derive(m)?))
+        }
+        None => (None, 0, None),
+    };
+    let report = ShowReport {
+        k,
+        bound: bound_words(k),
+        lanes: blom::LANES,
+        personal_key_bytes: sizing.personal_key_bytes,
+        master_bytes: sizing.master_bytes,
+        field_mults_per_issuance: sizing.issue_mults,
+        field_mults_per_derivation: sizing.derive_mults,
+        issue_seconds: issue_time.map(|d| d.as_secs_f64()),
+        derive_seconds: derive_time.map(|d| d.as_secs_f64()),
+        issue_samples: samples,
+        issued,
+        master_sealed: sealed,
+    };
+    if args.json {
+        return crate::print(&format!("{}\n", serde_json::to_string_pretty(&report)?));
+    }
+    let n = u64::from(k) + 1;
+    let mut out = String::new();
+    writeln!(out, "k (collusion bound)          {k}")?;
+    writeln!(out, "bound                        {}", report.bound)?;
+    writeln!(
+        out,
+        "personal key                 {} ({} lanes × {n} elements × 16 bytes)",
+        human_bytes(report.personal_key_bytes),
+        blom::LANES
+    )?;
+    writeln!(
+        out,
+        "master                       {} ({} lanes × {} elements × 16 bytes)",
+        human_bytes(report.master_bytes),
+        blom::LANES,
+        n * (n + 1) / 2
+    )?;
+    writeln!(
+        out,
+        "field mults per issuance     {}",
+        report.field_mults_per_issuance
+    )?;
+    writeln!(
+        out,
+        "field mults per derivation   {}",
+        report.field_mults_per_derivation
+    )?;
+    match issue_time {
+        Some(t) => writeln!(
+            out,
+            "time to issue one key        {} (measured here, median of {samples})",
+            human_duration(t)
+        ),
+        None => writeln!(
+            out,
+            "time to issue one key        not measured: a throwaway master for k = {k} needs {}",
+            human_bytes(report.master_bytes)
+        ),
+    }?;
+    if let Some(t) = derive_time {
+        writeln!(
+            out,
+            "time to derive a pairwise key {} (measured here, Horner + HKDF)",
+            human_duration(t)
+        )?;
+    }
+    if let Some(count) = issued {
+        writeln!(out, "identifiers issued           {count}")?;
+    }
+    if let Some(s) = sealed {
+        writeln!(
+            out,
+            "master.key                   {}",
+            if s {
+                "sealed under a passphrase"
+            } else {
+                "not sealed"
+            }
+        )?;
+    }
+    crate::print(&out)
+}
+
+fn probe_id(n: usize) -> Result<PartyId> {
+    Ok(PartyId::parse(&format!(
+        "cardholder:warifu-show-probe-{n}"
+    ))?)
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v.get(v.len() / 2).copied().unwrap_or_default()
+}
+
+/// Times issuing keys (not registered anywhere) until 3 samples and 0.3 s, or 101 samples.
+fn time_issue(master: &Master) -> Result<(Duration, usize)> {
+    let mut times = Vec::new();
+    let start = Instant::now();
+    while times.len() < 3 || (start.elapsed() < Duration::from_millis(300) && times.len() < 101) {
+        let id = probe_id(times.len())?;
+        let t = Instant::now();
+        let key = master.personal_key(&id);
+        times.push(t.elapsed());
+        drop(key);
+    }
+    let n = times.len();
+    Ok((median(times), n))
+}
+
+/// Times deriving pairwise keys in batches, returning the median per-derivation time.
+fn time_derive(master: &Master) -> Result<Duration> {
+    let key = master.personal_key(&probe_id(0)?);
+    let peers: Vec<PartyId> = (1..=64).map(probe_id).collect::<Result<_>>()?;
+    let mut times = Vec::new();
+    let start = Instant::now();
+    while times.len() < 3 || (start.elapsed() < Duration::from_millis(200) && times.len() < 51) {
+        let t = Instant::now();
+        for peer in &peers {
+            std::hint::black_box(pairwise_key(&key, peer)?);
+        }
+        times.push(t.elapsed() / peers.len() as u32);
+    }
+    Ok(median(times))
+}
+
+/// Most parties the 【0053】 variant accepts: it stores a key per pair.
+const MAX_PREDISTRIBUTED: usize = 1024;
+
+fn predistribute(args: &PredistributeArgs) -> Result<()> {
+    let ids = keystore::parse_ids(&args.ids)?;
+    if ids.len() < 2 {
+        bail!("give at least two distinct parties");
+    }
+    if ids.len() > MAX_PREDISTRIBUTED {
+        bail!(
+            "{} parties would need {} pairwise keys; the 【0053】 variant stops at {MAX_PREDISTRIBUTED} \
+             parties — use Blom (`keycenter init` / `issue`) for more",
+            ids.len(),
+            ids.len() * (ids.len() - 1) / 2
+        );
+    }
+    let key_pass = keystore::optional_passphrase(args.key_passphrase_file.as_deref())?;
+    let mut out = String::new();
+    let paths: Vec<_> = ids
+        .iter()
+        .map(|id| args.out.join(file_name_for(id)))
+        .collect();
+    if !args.force
+        && let Some(p) = paths.iter().find(|p| p.exists())
+    {
+        bail!(
+            "{} already exists: new tables would replace its pairwise keys; pass --force to do so",
+            p.display()
+        );
+    }
+    keystore::ensure_private_dir(&args.out)?;
+    let tables = keysource::predistribute(&ids, &mut OsRandom)?;
+    let overwrite = if args.force {
+        Overwrite::Replace
+    } else {
+        Overwrite::Refuse
+    };
+    for (table, path) in tables.into_iter().zip(&paths) {
+        let bytes = encode_key_file(&KeyFile::Predistributed(table), key_pass.as_ref())?;
+        keystore::write_secret(path, &bytes, overwrite)?;
+    }
+    writeln!(
+        out,
+        "wrote {} tables of {} pairwise key(s) each into {} (【0053】: keys handed out per pair; \
+         a new party needs new tables for everyone it talks to)",
+        ids.len(),
+        ids.len() - 1,
+        args.out.display()
+    )?;
+    for (id, path) in ids.iter().zip(&paths) {
+        writeln!(out, "  {id}  {}", path.display())?;
+    }
+    crate::print(&out)
+}
+
+/// Bytes in B, kB or MB (decimal), with the exact count.
+fn human_bytes(n: usize) -> String {
+    let f = n as f64;
+    if n < 1000 {
+        format!("{n} bytes")
+    } else if n < 1_000_000 {
+        format!("{n} bytes ({:.1} kB)", f / 1e3)
+    } else if n < 1_000_000_000 {
+        format!("{n} bytes ({:.1} MB)", f / 1e6)
+    } else {
+        format!("{n} bytes ({:.2} GB)", f / 1e9)
+    }
+}
+
+fn human_duration(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s >= 1.0 {
+        format!("{s:.2} s")
+    } else if s >= 1e-3 {
+        format!("{:.2} ms", s * 1e3)
+    } else {
+        format!("{:.1} µs", s * 1e6)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bound_names_k_and_k_plus_one() {
+        let b = bound_words(16);
+        assert!(b.contains("any 17 key holders"), "{b}");
+        assert!(b.contains("16 or fewer"), "{b}");
+    }
+
+    #[test]
+    fn human_units() {
+        assert_eq!(human_bytes(999), "999 bytes");
+        assert_eq!(human_bytes(32_800), "32800 bytes (32.8 kB)");
+        assert_eq!(human_duration(Duration::from_micros(1500)), "1.50 ms");
+    }
+}

@@ -1,0 +1,504 @@
+//! Key files on disk: atomic 0600 writes, passphrases (file, environment or prompt), loading
+//! keys, file names for identifiers, and the key center's register of issued identifiers.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow, bail};
+use sha2::{Digest, Sha256};
+use warifu_core::PartyId;
+use warifu_core::blom::Master;
+use warifu_core::keyfile::{KdfParams, KeyFile};
+use warifu_core::keysource::KeySource;
+use warifu_core::rand::OsRandom;
+use warifu_core::secret::Secret;
+use zeroize::Zeroizing;
+
+use crate::cli::{NewPassphraseArgs, PassphraseArgs};
+
+/// The environment variable holding a passphrase when no `--passphrase-file` is given.
+pub const PASSPHRASE_ENV: &str = "WARIFU_PASSPHRASE";
+/// The master's file name inside a key center directory.
+pub const MASTER_FILE: &str = "master.key";
+/// The register's file name inside a key center directory.
+pub const REGISTER_FILE: &str = "issued.txt";
+/// The extension of key files.
+pub const KEY_EXT: &str = "key";
+
+/// Permissions of files holding secrets.
+const SECRET_MODE: u32 = 0o600;
+/// Permissions of files that are not secret (sealed orders, the register).
+const PUBLIC_MODE: u32 = 0o644;
+
+/// Whether an existing file at the destination may be replaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overwrite {
+    /// Replace it (atomically).
+    Replace,
+    /// Refuse, even if another process creates it meanwhile.
+    Refuse,
+}
+
+/// Writes a secret file: a temporary file (0600) in the same directory, synced, then renamed
+/// over `path`, then the directory synced. A reader sees the old file or the new one, never
+/// a partial one.
+pub fn write_secret(path: &Path, bytes: &[u8], overwrite: Overwrite) -> Result<()> {
+    write_atomic(path, bytes, SECRET_MODE, overwrite)
+}
+
+/// Writes a non-secret file atomically (0644).
+pub fn write_public(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic(path, bytes, PUBLIC_MODE, Overwrite::Replace)
+}
+
+fn write_atomic(path: &Path, bytes: &[u8], mode: u32, overwrite: Overwrite) -> Result<()> {
+    let dir = parent(path);
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".warifu-tmp-");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(fs::Permissions::from_mode(mode));
+    }
+    #[cfg(not(unix))]
+    let _ = mode;
+    let mut tmp = builder
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot create a file in {}", dir.display()))?;
+    tmp.write_all(bytes)
+        .and_then(|()| tmp.as_file().sync_all())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    let persisted = match overwrite {
+        Overwrite::Replace => tmp.persist(path),
+        Overwrite::Refuse => tmp.persist_noclobber(path),
+    };
+    persisted.map_err(|e| {
+        if e.error.kind() == std::io::ErrorKind::AlreadyExists {
+            anyhow!(
+                "{} already exists; refusing to overwrite it",
+                path.display()
+            )
+        } else {
+            anyhow!(e.error).context(format!("cannot write {}", path.display()))
+        }
+    })?;
+    sync_dir(dir);
+    Ok(())
+}
+
+/// The directory holding `path` (`.` for a bare file name).
+fn parent(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// Makes a rename in `dir` durable. Best effort: not every platform can open a directory.
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+/// Creates `dir` (and its parents) if missing; a directory this call creates gets 0700.
+pub fn ensure_private_dir(dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot set permissions of {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// Reads a whole file, naming it in the error.
+pub fn read_file(path: &Path) -> Result<Vec<u8>> {
+    fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+/// Reads a file, or standard input for `-`.
+pub fn read_input(path: &Path) -> Result<Vec<u8>> {
+    if path == Path::new("-") {
+        let mut buf = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .context("cannot read standard input")?;
+        return Ok(buf);
+    }
+    read_file(path)
+}
+
+/// Reads a passphrase file: its first line, without the line ending. Never empty.
+fn passphrase_from_file(path: &Path) -> Result<Secret> {
+    let bytes = Zeroizing::new(
+        fs::read(path)
+            .with_context(|| format!("cannot read passphrase file {}", path.display()))?,
+    );
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| anyhow!("passphrase file {} is not UTF-8", path.display()))?;
+    let line = text.lines().next().unwrap_or_default();
+    if line.is_empty() {
+        bail!("passphrase file {} is empty", path.display());
+    }
+    Ok(Secret::new(line))
+}
+
+fn passphrase_from_env() -> Result<Option<Secret>> {
+    match std::env::var(PASSPHRASE_ENV) {
+        Ok(v) if v.is_empty() => bail!("{PASSPHRASE_ENV} is set but empty"),
+        Ok(v) => Ok(Some(Secret::new(v))),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => bail!("{PASSPHRASE_ENV} is not UTF-8"),
+    }
+}
+
+/// Whether an interactive prompt is possible: standard input is a terminal.
+fn can_prompt() -> bool {
+    std::io::stdin().is_terminal()
+}
+
+fn prompt(text: &str) -> Result<Secret> {
+    rpassword::prompt_password(text)
+        .map(Secret::new)
+        .context("cannot read the passphrase from the terminal")
+}
+
+/// The passphrase to seal a new file with, or `None` to write it unsealed. Order: the flag's
+/// file, `--no-passphrase`, WARIFU_PASSPHRASE, a prompt (twice, empty for none) on a terminal;
+/// otherwise an error, so a secret is never written unsealed by accident.
+pub fn new_passphrase(args: &NewPassphraseArgs, what: &str) -> Result<Option<Secret>> {
+    if let Some(file) = &args.passphrase_file {
+        return passphrase_from_file(file).map(Some);
+    }
+    if args.no_passphrase {
+        return Ok(None);
+    }
+    if let Some(p) = passphrase_from_env()? {
+        return Ok(Some(p));
+    }
+    if !can_prompt() {
+        bail!(
+            "no passphrase for {what}: give --passphrase-file FILE, set {PASSPHRASE_ENV}, \
+             or pass --no-passphrase to write it unsealed"
+        );
+    }
+    let first = prompt(&format!(
+        "Passphrase to seal {what} (empty for none, file stays 0600): "
+    ))?;
+    if first.expose().is_empty() {
+        return Ok(None);
+    }
+    let again = prompt("Repeat the passphrase: ")?;
+    if first != again {
+        bail!("the passphrases do not match");
+    }
+    Ok(Some(first))
+}
+
+/// The passphrase of an existing sealed file: the flag's file, WARIFU_PASSPHRASE, or a prompt.
+fn existing_passphrase(args: &PassphraseArgs, path: &Path) -> Result<Secret> {
+    if let Some(file) = &args.passphrase_file {
+        return passphrase_from_file(file);
+    }
+    if let Some(p) = passphrase_from_env()? {
+        return Ok(p);
+    }
+    if !can_prompt() {
+        bail!(
+            "{} is sealed under a passphrase: give --passphrase-file FILE or set {PASSPHRASE_ENV}",
+            path.display()
+        );
+    }
+    prompt(&format!("Passphrase of {}: ", path.display()))
+}
+
+/// Reads and decodes a key file, asking for its passphrase only if it is sealed.
+pub fn load_key_file(path: &Path, pass: &PassphraseArgs) -> Result<KeyFile> {
+    let bytes = Zeroizing::new(read_file(path)?);
+    let secret = if KeyFile::is_sealed(&bytes) {
+        Some(existing_passphrase(pass, path)?)
+    } else {
+        None
+    };
+    KeyFile::decode(&bytes, secret.as_ref())
+        .with_context(|| format!("cannot open key file {}", path.display()))
+}
+
+/// Loads a key center's master.
+pub fn load_master(path: &Path, pass: &PassphraseArgs) -> Result<Master> {
+    match load_key_file(path, pass)? {
+        KeyFile::Master(m) => Ok(m),
+        other => bail!(
+            "{} holds a {}, not a key center's master",
+            path.display(),
+            other.kind_name()
+        ),
+    }
+}
+
+/// Loads a party's key (Blom personal key or predistributed table) as a key source.
+pub fn load_party_key(path: &Path, pass: &PassphraseArgs) -> Result<Box<dyn KeySource>> {
+    match load_key_file(path, pass)? {
+        KeyFile::Personal(k) => Ok(Box::new(k)),
+        KeyFile::Predistributed(t) => Ok(Box::new(t)),
+        KeyFile::Master(_) => bail!(
+            "{} is a key center's master, not a party's key; use a key from `warifu keycenter issue`",
+            path.display()
+        ),
+    }
+}
+
+/// Encodes a key file, sealed under `pass` if given, with the default Argon2id costs.
+pub fn encode_key_file(file: &KeyFile, pass: Option<&Secret>) -> Result<Zeroizing<Vec<u8>>> {
+    file.encode(pass.map(|p| (p, KdfParams::default())), &mut OsRandom)
+        .map(Zeroizing::new)
+        .with_context(|| format!("cannot encode the {}", file.kind_name()))
+}
+
+/// An optional passphrase file for keys being written (`--key-passphrase-file`).
+pub fn optional_passphrase(file: Option<&Path>) -> Result<Option<Secret>> {
+    file.map(passphrase_from_file).transpose()
+}
+
+/// The longest file stem we produce; longer ones are shortened and suffixed with a hash.
+const MAX_STEM: usize = 200;
+
+/// The key file name of an identifier: `role_name.key`, where the name keeps ASCII letters,
+/// digits and `. @ + - _` and percent-encodes every other byte (so `%` and `/` too). The
+/// role never contains `_`, so distinct identifiers give distinct names; very long ones are
+/// cut and suffixed with 16 hex digits of SHA-256 of the identifier.
+pub fn file_name_for(id: &PartyId) -> String {
+    let (role, name) = id.as_str().split_once(':').unwrap_or(("", id.as_str()));
+    let mut stem = format!("{role}_");
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || b".@+-_".contains(&b) {
+            stem.push(char::from(b));
+        } else {
+            stem.push_str(&format!("%{b:02X}"));
+        }
+    }
+    if stem.len() > MAX_STEM {
+        let digest = Sha256::digest(id.as_str().as_bytes());
+        let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+        let mut cut = MAX_STEM - 17;
+        while !stem.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        stem.truncate(cut);
+        stem.push('-');
+        stem.push_str(&hex);
+    }
+    format!("{stem}.{KEY_EXT}")
+}
+
+/// Parses identifiers given on the command line, dropping repeats (first wins).
+pub fn parse_ids(raw: &[String]) -> Result<Vec<PartyId>> {
+    let mut ids: Vec<PartyId> = Vec::with_capacity(raw.len());
+    for s in raw {
+        let id = PartyId::parse(s)?;
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    Ok(ids)
+}
+
+/// The key center's register of issued identifiers (`issued.txt`, one per line), held open
+/// under an exclusive lock so two `issue` runs cannot interleave.
+pub struct Register {
+    path: PathBuf,
+    file: File,
+    ids: Vec<PartyId>,
+    ends_with_newline: bool,
+}
+
+impl Register {
+    /// Creates an empty register; fails if one exists.
+    pub fn create(path: &Path) -> Result<()> {
+        let mut opts = OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(PUBLIC_MODE);
+        }
+        let f = opts.open(path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                anyhow!(
+                    "{} already exists; refusing to overwrite it",
+                    path.display()
+                )
+            } else {
+                anyhow!(e).context(format!("cannot create {}", path.display()))
+            }
+        })?;
+        f.sync_all()
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        sync_dir(parent(path));
+        Ok(())
+    }
+
+    /// Opens and locks the register, reading every identifier (blank lines and `#` comments
+    /// are skipped; a bad line is an error naming its number).
+    pub fn open(path: &Path) -> Result<Register> {
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("cannot open the register {}", path.display()))?;
+        file.lock()
+            .with_context(|| format!("cannot lock {}", path.display()))?;
+        let mut text = String::new();
+        file.read_to_string(&mut text)
+            .with_context(|| format!("cannot read {} (is it UTF-8?)", path.display()))?;
+        let ids = Register::parse(&text)
+            .with_context(|| format!("the register {} is damaged", path.display()))?;
+        Ok(Register {
+            path: path.to_owned(),
+            file,
+            ids,
+            ends_with_newline: text.is_empty() || text.ends_with('\n'),
+        })
+    }
+
+    /// Reads the identifiers without locking (for `show`).
+    pub fn read(path: &Path) -> Result<Vec<PartyId>> {
+        let text = fs::read_to_string(path)
+            .with_context(|| format!("cannot read the register {}", path.display()))?;
+        Register::parse(&text)
+            .with_context(|| format!("the register {} is damaged", path.display()))
+    }
+
+    fn parse(text: &str) -> Result<Vec<PartyId>> {
+        text.lines()
+            .enumerate()
+            .map(|(n, l)| (n + 1, l.trim()))
+            .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'))
+            .map(|(n, l)| PartyId::parse(l).with_context(|| format!("line {n}")))
+            .collect()
+    }
+
+    /// The identifiers issued so far.
+    pub fn ids(&self) -> &[PartyId] {
+        &self.ids
+    }
+
+    /// Whether `id` is registered.
+    pub fn contains(&self, id: &PartyId) -> bool {
+        self.ids.contains(id)
+    }
+
+    /// Appends `id` and syncs it to disk before returning.
+    pub fn append(&mut self, id: &PartyId) -> Result<()> {
+        let mut line = String::new();
+        if !self.ends_with_newline {
+            line.push('\n');
+        }
+        line.push_str(id.as_str());
+        line.push('\n');
+        self.file
+            .write_all(line.as_bytes())
+            .and_then(|()| self.file.sync_data())
+            .with_context(|| format!("cannot append to {}", self.path.display()))?;
+        self.ends_with_newline = true;
+        self.ids.push(id.clone());
+        Ok(())
+    }
+}
+
+/// Writes `bytes` to `path`, or to standard output for `-`.
+pub fn write_output(path: &Path, bytes: &[u8]) -> Result<()> {
+    if path == Path::new("-") {
+        let mut out = std::io::stdout().lock();
+        out.write_all(bytes)
+            .and_then(|()| out.flush())
+            .context("cannot write to standard output")?;
+        return Ok(());
+    }
+    write_public(path, bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(s: &str) -> PartyId {
+        PartyId::parse(s).expect("id")
+    }
+
+    #[test]
+    fn file_names_are_safe_and_distinct() {
+        assert_eq!(
+            file_name_for(&id("merchant:shop.example")),
+            "merchant_shop.example.key"
+        );
+        assert_eq!(
+            file_name_for(&id("cardholder:alice@mail.example")),
+            "cardholder_alice@mail.example.key"
+        );
+        let a = file_name_for(&id("cardholder:a/b"));
+        let b = file_name_for(&id("cardholder:a%2Fb"));
+        let c = file_name_for(&id("cardholder:..")); // stays inside the directory
+        assert_eq!(a, "cardholder_a%2Fb.key");
+        assert_ne!(a, b);
+        assert!(!a.contains('/') && !c.contains('/'));
+        assert_eq!(c, "cardholder_...key");
+        let long1 = file_name_for(&id(&format!("issuer:{}/1", "x".repeat(240))));
+        let long2 = file_name_for(&id(&format!("issuer:{}/2", "x".repeat(240))));
+        assert!(long1.len() <= MAX_STEM + 4, "{}", long1.len());
+        assert_ne!(long1, long2);
+        let wide = file_name_for(&id(&format!("issuer:{}", "é".repeat(100))));
+        assert!(wide.len() <= MAX_STEM + 4);
+    }
+
+    #[test]
+    fn register_round_trips_and_reports_bad_lines() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join(REGISTER_FILE);
+        Register::create(&path).expect("create");
+        assert!(Register::create(&path).is_err(), "no overwrite");
+        {
+            let mut r = Register::open(&path).expect("open");
+            r.append(&id("merchant:m")).expect("append");
+            r.append(&id("issuer:i")).expect("append");
+        }
+        assert_eq!(
+            Register::read(&path).expect("read"),
+            vec![id("merchant:m"), id("issuer:i")]
+        );
+        fs::write(&path, "merchant:m\n# note\n\nnot an id\n").expect("write");
+        let err = format!("{:#}", Register::read(&path).expect_err("bad line"));
+        assert!(err.contains("line 4"), "{err}");
+        fs::write(&path, "merchant:m").expect("write");
+        let mut r = Register::open(&path).expect("open");
+        r.append(&id("issuer:i")).expect("append");
+        drop(r);
+        assert_eq!(Register::read(&path).expect("read").len(), 2);
+    }
+
+    #[test]
+    fn atomic_write_sets_mode_and_refuses_clobber() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("x.key");
+        write_secret(&path, b"one", Overwrite::Refuse).expect("write");
+        let err = write_secret(&path, b"two", Overwrite::Refuse).expect_err("exists");
+        assert!(err.to_string().contains("already exists"));
+        assert_eq!(fs::read(&path).expect("read"), b"one");
+        write_secret(&path, b"three", Overwrite::Replace).expect("replace");
+        assert_eq!(fs::read(&path).expect("read"), b"three");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(&path).expect("meta").permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let leftovers = fs::read_dir(dir.path()).expect("dir").count();
+        assert_eq!(leftovers, 1, "no temporary files left behind");
+    }
+}
