@@ -481,7 +481,7 @@ impl ForwardedPart {
             return Err(Error::Decrypt);
         }
         let fields: Disclosed = serde_json::from_slice(&plaintext).map_err(|_| Error::Decrypt)?;
-        if fields.present() != policy.fields_for(R::ROLE).collect::<Vec<_>>() {
+        if fields.present() != Some(policy.fields_for(R::ROLE).collect()) {
             return Err(Error::HeaderMismatch(
                 "the part does not hold exactly the policy's fields for this party".into(),
             ));
@@ -780,41 +780,46 @@ impl Disclosed {
         }
     }
 
-    /// The fields present, in [`Field::ALL`] order. A field counts as present only if it is
-    /// present consistently (every line has it, amount has its currency).
-    pub fn present(&self) -> Vec<Field> {
+    /// The fields present, in [`Field::ALL`] order, or `None` if a field is present only in
+    /// part (some lines have it and others not, an amount without its currency, …).
+    pub fn present(&self) -> Option<Vec<Field>> {
         let lines = self.lines.as_deref().unwrap_or_default();
-        let in_lines = |get: fn(&LineView) -> bool| !lines.is_empty() && lines.iter().all(get);
-        let partly = |get: fn(&LineView) -> bool| lines.iter().any(get) && !in_lines(get);
-        if partly(|l| l.product_number.is_some())
-            || partly(|l| l.product_name.is_some())
-            || partly(|l| l.quantity.is_some())
-            || partly(|l| l.amount.is_some())
-            || self.amount.is_some() != self.currency.is_some()
-            || self.lines.as_ref().is_some_and(|l| l.is_empty())
-        {
-            return vec![Field::Amount, Field::Amount]; // never equals a policy's field list
+        let all = |get: fn(&LineView) -> bool| !lines.is_empty() && lines.iter().all(get);
+        let some = |get: fn(&LineView) -> bool| lines.iter().any(get);
+        let line_fields: [fn(&LineView) -> bool; 4] = [
+            |l| l.product_number.is_some(),
+            |l| l.product_name.is_some(),
+            |l| l.quantity.is_some(),
+            |l| l.amount.is_some(),
+        ];
+        let consistent = line_fields.iter().all(|&get| all(get) == some(get))
+            && self.amount.is_some() == self.currency.is_some()
+            && self
+                .lines
+                .as_ref()
+                .is_none_or(|l| !l.is_empty() && all(line_fields[3]) == self.amount.is_some());
+        if !consistent {
+            return None;
         }
-        let line_amount = in_lines(|l| l.amount.is_some());
-        if self.lines.is_some() && line_amount != self.amount.is_some() {
-            return vec![Field::Amount, Field::Amount];
-        }
-        Field::ALL
-            .into_iter()
-            .filter(|f| match f {
-                Field::CardholderName => self.cardholder_name.is_some(),
-                Field::CardholderAddress => self.cardholder_address.is_some(),
-                Field::Telephone => self.telephone.is_some(),
-                Field::Fax => self.fax.is_some(),
-                Field::Card => self.card.is_some(),
-                Field::ProductName => in_lines(|l| l.product_name.is_some()),
-                Field::Quantity => in_lines(|l| l.quantity.is_some()),
-                Field::ProductNumber => in_lines(|l| l.product_number.is_some()),
-                Field::Amount => self.amount.is_some(),
-                Field::PaymentMethod => self.payment_method.is_some(),
-                Field::DeliveryDestination => self.destination.is_some(),
-            })
-            .collect()
+        let in_lines = all;
+        Some(
+            Field::ALL
+                .into_iter()
+                .filter(|f| match f {
+                    Field::CardholderName => self.cardholder_name.is_some(),
+                    Field::CardholderAddress => self.cardholder_address.is_some(),
+                    Field::Telephone => self.telephone.is_some(),
+                    Field::Fax => self.fax.is_some(),
+                    Field::Card => self.card.is_some(),
+                    Field::ProductName => in_lines(|l| l.product_name.is_some()),
+                    Field::Quantity => in_lines(|l| l.quantity.is_some()),
+                    Field::ProductNumber => in_lines(|l| l.product_number.is_some()),
+                    Field::Amount => self.amount.is_some(),
+                    Field::PaymentMethod => self.payment_method.is_some(),
+                    Field::DeliveryDestination => self.destination.is_some(),
+                })
+                .collect(),
+        )
     }
 }
 
