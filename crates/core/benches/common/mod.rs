@@ -1,0 +1,285 @@
+//! Fixtures shared by the benchmarks: a Blom deployment at a given k, an order to seal, and
+//! the baselines users pick today (HPKE base mode, RSA-OAEP-2048) on the same payload size.
+// Each bench binary uses a part of this module.
+#![allow(dead_code)]
+
+pub mod timing;
+
+use std::hint::black_box;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use hpke::aead::ChaCha20Poly1305;
+use hpke::kdf::HkdfSha256;
+use hpke::kem::X25519HkdfSha256;
+use hpke::{Kem as _, OpModeR, OpModeS};
+use rsa::sha2::Sha256;
+use warifu_core::blom::{Master, PersonalKey};
+use warifu_core::field::Fe;
+use warifu_core::keysource::{PairwiseKey, pairwise_key};
+use warifu_core::order::{Card, Destination};
+use warifu_core::order::{CatalogItem, Expiry, Order, OrderForm, PaymentMethod};
+use warifu_core::policy::Policy;
+use warifu_core::rand::OsRandom;
+use warifu_core::sealed::{ForIssuer, ForwardedPart, SealedOrder, View, seal};
+use warifu_core::{PartyId, Role};
+
+/// The collusion bounds benchmarked: 64, 256 and 1024 (the default), without duplicates.
+pub fn ks() -> Vec<u32> {
+    let mut ks = vec![64, 256, 1024, warifu_core::blom::DEFAULT_K];
+    ks.sort_unstable();
+    ks.dedup();
+    ks
+}
+
+fn id(s: &str) -> PartyId {
+    PartyId::parse(s).expect("a valid identifier")
+}
+
+/// A deployment at one k: the key center's master, the cardholder's and the issuer's
+/// personal keys, and one sealed order whose issuer part is forwarded.
+pub struct Fixture {
+    /// The collusion bound.
+    pub k: u32,
+    master: Master,
+    cardholder: PersonalKey,
+    issuer: PersonalKey,
+    merchant_id: PartyId,
+    issuer_id: PartyId,
+    newcomer: PartyId,
+    form: OrderForm,
+    order: Order,
+    now: u64,
+    forwarded: ForwardedPart,
+    issuer_key: PairwiseKey,
+}
+
+impl Fixture {
+    /// Generates a master for `k` (with the OS CSPRNG), issues the keys and seals one order.
+    pub fn new(k: u32) -> Fixture {
+        let master = Master::generate(k, &mut OsRandom).expect("master");
+        let cardholder = master.personal_key(&id("cardholder:hanako@mail.example"));
+        let merchant_id = id("merchant:shop.example");
+        let issuer_id = id("issuer:bank.example");
+        let issuer = master.personal_key(&issuer_id);
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("a clock after 1970")
+            .as_secs();
+        let form = OrderForm {
+            order_id: "ord-bench-1".into(),
+            merchant: merchant_id.clone(),
+            carrier: Some(id("carrier:post.example")),
+            accepted_issuers: vec![issuer_id.clone()],
+            currency: "JPY".into(),
+            catalog: vec![
+                CatalogItem {
+                    product_number: "P-1".into(),
+                    name: "Sencha, 100 g".into(),
+                    unit_price: 1200,
+                },
+                CatalogItem {
+                    product_number: "P-2".into(),
+                    name: "Tea cup".into(),
+                    unit_price: 800,
+                },
+            ],
+            expires_at: now + 86_400,
+            policy: Policy::patent_default(),
+        };
+        let (lines, amount) =
+            Order::lines_from(&form, &[("P-1", 2), ("P-2", 1)]).expect("order lines");
+        let order = Order {
+            cardholder_name: "Hanako Yamada".into(),
+            cardholder_address: "1-1 Chiyoda, Chiyoda-ku, Tokyo 100-0001".into(),
+            telephone: "+81-3-0000-0000".into(),
+            fax: Some("+81-3-0000-0001".into()),
+            card: Card {
+                number: "4111111111111111".into(),
+                expiry: Expiry {
+                    year: 2099,
+                    month: 12,
+                },
+            },
+            lines,
+            amount,
+            currency: "JPY".into(),
+            payment_method: PaymentMethod::Installments { count: 3 },
+            destination: Some(Destination {
+                addressee: "Taro Suzuki".into(),
+                address: "2-2 Umeda, Kita-ku, Osaka 530-0001".into(),
+            }),
+        };
+        let forwarded = seal_order(&form, &order, &issuer_id, &cardholder, now)
+            .forward(Role::Issuer)
+            .expect("the issuer's part");
+        let issuer_key = pairwise_key(&issuer, &forwarded.header.cardholder).expect("key");
+        let fixture = Fixture {
+            k,
+            master,
+            cardholder,
+            issuer,
+            merchant_id,
+            issuer_id,
+            newcomer: id("merchant:newcomer.example"),
+            form,
+            order,
+            now,
+            forwarded,
+            issuer_key,
+        };
+        let view = fixture.open();
+        assert!(view.disclosed().card.is_some(), "the issuer sees the card");
+        fixture
+    }
+
+    /// The cardholder derives its pairwise key with the merchant.
+    pub fn derive(&self) -> PairwiseKey {
+        pairwise_key(black_box(&self.cardholder), black_box(&self.merchant_id)).expect("key")
+    }
+
+    /// The cardholder seals a 3-part order (merchant, issuer, carrier) with the OS CSPRNG.
+    pub fn seal(&self) -> SealedOrder {
+        seal_order(
+            black_box(&self.form),
+            black_box(&self.order),
+            &self.issuer_id,
+            &self.cardholder,
+            self.now,
+        )
+    }
+
+    /// The issuer opens its forwarded part, deriving the pairwise key first.
+    pub fn open(&self) -> View<ForIssuer> {
+        black_box(&self.forwarded)
+            .open::<ForIssuer>(&self.form.policy, &self.issuer)
+            .expect("open")
+    }
+
+    /// The issuer opens its forwarded part with a pairwise key it has cached.
+    pub fn open_cached(&self) -> View<ForIssuer> {
+        black_box(&self.forwarded)
+            .open_with_key::<ForIssuer>(&self.form.policy, &self.issuer_key)
+            .expect("open")
+    }
+
+    /// The key center issues one personal key.
+    pub fn issue(&self) -> PersonalKey {
+        self.master.personal_key(black_box(&self.newcomer))
+    }
+
+    /// Bytes of the issuer part's plaintext (ciphertext minus the 16-byte tag).
+    pub fn payload_len(&self) -> usize {
+        self.forwarded.part.ciphertext.len() - 16
+    }
+
+    /// The issuer part's associated data is about this long; used as the baselines' AAD.
+    pub fn header_bytes(&self) -> Vec<u8> {
+        self.forwarded.header.encode()
+    }
+}
+
+fn seal_order(
+    form: &OrderForm,
+    order: &Order,
+    issuer: &PartyId,
+    cardholder: &PersonalKey,
+    now: u64,
+) -> SealedOrder {
+    seal(form, order, issuer, cardholder, now, &mut OsRandom).expect("seal")
+}
+
+/// One GF(2^127 − 1) multiplication of two opaque operands.
+#[inline]
+pub fn field_mul(a: Fe, b: Fe) -> Fe {
+    black_box(a) * black_box(b)
+}
+
+/// Two fixed, full-size field elements.
+pub fn field_operands() -> (Fe, Fe) {
+    (
+        Fe::new(0x5a5a_1234_5678_9abc_def0_1357_9bdf_2468),
+        Fe::new(0x3c3c_fedc_ba98_7654_3210_2468_ace0_1357),
+    )
+}
+
+/// `n` dependent multiplications (each waits for the previous one, as in Horner's rule).
+pub fn field_chain(a: Fe, b: Fe, n: usize) -> Fe {
+    let mut x = black_box(a);
+    let y = black_box(b);
+    for _ in 0..n {
+        x = x * y;
+    }
+    black_box(x)
+}
+
+type HpkeKem = X25519HkdfSha256;
+
+/// The baselines: an HPKE base-mode ciphertext (X25519-HKDF-SHA256, HKDF-SHA256,
+/// ChaCha20-Poly1305) of a payload as long as one sealed part's plaintext, and an
+/// RSA-OAEP-2048 (SHA-256) ciphertext of a 32-byte content key, as a hybrid RSA scheme sends.
+pub struct Baselines {
+    /// The payload length in bytes.
+    pub payload_len: usize,
+    hpke_sk: <HpkeKem as hpke::Kem>::PrivateKey,
+    hpke_enc: <HpkeKem as hpke::Kem>::EncappedKey,
+    hpke_ct: Vec<u8>,
+    aad: Vec<u8>,
+    rsa_sk: rsa::PrivateKey,
+    rsa_ct: Vec<u8>,
+}
+
+/// The HPKE `info` string of the baseline.
+const HPKE_INFO: &[u8] = b"warifu/bench/hpke-baseline";
+
+impl Baselines {
+    /// Makes the keys and ciphertexts (an RSA-2048 key generation takes a moment).
+    pub fn new(payload_len: usize, aad: Vec<u8>) -> Baselines {
+        let payload: Vec<u8> = (0..payload_len).map(|i| (i * 7 + 3) as u8).collect();
+        let (hpke_sk, hpke_pk) = HpkeKem::gen_keypair();
+        let (hpke_enc, hpke_ct) = hpke::single_shot_seal::<ChaCha20Poly1305, HkdfSha256, HpkeKem>(
+            &OpModeS::Base,
+            &hpke_pk,
+            HPKE_INFO,
+            &payload,
+            &aad,
+        )
+        .expect("hpke seal");
+        let rsa_sk = rsa::PrivateKey::new(&mut getrandom::SysRng, 2048).expect("rsa key");
+        let rsa_ct = rsa_sk
+            .to_public_key()
+            .oaep_encrypt::<Sha256>(&[0x42; 32])
+            .expect("rsa encrypt");
+        let b = Baselines {
+            payload_len,
+            hpke_sk,
+            hpke_enc,
+            hpke_ct,
+            aad,
+            rsa_sk,
+            rsa_ct,
+        };
+        assert_eq!(b.hpke_open(), payload, "HPKE baseline round-trips");
+        assert_eq!(b.rsa_decrypt(), [0x42; 32], "RSA baseline round-trips");
+        b
+    }
+
+    /// HPKE base-mode open: decapsulate (one X25519), key schedule, AEAD open.
+    pub fn hpke_open(&self) -> Vec<u8> {
+        hpke::single_shot_open::<ChaCha20Poly1305, HkdfSha256, HpkeKem>(
+            &OpModeR::Base,
+            &self.hpke_sk,
+            black_box(&self.hpke_enc),
+            HPKE_INFO,
+            black_box(&self.hpke_ct),
+            &self.aad,
+        )
+        .expect("hpke open")
+    }
+
+    /// RSA-OAEP-2048 (SHA-256) decryption of the 32-byte content key (blinded, as by default).
+    pub fn rsa_decrypt(&self) -> Vec<u8> {
+        self.rsa_sk
+            .oaep_decrypt::<Sha256>(black_box(&self.rsa_ct))
+            .expect("rsa decrypt")
+    }
+}
