@@ -160,6 +160,8 @@ struct ShowReport {
     issued: Option<usize>,
     /// Whether master.key is sealed under a passphrase (with `--dir`).
     master_sealed: Option<bool>,
+    /// Whether the times come from an unoptimized build.
+    debug_build: bool,
 }
 
 /// The largest throwaway master `show --k` builds to time an issuance.
@@ -212,6 +214,7 @@ fn show(args: &ShowArgs) -> Result<()> {
         issue_samples: samples,
         issued,
         master_sealed: sealed,
+        debug_build: cfg!(debug_assertions),
     };
     if args.json {
         return crate::print(&format!("{}\n", serde_json::to_string_pretty(&report)?));
@@ -260,6 +263,12 @@ fn show(args: &ShowArgs) -> Result<()> {
             out,
             "time to derive a pairwise key {} (measured here, Horner + HKDF)",
             human_duration(t)
+        )?;
+    }
+    if cfg!(debug_assertions) && issue_time.is_some() {
+        writeln!(
+            out,
+            "                             (times from a debug build: use --release for real ones)"
         )?;
     }
     if let Some(count) = issued {

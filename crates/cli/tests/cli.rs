@@ -1,0 +1,676 @@
+//! Runs the real `warifu` binary: key center, issuance, seal and open from the shell, and the
+//! failures a user meets (wrong passphrase, damaged files, overwriting a master).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+const CARD: &str = "4111111111111111";
+const PASS: &str = "correct horse battery staple";
+const KEY_PASS: &str = "a different one for the keys";
+const IDS: [&str; 4] = [
+    "cardholder:alice@mail.example",
+    "merchant:shop.example",
+    "issuer:bank.example",
+    "carrier:post.example",
+];
+
+/// Runs `warifu` with a clean environment for passphrases and no terminal on stdin.
+fn warifu(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
+    warifu_env(args, None)
+}
+
+fn warifu_env(args: &[&dyn AsRef<std::ffi::OsStr>], pass_env: Option<&str>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_warifu"));
+    cmd.args(args.iter().map(|a| a.as_ref()))
+        .env_remove("WARIFU_PASSPHRASE")
+        .stdin(Stdio::null());
+    if let Some(p) = pass_env {
+        cmd.env("WARIFU_PASSPHRASE", p);
+    }
+    cmd.output().expect("run warifu")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[track_caller]
+fn ok(o: Output) -> Output {
+    assert!(
+        o.status.success(),
+        "warifu failed: {}\n{}",
+        stderr(&o),
+        stdout(&o)
+    );
+    o
+}
+
+/// Asserts a clean failure: exit code 1, one line `warifu: error: …` containing `expect`,
+/// no panic, and none of `secrets` in the message. Returns the message.
+#[track_caller]
+fn fails(o: Output, expect: &str, secrets: &[&str]) -> String {
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "exit code; stderr: {err}");
+    assert!(!err.contains("panicked"), "panic: {err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    assert!(err.starts_with("warifu: error: "), "{err}");
+    assert!(err.contains(expect), "{expect:?} not in {err:?}");
+    for s in secrets {
+        assert!(!err.contains(s), "secret in the message: {err}");
+    }
+    err
+}
+
+fn key_path(dir: &Path, id: &str) -> PathBuf {
+    let (role, name) = id.split_once(':').expect("role:name");
+    dir.join(format!("{role}_{name}.key"))
+}
+
+#[cfg(unix)]
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    fs::metadata(path).expect("metadata").permissions().mode() & 0o777
+}
+
+/// A key center with k = 16 and keys for the four parties of IDS, the master sealed
+/// under PASS, the keys under KEY_PASS.
+struct Setup {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+    center: PathBuf,
+    keys: PathBuf,
+    pass_file: PathBuf,
+    key_pass_file: PathBuf,
+}
+
+fn setup() -> Setup {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = tmp.path().to_owned();
+    let center = root.join("center");
+    let keys = root.join("keys");
+    let pass_file = root.join("pass.txt");
+    fs::write(&pass_file, format!("{PASS}\n")).expect("write pass");
+    let key_pass_file = root.join("key-pass.txt");
+    fs::write(&key_pass_file, KEY_PASS).expect("write key pass");
+    let out = ok(warifu(&[
+        &"keycenter",
+        &"init",
+        &"--dir",
+        &center,
+        &"--k",
+        &"16",
+        &"--passphrase-file",
+        &pass_file,
+    ]));
+    assert!(
+        stdout(&out).contains("any 17 key holders"),
+        "{}",
+        stdout(&out)
+    );
+    let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![
+        &"keycenter",
+        &"issue",
+        &"--dir",
+        &center,
+        &"--out",
+        &keys,
+        &"--passphrase-file",
+        &pass_file,
+        &"--key-passphrase-file",
+        &key_pass_file,
+    ];
+    args.extend(IDS.iter().map(|s| s as &dyn AsRef<std::ffi::OsStr>));
+    let out = ok(warifu(&args));
+    assert!(stdout(&out).contains("4 new"), "{}", stdout(&out));
+    Setup {
+        _tmp: tmp,
+        root,
+        center,
+        keys,
+        pass_file,
+        key_pass_file,
+    }
+}
+
+#[test]
+fn init_issue_show_seal_open_round_trip() {
+    let s = setup();
+
+    // The register lists the four identifiers; every secret file is 0600.
+    let register = fs::read_to_string(s.center.join("issued.txt")).expect("register");
+    assert_eq!(register.lines().collect::<Vec<_>>(), IDS);
+    #[cfg(unix)]
+    {
+        assert_eq!(mode(&s.center.join("master.key")), 0o600);
+        for id in IDS {
+            assert_eq!(mode(&key_path(&s.keys, id)), 0o600, "{id}");
+        }
+    }
+
+    // Issuing an identifier again gives the same key (it opens the orders below) and does not
+    // grow the register.
+    let out = ok(warifu(&[
+        &"keycenter",
+        &"issue",
+        &"--dir",
+        &s.center,
+        &"--out",
+        &s.keys,
+        &"--passphrase-file",
+        &s.pass_file,
+        &"--key-passphrase-file",
+        &s.key_pass_file,
+        &IDS[1],
+    ]));
+    assert!(stdout(&out).contains("0 new, 1 issued before"));
+    let register = fs::read_to_string(s.center.join("issued.txt")).expect("register");
+    assert_eq!(register.lines().count(), 4);
+
+    // show: the figures for k = 16 and the count of issued identifiers.
+    let out = ok(warifu_env(
+        &[&"keycenter", &"show", &"--dir", &s.center, &"--json"],
+        Some(PASS),
+    ));
+    let show: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(show["k"], 16);
+    assert_eq!(show["issued"], 4);
+    assert_eq!(show["master_sealed"], true);
+    assert_eq!(show["personal_key_bytes"], 2 * 17 * 16);
+    assert_eq!(show["master_bytes"], 2 * 17 * 18 / 2 * 16);
+    assert_eq!(show["field_mults_per_issuance"], 2 * 17 * 17);
+    assert!(show["issue_seconds"].as_f64().expect("timed") > 0.0);
+    let bound = show["bound"].as_str().expect("bound");
+    assert!(bound.contains("any 17 key holders") && bound.contains("16 or fewer"));
+    let text = stdout(&ok(warifu(&[&"keycenter", &"show", &"--k", &"64"])));
+    assert!(text.contains("any 65 key holders"), "{text}");
+    assert!(text.contains("time to issue one key"), "{text}");
+
+    // Example files, then seal as the cardholder.
+    let form = s.root.join("form.json");
+    let order = s.root.join("order.json");
+    fs::write(&form, ok(warifu(&[&"example", &"form"])).stdout).expect("form");
+    fs::write(
+        &order,
+        ok(warifu(&[&"example", &"order", &"--form", &form])).stdout,
+    )
+    .expect("order");
+    let sealed = s.root.join("sealed.json");
+    ok(warifu(&[
+        &"seal",
+        &"--key",
+        &key_path(&s.keys, IDS[0]),
+        &"--form",
+        &form,
+        &"--order",
+        &order,
+        &"--issuer",
+        &"issuer:bank.example",
+        &"--out",
+        &sealed,
+        &"--passphrase-file",
+        &s.key_pass_file,
+    ]));
+    let wire = fs::read_to_string(&sealed).expect("sealed");
+    assert!(
+        !wire.contains(CARD) && !wire.contains("Umeda"),
+        "sealed in clear"
+    );
+
+    // Each party sees its part of the patent's table, and only that.
+    let merchant = open_view_with_pass(&s, IDS[1], &sealed, &form);
+    let issuer = open_view_with_pass(&s, IDS[2], &sealed, &form);
+    let carrier = open_view_with_pass(&s, IDS[3], &sealed, &form);
+    assert_eq!(merchant["role"], "merchant");
+    assert!(
+        !merchant.to_string().contains(CARD),
+        "merchant sees the card"
+    );
+    assert!(merchant["fields"].get("card").is_none());
+    assert!(merchant["fields"].get("destination").is_none());
+    assert_eq!(
+        merchant["fields"]["lines"][0]["product_name"],
+        "Sencha, 100 g"
+    );
+    assert_eq!(issuer["fields"]["card"]["number"], CARD);
+    assert!(issuer["fields"]["lines"][0].get("product_name").is_none());
+    assert_eq!(carrier["fields"]["destination"]["addressee"], "Taro Suzuki");
+    assert!(!carrier.to_string().contains(CARD));
+    assert!(carrier["fields"].get("lines").is_none());
+    for v in [&merchant, &issuer, &carrier] {
+        assert_eq!(v["header"]["cardholder"], IDS[0]);
+    }
+
+    // The merchant forwards only the issuer's part (binary); the issuer opens it, the
+    // carrier cannot.
+    let part = s.root.join("issuer.part");
+    ok(warifu(&[
+        &"forward",
+        &"--in",
+        &sealed,
+        &"--to",
+        &"issuer",
+        &"--format",
+        &"binary",
+        &"--out",
+        &part,
+    ]));
+    let fwd = open_view_with_pass(&s, IDS[2], &part, &form);
+    assert_eq!(fwd["fields"]["card"]["number"], CARD);
+    let out = warifu_env(
+        &[
+            &"open",
+            &"--key",
+            &key_path(&s.keys, IDS[3]),
+            &"--form",
+            &form,
+            &"--in",
+            &part,
+        ],
+        Some(KEY_PASS),
+    );
+    fails(out, "no part for the carrier", &[CARD]);
+
+    // The policy must be the one sealed under: the default policy file works, a changed one
+    // does not.
+    let policy = s.root.join("policy.toml");
+    fs::write(&policy, ok(warifu(&[&"policy", &"default"])).stdout).expect("policy");
+    let out = warifu_env(
+        &[
+            &"open",
+            &"--key",
+            &key_path(&s.keys, IDS[1]),
+            &"--policy",
+            &policy,
+            &"--in",
+            &sealed,
+        ],
+        Some(KEY_PASS),
+    );
+    ok(out);
+    let custom = fs::read_to_string(&policy)
+        .expect("policy")
+        .replace("fax = [\"merchant\", \"issuer\", \"carrier\"]", "fax = []");
+    fs::write(&policy, custom).expect("policy");
+    let out = warifu_env(
+        &[
+            &"open",
+            &"--key",
+            &key_path(&s.keys, IDS[1]),
+            &"--policy",
+            &policy,
+            &"--in",
+            &sealed,
+        ],
+        Some(KEY_PASS),
+    );
+    fails(out, "another disclosure policy", &[CARD]);
+
+    // A binary seal opens too; a tampered one is refused.
+    let bin = s.root.join("sealed.bin");
+    ok(warifu_env(
+        &[
+            &"seal",
+            &"--key",
+            &key_path(&s.keys, IDS[0]),
+            &"--form",
+            &form,
+            &"--order",
+            &order,
+            &"--format",
+            &"binary",
+            &"--out",
+            &bin,
+        ],
+        Some(KEY_PASS),
+    ));
+    assert_eq!(
+        open_view_with_pass(&s, IDS[3], &bin, &form)["fields"]["destination"]["address"],
+        "2-2 Umeda, Kita-ku, Osaka"
+    );
+    let mut bytes = fs::read(&bin).expect("bin");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    fs::write(&bin, &bytes).expect("tamper");
+    let out = warifu_env(
+        &[
+            &"open",
+            &"--key",
+            &key_path(&s.keys, IDS[3]),
+            &"--form",
+            &form,
+            &"--in",
+            &bin,
+        ],
+        Some(KEY_PASS),
+    );
+    fails(out, "decryption failed", &[CARD, "Umeda"]);
+    bytes.truncate(last - 10);
+    fs::write(&bin, &bytes).expect("truncate");
+    let out = warifu_env(
+        &[&"open", &"--key", &key_path(&s.keys, IDS[3]), &"--in", &bin],
+        Some(KEY_PASS),
+    );
+    fails(out, "truncated", &[]);
+
+    // The cardholder cannot open; nobody opens without the passphrase.
+    let out = warifu_env(
+        &[
+            &"open",
+            &"--key",
+            &key_path(&s.keys, IDS[0]),
+            &"--in",
+            &sealed,
+        ],
+        Some(KEY_PASS),
+    );
+    fails(out, "is a cardholder", &[]);
+    let out = warifu(&[
+        &"open",
+        &"--key",
+        &key_path(&s.keys, IDS[1]),
+        &"--in",
+        &sealed,
+    ]);
+    fails(out, "sealed under a passphrase", &[]);
+}
+
+fn open_view_with_pass(s: &Setup, id: &str, sealed: &Path, form: &Path) -> Value {
+    let out = ok(warifu(&[
+        &"open",
+        &"--key",
+        &key_path(&s.keys, id),
+        &"--form",
+        &form,
+        &"--in",
+        &sealed,
+        &"--passphrase-file",
+        &s.key_pass_file,
+    ]));
+    serde_json::from_slice(&out.stdout).expect("open prints JSON")
+}
+
+#[test]
+fn wrong_passphrase_fails_cleanly() {
+    let s = setup();
+    let wrong = s.root.join("wrong.txt");
+    fs::write(&wrong, "tr0ub4dor&3\n").expect("write");
+    let out = warifu(&[
+        &"keycenter",
+        &"issue",
+        &"--dir",
+        &s.center,
+        &"--out",
+        &s.keys,
+        &"--passphrase-file",
+        &wrong,
+        &"merchant:other.example",
+    ]);
+    fails(out, "wrong passphrase", &[PASS, "tr0ub4dor&3"]);
+    let out = warifu_env(
+        &[&"keycenter", &"show", &"--dir", &s.center],
+        Some("tr0ub4dor&3"),
+    );
+    fails(out, "wrong passphrase", &[PASS, "tr0ub4dor&3"]);
+    // Nothing was issued by the failed attempt.
+    let register = fs::read_to_string(s.center.join("issued.txt")).expect("register");
+    assert!(!register.contains("other.example"));
+    let out = warifu(&[&"keycenter", &"show", &"--dir", &s.center]);
+    fails(out, "--passphrase-file", &[]);
+}
+
+#[test]
+fn damaged_key_files_fail_cleanly() {
+    let s = setup();
+    let bad = s.root.join("bad.key");
+    let form = s.root.join("form.json");
+    let order = s.root.join("order.json");
+    fs::write(&form, ok(warifu(&[&"example", &"form"])).stdout).expect("form");
+    fs::write(&order, ok(warifu(&[&"example", &"order"])).stdout).expect("order");
+    let seal_with = |key: &Path| {
+        warifu(&[
+            &"seal",
+            &"--key",
+            &key,
+            &"--form",
+            &form,
+            &"--order",
+            &order,
+            &"--out",
+            &"-",
+            &"--passphrase-file",
+            &s.key_pass_file,
+        ])
+    };
+    let card = fs::read(key_path(&s.keys, IDS[0])).expect("key");
+    ok(seal_with(&key_path(&s.keys, IDS[0])));
+    // Truncated anywhere: a clear error, never a panic.
+    for cut in [0, 3, 6, 7, 20, card.len() / 2, card.len() - 1] {
+        fs::write(&bad, &card[..cut]).expect("write");
+        fails(seal_with(&bad), "cannot open key file", &[CARD, KEY_PASS]);
+    }
+    fs::write(&bad, &card[..card.len() - 5]).expect("write");
+    fails(seal_with(&bad), "truncated", &[CARD, KEY_PASS]);
+    let mut v2 = card.clone();
+    v2[4] = 2;
+    fs::write(&bad, &v2).expect("write");
+    fails(
+        seal_with(&bad),
+        "unsupported key file version 2",
+        &[CARD, KEY_PASS],
+    );
+    fs::write(&bad, b"not a key file at all").expect("write");
+    fails(seal_with(&bad), "not a Warifu key file", &[]);
+    fails(
+        seal_with(&s.root.join("nowhere.key")),
+        "cannot read",
+        &[CARD],
+    );
+    fails(
+        seal_with(&s.center.join("master.key")),
+        "wrong passphrase",
+        &[PASS, KEY_PASS],
+    );
+    let out = warifu_env(
+        &[
+            &"seal",
+            &"--key",
+            &s.center.join("master.key"),
+            &"--form",
+            &form,
+            &"--order",
+            &order,
+            &"--out",
+            &"-",
+        ],
+        Some(PASS),
+    );
+    fails(out, "not a party's key", &[]);
+}
+
+#[test]
+fn refuses_to_overwrite_a_master() {
+    let s = setup();
+    let master = s.center.join("master.key");
+    let before = fs::read(&master).expect("master");
+    type Arg<'a> = &'a dyn AsRef<std::ffi::OsStr>;
+    let plain: Vec<Arg<'_>> = vec![&"--no-passphrase"];
+    let sealed: Vec<Arg<'_>> = vec![&"--passphrase-file", &s.pass_file];
+    for pass in [plain, sealed] {
+        let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> =
+            vec![&"keycenter", &"init", &"--dir", &s.center, &"--k", &"16"];
+        args.extend(pass);
+        fails(warifu(&args), "refusing to overwrite a master", &[]);
+    }
+    assert_eq!(
+        fs::read(&master).expect("master"),
+        before,
+        "master unchanged"
+    );
+    // The issued keys still agree with the master: issuing again adds nothing new.
+    let register = fs::read_to_string(s.center.join("issued.txt")).expect("register");
+    assert_eq!(register.lines().count(), 4);
+}
+
+#[test]
+fn unsealed_master_needs_an_explicit_choice() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("kc");
+    fails(
+        warifu(&[&"keycenter", &"init", &"--dir", &dir, &"--k", &"8"]),
+        "--no-passphrase",
+        &[],
+    );
+    assert!(!dir.join("master.key").exists());
+    ok(warifu(&[
+        &"keycenter",
+        &"init",
+        &"--dir",
+        &dir,
+        &"--k",
+        &"8",
+        &"--no-passphrase",
+    ]));
+    // The environment variable is a passphrase source too.
+    let dir2 = tmp.path().join("kc2");
+    ok(warifu_env(
+        &[&"keycenter", &"init", &"--dir", &dir2, &"--k", &"8"],
+        Some(PASS),
+    ));
+    let show = ok(warifu_env(
+        &[&"keycenter", &"show", &"--dir", &dir2, &"--json"],
+        Some(PASS),
+    ));
+    let v: Value = serde_json::from_slice(&show.stdout).expect("json");
+    assert_eq!(v["master_sealed"], true);
+    assert_eq!(v["issued"], 0);
+    fails(
+        warifu(&[&"keycenter", &"init", &"--dir", &dir, &"--k", &"0"]),
+        "already exists",
+        &[],
+    );
+    fails(
+        warifu(&[
+            &"keycenter",
+            &"init",
+            &"--dir",
+            &tmp.path().join("kc3"),
+            &"--k",
+            &"0",
+            &"--no-passphrase",
+        ]),
+        "--k must be in",
+        &[],
+    );
+}
+
+#[test]
+fn predistributed_keys_seal_and_open_without_a_carrier() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let keys = tmp.path().join("pre");
+    let ids = [
+        "cardholder:bob@mail.example",
+        "merchant:shop.example",
+        "issuer:bank.example",
+    ];
+    ok(warifu(&[
+        &"keycenter",
+        &"predistribute",
+        &"--out",
+        &keys,
+        &ids[0],
+        &ids[1],
+        &ids[2],
+    ]));
+    #[cfg(unix)]
+    assert_eq!(mode(&key_path(&keys, ids[0])), 0o600);
+    let before = fs::read(key_path(&keys, ids[1])).expect("table");
+    fails(
+        warifu(&[
+            &"keycenter",
+            &"predistribute",
+            &"--out",
+            &keys,
+            &ids[0],
+            &ids[1],
+        ]),
+        "--force",
+        &[],
+    );
+    assert_eq!(fs::read(key_path(&keys, ids[1])).expect("table"), before);
+
+    let form = tmp.path().join("form.json");
+    let order = tmp.path().join("order.json");
+    fs::write(
+        &form,
+        ok(warifu(&[&"example", &"form", &"--no-carrier"])).stdout,
+    )
+    .expect("form");
+    fs::write(
+        &order,
+        ok(warifu(&[&"example", &"order", &"--form", &form])).stdout,
+    )
+    .expect("order");
+    let sealed = tmp.path().join("sealed.json");
+    ok(warifu(&[
+        &"seal",
+        &"--key",
+        &key_path(&keys, ids[0]),
+        &"--form",
+        &form,
+        &"--order",
+        &order,
+        &"--out",
+        &sealed,
+    ]));
+    let out = ok(warifu(&[
+        &"open",
+        &"--key",
+        &key_path(&keys, ids[2]),
+        &"--in",
+        &sealed,
+    ]));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["header"]["scheme"], "predistributed");
+    assert!(v["header"]["carrier"].is_null());
+    assert_eq!(v["fields"]["card"]["number"], CARD);
+}
+
+#[test]
+fn bad_inputs_never_echo_the_card_number() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let form = tmp.path().join("form.json");
+    fs::write(&form, ok(warifu(&[&"example", &"form"])).stdout).expect("form");
+    let order_text = stdout(&ok(warifu(&[&"example", &"order", &"--form", &form])));
+    // The card number as a JSON number instead of a string: serde would echo it.
+    let bad = order_text.replace(&format!("\"{CARD}\""), CARD);
+    assert_ne!(bad, order_text);
+    let order = tmp.path().join("order.json");
+    fs::write(&order, bad).expect("order");
+    ok(warifu(&[
+        &"keycenter",
+        &"predistribute",
+        &"--out",
+        &tmp.path().join("k"),
+        &"cardholder:c",
+        &"merchant:shop.example",
+    ]));
+    let out = warifu(&[
+        &"seal",
+        &"--key",
+        &tmp.path().join("k").join("cardholder_c.key"),
+        &"--form",
+        &form,
+        &"--order",
+        &order,
+        &"--out",
+        &"-",
+    ]);
+    fails(out, "not a valid order", &[CARD]);
+}
