@@ -11,9 +11,9 @@ mod common;
 use std::hint::black_box;
 
 use common::timing::{Op, median, ratio, run, time};
+use common::{Baselines, Fixture};
 use warifu_core::PartyId;
-use warifu_core::blom::{DEFAULT_K, LANES, Master, PersonalKey, id_to_field};
-use warifu_core::rand::OsRandom;
+use warifu_core::blom::{DEFAULT_K, LANES, PersonalKey, id_to_field};
 
 const P: u128 = (1u128 << 127) - 1;
 
@@ -169,14 +169,14 @@ fn values(key: &PersonalKey) -> [Vec<u128>; LANES] {
 fn main() {
     let k = DEFAULT_K;
     let n = k as usize + 1;
-    eprintln!("setting up a master for k = {k} …");
-    let master = Master::generate(k, &mut OsRandom).expect("master");
-    let me = PartyId::parse("issuer:bank.example").expect("id");
-    let peer = PartyId::parse("cardholder:hanako@mail.example").expect("id");
+    eprintln!("setting up a deployment for k = {k} and the HPKE baseline …");
+    let fixture = Fixture::new(k);
+    let base = Baselines::new(fixture.payload_len(), fixture.header_bytes());
+    let master = fixture.master();
+    let (key, peer) = fixture.issuer_and_peer();
     let newcomer = PartyId::parse("merchant:newcomer.example").expect("id");
-    let key = master.personal_key(&me);
-    let lanes = values(&key);
-    let s: [u128; LANES] = core::array::from_fn(|l| id_to_field(&peer, l).value());
+    let lanes = values(key);
+    let s: [u128; LANES] = core::array::from_fn(|l| id_to_field(peer, l).value());
     let sn: [u128; LANES] = core::array::from_fn(|l| id_to_field(&newcomer, l).value());
     let d: [Vec<u128>; LANES] = core::array::from_fn(|l| {
         (0..n)
@@ -186,7 +186,7 @@ fn main() {
     });
 
     // Every variant gives the core's answer.
-    let want: [u128; LANES] = key.raw_shared(&peer).map(|f| f.value());
+    let want: [u128; LANES] = key.raw_shared(peer).map(|f| f.value());
     assert_eq!(derive_sequential(&lanes, s), want);
     assert_eq!(derive_interleaved(&lanes, s), want);
     assert_eq!(derive_split::<2>(&lanes, s), want);
@@ -196,9 +196,11 @@ fn main() {
     assert_eq!(issue_sequential(&d, n, sn), issued);
     assert_eq!(issue_dot(&d, n, sn), issued);
 
+    let (x, y) = common::field_operands();
+    let muls = (LANES * n * n) as u64;
     let mut ops = vec![
         Op::new("derive: core raw_shared (2 hashes + Horner)", || {
-            black_box(key.raw_shared(black_box(&peer)));
+            black_box(key.raw_shared(black_box(peer)));
         }),
         Op::new("derive: Horner, lanes in turn (= core)", || {
             black_box(derive_sequential(&lanes, black_box(s)));
@@ -224,23 +226,32 @@ fn main() {
         Op::new("issue: D·g with lazy dot products", || {
             black_box(issue_dot(&d, n, black_box(sn)));
         }),
-        Op::new("field mul (core Fe * Fe)", || {
-            let (a, b) = common::field_operands();
-            black_box(common::field_mul(a, b));
+        Op::new(format!("{muls} field muls (core Fe * Fe)"), || {
+            common::field_muls(x, y, muls)
+        }),
+        Op::new("id_to_field, both lanes", || {
+            black_box([0, 1].map(|l| id_to_field(black_box(peer), l)));
+        }),
+        Op::new("open issuer part (core)", || {
+            black_box(fixture.open());
+        }),
+        Op::new("seal 3-part order (core)", || {
+            black_box(fixture.seal());
+        }),
+        Op::new("HPKE open (baseline)", || {
+            black_box(base.hpke_open());
         }),
     ];
-    let rounds = 15;
+    let rounds = 51;
     eprintln!("measuring {rounds} interleaved rounds …");
     run(&mut ops, rounds);
     println!();
     println!("k = {k}, {LANES} lanes, median of {rounds} rounds; speed-up vs the core's function");
-    for (i, op) in ops.iter().enumerate() {
-        let base = if i < 6 {
-            0
-        } else if i < 9 {
-            6
-        } else {
-            i
+    for (i, op) in ops.iter().enumerate().take(10) {
+        let base = match i {
+            0..=5 => 0,
+            6..=8 => 6,
+            _ => i,
         };
         let (x, lo, hi) = ratio(&ops[base].ns, &op.ns);
         println!(
@@ -252,12 +263,23 @@ fn main() {
             hi
         );
     }
-    let mults = (LANES * n * n) as f64;
-    let per_key: Vec<f64> = ops[9].ns.iter().map(|m| m * mults).collect();
     println!();
     println!(
-        "issue / ({LANES}·(k+1)² field muls): core {:.2}×, D·g {:.2}×",
-        ratio(&ops[6].ns, &per_key).0,
-        ratio(&ops[8].ns, &per_key).0
+        "issue / {LANES}·(k+1)² field muls: core {:.2}×, D·g {:.2}×",
+        ratio(&ops[6].ns, &ops[9].ns).0,
+        ratio(&ops[8].ns, &ops[9].ns).0
     );
+    // Projection: the open and the seal with the even/odd-split derivation in place of the
+    // core's Horner (the hashes to the field stay), from the medians.
+    let m = |i: usize| median(&ops[i].ns);
+    let saving = m(0) - m(10) - m(3);
+    let (open_new, seal_new) = (m(11) - saving, m(12) - 3.0 * saving);
+    println!(
+        "open: core {} → projected {}; HPKE open / open: core {:.1}×, projected {:.1}×",
+        time(m(11)),
+        time(open_new),
+        m(13) / m(11),
+        m(13) / open_new
+    );
+    println!("seal: core {} → projected {}", time(m(12)), time(seal_new));
 }

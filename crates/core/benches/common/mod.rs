@@ -132,6 +132,21 @@ impl Fixture {
         fixture
     }
 
+    /// The key center's master.
+    pub fn master(&self) -> &Master {
+        &self.master
+    }
+
+    /// The issuer's personal key and the cardholder it opens orders from.
+    pub fn issuer_and_peer(&self) -> (&PersonalKey, &PartyId) {
+        (&self.issuer, &self.forwarded.header.cardholder)
+    }
+
+    /// The order form, the order and the sealing time.
+    pub fn parts(&self) -> (&OrderForm, &Order, u64) {
+        (&self.form, &self.order, self.now)
+    }
+
     /// The cardholder derives its pairwise key with the merchant.
     pub fn derive(&self) -> PairwiseKey {
         pairwise_key(black_box(&self.cardholder), black_box(&self.merchant_id)).expect("key")
@@ -192,6 +207,14 @@ fn seal_order(
 #[inline]
 pub fn field_mul(a: Fe, b: Fe) -> Fe {
     black_box(a) * black_box(b)
+}
+
+/// `n` independent multiplications of opaque operands (the field benchmark, repeated as many
+/// times as an operation needs, so that both run for comparable wall time).
+pub fn field_muls(a: Fe, b: Fe, n: u64) {
+    for _ in 0..n {
+        black_box(field_mul(a, b));
+    }
 }
 
 /// Two fixed, full-size field elements.
