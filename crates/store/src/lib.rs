@@ -1,0 +1,222 @@
+//! Warifu's durable storage: one trait per party aggregate, for SQLite and PostgreSQL.
+//!
+//! Each party keeps exactly its own view of an order (issue 3, item 4):
+//! - the merchant ([`MerchantStore`]) stores its disclosed fields as JSON and the still-sealed
+//!   carrier part (ciphertext), never a card number or a destination;
+//! - the issuer ([`IssuerStore`]) stores cards (it is entitled to the number), authorizations
+//!   and a double-entry ledger, never a destination;
+//! - the carrier ([`CarrierStore`]) stores shipments with their destination, never card data
+//!   or goods.
+//!
+//! [`Store`] implements every trait over either backend; a service holds the one it needs as
+//! `Arc<dyn MerchantStore>` (the traits are object safe through `async-trait`). Open with
+//! [`Store::open`] (`sqlite://PATH` or `postgres://…`) or [`Store::open_party`] (one SQLite
+//! file per party in a data directory). Migrations are embedded and run on open.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod error;
+mod migrate;
+mod open;
+// mod sql;
+mod types;
+
+use async_trait::async_trait;
+
+pub use error::{Result, StoreError};
+pub use open::{Store, StoreOptions, Synchronous};
+pub use types::*;
+
+/// What every party's store offers: health and idempotency records.
+#[async_trait]
+pub trait PartyStore: Send + Sync {
+    /// The database behind the store.
+    fn backend(&self) -> Backend;
+
+    /// Checks that the database answers (for readiness probes).
+    async fn ping(&self) -> Result<()>;
+
+    /// The first answer stored under `key` in `scope` (e.g. the endpoint and the caller).
+    async fn idempotency_get(&self, scope: &str, key: &str) -> Result<Option<StoredResponse>>;
+
+    /// Stores the first answer under `key` in `scope` unless one is there; returns the stored
+    /// answer either way (so the caller replies with the first answer on a race).
+    async fn idempotency_put(
+        &self,
+        scope: &str,
+        key: &str,
+        response: &StoredResponse,
+    ) -> Result<StoredResponse>;
+
+    /// Deletes idempotency records stored before `before_ms`; returns how many.
+    async fn idempotency_purge(&self, before_ms: i64) -> Result<u64>;
+}
+
+/// The merchant's aggregate: order forms, orders as a state machine, and the outbox.
+#[async_trait]
+pub trait MerchantStore: PartyStore {
+    /// Records an order form it issued. Fails with [`StoreError::Conflict`] if the id is taken.
+    async fn put_order_form(&self, form: &OrderFormRecord) -> Result<()>;
+
+    /// The order form issued under `order_id`.
+    async fn get_order_form(&self, order_id: &str) -> Result<Option<OrderFormRecord>>;
+
+    /// Inserts a new order in state [`OrderState::Received`] together with `outbox` messages in
+    /// one transaction. If the order id exists nothing is written and the stored order is
+    /// returned with `created: false` (a replayed submission never acts twice).
+    async fn insert_order(
+        &self,
+        order: &NewOrder,
+        outbox: &[NewOutboxMessage],
+    ) -> Result<Inserted<OrderRecord>>;
+
+    /// The order with `order_id`.
+    async fn get_order(&self, order_id: &str) -> Result<Option<OrderRecord>>;
+
+    /// Orders matching `filter`, newest first.
+    async fn list_orders(&self, filter: &OrderFilter) -> Result<Vec<OrderRecord>>;
+
+    /// Applies `t` only if the order is in one of `t.from` (compare-and-set): sets the state and
+    /// fields, enqueues `t.outbox` and completes `t.complete_outbox`, in one transaction.
+    /// Returns whether it applied; `false` writes nothing. [`StoreError::NotFound`] if there
+    /// is no such order.
+    async fn transition(&self, t: &Transition) -> Result<bool>;
+
+    /// Claims up to `limit` due messages (not done, `next_attempt_at_ms <= now_ms`), oldest
+    /// first: each one's attempts grow by one and it is leased until `now_ms + lease_ms`, so
+    /// another worker does not take it meanwhile.
+    async fn claim_outbox(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<OutboxMessage>>;
+
+    /// Marks a message delivered.
+    async fn complete_outbox(&self, id: i64) -> Result<()>;
+
+    /// Records a failed attempt: not before `next_attempt_at_ms` again.
+    async fn retry_outbox(&self, id: i64, next_attempt_at_ms: i64, error: &str) -> Result<()>;
+
+    /// Every message of an order, oldest first.
+    async fn outbox_for_order(&self, order_id: &str) -> Result<Vec<OutboxMessage>>;
+
+    /// How many messages are not done.
+    async fn outbox_pending(&self) -> Result<u64>;
+
+    /// How many orders are in each state.
+    async fn count_orders_by_state(&self) -> Result<Vec<(OrderState, u64)>>;
+}
+
+/// The issuer's aggregate: cards, authorizations and the double-entry ledger.
+#[async_trait]
+pub trait IssuerStore: PartyStore {
+    /// Enrolls a card and books its credit line in the ledger. Fails with
+    /// [`StoreError::Conflict`] if the card id is taken.
+    async fn enroll_card(&self, card: &NewCard) -> Result<CardRecord>;
+
+    /// The card with `card_id`.
+    async fn get_card(&self, card_id: &str) -> Result<Option<CardRecord>>;
+
+    /// Every card of a cardholder.
+    async fn cards_for_cardholder(&self, cardholder_id: &str) -> Result<Vec<CardRecord>>;
+
+    /// Sets a card's status; returns whether the card exists.
+    async fn set_card_status(&self, card_id: &str, status: CardStatus) -> Result<bool>;
+
+    /// Decides an authorization in one transaction: finds the cardholder's card by number,
+    /// checks name, expiry, status, currency and available credit, and on approval inserts
+    /// the hold, decrements the available credit and books the ledger movement. Declines are
+    /// stored too. Unique on (merchant, order): a retry returns the stored decision with
+    /// `created: false` and never holds twice, even under concurrency.
+    async fn authorize(&self, req: &AuthorizeRequest) -> Result<Inserted<AuthorizationRecord>>;
+
+    /// The authorization for a merchant's order.
+    async fn get_authorization(
+        &self,
+        merchant_id: &str,
+        order_id: &str,
+    ) -> Result<Option<AuthorizationRecord>>;
+
+    /// A cardholder's authorizations (its statement), newest first.
+    async fn authorizations_for_cardholder(
+        &self,
+        cardholder_id: &str,
+    ) -> Result<Vec<AuthorizationRecord>>;
+
+    /// Captures `amount` (all of the hold if `None`) and releases the rest of the hold. A
+    /// retry after a capture returns `applied: false`. [`StoreError::Conflict`] if the
+    /// authorization is declined or voided, or the amount exceeds the hold.
+    async fn capture(
+        &self,
+        merchant_id: &str,
+        order_id: &str,
+        amount: Option<u64>,
+        now_ms: i64,
+    ) -> Result<Applied>;
+
+    /// Releases the hold. A retry after a void returns `applied: false`;
+    /// [`StoreError::Conflict`] if it was captured or declined.
+    async fn void(&self, merchant_id: &str, order_id: &str, now_ms: i64) -> Result<Applied>;
+
+    /// Refunds `amount` of the captured amount under `refund_id` (idempotent per refund id);
+    /// [`StoreError::Conflict`] if it would refund more than was captured.
+    async fn refund(
+        &self,
+        merchant_id: &str,
+        order_id: &str,
+        refund_id: &str,
+        amount: u64,
+        now_ms: i64,
+    ) -> Result<Applied>;
+
+    /// The sum of every ledger entry (zero when the books balance).
+    async fn ledger_sum(&self) -> Result<i64>;
+
+    /// The balance of one ledger account.
+    async fn ledger_balance(&self, account: &str) -> Result<i64>;
+
+    /// How many movements do not sum to zero (zero when the books balance).
+    async fn unbalanced_movements(&self) -> Result<u64>;
+
+    /// The entries of one account, oldest first.
+    async fn ledger_entries(&self, account: &str) -> Result<Vec<LedgerEntry>>;
+
+    /// A merchant's captures and refunds by UTC day.
+    async fn settlement_report(&self, merchant_id: &str) -> Result<Vec<SettlementDay>>;
+}
+
+/// The carrier's aggregate: shipments and their events.
+#[async_trait]
+pub trait CarrierStore: PartyStore {
+    /// Accepts a shipment in status [`ShipmentStatus::Accepted`]. Unique on (merchant, order):
+    /// a retry returns the stored shipment (and its tracking number) with `created: false`.
+    async fn accept_shipment(&self, s: &NewShipment) -> Result<Inserted<ShipmentRecord>>;
+
+    /// The shipment for a merchant's order.
+    async fn get_shipment(
+        &self,
+        merchant_id: &str,
+        order_id: &str,
+    ) -> Result<Option<ShipmentRecord>>;
+
+    /// The shipment with a tracking number.
+    async fn shipment_by_tracking(&self, tracking_number: &str) -> Result<Option<ShipmentRecord>>;
+
+    /// Moves a shipment from `from` to `to` (compare-and-set) and records the event; returns
+    /// whether it applied. [`StoreError::NotFound`] if there is no such shipment.
+    async fn advance_shipment(
+        &self,
+        tracking_number: &str,
+        from: ShipmentStatus,
+        to: ShipmentStatus,
+        note: Option<&str>,
+        now_ms: i64,
+    ) -> Result<bool>;
+
+    /// A shipment's history, oldest first.
+    async fn shipment_events(&self, tracking_number: &str) -> Result<Vec<ShipmentEvent>>;
+
+    /// Shipments, newest first.
+    async fn list_shipments(&self, limit: u32, offset: u32) -> Result<Vec<ShipmentRecord>>;
+}

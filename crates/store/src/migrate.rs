@@ -1,0 +1,143 @@
+//! Embedded, versioned schema migrations for SQLite and PostgreSQL, run on open.
+//!
+//! The `schema_version` table lists the versions applied. Each migration runs in its own
+//! transaction (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: under an advisory lock, so replicas
+//! starting together do not race). A database newer than this program is refused.
+
+use crate::error::{Result, StoreError};
+use crate::open::{Db, Store};
+
+/// One migration: the same schema written for each backend.
+struct Migration {
+    version: i64,
+    name: &'static str,
+    /// SQL with `{id}` (auto-increment primary key) and `{blob}` (binary type) placeholders.
+    sql: &'static str,
+}
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "parties: idempotency, merchant orders and outbox, issuer cards and ledger, carrier shipments",
+    sql: include_str!("migrations/0001_init.sql"),
+}];
+
+/// The highest schema version this program knows.
+pub(crate) const LATEST: i64 = 1;
+
+fn render(sql: &str, sqlite: bool) -> String {
+    let (id, blob) = if sqlite {
+        ("INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB")
+    } else {
+        ("BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", "BYTEA")
+    };
+    sql.replace("{id}", id).replace("{blob}", blob)
+}
+
+const CREATE_VERSION: &str = "CREATE TABLE IF NOT EXISTS schema_version (\
+    version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at_ms BIGINT NOT NULL)";
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn mig(e: sqlx::Error) -> StoreError {
+    StoreError::Migration(StoreError::db("migrate", e).to_string())
+}
+
+/// Brings the database to [`LATEST`].
+pub(crate) async fn run(store: &Store) -> Result<()> {
+    match &store.db {
+        Db::Sqlite(p) => {
+            sqlx::query(CREATE_VERSION)
+                .execute(&p.writer)
+                .await
+                .map_err(mig)?;
+            for m in MIGRATIONS {
+                let mut tx = p.writer.begin_with("BEGIN IMMEDIATE").await.map_err(mig)?;
+                let done: Option<i64> =
+                    sqlx::query_scalar("SELECT version FROM schema_version WHERE version = $1")
+                        .bind(m.version)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(mig)?;
+                if done.is_none() {
+                    sqlx::raw_sql(&render(m.sql, true))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(mig)?;
+                    sqlx::query(
+                        "INSERT INTO schema_version (version, name, applied_at_ms) VALUES ($1, $2, $3)",
+                    )
+                    .bind(m.version)
+                    .bind(m.name)
+                    .bind(now_ms())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(mig)?;
+                }
+                tx.commit().await.map_err(mig)?;
+            }
+        }
+        Db::Postgres(p) => {
+            let mut tx = p.writer.begin().await.map_err(mig)?;
+            // One migrator at a time per database (the key is "warifu" in ASCII).
+            sqlx::query("SELECT pg_advisory_xact_lock(8675309773140)")
+                .execute(&mut *tx)
+                .await
+                .map_err(mig)?;
+            sqlx::query(CREATE_VERSION)
+                .execute(&mut *tx)
+                .await
+                .map_err(mig)?;
+            for m in MIGRATIONS {
+                let done: Option<i64> =
+                    sqlx::query_scalar("SELECT version FROM schema_version WHERE version = $1")
+                        .bind(m.version)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(mig)?;
+                if done.is_none() {
+                    sqlx::raw_sql(&render(m.sql, false))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(mig)?;
+                    sqlx::query(
+                        "INSERT INTO schema_version (version, name, applied_at_ms) VALUES ($1, $2, $3)",
+                    )
+                    .bind(m.version)
+                    .bind(m.name)
+                    .bind(now_ms())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(mig)?;
+                }
+            }
+            tx.commit().await.map_err(mig)?;
+        }
+    }
+    let v = current(store).await?;
+    if v > LATEST {
+        return Err(StoreError::Migration(format!(
+            "the database is at schema version {v}, newer than this program's {LATEST}"
+        )));
+    }
+    Ok(())
+}
+
+/// The highest version applied.
+pub(crate) async fn current(store: &Store) -> Result<i64> {
+    const Q: &str = "SELECT COALESCE(MAX(version), 0) FROM schema_version";
+    match &store.db {
+        Db::Sqlite(p) => sqlx::query_scalar::<_, i64>(Q)
+            .fetch_one(&p.writer)
+            .await
+            .map_err(mig),
+        Db::Postgres(p) => sqlx::query_scalar::<_, i64>(Q)
+            .fetch_one(&p.writer)
+            .await
+            .map_err(mig),
+    }
+}

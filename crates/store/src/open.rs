@@ -1,0 +1,295 @@
+//! Opening a store: URL parsing, SQLite pragmas (WAL, durable commits), PostgreSQL schemas.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Pool, Postgres, Sqlite};
+
+use crate::error::{Result, StoreError};
+use crate::types::{Backend, Party};
+
+/// How hard SQLite works to make a commit durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Synchronous {
+    /// `synchronous=FULL`: a commit survives a power loss (the default).
+    #[default]
+    Full,
+    /// `synchronous=NORMAL`: a commit survives a process crash (SIGKILL) but the last commits
+    /// may be lost on a power loss. Much faster in WAL mode.
+    Normal,
+}
+
+/// How to open a store. [`StoreOptions::new`] takes a URL; the rest has defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// `sqlite://PATH` (created if missing), `sqlite::memory:`, or `postgres://…`.
+    pub url: String,
+    /// PostgreSQL only: the schema to use (created if missing) and put first on the
+    /// `search_path`, so several parties or test runs can share one database.
+    pub schema: Option<String>,
+    /// The most connections (PostgreSQL), or reader connections (SQLite; writes go through
+    /// one connection). Default 8.
+    pub max_connections: u32,
+    /// SQLite only: commit durability. Default [`Synchronous::Full`].
+    pub synchronous: Synchronous,
+    /// How long to wait for a lock or a connection. Default 10 s.
+    pub busy_timeout: Duration,
+}
+
+impl StoreOptions {
+    /// Options for `url` with defaults.
+    pub fn new(url: impl Into<String>) -> StoreOptions {
+        StoreOptions {
+            url: url.into(),
+            schema: None,
+            max_connections: 8,
+            synchronous: Synchronous::Full,
+            busy_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// Sets the PostgreSQL schema.
+    pub fn schema(mut self, schema: impl Into<String>) -> StoreOptions {
+        self.schema = Some(schema.into());
+        self
+    }
+
+    /// Sets the SQLite durability.
+    pub fn synchronous(mut self, s: Synchronous) -> StoreOptions {
+        self.synchronous = s;
+        self
+    }
+
+    /// Sets the connection count.
+    pub fn max_connections(mut self, n: u32) -> StoreOptions {
+        self.max_connections = n.max(1);
+        self
+    }
+}
+
+/// The pools of one backend: SQLite writes go through a single connection (SQLite has one
+/// writer at a time; queueing in-process beats polling its busy handler), reads through
+/// several. PostgreSQL uses one pool for both.
+#[derive(Debug)]
+pub(crate) struct Pools<DB: sqlx::Database> {
+    pub(crate) writer: Pool<DB>,
+    pub(crate) reader: Pool<DB>,
+}
+
+impl<DB: sqlx::Database> Clone for Pools<DB> {
+    fn clone(&self) -> Self {
+        Pools {
+            writer: self.writer.clone(),
+            reader: self.reader.clone(),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub(crate) enum Db {
+    Sqlite(Pools<Sqlite>),
+    Postgres(Pools<Postgres>),
+}
+
+/// A party's database: implements [`crate::MerchantStore`], [`crate::IssuerStore`] and
+/// [`crate::CarrierStore`] over SQLite or PostgreSQL. Cheap to clone (pools are shared).
+#[derive(Clone, Debug)]
+pub struct Store {
+    pub(crate) db: Db,
+}
+
+impl Store {
+    /// Opens `url` with default options and runs the migrations.
+    pub async fn open(url: &str) -> Result<Store> {
+        Store::open_with(StoreOptions::new(url)).await
+    }
+
+    /// Opens the SQLite file of `party` in the data directory `dir` (`dir/merchant.db`,
+    /// `dir/issuer.db`, `dir/carrier.db`), creating the directory and the file if missing.
+    pub async fn open_party(dir: &Path, party: Party) -> Result<Store> {
+        Store::open_with(StoreOptions::new(Store::party_url(dir, party)?)).await
+    }
+
+    /// The SQLite file of `party` in the data directory `dir`.
+    pub fn party_path(dir: &Path, party: Party) -> PathBuf {
+        dir.join(format!("{}.db", party.as_str()))
+    }
+
+    /// The `sqlite://` URL of `party`'s file in `dir`, creating `dir` if missing.
+    pub fn party_url(dir: &Path, party: Party) -> Result<String> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Connect(format!("cannot create {}: {e}", dir.display())))?;
+        let path = Store::party_path(dir, party);
+        let s = path
+            .to_str()
+            .ok_or_else(|| StoreError::Url("the data directory is not valid UTF-8".into()))?;
+        Ok(format!("sqlite://{s}"))
+    }
+
+    /// Opens with `opts` and runs the migrations.
+    pub async fn open_with(opts: StoreOptions) -> Result<Store> {
+        let url = opts.url.trim();
+        let db = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Db::Postgres(open_postgres(url, &opts).await?)
+        } else if let Some(rest) = url.strip_prefix("sqlite:") {
+            Db::Sqlite(open_sqlite(rest, &opts).await?)
+        } else {
+            return Err(StoreError::Url(
+                "expected sqlite://PATH, sqlite::memory: or postgres://…".into(),
+            ));
+        };
+        let store = Store { db };
+        crate::migrate::run(&store).await?;
+        Ok(store)
+    }
+
+    /// Which database is behind the store.
+    pub fn backend_kind(&self) -> Backend {
+        match self.db {
+            Db::Sqlite(_) => Backend::Sqlite,
+            Db::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// The schema version the database is at.
+    pub async fn schema_version(&self) -> Result<i64> {
+        crate::migrate::current(self).await
+    }
+
+    /// Closes every connection (waits for those in use to be returned).
+    pub async fn close(&self) {
+        match &self.db {
+            Db::Sqlite(p) => {
+                p.writer.close().await;
+                p.reader.close().await;
+            }
+            Db::Postgres(p) => p.writer.close().await,
+        }
+    }
+}
+
+async fn open_sqlite(rest: &str, opts: &StoreOptions) -> Result<Pools<Sqlite>> {
+    let sync = match opts.synchronous {
+        Synchronous::Full => SqliteSynchronous::Full,
+        Synchronous::Normal => SqliteSynchronous::Normal,
+    };
+    if rest == ":memory:" || rest == "//:memory:" {
+        // One connection serves both roles: each in-memory connection is its own database.
+        let o = SqliteConnectOptions::from_str("sqlite::memory:")
+            .map_err(|e| StoreError::Url(e.to_string()))?
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .acquire_timeout(opts.busy_timeout)
+            .connect_with(o)
+            .await
+            .map_err(|e| StoreError::Connect(StoreError::db("open", e).to_string()))?;
+        return Ok(Pools {
+            writer: pool.clone(),
+            reader: pool,
+        });
+    }
+    let path = rest.strip_prefix("//").unwrap_or(rest);
+    let path = path.split('?').next().unwrap_or(path);
+    if path.is_empty() {
+        return Err(StoreError::Url("the SQLite URL has no file path".into()));
+    }
+    if let Some(parent) = Path::new(path)
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| StoreError::Connect(format!("cannot create {}: {e}", parent.display())))?;
+    }
+    let base = SqliteConnectOptions::new()
+        .filename(path)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(sync)
+        .busy_timeout(opts.busy_timeout)
+        .foreign_keys(true)
+        .pragma("temp_store", "memory");
+    let writer = SqlitePoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(opts.busy_timeout.max(Duration::from_secs(30)))
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .connect_with(base.clone().create_if_missing(true))
+        .await
+        .map_err(|e| StoreError::Connect(format!("{path}: {}", StoreError::db("open", e))))?;
+    let reader = SqlitePoolOptions::new()
+        .max_connections(opts.max_connections.max(1))
+        .acquire_timeout(opts.busy_timeout)
+        .connect_with(base.read_only(true))
+        .await
+        .map_err(|e| StoreError::Connect(format!("{path}: {}", StoreError::db("open", e))))?;
+    Ok(Pools { writer, reader })
+}
+
+fn valid_schema(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && !s.as_bytes()[0].is_ascii_digit()
+}
+
+async fn open_postgres(url: &str, opts: &StoreOptions) -> Result<Pools<Postgres>> {
+    let mut o = PgConnectOptions::from_str(url).map_err(|e| StoreError::Url(e.to_string()))?;
+    if let Some(schema) = &opts.schema {
+        if !valid_schema(schema) {
+            return Err(StoreError::Url(
+                "a schema name is 1–63 characters of a–z, 0–9 and '_', not starting with a digit"
+                    .into(),
+            ));
+        }
+        // Create the schema with a plain connection, then pin it on every pooled one.
+        let boot = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(opts.busy_timeout)
+            .connect_with(o.clone())
+            .await
+            .map_err(|e| StoreError::Connect(StoreError::db("open", e).to_string()))?;
+        let r = sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+            .execute(&boot)
+            .await;
+        boot.close().await;
+        if let Err(e) = r {
+            // A concurrent creator may win the race; the schema exists either way.
+            let again = StoreError::db("create schema", e);
+            if !again.to_string().contains("23505") {
+                return Err(again);
+            }
+        }
+        o = o.options([("search_path", schema.as_str())]);
+    }
+    let pool = PgPoolOptions::new()
+        .max_connections(opts.max_connections.max(1))
+        .acquire_timeout(opts.busy_timeout)
+        .connect_with(o)
+        .await
+        .map_err(|e| StoreError::Connect(StoreError::db("open", e).to_string()))?;
+    Ok(Pools {
+        writer: pool.clone(),
+        reader: pool,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_names() {
+        assert!(valid_schema("warifu_test_1"));
+        assert!(!valid_schema("1abc"));
+        assert!(!valid_schema("a;drop"));
+        assert!(!valid_schema(""));
+        assert!(!valid_schema("Upper"));
+    }
+}

@@ -1,0 +1,642 @@
+//! Record types stored by each party: exactly that party's view of an order, nothing more.
+//!
+//! Times are Unix milliseconds (`*_at_ms`, `i64`), supplied by the caller so that tests and
+//! replays are deterministic. Amounts are minor units of the currency (`u64`; the store
+//! refuses amounts above `i64::MAX`, which SQL columns hold).
+
+use serde::{Deserialize, Serialize};
+use warifu_core::order::{Expiry, PaymentMethod};
+use warifu_core::secret::Secret;
+
+use crate::error::{Result, StoreError};
+
+macro_rules! text_enum {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $v:ident = $s:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        #[non_exhaustive]
+        pub enum $name { $($(#[$vm])* $v),+ }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$v),+];
+
+            /// The stable text stored in the database and used on the wire.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$v => $s),+ }
+            }
+
+            /// Parses the stable text; `None` for anything else.
+            pub fn parse(s: &str) -> Option<$name> {
+                match s { $($s => Some($name::$v),)+ _ => None }
+            }
+
+            pub(crate) fn decode(s: &str) -> Result<$name> {
+                $name::parse(s).ok_or(StoreError::Corrupt(stringify!($name)))
+            }
+        }
+
+        impl core::fmt::Display for $name {
+            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+// ------------------------------------------------------------------------------------------
+// Common
+
+/// Which party a database belongs to (one SQLite file per party in a data directory).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Party {
+    /// The merchant (`merchant.db`).
+    Merchant,
+    /// The issuer, the patent's card manager (`issuer.db`).
+    Issuer,
+    /// The carrier, the patent's distributor (`carrier.db`).
+    Carrier,
+}
+
+impl Party {
+    /// The party's short name: `merchant`, `issuer` or `carrier`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Party::Merchant => "merchant",
+            Party::Issuer => "issuer",
+            Party::Carrier => "carrier",
+        }
+    }
+}
+
+/// The database behind a store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Backend {
+    /// SQLite, embedded, one file per party.
+    Sqlite,
+    /// PostgreSQL, by URL.
+    Postgres,
+}
+
+/// The first answer to an idempotent request, returned again on every retry with the same key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredResponse {
+    /// The HTTP status of the first answer.
+    pub status: u16,
+    /// The body of the first answer.
+    pub body: Vec<u8>,
+    /// A digest of the first request (so a different request under the same key is detected).
+    pub fingerprint: Vec<u8>,
+    /// When the first answer was stored.
+    pub created_at_ms: i64,
+}
+
+// ------------------------------------------------------------------------------------------
+// Merchant
+
+text_enum! {
+    /// Where a merchant's order is in its life (issue 4's state machine).
+    OrderState {
+        /// Accepted from the cardholder and committed; the authorization request is queued.
+        Received = "received",
+        /// The issuer approved and holds the amount.
+        Authorized = "authorized",
+        /// The issuer declined (final).
+        Declined = "declined",
+        /// The delivery request is queued for the carrier.
+        ShippingRequested = "shipping_requested",
+        /// The carrier accepted the shipment and gave a tracking number.
+        Shipped = "shipped",
+        /// The payment was captured.
+        Captured = "captured",
+        /// The carrier delivered the parcel.
+        Delivered = "delivered",
+        /// Cancelled before any money moved, or the authorization is being voided.
+        Cancelled = "cancelled",
+        /// The authorization was voided (final).
+        Voided = "voided",
+        /// The captured payment was refunded (final).
+        Refunded = "refunded",
+        /// The order cannot proceed (a peer refused it permanently); see the decline code.
+        Failed = "failed",
+    }
+}
+
+impl OrderState {
+    /// Whether no further transition is expected.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            OrderState::Declined
+                | OrderState::Delivered
+                | OrderState::Voided
+                | OrderState::Refunded
+                | OrderState::Failed
+        )
+    }
+}
+
+/// An order form the merchant issued (the order id is its nonce).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderFormRecord {
+    /// The order id.
+    pub order_id: String,
+    /// The `OrderForm` as JSON.
+    pub form_json: String,
+    /// When the form expires.
+    pub expires_at_ms: i64,
+    /// When it was issued.
+    pub created_at_ms: i64,
+}
+
+/// A new order as the merchant records it on receipt: its own view, never the card or the
+/// destination. The carrier's part is kept still sealed (ciphertext) to forward on approval.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewOrder {
+    /// The order id (unique per merchant).
+    pub order_id: String,
+    /// The cardholder's identifier (sent in clear with the bundle).
+    pub cardholder_id: String,
+    /// The issuer's identifier.
+    pub issuer_id: String,
+    /// The carrier's identifier, if the goods are shipped.
+    pub carrier_id: Option<String>,
+    /// The fields the merchant's part disclosed, as JSON (`View<ForMerchant>`).
+    pub merchant_view: String,
+    /// The order total in minor units.
+    pub amount: u64,
+    /// ISO 4217 currency code.
+    pub currency: String,
+    /// The carrier's part, still sealed, to forward after approval.
+    pub carrier_part: Option<Vec<u8>>,
+    /// The time of receipt.
+    pub now_ms: i64,
+}
+
+/// A merchant's order as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderRecord {
+    /// The order id.
+    pub order_id: String,
+    /// The cardholder's identifier.
+    pub cardholder_id: String,
+    /// The issuer's identifier.
+    pub issuer_id: String,
+    /// The carrier's identifier, if shipped.
+    pub carrier_id: Option<String>,
+    /// The merchant's view as JSON.
+    pub merchant_view: String,
+    /// The order total in minor units.
+    pub amount: u64,
+    /// ISO 4217 currency code.
+    pub currency: String,
+    /// The current state.
+    pub state: OrderState,
+    /// Why the order was declined or failed, if it was.
+    pub decline_code: Option<String>,
+    /// The issuer's authorization id, once authorized.
+    pub authorization_id: Option<String>,
+    /// The carrier's tracking number, once shipped.
+    pub tracking_number: Option<String>,
+    /// The still-sealed carrier part (ciphertext only).
+    pub carrier_part: Option<Vec<u8>>,
+    /// How many times the state changed.
+    pub version: i64,
+    /// When the order was received.
+    pub created_at_ms: i64,
+    /// When it last changed.
+    pub updated_at_ms: i64,
+}
+
+/// A message to send after a transition commits, written in the same transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewOutboxMessage {
+    /// What to do (`authorize`, `ship`, `capture`, `void`, `refund`, ...).
+    pub kind: String,
+    /// The message body (typically JSON; sealed parts stay ciphertext).
+    pub payload: Vec<u8>,
+}
+
+impl NewOutboxMessage {
+    /// A message of `kind` with `payload`.
+    pub fn new(kind: impl Into<String>, payload: impl Into<Vec<u8>>) -> NewOutboxMessage {
+        NewOutboxMessage {
+            kind: kind.into(),
+            payload: payload.into(),
+        }
+    }
+}
+
+/// A stored outbox message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxMessage {
+    /// Its id (increasing).
+    pub id: i64,
+    /// The order it belongs to.
+    pub order_id: String,
+    /// What to do.
+    pub kind: String,
+    /// The message body.
+    pub payload: Vec<u8>,
+    /// How many times it was claimed for sending.
+    pub attempts: u32,
+    /// Not to be sent again before this time.
+    pub next_attempt_at_ms: i64,
+    /// Whether it was delivered (or abandoned).
+    pub done: bool,
+    /// The last failure, if any (no secret: callers pass a code and a short message).
+    pub last_error: Option<String>,
+    /// When it was written.
+    pub created_at_ms: i64,
+}
+
+/// A compare-and-set change of an order's state, with the fields it sets and the messages it
+/// causes, all committed in one transaction. Build with [`Transition::new`] and the setters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transition {
+    /// The order.
+    pub order_id: String,
+    /// The states the order must be in for the transition to apply.
+    pub from: Vec<OrderState>,
+    /// The new state.
+    pub to: OrderState,
+    /// Sets the decline / failure code.
+    pub decline_code: Option<String>,
+    /// Sets the authorization id.
+    pub authorization_id: Option<String>,
+    /// Sets the tracking number.
+    pub tracking_number: Option<String>,
+    /// Erases the stored carrier part (after it was forwarded or is no longer needed).
+    pub clear_carrier_part: bool,
+    /// Messages to enqueue in the same transaction.
+    pub outbox: Vec<NewOutboxMessage>,
+    /// Outbox messages to mark done in the same transaction (the one whose answer caused this).
+    pub complete_outbox: Vec<i64>,
+    /// The time of the transition.
+    pub now_ms: i64,
+}
+
+impl Transition {
+    /// A transition of `order_id` from `from` to `to` at `now_ms`.
+    pub fn new(
+        order_id: impl Into<String>,
+        from: OrderState,
+        to: OrderState,
+        now_ms: i64,
+    ) -> Transition {
+        Transition {
+            order_id: order_id.into(),
+            from: vec![from],
+            to,
+            decline_code: None,
+            authorization_id: None,
+            tracking_number: None,
+            clear_carrier_part: false,
+            outbox: Vec::new(),
+            complete_outbox: Vec::new(),
+            now_ms,
+        }
+    }
+    /// Also applies when the order is in `state`.
+    pub fn or_from(mut self, state: OrderState) -> Transition {
+        self.from.push(state);
+        self
+    }
+    /// Sets the decline code.
+    pub fn decline_code(mut self, code: impl Into<String>) -> Transition {
+        self.decline_code = Some(code.into());
+        self
+    }
+    /// Sets the authorization id.
+    pub fn authorization_id(mut self, id: impl Into<String>) -> Transition {
+        self.authorization_id = Some(id.into());
+        self
+    }
+    /// Sets the tracking number.
+    pub fn tracking_number(mut self, n: impl Into<String>) -> Transition {
+        self.tracking_number = Some(n.into());
+        self
+    }
+    /// Erases the carrier part.
+    pub fn clear_carrier_part(mut self) -> Transition {
+        self.clear_carrier_part = true;
+        self
+    }
+    /// Enqueues a message in the same transaction.
+    pub fn send(mut self, kind: impl Into<String>, payload: impl Into<Vec<u8>>) -> Transition {
+        self.outbox.push(NewOutboxMessage::new(kind, payload));
+        self
+    }
+    /// Marks outbox message `id` done in the same transaction.
+    pub fn complete(mut self, id: i64) -> Transition {
+        self.complete_outbox.push(id);
+        self
+    }
+}
+
+/// Which orders to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OrderFilter {
+    /// Only orders of this cardholder.
+    pub cardholder_id: Option<String>,
+    /// Only orders in this state.
+    pub state: Option<OrderState>,
+    /// At most this many (default 100, newest first).
+    pub limit: Option<u32>,
+    /// Skip this many.
+    pub offset: Option<u32>,
+}
+
+/// What inserting an order did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inserted<T> {
+    /// The stored row: the new one, or the one already there.
+    pub record: T,
+    /// Whether this call created it (false: it existed, and nothing was written).
+    pub created: bool,
+}
+
+// ------------------------------------------------------------------------------------------
+// Issuer
+
+text_enum! {
+    /// Whether a card can be used.
+    CardStatus {
+        /// Usable.
+        Active = "active",
+        /// Blocked by the issuer (lost, stolen, fraud).
+        Blocked = "blocked",
+        /// Past its expiry (also checked from the expiry month at authorization).
+        Expired = "expired",
+    }
+}
+
+/// A card to enroll at the issuer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewCard {
+    /// The issuer's id for the card.
+    pub card_id: String,
+    /// The cardholder's identifier (the Blom identity that must seal the issuer part).
+    pub cardholder_id: String,
+    /// The name on the card.
+    pub holder_name: String,
+    /// The card number (the issuer is entitled to it).
+    pub number: Secret,
+    /// The expiry month.
+    pub expiry: Expiry,
+    /// The credit limit in minor units.
+    pub credit_limit: u64,
+    /// The card's currency.
+    pub currency: String,
+    /// The time of enrollment.
+    pub now_ms: i64,
+}
+
+/// A card as the issuer stores it. `Debug` redacts the number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CardRecord {
+    /// The issuer's id for the card.
+    pub card_id: String,
+    /// The cardholder's identifier.
+    pub cardholder_id: String,
+    /// The name on the card.
+    pub holder_name: String,
+    /// The card number.
+    pub number: Secret,
+    /// The expiry month.
+    pub expiry: Expiry,
+    /// Active, blocked or expired.
+    pub status: CardStatus,
+    /// The credit limit.
+    pub credit_limit: u64,
+    /// Credit left: limit − holds − captures + refunds.
+    pub available: u64,
+    /// The card's currency.
+    pub currency: String,
+    /// When it was enrolled.
+    pub created_at_ms: i64,
+}
+
+text_enum! {
+    /// Why the issuer declined an authorization: stable codes for the merchant and cardholder.
+    DeclineCode {
+        /// No card is enrolled for this cardholder identifier.
+        UnknownCardholder = "unknown_cardholder",
+        /// The card number is not one of the cardholder's cards.
+        CardMismatch = "card_mismatch",
+        /// The name does not match the card.
+        NameMismatch = "name_mismatch",
+        /// The expiry does not match the card.
+        ExpiryMismatch = "expiry_mismatch",
+        /// The card has expired.
+        Expired = "expired",
+        /// The card is blocked.
+        Blocked = "blocked",
+        /// Not enough credit is available.
+        InsufficientCredit = "insufficient_credit",
+        /// The order's currency is not the card's.
+        CurrencyMismatch = "currency_mismatch",
+        /// The amount is zero or too large.
+        InvalidAmount = "invalid_amount",
+    }
+}
+
+text_enum! {
+    /// Where an authorization is in its life.
+    AuthorizationStatus {
+        /// Declined: no money held.
+        Declined = "declined",
+        /// The amount is held.
+        Held = "held",
+        /// Captured (fully or partly; the rest released).
+        Captured = "captured",
+        /// The hold was released.
+        Voided = "voided",
+        /// The whole captured amount was refunded.
+        Refunded = "refunded",
+    }
+}
+
+/// A request to authorize (hold) an amount, as the issuer reads it from its opened part.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizeRequest {
+    /// The merchant asking.
+    pub merchant_id: String,
+    /// The merchant's order id (with the merchant: the idempotency key).
+    pub order_id: String,
+    /// The id to give a new authorization (the caller makes it unique).
+    pub authorization_id: String,
+    /// The cardholder whose key sealed the part.
+    pub cardholder_id: String,
+    /// The name from the part.
+    pub holder_name: String,
+    /// The card number from the part.
+    pub card_number: Secret,
+    /// The expiry from the part.
+    pub expiry: Expiry,
+    /// The amount in minor units.
+    pub amount: u64,
+    /// ISO 4217 currency code.
+    pub currency: String,
+    /// How the cardholder pays.
+    pub payment_method: PaymentMethod,
+    /// Now (also decides whether the card has expired).
+    pub now_ms: i64,
+}
+
+/// An authorization (approved or declined) as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizationRecord {
+    /// The authorization id.
+    pub authorization_id: String,
+    /// The merchant.
+    pub merchant_id: String,
+    /// The merchant's order id.
+    pub order_id: String,
+    /// The cardholder.
+    pub cardholder_id: String,
+    /// The card, when one matched.
+    pub card_id: Option<String>,
+    /// The amount requested.
+    pub amount: u64,
+    /// ISO 4217 currency code.
+    pub currency: String,
+    /// How the cardholder pays.
+    pub payment_method: PaymentMethod,
+    /// The decline reason, when declined.
+    pub decline_code: Option<DeclineCode>,
+    /// The current status.
+    pub status: AuthorizationStatus,
+    /// The amount still held.
+    pub held: u64,
+    /// The amount captured.
+    pub captured: u64,
+    /// The amount refunded.
+    pub refunded: u64,
+    /// When it was decided.
+    pub created_at_ms: i64,
+    /// When it last changed.
+    pub updated_at_ms: i64,
+}
+
+impl AuthorizationRecord {
+    /// Whether the issuer approved it.
+    pub fn approved(&self) -> bool {
+        self.decline_code.is_none()
+    }
+}
+
+/// What a capture, void or refund did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// The authorization after the operation.
+    pub authorization: AuthorizationRecord,
+    /// Whether this call moved money (false: a retry of something already done).
+    pub applied: bool,
+}
+
+/// One ledger entry: part of a movement whose entries sum to zero.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerEntry {
+    /// Its id.
+    pub id: i64,
+    /// The movement it belongs to.
+    pub movement_id: String,
+    /// What kind of movement (`limit`, `hold`, `capture`, `void`, `refund`).
+    pub kind: String,
+    /// The account: `card:<id>:available`, `card:<id>:held`, `merchant:<id>`, `issuer:credit`.
+    pub account: String,
+    /// Signed amount in minor units.
+    pub amount: i64,
+    /// When it was written.
+    pub created_at_ms: i64,
+}
+
+/// A merchant's settlement for one day (UTC).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettlementDay {
+    /// Days since 1970-01-01 (UTC).
+    pub day: i64,
+    /// Captured that day.
+    pub captured: u64,
+    /// Refunded that day.
+    pub refunded: u64,
+}
+
+// ------------------------------------------------------------------------------------------
+// Carrier
+
+text_enum! {
+    /// Where a shipment is.
+    ShipmentStatus {
+        /// The carrier accepted the delivery request.
+        Accepted = "accepted",
+        /// Picked up from the merchant.
+        PickedUp = "picked_up",
+        /// On its way.
+        InTransit = "in_transit",
+        /// Delivered (proof of delivery).
+        Delivered = "delivered",
+        /// Returned to the merchant.
+        Returned = "returned",
+    }
+}
+
+/// A shipment to accept: the destination from the carrier's opened part, the parcel from the
+/// merchant's delivery request. No card data, no goods list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewShipment {
+    /// The merchant.
+    pub merchant_id: String,
+    /// The merchant's order id.
+    pub order_id: String,
+    /// The cardholder (who may ask for the status).
+    pub cardholder_id: String,
+    /// The tracking number to give a new shipment.
+    pub tracking_number: String,
+    /// Who receives the parcel.
+    pub addressee: Secret,
+    /// Where.
+    pub address: Secret,
+    /// The merchant's parcel description (size, weight, pickup), not the goods.
+    pub parcel: String,
+    /// Now.
+    pub now_ms: i64,
+}
+
+/// A shipment as the carrier stores it. `Debug` redacts the destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShipmentRecord {
+    /// The tracking number.
+    pub tracking_number: String,
+    /// The merchant.
+    pub merchant_id: String,
+    /// The merchant's order id.
+    pub order_id: String,
+    /// The cardholder.
+    pub cardholder_id: String,
+    /// Who receives the parcel.
+    pub addressee: Secret,
+    /// Where.
+    pub address: Secret,
+    /// The merchant's parcel description.
+    pub parcel: String,
+    /// Where it is.
+    pub status: ShipmentStatus,
+    /// When it was accepted.
+    pub created_at_ms: i64,
+    /// When it last changed.
+    pub updated_at_ms: i64,
+}
+
+/// One step of a shipment's history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShipmentEvent {
+    /// The status reached.
+    pub status: ShipmentStatus,
+    /// When.
+    pub at_ms: i64,
+    /// A note (depot, signature), if any.
+    pub note: Option<String>,
+}
