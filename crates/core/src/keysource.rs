@@ -26,6 +26,8 @@ pub enum Scheme {
     Predistributed,
     /// Several schemes combined: breaking the key needs breaking every one.
     Hybrid,
+    /// Sakai–Ohgishi–Kasahara identity-based key agreement on BLS12-381 ([`crate::sok`]).
+    Sok,
 }
 
 impl Scheme {
@@ -35,14 +37,20 @@ impl Scheme {
             Scheme::Blom => 1,
             Scheme::Predistributed => 2,
             Scheme::Hybrid => 0x80,
+            Scheme::Sok => 3,
         }
     }
 
     /// The scheme for a code.
     pub fn from_code(c: u8) -> Option<Scheme> {
-        [Scheme::Blom, Scheme::Predistributed, Scheme::Hybrid]
-            .into_iter()
-            .find(|s| s.code() == c)
+        [
+            Scheme::Blom,
+            Scheme::Predistributed,
+            Scheme::Hybrid,
+            Scheme::Sok,
+        ]
+        .into_iter()
+        .find(|s| s.code() == c)
     }
 }
 
@@ -57,6 +65,30 @@ pub trait KeySource: Send + Sync {
     fn scheme(&self) -> Scheme;
     /// The raw shared secret with `peer`.
     fn shared_secret(&self, peer: &PartyId) -> Result<Zeroizing<Vec<u8>>>;
+}
+
+impl<T: KeySource + ?Sized> KeySource for Box<T> {
+    fn owner(&self) -> &PartyId {
+        (**self).owner()
+    }
+    fn scheme(&self) -> Scheme {
+        (**self).scheme()
+    }
+    fn shared_secret(&self, peer: &PartyId) -> Result<Zeroizing<Vec<u8>>> {
+        (**self).shared_secret(peer)
+    }
+}
+
+impl<T: KeySource + ?Sized> KeySource for std::sync::Arc<T> {
+    fn owner(&self) -> &PartyId {
+        (**self).owner()
+    }
+    fn scheme(&self) -> Scheme {
+        (**self).scheme()
+    }
+    fn shared_secret(&self, peer: &PartyId) -> Result<Zeroizing<Vec<u8>>> {
+        (**self).shared_secret(peer)
+    }
 }
 
 /// The key two parties share, derived by [`pairwise_key`].

@@ -6,6 +6,8 @@
 //!
 //! - [`field`], [`blom`], [`keycenter`], [`collusion`]: the key predistribution scheme.
 //! - [`keysource`]: pairwise keys behind one interface (Blom, predistributed, hybrid).
+//! - [`sok`]: SOK identity-based key agreement and the Blom ⊕ SOK hybrid (the default);
+//!   [`keycache`]: a bounded cache of derived pairwise keys.
 //! - [`order`], [`policy`]: the order of Fig. 2 and who receives which field.
 //! - [`sealed`]: the sealed order format; [`keyfile`]: key files.
 //! - [`session`]: mutual confirmation (claim 5) and authenticated sessions.
@@ -18,6 +20,7 @@ pub mod collusion;
 mod error;
 pub mod field;
 pub mod id;
+pub mod keycache;
 pub mod keycenter;
 pub mod keyfile;
 pub mod keysource;
@@ -27,6 +30,7 @@ pub mod rand;
 pub mod sealed;
 pub mod secret;
 pub mod session;
+pub mod sok;
 
 pub use error::{Error, Result};
 pub use id::{PartyId, Role};
