@@ -261,7 +261,7 @@ fn show(args: &ShowArgs) -> Result<()> {
     if let Some(t) = derive_time {
         writeln!(
             out,
-            "time to derive a pairwise key {} (measured here, Horner + HKDF)",
+            "time per pairwise key        {} (measured here, Horner + HKDF)",
             human_duration(t)
         )?;
     }
