@@ -1,0 +1,1583 @@
+//! Generates the known-answer vectors of `testdata/vectors/` from fixed seeds.
+//!
+//! Every value is computed twice where the spec allows it: once by `warifu-core` and once
+//! from `docs/PROTOCOL.md` with the bare primitives (SHA-256, HKDF, HMAC, XChaCha20-Poly1305,
+//! Argon2id); the generator stops if the two disagree.
+//!
+//! Run from the workspace root: `cargo run -p warifu-core --example gen_vectors`
+//! (or pass an output directory). `cargo test -p warifu-core --test vectors` checks them.
+
+#[path = "gen_vectors/schema.rs"]
+mod schema;
+
+use std::path::PathBuf;
+
+use argon2::{Algorithm, Argon2, Params, Version};
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use hkdf::Hkdf;
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+
+use warifu_core::blom::{self, ID_TO_FIELD_LABEL, LANES, Master, id_to_field, vandermonde};
+use warifu_core::field::{Fe, P};
+use warifu_core::keyfile::{KdfParams, KeyFile};
+use warifu_core::keysource::{
+    Hybrid, KeySource, PAIRWISE_LABEL, Predistributed, pairwise_key, predistribute,
+};
+use warifu_core::order::{Card, CatalogItem, Destination, Expiry, Order, OrderForm, PaymentMethod};
+use warifu_core::policy::Policy;
+use warifu_core::rand::{Randomness, SeededRandom, TEST_RNG_LABEL};
+use warifu_core::sealed::{
+    self, AAD_LABEL, COMMIT_KEY_LABEL, Disclosed, ForCarrier, ForIssuer, ForMerchant,
+    ForwardedPart, HEADER_LABEL, PART_KEY_LABEL, SealedOrder,
+};
+use warifu_core::secret::{Key32, Secret};
+use warifu_core::{Error, PartyId, Role};
+
+use schema::*;
+
+type Res<T> = Result<T, Box<dyn std::error::Error>>;
+
+/// The parties of every Blom file, in this order.
+const PARTIES: [&str; 5] = [
+    "cardholder:hanako@mail.example",
+    "merchant:shop.example",
+    "issuer:bank.example",
+    "carrier:post.example",
+    "merchant:evil.example",
+];
+const CARDHOLDER: &str = PARTIES[0];
+const EVIL_MERCHANT: &str = PARTIES[4];
+/// Seal time: 2027-01-15.
+const NOW: u64 = 1_800_000_000;
+/// Cheap Argon2id costs for the vectors (never for real files).
+const CHEAP_KDF: Kdf = Kdf {
+    m_cost: 64,
+    t_cost: 1,
+    p_cost: 1,
+};
+const PASSPHRASE: &str = "correct horse battery staple";
+/// The 【0033】 variant: no FAX, the issuer does not need the product number, the merchant
+/// needs the destination.
+const CUSTOM_POLICY: &str = "\
+cardholder_name = [\"merchant\", \"issuer\", \"carrier\"]
+cardholder_address = [\"merchant\", \"issuer\"]
+telephone = [\"merchant\", \"issuer\", \"carrier\"]
+fax = []
+card = [\"issuer\"]
+product_name = [\"merchant\"]
+quantity = [\"merchant\"]
+product_number = [\"merchant\"]
+amount = [\"merchant\", \"issuer\"]
+payment_method = [\"merchant\", \"issuer\"]
+delivery_destination = [\"merchant\", \"carrier\"]
+";
+/// A policy that differs from the default only in the FAX, for the wrong-policy twins.
+const NO_FAX_POLICY: &str = "\
+cardholder_name = [\"merchant\", \"issuer\", \"carrier\"]
+cardholder_address = [\"merchant\", \"issuer\"]
+telephone = [\"merchant\", \"issuer\", \"carrier\"]
+fax = []
+card = [\"issuer\"]
+product_name = [\"merchant\"]
+quantity = [\"merchant\"]
+product_number = [\"merchant\", \"issuer\"]
+amount = [\"merchant\", \"issuer\"]
+payment_method = [\"merchant\", \"issuer\"]
+delivery_destination = [\"carrier\"]
+";
+
+fn main() -> Res<()> {
+    let out = std::env::args_os()
+        .nth(1)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/vectors")
+        });
+    std::fs::create_dir_all(&out)?;
+    let files = [
+        ("primitives.json", primitives_file()?),
+        ("blom_k4.json", blom_file(4, true)?),
+        ("blom_k1024.json", blom_file(blom::DEFAULT_K, false)?),
+    ];
+    for (name, file) in files {
+        let mut text = serde_json::to_string_pretty(&file)?;
+        text.push('\n');
+        let path = out.join(name);
+        std::fs::write(&path, &text)?;
+        println!("wrote {} ({} bytes)", path.display(), text.len());
+    }
+    Ok(())
+}
+
+fn id(s: &str) -> PartyId {
+    PartyId::parse(s).unwrap_or_else(|e| panic!("{s}: {e}"))
+}
+
+fn sha256(parts: &[&[u8]]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p);
+    }
+    h.finalize().into()
+}
+
+fn fe_hex(fe: Fe) -> String {
+    hex(&fe.to_bytes())
+}
+
+fn fes_bytes(fes: &[Fe]) -> Vec<u8> {
+    fes.iter().flat_map(|f| f.to_bytes()).collect()
+}
+
+fn ensure(ok: bool, what: &str) -> Res<()> {
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("independent computation disagrees: {what}").into())
+    }
+}
+
+/// The name of an error's variant, as the vectors name it.
+fn kind(e: &Error) -> String {
+    format!("{e:?}")
+        .chars()
+        .take_while(char::is_ascii_alphanumeric)
+        .collect()
+}
+
+// ---------------------------------------------------------------- primitives
+
+fn primitives_file() -> Res<VectorFile> {
+    let mut test_rng = Vec::new();
+    for (seed, len) in [("", 100usize), ("warifu/vectors/k4", 64)] {
+        let mut buf = vec![0u8; len];
+        SeededRandom::new(seed.as_bytes()).fill(&mut buf)?;
+        let mut indep = Vec::new();
+        for i in 0u64.. {
+            if indep.len() >= len {
+                break;
+            }
+            indep.extend_from_slice(&sha256(&[
+                TEST_RNG_LABEL,
+                seed.as_bytes(),
+                &i.to_be_bytes(),
+            ]));
+        }
+        ensure(indep[..len] == buf[..], "test rng")?;
+        test_rng.push(RngVector {
+            seed_utf8: seed.into(),
+            hex: hex(&buf),
+        });
+    }
+
+    let mut rng = SeededRandom::new(b"warifu/vectors/field");
+    let mut random = || -> Res<u128> {
+        let mut b = [0u8; 16];
+        rng.fill(&mut b)?;
+        Ok(u128::from_le_bytes(b) % P)
+    };
+    let mut pairs = vec![
+        (0, 0),
+        (1, P - 1),
+        (P - 1, P - 1),
+        (1 << 126, 2),
+        (2, 1 << 126),
+    ];
+    for _ in 0..3 {
+        pairs.push((random()?, random()?));
+    }
+    let field = pairs
+        .into_iter()
+        .map(|(a, b)| {
+            let (fa, fb) = (Fe::new(a), Fe::new(b));
+            FieldVector {
+                a_hex: fe_hex(fa),
+                b_hex: fe_hex(fb),
+                sum_hex: fe_hex(fa + fb),
+                difference_hex: fe_hex(fa - fb),
+                product_hex: fe_hex(fa * fb),
+                a_inverse_hex: fe_hex(fa.invert()),
+            }
+        })
+        .collect();
+    let non_canonical_hex = [P, 1 << 127, u128::MAX]
+        .iter()
+        .map(|v| hex(&v.to_le_bytes()))
+        .collect();
+
+    let mut id_vectors = Vec::new();
+    for s in PARTIES
+        .iter()
+        .copied()
+        .chain(["cardholder:山田花子@mail.example"])
+    {
+        for lane in 0..LANES {
+            let party = id(s);
+            let mut counter = 0u8;
+            let (digest, v) = loop {
+                let d = sha256(&[ID_TO_FIELD_LABEL, &[lane as u8, counter], s.as_bytes()]);
+                let mut b = [0u8; 16];
+                b.copy_from_slice(&d[..16]);
+                let v = u128::from_le_bytes(b) & P;
+                if v != 0 && v != P {
+                    break (d, v);
+                }
+                counter += 1;
+            };
+            ensure(id_to_field(&party, lane).value() == v, "id to field")?;
+            id_vectors.push(IdToFieldVector {
+                id: s.into(),
+                lane: lane as u8,
+                counter,
+                sha256_hex: hex(&digest),
+                s_hex: hex(&v.to_le_bytes()),
+                s_decimal: v.to_string(),
+            });
+        }
+    }
+
+    let vm = (0..LANES)
+        .map(|lane| {
+            let s = id_to_field(&id(PARTIES[1]), lane);
+            VandermondeVector {
+                id: PARTIES[1].into(),
+                lane: lane as u8,
+                k: 4,
+                g_hex: vandermonde(s, 4).into_iter().map(fe_hex).collect(),
+            }
+        })
+        .collect();
+
+    let mut policies = Vec::new();
+    for (name, p) in [
+        ("patent_default", Policy::patent_default()),
+        ("custom_0033", Policy::from_toml(CUSTOM_POLICY)?),
+        ("no_fax", Policy::from_toml(NO_FAX_POLICY)?),
+    ] {
+        ensure(
+            p.digest() == sha256(&[b"warifu/v1/policy", &p.encode()]),
+            "policy digest",
+        )?;
+        policies.push(PolicyVector {
+            name: name.into(),
+            toml: p.to_toml(),
+            encoding_hex: hex(&p.encode()),
+            digest_hex: hex(&p.digest()),
+        });
+    }
+
+    let mut fail = Vec::new();
+    for (bad, why) in [
+        ("", "empty"),
+        ("shop.example", "no role"),
+        ("bank:x", "unknown role"),
+        ("Merchant:shop.example", "roles are lowercase"),
+        ("issuer:", "empty name"),
+        ("issuer:a b", "whitespace in the name"),
+        ("carrier:\u{7}", "control character"),
+    ] {
+        let err = PartyId::parse(bad).err().ok_or("accepted a bad id")?;
+        fail.push(FailVector {
+            name: format!("fail_id_{}", why.replace(' ', "_")),
+            twin_of: "id_to_field".into(),
+            description: format!("identifier refused: {why}"),
+            operation: "parse_id".into(),
+            input_hex: None,
+            input_ref: None,
+            input_text: Some(bad.into()),
+            open_as: None,
+            holder: None,
+            key_source: None,
+            pairwise_key_hex: None,
+            policy_toml: None,
+            passphrase: None,
+            error: kind(&err),
+        });
+    }
+    let long = format!("issuer:{}", "x".repeat(249));
+    fail.push(FailVector {
+        name: "fail_id_too_long".into(),
+        twin_of: "id_to_field".into(),
+        description: "identifier of 256 bytes (the limit is 255)".into(),
+        operation: "parse_id".into(),
+        input_text: Some(long.clone()),
+        error: kind(&PartyId::parse(&long).err().ok_or("accepted a long id")?),
+        ..FailVector::blank()
+    });
+
+    Ok(VectorFile {
+        format: FORMAT.into(),
+        description: "Primitives: the test random stream, GF(2^127-1) arithmetic, \
+                      identifier-to-field hashing, Vandermonde columns, disclosure policies, \
+                      identifier syntax."
+            .into(),
+        primitives: Some(Primitives {
+            test_rng,
+            field,
+            non_canonical_hex,
+            id_to_field: id_vectors,
+            vandermonde: vm,
+            policies,
+        }),
+        blom: None,
+        key_sources: None,
+        sealed: Vec::new(),
+        key_files: Vec::new(),
+        fail,
+    })
+}
+
+// ---------------------------------------------------------------- Blom files
+
+/// The master and the predistributed tables of one file, to rebuild any party's source.
+struct World {
+    master: Master,
+    ids: Vec<PartyId>,
+    predist_seed: String,
+}
+
+impl World {
+    fn table(&self, owner: &PartyId) -> Res<Predistributed> {
+        predistribute(
+            &self.ids,
+            &mut SeededRandom::new(self.predist_seed.as_bytes()),
+        )?
+        .into_iter()
+        .find(|t| t.owner() == owner)
+        .ok_or_else(|| format!("no table for {owner}").into())
+    }
+
+    fn source(&self, owner: &str, kind: &str) -> Res<Box<dyn KeySource>> {
+        let owner = id(owner);
+        let blom = Box::new(self.master.personal_key(&owner));
+        Ok(match kind {
+            "blom" => blom,
+            "hybrid" => Box::new(Hybrid::new(vec![blom, Box::new(self.table(&owner)?)])?),
+            other => return Err(format!("unknown key source {other}").into()),
+        })
+    }
+}
+
+fn pairwise_info(scheme: u8, a: &str, b: &str) -> Vec<u8> {
+    let (lo, hi) = if a.as_bytes() < b.as_bytes() {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    let mut info = vec![scheme];
+    for s in [lo, hi] {
+        info.extend_from_slice(&(s.len() as u16).to_be_bytes());
+        info.extend_from_slice(s.as_bytes());
+    }
+    info
+}
+
+fn hkdf_pairwise(ikm: &[u8], info: &[u8]) -> Res<[u8; 32]> {
+    let mut okm = [0u8; 32];
+    Hkdf::<Sha256>::new(Some(PAIRWISE_LABEL), ikm)
+        .expand(info, &mut okm)
+        .map_err(|_| "hkdf")?;
+    Ok(okm)
+}
+
+fn blom_file(k: u32, full: bool) -> Res<VectorFile> {
+    let seed = format!("warifu/vectors/k{k}");
+    let master = Master::generate(k, &mut SeededRandom::new(seed.as_bytes()))?;
+    let upper = master.upper();
+    // The stream read independently: 16 bytes, top bit cleared, p rejected.
+    let mut rng = SeededRandom::new(seed.as_bytes());
+    for fe in upper.iter().take(8) {
+        let v = loop {
+            let mut b = [0u8; 16];
+            rng.fill(&mut b)?;
+            let v = u128::from_le_bytes(b) & P;
+            if v != P {
+                break v;
+            }
+        };
+        ensure(fe.value() == v, "master entries from the stream")?;
+    }
+    let ids: Vec<PartyId> = PARTIES.iter().map(|s| id(s)).collect();
+    let world = World {
+        master,
+        ids: ids.clone(),
+        predist_seed: format!("warifu/vectors/k{k}/predistributed"),
+    };
+    let keys: Vec<_> = ids.iter().map(|i| world.master.personal_key(i)).collect();
+    let head = |lane: &[Fe]| lane.iter().take(3).copied().map(fe_hex).collect::<Vec<_>>();
+    let parties = keys
+        .iter()
+        .map(|key| {
+            let all: Vec<Fe> = (0..LANES).flat_map(|l| key.lane(l).to_vec()).collect();
+            PartyVector {
+                id: key.id().to_string(),
+                s_hex: (0..LANES)
+                    .map(|l| fe_hex(id_to_field(key.id(), l)))
+                    .collect(),
+                personal_key_hex: full.then(|| {
+                    (0..LANES)
+                        .map(|l| key.lane(l).iter().copied().map(fe_hex).collect())
+                        .collect()
+                }),
+                personal_key_head_hex: (0..LANES).map(|l| head(key.lane(l))).collect(),
+                personal_key_sha256_hex: hex(&sha256(&[&fes_bytes(&all)])),
+            }
+        })
+        .collect();
+    let mut pairs = Vec::new();
+    for (i, a) in keys.iter().enumerate() {
+        for b in &keys[i + 1..] {
+            let raw = a.raw_shared_bytes(b.id());
+            ensure(raw == b.raw_shared_bytes(a.id()), "raw keys agree")?;
+            let info = pairwise_info(1, a.id().as_str(), b.id().as_str());
+            let key = pairwise_key(a, b.id())?;
+            ensure(
+                key.expose() == &hkdf_pairwise(&raw, &info)?,
+                "blom pairwise key",
+            )?;
+            pairs.push(PairVector {
+                a: a.id().to_string(),
+                b: b.id().to_string(),
+                raw_shared_hex: hex(&raw),
+                hkdf_info_hex: hex(&info),
+                pairwise_key_hex: hex(key.expose()),
+            });
+        }
+    }
+    let blom_vectors = BlomVectors {
+        k,
+        lanes: LANES as u8,
+        master_seed_utf8: seed.clone(),
+        master_upper_hex: full.then(|| upper.iter().copied().map(fe_hex).collect()),
+        master_upper_head_hex: upper.iter().take(8).copied().map(fe_hex).collect(),
+        master_upper_sha256_hex: hex(&sha256(&[&fes_bytes(&upper)])),
+        parties,
+        pairs,
+    };
+
+    let key_sources = if full {
+        Some(key_source_vectors(&world)?)
+    } else {
+        None
+    };
+
+    let mut sealed_vectors = Vec::new();
+    let mut fail = Vec::new();
+    let tag = format!("k{k}");
+    let with_carrier = form("ord-0001", true, Policy::patent_default());
+    let first = sealed_vector(
+        &world,
+        &format!("{tag}_blom_with_carrier"),
+        "Blom keys, the patent's default policy, with a carrier",
+        "blom",
+        &with_carrier,
+        &order_with_carrier(&with_carrier),
+        &format!("warifu/vectors/{tag}/seal/1"),
+    )?;
+    let second_form = form("ord-0002", true, Policy::patent_default());
+    let second = sealed_vector(
+        &world,
+        &format!("{tag}_blom_second_order"),
+        "A second order of the same cardholder to the same parties (the splice source)",
+        "blom",
+        &second_form,
+        &order_with_carrier(&second_form),
+        &format!("warifu/vectors/{tag}/seal/2"),
+    )?;
+    let no_carrier = form("ord-0003", false, Policy::patent_default());
+    let third = sealed_vector(
+        &world,
+        &format!("{tag}_blom_without_carrier"),
+        "Blom keys, the default policy, digital goods without a carrier (【0052】)",
+        "blom",
+        &no_carrier,
+        &order_without_carrier(&no_carrier),
+        &format!("warifu/vectors/{tag}/seal/3"),
+    )?;
+    fail.extend(sealed_fails(&world, &first, Some(&second), !full)?);
+    fail.extend(sealed_fails(&world, &second, Some(&first), true)?);
+    fail.extend(sealed_fails(&world, &third, None, !full)?);
+    sealed_vectors.extend([first.vector, second.vector, third.vector]);
+    if full {
+        let custom = form("ord-0004", true, Policy::from_toml(CUSTOM_POLICY)?);
+        let v = sealed_vector(
+            &world,
+            &format!("{tag}_blom_custom_policy"),
+            "Blom keys, the 【0033】 variant policy (no FAX; the merchant gets the destination; \
+             the issuer not the product number), non-ASCII text",
+            "blom",
+            &custom,
+            &order_custom(&custom),
+            &format!("warifu/vectors/{tag}/seal/4"),
+        )?;
+        fail.extend(sealed_fails(&world, &v, None, true)?);
+        let hy_form = form("ord-0005", true, Policy::patent_default());
+        let h = sealed_vector(
+            &world,
+            &format!("{tag}_hybrid_with_carrier"),
+            "Hybrid keys (Blom + predistributed, scheme 0x80), default policy, with a carrier",
+            "hybrid",
+            &hy_form,
+            &order_with_carrier(&hy_form),
+            &format!("warifu/vectors/{tag}/seal/5"),
+        )?;
+        fail.extend(sealed_fails(&world, &h, None, true)?);
+        sealed_vectors.extend([v.vector, h.vector]);
+    }
+
+    let (key_files, kf_fail) = key_file_vectors(&world, &tag, full)?;
+    fail.extend(kf_fail);
+
+    Ok(VectorFile {
+        format: FORMAT.into(),
+        description: format!(
+            "Blom with k = {k}: master -> identifier elements -> personal keys -> raw shared \
+             bytes -> pairwise keys -> sealed orders -> opened views -> key files{}",
+            if full {
+                ", plus predistributed and hybrid key sources"
+            } else {
+                " (large values as SHA-256 digests)"
+            }
+        ),
+        primitives: None,
+        blom: Some(blom_vectors),
+        key_sources,
+        sealed: sealed_vectors,
+        key_files,
+        fail,
+    })
+}
+
+fn key_source_vectors(world: &World) -> Res<KeySourceVectors> {
+    let mut rng = SeededRandom::new(world.predist_seed.as_bytes());
+    let mut table = Vec::new();
+    for (i, a) in world.ids.iter().enumerate() {
+        for b in &world.ids[i + 1..] {
+            let mut s = [0u8; 32];
+            rng.fill(&mut s)?;
+            table.push(TableEntry {
+                a: a.to_string(),
+                b: b.to_string(),
+                secret_hex: hex(&s),
+            });
+        }
+    }
+    let mut pairs = Vec::new();
+    for scheme in ["predistributed", "hybrid"] {
+        for (i, a) in PARTIES.iter().enumerate() {
+            for b in &PARTIES[i + 1..] {
+                let (src_a, src_b): (Box<dyn KeySource>, Box<dyn KeySource>) = if scheme == "hybrid"
+                {
+                    (world.source(a, "hybrid")?, world.source(b, "hybrid")?)
+                } else {
+                    (
+                        Box::new(world.table(&id(a))?),
+                        Box::new(world.table(&id(b))?),
+                    )
+                };
+                let ikm = src_a.shared_secret(&id(b))?;
+                let info = pairwise_info(src_a.scheme().code(), a, b);
+                let key = pairwise_key(&*src_a, &id(b))?;
+                ensure(key == pairwise_key(&*src_b, &id(a))?, "source keys agree")?;
+                ensure(key.expose() == &hkdf_pairwise(&ikm, &info)?, "source key")?;
+                if scheme == "predistributed" {
+                    let entry = table
+                        .iter()
+                        .find(|t| (t.a == *a && t.b == *b) || (t.a == *b && t.b == *a))
+                        .ok_or("table entry")?;
+                    ensure(entry.secret_hex == hex(&ikm), "predistributed ikm")?;
+                } else {
+                    let blom = world.master.personal_key(&id(a)).raw_shared_bytes(&id(b));
+                    let pre = world.table(&id(a))?.shared_secret(&id(b))?;
+                    let mut expect = vec![1u8, 0, 32];
+                    expect.extend_from_slice(&blom);
+                    expect.extend_from_slice(&[2, 0, 32]);
+                    expect.extend_from_slice(&pre);
+                    ensure(expect == *ikm, "hybrid ikm")?;
+                }
+                pairs.push(SourcePairVector {
+                    scheme: scheme.into(),
+                    a: a.to_string(),
+                    b: b.to_string(),
+                    ikm_hex: hex(&ikm),
+                    hkdf_info_hex: hex(&info),
+                    pairwise_key_hex: hex(key.expose()),
+                });
+            }
+        }
+    }
+    Ok(KeySourceVectors {
+        predistributed_seed_utf8: world.predist_seed.clone(),
+        parties: PARTIES.iter().map(|s| s.to_string()).collect(),
+        table,
+        pairs,
+    })
+}
+
+// ---------------------------------------------------------------- orders
+
+fn form(order_id: &str, carrier: bool, policy: Policy) -> OrderForm {
+    OrderForm {
+        order_id: order_id.into(),
+        merchant: id(PARTIES[1]),
+        carrier: carrier.then(|| id(PARTIES[3])),
+        accepted_issuers: vec![id(PARTIES[2])],
+        currency: "JPY".into(),
+        catalog: if carrier {
+            vec![
+                CatalogItem {
+                    product_number: "P-1".into(),
+                    name: "Green tea 100 g".into(),
+                    unit_price: 1200,
+                },
+                CatalogItem {
+                    product_number: "P-2".into(),
+                    name: "Tea cup".into(),
+                    unit_price: 800,
+                },
+            ]
+        } else {
+            vec![CatalogItem {
+                product_number: "E-7".into(),
+                name: "E-book: \"Tea\" \\ a history".into(),
+                unit_price: 1500,
+            }]
+        },
+        expires_at: 4_000_000_000,
+        policy,
+    }
+}
+
+fn card() -> Card {
+    Card {
+        number: "4111111111111111".into(),
+        expiry: Expiry {
+            year: 2030,
+            month: 12,
+        },
+    }
+}
+
+fn order_with_carrier(f: &OrderForm) -> Order {
+    let (lines, amount) =
+        Order::lines_from(f, &[("P-1", 2), ("P-2", 1)]).unwrap_or_else(|e| panic!("{e}"));
+    Order {
+        cardholder_name: "Hanako Yamada".into(),
+        cardholder_address: "1-1 Chiyoda, Chiyoda-ku, Tokyo".into(),
+        telephone: "+81-3-0000-0000".into(),
+        fax: Some("+81-3-0000-0001".into()),
+        card: card(),
+        lines,
+        amount,
+        currency: f.currency.clone(),
+        payment_method: PaymentMethod::Installments { count: 3 },
+        destination: Some(Destination {
+            addressee: "Taro Suzuki".into(),
+            address: "2-2 Umeda, Kita-ku, Osaka".into(),
+        }),
+    }
+}
+
+fn order_without_carrier(f: &OrderForm) -> Order {
+    let (lines, amount) = Order::lines_from(f, &[("E-7", 1)]).unwrap_or_else(|e| panic!("{e}"));
+    Order {
+        cardholder_name: "Hanako Yamada".into(),
+        cardholder_address: "1-1 Chiyoda, Chiyoda-ku, Tokyo".into(),
+        telephone: "+81-3-0000-0000".into(),
+        fax: None,
+        card: card(),
+        lines,
+        amount,
+        currency: f.currency.clone(),
+        payment_method: PaymentMethod::LumpSum,
+        destination: None,
+    }
+}
+
+fn order_custom(f: &OrderForm) -> Order {
+    let (lines, amount) = Order::lines_from(f, &[("P-2", 4)]).unwrap_or_else(|e| panic!("{e}"));
+    Order {
+        cardholder_name: "山田花子".into(),
+        cardholder_address: "東京都千代田区千代田1-1".into(),
+        telephone: "+81-3-0000-0000".into(),
+        fax: None,
+        card: card(),
+        lines,
+        amount,
+        currency: f.currency.clone(),
+        payment_method: PaymentMethod::Revolving,
+        destination: Some(Destination {
+            addressee: "鈴木太郎".into(),
+            address: "大阪府大阪市北区梅田2-2\n(gift wrap)".into(),
+        }),
+    }
+}
+
+// ---------------------------------------------------------------- sealed orders
+
+struct Sealed {
+    vector: SealedVector,
+    sealed: SealedOrder,
+    form: OrderForm,
+    key_kind: String,
+}
+
+fn expand(prk: &[u8; 32], label: &[u8], role: Role, digest: &[u8; 32]) -> Res<[u8; 32]> {
+    let mut info = label.to_vec();
+    info.push(role.code());
+    info.extend_from_slice(digest);
+    let mut okm = [0u8; 32];
+    Hkdf::<Sha256>::from_prk(prk)
+        .map_err(|_| "prk")?
+        .expand(&info, &mut okm)
+        .map_err(|_| "hkdf")?;
+    Ok(okm)
+}
+
+fn aad(header: &[u8], parts: &[(Role, [u8; 32])]) -> Vec<u8> {
+    let mut a = AAD_LABEL.to_vec();
+    a.extend_from_slice(header);
+    a.push(parts.len() as u8);
+    for (role, c) in parts {
+        a.push(role.code());
+        a.extend_from_slice(c);
+    }
+    a
+}
+
+/// Opens `role`'s part of a forwarded part with a key source.
+fn open_as(
+    fwd: &ForwardedPart,
+    role: Role,
+    policy: &Policy,
+    keys: &dyn KeySource,
+) -> Result<Disclosed, Error> {
+    match role {
+        Role::Merchant => fwd.open::<ForMerchant>(policy, keys).map(|v| v.fields),
+        Role::Issuer => fwd.open::<ForIssuer>(policy, keys).map(|v| v.fields),
+        Role::Carrier => fwd.open::<ForCarrier>(policy, keys).map(|v| v.fields),
+        Role::Cardholder => Err(Error::MissingPart("cardholder")),
+    }
+}
+
+/// Opens `role`'s part with an explicit pairwise key.
+fn open_with_key(
+    fwd: &ForwardedPart,
+    role: Role,
+    policy: &Policy,
+    key: &Key32,
+) -> Result<Disclosed, Error> {
+    match role {
+        Role::Merchant => fwd
+            .open_with_key::<ForMerchant>(policy, key)
+            .map(|v| v.fields),
+        Role::Issuer => fwd
+            .open_with_key::<ForIssuer>(policy, key)
+            .map(|v| v.fields),
+        Role::Carrier => fwd
+            .open_with_key::<ForCarrier>(policy, key)
+            .map(|v| v.fields),
+        Role::Cardholder => Err(Error::MissingPart("cardholder")),
+    }
+}
+
+fn sealed_vector(
+    world: &World,
+    name: &str,
+    description: &str,
+    key_kind: &str,
+    form: &OrderForm,
+    order: &Order,
+    seed: &str,
+) -> Res<Sealed> {
+    let src = world.source(CARDHOLDER, key_kind)?;
+    let issuer = form.accepted_issuers[0].clone();
+    let s = sealed::seal(
+        form,
+        order,
+        &issuer,
+        &*src,
+        NOW,
+        &mut SeededRandom::new(seed.as_bytes()),
+    )?;
+    let header = s.header.encode();
+    let digest = sha256(&[HEADER_LABEL, &header]);
+    ensure(digest == s.header.digest(), "header digest")?;
+    let commitments: Vec<(Role, [u8; 32])> = s
+        .parts
+        .iter()
+        .map(|p| (p.recipient, p.commitment))
+        .collect();
+    let aad = aad(&header, &commitments);
+    let mut nonces = vec![0u8; 24 * s.parts.len()];
+    SeededRandom::new(seed.as_bytes()).fill(&mut nonces)?;
+    let mut parts = Vec::new();
+    for (i, p) in s.parts.iter().enumerate() {
+        let peer = s.header.party(p.recipient).ok_or("recipient")?;
+        let pairwise = pairwise_key(&*src, peer)?;
+        let ek = expand(pairwise.expose(), PART_KEY_LABEL, p.recipient, &digest)?;
+        let ck = expand(pairwise.expose(), COMMIT_KEY_LABEL, p.recipient, &digest)?;
+        let plaintext = XChaCha20Poly1305::new(&ek.into())
+            .decrypt(
+                &XNonce::from(p.nonce),
+                Payload {
+                    msg: &p.ciphertext,
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| "independent decryption failed")?;
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&ck).map_err(|_| "hmac")?;
+        mac.update(&plaintext);
+        ensure(
+            mac.finalize().into_bytes()[..] == p.commitment[..],
+            "commitment",
+        )?;
+        ensure(p.nonce[..] == nonces[24 * i..24 * i + 24], "nonce stream")?;
+        let expect = serde_json::to_vec(&Disclosed::from_order(order, &form.policy, p.recipient))?;
+        ensure(expect == plaintext, "plaintext")?;
+        parts.push(PartVector {
+            recipient: p.recipient.to_string(),
+            peer: peer.to_string(),
+            pairwise_key_hex: hex(pairwise.expose()),
+            encrypt_key_hex: hex(&ek),
+            commit_key_hex: hex(&ck),
+            plaintext: String::from_utf8(plaintext)?,
+            commitment_hex: hex(&p.commitment),
+            nonce_hex: hex(&p.nonce),
+            ciphertext_hex: hex(&p.ciphertext),
+        });
+    }
+    let mut forwarded = Vec::new();
+    for role in [Role::Issuer, Role::Carrier] {
+        if s.header.party(role).is_some() {
+            let f = s.forward(role)?;
+            forwarded.push(ForwardedVector {
+                recipient: role.to_string(),
+                binary_hex: hex(&f.encode()),
+                json: serde_json::to_string(&f)?,
+            });
+        }
+    }
+    let mut views = Vec::new();
+    for role in s.header.recipients() {
+        let holder = s.header.party(role).ok_or("recipient")?.to_string();
+        let keys = world.source(&holder, key_kind)?;
+        let fields = open_as(&s.forward(role)?, role, &form.policy, &*keys)?;
+        views.push(ViewVector {
+            recipient: role.to_string(),
+            holder,
+            disclosed: serde_json::to_value(&fields)?,
+        });
+    }
+    ensure(SealedOrder::decode(&s.encode())? == s, "binary round trip")?;
+    ensure(
+        SealedOrder::from_json(&s.to_json())? == s,
+        "json round trip",
+    )?;
+    let vector = SealedVector {
+        name: name.into(),
+        description: description.into(),
+        key_source: key_kind.into(),
+        cardholder: CARDHOLDER.into(),
+        form: serde_json::to_value(form)?,
+        order: serde_json::to_value(order)?,
+        issuer: issuer.to_string(),
+        now: NOW,
+        rng_seed_utf8: seed.into(),
+        policy_digest_hex: hex(&form.policy.digest()),
+        header_hex: hex(&header),
+        header_digest_hex: hex(&digest),
+        aad_hex: hex(&aad),
+        parts,
+        binary_hex: hex(&s.encode()),
+        json: s.to_json(),
+        forwarded,
+        views,
+    };
+    Ok(Sealed {
+        vector,
+        sealed: s,
+        form: form.clone(),
+        key_kind: key_kind.into(),
+    })
+}
+
+impl FailVector {
+    fn blank() -> FailVector {
+        FailVector {
+            name: String::new(),
+            twin_of: String::new(),
+            description: String::new(),
+            operation: String::new(),
+            input_hex: None,
+            input_ref: None,
+            input_text: None,
+            open_as: None,
+            holder: None,
+            key_source: None,
+            pairwise_key_hex: None,
+            policy_toml: None,
+            passphrase: None,
+            error: String::new(),
+        }
+    }
+}
+
+/// The tamper twins kept when only a few are wanted.
+const FEW: [&str; 12] = [
+    "flip_issuer_ciphertext",
+    "swap_part_bodies",
+    "header_created_at",
+    "spliced_issuer_part",
+    "truncated",
+    "wrong_key",
+    "wrong_holder",
+    "other_policy",
+    "no_carrier_part",
+    "forwarded_flip_other_commitment",
+    "forwarded_foreign_commitment",
+    "json_flip_issuer_ciphertext",
+];
+
+/// The tamper twins of one sealed order (all, or only the [`FEW`]); each is checked to fail
+/// here before it is written.
+fn sealed_fails(
+    world: &World,
+    v: &Sealed,
+    other: Option<&Sealed>,
+    few: bool,
+) -> Res<Vec<FailVector>> {
+    let s = &v.sealed;
+    let base = &v.vector.name;
+    let policy = &v.form.policy;
+    let kk = v.key_kind.as_str();
+    let holder = |role: Role| s.header.party(role).map(|p| p.to_string());
+    let mut out = Vec::new();
+
+    // (name, description, tampered order, opener role)
+    let mut binary: Vec<(&str, String, Vec<u8>, Role)> = Vec::new();
+    let mut m = s.clone();
+    m.parts[1].ciphertext[0] ^= 0x01;
+    binary.push((
+        "flip_issuer_ciphertext",
+        "first ciphertext byte of the issuer's part flipped".into(),
+        m.encode(),
+        Role::Issuer,
+    ));
+    let mut m = s.clone();
+    if let Some(last) = m.parts[0].ciphertext.last_mut() {
+        *last ^= 0x80;
+    }
+    binary.push((
+        "flip_merchant_tag",
+        "last byte (Poly1305 tag) of the merchant's part flipped".into(),
+        m.encode(),
+        Role::Merchant,
+    ));
+    let mut m = s.clone();
+    m.parts[1].nonce[23] ^= 0x01;
+    binary.push((
+        "flip_issuer_nonce",
+        "last nonce byte of the issuer's part flipped".into(),
+        m.encode(),
+        Role::Issuer,
+    ));
+    let mut m = s.clone();
+    m.parts[1].commitment[0] ^= 0x01;
+    binary.push((
+        "flip_issuer_commitment_open_merchant",
+        "the issuer's commitment flipped; the merchant's AAD binds it, so the merchant's part \
+         fails"
+            .into(),
+        m.encode(),
+        Role::Merchant,
+    ));
+    let mut m = s.clone();
+    m.parts[0].commitment[31] ^= 0x01;
+    binary.push((
+        "flip_own_commitment",
+        "the merchant's own commitment flipped".into(),
+        m.encode(),
+        Role::Merchant,
+    ));
+    let mut m = s.clone();
+    let (a, b) = (m.parts[0].clone(), m.parts[1].clone());
+    m.parts[0] = sealed::SealedPart {
+        recipient: a.recipient,
+        ..b.clone()
+    };
+    m.parts[1] = sealed::SealedPart {
+        recipient: b.recipient,
+        ..a
+    };
+    binary.push((
+        "swap_part_bodies",
+        "the merchant's and the issuer's nonce, commitment and ciphertext swapped (role codes \
+         kept)"
+            .into(),
+        m.encode(),
+        Role::Merchant,
+    ));
+    let mut m = s.clone();
+    m.parts.swap(0, 1);
+    binary.push((
+        "reorder_parts",
+        "the merchant's and the issuer's parts swapped whole (parts out of role order)".into(),
+        m.encode(),
+        Role::Merchant,
+    ));
+    let mut m = s.clone();
+    m.header.created_at += 1;
+    binary.push((
+        "header_created_at",
+        "header created_at + 1".into(),
+        m.encode(),
+        Role::Merchant,
+    ));
+    let mut m = s.clone();
+    m.header.order_id = "ord-9999".into();
+    binary.push((
+        "header_order_id",
+        "header order id replaced by ord-9999".into(),
+        m.encode(),
+        Role::Issuer,
+    ));
+    let mut m = s.clone();
+    m.header.policy_digest[0] ^= 0x01;
+    binary.push((
+        "header_policy_digest",
+        "header policy digest flipped (the opener's policy no longer matches)".into(),
+        m.encode(),
+        Role::Issuer,
+    ));
+    if s.header.carrier.is_some() {
+        let mut m = s.clone();
+        m.header.carrier = None;
+        m.parts.pop();
+        binary.push((
+            "carrier_dropped",
+            "carrier removed from the header and its part dropped".into(),
+            m.encode(),
+            Role::Merchant,
+        ));
+    }
+    if let Some(o) = other {
+        let mut m = s.clone();
+        m.parts[1] = o.sealed.parts[1].clone();
+        binary.push((
+            "spliced_issuer_part",
+            format!("the issuer's part replaced by that of {}", o.vector.name),
+            m.encode(),
+            Role::Issuer,
+        ));
+    }
+    let mut bytes = s.encode();
+    bytes[4] = 2;
+    binary.push((
+        "version",
+        "format version byte set to 2".into(),
+        bytes,
+        Role::Merchant,
+    ));
+    let mut bytes = s.encode();
+    bytes[0] = b'X';
+    binary.push(("magic", "magic WRFS -> XRFS".into(), bytes, Role::Merchant));
+    let bytes = s.encode();
+    binary.push((
+        "truncated",
+        "last byte removed".into(),
+        bytes[..bytes.len() - 1].to_vec(),
+        Role::Merchant,
+    ));
+    let mut bytes = s.encode();
+    bytes.push(0);
+    binary.push((
+        "trailing",
+        "one byte appended".into(),
+        bytes,
+        Role::Merchant,
+    ));
+    for (name, description, bytes, role) in binary {
+        out.push(FailVector {
+            name: format!("fail_{base}_{name}"),
+            twin_of: base.clone(),
+            description,
+            operation: "open_sealed".into(),
+            input_hex: Some(hex(&bytes)),
+            open_as: Some(role.to_string()),
+            holder: holder(role),
+            key_source: Some(kk.into()),
+            ..FailVector::blank()
+        });
+    }
+
+    // The wrong key, the wrong holder, the wrong recipient, the wrong policy.
+    let bytes = hex(&s.encode());
+    let wrong = pairwise_key(&*world.source(EVIL_MERCHANT, kk)?, &s.header.cardholder)?;
+    out.push(FailVector {
+        name: format!("fail_{base}_wrong_key"),
+        twin_of: base.clone(),
+        description: "the merchant's part opened with the cardholder–merchant:evil.example key"
+            .into(),
+        operation: "open_with_key".into(),
+        input_hex: Some(bytes.clone()),
+        open_as: Some("merchant".into()),
+        pairwise_key_hex: Some(hex(wrong.expose())),
+        ..FailVector::blank()
+    });
+    out.push(FailVector {
+        name: format!("fail_{base}_wrong_holder"),
+        twin_of: base.clone(),
+        description: "merchant:evil.example tries to open the merchant's part".into(),
+        operation: "open_sealed".into(),
+        input_hex: Some(bytes.clone()),
+        open_as: Some("merchant".into()),
+        holder: Some(EVIL_MERCHANT.into()),
+        key_source: Some(kk.into()),
+        ..FailVector::blank()
+    });
+    out.push(FailVector {
+        name: format!("fail_{base}_cardholder_opens"),
+        twin_of: base.clone(),
+        description: "the cardholder tries to open the merchant's part with its own key".into(),
+        operation: "open_sealed".into(),
+        input_hex: Some(bytes.clone()),
+        open_as: Some("merchant".into()),
+        holder: Some(CARDHOLDER.into()),
+        key_source: Some(kk.into()),
+        ..FailVector::blank()
+    });
+    out.push(FailVector {
+        name: format!("fail_{base}_other_policy"),
+        twin_of: base.clone(),
+        description: "opened under another policy than the one sealed under".into(),
+        operation: "open_sealed".into(),
+        input_hex: Some(bytes.clone()),
+        open_as: Some("merchant".into()),
+        holder: holder(Role::Merchant),
+        key_source: Some(kk.into()),
+        policy_toml: Some(if policy == &Policy::patent_default() {
+            NO_FAX_POLICY.into()
+        } else {
+            Policy::patent_default().to_toml()
+        }),
+        ..FailVector::blank()
+    });
+    if s.header.carrier.is_none() {
+        out.push(FailVector {
+            name: format!("fail_{base}_no_carrier_part"),
+            twin_of: base.clone(),
+            description: "the carrier asks for a part of an order without a carrier".into(),
+            operation: "open_sealed".into(),
+            input_hex: Some(bytes.clone()),
+            open_as: Some("carrier".into()),
+            holder: Some(PARTIES[3].into()),
+            key_source: Some(kk.into()),
+            ..FailVector::blank()
+        });
+    }
+
+    // JSON wire form.
+    let mut m = s.clone();
+    m.parts[1].ciphertext[5] ^= 0x04;
+    out.push(FailVector {
+        name: format!("fail_{base}_json_flip_issuer_ciphertext"),
+        twin_of: base.clone(),
+        description: "JSON form with a bit of the issuer's ciphertext flipped".into(),
+        operation: "open_sealed_json".into(),
+        input_text: Some(m.to_json()),
+        open_as: Some("issuer".into()),
+        holder: holder(Role::Issuer),
+        key_source: Some(kk.into()),
+        ..FailVector::blank()
+    });
+    let json = s
+        .to_json()
+        .replacen("{\"header\":{", "{\"header\":{\"extra\":1,", 1);
+    out.push(FailVector {
+        name: format!("fail_{base}_json_unknown_field"),
+        twin_of: base.clone(),
+        description: "JSON form with an unknown header member".into(),
+        operation: "open_sealed_json".into(),
+        input_text: Some(json),
+        open_as: Some("merchant".into()),
+        holder: holder(Role::Merchant),
+        key_source: Some(kk.into()),
+        ..FailVector::blank()
+    });
+    let json = s.to_json().replacen("\"version\":1", "\"version\":2", 1);
+    out.push(FailVector {
+        name: format!("fail_{base}_json_version"),
+        twin_of: base.clone(),
+        description: "JSON form with version 2".into(),
+        operation: "open_sealed_json".into(),
+        input_text: Some(json),
+        open_as: Some("merchant".into()),
+        holder: holder(Role::Merchant),
+        key_source: Some(kk.into()),
+        ..FailVector::blank()
+    });
+
+    // Forwarded parts.
+    let fwd = s.forward(Role::Issuer)?;
+    let mut f = fwd.clone();
+    f.others[0].commitment[0] ^= 0x01;
+    out.push(FailVector {
+        name: format!("fail_{base}_forwarded_flip_other_commitment"),
+        twin_of: base.clone(),
+        description: "forwarded issuer part with the merchant's commitment flipped".into(),
+        operation: "open_forwarded".into(),
+        input_hex: Some(hex(&f.encode())),
+        open_as: Some("issuer".into()),
+        holder: holder(Role::Issuer),
+        key_source: Some(kk.into()),
+        ..FailVector::blank()
+    });
+    let mut f = fwd.clone();
+    f.others.pop();
+    out.push(FailVector {
+        name: format!("fail_{base}_forwarded_missing_commitment"),
+        twin_of: base.clone(),
+        description: "forwarded issuer part without the last other commitment".into(),
+        operation: "open_forwarded".into(),
+        input_hex: Some(hex(&f.encode())),
+        open_as: Some("issuer".into()),
+        holder: holder(Role::Issuer),
+        key_source: Some(kk.into()),
+        ..FailVector::blank()
+    });
+    if let Some(c) = s.header.carrier.as_ref() {
+        out.push(FailVector {
+            name: format!("fail_{base}_forwarded_wrong_recipient"),
+            twin_of: base.clone(),
+            description: "the carrier tries to open the part forwarded to the issuer".into(),
+            operation: "open_forwarded".into(),
+            input_hex: Some(hex(&fwd.encode())),
+            open_as: Some("carrier".into()),
+            holder: Some(c.to_string()),
+            key_source: Some(kk.into()),
+            ..FailVector::blank()
+        });
+    }
+    if let Some(o) = other {
+        let mut f = fwd.clone();
+        f.others[0].commitment = o.sealed.parts[0].commitment;
+        out.push(FailVector {
+            name: format!("fail_{base}_forwarded_foreign_commitment"),
+            twin_of: base.clone(),
+            description: format!(
+                "forwarded issuer part with the merchant commitment of {}",
+                o.vector.name
+            ),
+            operation: "open_forwarded".into(),
+            input_hex: Some(hex(&f.encode())),
+            open_as: Some("issuer".into()),
+            holder: holder(Role::Issuer),
+            key_source: Some(kk.into()),
+            ..FailVector::blank()
+        });
+    }
+    let mut f = fwd.clone();
+    f.part.ciphertext[0] ^= 0x10;
+    out.push(FailVector {
+        name: format!("fail_{base}_forwarded_json_flip_ciphertext"),
+        twin_of: base.clone(),
+        description: "forwarded issuer part (JSON) with a ciphertext bit flipped".into(),
+        operation: "open_forwarded_json".into(),
+        input_text: Some(serde_json::to_string(&f)?),
+        open_as: Some("issuer".into()),
+        holder: holder(Role::Issuer),
+        key_source: Some(kk.into()),
+        ..FailVector::blank()
+    });
+
+    if few {
+        out.retain(|f| FEW.iter().any(|s| f.name == format!("fail_{base}_{s}")));
+    }
+    for fv in &mut out {
+        fv.error = run_fail(world, fv, &[])?;
+    }
+    Ok(out)
+}
+
+/// Runs a tamper twin; returns the error kind, or an error if it was accepted.
+fn run_fail(world: &World, f: &FailVector, files: &[KeyFileVector]) -> Res<String> {
+    let role = |f: &FailVector| -> Res<Role> {
+        let r = f.open_as.as_deref().ok_or("open_as")?;
+        Role::ALL
+            .into_iter()
+            .find(|x| x.as_str() == r)
+            .ok_or_else(|| format!("role {r}").into())
+    };
+    let policy = match &f.policy_toml {
+        Some(t) => Policy::from_toml(t)?,
+        None => Policy::patent_default(),
+    };
+    let input_hex = match &f.input_ref {
+        Some(r) => files
+            .iter()
+            .find(|k| &k.name == r)
+            .and_then(|k| k.hex.clone())
+            .ok_or_else(|| format!("input_ref {r}"))?,
+        None => f.input_hex.clone().unwrap_or_default(),
+    };
+    let bytes = unhex(&input_hex).ok_or("input hex")?;
+    let text = f.input_text.clone().unwrap_or_default();
+    let keys = || -> Res<Box<dyn KeySource>> {
+        world.source(
+            f.holder.as_deref().ok_or("holder")?,
+            f.key_source.as_deref().unwrap_or("blom"),
+        )
+    };
+    let result: Result<(), Error> = match f.operation.as_str() {
+        "open_sealed" => {
+            let (r, k) = (role(f)?, keys()?);
+            SealedOrder::decode(&bytes)
+                .and_then(|s| s.forward(r))
+                .and_then(|fw| open_as(&fw, r, &policy, &*k).map(drop))
+        }
+        "open_sealed_json" => {
+            let (r, k) = (role(f)?, keys()?);
+            SealedOrder::from_json(&text)
+                .and_then(|s| s.forward(r))
+                .and_then(|fw| open_as(&fw, r, &policy, &*k).map(drop))
+        }
+        "open_forwarded" => {
+            let (r, k) = (role(f)?, keys()?);
+            ForwardedPart::decode(&bytes).and_then(|fw| open_as(&fw, r, &policy, &*k).map(drop))
+        }
+        "open_forwarded_json" => {
+            let (r, k) = (role(f)?, keys()?);
+            let fw: ForwardedPart = serde_json::from_str(&text)?;
+            open_as(&fw, r, &policy, &*k).map(drop)
+        }
+        "open_with_key" => {
+            let r = role(f)?;
+            let key: [u8; 32] = unhex(f.pairwise_key_hex.as_deref().ok_or("key")?)
+                .ok_or("hex")?
+                .try_into()
+                .map_err(|_| "key length")?;
+            SealedOrder::decode(&bytes)
+                .and_then(|s| s.forward(r))
+                .and_then(|fw| open_with_key(&fw, r, &policy, &Key32::from_bytes(key)).map(drop))
+        }
+        "decode_key_file" => {
+            let pass = f.passphrase.as_deref().map(Secret::new);
+            KeyFile::decode(&bytes, pass.as_ref()).map(drop)
+        }
+        other => return Err(format!("unknown operation {other}").into()),
+    };
+    match result {
+        Ok(()) => Err(format!("{} was accepted", f.name).into()),
+        Err(e) => Ok(kind(&e)),
+    }
+}
+
+// ---------------------------------------------------------------- key files
+
+fn key_file_vectors(
+    world: &World,
+    tag: &str,
+    full: bool,
+) -> Res<(Vec<KeyFileVector>, Vec<FailVector>)> {
+    let holder = id(CARDHOLDER);
+    let params = KdfParams {
+        m_cost: CHEAP_KDF.m_cost,
+        t_cost: CHEAP_KDF.t_cost,
+        p_cost: CHEAP_KDF.p_cost,
+    };
+    let pass = Secret::new(PASSPHRASE);
+    let mut files = Vec::new();
+    let mut fail = Vec::new();
+
+    // (name, kind, holder, file, sealed?)
+    let mut make: Vec<(String, &str, Option<String>, KeyFile, bool)> = vec![
+        (
+            format!("{tag}_personal_plain"),
+            "personal",
+            Some(CARDHOLDER.into()),
+            KeyFile::Personal(world.master.personal_key(&holder)),
+            false,
+        ),
+        (
+            format!("{tag}_personal_sealed"),
+            "personal",
+            Some(CARDHOLDER.into()),
+            KeyFile::Personal(world.master.personal_key(&holder)),
+            true,
+        ),
+    ];
+    if full {
+        make.push((
+            format!("{tag}_master_plain"),
+            "master",
+            None,
+            KeyFile::Master(Master::from_upper(world.master.k(), &world.master.upper())?),
+            false,
+        ));
+        make.push((
+            format!("{tag}_predistributed_plain"),
+            "predistributed",
+            Some(PARTIES[1].into()),
+            KeyFile::Predistributed(world.table(&id(PARTIES[1]))?),
+            false,
+        ));
+    }
+    for (name, kind_name, holder, file, sealed) in make {
+        let seed = format!("warifu/vectors/{name}");
+        let bytes = file.encode(
+            sealed.then_some((&pass, params)),
+            &mut SeededRandom::new(seed.as_bytes()),
+        )?;
+        let (file_key, body) = if sealed {
+            let (k, b) = open_key_file_independently(&bytes, PASSPHRASE)?;
+            (Some(hex(&k)), b)
+        } else {
+            let body_len = u32::from_be_bytes(bytes[7..11].try_into()?) as usize;
+            ensure(bytes.len() == 11 + body_len, "plain key file layout")?;
+            (None, bytes[11..].to_vec())
+        };
+        let decoded = KeyFile::decode(&bytes, Some(&pass))?;
+        ensure(decoded.kind_name() == file.kind_name(), "key file kind")?;
+        files.push(KeyFileVector {
+            name: name.clone(),
+            kind: kind_name.into(),
+            holder,
+            passphrase: sealed.then(|| PASSPHRASE.into()),
+            kdf: sealed.then_some(CHEAP_KDF),
+            rng_seed_utf8: sealed.then_some(seed),
+            file_key_hex: file_key,
+            body_hex: full.then(|| hex(&body)),
+            hex: Some(hex(&bytes)),
+            len: bytes.len(),
+            sha256_hex: hex(&sha256(&[&bytes])),
+        });
+
+        let twin = |suffix: &str, description: &str, input: Option<Vec<u8>>, pw: Option<&str>| {
+            FailVector {
+                name: format!("fail_{name}_{suffix}"),
+                twin_of: name.clone(),
+                description: description.into(),
+                operation: "decode_key_file".into(),
+                input_hex: input.as_deref().map(hex),
+                input_ref: input.is_none().then(|| name.clone()),
+                passphrase: pw.map(str::to_owned),
+                ..FailVector::blank()
+            }
+        };
+        if sealed {
+            fail.push(twin(
+                "wrong_passphrase",
+                "correct file, passphrase \"Correct horse battery staple\"",
+                None,
+                Some("Correct horse battery staple"),
+            ));
+            fail.push(twin(
+                "no_passphrase",
+                "correct file, no passphrase",
+                None,
+                None,
+            ));
+        }
+        if full || !sealed {
+            let short = bytes.len() - 1;
+            let mut flip_body = bytes.clone();
+            flip_body[short] ^= 0x01;
+            let mut version = bytes.clone();
+            version[4] = 2;
+            let mut magic = bytes.clone();
+            magic[3] = b'S';
+            let mut trailing = bytes.clone();
+            trailing.push(0);
+            let mut edits = vec![("truncated", "last byte removed", bytes[..short].to_vec())];
+            if full && sealed {
+                // A plain file carries no checksum: a flipped element byte goes unnoticed.
+                edits.push(("flip_last_byte", "last byte flipped", flip_body));
+            }
+            if full {
+                edits.extend([
+                    ("version", "version byte set to 2", version),
+                    ("magic", "magic WRFK -> WRFS", magic),
+                    ("trailing", "one byte appended", trailing),
+                ]);
+            }
+            for (suffix, description, input) in edits {
+                fail.push(twin(
+                    suffix,
+                    description,
+                    Some(input),
+                    sealed.then_some(PASSPHRASE),
+                ));
+            }
+            if sealed {
+                let mut salt = bytes.clone();
+                salt[7] ^= 0x01;
+                fail.push(twin(
+                    "flip_salt",
+                    "first salt byte flipped",
+                    Some(salt),
+                    Some(PASSPHRASE),
+                ));
+                let mut hostile = bytes.clone();
+                hostile[23..27].copy_from_slice(&u32::MAX.to_be_bytes());
+                fail.push(twin(
+                    "hostile_memory_cost",
+                    "Argon2 memory cost 2^32-1 KiB (over the 1 GiB limit)",
+                    Some(hostile),
+                    Some(PASSPHRASE),
+                ));
+            } else if full && kind_name == "personal" {
+                // Body: scheme(1) ‖ u16 len ‖ id ‖ u32 k ‖ u8 lanes ‖ elements.
+                let first = 11 + 1 + 2 + CARDHOLDER.len() + 4 + 1;
+                let mut nc = bytes.clone();
+                nc[first..first + 16].copy_from_slice(&P.to_le_bytes());
+                fail.push(twin(
+                    "non_canonical_element",
+                    "first key element replaced by p (not canonical)",
+                    Some(nc),
+                    None,
+                ));
+                let mut lanes = bytes.clone();
+                lanes[first - 1] = 3;
+                fail.push(twin("lanes", "lane count 3", Some(lanes), None));
+            }
+        }
+    }
+    for fv in &mut fail {
+        fv.error = run_fail(world, fv, &files)?;
+    }
+    Ok((files, fail))
+}
+
+/// Opens a sealed key file from the spec alone: returns the Argon2id output and the body.
+fn open_key_file_independently(bytes: &[u8], pass: &str) -> Res<([u8; 32], Vec<u8>)> {
+    // magic 4 ‖ version 1 ‖ kind 1 ‖ protection 1 ‖ salt 16 ‖ m,t,p 4+4+4 ‖ nonce 24 ‖
+    // u32 len ‖ ciphertext
+    ensure(
+        &bytes[..4] == b"WRFK" && bytes[4] == 1 && bytes[6] == 1,
+        "sealed header",
+    )?;
+    let salt = &bytes[7..23];
+    let u = |at: usize| -> Res<u32> { Ok(u32::from_be_bytes(bytes[at..at + 4].try_into()?)) };
+    let (m, t, p) = (u(23)?, u(27)?, u(31)?);
+    let nonce: [u8; 24] = bytes[35..59].try_into()?;
+    let len = u(59)? as usize;
+    ensure(bytes.len() == 63 + len, "sealed length")?;
+    let params = Params::new(m, t, p, Some(32)).map_err(|e| e.to_string())?;
+    let mut key = [0u8; 32];
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+        .hash_password_into(pass.as_bytes(), salt, &mut key)
+        .map_err(|e| e.to_string())?;
+    let body = XChaCha20Poly1305::new(&key.into())
+        .decrypt(
+            &XNonce::from(nonce),
+            Payload {
+                msg: &bytes[63..],
+                aad: &bytes[..59],
+            },
+        )
+        .map_err(|_| "independent key-file decryption failed")?;
+    Ok((key, body))
+}

@@ -1,0 +1,427 @@
+//! The JSON schema of `testdata/vectors/*.json`, shared by the generator and the vectors test.
+//!
+//! Conventions: every `*_hex` field is lowercase hexadecimal; field elements are their
+//! canonical 16-byte little-endian encoding; every `*_utf8` seed is fed to the test random
+//! stream as its UTF-8 bytes. See `docs/PROTOCOL.md` §"Test vectors".
+
+use serde::{Deserialize, Serialize};
+
+/// The value of [`VectorFile::format`].
+pub const FORMAT: &str = "warifu-vectors/v1";
+
+/// One file of vectors.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VectorFile {
+    /// Always [`FORMAT`].
+    pub format: String,
+    /// What the file covers.
+    pub description: String,
+    /// Stand-alone primitives (test RNG, field, id-to-field, Vandermonde, policies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primitives: Option<Primitives>,
+    /// A Blom deployment: master, personal keys, raw and pairwise keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blom: Option<BlomVectors>,
+    /// Predistributed and hybrid key sources over the same parties.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_sources: Option<KeySourceVectors>,
+    /// Sealed orders, from inputs to every party's opened view.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sealed: Vec<SealedVector>,
+    /// Key files.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub key_files: Vec<KeyFileVector>,
+    /// Tamper twins: inputs that must be refused with the named error.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fail: Vec<FailVector>,
+}
+
+/// Primitive-level vectors.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Primitives {
+    /// The deterministic test random stream.
+    pub test_rng: Vec<RngVector>,
+    /// GF(2^127 − 1) arithmetic.
+    pub field: Vec<FieldVector>,
+    /// 16-byte strings that are not canonical field elements and must be refused.
+    pub non_canonical_hex: Vec<String>,
+    /// Identifier → field element.
+    pub id_to_field: Vec<IdToFieldVector>,
+    /// Public Vandermonde columns.
+    pub vandermonde: Vec<VandermondeVector>,
+    /// Disclosure policies: encoding and digest.
+    pub policies: Vec<PolicyVector>,
+}
+
+/// The first `hex.len() / 2` bytes of the test stream for a seed.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RngVector {
+    /// The seed.
+    pub seed_utf8: String,
+    /// The stream's first bytes.
+    pub hex: String,
+}
+
+/// a, b and the results of the field operations on them.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldVector {
+    /// a.
+    pub a_hex: String,
+    /// b.
+    pub b_hex: String,
+    /// a + b.
+    pub sum_hex: String,
+    /// a − b.
+    pub difference_hex: String,
+    /// a · b.
+    pub product_hex: String,
+    /// a^(p−2) (0 for a = 0).
+    pub a_inverse_hex: String,
+}
+
+/// One identifier's field element in one lane.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdToFieldVector {
+    /// The identifier.
+    pub id: String,
+    /// The lane.
+    pub lane: u8,
+    /// The counter of the first acceptable hash.
+    pub counter: u8,
+    /// SHA-256(label ‖ u8(lane) ‖ u8(counter) ‖ id).
+    pub sha256_hex: String,
+    /// The element, 16 bytes little-endian.
+    pub s_hex: String,
+    /// The element in decimal.
+    pub s_decimal: String,
+}
+
+/// g(s) = (1, s, …, s^k).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VandermondeVector {
+    /// The identifier.
+    pub id: String,
+    /// The lane.
+    pub lane: u8,
+    /// The degree.
+    pub k: u32,
+    /// The k+1 entries.
+    pub g_hex: Vec<String>,
+}
+
+/// A disclosure policy.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyVector {
+    /// A short name.
+    pub name: String,
+    /// The policy as TOML.
+    pub toml: String,
+    /// The canonical 22-byte encoding.
+    pub encoding_hex: String,
+    /// SHA-256("warifu/v1/policy" ‖ encoding).
+    pub digest_hex: String,
+}
+
+/// A Blom deployment with collusion bound k.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlomVectors {
+    /// The collusion bound.
+    pub k: u32,
+    /// Independent lanes (2).
+    pub lanes: u8,
+    /// Seed of the test stream the master is drawn from.
+    pub master_seed_utf8: String,
+    /// Every upper-triangle entry, lane by lane, row by row (i ≤ j); omitted for large k.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub master_upper_hex: Option<Vec<String>>,
+    /// The first entries of the upper triangles (a check for large k).
+    pub master_upper_head_hex: Vec<String>,
+    /// SHA-256 of the concatenated upper-triangle entries (16 bytes each).
+    pub master_upper_sha256_hex: String,
+    /// The parties and their personal keys.
+    pub parties: Vec<PartyVector>,
+    /// Every unordered pair of parties.
+    pub pairs: Vec<PairVector>,
+}
+
+/// A party's public elements and secret personal key.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartyVector {
+    /// The identifier.
+    pub id: String,
+    /// s per lane.
+    pub s_hex: Vec<String>,
+    /// The personal key, per lane k+1 elements; omitted for large k.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub personal_key_hex: Option<Vec<Vec<String>>>,
+    /// The first elements of each lane.
+    pub personal_key_head_hex: Vec<Vec<String>>,
+    /// SHA-256 of lane 0's elements then lane 1's (16 bytes each).
+    pub personal_key_sha256_hex: String,
+}
+
+/// The keys of one pair.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PairVector {
+    /// One party.
+    pub a: String,
+    /// The other.
+    pub b: String,
+    /// a(A)·g(B) per lane, lane 0 then lane 1, 16 bytes LE each (the HKDF ikm).
+    pub raw_shared_hex: String,
+    /// The HKDF info.
+    pub hkdf_info_hex: String,
+    /// The pairwise key.
+    pub pairwise_key_hex: String,
+}
+
+/// The 【0053】 key source and a hybrid with Blom.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeySourceVectors {
+    /// Seed of the test stream the center draws the table from.
+    pub predistributed_seed_utf8: String,
+    /// The identifiers, in the order given to the center.
+    pub parties: Vec<String>,
+    /// The drawn secret of each pair, in drawing order.
+    pub table: Vec<TableEntry>,
+    /// Pairwise keys of the predistributed and the hybrid sources.
+    pub pairs: Vec<SourcePairVector>,
+}
+
+/// One pair's predistributed secret.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableEntry {
+    /// The earlier identifier in the center's list.
+    pub a: String,
+    /// The later one.
+    pub b: String,
+    /// The 32-byte secret.
+    pub secret_hex: String,
+}
+
+/// A pairwise key from a non-Blom source.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourcePairVector {
+    /// "predistributed" or "hybrid" (Blom then predistributed).
+    pub scheme: String,
+    /// One party.
+    pub a: String,
+    /// The other.
+    pub b: String,
+    /// The shared secret (HKDF ikm).
+    pub ikm_hex: String,
+    /// The HKDF info.
+    pub hkdf_info_hex: String,
+    /// The pairwise key.
+    pub pairwise_key_hex: String,
+}
+
+/// A sealed order from its inputs to every opened view.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SealedVector {
+    /// A short name.
+    pub name: String,
+    /// What it shows.
+    pub description: String,
+    /// "blom" or "hybrid": the key source of every party.
+    pub key_source: String,
+    /// The cardholder who seals.
+    pub cardholder: String,
+    /// The merchant's order form (JSON of `OrderForm`).
+    pub form: serde_json::Value,
+    /// The cardholder's order (JSON of `Order`).
+    pub order: serde_json::Value,
+    /// The issuer the cardholder pays with.
+    pub issuer: String,
+    /// Seal time, Unix seconds.
+    pub now: u64,
+    /// Seed of the test stream the nonces are drawn from.
+    pub rng_seed_utf8: String,
+    /// The form policy's digest.
+    pub policy_digest_hex: String,
+    /// The binary header.
+    pub header_hex: String,
+    /// SHA-256("warifu/v1/header" ‖ header).
+    pub header_digest_hex: String,
+    /// The associated data shared by every part.
+    pub aad_hex: String,
+    /// The parts and their intermediates.
+    pub parts: Vec<PartVector>,
+    /// The binary wire form.
+    pub binary_hex: String,
+    /// The JSON wire form, exactly as serialized.
+    pub json: String,
+    /// What the merchant forwards to the issuer and the carrier.
+    pub forwarded: Vec<ForwardedVector>,
+    /// Each recipient's opened view.
+    pub views: Vec<ViewVector>,
+}
+
+/// One part and its intermediates.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartVector {
+    /// "merchant", "issuer" or "carrier".
+    pub recipient: String,
+    /// The recipient's identifier.
+    pub peer: String,
+    /// The cardholder–recipient pairwise key.
+    pub pairwise_key_hex: String,
+    /// HKDF-Expand(pairwise, "warifu/v1/part-key" ‖ u8(role) ‖ header digest).
+    pub encrypt_key_hex: String,
+    /// HKDF-Expand(pairwise, "warifu/v1/part-commit" ‖ u8(role) ‖ header digest).
+    pub commit_key_hex: String,
+    /// The plaintext JSON, exactly as sealed.
+    pub plaintext: String,
+    /// HMAC-SHA256(commit key, plaintext).
+    pub commitment_hex: String,
+    /// The 24-byte nonce.
+    pub nonce_hex: String,
+    /// Ciphertext ‖ tag.
+    pub ciphertext_hex: String,
+}
+
+/// A forwarded part in both wire forms.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardedVector {
+    /// Whose part.
+    pub recipient: String,
+    /// The binary form.
+    pub binary_hex: String,
+    /// The JSON form, exactly as serialized.
+    pub json: String,
+}
+
+/// A recipient's opened view.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ViewVector {
+    /// The recipient's role.
+    pub recipient: String,
+    /// The identifier whose key opens it.
+    pub holder: String,
+    /// The disclosed fields.
+    pub disclosed: serde_json::Value,
+}
+
+/// Argon2id costs.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Kdf {
+    /// Memory, KiB.
+    pub m_cost: u32,
+    /// Passes.
+    pub t_cost: u32,
+    /// Lanes.
+    pub p_cost: u32,
+}
+
+/// A key file.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyFileVector {
+    /// A short name.
+    pub name: String,
+    /// "master", "personal" or "predistributed".
+    pub kind: String,
+    /// The holder (personal and predistributed files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder: Option<String>,
+    /// The passphrase, if sealed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passphrase: Option<String>,
+    /// The Argon2id costs, if sealed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kdf: Option<Kdf>,
+    /// Seed of the test stream the salt and nonce are drawn from, if sealed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rng_seed_utf8: Option<String>,
+    /// The Argon2id output, if sealed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_key_hex: Option<String>,
+    /// The plaintext body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_hex: Option<String>,
+    /// The whole file; omitted for large files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hex: Option<String>,
+    /// The file's length in bytes.
+    pub len: usize,
+    /// SHA-256 of the whole file.
+    pub sha256_hex: String,
+}
+
+/// A tamper twin: an input that must be refused with `error`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailVector {
+    /// Starts with `fail_`.
+    pub name: String,
+    /// The vector it was derived from.
+    pub twin_of: String,
+    /// What was changed.
+    pub description: String,
+    /// "open_sealed", "open_sealed_json", "open_forwarded", "open_forwarded_json",
+    /// "open_with_key", "decode_key_file" or "parse_id".
+    pub operation: String,
+    /// Binary input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_hex: Option<String>,
+    /// Instead of `input_hex`: the input is the `hex` of the key file of this name, unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_ref: Option<String>,
+    /// Text input (JSON or an identifier).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_text: Option<String>,
+    /// The role whose part is opened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_as: Option<String>,
+    /// The identifier whose key source opens it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder: Option<String>,
+    /// "blom" or "hybrid".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_source: Option<String>,
+    /// For `open_with_key`: the (wrong) pairwise key used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pairwise_key_hex: Option<String>,
+    /// The policy the opener expects (TOML); the patent default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_toml: Option<String>,
+    /// For `decode_key_file`: the passphrase supplied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passphrase: Option<String>,
+    /// The `warifu_core::Error` variant expected.
+    pub error: String,
+}
+
+/// Lowercase hex.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Decodes lowercase or uppercase hex; `None` on odd length or a non-hex digit.
+pub fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
