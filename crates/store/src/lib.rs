@@ -16,9 +16,10 @@
 #![deny(missing_docs)]
 
 mod error;
+mod impls;
 mod migrate;
 mod open;
-// mod sql;
+mod sql;
 mod types;
 
 use async_trait::async_trait;

@@ -1,0 +1,198 @@
+//! The traits implemented for [`Store`]: each call goes to the backend's SQL.
+
+use async_trait::async_trait;
+
+use crate::open::{Db, Store};
+use crate::sql::{postgres, sqlite};
+use crate::types::*;
+use crate::{CarrierStore, IssuerStore, MerchantStore, PartyStore, Result};
+
+macro_rules! dispatch {
+    ($s:ident, $f:ident($($a:expr),*)) => {
+        match &$s.db {
+            Db::Sqlite(p) => sqlite::$f(p $(, $a)*).await,
+            Db::Postgres(p) => postgres::$f(p $(, $a)*).await,
+        }
+    };
+}
+
+#[async_trait]
+impl PartyStore for Store {
+    fn backend(&self) -> Backend {
+        self.backend_kind()
+    }
+    async fn ping(&self) -> Result<()> {
+        dispatch!(self, ping())
+    }
+    async fn idempotency_get(&self, scope: &str, key: &str) -> Result<Option<StoredResponse>> {
+        dispatch!(self, idempotency_get(scope, key))
+    }
+    async fn idempotency_put(
+        &self,
+        scope: &str,
+        key: &str,
+        response: &StoredResponse,
+    ) -> Result<StoredResponse> {
+        dispatch!(self, idempotency_put(scope, key, response))
+    }
+    async fn idempotency_purge(&self, before_ms: i64) -> Result<u64> {
+        dispatch!(self, idempotency_purge(before_ms))
+    }
+}
+
+#[async_trait]
+impl MerchantStore for Store {
+    async fn put_order_form(&self, form: &OrderFormRecord) -> Result<()> {
+        dispatch!(self, put_order_form(form))
+    }
+    async fn get_order_form(&self, order_id: &str) -> Result<Option<OrderFormRecord>> {
+        dispatch!(self, get_order_form(order_id))
+    }
+    async fn insert_order(
+        &self,
+        order: &NewOrder,
+        outbox: &[NewOutboxMessage],
+    ) -> Result<Inserted<OrderRecord>> {
+        dispatch!(self, insert_order(order, outbox))
+    }
+    async fn get_order(&self, order_id: &str) -> Result<Option<OrderRecord>> {
+        dispatch!(self, get_order(order_id))
+    }
+    async fn list_orders(&self, filter: &OrderFilter) -> Result<Vec<OrderRecord>> {
+        dispatch!(self, list_orders(filter))
+    }
+    async fn transition(&self, t: &Transition) -> Result<bool> {
+        dispatch!(self, transition(t))
+    }
+    async fn claim_outbox(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<OutboxMessage>> {
+        dispatch!(self, claim_outbox(now_ms, lease_ms, limit))
+    }
+    async fn complete_outbox(&self, id: i64) -> Result<()> {
+        dispatch!(self, complete_outbox(id))
+    }
+    async fn retry_outbox(&self, id: i64, next_attempt_at_ms: i64, error: &str) -> Result<()> {
+        dispatch!(self, retry_outbox(id, next_attempt_at_ms, error))
+    }
+    async fn outbox_for_order(&self, order_id: &str) -> Result<Vec<OutboxMessage>> {
+        dispatch!(self, outbox_for_order(order_id))
+    }
+    async fn outbox_pending(&self) -> Result<u64> {
+        dispatch!(self, outbox_pending())
+    }
+    async fn count_orders_by_state(&self) -> Result<Vec<(OrderState, u64)>> {
+        dispatch!(self, count_orders_by_state())
+    }
+}
+
+#[async_trait]
+impl IssuerStore for Store {
+    async fn enroll_card(&self, card: &NewCard) -> Result<CardRecord> {
+        dispatch!(self, enroll_card(card))
+    }
+    async fn get_card(&self, card_id: &str) -> Result<Option<CardRecord>> {
+        dispatch!(self, get_card(card_id))
+    }
+    async fn cards_for_cardholder(&self, cardholder_id: &str) -> Result<Vec<CardRecord>> {
+        dispatch!(self, cards_for_cardholder(cardholder_id))
+    }
+    async fn set_card_status(&self, card_id: &str, status: CardStatus) -> Result<bool> {
+        dispatch!(self, set_card_status(card_id, status))
+    }
+    async fn authorize(&self, req: &AuthorizeRequest) -> Result<Inserted<AuthorizationRecord>> {
+        dispatch!(self, authorize(req))
+    }
+    async fn get_authorization(
+        &self,
+        merchant_id: &str,
+        order_id: &str,
+    ) -> Result<Option<AuthorizationRecord>> {
+        dispatch!(self, get_authorization(merchant_id, order_id))
+    }
+    async fn authorizations_for_cardholder(
+        &self,
+        cardholder_id: &str,
+    ) -> Result<Vec<AuthorizationRecord>> {
+        dispatch!(self, authorizations_for_cardholder(cardholder_id))
+    }
+    async fn capture(
+        &self,
+        merchant_id: &str,
+        order_id: &str,
+        amount: Option<u64>,
+        now_ms: i64,
+    ) -> Result<Applied> {
+        dispatch!(self, capture(merchant_id, order_id, amount, now_ms))
+    }
+    async fn void(&self, merchant_id: &str, order_id: &str, now_ms: i64) -> Result<Applied> {
+        dispatch!(self, void(merchant_id, order_id, now_ms))
+    }
+    async fn refund(
+        &self,
+        merchant_id: &str,
+        order_id: &str,
+        refund_id: &str,
+        amount: u64,
+        now_ms: i64,
+    ) -> Result<Applied> {
+        dispatch!(
+            self,
+            refund(merchant_id, order_id, refund_id, amount, now_ms)
+        )
+    }
+    async fn ledger_sum(&self) -> Result<i64> {
+        dispatch!(self, ledger_sum())
+    }
+    async fn ledger_balance(&self, account: &str) -> Result<i64> {
+        dispatch!(self, ledger_balance(account))
+    }
+    async fn unbalanced_movements(&self) -> Result<u64> {
+        dispatch!(self, unbalanced_movements())
+    }
+    async fn ledger_entries(&self, account: &str) -> Result<Vec<LedgerEntry>> {
+        dispatch!(self, ledger_entries(account))
+    }
+    async fn settlement_report(&self, merchant_id: &str) -> Result<Vec<SettlementDay>> {
+        dispatch!(self, settlement_report(merchant_id))
+    }
+}
+
+#[async_trait]
+impl CarrierStore for Store {
+    async fn accept_shipment(&self, s: &NewShipment) -> Result<Inserted<ShipmentRecord>> {
+        dispatch!(self, accept_shipment(s))
+    }
+    async fn get_shipment(
+        &self,
+        merchant_id: &str,
+        order_id: &str,
+    ) -> Result<Option<ShipmentRecord>> {
+        dispatch!(self, get_shipment(merchant_id, order_id))
+    }
+    async fn shipment_by_tracking(&self, tracking_number: &str) -> Result<Option<ShipmentRecord>> {
+        dispatch!(self, shipment_by_tracking(tracking_number))
+    }
+    async fn advance_shipment(
+        &self,
+        tracking_number: &str,
+        from: ShipmentStatus,
+        to: ShipmentStatus,
+        note: Option<&str>,
+        now_ms: i64,
+    ) -> Result<bool> {
+        dispatch!(
+            self,
+            advance_shipment(tracking_number, from, to, note, now_ms)
+        )
+    }
+    async fn shipment_events(&self, tracking_number: &str) -> Result<Vec<ShipmentEvent>> {
+        dispatch!(self, shipment_events(tracking_number))
+    }
+    async fn list_shipments(&self, limit: u32, offset: u32) -> Result<Vec<ShipmentRecord>> {
+        dispatch!(self, list_shipments(limit, offset))
+    }
+}
