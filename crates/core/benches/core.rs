@@ -25,6 +25,11 @@ fn blom(c: &mut Criterion) {
         g.bench_with_input(BenchmarkId::new("seal 3-part order", k), &f, |b, f| {
             b.iter(|| f.seal())
         });
+        g.bench_with_input(
+            BenchmarkId::new("seal 3-part order, cached keys", k),
+            &f,
+            |b, f| b.iter(|| f.seal_cached()),
+        );
         g.bench_with_input(BenchmarkId::new("open issuer part", k), &f, |b, f| {
             b.iter(|| f.open())
         });

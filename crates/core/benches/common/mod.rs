@@ -15,6 +15,7 @@ use hpke::{Kem as _, OpModeR, OpModeS};
 use rsa::sha2::Sha256;
 use warifu_core::blom::{Master, PersonalKey};
 use warifu_core::field::Fe;
+use warifu_core::keycache::CachedKeys;
 use warifu_core::keysource::{PairwiseKey, pairwise_key};
 use warifu_core::order::{Card, Destination};
 use warifu_core::order::{CatalogItem, Expiry, Order, OrderForm, PaymentMethod};
@@ -42,6 +43,8 @@ pub struct Fixture {
     pub k: u32,
     master: Master,
     cardholder: PersonalKey,
+    /// The same key behind a pairwise-key cache that has met the three recipients already.
+    cardholder_cached: CachedKeys<PersonalKey>,
     issuer: PersonalKey,
     merchant_id: PartyId,
     issuer_id: PartyId,
@@ -57,7 +60,9 @@ impl Fixture {
     /// Generates a master for `k` (with the OS CSPRNG), issues the keys and seals one order.
     pub fn new(k: u32) -> Fixture {
         let master = Master::generate(k, &mut OsRandom).expect("master");
-        let cardholder = master.personal_key(&id("cardholder:hanako@mail.example"));
+        let cardholder_id = id("cardholder:hanako@mail.example");
+        let cardholder = master.personal_key(&cardholder_id);
+        let cardholder_cached = CachedKeys::new(master.personal_key(&cardholder_id), 16);
         let merchant_id = id("merchant:shop.example");
         let issuer_id = id("issuer:bank.example");
         let issuer = master.personal_key(&issuer_id);
@@ -117,6 +122,7 @@ impl Fixture {
             k,
             master,
             cardholder,
+            cardholder_cached,
             issuer,
             merchant_id,
             issuer_id,
@@ -127,6 +133,8 @@ impl Fixture {
             forwarded,
             issuer_key,
         };
+        // Warm the cache: every recipient met once.
+        fixture.seal_cached();
         let view = fixture.open();
         assert!(view.disclosed().card.is_some(), "the issuer sees the card");
         fixture
@@ -161,6 +169,20 @@ impl Fixture {
             &self.cardholder,
             self.now,
         )
+    }
+
+    /// The same seal with the three pairwise keys' Blom secrets in a warm
+    /// [`CachedKeys`] (a cardholder ordering again from a merchant it knows).
+    pub fn seal_cached(&self) -> SealedOrder {
+        seal(
+            black_box(&self.form),
+            black_box(&self.order),
+            &self.issuer_id,
+            &self.cardholder_cached,
+            self.now,
+            &mut OsRandom,
+        )
+        .expect("seal")
     }
 
     /// The issuer opens its forwarded part, deriving the pairwise key first.
