@@ -1,0 +1,413 @@
+//! The responder side of mutual confirmation (claim 5) over HTTP: the handshake endpoints, a
+//! bounded table of pending handshakes and sessions with expiry, and the middleware that
+//! verifies every request of a session and signs every response.
+//!
+//! The cryptography is `warifu_core::session`; this module only carries it. A request in a
+//! session carries the headers `Warifu-Session`, `Warifu-Seq`, `Warifu-Time` and `Warifu-Mac`
+//! (MAC over session, sequence, time, method, path with query and the body's digest); the
+//! response carries the same headers with a MAC over the request's MAC, the status and the
+//! body, so a response cannot be replayed onto another request. Errors raised before a
+//! request is verified (unknown session, bad MAC, replay, stale, too large) are not signed:
+//! the client treats them as failures, never as answers.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes, to_bytes};
+use axum::extract::{FromRequest, FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use serde::de::DeserializeOwned;
+use warifu_core::keysource::KeySource;
+use warifu_core::rand::OsRandom;
+use warifu_core::session::{
+    Challenge, Confirm, Hello, MessageAuth, PendingHandshake, SESSION_LIFETIME, Session,
+};
+use warifu_core::{Error as CoreError, PartyId};
+
+use crate::error::{AppError, AppResult, ErrorCode, redact_quoted};
+use crate::wire::{
+    HEADER_MAC, HEADER_SEQ, HEADER_SESSION, HEADER_TIME, PATH_CONFIRM, PATH_HELLO,
+    SessionEstablished,
+};
+use crate::{MAX_BODY, now_unix};
+
+/// The longest path (with query) accepted on an authenticated request.
+pub const MAX_PATH: usize = 2048;
+
+/// Bounds of the handshake and session tables.
+#[derive(Debug, Clone, Copy)]
+pub struct GuardLimits {
+    /// Most handshakes waiting for their confirm; the oldest is dropped beyond it.
+    pub max_pending: usize,
+    /// How long a handshake may wait for its confirm.
+    pub pending_ttl: Duration,
+    /// Most live sessions; expired ones are purged first, then the oldest is dropped.
+    pub max_sessions: usize,
+}
+
+impl Default for GuardLimits {
+    fn default() -> GuardLimits {
+        GuardLimits {
+            max_pending: 4096,
+            pending_ttl: Duration::from_secs(30),
+            max_sessions: 65_536,
+        }
+    }
+}
+
+struct Tables {
+    pending: HashMap<[u8; 32], (PendingHandshake, Instant)>,
+    sessions: HashMap<String, (Arc<Mutex<Session>>, Instant)>,
+}
+
+/// A party's responder state: its keys, pending handshakes and live sessions.
+pub struct Guard {
+    keys: Arc<dyn KeySource>,
+    tables: Mutex<Tables>,
+    limits: GuardLimits,
+}
+
+impl core::fmt::Debug for Guard {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "Guard {{ owner: {}, keys: <redacted> }}",
+            self.keys.owner()
+        )
+    }
+}
+
+/// The authenticated identity of the peer of the current request (set by [`authenticate`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer(pub PartyId);
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Peer, AppError> {
+        parts.extensions.get::<Peer>().cloned().ok_or_else(|| {
+            AppError::new(
+                ErrorCode::AuthenticationRequired,
+                "this endpoint needs an authenticated session",
+            )
+        })
+    }
+}
+
+impl Guard {
+    /// A guard for the holder of `keys`.
+    pub fn new(keys: Arc<dyn KeySource>, limits: GuardLimits) -> Guard {
+        Guard {
+            keys,
+            tables: Mutex::new(Tables {
+                pending: HashMap::new(),
+                sessions: HashMap::new(),
+            }),
+            limits,
+        }
+    }
+
+    /// This party's identifier.
+    pub fn owner(&self) -> &PartyId {
+        self.keys.owner()
+    }
+
+    fn tables(&self) -> std::sync::MutexGuard<'_, Tables> {
+        self.tables.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// How many sessions and pending handshakes are held.
+    pub fn counts(&self) -> (usize, usize) {
+        let t = self.tables();
+        (t.sessions.len(), t.pending.len())
+    }
+
+    /// Answers message 1 with message 2.
+    pub fn hello(&self, hello: &Hello) -> AppResult<Challenge> {
+        let now = now_unix();
+        let (pending, challenge) =
+            PendingHandshake::respond(self.keys.as_ref(), hello, now, &mut OsRandom)
+                .map_err(handshake_error)?;
+        let mut t = self.tables();
+        let ttl = self.limits.pending_ttl;
+        t.pending.retain(|_, (_, at)| at.elapsed() < ttl);
+        if t.pending.len() >= self.limits.max_pending
+            && let Some(oldest) = t
+                .pending
+                .iter()
+                .min_by_key(|(_, (_, at))| *at)
+                .map(|(k, _)| *k)
+        {
+            t.pending.remove(&oldest);
+        }
+        t.pending
+            .insert(challenge.nonce_r, (pending, Instant::now()));
+        Ok(challenge)
+    }
+
+    /// Checks message 3; on success the session is live.
+    pub fn confirm(&self, confirm: &Confirm) -> AppResult<SessionEstablished> {
+        let pending = {
+            let mut t = self.tables();
+            t.pending.remove(&confirm.nonce_r)
+        };
+        let Some((pending, at)) = pending.filter(|(_, at)| at.elapsed() < self.limits.pending_ttl)
+        else {
+            return Err(AppError::new(
+                ErrorCode::AuthenticationFailed,
+                "no handshake is waiting for this confirmation (expired or already used)",
+            ));
+        };
+        let _ = at;
+        let initiator = pending.initiator().clone();
+        let started = pending.started();
+        let session = pending.confirm(confirm, now_unix()).map_err(|e| {
+            tracing::warn!(peer = %initiator, "handshake confirmation refused");
+            handshake_error(e)
+        })?;
+        let id = session.id().to_owned();
+        tracing::info!(peer = %initiator, session = %id, "session established");
+        let mut t = self.tables();
+        let now = now_unix();
+        if t.sessions.len() >= self.limits.max_sessions {
+            t.sessions
+                .retain(|_, (s, _)| s.lock().map(|s| !s.expired(now)).unwrap_or(false));
+        }
+        if t.sessions.len() >= self.limits.max_sessions
+            && let Some(oldest) = t
+                .sessions
+                .iter()
+                .min_by_key(|(_, (_, at))| *at)
+                .map(|(k, _)| k.clone())
+        {
+            t.sessions.remove(&oldest);
+        }
+        t.sessions
+            .insert(id.clone(), (Arc::new(Mutex::new(session)), Instant::now()));
+        Ok(SessionEstablished {
+            session: id,
+            expires_at: started.saturating_add(SESSION_LIFETIME),
+        })
+    }
+
+    fn session(&self, id: &str) -> Option<Arc<Mutex<Session>>> {
+        let mut t = self.tables();
+        let s = t.sessions.get(id).map(|(s, _)| s.clone())?;
+        let expired = s.lock().map(|s| s.expired(now_unix())).unwrap_or(true);
+        if expired {
+            t.sessions.remove(id);
+            return None;
+        }
+        Some(s)
+    }
+}
+
+fn handshake_error(e: CoreError) -> AppError {
+    match e {
+        CoreError::UnsupportedVersion { .. } => {
+            AppError::new(ErrorCode::MalformedRequest, e.to_string())
+        }
+        CoreError::HeaderMismatch(m) => AppError::new(ErrorCode::NotAddressedHere, m),
+        CoreError::Stale => AppError::new(ErrorCode::StaleMessage, e.to_string()),
+        CoreError::NoPairwiseKey { .. } | CoreError::InvalidIdentifier(_) => {
+            AppError::new(ErrorCode::UnknownParty, e.to_string())
+        }
+        CoreError::Decrypt => AppError::new(
+            ErrorCode::AuthenticationFailed,
+            "the handshake proof does not verify: the initiator does not hold the key of the identifier it claims",
+        ),
+        other => AppError::internal("answering a handshake", &other),
+    }
+}
+
+/// The handshake routes (`POST /v1/handshake/hello`, `POST /v1/handshake/confirm`).
+pub fn routes(guard: Arc<Guard>) -> Router {
+    Router::new()
+        .route(PATH_HELLO, post(hello))
+        .route(PATH_CONFIRM, post(confirm))
+        .with_state(guard)
+}
+
+async fn hello(
+    State(g): State<Arc<Guard>>,
+    JsonBody(h): JsonBody<Hello>,
+) -> AppResult<Json<Challenge>> {
+    g.hello(&h).map(Json)
+}
+
+async fn confirm(
+    State(g): State<Arc<Guard>>,
+    JsonBody(c): JsonBody<Confirm>,
+) -> AppResult<Json<SessionEstablished>> {
+    g.confirm(&c).map(Json)
+}
+
+/// Reads the four session headers.
+pub fn read_auth(headers: &HeaderMap) -> AppResult<MessageAuth> {
+    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let (Some(session), Some(seq), Some(time), Some(mac)) = (
+        get(HEADER_SESSION),
+        get(HEADER_SEQ),
+        get(HEADER_TIME),
+        get(HEADER_MAC),
+    ) else {
+        return Err(AppError::new(
+            ErrorCode::AuthenticationRequired,
+            "this endpoint needs an authenticated session: run the handshake and send the Warifu-Session, Warifu-Seq, Warifu-Time and Warifu-Mac headers",
+        ));
+    };
+    let bad = || AppError::new(ErrorCode::AuthenticationFailed, "malformed session headers");
+    let mac: [u8; 32] = B64
+        .decode(mac.as_bytes())
+        .ok()
+        .and_then(|m| m.try_into().ok())
+        .ok_or_else(bad)?;
+    if session.len() > 64 {
+        return Err(bad());
+    }
+    Ok(MessageAuth {
+        session: session.to_owned(),
+        seq: seq.parse().map_err(|_| bad())?,
+        time: time.parse().map_err(|_| bad())?,
+        mac,
+    })
+}
+
+/// Writes the four session headers.
+pub fn write_auth(headers: &mut HeaderMap, auth: &MessageAuth) {
+    let pairs = [
+        (HEADER_SESSION, auth.session.clone()),
+        (HEADER_SEQ, auth.seq.to_string()),
+        (HEADER_TIME, auth.time.to_string()),
+        (HEADER_MAC, B64.encode(auth.mac)),
+    ];
+    for (name, value) in pairs {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            headers.insert(name, v);
+        }
+    }
+}
+
+/// Middleware: verifies the request's session MAC, sets [`Peer`], runs the handler and signs
+/// its response. Mount it on every route that handles sealed data.
+pub async fn authenticate(State(guard): State<Arc<Guard>>, req: Request, next: Next) -> Response {
+    match verify(&guard, req).await {
+        Ok((req, auth, session)) => {
+            let response = next.run(req).await;
+            sign(response, &auth, &session).await
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn verify(
+    guard: &Guard,
+    req: Request,
+) -> AppResult<(Request, MessageAuth, Arc<Mutex<Session>>)> {
+    let (parts, body) = req.into_parts();
+    let auth = read_auth(&parts.headers)?;
+    let Some(session) = guard.session(&auth.session) else {
+        return Err(AppError::new(
+            ErrorCode::SessionUnknown,
+            "unknown or expired session: run the handshake again",
+        ));
+    };
+    let path = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    if path.len() > MAX_PATH {
+        return Err(AppError::new(ErrorCode::MalformedRequest, "path too long"));
+    }
+    let body = read_limited(body).await?;
+    let peer = {
+        let mut s = session.lock().unwrap_or_else(|p| p.into_inner());
+        s.verify_request(&auth, parts.method.as_str(), path, &body, now_unix())
+            .map_err(|e| match e {
+                CoreError::Replay => AppError::new(
+                    ErrorCode::Replay,
+                    "this message was already received (replayed)",
+                ),
+                CoreError::Stale => AppError::new(ErrorCode::StaleMessage, e.to_string()),
+                _ => AppError::new(
+                    ErrorCode::AuthenticationFailed,
+                    "the message MAC does not verify",
+                ),
+            })?;
+        s.peer().clone()
+    };
+    let mut req = Request::from_parts(parts, Body::from(body));
+    req.extensions_mut().insert(Peer(peer));
+    Ok((req, auth, session))
+}
+
+async fn sign(response: Response, auth: &MessageAuth, session: &Mutex<Session>) -> Response {
+    let (mut parts, body) = response.into_parts();
+    let body = match to_bytes(body, usize::MAX).await {
+        Ok(b) => b,
+        Err(e) => return AppError::internal("buffering a response", &e).into_response(),
+    };
+    let signed = session
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .sign_response(auth, parts.status.as_u16(), &body, now_unix());
+    write_auth(&mut parts.headers, &signed);
+    Response::from_parts(parts, Body::from(body))
+}
+
+/// Reads a body of at most [`MAX_BODY`] bytes.
+pub async fn read_limited(body: Body) -> AppResult<Bytes> {
+    to_bytes(body, MAX_BODY).await.map_err(|_| too_large())
+}
+
+fn too_large() -> AppError {
+    AppError::new(
+        ErrorCode::PayloadTooLarge,
+        format!("the request body exceeds {} KiB", MAX_BODY / 1024),
+    )
+}
+
+/// A JSON body whose rejections are [`AppError`]s with stable codes and no echoed values.
+#[derive(Debug, Clone)]
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<JsonBody<T>, AppError> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(JsonBody(v)),
+            Err(rejection) => {
+                if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    return Err(too_large());
+                }
+                Err(AppError::new(
+                    ErrorCode::MalformedRequest,
+                    redact_quoted(&rejection.body_text()),
+                ))
+            }
+        }
+    }
+}
+
+/// The fallback for unknown routes.
+pub async fn not_found() -> AppError {
+    AppError::new(ErrorCode::NotFound, "no such endpoint")
+}
+
+/// The fallback for a known route with the wrong method.
+pub async fn method_not_allowed() -> AppError {
+    AppError::new(
+        ErrorCode::MethodNotAllowed,
+        "this endpoint does not take this method",
+    )
+}

@@ -1,0 +1,247 @@
+//! The cardholder's client (terminal 1): confirms the merchant before anything is sent, fetches
+//! an order form in the session, seals the order in this process, submits the bundle once, and
+//! checks the issuer's receipt of the decision the merchant relays.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use warifu_core::keysource::KeySource;
+use warifu_core::order::{Order, OrderForm};
+use warifu_core::rand::OsRandom;
+use warifu_core::sealed::{self, SealedOrder};
+use warifu_core::{PartyId, Role};
+
+use crate::attest;
+use crate::directory::{DirectoryError, SharedDirectory};
+use crate::peer::{ClientError, PeerClient, http_client};
+use crate::wire::{CatalogView, FormRequest, OrderOutcome, SubmitRequest, TrackingView};
+
+/// What can go wrong for the cardholder.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CardholderError {
+    /// A party is not in the directory.
+    #[error(transparent)]
+    Directory(#[from] DirectoryError),
+    /// A call failed (unreachable, not authentic, refused).
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// Sealing or validating the order failed.
+    #[error(transparent)]
+    Core(#[from] warifu_core::Error),
+    /// The merchant's form is not acceptable.
+    #[error("the order form is not acceptable: {0}")]
+    Form(String),
+    /// The decision the merchant relayed is not the issuer's, or not about this order.
+    #[error("the merchant relayed a decision the issuer did not make for this order")]
+    ReceiptInvalid,
+    /// The public catalog could not be fetched.
+    #[error("cannot fetch the catalog of {0}: {1}")]
+    Catalog(PartyId, String),
+}
+
+/// The result of a purchase.
+#[derive(Debug, Clone)]
+pub struct Purchase {
+    /// The form it was placed on.
+    pub form: OrderForm,
+    /// The bundle as sent.
+    pub sealed: SealedOrder,
+    /// The merchant's answer, with the issuer's receipt checked.
+    pub outcome: OrderOutcome,
+}
+
+/// A cardholder's client.
+pub struct Cardholder {
+    keys: Arc<dyn KeySource>,
+    directory: Arc<SharedDirectory>,
+    http: reqwest::Client,
+    peers: Mutex<HashMap<PartyId, Arc<PeerClient>>>,
+}
+
+impl core::fmt::Debug for Cardholder {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "Cardholder {{ id: {}, keys: <redacted> }}",
+            self.keys.owner()
+        )
+    }
+}
+
+impl Cardholder {
+    /// A client for the holder of `keys` (a cardholder identifier), finding parties in
+    /// `directory`.
+    pub fn new(keys: Arc<dyn KeySource>, directory: Arc<SharedDirectory>) -> Cardholder {
+        Cardholder {
+            keys,
+            directory,
+            http: http_client(),
+            peers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The cardholder's identifier.
+    pub fn id(&self) -> &PartyId {
+        self.keys.owner()
+    }
+
+    /// The authenticated client for a listed party (a fresh one if its endpoint changed).
+    pub fn peer(&self, id: &PartyId, role: Role) -> Result<Arc<PeerClient>, CardholderError> {
+        let dir = self.directory.get();
+        let entry = dir.lookup(id, role)?;
+        let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = peers.get(id).filter(|c| c.endpoint() == entry.endpoint) {
+            return Ok(c.clone());
+        }
+        let c = Arc::new(PeerClient::new(
+            self.http.clone(),
+            self.keys.clone(),
+            id.clone(),
+            &entry.endpoint,
+        ));
+        peers.insert(id.clone(), c.clone());
+        Ok(c)
+    }
+
+    /// The merchant's public catalog (unauthenticated: browsing only, never used to seal).
+    pub async fn catalog(&self, merchant: &PartyId) -> Result<CatalogView, CardholderError> {
+        let dir = self.directory.get();
+        let entry = dir.lookup(merchant, Role::Merchant)?;
+        let fail = |d: String| CardholderError::Catalog(merchant.clone(), d);
+        let resp = self
+            .http
+            .get(format!("{}/v1/catalog", entry.endpoint))
+            .send()
+            .await
+            .map_err(|_| fail("unreachable".into()))?;
+        if !resp.status().is_success() {
+            return Err(fail(format!("HTTP {}", resp.status().as_u16())));
+        }
+        resp.json().await.map_err(|_| fail("not a catalog".into()))
+    }
+
+    /// Confirms the merchant (claim 5) and asks it for a fresh order form in the session, so
+    /// the form (its carrier, issuers and policy) is authenticated by the merchant.
+    pub async fn order_form(
+        &self,
+        merchant: &PartyId,
+        digital: bool,
+    ) -> Result<OrderForm, CardholderError> {
+        let client = self.peer(merchant, Role::Merchant)?;
+        let form: OrderForm = client
+            .post("/v1/order-forms", &FormRequest { digital })
+            .await?;
+        form.validate()?;
+        if &form.merchant != merchant {
+            return Err(CardholderError::Form(format!(
+                "the form names {} instead of {merchant}",
+                form.merchant
+            )));
+        }
+        let dir = self.directory.get();
+        if let Some(c) = &form.carrier {
+            dir.lookup(c, Role::Carrier)?;
+        }
+        Ok(form)
+    }
+
+    /// Seals `order` on `form` for a card of `issuer`, in this process.
+    pub fn seal(
+        &self,
+        form: &OrderForm,
+        order: &Order,
+        issuer: &PartyId,
+    ) -> Result<SealedOrder, CardholderError> {
+        self.directory.get().lookup(issuer, Role::Issuer)?;
+        Ok(sealed::seal(
+            form,
+            order,
+            issuer,
+            self.keys.as_ref(),
+            crate::now_unix(),
+            &mut OsRandom,
+        )?)
+    }
+
+    /// Submits a sealed bundle to its merchant and checks the issuer's receipt of the
+    /// decision that comes back.
+    pub async fn submit(&self, sealed: &SealedOrder) -> Result<OrderOutcome, CardholderError> {
+        let client = self.peer(&sealed.header.merchant, Role::Merchant)?;
+        let outcome: OrderOutcome = client
+            .post(
+                "/v1/orders",
+                &SubmitRequest {
+                    sealed: sealed.clone(),
+                },
+            )
+            .await?;
+        self.check_outcome(sealed, &outcome)?;
+        Ok(outcome)
+    }
+
+    /// Checks that the relayed decision is the issuer's, for this bundle.
+    pub fn check_outcome(
+        &self,
+        sealed: &SealedOrder,
+        outcome: &OrderOutcome,
+    ) -> Result<(), CardholderError> {
+        if outcome.order_id != sealed.header.order_id {
+            return Err(CardholderError::ReceiptInvalid);
+        }
+        if let Some(d) = &outcome.decision {
+            attest::verify_cardholder_receipt(self.keys.as_ref(), d)
+                .map_err(|_| CardholderError::ReceiptInvalid)?;
+            if d.header_digest != sealed.header.digest()
+                || d.issuer != sealed.header.issuer
+                || d.order_id != sealed.header.order_id
+            {
+                return Err(CardholderError::ReceiptInvalid);
+            }
+        }
+        Ok(())
+    }
+
+    /// The whole purchase: confirm the merchant, get a form, fill it with `fill`, seal, submit.
+    pub async fn purchase(
+        &self,
+        merchant: &PartyId,
+        issuer: &PartyId,
+        digital: bool,
+        fill: impl FnOnce(&OrderForm) -> Result<Order, warifu_core::Error>,
+    ) -> Result<Purchase, CardholderError> {
+        let form = self.order_form(merchant, digital).await?;
+        let order = fill(&form)?;
+        let sealed = self.seal(&form, &order, issuer)?;
+        let outcome = self.submit(&sealed).await?;
+        Ok(Purchase {
+            form,
+            sealed,
+            outcome,
+        })
+    }
+
+    /// The merchant's view of one of this cardholder's orders.
+    pub async fn order_status(
+        &self,
+        merchant: &PartyId,
+        order_id: &str,
+    ) -> Result<OrderOutcome, CardholderError> {
+        let client = self.peer(merchant, Role::Merchant)?;
+        Ok(client.get(&format!("/v1/orders/{order_id}")).await?)
+    }
+
+    /// The carrier's tracking of one of this cardholder's orders, with the destination it
+    /// sealed (authenticated with the cardholder's own key with the carrier).
+    pub async fn tracking(
+        &self,
+        carrier: &PartyId,
+        merchant: &PartyId,
+        order_id: &str,
+    ) -> Result<TrackingView, CardholderError> {
+        let client = self.peer(carrier, Role::Carrier)?;
+        Ok(client
+            .get(&format!("/v1/shipments/{merchant}/{order_id}"))
+            .await?)
+    }
+}

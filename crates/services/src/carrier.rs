@@ -1,0 +1,205 @@
+//! The carrier (the patent's distributor, 【0043】–【0044】): accepts a shipment only with the
+//! issuer's approval, opens the delivery destination, and returns a tracking number. It never
+//! sees card data or goods.
+//!
+//! Routes: the handshake, `GET /healthz`, and in a session `POST /v1/shipments` (merchants)
+//! and `GET /v1/shipments/{merchant}/{order_id}` (the order's merchant, or its cardholder,
+//! who alone also sees the destination it sealed).
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::routing::{get, post};
+use axum::{Json, Router, middleware};
+use tokio::net::TcpListener;
+use warifu_core::keysource::KeySource;
+use warifu_core::order::Destination;
+use warifu_core::sealed::{ForCarrier, View};
+use warifu_core::{PartyId, Role};
+use warifu_store::{CarrierStore, NewShipment};
+
+use crate::attest;
+use crate::auth::{self, Guard, GuardLimits, JsonBody, Peer};
+use crate::error::{AppError, AppResult, ErrorCode};
+use crate::service::{self, random_id, store_error};
+use crate::wire::{ShipmentReceipt, ShipmentRequest, TrackingView};
+
+/// The path of the shipment endpoint.
+pub const PATH_SHIPMENTS: &str = "/v1/shipments";
+
+/// The carrier's state.
+pub struct CarrierState {
+    keys: Arc<dyn KeySource>,
+    store: Arc<dyn CarrierStore>,
+    guard: Arc<Guard>,
+}
+
+impl CarrierState {
+    /// A carrier holding `keys` with its shipments in `store`.
+    pub fn new(keys: Arc<dyn KeySource>, store: Arc<dyn CarrierStore>) -> Arc<CarrierState> {
+        Arc::new(CarrierState {
+            guard: Arc::new(Guard::new(keys.clone(), GuardLimits::default())),
+            keys,
+            store,
+        })
+    }
+
+    /// The carrier's identifier.
+    pub fn id(&self) -> &PartyId {
+        self.keys.owner()
+    }
+
+    /// Its store.
+    pub fn store(&self) -> &Arc<dyn CarrierStore> {
+        &self.store
+    }
+}
+
+/// The carrier's router.
+pub fn app(state: Arc<CarrierState>) -> Router {
+    let authenticated = Router::new()
+        .route(PATH_SHIPMENTS, post(ship))
+        .route("/v1/shipments/{merchant}/{order_id}", get(track))
+        .route_layer(middleware::from_fn_with_state(
+            state.guard.clone(),
+            auth::authenticate,
+        ))
+        .with_state(state.clone());
+    let public = Router::new()
+        .route("/healthz", get(health))
+        .with_state(state.clone());
+    service::finish(
+        auth::routes(state.guard.clone())
+            .merge(public)
+            .merge(authenticated),
+    )
+}
+
+/// Serves the carrier on `listener` until `shutdown`.
+pub async fn run(
+    listener: TcpListener,
+    state: Arc<CarrierState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    service::serve(listener, app(state), shutdown).await
+}
+
+async fn health(State(st): State<Arc<CarrierState>>) -> AppResult<Json<serde_json::Value>> {
+    st.store
+        .ping()
+        .await
+        .map_err(store_error("checking storage"))?;
+    Ok(Json(
+        serde_json::json!({"status": "ok", "party": st.id().as_str()}),
+    ))
+}
+
+async fn ship(
+    State(st): State<Arc<CarrierState>>,
+    Peer(peer): Peer,
+    JsonBody(req): JsonBody<ShipmentRequest>,
+) -> AppResult<Json<ShipmentReceipt>> {
+    let header = req.forwarded.header.clone();
+    let order_id = header.order_id.clone();
+    if peer.role() != Role::Merchant || header.merchant != peer {
+        tracing::warn!(%order_id, %peer, "shipment request from a party not named as the merchant");
+        return Err(AppError::new(
+            ErrorCode::Forbidden,
+            "only the merchant named in the sealed order may request its delivery",
+        ));
+    }
+    if header.carrier.as_ref() != Some(st.id()) {
+        return Err(AppError::new(
+            ErrorCode::NotAddressedHere,
+            format!("this order is not addressed to {}", st.id()),
+        ));
+    }
+    if attest::verify_carrier_approval(st.keys.as_ref(), &header, &req.approval).is_err() {
+        tracing::warn!(%order_id, merchant = %peer, "shipment without the issuer's approval refused");
+        return Err(AppError::new(
+            ErrorCode::AuthorizationRequired,
+            format!(
+                "no valid approval of {} for this order: the carrier ships only orders the issuer authorized",
+                header.issuer
+            ),
+        ));
+    }
+    let view: View<ForCarrier> =
+        req.forwarded
+            .open(&req.policy, st.keys.as_ref())
+            .map_err(|_| {
+                tracing::warn!(%order_id, merchant = %peer, "carrier part does not open");
+                AppError::sealed()
+            })?;
+    let Some(Destination { addressee, address }) = view.fields.destination.clone() else {
+        return Err(AppError::new(
+            ErrorCode::OrderInvalid,
+            "the carrier's part holds no delivery destination",
+        ));
+    };
+    let parcel = format!("{} / pickup: {}", req.delivery.parcel, req.delivery.pickup);
+    if parcel.len() > 1024 {
+        return Err(AppError::new(
+            ErrorCode::MalformedRequest,
+            "the parcel description and pickup are longer than 1 KiB",
+        ));
+    }
+    let inserted = st
+        .store
+        .accept_shipment(&NewShipment {
+            merchant_id: peer.to_string(),
+            order_id: order_id.clone(),
+            cardholder_id: header.cardholder.to_string(),
+            tracking_number: random_id("WRF", 8)?.to_uppercase(),
+            addressee,
+            address,
+            parcel,
+            now_ms: crate::now_ms(),
+        })
+        .await
+        .map_err(store_error("accepting a shipment"))?;
+    let rec = inserted.record;
+    tracing::info!(
+        %order_id,
+        merchant = %peer,
+        tracking = %rec.tracking_number,
+        created = inserted.created,
+        "shipment accepted"
+    );
+    Ok(Json(ShipmentReceipt {
+        order_id,
+        tracking_number: rec.tracking_number,
+        status: rec.status.as_str().to_owned(),
+    }))
+}
+
+async fn track(
+    State(st): State<Arc<CarrierState>>,
+    Peer(peer): Peer,
+    Path((merchant, order_id)): Path<(String, String)>,
+) -> AppResult<Json<TrackingView>> {
+    let unknown = || AppError::new(ErrorCode::UnknownOrder, "no such shipment for this caller");
+    let rec = st
+        .store
+        .get_shipment(&merchant, &order_id)
+        .await
+        .map_err(store_error("reading a shipment"))?
+        .ok_or_else(unknown)?;
+    let destination = if rec.cardholder_id == peer.as_str() {
+        Some(Destination {
+            addressee: rec.addressee.clone(),
+            address: rec.address.clone(),
+        })
+    } else if rec.merchant_id == peer.as_str() {
+        None
+    } else {
+        return Err(unknown());
+    };
+    Ok(Json(TrackingView {
+        order_id: rec.order_id,
+        tracking_number: rec.tracking_number,
+        status: rec.status.as_str().to_owned(),
+        destination,
+    }))
+}

@@ -1,0 +1,44 @@
+//! Warifu's parties as HTTP/JSON services: the merchant, the issuer (the patent's card
+//! manager) and the carrier (the distributor), the cardholder's client, and the key center's
+//! directory through which they find each other.
+//!
+//! - [`merchant`], [`issuer`], [`carrier`]: one `app(state) -> Router` and `run(listener,
+//!   state, shutdown)` each; [`cardholder`]: the client.
+//! - [`auth`] and [`peer`]: mutual confirmation (claim 5) over HTTP, server and client side.
+//! - [`directory`]: identifier → role → endpoint.
+//! - [`wire`]: the JSON bodies; [`error`]: stable error codes; [`attest`]: the issuer's MACs
+//!   for the cardholder and the carrier.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod attest;
+pub mod auth;
+pub mod cardholder;
+pub mod carrier;
+pub mod directory;
+pub mod error;
+pub mod issuer;
+pub mod merchant;
+pub mod peer;
+pub mod service;
+pub mod wire;
+
+/// The largest request body accepted, in bytes (512 KiB): room for the largest sealed order
+/// the core accepts (three 64 KiB parts, about 263 KiB in base64 JSON). Larger bodies get 413.
+pub const MAX_BODY: usize = 512 * 1024;
+
+/// The Unix time now, in seconds (0 if the clock is before 1970).
+pub fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The Unix time now, in milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

@@ -1,0 +1,131 @@
+//! What every service shares: the finishing layers of a router (fallbacks, body limit, request
+//! log), serving with graceful shutdown, health, fresh identifiers and JSON answers.
+
+use std::future::Future;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
+use tokio::net::TcpListener;
+use warifu_core::rand::{OsRandom, Randomness};
+use warifu_store::StoreError;
+
+use crate::MAX_BODY;
+use crate::auth;
+use crate::error::{AppError, ErrorCode};
+use crate::peer::ClientError;
+
+/// Adds the fallbacks (JSON 404 and 405), the body limit and the request log to a service's
+/// routes.
+pub fn finish(router: Router) -> Router {
+    router
+        .fallback(auth::not_found)
+        .method_not_allowed_fallback(auth::method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn(log_request))
+}
+
+async fn log_request(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let started = Instant::now();
+    let response = next.run(req).await;
+    tracing::debug!(
+        %method,
+        %path,
+        status = response.status().as_u16(),
+        micros = started.elapsed().as_micros() as u64,
+        "request"
+    );
+    response
+}
+
+/// Serves `app` on `listener` until `shutdown` completes, then finishes in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// A fresh random identifier: `prefix` followed by `bytes` random bytes in lowercase hex.
+pub fn random_id(prefix: &str, bytes: usize) -> Result<String, AppError> {
+    let mut buf = vec![0u8; bytes];
+    OsRandom
+        .fill(&mut buf)
+        .map_err(|e| AppError::internal("drawing a random identifier", &e))?;
+    let mut s = String::with_capacity(prefix.len() + 2 * bytes);
+    s.push_str(prefix);
+    for b in buf {
+        s.push_str(&format!("{b:02x}"));
+    }
+    Ok(s)
+}
+
+/// SHA-256 of the concatenation of `parts`, each prefixed by its length.
+pub fn fingerprint(parts: &[&[u8]]) -> Vec<u8> {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update((p.len() as u64).to_be_bytes());
+        h.update(p);
+    }
+    h.finalize().to_vec()
+}
+
+/// A response whose body is already-encoded JSON.
+pub fn json_bytes(status: StatusCode, body: Vec<u8>) -> Response {
+    let mut r = (status, body).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+/// Encodes a value as a 200 JSON response body.
+pub fn to_json<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, AppError> {
+    serde_json::to_vec(value).map_err(|e| AppError::internal("encoding an answer", &e))
+}
+
+/// A storage failure as an answer (the detail goes to the log only).
+pub fn store_error(context: &'static str) -> impl Fn(StoreError) -> AppError {
+    move |e| AppError::internal(context, &e)
+}
+
+/// A failed call to a peer as this service's answer.
+pub fn peer_error(e: ClientError) -> AppError {
+    match &e {
+        ClientError::Unavailable { peer, .. } => AppError::new(
+            ErrorCode::PeerUnavailable,
+            format!("{peer} cannot be reached; the order is kept and a retry resumes it"),
+        ),
+        ClientError::NotAuthentic { peer, .. } => AppError::new(
+            ErrorCode::PeerNotAuthentic,
+            format!("{peer} failed to prove its identity; nothing was sent to it"),
+        ),
+        ClientError::Refused {
+            peer,
+            code,
+            message,
+            ..
+        } => AppError::new(
+            ErrorCode::PeerError,
+            format!("{peer} refused: {code}: {message}"),
+        ),
+        ClientError::Protocol { peer, detail } => AppError::new(
+            ErrorCode::PeerError,
+            format!("{peer} answered unexpectedly: {detail}"),
+        ),
+        ClientError::Key { peer, .. } => AppError::new(
+            ErrorCode::UnknownParty,
+            format!("this party has no key for {peer}"),
+        ),
+    }
+}
