@@ -289,7 +289,7 @@ impl Sealed {
 // Properties
 
 proptest! {
-    #![proptest_config(config(64))]
+    #![proptest_config(config(128))]
 
     /// Both ends of every pair derive the same key, for random identifiers and small k; a
     /// third party's key differs; the same holds for predistributed tables.
@@ -354,7 +354,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(config(128))]
+    #![proptest_config(config(256))]
 
     /// Random orders under random valid policies seal, survive both wire forms, and each
     /// recipient's view holds exactly the fields its policy gives it, with the order's values.
@@ -620,5 +620,35 @@ fn regression_no_carrier_with_destination_for_the_merchant() {
         sealed
             .open::<ForIssuer>(&policy, &master.personal_key(&issuer))
             .is_ok()
+    );
+}
+
+/// A request whose path (or method) is longer than 65535 bytes: `Session::verify_request`
+/// (session.rs, `request_mac`) writes it with `Writer::bytes16`, which panics on such a length,
+/// before the MAC is checked, so an unauthenticated sender reaches it. It should be a typed
+/// error (and `sign_request` the same). Found by reading the code for the session fuzz target.
+#[test]
+#[ignore = "known bug in crates/core/src/session.rs request_mac: a path over 65535 bytes panics"]
+fn regression_request_with_a_huge_path() {
+    use warifu_core::session::{Initiator, PendingHandshake};
+    let master = Master::generate(2, &mut SeededRandom::new(b"h")).expect("master");
+    let merchant = master.personal_key(&PartyId::parse("merchant:shop.example").expect("id"));
+    let issuer = master.personal_key(&PartyId::parse("issuer:bank.example").expect("id"));
+    let mut rng = SeededRandom::new(b"r");
+    let (init, hello) = Initiator::start(&merchant, issuer.id(), NOW, &mut rng).expect("hello");
+    let (pending, challenge) =
+        PendingHandshake::respond(&issuer, &hello, NOW, &mut rng).expect("challenge");
+    let (mut client, confirm) = init.finish(&challenge).expect("confirm");
+    let mut server = pending.confirm(&confirm, NOW).expect("session");
+    let request = client
+        .sign_request("POST", "/v1/authorize", b"{}", NOW)
+        .expect("sign");
+    let long = format!("/{}", "a".repeat(70_000));
+    let verified = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        server.verify_request(&request, "POST", &long, b"{}", NOW)
+    }));
+    assert!(
+        matches!(verified, Ok(Err(_))),
+        "must be a typed error, not a panic"
     );
 }
