@@ -9,7 +9,7 @@
 use sha2::{Digest, Sha256};
 use zeroize::Zeroize;
 
-use crate::field::{Fe, P};
+use crate::field::{Fe, P, dot, fold, mul_wide};
 use crate::id::PartyId;
 use crate::rand::Randomness;
 use crate::{Error, Result};
@@ -137,13 +137,16 @@ impl Master {
         self.lanes[lane][i * n + j]
     }
 
-    /// Issues the secret personal key of `id`: a = D·g(id) per lane, (k+1)² multiplications.
+    /// Issues the secret personal key of `id`: a = D·g(id) per lane, (k+1)² multiplications
+    /// as one lazily reduced dot product per row.
     pub fn personal_key(&self, id: &PartyId) -> PersonalKey {
         let n = self.k as usize + 1;
         let lanes = core::array::from_fn(|lane| {
-            let s = id_to_field(id, lane);
-            let d = &self.lanes[lane];
-            (0..n).map(|i| horner(&d[i * n..i * n + n], s)).collect()
+            let g = vandermonde(id_to_field(id, lane), self.k);
+            self.lanes[lane]
+                .chunks_exact(n)
+                .map(|row| dot(row, &g))
+                .collect()
         });
         PersonalKey {
             id: id.clone(),
@@ -178,10 +181,23 @@ fn random_fe(rng: &mut dyn Randomness) -> Result<Fe> {
     }
 }
 
-/// Σ cᵢ·sⁱ by Horner's rule.
-#[inline]
-fn horner(coeffs: &[Fe], s: Fe) -> Fe {
-    coeffs.iter().rev().fold(Fe::ZERO, |acc, &c| acc * s + c)
+/// Σ cᵢ·sᵢⁱ for every lane at once by Horner's rule, split into even and odd coefficients
+/// (f(s) = E(s²) + s·O(s²)) so that four independent chains keep the multiplier busy, with
+/// lazy reduction inside the loop. Branch-free; the loop bounds depend only on k.
+fn horner_lanes(lanes: &[Vec<Fe>; LANES], s: [Fe; LANES]) -> [Fe; LANES] {
+    let s2 = s.map(|x| (x * x).raw());
+    let mut acc = [[0u128; 2]; LANES];
+    let mut chunks = lanes.each_ref().map(|l| l.chunks(2).rev());
+    while let (Some(c0), Some(c1)) = (chunks[0].next(), chunks[1].next()) {
+        for (lane, c) in [c0, c1].into_iter().enumerate() {
+            for (r, a) in acc[lane].iter_mut().enumerate() {
+                // The coefficient is canonical (< p), the folded product ≤ 2^127: no overflow.
+                let coeff = c.get(r).map_or(0, |f| f.raw());
+                *a = fold(fold(mul_wide(*a, s2[lane])) + coeff);
+            }
+        }
+    }
+    core::array::from_fn(|lane| Fe::from_lazy(acc[lane][0]) + Fe::from_lazy(acc[lane][1]) * s[lane])
 }
 
 /// A party's secret personal key: a = D·g(id), k+1 elements per lane.
@@ -221,7 +237,10 @@ impl PersonalKey {
 
     /// The raw shared elements with `peer`, a(self)·g(peer) per lane: k multiplications each.
     pub fn raw_shared(&self, peer: &PartyId) -> [Fe; LANES] {
-        core::array::from_fn(|lane| horner(&self.lanes[lane], id_to_field(peer, lane)))
+        horner_lanes(
+            &self.lanes,
+            core::array::from_fn(|lane| id_to_field(peer, lane)),
+        )
     }
 
     /// The raw shared elements as bytes: lane 0 then lane 1, 16 bytes little-endian each.
@@ -299,6 +318,32 @@ mod tests {
             }
         }
         assert_ne!(keys[0].raw_shared(&ids[1]), keys[0].raw_shared(&ids[2]));
+    }
+
+    #[test]
+    fn fast_evaluation_matches_the_definition() {
+        for k in [1, 2, 7, 8, 64] {
+            let master = Master::generate(k, &mut SeededRandom::new(b"d")).expect("master");
+            let (a, b) = (id("merchant:m"), id("issuer:i"));
+            let key = master.personal_key(&a);
+            for lane in 0..LANES {
+                // a(A) = D·g(A), entry by entry.
+                let g = vandermonde(id_to_field(&a, lane), k);
+                for (i, &ai) in key.lane(lane).iter().enumerate() {
+                    let row = (0..=k as usize)
+                        .fold(Fe::ZERO, |acc, j| acc + master.entry(lane, i, j) * g[j]);
+                    assert_eq!(ai, row);
+                }
+                // K = a(A)·g(B), term by term.
+                let gb = vandermonde(id_to_field(&b, lane), k);
+                let want = key
+                    .lane(lane)
+                    .iter()
+                    .zip(&gb)
+                    .fold(Fe::ZERO, |acc, (&x, &y)| acc + x * y);
+                assert_eq!(key.raw_shared(&b)[lane], want);
+            }
+        }
     }
 
     #[test]

@@ -50,16 +50,19 @@ impl Fe {
     /// Product (also `*`).
     #[inline]
     fn product(self, o: Fe) -> Fe {
-        let (a0, a1) = (self.0 as u64 as u128, self.0 >> 64);
-        let (b0, b1) = (o.0 as u64 as u128, o.0 >> 64);
-        let lo = a0 * b0;
-        let mid = a0 * b1 + a1 * b0; // each < 2^127, sum < 2^128
-        let hi = a1 * b1; // < 2^126
-        let (lo, carry) = lo.overflowing_add(mid << 64);
-        let hi = hi + (mid >> 64) + carry as u128; // product < 2^254, so hi < 2^126
-        // 2^128 ≡ 2 (mod p) and 2^127 ≡ 1 (mod p).
-        let t = (lo & P) + (lo >> 127) + (hi << 1);
-        reduce_once((t & P) + (t >> 127))
+        reduce_once(fold(mul_wide(self.0, o.0)))
+    }
+
+    /// The raw value, for the lazy-reduction loops of this crate.
+    #[inline(always)]
+    pub(crate) fn raw(self) -> u128 {
+        self.0
+    }
+
+    /// The element of a lazily reduced value v ≤ 2^127.
+    #[inline(always)]
+    pub(crate) fn from_lazy(v: u128) -> Fe {
+        reduce_once(v)
     }
 
     /// `self^e` by square-and-multiply over a public exponent.
@@ -117,6 +120,40 @@ impl core::ops::Mul for Fe {
     fn mul(self, o: Fe) -> Fe {
         self.product(o)
     }
+}
+
+/// a·b for a, b ≤ 2^127, folded once: a value < 2^128 congruent to a·b (mod p).
+#[inline(always)]
+pub(crate) fn mul_wide(a: u128, b: u128) -> u128 {
+    let (a0, a1) = (a as u64 as u128, a >> 64);
+    let (b0, b1) = (b as u64 as u128, b >> 64);
+    let lo = a0 * b0;
+    let mid = a0 * b1 + a1 * b0; // each ≤ 2^127, sum < 2^128
+    let hi = a1 * b1; // ≤ 2^126
+    let (lo, carry) = lo.overflowing_add(mid << 64);
+    let hi = hi + (mid >> 64) + carry as u128; // product ≤ 2^254, so hi ≤ 2^126
+    // 2^128 ≡ 2 (mod p) and 2^127 ≡ 1 (mod p).
+    (lo & P) + (lo >> 127) + (hi << 1)
+}
+
+/// Folds any v < 2^128 to a congruent value ≤ 2^127 (not yet canonical).
+#[inline(always)]
+pub(crate) fn fold(v: u128) -> u128 {
+    (v & P) + (v >> 127)
+}
+
+/// Σ aᵢ·bᵢ with one fold per product and a single reduction at the end: the products are
+/// independent, so the loop runs at the multiplier's throughput rather than its latency.
+pub fn dot(a: &[Fe], b: &[Fe]) -> Fe {
+    let (mut acc, mut carries) = (0u128, 0u128);
+    for (x, y) in a.iter().zip(b) {
+        let (v, c) = acc.overflowing_add(mul_wide(x.0, y.0));
+        acc = v;
+        carries += c as u128;
+    }
+    // acc + carries·2^128 ≡ acc + 2·carries (mod p); carries ≤ len < 2^64.
+    let t = fold(acc) + 2 * carries;
+    reduce_once(fold(t))
 }
 
 /// Maps [0, 2p] into [0, p) without branching.
@@ -188,6 +225,18 @@ mod tests {
                 assert_eq!(fa - fb + fb, fa);
             }
         }
+    }
+
+    #[test]
+    fn dot_matches_the_plain_sum() {
+        let xs: Vec<Fe> = (0..300u128).map(|i| Fe::new(P - 1 - i * 7919)).collect();
+        let ys: Vec<Fe> = (0..300u128).map(|i| Fe::new(P - 3 - i * 104_729)).collect();
+        let plain = xs
+            .iter()
+            .zip(&ys)
+            .fold(Fe::ZERO, |acc, (&x, &y)| acc + x * y);
+        assert_eq!(dot(&xs, &ys), plain);
+        assert_eq!(dot(&[], &[]), Fe::ZERO);
     }
 
     #[test]
