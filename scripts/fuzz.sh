@@ -44,7 +44,15 @@ fi
 echo "fuzz: writing seed corpora"
 cargo run -q --manifest-path fuzz/Cargo.toml -p warifu-fuzz-fixtures --bin seeds -- fuzz/corpus
 echo "fuzz: building ${#targets[@]} targets (sanitizer: $sanitizer)"
-cargo "+$toolchain" fuzz build -s "$sanitizer"
+if ! cargo "+$toolchain" fuzz build -s "$sanitizer"; then
+  echo "fuzz: the fuzz targets do not build" >&2
+  exit 1
+fi
+# Run the binaries just built (not `cargo fuzz run`, which would rebuild each target from
+# whatever the sources are by then).
+triple=$(rustup run "$toolchain" rustc -vV | sed -n 's/^host: //p')
+bin_dir="fuzz/target/$triple/release"
+export ASAN_OPTIONS="detect_odr_violation=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
 
 mkdir -p fuzz/logs
 failed=()
@@ -52,7 +60,8 @@ printf '%-24s %8s %12s %10s  %s\n' target seconds execs exec/s result
 for t in "${targets[@]}"; do
   log="fuzz/logs/$t.log"
   status=0
-  cargo "+$toolchain" fuzz run -s "$sanitizer" "$t" "fuzz/corpus/$t" -- \
+  mkdir -p "fuzz/corpus/$t" "fuzz/artifacts/$t"
+  "$bin_dir/$t" "fuzz/corpus/$t" -artifact_prefix="fuzz/artifacts/$t/" \
     -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
     >"$log" 2>&1 || status=$?
   runs=$(sed -n 's/^Done \([0-9]*\) runs in \([0-9]*\) second.*/\1/p' "$log" | tail -1)
