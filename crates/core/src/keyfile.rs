@@ -119,7 +119,7 @@ impl KeyFile {
         let file = match kind {
             1 => {
                 scheme(&mut r)?;
-                let k = r.u32("k")?;
+                let k = checked_k(r.u32("k")?)?;
                 lanes(&mut r)?;
                 let n = k as usize + 1;
                 let upper = fes(&mut r, LANES * n * (n + 1) / 2, k)?;
@@ -128,7 +128,7 @@ impl KeyFile {
             2 => {
                 scheme(&mut r)?;
                 let id = PartyId::parse(r.str16("identifier")?)?;
-                let k = r.u32("k")?;
+                let k = checked_k(r.u32("k")?)?;
                 lanes(&mut r)?;
                 let all = fes(&mut r, LANES * (k as usize + 1), k)?;
                 let mut chunks = all.chunks_exact(k as usize + 1);
@@ -142,7 +142,12 @@ impl KeyFile {
                 let mut keys = BTreeMap::new();
                 for _ in 0..count {
                     let peer = PartyId::parse(r.str16("peer")?)?;
-                    keys.insert(peer, Key32::from_bytes(r.array("pairwise key")?));
+                    if keys
+                        .insert(peer, Key32::from_bytes(r.array("pairwise key")?))
+                        .is_some()
+                    {
+                        return Err(Error::malformed("peer", "listed twice"));
+                    }
                 }
                 KeyFile::Predistributed(Predistributed::new(owner, keys))
             }
@@ -432,6 +437,17 @@ fn derive(pass: &Secret, salt: &[u8; 16], params: KdfParams) -> Result<Key32> {
         .hash_password_into(pass.expose().as_bytes(), salt, &mut out)
         .map_err(|e| Error::malformed("kdf parameters", e.to_string()))?;
     Ok(Key32::from_bytes(out))
+}
+
+/// Refuses a k outside 1..=MAX_K before any size is computed from it.
+fn checked_k(k: u32) -> Result<u32> {
+    if k == 0 || k > crate::blom::MAX_K {
+        return Err(Error::malformed(
+            "k",
+            format!("must be in 1..={}", crate::blom::MAX_K),
+        ));
+    }
+    Ok(k)
 }
 
 fn scheme(r: &mut Reader<'_>) -> Result<()> {

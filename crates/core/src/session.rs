@@ -348,8 +348,8 @@ impl Session {
         w.bytes16(self.id.as_bytes())
             .u64(seq)
             .u64(time)
-            .bytes16(method.as_bytes())
-            .bytes16(path.as_bytes())
+            .bytes32(method.as_bytes())
+            .bytes32(path.as_bytes())
             .raw(&Sha256::digest(body));
         mac(self.request_key.expose(), &[REQUEST_TAG, &w.finish()])
     }

@@ -1,7 +1,7 @@
 //! Property tests of the key scheme and the sealed-order format: pairwise symmetry, seal/open
 //! round trips for random orders and policies, rejection of every single-byte change, no
 //! opening of parts swapped between orders, and views holding exactly the policy's fields.
-//! Also the regression tests of bugs found by fuzzing (ignored until fixed).
+//! Also the regression tests of bugs found by fuzzing.
 
 use std::collections::BTreeMap;
 
@@ -500,14 +500,13 @@ proptest! {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Regressions found by fuzzing (see fuzz/). Ignored until the core is fixed; each names the
-// place and the failing input.
+// Regressions found by fuzzing and property testing (see fuzz/), fixed in the core; each
+// names the place and the failing input.
 
 /// A plain master key file whose k is close to u32::MAX: `keyfile.rs` computes
 /// `LANES * n * (n + 1) / 2` with `n = k + 1` before `fes` checks `k <= MAX_K`, so the
 /// multiplication overflows (a panic in debug and test builds, found by `keyfile_plain`).
 #[test]
-#[ignore = "known bug in crates/core/src/keyfile.rs parse_body: k is checked after n*(n+1) overflows"]
 fn regression_master_key_file_with_huge_k() {
     let mut file = b"WRFK".to_vec();
     file.extend_from_slice(&[1, 1, 0]); // version 1, kind master, plain
@@ -524,7 +523,6 @@ fn regression_master_key_file_with_huge_k() {
 /// silently replacing the earlier: an ambiguous file should be refused (the decoder is
 /// otherwise canonical).
 #[test]
-#[ignore = "known weakness in crates/core/src/keyfile.rs parse_body kind 3: duplicate peers accepted"]
 fn regression_predistributed_file_with_a_duplicate_peer() {
     let owner = "cardholder:a";
     let peer = "merchant:m";
@@ -553,7 +551,6 @@ fn regression_predistributed_file_with_a_duplicate_peer() {
 /// `fields.present() != Some(policy.fields_for(R::ROLE)…)` check) expects every field of the
 /// policy, so the merchant can never open its part. Found by the property tests.
 #[test]
-#[ignore = "known bug in crates/core/src/sealed.rs open_with_key: no carrier + destination to the merchant"]
 fn regression_no_carrier_with_destination_for_the_merchant() {
     let merchant = PartyId::parse("merchant:shop.example").expect("id");
     let issuer = PartyId::parse("issuer:bank.example").expect("id");
@@ -628,7 +625,6 @@ fn regression_no_carrier_with_destination_for_the_merchant() {
 /// before the MAC is checked, so an unauthenticated sender reaches it. It should be a typed
 /// error (and `sign_request` the same). Found by reading the code for the session fuzz target.
 #[test]
-#[ignore = "known bug in crates/core/src/session.rs request_mac: a path over 65535 bytes panics"]
 fn regression_request_with_a_huge_path() {
     use warifu_core::session::{Initiator, PendingHandshake};
     let master = Master::generate(2, &mut SeededRandom::new(b"h")).expect("master");
