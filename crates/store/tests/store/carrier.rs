@@ -1,0 +1,100 @@
+//! CarrierStore: shipments (idempotent acceptance), status compare-and-set, events.
+
+use warifu_core::secret::Secret;
+use warifu_store::*;
+
+use crate::both;
+use crate::common::{NOW, TestDb};
+
+pub const ADDRESS: &str = "1-2-3 Kanda, Chiyoda-ku, Tokyo";
+
+pub fn shipment(order: &str, tracking: &str) -> NewShipment {
+    NewShipment {
+        merchant_id: "merchant:shop.example".into(),
+        order_id: order.into(),
+        cardholder_id: "cardholder:alice@mail.example".into(),
+        tracking_number: tracking.into(),
+        addressee: Secret::new("Hanako Gift"),
+        address: Secret::new(ADDRESS),
+        parcel: r#"{"parcels":1,"weight_g":800}"#.into(),
+        now_ms: NOW,
+    }
+}
+
+both!(accept_is_idempotent, lifecycle_is_compare_and_set);
+
+async fn accept_is_idempotent(db: &TestDb) {
+    let s = &db.store;
+    let a = s.accept_shipment(&shipment("O-1", "TRK-1")).await.unwrap();
+    assert!(a.created);
+    assert_eq!(a.record.status, ShipmentStatus::Accepted);
+    // A retried delivery request gets the first tracking number.
+    let b = s.accept_shipment(&shipment("O-1", "TRK-2")).await.unwrap();
+    assert!(!b.created);
+    assert_eq!(b.record.tracking_number, "TRK-1");
+    assert_eq!(b.record, a.record);
+    assert!(s.shipment_by_tracking("TRK-2").await.unwrap().is_none());
+    // A tracking number already used for another order is refused.
+    assert!(matches!(
+        s.accept_shipment(&shipment("O-2", "TRK-1")).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let got = s
+        .get_shipment("merchant:shop.example", "O-1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.address.expose(), ADDRESS);
+    assert_eq!(got, a.record);
+    assert_eq!(s.list_shipments(10, 0).await.unwrap(), vec![got]);
+    assert_eq!(s.shipment_events("TRK-1").await.unwrap().len(), 1);
+}
+
+async fn lifecycle_is_compare_and_set(db: &TestDb) {
+    use ShipmentStatus::*;
+    let s = &db.store;
+    s.accept_shipment(&shipment("O-1", "TRK-1")).await.unwrap();
+    assert!(
+        s.advance_shipment("TRK-1", Accepted, PickedUp, None, NOW + 1)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.advance_shipment("TRK-1", Accepted, PickedUp, None, NOW + 2)
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.advance_shipment("TRK-1", PickedUp, InTransit, Some("depot 7"), NOW + 3)
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.advance_shipment("TRK-1", InTransit, Delivered, Some("signed"), NOW + 4)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.advance_shipment("TRK-1", InTransit, Returned, None, NOW + 5)
+            .await
+            .unwrap()
+    );
+    assert!(matches!(
+        s.advance_shipment("TRK-404", Accepted, PickedUp, None, NOW)
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    let ev = s.shipment_events("TRK-1").await.unwrap();
+    assert_eq!(
+        ev.iter().map(|e| (e.status, e.at_ms)).collect::<Vec<_>>(),
+        [
+            (Accepted, NOW),
+            (PickedUp, NOW + 1),
+            (InTransit, NOW + 3),
+            (Delivered, NOW + 4)
+        ]
+    );
+    assert_eq!(ev[3].note.as_deref(), Some("signed"));
+    let sh = s.shipment_by_tracking("TRK-1").await.unwrap().unwrap();
+    assert_eq!((sh.status, sh.updated_at_ms), (Delivered, NOW + 4));
+}

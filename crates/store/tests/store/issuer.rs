@@ -1,0 +1,423 @@
+//! IssuerStore: cards, authorization (idempotent, concurrency-safe), capture, void, refund and
+//! the double-entry ledger.
+
+use warifu_core::order::{Expiry, PaymentMethod};
+use warifu_core::secret::Secret;
+use warifu_store::*;
+
+use crate::both;
+use crate::common::{NOW, TestDb};
+
+pub const NUMBER: &str = "4111111111111111";
+const ALICE: &str = "cardholder:alice@mail.example";
+const SHOP: &str = "merchant:shop.example";
+
+pub fn card(id: &str, limit: u64) -> NewCard {
+    NewCard {
+        card_id: id.into(),
+        cardholder_id: ALICE.into(),
+        holder_name: "Alice Example".into(),
+        number: Secret::new(NUMBER),
+        expiry: Expiry {
+            year: 2028,
+            month: 4,
+        },
+        credit_limit: limit,
+        currency: "JPY".into(),
+        now_ms: NOW,
+    }
+}
+
+pub fn request(order: &str, amount: u64) -> AuthorizeRequest {
+    AuthorizeRequest {
+        merchant_id: SHOP.into(),
+        order_id: order.into(),
+        authorization_id: format!("AUTH-{order}"),
+        cardholder_id: ALICE.into(),
+        holder_name: "ALICE  example".into(),
+        card_number: Secret::new(NUMBER),
+        expiry: Expiry {
+            year: 2028,
+            month: 4,
+        },
+        amount,
+        currency: "JPY".into(),
+        payment_method: PaymentMethod::Installments { count: 3 },
+        now_ms: NOW,
+    }
+}
+
+/// The books balance and each card's available credit matches its ledger account and
+/// limit − holds − captures + refunds.
+pub async fn assert_books(s: &Store) {
+    assert_eq!(s.ledger_sum().await.unwrap(), 0, "ledger sums to zero");
+    assert_eq!(s.unbalanced_movements().await.unwrap(), 0);
+    for c in s.cards_for_cardholder(ALICE).await.unwrap() {
+        let auths: Vec<_> = s
+            .authorizations_for_cardholder(ALICE)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|a| a.card_id.as_deref() == Some(c.card_id.as_str()))
+            .collect();
+        let held: u64 = auths.iter().map(|a| a.held).sum();
+        let captured: u64 = auths.iter().map(|a| a.captured).sum();
+        let refunded: u64 = auths.iter().map(|a| a.refunded).sum();
+        assert_eq!(c.available + held + captured, c.credit_limit + refunded);
+        let bal = s
+            .ledger_balance(&format!("card:{}:available", c.card_id))
+            .await
+            .unwrap();
+        assert_eq!(bal, c.available as i64);
+        let bal = s
+            .ledger_balance(&format!("card:{}:held", c.card_id))
+            .await
+            .unwrap();
+        assert_eq!(bal, held as i64);
+    }
+}
+
+both!(
+    enroll_cards,
+    authorize_declines_with_reasons,
+    authorize_is_idempotent,
+    concurrent_authorizations_never_exceed_the_limit,
+    concurrent_retries_hold_once,
+    capture_void_refund,
+    partial_capture_and_settlement,
+);
+
+async fn enroll_cards(db: &TestDb) {
+    let s = &db.store;
+    let c = s.enroll_card(&card("C-1", 50_000)).await.unwrap();
+    assert_eq!(c.available, 50_000);
+    assert_eq!(c.status, CardStatus::Active);
+    assert_eq!(s.get_card("C-1").await.unwrap(), Some(c.clone()));
+    assert_eq!(
+        s.get_card("C-1").await.unwrap().unwrap().number.expose(),
+        NUMBER
+    );
+    assert!(matches!(
+        s.enroll_card(&card("C-1", 1)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(s.cards_for_cardholder(ALICE).await.unwrap(), vec![c]);
+    assert!(s.set_card_status("C-1", CardStatus::Blocked).await.unwrap());
+    assert!(!s.set_card_status("C-9", CardStatus::Blocked).await.unwrap());
+    assert_eq!(
+        s.get_card("C-1").await.unwrap().unwrap().status,
+        CardStatus::Blocked
+    );
+    assert_eq!(s.ledger_balance("issuer:credit").await.unwrap(), -50_000);
+    assert_books(s).await;
+}
+
+async fn authorize_declines_with_reasons(db: &TestDb) {
+    let s = &db.store;
+    let mut unknown = request("O-0", 100);
+    unknown.cardholder_id = "cardholder:nobody@mail.example".into();
+    let d = s.authorize(&unknown).await.unwrap();
+    assert_eq!(d.record.decline_code, Some(DeclineCode::UnknownCardholder));
+    assert_eq!(d.record.card_id, None);
+
+    s.enroll_card(&card("C-1", 1000)).await.unwrap();
+    type Change = Box<dyn Fn(&mut AuthorizeRequest)>;
+    let cases: Vec<(&str, Change, DeclineCode)> = vec![
+        (
+            "O-1",
+            Box::new(|r| r.card_number = Secret::new("4000000000000002")),
+            DeclineCode::CardMismatch,
+        ),
+        (
+            "O-2",
+            Box::new(|r| r.holder_name = "Mallory".into()),
+            DeclineCode::NameMismatch,
+        ),
+        (
+            "O-3",
+            Box::new(|r| r.expiry.month = 5),
+            DeclineCode::ExpiryMismatch,
+        ),
+        (
+            "O-4",
+            Box::new(|r| r.now_ms = 1_830_297_600_000), // 2028-01-01 is fine...
+            DeclineCode::InsufficientCredit,
+        ),
+        (
+            "O-5",
+            Box::new(|r| r.now_ms = 1_841_011_200_000), // 2028-05-05: past 2028-04
+            DeclineCode::Expired,
+        ),
+        (
+            "O-6",
+            Box::new(|r| r.currency = "USD".into()),
+            DeclineCode::CurrencyMismatch,
+        ),
+        (
+            "O-7",
+            Box::new(|r| r.amount = 0),
+            DeclineCode::InvalidAmount,
+        ),
+        (
+            "O-8",
+            Box::new(|r| r.amount = 1001),
+            DeclineCode::InsufficientCredit,
+        ),
+    ];
+    for (order, change, code) in cases {
+        let mut r = request(order, if order == "O-4" { 5000 } else { 100 });
+        change(&mut r);
+        let a = s.authorize(&r).await.unwrap();
+        assert!(a.created);
+        assert_eq!(a.record.decline_code, Some(code), "order {order}");
+        assert_eq!(a.record.status, AuthorizationStatus::Declined);
+        assert_eq!(a.record.held, 0);
+        assert!(!a.record.approved());
+    }
+    s.set_card_status("C-1", CardStatus::Blocked).await.unwrap();
+    let b = s.authorize(&request("O-9", 100)).await.unwrap();
+    assert_eq!(b.record.decline_code, Some(DeclineCode::Blocked));
+    assert_eq!(s.get_card("C-1").await.unwrap().unwrap().available, 1000);
+    // Declines are stored: a retry returns the decline, even once the card is usable.
+    s.set_card_status("C-1", CardStatus::Active).await.unwrap();
+    let again = s.authorize(&request("O-9", 100)).await.unwrap();
+    assert!(!again.created);
+    assert_eq!(again.record.decline_code, Some(DeclineCode::Blocked));
+    assert_books(s).await;
+}
+
+async fn authorize_is_idempotent(db: &TestDb) {
+    let s = &db.store;
+    s.enroll_card(&card("C-1", 10_000)).await.unwrap();
+    let first = s.authorize(&request("O-1", 2500)).await.unwrap();
+    assert!(first.created);
+    assert!(first.record.approved());
+    assert_eq!(first.record.status, AuthorizationStatus::Held);
+    assert_eq!(first.record.held, 2500);
+    assert_eq!(
+        first.record.payment_method,
+        PaymentMethod::Installments { count: 3 }
+    );
+    // The same order again, even with another authorization id: the first decision, no
+    // second hold.
+    let mut retry = request("O-1", 2500);
+    retry.authorization_id = "AUTH-other".into();
+    let second = s.authorize(&retry).await.unwrap();
+    assert!(!second.created);
+    assert_eq!(second.record, first.record);
+    assert_eq!(s.get_card("C-1").await.unwrap().unwrap().available, 7500);
+    let holds = s.ledger_entries("card:C-1:held").await.unwrap();
+    assert_eq!(holds.len(), 1);
+    assert_eq!(holds[0].movement_id, "AUTH-O-1:hold");
+    assert_eq!(
+        s.get_authorization(SHOP, "O-1").await.unwrap(),
+        Some(first.record)
+    );
+    // An authorization id reused for another order is refused.
+    let mut clash = request("O-2", 10);
+    clash.authorization_id = "AUTH-O-1".into();
+    assert!(matches!(
+        s.authorize(&clash).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(s.get_authorization(SHOP, "O-2").await.unwrap().is_none());
+    assert_books(s).await;
+}
+
+async fn concurrent_authorizations_never_exceed_the_limit(db: &TestDb) {
+    let s = &db.store;
+    s.enroll_card(&card("C-1", 1000)).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            s.authorize(&request(&format!("O-{i}"), 100)).await.unwrap()
+        }));
+    }
+    let mut approved = 0;
+    let mut declined = 0;
+    for t in tasks {
+        let a = t.await.unwrap();
+        assert!(a.created);
+        match a.record.decline_code {
+            None => approved += 1,
+            Some(DeclineCode::InsufficientCredit) => declined += 1,
+            Some(other) => panic!("unexpected decline {other}"),
+        }
+    }
+    assert_eq!((approved, declined), (10, 30));
+    assert_eq!(s.get_card("C-1").await.unwrap().unwrap().available, 0);
+    assert_books(s).await;
+}
+
+async fn concurrent_retries_hold_once(db: &TestDb) {
+    let s = &db.store;
+    s.enroll_card(&card("C-1", 1000)).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut r = request("O-1", 300);
+            r.authorization_id = format!("AUTH-{i}");
+            s.authorize(&r).await.unwrap()
+        }));
+    }
+    let mut created = 0;
+    let mut ids = std::collections::HashSet::new();
+    for t in tasks {
+        let a = t.await.unwrap();
+        created += usize::from(a.created);
+        ids.insert(a.record.authorization_id);
+    }
+    assert_eq!(created, 1);
+    assert_eq!(ids.len(), 1, "every retry sees the one decision");
+    assert_eq!(s.get_card("C-1").await.unwrap().unwrap().available, 700);
+    assert_books(s).await;
+}
+
+async fn capture_void_refund(db: &TestDb) {
+    let s = &db.store;
+    s.enroll_card(&card("C-1", 10_000)).await.unwrap();
+    for o in ["O-1", "O-2", "O-3"] {
+        assert!(
+            s.authorize(&request(o, 1000))
+                .await
+                .unwrap()
+                .record
+                .approved()
+        );
+    }
+    assert_eq!(s.get_card("C-1").await.unwrap().unwrap().available, 7000);
+
+    // Capture in full; a retry does not capture twice.
+    let c = s.capture(SHOP, "O-1", None, NOW + 1).await.unwrap();
+    assert!(c.applied);
+    assert_eq!(
+        (
+            c.authorization.status,
+            c.authorization.captured,
+            c.authorization.held
+        ),
+        (AuthorizationStatus::Captured, 1000, 0)
+    );
+    let again = s.capture(SHOP, "O-1", None, NOW + 2).await.unwrap();
+    assert!(!again.applied);
+    assert!(
+        !s.capture(SHOP, "O-1", Some(1000), NOW + 2)
+            .await
+            .unwrap()
+            .applied
+    );
+    assert!(matches!(
+        s.capture(SHOP, "O-1", Some(10), NOW).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        s.void(SHOP, "O-1", NOW).await,
+        Err(StoreError::Conflict(_))
+    ));
+
+    // Void releases the hold; a retry is a no-op; capture after void is refused.
+    let v = s.void(SHOP, "O-2", NOW + 3).await.unwrap();
+    assert!(v.applied);
+    assert_eq!(v.authorization.status, AuthorizationStatus::Voided);
+    assert!(!s.void(SHOP, "O-2", NOW + 4).await.unwrap().applied);
+    assert!(matches!(
+        s.capture(SHOP, "O-2", None, NOW).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(s.get_card("C-1").await.unwrap().unwrap().available, 8000);
+
+    // Refunds: partial, idempotent per refund id, never more than captured.
+    assert!(matches!(
+        s.refund(SHOP, "O-3", "R-0", 10, NOW).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let r1 = s.refund(SHOP, "O-1", "R-1", 400, NOW + 5).await.unwrap();
+    assert!(r1.applied);
+    assert_eq!(r1.authorization.refunded, 400);
+    assert_eq!(r1.authorization.status, AuthorizationStatus::Captured);
+    assert!(
+        !s.refund(SHOP, "O-1", "R-1", 400, NOW + 6)
+            .await
+            .unwrap()
+            .applied
+    );
+    assert!(matches!(
+        s.refund(SHOP, "O-1", "R-1", 500, NOW).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        s.refund(SHOP, "O-1", "R-2", 601, NOW).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let r2 = s.refund(SHOP, "O-1", "R-2", 600, NOW + 7).await.unwrap();
+    assert_eq!(r2.authorization.status, AuthorizationStatus::Refunded);
+    assert!(matches!(
+        s.refund(SHOP, "O-1", "R-3", 1, NOW).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(s.get_card("C-1").await.unwrap().unwrap().available, 9000);
+    assert!(matches!(
+        s.capture(SHOP, "O-404", None, NOW).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(
+        s.ledger_balance("merchant:merchant:shop.example")
+            .await
+            .unwrap(),
+        0
+    );
+    assert_books(s).await;
+}
+
+async fn partial_capture_and_settlement(db: &TestDb) {
+    let s = &db.store;
+    s.enroll_card(&card("C-1", 10_000)).await.unwrap();
+    s.authorize(&request("O-1", 3000)).await.unwrap();
+    s.authorize(&request("O-2", 500)).await.unwrap();
+    assert!(matches!(
+        s.capture(SHOP, "O-1", Some(3001), NOW).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        s.capture(SHOP, "O-1", Some(0), NOW).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let c = s.capture(SHOP, "O-1", Some(2000), NOW).await.unwrap();
+    assert_eq!((c.authorization.captured, c.authorization.held), (2000, 0));
+    // The rest of the hold went back to the card.
+    assert_eq!(s.get_card("C-1").await.unwrap().unwrap().available, 7500);
+    const DAY: i64 = 86_400_000;
+    s.capture(SHOP, "O-2", None, NOW + DAY).await.unwrap();
+    s.refund(SHOP, "O-1", "R-1", 250, NOW + DAY).await.unwrap();
+    let report = s.settlement_report(SHOP).await.unwrap();
+    assert_eq!(
+        report,
+        vec![
+            SettlementDay {
+                day: NOW / DAY,
+                captured: 2000,
+                refunded: 0
+            },
+            SettlementDay {
+                day: NOW / DAY + 1,
+                captured: 500,
+                refunded: 250
+            },
+        ]
+    );
+    assert_eq!(
+        s.ledger_balance("merchant:merchant:shop.example")
+            .await
+            .unwrap(),
+        2250
+    );
+    assert!(
+        s.settlement_report("merchant:other.example")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_books(s).await;
+}
