@@ -6,6 +6,8 @@
 //!   state, shutdown)` each; [`cardholder`]: the client.
 //! - [`auth`] and [`peer`]: mutual confirmation (claim 5) over HTTP, server and client side.
 //! - [`directory`]: identifier → role → endpoint.
+//! - [`local`]: a whole deployment in one process (demo, `up`, tests); [`holdings`]: what each
+//!   party holds, read back from its store.
 //! - [`wire`]: the JSON bodies; [`error`]: stable error codes; [`attest`]: the issuer's MACs
 //!   for the cardholder and the carrier.
 #![forbid(unsafe_code)]
@@ -17,7 +19,9 @@ pub mod cardholder;
 pub mod carrier;
 pub mod directory;
 pub mod error;
+pub mod holdings;
 pub mod issuer;
+pub mod local;
 pub mod merchant;
 pub mod peer;
 pub mod service;

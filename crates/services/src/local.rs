@@ -1,0 +1,380 @@
+//! A whole deployment in one process on loopback: a key center, the directory, the three
+//! services on their own ports and databases. `warifu demo`, `warifu up` and the end-to-end
+//! tests run on it.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use warifu_core::PartyId;
+use warifu_core::blom::Master;
+use warifu_core::keycenter::KeyCenter;
+use warifu_core::keyfile::KeyFile;
+use warifu_core::keysource::KeySource;
+use warifu_core::order::Expiry;
+use warifu_core::rand::OsRandom;
+use warifu_core::secret::Secret;
+use warifu_store::{CardRecord, NewCard, Party, Store, StoreOptions, Synchronous};
+
+use crate::cardholder::Cardholder;
+use crate::carrier::{self, CarrierState};
+use crate::directory::{Directory, Entry, SharedDirectory};
+use crate::issuer::{self, IssuerState};
+use crate::merchant::{self, MerchantConfig, MerchantState};
+
+/// Where the parties keep their databases.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Storage {
+    /// One SQLite file per party in the data directory (`merchant.db`, `issuer.db`, `carrier.db`).
+    Sqlite,
+    /// One PostgreSQL schema per party (`<prefix>_merchant`, …) in the database at `url`.
+    Postgres {
+        /// The database URL.
+        url: String,
+        /// The schema prefix (distinct per deployment sharing the database).
+        schema_prefix: String,
+    },
+}
+
+/// How to set up a local deployment.
+#[derive(Debug, Clone)]
+pub struct LocalOptions {
+    /// The data directory: `keycenter/master.key`, `directory.json`, SQLite files.
+    pub data_dir: PathBuf,
+    /// Where the databases are.
+    pub storage: Storage,
+    /// The key center's collusion bound (used when it creates a new master).
+    pub k: u32,
+    /// The merchant's identifier.
+    pub merchant: PartyId,
+    /// The issuer's identifier.
+    pub issuer: PartyId,
+    /// The carrier's identifier.
+    pub carrier: PartyId,
+    /// The address to listen on.
+    pub ip: IpAddr,
+    /// Ports of the merchant, issuer and carrier (0: any free port).
+    pub ports: [u16; 3],
+    /// SQLite durability.
+    pub synchronous: Synchronous,
+}
+
+impl LocalOptions {
+    /// Defaults: SQLite in `data_dir`, the example identifiers, loopback, free ports.
+    pub fn new(data_dir: &Path, k: u32) -> LocalOptions {
+        let id = |s: &str| PartyId::parse(s).unwrap_or_else(|_| unreachable!("valid literal"));
+        LocalOptions {
+            data_dir: data_dir.to_owned(),
+            storage: Storage::Sqlite,
+            k,
+            merchant: id("merchant:shop.example"),
+            issuer: id("issuer:bank.example"),
+            carrier: id("carrier:post.example"),
+            ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            ports: [0; 3],
+            synchronous: Synchronous::Full,
+        }
+    }
+}
+
+/// Figures about the key center, for the demo to show.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyCenterFigures {
+    /// The collusion bound.
+    pub k: u32,
+    /// Whether the master was created now (or loaded from the data directory).
+    pub created: bool,
+    /// How long creating or loading the master took.
+    pub master_time: Duration,
+    /// How long issuing the three parties' keys took.
+    pub issue_time: Duration,
+}
+
+/// A running local deployment.
+pub struct Local {
+    /// The merchant.
+    pub merchant: Arc<MerchantState>,
+    /// The issuer.
+    pub issuer: Arc<IssuerState>,
+    /// The carrier.
+    pub carrier: Arc<CarrierState>,
+    /// The directory the parties use.
+    pub directory: Arc<SharedDirectory>,
+    /// The directory file.
+    pub directory_path: PathBuf,
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// Where the databases are.
+    pub storage: Storage,
+    /// The key center's figures.
+    pub figures: KeyCenterFigures,
+    center: Mutex<KeyCenter>,
+    stores: [Store; 3],
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<std::io::Result<()>>>,
+}
+
+impl core::fmt::Debug for Local {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "Local {{ data_dir: {}, .. }}", self.data_dir.display())
+    }
+}
+
+/// The key center's directory inside a data directory.
+pub const KEYCENTER_DIR: &str = "keycenter";
+/// The master's file name.
+pub const MASTER_FILE: &str = "master.key";
+/// The directory file name.
+pub const DIRECTORY_FILE: &str = "directory.json";
+
+/// What can fail while setting up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LocalError {
+    /// A file or socket operation failed.
+    #[error("{0}: {1}")]
+    Io(String, std::io::Error),
+    /// The key center failed.
+    #[error("key center: {0}")]
+    Keys(#[from] warifu_core::Error),
+    /// A store failed to open.
+    #[error("storage: {0}")]
+    Store(#[from] warifu_store::StoreError),
+    /// The directory failed.
+    #[error(transparent)]
+    Directory(#[from] crate::directory::DirectoryError),
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> LocalError {
+    let what = what.into();
+    move |e| LocalError::Io(what, e)
+}
+
+/// Loads the key center's master from the data directory, or creates it (0600).
+fn load_or_create_master(dir: &Path, k: u32) -> Result<(Master, bool), LocalError> {
+    let kc = dir.join(KEYCENTER_DIR);
+    let path = kc.join(MASTER_FILE);
+    if path.exists() {
+        let bytes = zeroize::Zeroizing::new(
+            std::fs::read(&path).map_err(io(format!("reading {}", path.display())))?,
+        );
+        return match KeyFile::decode(&bytes, None)? {
+            KeyFile::Master(m) => Ok((m, false)),
+            _ => Err(LocalError::Keys(warifu_core::Error::ParameterMismatch(
+                format!("{} does not hold a master", path.display()),
+            ))),
+        };
+    }
+    std::fs::create_dir_all(&kc).map_err(io(format!("creating {}", kc.display())))?;
+    let master = Master::generate(k, &mut OsRandom)?;
+    let file = KeyFile::Master(master);
+    let bytes = zeroize::Zeroizing::new(file.encode(None, &mut OsRandom)?);
+    write_private(&path, &bytes)?;
+    match file {
+        KeyFile::Master(m) => Ok((m, true)),
+        _ => unreachable!("constructed as a master"),
+    }
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), LocalError> {
+    use std::io::Write as _;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts
+        .open(path)
+        .map_err(io(format!("creating {}", path.display())))?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .map_err(io(format!("writing {}", path.display())))
+}
+
+async fn open_store(opts: &LocalOptions, party: Party) -> Result<Store, LocalError> {
+    let o = match &opts.storage {
+        Storage::Sqlite => StoreOptions::new(Store::party_url(&opts.data_dir, party)?)
+            .synchronous(opts.synchronous),
+        Storage::Postgres { url, schema_prefix } => {
+            StoreOptions::new(url.clone()).schema(format!("{schema_prefix}_{}", party.as_str()))
+        }
+    };
+    Ok(Store::open_with(o).await?)
+}
+
+async fn bind(ip: IpAddr, port: u16) -> Result<(TcpListener, String), LocalError> {
+    let listener = TcpListener::bind(SocketAddr::new(ip, port))
+        .await
+        .map_err(io(format!("binding {ip}:{port}")))?;
+    let addr = listener
+        .local_addr()
+        .map_err(io("reading the bound address"))?;
+    Ok((listener, format!("http://{addr}")))
+}
+
+impl Local {
+    /// Sets up the key center, the directory and the stores, and starts the three services.
+    pub async fn start(opts: LocalOptions) -> Result<Local, LocalError> {
+        std::fs::create_dir_all(&opts.data_dir)
+            .map_err(io(format!("creating {}", opts.data_dir.display())))?;
+        let started = Instant::now();
+        let (master, created) = load_or_create_master(&opts.data_dir, opts.k)?;
+        let master_time = started.elapsed();
+        let k = master.k();
+        let mut center = KeyCenter::new(master, [])?;
+        let started = Instant::now();
+        let mk: Arc<dyn KeySource> = Arc::new(center.issue(&opts.merchant)?);
+        let ik: Arc<dyn KeySource> = Arc::new(center.issue(&opts.issuer)?);
+        let ck: Arc<dyn KeySource> = Arc::new(center.issue(&opts.carrier)?);
+        let issue_time = started.elapsed();
+
+        let (ml, murl) = bind(opts.ip, opts.ports[0]).await?;
+        let (il, iurl) = bind(opts.ip, opts.ports[1]).await?;
+        let (cl, curl) = bind(opts.ip, opts.ports[2]).await?;
+        let directory_path = opts.data_dir.join(DIRECTORY_FILE);
+        let mut dir = if directory_path.exists() {
+            Directory::load(&directory_path)?
+        } else {
+            Directory::new()
+        };
+        dir.insert(Entry::new(opts.merchant.clone(), &murl)?);
+        dir.insert(Entry::new(opts.issuer.clone(), &iurl)?);
+        dir.insert(Entry::new(opts.carrier.clone(), &curl)?);
+        dir.save(&directory_path)?;
+        let directory = Arc::new(SharedDirectory::from_file(&directory_path)?);
+
+        let ms = open_store(&opts, Party::Merchant).await?;
+        let is = open_store(&opts, Party::Issuer).await?;
+        let cs = open_store(&opts, Party::Carrier).await?;
+        let merchant = MerchantState::new(
+            mk,
+            MerchantConfig::example(opts.issuer.clone(), Some(opts.carrier.clone())),
+            Arc::new(ms.clone()),
+            directory.clone(),
+        );
+        let issuer = IssuerState::new(ik, Arc::new(is.clone()));
+        let carrier = CarrierState::new(ck, Arc::new(cs.clone()));
+
+        let (tx, rx) = watch::channel(false);
+        let stop = |mut rx: watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let tasks = vec![
+            tokio::spawn(merchant::run(ml, merchant.clone(), stop(rx.clone()))),
+            tokio::spawn(issuer::run(il, issuer.clone(), stop(rx.clone()))),
+            tokio::spawn(carrier::run(cl, carrier.clone(), stop(rx))),
+        ];
+        Ok(Local {
+            merchant,
+            issuer,
+            carrier,
+            directory,
+            directory_path,
+            data_dir: opts.data_dir.clone(),
+            storage: opts.storage.clone(),
+            figures: KeyCenterFigures {
+                k,
+                created,
+                master_time,
+                issue_time,
+            },
+            center: Mutex::new(center),
+            stores: [ms, is, cs],
+            shutdown: tx,
+            tasks,
+        })
+    }
+
+    /// Issues a key for `id` from the key center (any role: a cardholder, or an extra party).
+    pub fn issue(&self, id: &PartyId) -> Result<Arc<dyn KeySource>, LocalError> {
+        let mut c = self.center.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(Arc::new(c.issue(id)?))
+    }
+
+    /// Writes the personal key of `id` to `path` (0600, unsealed), for `warifu wallet`.
+    pub fn write_key(&self, id: &PartyId, path: &Path) -> Result<(), LocalError> {
+        let key = {
+            let mut c = self.center.lock().unwrap_or_else(|p| p.into_inner());
+            c.issue(id)?
+        };
+        let bytes = zeroize::Zeroizing::new(KeyFile::Personal(key).encode(None, &mut OsRandom)?);
+        if path.exists() {
+            std::fs::remove_file(path).map_err(io(format!("replacing {}", path.display())))?;
+        }
+        write_private(path, &bytes)
+    }
+
+    /// A cardholder client for `id`, with a key issued now.
+    pub fn cardholder(&self, id: &PartyId) -> Result<Cardholder, LocalError> {
+        Ok(Cardholder::new(self.issue(id)?, self.directory.clone()))
+    }
+
+    /// Enrolls a card at the issuer.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn enroll(
+        &self,
+        card_id: &str,
+        cardholder: &PartyId,
+        holder_name: &str,
+        number: &str,
+        expiry: Expiry,
+        credit_limit: u64,
+        currency: &str,
+    ) -> Result<CardRecord, LocalError> {
+        Ok(self
+            .issuer
+            .store()
+            .enroll_card(&NewCard {
+                card_id: card_id.to_owned(),
+                cardholder_id: cardholder.to_string(),
+                holder_name: holder_name.to_owned(),
+                number: Secret::new(number),
+                expiry,
+                credit_limit,
+                currency: currency.to_owned(),
+                now_ms: crate::now_ms(),
+            })
+            .await?)
+    }
+
+    /// The endpoint of a listed party.
+    pub fn endpoint(&self, id: &PartyId) -> Option<String> {
+        self.directory.get().get(id).map(|e| e.endpoint.clone())
+    }
+
+    /// The SQLite files (with their `-wal` and `-shm` companions) of a party, if on SQLite.
+    pub fn sqlite_files(&self, party: Party) -> Vec<PathBuf> {
+        if self.storage != Storage::Sqlite {
+            return Vec::new();
+        }
+        let db = Store::party_path(&self.data_dir, party);
+        let mut files = vec![db.clone()];
+        for suffix in ["-wal", "-shm", "-journal"] {
+            let mut p = db.clone().into_os_string();
+            p.push(suffix);
+            files.push(PathBuf::from(p));
+        }
+        files.into_iter().filter(|p| p.exists()).collect()
+    }
+
+    /// Stops the services (finishing in-flight requests) and closes the stores.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks {
+            match t.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "a service stopped with an error"),
+                Err(e) => tracing::warn!(error = %e, "a service task failed"),
+            }
+        }
+        for s in &self.stores {
+            s.close().await;
+        }
+    }
+}

@@ -1,0 +1,300 @@
+//! Shared set-up of the services' integration tests: a local deployment on SQLite or
+//! PostgreSQL with a small k, an enrolled cardholder, orders, captured logs.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use warifu_core::PartyId;
+use warifu_core::order::{Card, Destination, Expiry, Order, OrderForm, PaymentMethod};
+use warifu_services::cardholder::Cardholder;
+use warifu_services::local::{Local, LocalOptions, Storage};
+
+/// The card number of the test cardholder (Luhn-valid, distinctive for the leak scan).
+pub const CARD: &str = "4539148803436467";
+/// Another valid card number nobody holds.
+pub const OTHER_CARD: &str = "5298473021193759";
+/// The test cardholder's name as on the card.
+pub const NAME: &str = "Hanako Yamada";
+/// The delivery address (distinctive for the leak scan).
+pub const ADDRESS: &str = "7-3-1 Hongo, Bunkyo-ku, Tokyo 113-8654";
+/// The addressee.
+pub const ADDRESSEE: &str = "Taro Suzuki-Giftee";
+/// The card's expiry.
+pub const EXPIRY: Expiry = Expiry {
+    year: 2035,
+    month: 7,
+};
+/// The collusion bound used in tests (small for speed).
+pub const K: u32 = 16;
+
+/// Which database the parties use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    /// SQLite files in a temporary directory.
+    Sqlite,
+    /// Schemas in the test PostgreSQL database.
+    Postgres,
+}
+
+/// The PostgreSQL URL of the tests.
+pub fn postgres_url() -> String {
+    std::env::var("WARIFU_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// Whether PostgreSQL tests are skipped on purpose.
+pub fn skip_postgres() -> bool {
+    std::env::var("WARIFU_SKIP_POSTGRES").is_ok_and(|v| v == "1")
+}
+
+/// A shared sink of every log line of the test process.
+pub fn logs() -> Arc<Mutex<Vec<u8>>> {
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let sink = buf.clone();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("trace,hyper=info,h2=info,reqwest=debug")
+            .with_ansi(false)
+            .with_writer(move || LogWriter(sink.clone()))
+            .try_init();
+        buf
+    })
+    .clone()
+}
+
+struct LogWriter(Arc<Mutex<Vec<u8>>>);
+
+impl Write for LogWriter {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A running test deployment.
+pub struct Env {
+    /// The deployment.
+    pub local: Local,
+    /// Its data directory (kept alive).
+    pub tmp: tempfile::TempDir,
+    /// The enrolled cardholder.
+    pub alice: Cardholder,
+    /// Its identifier.
+    pub alice_id: PartyId,
+    /// Which database.
+    pub db: Db,
+    /// The PostgreSQL schema prefix, if on PostgreSQL.
+    pub schema_prefix: Option<String>,
+}
+
+/// Parses an identifier.
+pub fn id(s: &str) -> PartyId {
+    PartyId::parse(s).expect("identifier")
+}
+
+fn unique_prefix() -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "wt_{}_{}_{nanos}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Starts a deployment on `db` with the test cardholder enrolled (limit 100 000 JPY).
+/// Returns `None` only when PostgreSQL is skipped on purpose (WARIFU_SKIP_POSTGRES=1).
+pub async fn start(db: Db) -> Option<Env> {
+    logs();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut opts = LocalOptions::new(tmp.path(), K);
+    let mut schema_prefix = None;
+    if db == Db::Postgres {
+        if skip_postgres() {
+            eprintln!("WARIFU_SKIP_POSTGRES=1: skipping a PostgreSQL test");
+            return None;
+        }
+        let prefix = unique_prefix();
+        opts.storage = Storage::Postgres {
+            url: postgres_url(),
+            schema_prefix: prefix.clone(),
+        };
+        schema_prefix = Some(prefix);
+    }
+    let local = match Local::start(opts).await {
+        Ok(l) => l,
+        Err(e) if db == Db::Postgres => panic!(
+            "PostgreSQL at {} is unreachable or refused ({e}); start it, point WARIFU_TEST_POSTGRES \
+             at one, or set WARIFU_SKIP_POSTGRES=1",
+            postgres_url()
+        ),
+        Err(e) => panic!("cannot start the deployment: {e}"),
+    };
+    let alice_id = id("cardholder:hanako@mail.example");
+    local
+        .enroll("card-1", &alice_id, NAME, CARD, EXPIRY, 100_000, "JPY")
+        .await
+        .expect("enroll");
+    let alice = local.cardholder(&alice_id).expect("cardholder");
+    Some(Env {
+        local,
+        tmp,
+        alice,
+        alice_id,
+        db,
+        schema_prefix,
+    })
+}
+
+impl Env {
+    /// The merchant's identifier.
+    pub fn merchant(&self) -> PartyId {
+        self.local.merchant.id().clone()
+    }
+    /// The issuer's identifier.
+    pub fn issuer(&self) -> PartyId {
+        self.local.issuer.id().clone()
+    }
+    /// The carrier's identifier.
+    pub fn carrier(&self) -> PartyId {
+        self.local.carrier.id().clone()
+    }
+    /// Stops the deployment.
+    pub async fn stop(self) {
+        self.local.stop().await;
+    }
+}
+
+/// What to put in an order.
+#[derive(Debug, Clone)]
+pub struct Fill {
+    /// The name to write.
+    pub name: String,
+    /// The card number to write.
+    pub number: String,
+    /// The expiry to write.
+    pub expiry: Expiry,
+    /// Lines (product number, quantity).
+    pub picks: Vec<(&'static str, u32)>,
+}
+
+impl Default for Fill {
+    fn default() -> Fill {
+        Fill {
+            name: NAME.into(),
+            number: CARD.into(),
+            expiry: EXPIRY,
+            picks: vec![("TEA-001", 2), ("CUP-002", 1)],
+        }
+    }
+}
+
+impl Fill {
+    /// The order for `form`.
+    pub fn order(&self, form: &OrderForm) -> Result<Order, warifu_core::Error> {
+        let picks: Vec<(&str, u32)> = if form.carrier.is_some() {
+            self.picks.clone()
+        } else {
+            vec![("EBOOK-003", 1)]
+        };
+        let (lines, amount) = Order::lines_from(form, &picks)?;
+        Ok(Order {
+            cardholder_name: self.name.clone(),
+            cardholder_address: "1-1 Chiyoda, Chiyoda-ku, Tokyo".into(),
+            telephone: "+81-3-0000-1111".into(),
+            fax: Some("+81-3-0000-2222".into()),
+            card: Card {
+                number: self.number.as_str().into(),
+                expiry: self.expiry,
+            },
+            lines,
+            amount,
+            currency: form.currency.clone(),
+            payment_method: PaymentMethod::Installments { count: 3 },
+            destination: form.carrier.as_ref().map(|_| Destination {
+                addressee: ADDRESSEE.into(),
+                address: ADDRESS.into(),
+            }),
+        })
+    }
+}
+
+/// Whether `needle` occurs in `hay`.
+pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The forms a secret can take in storage: as is, and in lowercase hex (PostgreSQL's bytea
+/// text form).
+pub fn encodings(secret: &str) -> Vec<Vec<u8>> {
+    let hex: String = secret.bytes().map(|b| format!("{b:02x}")).collect();
+    vec![secret.as_bytes().to_vec(), hex.into_bytes()]
+}
+
+/// Every row of every table of a party's PostgreSQL schema, as text (`row::text`).
+pub async fn pg_dump(prefix: &str, party: &str) -> Vec<u8> {
+    let pool = sqlx::PgPool::connect(&postgres_url())
+        .await
+        .expect("connect to PostgreSQL");
+    let schema = format!("{prefix}_{party}");
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT table_name::text FROM information_schema.tables WHERE table_schema = $1",
+    )
+    .bind(&schema)
+    .fetch_all(&pool)
+    .await
+    .expect("list tables");
+    assert!(!tables.is_empty(), "schema {schema} has no tables");
+    let mut out = Vec::new();
+    for t in tables {
+        let rows: Vec<String> =
+            sqlx::query_scalar(&format!("SELECT x::text FROM \"{schema}\".\"{t}\" x"))
+                .fetch_all(&pool)
+                .await
+                .expect("dump table");
+        for r in rows {
+            out.extend_from_slice(t.as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(r.as_bytes());
+            out.push(b'\n');
+        }
+    }
+    pool.close().await;
+    out
+}
+
+/// Drops the three schemas of a PostgreSQL deployment.
+pub async fn pg_drop(prefix: &str) {
+    let Ok(pool) = sqlx::PgPool::connect(&postgres_url()).await else {
+        return;
+    };
+    for party in ["merchant", "issuer", "carrier"] {
+        let _ = sqlx::query(&format!(
+            "DROP SCHEMA IF EXISTS \"{prefix}_{party}\" CASCADE"
+        ))
+        .execute(&pool)
+        .await;
+    }
+    pool.close().await;
+}
+
+/// Stops the deployment and drops its PostgreSQL schemas.
+pub async fn finish(env: Env) {
+    let prefix = env.schema_prefix.clone();
+    env.stop().await;
+    if let Some(p) = prefix {
+        pg_drop(&p).await;
+    }
+}

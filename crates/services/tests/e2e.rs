@@ -1,0 +1,223 @@
+//! End to end in one process: approved purchases with and without a carrier, and a decline for
+//! every reason, on SQLite and on PostgreSQL.
+
+mod common;
+
+use common::{ADDRESS, ADDRESSEE, CARD, Db, EXPIRY, Fill, NAME, OTHER_CARD};
+use warifu_core::order::Expiry;
+use warifu_services::cardholder::Purchase;
+use warifu_services::wire::DeclineReason;
+use warifu_store::{CardStatus, OrderState};
+
+async fn buy(env: &common::Env, digital: bool, fill: &Fill) -> Purchase {
+    env.alice
+        .purchase(&env.merchant(), &env.issuer(), digital, |f| fill.order(f))
+        .await
+        .expect("purchase")
+}
+
+async fn approved(db: Db) {
+    let Some(env) = common::start(db).await else {
+        return;
+    };
+    // With a carrier: authorized, then shipped with a tracking number.
+    let p = buy(&env, false, &Fill::default()).await;
+    let order_id = p.form.order_id.clone();
+    assert_eq!(p.outcome.state, "shipped", "{:?}", p.outcome);
+    let d = p.outcome.decision.clone().expect("decision");
+    assert!(d.approved() && d.reason.is_none());
+    assert_eq!(d.amount, 2 * 1200 + 3500);
+    assert_eq!(d.currency, "JPY");
+    assert!(
+        d.carrier_approval.is_none(),
+        "the carrier's MAC is not relayed"
+    );
+    let tracking = p.outcome.tracking_number.clone().expect("tracking number");
+    // The merchant's record agrees.
+    let order = env
+        .local
+        .merchant
+        .store()
+        .get_order(&order_id)
+        .await
+        .expect("read")
+        .expect("order");
+    assert_eq!(order.state, OrderState::Shipped);
+    assert_eq!(order.tracking_number.as_deref(), Some(tracking.as_str()));
+    assert!(order.carrier_part.is_none(), "carrier part kept after use");
+    // The issuer holds the amount.
+    let card = env
+        .local
+        .issuer
+        .store()
+        .get_card("card-1")
+        .await
+        .expect("read")
+        .expect("card");
+    assert_eq!(card.available, 100_000 - 5_900);
+    // The cardholder tracks with the carrier and sees the destination it sealed; the status
+    // at the merchant is the same.
+    let t = env
+        .alice
+        .tracking(&env.carrier(), &env.merchant(), &order_id)
+        .await
+        .expect("tracking");
+    assert_eq!(t.tracking_number, tracking);
+    let dest = t.destination.expect("destination for the cardholder");
+    assert_eq!(dest.address.expose(), ADDRESS);
+    assert_eq!(dest.addressee.expose(), ADDRESSEE);
+    let status = env
+        .alice
+        .order_status(&env.merchant(), &order_id)
+        .await
+        .expect("status");
+    assert_eq!(status, p.outcome);
+
+    // Without a carrier (digital goods, 【0052】): authorized, nothing shipped.
+    let p = buy(&env, true, &Fill::default()).await;
+    assert_eq!(p.outcome.state, "authorized", "{:?}", p.outcome);
+    assert!(p.outcome.decision.as_ref().is_some_and(|d| d.approved()));
+    assert!(p.outcome.carrier.is_none() && p.outcome.tracking_number.is_none());
+    assert!(p.sealed.header.carrier.is_none());
+    let shipments = env
+        .local
+        .carrier
+        .store()
+        .list_shipments(100, 0)
+        .await
+        .expect("list");
+    assert_eq!(shipments.len(), 1, "only the first order was shipped");
+    common::finish(env).await;
+}
+
+async fn declines(db: Db) {
+    let Some(env) = common::start(db).await else {
+        return;
+    };
+    let issuer_store = env.local.issuer.store().clone();
+    // Each case: how to fill the order, what to do at the issuer first, the expected reason.
+    let wrong_number = Fill {
+        number: OTHER_CARD.into(),
+        ..Fill::default()
+    };
+    let wrong_name = Fill {
+        name: "Hanako Tanaka".into(),
+        ..Fill::default()
+    };
+    let wrong_expiry = Fill {
+        expiry: Expiry {
+            year: 2036,
+            month: 1,
+        },
+        ..Fill::default()
+    };
+    for (fill, reason) in [
+        (wrong_number, DeclineReason::CardMismatch),
+        (wrong_name, DeclineReason::CardMismatch),
+        (wrong_expiry, DeclineReason::CardMismatch),
+    ] {
+        let p = buy(&env, false, &fill).await;
+        assert_declined(&env, &p, reason).await;
+    }
+    // Over the limit (100 000 JPY): 29 cups.
+    let big = Fill {
+        picks: vec![("CUP-002", 29)],
+        ..Fill::default()
+    };
+    let p = buy(&env, false, &big).await;
+    assert_declined(&env, &p, DeclineReason::InsufficientCredit).await;
+    // Blocked, then expired (by the issuer's status), with and without a carrier.
+    assert!(
+        issuer_store
+            .set_card_status("card-1", CardStatus::Blocked)
+            .await
+            .expect("status")
+    );
+    let p = buy(&env, false, &Fill::default()).await;
+    assert_declined(&env, &p, DeclineReason::Blocked).await;
+    let p = buy(&env, true, &Fill::default()).await;
+    assert_declined(&env, &p, DeclineReason::Blocked).await;
+    issuer_store
+        .set_card_status("card-1", CardStatus::Expired)
+        .await
+        .expect("status");
+    let p = buy(&env, false, &Fill::default()).await;
+    assert_declined(&env, &p, DeclineReason::Expired).await;
+    // A cardholder the issuer does not know (holding a genuine key).
+    let bob_id = common::id("cardholder:bob@mail.example");
+    let bob = env.local.cardholder(&bob_id).expect("bob");
+    let p = bob
+        .purchase(&env.merchant(), &env.issuer(), false, |f| {
+            Fill::default().order(f)
+        })
+        .await
+        .expect("purchase");
+    assert_declined(&env, &p, DeclineReason::UnknownCardholder).await;
+    // Nothing was held on any decline.
+    let card = issuer_store
+        .get_card("card-1")
+        .await
+        .expect("read")
+        .expect("card");
+    assert_eq!(card.available, 100_000);
+    assert_eq!(issuer_store.ledger_sum().await.expect("sum"), 0);
+    common::finish(env).await;
+}
+
+async fn assert_declined(env: &common::Env, p: &Purchase, reason: DeclineReason) {
+    assert_eq!(p.outcome.state, "declined", "{reason}: {:?}", p.outcome);
+    let d = p.outcome.decision.as_ref().expect("decision");
+    assert!(!d.approved());
+    assert_eq!(d.reason, Some(reason));
+    assert!(d.authorization_id.is_none() && p.outcome.tracking_number.is_none());
+    // The merchant recorded the reason; the carrier received nothing.
+    let order = env
+        .local
+        .merchant
+        .store()
+        .get_order(&p.form.order_id)
+        .await
+        .expect("read")
+        .expect("order");
+    assert_eq!(order.state, OrderState::Declined);
+    assert_eq!(order.decline_code.as_deref(), Some(reason.as_str()));
+    assert!(order.carrier_part.is_none());
+    assert!(
+        env.local
+            .carrier
+            .store()
+            .get_shipment(env.merchant().as_str(), &p.form.order_id)
+            .await
+            .expect("read")
+            .is_none(),
+        "the carrier got a declined order"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approved_on_sqlite() {
+    approved(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approved_on_postgres() {
+    approved(Db::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn declines_on_sqlite() {
+    declines(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn declines_on_postgres() {
+    declines(Db::Postgres).await;
+}
+
+#[test]
+fn fixtures_are_consistent() {
+    assert!(warifu_core::order::luhn(CARD) && warifu_core::order::luhn(OTHER_CARD));
+    assert_ne!(NAME, "Hanako Tanaka");
+    let (year, _) = warifu_core::order::year_month(warifu_services::now_unix());
+    assert!(EXPIRY.year > year, "the test card must not have expired");
+}
