@@ -7,24 +7,10 @@ use libfuzzer_sys::fuzz_target;
 use warifu_core::keyfile::{KdfParams, KeyFile};
 use warifu_core::rand::SeededRandom;
 use warifu_core::secret::Secret;
-use warifu_fuzz_fixtures::{FAST_KDF, MAX_FUZZ_KDF_KIB_PASSES, PASSPHRASE};
-
-/// Offsets of the cost fields: magic 4, version 1, kind 1, protection 1, salt 16.
-const COSTS: usize = 4 + 1 + 1 + 1 + 16;
-
-fn costly(data: &[u8]) -> bool {
-    let word = |i: usize| {
-        data.get(COSTS + 4 * i..COSTS + 4 * i + 4)
-            .map(|b| u64::from(u32::from_be_bytes([b[0], b[1], b[2], b[3]])))
-    };
-    match (word(0), word(1)) {
-        (Some(m), Some(t)) => m.saturating_mul(t) > MAX_FUZZ_KDF_KIB_PASSES,
-        _ => false,
-    }
-}
+use warifu_fuzz_fixtures::{FAST_KDF, PASSPHRASE, costly_kdf};
 
 fuzz_target!(|data: &[u8]| {
-    if KeyFile::is_sealed(data) && costly(data) {
+    if costly_kdf(data) {
         return;
     }
     let pass = Secret::new(PASSPHRASE);
