@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 
 use warifu_core::blom::{self, ID_TO_FIELD_LABEL, LANES, Master, id_to_field, vandermonde};
 use warifu_core::field::{Fe, P};
-use warifu_core::keyfile::{KdfParams, KeyFile};
+use warifu_core::keyfile::{KdfParams, KeyFile, SokKeyFile};
 use warifu_core::keysource::{
     Hybrid, KeySource, PAIRWISE_LABEL, Predistributed, pairwise_key, predistribute,
 };
@@ -33,6 +33,11 @@ use warifu_core::sealed::{
     ForwardedPart, HEADER_LABEL, PART_KEY_LABEL, SealedOrder,
 };
 use warifu_core::secret::{Key32, Secret};
+use warifu_core::session::{
+    Challenge, Confirm, Hello, INITIATOR_TAG, Initiator, MessageAuth, PendingHandshake,
+    REQUEST_TAG, RESPONDER_TAG, RESPONSE_TAG, SESSION_LABEL, Session,
+};
+use warifu_core::sok::{self, DST_G1, DST_G2, SokMaster};
 use warifu_core::{Error, PartyId, Role};
 
 use schema::*;
@@ -323,17 +328,20 @@ fn primitives_file() -> Res<VectorFile> {
         }),
         blom: None,
         key_sources: None,
+        sok: None,
         sealed: Vec::new(),
         key_files: Vec::new(),
+        sessions: Vec::new(),
         fail,
     })
 }
 
 // ---------------------------------------------------------------- Blom files
 
-/// The master and the predistributed tables of one file, to rebuild any party's source.
+/// The masters and the predistributed tables of one file, to rebuild any party's source.
 struct World {
     master: Master,
+    sok: SokMaster,
     ids: Vec<PartyId>,
     predist_seed: String,
 }
@@ -354,7 +362,14 @@ impl World {
         let blom = Box::new(self.master.personal_key(&owner));
         Ok(match kind {
             "blom" => blom,
-            "hybrid" => Box::new(Hybrid::new(vec![blom, Box::new(self.table(&owner)?)])?),
+            "sok" => Box::new(self.sok.personal_key(&owner)),
+            "blom+predistributed" => {
+                Box::new(Hybrid::new(vec![blom, Box::new(self.table(&owner)?)])?)
+            }
+            "blom+sok" => Box::new(sok::hybrid(
+                self.master.personal_key(&owner),
+                self.sok.personal_key(&owner),
+            )?),
             other => return Err(format!("unknown key source {other}").into()),
         })
     }
@@ -400,8 +415,10 @@ fn blom_file(k: u32, full: bool) -> Res<VectorFile> {
         ensure(fe.value() == v, "master entries from the stream")?;
     }
     let ids: Vec<PartyId> = PARTIES.iter().map(|s| id(s)).collect();
+    let sok_seed = format!("warifu/vectors/k{k}/sok");
     let world = World {
         master,
+        sok: SokMaster::generate(&mut SeededRandom::new(sok_seed.as_bytes()))?,
         ids: ids.clone(),
         predist_seed: format!("warifu/vectors/k{k}/predistributed"),
     };
@@ -462,6 +479,7 @@ fn blom_file(k: u32, full: bool) -> Res<VectorFile> {
     } else {
         None
     };
+    let sok_vectors = sok_vectors(&world, &sok_seed)?;
 
     let mut sealed_vectors = Vec::new();
     let mut fail = Vec::new();
@@ -513,22 +531,81 @@ fn blom_file(k: u32, full: bool) -> Res<VectorFile> {
             &format!("warifu/vectors/{tag}/seal/4"),
         )?;
         fail.extend(sealed_fails(&world, &v, None, true)?);
+        let custom_nc = form("ord-0008", false, Policy::from_toml(CUSTOM_POLICY)?);
+        let w = sealed_vector(
+            &world,
+            &format!("{tag}_blom_custom_policy_without_carrier"),
+            "Blom keys, the 【0033】 variant policy that gives the merchant the destination, but \
+             no carrier: no part carries a destination",
+            "blom",
+            &custom_nc,
+            &order_without_carrier(&custom_nc),
+            &format!("warifu/vectors/{tag}/seal/8"),
+        )?;
+        fail.extend(sealed_fails(&world, &w, None, true)?);
+        sealed_vectors.push(w.vector);
         let hy_form = form("ord-0005", true, Policy::patent_default());
         let h = sealed_vector(
             &world,
-            &format!("{tag}_hybrid_with_carrier"),
+            &format!("{tag}_blom_predistributed_with_carrier"),
             "Hybrid keys (Blom + predistributed, scheme 0x80), default policy, with a carrier",
-            "hybrid",
+            "blom+predistributed",
             &hy_form,
             &order_with_carrier(&hy_form),
             &format!("warifu/vectors/{tag}/seal/5"),
         )?;
         fail.extend(sealed_fails(&world, &h, None, true)?);
-        sealed_vectors.extend([v.vector, h.vector]);
+        let sok_form = form("ord-0006", true, Policy::patent_default());
+        let so = sealed_vector(
+            &world,
+            &format!("{tag}_sok_with_carrier"),
+            "SOK keys alone (scheme 0x03), default policy, with a carrier",
+            "sok",
+            &sok_form,
+            &order_with_carrier(&sok_form),
+            &format!("warifu/vectors/{tag}/seal/6"),
+        )?;
+        fail.extend(sealed_fails(&world, &so, None, true)?);
+        sealed_vectors.extend([v.vector, h.vector, so.vector]);
     }
+    let bs_form = form("ord-0007", true, Policy::patent_default());
+    let bs = sealed_vector(
+        &world,
+        &format!("{tag}_blom_sok_with_carrier"),
+        "The default deployment: Blom + SOK hybrid keys (scheme 0x80), default policy, with a \
+         carrier",
+        "blom+sok",
+        &bs_form,
+        &order_with_carrier(&bs_form),
+        &format!("warifu/vectors/{tag}/seal/7"),
+    )?;
+    fail.extend(sealed_fails(&world, &bs, None, true)?);
+    sealed_vectors.push(bs.vector);
 
     let (key_files, kf_fail) = key_file_vectors(&world, &tag, full)?;
     fail.extend(kf_fail);
+    let mut sessions = Vec::new();
+    if full {
+        for (name, initiator, responder, kind) in [
+            ("merchant_issuer_blom", PARTIES[1], PARTIES[2], "blom"),
+            (
+                "cardholder_merchant_blom_sok",
+                CARDHOLDER,
+                PARTIES[1],
+                "blom+sok",
+            ),
+        ] {
+            let (v, f) = session_vector(
+                &world,
+                &format!("{tag}_session_{name}"),
+                initiator,
+                responder,
+                kind,
+            )?;
+            sessions.push(v);
+            fail.extend(f);
+        }
+    }
 
     Ok(VectorFile {
         format: FORMAT.into(),
@@ -536,16 +613,18 @@ fn blom_file(k: u32, full: bool) -> Res<VectorFile> {
             "Blom with k = {k}: master -> identifier elements -> personal keys -> raw shared \
              bytes -> pairwise keys -> sealed orders -> opened views -> key files{}",
             if full {
-                ", plus predistributed and hybrid key sources"
+                "; predistributed, SOK and hybrid key sources; handshakes and sessions"
             } else {
-                " (large values as SHA-256 digests)"
+                "; SOK and the Blom + SOK hybrid (large values as SHA-256 digests)"
             }
         ),
         primitives: None,
         blom: Some(blom_vectors),
         key_sources,
+        sok: Some(sok_vectors),
         sealed: sealed_vectors,
         key_files,
+        sessions,
         fail,
     })
 }
@@ -565,18 +644,18 @@ fn key_source_vectors(world: &World) -> Res<KeySourceVectors> {
         }
     }
     let mut pairs = Vec::new();
-    for scheme in ["predistributed", "hybrid"] {
+    for scheme in ["predistributed", "blom+predistributed"] {
         for (i, a) in PARTIES.iter().enumerate() {
             for b in &PARTIES[i + 1..] {
-                let (src_a, src_b): (Box<dyn KeySource>, Box<dyn KeySource>) = if scheme == "hybrid"
-                {
-                    (world.source(a, "hybrid")?, world.source(b, "hybrid")?)
-                } else {
-                    (
-                        Box::new(world.table(&id(a))?),
-                        Box::new(world.table(&id(b))?),
-                    )
-                };
+                let (src_a, src_b): (Box<dyn KeySource>, Box<dyn KeySource>) =
+                    if scheme == "blom+predistributed" {
+                        (world.source(a, scheme)?, world.source(b, scheme)?)
+                    } else {
+                        (
+                            Box::new(world.table(&id(a))?),
+                            Box::new(world.table(&id(b))?),
+                        )
+                    };
                 let ikm = src_a.shared_secret(&id(b))?;
                 let info = pairwise_info(src_a.scheme().code(), a, b);
                 let key = pairwise_key(&*src_a, &id(b))?;
@@ -1365,7 +1444,11 @@ fn run_fail(world: &World, f: &FailVector, files: &[KeyFileVector]) -> Res<Strin
         }
         "decode_key_file" => {
             let pass = f.passphrase.as_deref().map(Secret::new);
-            KeyFile::decode(&bytes, pass.as_ref()).map(drop)
+            if SokKeyFile::is_sok_kind(&bytes) {
+                SokKeyFile::decode(&bytes, pass.as_ref()).map(drop)
+            } else {
+                KeyFile::decode(&bytes, pass.as_ref()).map(drop)
+            }
         }
         other => return Err(format!("unknown operation {other}").into()),
     };
@@ -1392,20 +1475,33 @@ fn key_file_vectors(
     let mut files = Vec::new();
     let mut fail = Vec::new();
 
+    let hybrid_file = || {
+        AnyFile::Sok(Box::new(SokKeyFile::Hybrid(
+            world.master.personal_key(&holder),
+            world.sok.personal_key(&holder),
+        )))
+    };
     // (name, kind, holder, file, sealed?)
-    let mut make: Vec<(String, &str, Option<String>, KeyFile, bool)> = vec![
+    let mut make: Vec<(String, &str, Option<String>, AnyFile, bool)> = vec![
         (
             format!("{tag}_personal_plain"),
             "personal",
             Some(CARDHOLDER.into()),
-            KeyFile::Personal(world.master.personal_key(&holder)),
+            AnyFile::Classic(KeyFile::Personal(world.master.personal_key(&holder))),
             false,
         ),
         (
             format!("{tag}_personal_sealed"),
             "personal",
             Some(CARDHOLDER.into()),
-            KeyFile::Personal(world.master.personal_key(&holder)),
+            AnyFile::Classic(KeyFile::Personal(world.master.personal_key(&holder))),
+            true,
+        ),
+        (
+            format!("{tag}_blom_sok_personal_sealed"),
+            "blom_sok_personal",
+            Some(CARDHOLDER.into()),
+            hybrid_file(),
             true,
         ),
     ];
@@ -1414,14 +1510,42 @@ fn key_file_vectors(
             format!("{tag}_master_plain"),
             "master",
             None,
-            KeyFile::Master(Master::from_upper(world.master.k(), &world.master.upper())?),
+            AnyFile::Classic(KeyFile::Master(Master::from_upper(
+                world.master.k(),
+                &world.master.upper(),
+            )?)),
             false,
         ));
         make.push((
             format!("{tag}_predistributed_plain"),
             "predistributed",
             Some(PARTIES[1].into()),
-            KeyFile::Predistributed(world.table(&id(PARTIES[1]))?),
+            AnyFile::Classic(KeyFile::Predistributed(world.table(&id(PARTIES[1]))?)),
+            false,
+        ));
+        make.push((
+            format!("{tag}_sok_master_plain"),
+            "sok_master",
+            None,
+            AnyFile::Sok(Box::new(SokKeyFile::Master(SokMaster::from_bytes(
+                &world.sok.to_bytes(),
+            )?))),
+            false,
+        ));
+        make.push((
+            format!("{tag}_sok_personal_plain"),
+            "sok_personal",
+            Some(CARDHOLDER.into()),
+            AnyFile::Sok(Box::new(SokKeyFile::Personal(
+                world.sok.personal_key(&holder),
+            ))),
+            false,
+        ));
+        make.push((
+            format!("{tag}_blom_sok_personal_plain"),
+            "blom_sok_personal",
+            Some(CARDHOLDER.into()),
+            hybrid_file(),
             false,
         ));
     }
@@ -1439,8 +1563,10 @@ fn key_file_vectors(
             ensure(bytes.len() == 11 + body_len, "plain key file layout")?;
             (None, bytes[11..].to_vec())
         };
-        let decoded = KeyFile::decode(&bytes, Some(&pass))?;
-        ensure(decoded.kind_name() == file.kind_name(), "key file kind")?;
+        ensure(
+            AnyFile::decode(&bytes, Some(&pass))?.kind_name() == file.kind_name(),
+            "key file kind",
+        )?;
         files.push(KeyFileVector {
             name: name.clone(),
             kind: kind_name.into(),
@@ -1528,6 +1654,48 @@ fn key_file_vectors(
                     Some(hostile),
                     Some(PASSPHRASE),
                 ));
+            } else if full && kind_name == "sok_personal" {
+                // Body: scheme(1) ‖ u16 len ‖ id ‖ G1[48] ‖ G2[96].
+                let g1 = 11 + 1 + 2 + CARDHOLDER.len();
+                let mut flip = bytes.clone();
+                flip[g1 + 47] ^= 0x01;
+                fail.push(twin(
+                    "flip_g1",
+                    "last byte of the G1 key flipped (off the curve or another point)",
+                    Some(flip),
+                    None,
+                ));
+                let other = SokMaster::generate(&mut SeededRandom::new(b"warifu/vectors/other"))?
+                    .personal_key(&id(CARDHOLDER));
+                let mut mixed = bytes.clone();
+                mixed[g1 + 48..g1 + 144].copy_from_slice(&other.g2_bytes());
+                fail.push(twin(
+                    "mixed_halves",
+                    "G2 key from another SOK master (fails the pairing consistency check)",
+                    Some(mixed),
+                    None,
+                ));
+                let mut infinity = bytes.clone();
+                infinity[g1..g1 + 48].fill(0);
+                infinity[g1] = 0xc0; // compressed, infinity
+                fail.push(twin(
+                    "g1_infinity",
+                    "G1 key replaced by the point at infinity",
+                    Some(infinity),
+                    None,
+                ));
+            } else if full && kind_name == "sok_master" {
+                let mut zero = bytes.clone();
+                zero[12..44].fill(0);
+                fail.push(twin("zero_scalar", "master scalar 0", Some(zero), None));
+                let mut big = bytes.clone();
+                big[12..44].fill(0xff);
+                fail.push(twin(
+                    "scalar_too_large",
+                    "master scalar 2^256 - 1 (>= r)",
+                    Some(big),
+                    None,
+                ));
             } else if full && kind_name == "personal" {
                 // Body: scheme(1) ‖ u16 len ‖ id ‖ u32 k ‖ u8 lanes ‖ elements.
                 let first = 11 + 1 + 2 + CARDHOLDER.len() + 4 + 1;
@@ -1542,6 +1710,38 @@ fn key_file_vectors(
                 let mut lanes = bytes.clone();
                 lanes[first - 1] = 3;
                 fail.push(twin("lanes", "lane count 3", Some(lanes), None));
+                let mut k0 = bytes.clone();
+                k0[first - 5..first - 1].copy_from_slice(&0u32.to_be_bytes());
+                fail.push(twin("k_zero", "k = 0", Some(k0), None));
+            } else if full && kind_name == "master" {
+                let mut huge = bytes.clone();
+                huge[12..16].copy_from_slice(&u32::MAX.to_be_bytes());
+                fail.push(twin(
+                    "huge_k",
+                    "k = 2^32 - 1 (over the limit 8192)",
+                    Some(huge),
+                    None,
+                ));
+            } else if full && kind_name == "predistributed" {
+                // owner ‖ u16(2) ‖ the first peer and its key, twice.
+                let owner = PARTIES[1];
+                let first_peer = 11 + 2 + owner.len() + 2;
+                let entry_len = 2 + CARDHOLDER.len() + 32;
+                let mut body = Vec::new();
+                str16(&mut body, owner.as_bytes());
+                body.extend_from_slice(&2u16.to_be_bytes());
+                for _ in 0..2 {
+                    body.extend_from_slice(&bytes[first_peer..first_peer + entry_len]);
+                }
+                let mut dup = b"WRFK\x01\x03\x00".to_vec();
+                dup.extend_from_slice(&(body.len() as u32).to_be_bytes());
+                dup.extend_from_slice(&body);
+                fail.push(twin(
+                    "duplicate_peer",
+                    "a table listing its first peer twice",
+                    Some(dup),
+                    None,
+                ));
             }
         }
     }
@@ -1549,6 +1749,40 @@ fn key_file_vectors(
         fv.error = run_fail(world, fv, &files)?;
     }
     Ok((files, fail))
+}
+
+/// A key file of either family.
+enum AnyFile {
+    Classic(KeyFile),
+    Sok(Box<SokKeyFile>),
+}
+
+impl AnyFile {
+    fn encode(
+        &self,
+        pass: Option<(&Secret, KdfParams)>,
+        rng: &mut dyn Randomness,
+    ) -> Result<Vec<u8>, Error> {
+        match self {
+            AnyFile::Classic(f) => f.encode(pass, rng),
+            AnyFile::Sok(f) => f.encode(pass, rng),
+        }
+    }
+
+    fn decode(bytes: &[u8], pass: Option<&Secret>) -> Result<AnyFile, Error> {
+        if SokKeyFile::is_sok_kind(bytes) {
+            SokKeyFile::decode(bytes, pass).map(|f| AnyFile::Sok(Box::new(f)))
+        } else {
+            KeyFile::decode(bytes, pass).map(AnyFile::Classic)
+        }
+    }
+
+    fn kind_name(&self) -> &'static str {
+        match self {
+            AnyFile::Classic(f) => f.kind_name(),
+            AnyFile::Sok(f) => f.kind_name(),
+        }
+    }
 }
 
 /// Opens a sealed key file from the spec alone: returns the Argon2id output and the body.
@@ -1580,4 +1814,520 @@ fn open_key_file_independently(bytes: &[u8], pass: &str) -> Res<([u8; 32], Vec<u
         )
         .map_err(|_| "independent key-file decryption failed")?;
     Ok((key, body))
+}
+
+// ---------------------------------------------------------------- SOK
+
+/// The scalar 1, so that `sign` with it yields the bare hash H1(id) or H2(id).
+fn scalar_one() -> [u8; 32] {
+    let mut b = [0u8; 32];
+    b[31] = 1;
+    b
+}
+
+fn sok_vectors(world: &World, seed: &str) -> Res<SokVectors> {
+    let s = world.sok.to_bytes();
+    // Spec: 32 bytes from the stream, top bit cleared, redrawn until 0 < s < r.
+    let mut rng = SeededRandom::new(seed.as_bytes());
+    let drawn = loop {
+        let mut b = [0u8; 32];
+        rng.fill(&mut b)?;
+        b[0] &= 0x7f;
+        if blst::min_pk::SecretKey::from_bytes(&b).is_ok() {
+            break b;
+        }
+    };
+    ensure(drawn == *s, "SOK master from the stream")?;
+    let err = |e: blst::BLST_ERROR| format!("blst: {e:?}");
+    let one_g1 = blst::min_sig::SecretKey::from_bytes(&scalar_one()).map_err(err)?;
+    let one_g2 = blst::min_pk::SecretKey::from_bytes(&scalar_one()).map_err(err)?;
+    let s_g1 = blst::min_sig::SecretKey::from_bytes(&s[..]).map_err(err)?;
+    let parties = PARTIES
+        .iter()
+        .map(|p| {
+            let key = world.sok.personal_key(&id(p));
+            let g1 = s_g1.sign(p.as_bytes(), DST_G1, &[]).compress();
+            ensure(g1 == key.g1_bytes(), "SOK G1 key")?;
+            Ok(SokPartyVector {
+                id: p.to_string(),
+                h1_hex: hex(&one_g1.sign(p.as_bytes(), DST_G1, &[]).compress()),
+                h2_hex: hex(&one_g2.sign(p.as_bytes(), DST_G2, &[]).compress()),
+                g1_key_hex: hex(&key.g1_bytes()),
+                g2_key_hex: hex(&key.g2_bytes()),
+            })
+        })
+        .collect::<Res<Vec<_>>>()?;
+    let mut pairs = Vec::new();
+    for (i, a) in PARTIES.iter().enumerate() {
+        for b in &PARTIES[i + 1..] {
+            let (ka, kb) = (
+                world.sok.personal_key(&id(a)),
+                world.sok.personal_key(&id(b)),
+            );
+            let gt = ka.shared_gt(&id(b))?;
+            ensure(gt == kb.shared_gt(&id(a))?, "GT agrees")?;
+            // Spec: e(s·H1(lo), H2(hi)) with a plain Miller loop and final exponentiation.
+            let (lo, hi) = if a.as_bytes() < b.as_bytes() {
+                (a, b)
+            } else {
+                (b, a)
+            };
+            let p: blst::blst_p1_affine = s_g1.sign(lo.as_bytes(), DST_G1, &[]).into();
+            let q: blst::blst_p2_affine = one_g2.sign(hi.as_bytes(), DST_G2, &[]).into();
+            let spec = blst::blst_fp12::miller_loop(&q, &p)
+                .final_exp()
+                .to_bendian();
+            ensure(spec[..] == gt[..], "GT from the pairing")?;
+            let sok_info = pairwise_info(3, a, b);
+            let sok_key = pairwise_key(&ka, &id(b))?;
+            ensure(
+                sok_key.expose() == &hkdf_pairwise(&gt, &sok_info)?,
+                "SOK key",
+            )?;
+            let raw = world.master.personal_key(&id(a)).raw_shared_bytes(&id(b));
+            let mut ikm = vec![1u8, 0, 32];
+            ikm.extend_from_slice(&raw);
+            ikm.extend_from_slice(&[3, 0x02, 0x40]);
+            ikm.extend_from_slice(&gt);
+            let hy_info = pairwise_info(0x80, a, b);
+            let hy_key = pairwise_key(&*world.source(a, "blom+sok")?, &id(b))?;
+            ensure(
+                hy_key.expose() == &hkdf_pairwise(&ikm, &hy_info)?,
+                "Blom+SOK key",
+            )?;
+            ensure(
+                hy_key == pairwise_key(&*world.source(b, "blom+sok")?, &id(a))?,
+                "Blom+SOK keys agree",
+            )?;
+            pairs.push(SokPairVector {
+                a: a.to_string(),
+                b: b.to_string(),
+                gt_hex: hex(&gt),
+                sok_info_hex: hex(&sok_info),
+                sok_pairwise_key_hex: hex(sok_key.expose()),
+                hybrid_ikm_hex: hex(&ikm),
+                hybrid_info_hex: hex(&hy_info),
+                hybrid_pairwise_key_hex: hex(hy_key.expose()),
+            });
+        }
+    }
+    Ok(SokVectors {
+        master_seed_utf8: seed.into(),
+        master_hex: hex(&s[..]),
+        dst_g1: String::from_utf8(DST_G1.to_vec())?,
+        dst_g2: String::from_utf8(DST_G2.to_vec())?,
+        parties,
+        pairs,
+    })
+}
+
+// ---------------------------------------------------------------- sessions
+
+fn str16(out: &mut Vec<u8>, s: &[u8]) {
+    out.extend_from_slice(&(s.len() as u16).to_be_bytes());
+    out.extend_from_slice(s);
+}
+
+fn bytes32(out: &mut Vec<u8>, s: &[u8]) {
+    out.extend_from_slice(&(s.len() as u32).to_be_bytes());
+    out.extend_from_slice(s);
+}
+
+fn hmac(key: &[u8], parts: &[&[u8]]) -> Res<[u8; 32]> {
+    let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(key).map_err(|_| "hmac")?;
+    for p in parts {
+        m.update(p);
+    }
+    Ok(m.finalize().into_bytes().into())
+}
+
+/// The requests of every session: method, path, body, time; status, body, time.
+fn exchanges() -> [(
+    &'static str,
+    &'static str,
+    &'static str,
+    u64,
+    u16,
+    &'static str,
+    u64,
+); 2] {
+    [
+        (
+            "POST",
+            "/v1/authorize",
+            r#"{"order_id":"ord-0001","amount":3200}"#,
+            NOW + 2,
+            200,
+            r#"{"approved":true}"#,
+            NOW + 3,
+        ),
+        ("GET", "/v1/orders/ord-0001", "", NOW + 4, 404, "", NOW + 5),
+    ]
+}
+
+fn session_vector(
+    world: &World,
+    name: &str,
+    initiator: &str,
+    responder: &str,
+    source: &str,
+) -> Res<(SessionVector, Vec<FailVector>)> {
+    let (ki, kr) = (
+        world.source(initiator, source)?,
+        world.source(responder, source)?,
+    );
+    let iseed = format!("warifu/vectors/{name}/initiator");
+    let rseed = format!("warifu/vectors/{name}/responder");
+    let (t0, t1) = (NOW, NOW + 1);
+    let (init, hello) = Initiator::start(
+        &*ki,
+        &id(responder),
+        t0,
+        &mut SeededRandom::new(iseed.as_bytes()),
+    )?;
+    let (pending, challenge) =
+        PendingHandshake::respond(&*kr, &hello, t0, &mut SeededRandom::new(rseed.as_bytes()))?;
+    let (mut client, confirm) = init.finish(&challenge)?;
+    let mut server = pending.confirm(&confirm, t1)?;
+
+    // The spec, independently.
+    let k = pairwise_key(&*ki, &id(responder))?;
+    let mut stream_i = [0u8; 32];
+    SeededRandom::new(iseed.as_bytes()).fill(&mut stream_i)?;
+    let mut stream_r = [0u8; 32];
+    SeededRandom::new(rseed.as_bytes()).fill(&mut stream_r)?;
+    ensure(
+        hello.nonce_i == stream_i && challenge.nonce_r == stream_r,
+        "nonces",
+    )?;
+    let mut t = vec![1u8];
+    str16(&mut t, initiator.as_bytes());
+    str16(&mut t, responder.as_bytes());
+    t.extend_from_slice(&hello.nonce_i);
+    t.extend_from_slice(&challenge.nonce_r);
+    t.extend_from_slice(&t0.to_be_bytes());
+    let mac_r = hmac(k.expose(), &[RESPONDER_TAG, &t])?;
+    let mac_i = hmac(k.expose(), &[INITIATOR_TAG, &t])?;
+    ensure(
+        mac_r == challenge.mac && mac_i == confirm.mac,
+        "handshake MACs",
+    )?;
+    let salt = [hello.nonce_i, challenge.nonce_r].concat();
+    let mut okm = [0u8; 64];
+    Hkdf::<Sha256>::new(Some(&salt), k.expose())
+        .expand(&[SESSION_LABEL, &t].concat(), &mut okm)
+        .map_err(|_| "hkdf")?;
+    let sid = hex(&sha256(&[SESSION_LABEL, &t])[..16]);
+    ensure(client.id() == sid && server.id() == sid, "session id")?;
+
+    let mut xs = Vec::new();
+    let mut auths = Vec::new();
+    for (method, path, body, rt, status, rbody, st) in exchanges() {
+        let auth = client.sign_request(method, path, body.as_bytes(), rt)?;
+        server.verify_request(&auth, method, path, body.as_bytes(), rt)?;
+        let mut input = Vec::new();
+        str16(&mut input, sid.as_bytes());
+        input.extend_from_slice(&auth.seq.to_be_bytes());
+        input.extend_from_slice(&rt.to_be_bytes());
+        bytes32(&mut input, method.as_bytes());
+        bytes32(&mut input, path.as_bytes());
+        input.extend_from_slice(&sha256(&[body.as_bytes()]));
+        ensure(
+            hmac(&okm[..32], &[REQUEST_TAG, &input])? == auth.mac,
+            "request MAC",
+        )?;
+        let resp = server.sign_response(&auth, status, rbody.as_bytes(), st);
+        client.verify_response(&auth, &resp, status, rbody.as_bytes(), st)?;
+        let mut rinput = Vec::new();
+        str16(&mut rinput, sid.as_bytes());
+        rinput.extend_from_slice(&auth.seq.to_be_bytes());
+        rinput.extend_from_slice(&auth.mac);
+        rinput.extend_from_slice(&st.to_be_bytes());
+        rinput.extend_from_slice(&status.to_be_bytes());
+        rinput.extend_from_slice(&sha256(&[rbody.as_bytes()]));
+        ensure(
+            hmac(&okm[32..], &[RESPONSE_TAG, &rinput])? == resp.mac,
+            "response MAC",
+        )?;
+        xs.push(ExchangeVector {
+            method: method.into(),
+            path: path.into(),
+            request_body_utf8: body.into(),
+            request_time: rt,
+            request_mac_input_hex: hex(&input),
+            request_auth: serde_json::to_string(&auth)?,
+            status,
+            response_body_utf8: rbody.into(),
+            response_time: st,
+            response_mac_input_hex: hex(&rinput),
+            response_auth: serde_json::to_string(&resp)?,
+        });
+        auths.push((auth, resp));
+    }
+    let v = SessionVector {
+        name: name.into(),
+        description: format!("{initiator} confirms {responder} ({source} keys), then two requests"),
+        key_source: source.into(),
+        initiator: initiator.into(),
+        responder: responder.into(),
+        initiator_seed_utf8: iseed,
+        responder_seed_utf8: rseed,
+        hello_time: t0,
+        confirm_time: t1,
+        pairwise_key_hex: hex(k.expose()),
+        hello: serde_json::to_string(&hello)?,
+        challenge: serde_json::to_string(&challenge)?,
+        confirm: serde_json::to_string(&confirm)?,
+        transcript_hex: hex(&t),
+        responder_mac_hex: hex(&mac_r),
+        initiator_mac_hex: hex(&mac_i),
+        request_key_hex: hex(&okm[..32]),
+        response_key_hex: hex(&okm[32..]),
+        session_id: sid.clone(),
+        exchanges: xs,
+    };
+
+    // Tamper twins.
+    let impostor = pairwise_key(&*world.source(EVIL_MERCHANT, source)?, &id(responder))?;
+    let impostor_r = pairwise_key(&*world.source(EVIL_MERCHANT, source)?, &id(initiator))?;
+    let mut twins: Vec<(&str, String, &str, serde_json::Value)> = Vec::new();
+    let mut h = hello.clone();
+    h.version = 2;
+    twins.push((
+        "hello_version",
+        "Hello with version 2".into(),
+        "session_respond",
+        serde_json::json!({"hello": h, "now": t0}),
+    ));
+    let mut h = hello.clone();
+    h.responder = id(&responder.replacen(':', ":other-", 1));
+    twins.push((
+        "hello_wrong_responder",
+        "Hello addressed to another party".into(),
+        "session_respond",
+        serde_json::json!({"hello": h, "now": t0}),
+    ));
+    twins.push((
+        "hello_stale",
+        "Hello answered 301 s after its time".into(),
+        "session_respond",
+        serde_json::json!({"hello": hello, "now": t0 + 301}),
+    ));
+    let mut c = challenge.clone();
+    c.mac[0] ^= 1;
+    twins.push((
+        "challenge_flipped_mac",
+        "Challenge with a flipped MAC bit".into(),
+        "session_finish",
+        serde_json::json!({"challenge": c}),
+    ));
+    let c = Challenge {
+        nonce_r: challenge.nonce_r,
+        mac: hmac(impostor_r.expose(), &[RESPONDER_TAG, &t])?,
+    };
+    twins.push((
+        "challenge_from_impostor",
+        format!("Challenge MACed by {EVIL_MERCHANT} with its own key, posing as the responder"),
+        "session_finish",
+        serde_json::json!({"challenge": c}),
+    ));
+    let c = Confirm {
+        nonce_r: challenge.nonce_r,
+        mac: challenge.mac,
+    };
+    twins.push((
+        "confirm_reflected",
+        "the responder's own MAC reflected as the Confirm".into(),
+        "session_confirm",
+        serde_json::json!({"confirm": c, "now": t1}),
+    ));
+    let mut c = confirm.clone();
+    c.nonce_r[0] ^= 1;
+    twins.push((
+        "confirm_wrong_nonce",
+        "Confirm naming another nonce_r".into(),
+        "session_confirm",
+        serde_json::json!({"confirm": c, "now": t1}),
+    ));
+    twins.push((
+        "confirm_late",
+        "Confirm checked 301 s after the Hello".into(),
+        "session_confirm",
+        serde_json::json!({"confirm": confirm, "now": t0 + 301}),
+    ));
+    let c = Confirm {
+        nonce_r: challenge.nonce_r,
+        mac: hmac(impostor.expose(), &[INITIATOR_TAG, &t])?,
+    };
+    twins.push((
+        "confirm_from_impostor",
+        format!("Confirm MACed by {EVIL_MERCHANT} with its own key, posing as the initiator"),
+        "session_confirm",
+        serde_json::json!({"confirm": c, "now": t1}),
+    ));
+    let (a0, r0) = &auths[0];
+    let (a1, _) = &auths[1];
+    let x0 = &exchanges()[0];
+    let req = |auth: &MessageAuth, method: &str, path: &str, body: &str, now: u64| serde_json::json!({"auth": auth, "method": method, "path": path, "body": body, "now": now});
+    let now = NOW + 6;
+    twins.push((
+        "request_body_changed",
+        "request 1 with another body".into(),
+        "session_verify_request",
+        req(a0, x0.0, x0.1, r#"{"order_id":"ord-0001","amount":1}"#, now),
+    ));
+    twins.push((
+        "request_path_changed",
+        "request 1 presented for another path".into(),
+        "session_verify_request",
+        req(a0, x0.0, "/v1/capture", x0.2, now),
+    ));
+    twins.push((
+        "request_replayed",
+        "request 1 again, after both were accepted".into(),
+        "session_verify_request",
+        req(a0, x0.0, x0.1, x0.2, now),
+    ));
+    let mut other = a1.clone();
+    other.session = hex(&[0u8; 16]);
+    twins.push((
+        "request_other_session",
+        "request 2 with another session id".into(),
+        "session_verify_request",
+        req(&other, "GET", "/v1/orders/ord-0001", "", now),
+    ));
+    twins.push((
+        "response_as_request",
+        "response 1 reflected as a request".into(),
+        "session_verify_request",
+        req(r0, x0.0, x0.1, x0.2, now),
+    ));
+    // A fresh, correctly MACed request with a time outside the window.
+    let old = NOW - 1000;
+    let mut input = Vec::new();
+    str16(&mut input, sid.as_bytes());
+    input.extend_from_slice(&3u64.to_be_bytes());
+    input.extend_from_slice(&old.to_be_bytes());
+    bytes32(&mut input, b"GET");
+    bytes32(&mut input, b"/x");
+    input.extend_from_slice(&sha256(&[b""]));
+    let stale = MessageAuth {
+        session: sid.clone(),
+        seq: 3,
+        time: old,
+        mac: hmac(&okm[..32], &[REQUEST_TAG, &input])?,
+    };
+    twins.push((
+        "request_stale",
+        "a correctly MACed request stamped 1006 s before the clock".into(),
+        "session_verify_request",
+        req(&stale, "GET", "/x", "", now),
+    ));
+    let resp = |request: &MessageAuth, response: &MessageAuth, status: u16, body: &str| serde_json::json!({"request": request, "response": response, "status": status, "body": body, "now": NOW + 3});
+    twins.push((
+        "response_status_changed",
+        "response 1 read with status 500".into(),
+        "session_verify_response",
+        resp(a0, r0, 500, x0.5),
+    ));
+    twins.push((
+        "response_moved",
+        "response 1 presented as the answer to request 2".into(),
+        "session_verify_response",
+        resp(a1, r0, x0.4, x0.5),
+    ));
+    twins.push((
+        "request_as_response",
+        "request 1 reflected as its own response".into(),
+        "session_verify_response",
+        resp(a0, a0, x0.4, x0.5),
+    ));
+    let mut fails = Vec::new();
+    for (suffix, description, op, input) in twins {
+        let mut f = FailVector {
+            name: format!("fail_{name}_{suffix}"),
+            twin_of: name.into(),
+            description,
+            operation: op.into(),
+            input_text: Some(input.to_string()),
+            ..FailVector::blank()
+        };
+        f.error = match session_op(world, &v, op, &input)? {
+            Ok(()) => return Err(format!("{} was accepted", f.name).into()),
+            Err(e) => kind(&e),
+        };
+        fails.push(f);
+    }
+    Ok((v, fails))
+}
+
+/// Replays the honest handshake and exchanges of `v` up to the step `op` tampers with, then
+/// runs that step on `input`.
+fn session_op(
+    world: &World,
+    v: &SessionVector,
+    op: &str,
+    input: &serde_json::Value,
+) -> Res<Result<(), Error>> {
+    let (ki, kr) = (
+        world.source(&v.initiator, &v.key_source)?,
+        world.source(&v.responder, &v.key_source)?,
+    );
+    let now = || input["now"].as_u64().ok_or("now");
+    let field =
+        |k: &str| -> Res<serde_json::Value> { Ok(input.get(k).ok_or(k.to_owned())?.clone()) };
+    let mut rng_r = SeededRandom::new(v.responder_seed_utf8.as_bytes());
+    let (init, hello) = Initiator::start(
+        &*ki,
+        &id(&v.responder),
+        v.hello_time,
+        &mut SeededRandom::new(v.initiator_seed_utf8.as_bytes()),
+    )?;
+    if op == "session_respond" {
+        let h: Hello = serde_json::from_value(field("hello")?)?;
+        return Ok(PendingHandshake::respond(&*kr, &h, now()?, &mut rng_r).map(drop));
+    }
+    let (pending, challenge) = PendingHandshake::respond(&*kr, &hello, v.hello_time, &mut rng_r)?;
+    if op == "session_finish" {
+        let c: Challenge = serde_json::from_value(field("challenge")?)?;
+        return Ok(init.finish(&c).map(drop));
+    }
+    let (mut client, confirm) = init.finish(&challenge)?;
+    if op == "session_confirm" {
+        let c: Confirm = serde_json::from_value(field("confirm")?)?;
+        return Ok(pending.confirm(&c, now()?).map(drop));
+    }
+    let mut server: Session = pending.confirm(&confirm, v.confirm_time)?;
+    for x in &v.exchanges {
+        let body = x.request_body_utf8.as_bytes();
+        let a = client.sign_request(&x.method, &x.path, body, x.request_time)?;
+        server.verify_request(&a, &x.method, &x.path, body, x.request_time)?;
+    }
+    let text = |k: &str| -> Res<String> {
+        Ok(input[k]
+            .as_str()
+            .ok_or(format!("{k}: not a string"))?
+            .to_owned())
+    };
+    match op {
+        "session_verify_request" => {
+            let a: MessageAuth = serde_json::from_value(field("auth")?)?;
+            Ok(server
+                .verify_request(
+                    &a,
+                    &text("method")?,
+                    &text("path")?,
+                    text("body")?.as_bytes(),
+                    now()?,
+                )
+                .map(drop))
+        }
+        "session_verify_response" => {
+            let q: MessageAuth = serde_json::from_value(field("request")?)?;
+            let r: MessageAuth = serde_json::from_value(field("response")?)?;
+            let status = input["status"].as_u64().ok_or("status")? as u16;
+            Ok(client.verify_response(&q, &r, status, text("body")?.as_bytes(), now()?))
+        }
+        other => Err(format!("unknown session operation {other}").into()),
+    }
 }

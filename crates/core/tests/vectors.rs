@@ -22,9 +22,9 @@ use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use warifu_core::blom::{LANES, Master, id_to_field, vandermonde};
+use warifu_core::blom::{LANES, Master, PersonalKey, id_to_field, vandermonde};
 use warifu_core::field::{Fe, P};
-use warifu_core::keyfile::{KdfParams, KeyFile};
+use warifu_core::keyfile::{KdfParams, KeyFile, SokKeyFile};
 use warifu_core::keysource::{Hybrid, KeySource, Predistributed, pairwise_key, predistribute};
 use warifu_core::order::{Order, OrderForm};
 use warifu_core::policy::{Field, Policy};
@@ -33,6 +33,10 @@ use warifu_core::sealed::{
     Disclosed, ForCarrier, ForIssuer, ForMerchant, ForwardedPart, SealedOrder, seal,
 };
 use warifu_core::secret::{Key32, Secret};
+use warifu_core::session::{
+    Challenge, Confirm, Hello, Initiator, MessageAuth, PendingHandshake, Session,
+};
+use warifu_core::sok::{self, SokMaster};
 use warifu_core::{Error, PartyId, Role};
 
 use schema::*;
@@ -226,12 +230,25 @@ fn role_code(r: &str) -> Result<u8, String> {
     })
 }
 
+/// The scheme code of a key source named in the vectors.
 fn scheme_code(s: &str) -> Result<u8, String> {
     Ok(match s {
         "blom" => 1,
         "predistributed" => 2,
-        "hybrid" => 0x80,
+        "sok" => 3,
+        "blom+predistributed" | "blom+sok" => 0x80,
         other => return Err(format!("scheme {other}")),
+    })
+}
+
+/// The JSON name of a scheme code.
+fn scheme_name(code: u8) -> Result<&'static str, String> {
+    Ok(match code {
+        1 => "blom",
+        2 => "predistributed",
+        3 => "sok",
+        0x80 => "hybrid",
+        other => return Err(format!("scheme code {other}")),
     })
 }
 
@@ -280,6 +297,7 @@ fn r_header(v: &SealedVector, scheme: u8) -> Result<Vec<u8>, String> {
 
 struct World {
     master: Master,
+    sok: Option<SokMaster>,
     predist_seed: Option<String>,
     ids: Vec<PartyId>,
 }
@@ -290,11 +308,25 @@ impl World {
         let blom = Box::new(self.master.personal_key(&owner));
         match kind {
             "blom" => Ok(blom),
-            "hybrid" => Ok(Box::new(
+            "sok" => Ok(Box::new(self.sok()?.personal_key(&owner))),
+            "blom+predistributed" => Ok(Box::new(
                 Hybrid::new(vec![blom, Box::new(self.table(&owner)?)]).map_err(err("hybrid"))?,
+            )),
+            "blom+sok" => Ok(Box::new(
+                sok::hybrid(
+                    self.master.personal_key(&owner),
+                    self.sok()?.personal_key(&owner),
+                )
+                .map_err(err("hybrid"))?,
             )),
             other => Err(format!("unknown key source {other}")),
         }
+    }
+
+    fn sok(&self) -> Result<&SokMaster, String> {
+        self.sok
+            .as_ref()
+            .ok_or_else(|| "no SOK section".to_string())
     }
 
     fn table(&self, owner: &PartyId) -> Result<Predistributed, String> {
@@ -560,7 +592,7 @@ fn check_key_sources(ks: &KeySourceVectors, world: &World) -> Check {
         let secret = bytes("secret", &secret.secret_hex)?;
         let ikm = match p.scheme.as_str() {
             "predistributed" => secret,
-            "hybrid" => {
+            "blom+predistributed" => {
                 let raw = world
                     .master
                     .personal_key(&id(&p.a)?)
@@ -579,7 +611,7 @@ fn check_key_sources(ks: &KeySourceVectors, world: &World) -> Check {
         )?;
         for (owner, peer) in [(&p.a, &p.b), (&p.b, &p.a)] {
             let src: Box<dyn KeySource> = match p.scheme.as_str() {
-                "hybrid" => world.source(owner, "hybrid")?,
+                "blom+predistributed" => world.source(owner, "blom+predistributed")?,
                 _ => Box::new(world.table(&id(owner)?)?),
             };
             let lib = pairwise_key(&*src, &id(peer)?).map_err(err("pairwise"))?;
@@ -678,7 +710,7 @@ fn check_sealed_inner(v: &SealedVector, world: &World) -> Check {
     let json_spec = json!({
         "header": {
             "version": 1,
-            "scheme": v.key_source,
+            "scheme": scheme_name(scheme_code(&v.key_source)?)?,
             "order_id": v.form["order_id"],
             "cardholder": v.cardholder,
             "merchant": v.form["merchant"],
@@ -731,9 +763,11 @@ fn check_sealed_inner(v: &SealedVector, world: &World) -> Check {
             .keys()
             .map(|k| k.as_str())
             .collect();
+        // An order without a destination has no `destination`, whoever the policy gives it to.
         let mut want: Vec<&str> = form
             .policy
             .fields_for(r)
+            .filter(|f| *f != Field::DeliveryDestination || order.destination.is_some())
             .flat_map(members)
             .copied()
             .collect();
@@ -833,11 +867,21 @@ fn check_key_file(kf: &KeyFileVector, world: &World, file: &VectorFile) -> Check
 fn check_key_file_inner(kf: &KeyFileVector, world: &World, file: &VectorFile) -> Check {
     let holder = kf.holder.as_deref().map(id).transpose()?;
     let content = match (kf.kind.as_str(), &holder) {
-        ("master", None) => KeyFile::Master(
+        ("master", None) => AnyFile::Classic(KeyFile::Master(
             Master::from_upper(world.master.k(), &world.master.upper()).map_err(err("master"))?,
-        ),
-        ("personal", Some(h)) => KeyFile::Personal(world.master.personal_key(h)),
-        ("predistributed", Some(h)) => KeyFile::Predistributed(world.table(h)?),
+        )),
+        ("personal", Some(h)) => AnyFile::Classic(KeyFile::Personal(world.master.personal_key(h))),
+        ("predistributed", Some(h)) => AnyFile::Classic(KeyFile::Predistributed(world.table(h)?)),
+        ("sok_master", None) => AnyFile::Sok(Box::new(SokKeyFile::Master(
+            SokMaster::from_bytes(&world.sok()?.to_bytes()).map_err(err("sok master"))?,
+        ))),
+        ("sok_personal", Some(h)) => {
+            AnyFile::Sok(Box::new(SokKeyFile::Personal(world.sok()?.personal_key(h))))
+        }
+        ("blom_sok_personal", Some(h)) => AnyFile::Sok(Box::new(SokKeyFile::Hybrid(
+            world.master.personal_key(h),
+            world.sok()?.personal_key(h),
+        ))),
         (k, _) => return Err(format!("kind {k}")),
     };
     let pass = kf.passphrase.as_deref().map(Secret::new);
@@ -866,7 +910,10 @@ fn check_key_file_inner(kf: &KeyFileVector, world: &World, file: &VectorFile) ->
     let kind_code = match kf.kind.as_str() {
         "master" => 1,
         "personal" => 2,
-        _ => 3,
+        "predistributed" => 3,
+        "sok_master" => 4,
+        "sok_personal" => 5,
+        _ => 6,
     };
     check!(encoded[5] == kind_code, "kind code");
     let body = if let Some(k) = kf.kdf {
@@ -918,23 +965,22 @@ fn check_key_file_inner(kf: &KeyFileVector, world: &World, file: &VectorFile) ->
                 expect.extend_from_slice(&bytes("entry", h)?);
             }
         }
-        ("personal", Some(h)) => {
-            expect.push(1);
-            u16_prefixed(&mut expect, h.as_str().as_bytes());
-            expect.extend_from_slice(&blom.k.to_be_bytes());
-            expect.push(2);
-            let party = blom
-                .parties
-                .iter()
-                .find(|p| p.id == h.as_str())
-                .ok_or("party")?;
-            let elements = &body[expect.len()..];
-            same_hex(
-                "key elements digest",
-                &party.personal_key_sha256_hex,
-                &sha256(&[elements]),
-            )?;
-            expect.extend_from_slice(elements);
+        ("personal", Some(h)) => expect = blom_personal_body(blom, h, &body)?,
+        ("sok_master", _) => {
+            expect.push(3);
+            expect.extend_from_slice(&bytes("scalar", &sok_section(file)?.master_hex)?);
+        }
+        ("sok_personal", Some(h)) => expect = sok_personal_body(file, h)?,
+        ("blom_sok_personal", Some(h)) => {
+            // 0x80 ‖ bytes32(Blom personal body) ‖ bytes32(SOK personal body)
+            let inner = body.get(5..).ok_or("short hybrid body")?;
+            let blom_body = blom_personal_body(blom, h, inner)?;
+            let sok_body = sok_personal_body(file, h)?;
+            expect.push(0x80);
+            expect.extend_from_slice(&(blom_body.len() as u32).to_be_bytes());
+            expect.extend_from_slice(&blom_body);
+            expect.extend_from_slice(&(sok_body.len() as u32).to_be_bytes());
+            expect.extend_from_slice(&sok_body);
         }
         (_, Some(h)) => {
             let ks = file.key_sources.as_ref().ok_or("no key sources")?;
@@ -964,16 +1010,116 @@ fn check_key_file_inner(kf: &KeyFileVector, world: &World, file: &VectorFile) ->
     check!(expect == body, "body (spec)");
 
     // Round trip: the decoded file gives the same keys.
-    let back = KeyFile::decode(&encoded, pass.as_ref()).map_err(err("decode"))?;
+    let back = AnyFile::decode(&encoded, pass.as_ref()).map_err(err("decode"))?;
     check!(back.kind_name() == content.kind_name(), "decoded kind");
-    if let (KeyFile::Personal(a), KeyFile::Personal(b)) = (&back, &content) {
-        let peer = id("merchant:shop.example")?;
-        check!(
-            pairwise_key(a, &peer).ok() == pairwise_key(b, &peer).ok(),
-            "decoded key derives the same pairwise key"
-        );
+    let peer = id("merchant:shop.example")?;
+    if let (Some(a), Some(b)) = (back.pairwise(&peer)?, content.pairwise(&peer)?) {
+        check!(a == b, "decoded key derives the same pairwise key");
     }
     Ok(())
+}
+
+/// Expected Blom personal-key body: u8(1) ‖ str16(id) ‖ u32(k) ‖ u8(2) ‖ elements, the
+/// elements taken from `actual` (the stored value is only their digest for large k).
+fn blom_personal_body(blom: &BlomVectors, h: &PartyId, actual: &[u8]) -> Result<Vec<u8>, String> {
+    let mut expect = vec![1u8];
+    u16_prefixed(&mut expect, h.as_str().as_bytes());
+    expect.extend_from_slice(&blom.k.to_be_bytes());
+    expect.push(2);
+    let n = 2 * (blom.k as usize + 1) * 16;
+    let elements = actual
+        .get(expect.len()..expect.len() + n)
+        .ok_or("short Blom body")?;
+    let party = blom
+        .parties
+        .iter()
+        .find(|p| p.id == h.as_str())
+        .ok_or("party")?;
+    same_hex(
+        "key elements digest",
+        &party.personal_key_sha256_hex,
+        &sha256(&[elements]),
+    )?;
+    expect.extend_from_slice(elements);
+    Ok(expect)
+}
+
+fn sok_section(file: &VectorFile) -> Result<&SokVectors, String> {
+    file.sok
+        .as_ref()
+        .ok_or_else(|| "no SOK section".to_string())
+}
+
+/// Expected SOK personal-key body: u8(3) ‖ str16(id) ‖ s·H1(id) ‖ s·H2(id).
+fn sok_personal_body(file: &VectorFile, h: &PartyId) -> Result<Vec<u8>, String> {
+    let party = sok_section(file)?
+        .parties
+        .iter()
+        .find(|p| p.id == h.as_str())
+        .ok_or("SOK party")?;
+    let mut expect = vec![3u8];
+    u16_prefixed(&mut expect, h.as_str().as_bytes());
+    expect.extend_from_slice(&bytes("g1", &party.g1_key_hex)?);
+    expect.extend_from_slice(&bytes("g2", &party.g2_key_hex)?);
+    Ok(expect)
+}
+
+/// A key file of either family.
+enum AnyFile {
+    Classic(KeyFile),
+    Sok(Box<SokKeyFile>),
+}
+
+impl AnyFile {
+    fn encode(
+        &self,
+        pass: Option<(&Secret, KdfParams)>,
+        rng: &mut dyn Randomness,
+    ) -> Result<Vec<u8>, Error> {
+        match self {
+            AnyFile::Classic(f) => f.encode(pass, rng),
+            AnyFile::Sok(f) => f.encode(pass, rng),
+        }
+    }
+
+    /// Reads a file the way a party does: by its kind byte.
+    fn decode(bytes: &[u8], pass: Option<&Secret>) -> Result<AnyFile, Error> {
+        if SokKeyFile::is_sok_kind(bytes) {
+            SokKeyFile::decode(bytes, pass).map(|f| AnyFile::Sok(Box::new(f)))
+        } else {
+            KeyFile::decode(bytes, pass).map(AnyFile::Classic)
+        }
+    }
+
+    fn kind_name(&self) -> &'static str {
+        match self {
+            AnyFile::Classic(f) => f.kind_name(),
+            AnyFile::Sok(f) => f.kind_name(),
+        }
+    }
+
+    /// The pairwise key with `peer`, for the files that hold a personal key.
+    fn pairwise(&self, peer: &PartyId) -> Result<Option<Key32>, String> {
+        let key = match self {
+            AnyFile::Classic(KeyFile::Personal(k)) => pairwise_key(k, peer),
+            AnyFile::Sok(f) => match &**f {
+                SokKeyFile::Personal(k) => pairwise_key(k, peer),
+                SokKeyFile::Hybrid(b, s) => {
+                    let b = PersonalKey::from_parts(
+                        b.id().clone(),
+                        b.k(),
+                        [b.lane(0).to_vec(), b.lane(1).to_vec()],
+                    )
+                    .map_err(err("copy"))?;
+                    let h = sok::hybrid(b, s.clone()).map_err(err("hybrid"))?;
+                    pairwise_key(&h, peer)
+                }
+                _ => return Ok(None),
+            },
+            _ => return Ok(None),
+        };
+        key.map(Some).map_err(err("pairwise"))
+    }
 }
 
 fn run_fail(f: &FailVector, world: Option<&World>, file: &VectorFile) -> Result<String, String> {
@@ -1004,6 +1150,15 @@ fn run_fail(f: &FailVector, world: Option<&World>, file: &VectorFile) -> Result<
     };
     let result: Result<(), Error> = match f.operation.as_str() {
         "parse_id" => PartyId::parse(&text).map(drop),
+        op if op.starts_with("session_") => {
+            let v = file
+                .sessions
+                .iter()
+                .find(|v| v.name == f.twin_of)
+                .ok_or("twin_of names no session")?;
+            let input: Value = serde_json::from_str(&text).map_err(err("session input"))?;
+            session_op(world.ok_or("no keys")?, v, op, &input)?
+        }
         "open_sealed" => {
             let (r, k) = opener()?;
             SealedOrder::decode(&input)
@@ -1034,7 +1189,7 @@ fn run_fail(f: &FailVector, world: Option<&World>, file: &VectorFile) -> Result<
         }
         "decode_key_file" => {
             let pass = f.passphrase.as_deref().map(Secret::new);
-            KeyFile::decode(&input, pass.as_ref()).map(drop)
+            AnyFile::decode(&input, pass.as_ref()).map(drop)
         }
         other => return Err(format!("unknown operation {other}")),
     };
@@ -1056,6 +1211,13 @@ fn check_file(file: &VectorFile) -> Result<usize, String> {
         Some(b) => Some(World {
             master: Master::generate(b.k, &mut SeededRandom::new(b.master_seed_utf8.as_bytes()))
                 .map_err(err("master"))?,
+            sok: match &file.sok {
+                Some(sv) => Some(
+                    SokMaster::generate(&mut SeededRandom::new(sv.master_seed_utf8.as_bytes()))
+                        .map_err(err("SOK master"))?,
+                ),
+                None => None,
+            },
             predist_seed: file
                 .key_sources
                 .as_ref()
@@ -1074,6 +1236,18 @@ fn check_file(file: &VectorFile) -> Result<usize, String> {
     if let (Some(ks), Some(w)) = (&file.key_sources, &world) {
         check_key_sources(ks, w)?;
         checked += ks.pairs.len();
+    }
+    if let Some(sv) = &file.sok {
+        let (Some(w), Some(b)) = (&world, &file.blom) else {
+            return Err("the SOK section needs a blom section".into());
+        };
+        check_sok(sv, b, w)?;
+        checked += sv.parties.len() + sv.pairs.len();
+    }
+    for v in &file.sessions {
+        check_session(v, world.as_ref().ok_or("sessions need a blom section")?)
+            .map_err(|e| format!("{}: {e}", v.name))?;
+        checked += 1;
     }
     for v in &file.sealed {
         check_sealed(
@@ -1095,7 +1269,8 @@ fn check_file(file: &VectorFile) -> Result<usize, String> {
         .sealed
         .iter()
         .map(|s| s.name.as_str())
-        .chain(file.key_files.iter().map(|k| k.name.as_str()));
+        .chain(file.key_files.iter().map(|k| k.name.as_str()))
+        .chain(file.sessions.iter().map(|k| k.name.as_str()));
     for name in names {
         check!(
             file.fail.iter().any(|f| f.twin_of == name),
@@ -1180,54 +1355,93 @@ fn the_checker_notices_changes() {
         let c = if h.starts_with('0') { "1" } else { "0" };
         h.replace_range(0..1, c);
     }
+    fn key_file<'a>(f: &'a mut VectorFile, name: &str) -> &'a mut KeyFileVector {
+        f.key_files
+            .iter_mut()
+            .find(|k| k.name == name)
+            .expect("key file")
+    }
+    fn twin<'a>(f: &'a mut VectorFile, name: &str) -> &'a mut FailVector {
+        f.fail.iter_mut().find(|t| t.name == name).expect("twin")
+    }
+    const FLIP: &str = "fail_k4_blom_with_carrier_flip_issuer_ciphertext";
     type Edit = Box<dyn Fn(&mut VectorFile)>;
-    let edits: Vec<(&str, Edit)> = vec![
+    // (what, edit, a text the failure must mention)
+    let edits: Vec<(&str, Edit, &str)> = vec![
         (
             "pairwise key",
             Box::new(|f| flip_hex(&mut f.blom.as_mut().expect("blom").pairs[0].pairwise_key_hex)),
+            "pairwise key",
         ),
         (
             "master seed",
             Box::new(|f| f.blom.as_mut().expect("blom").master_seed_utf8.push('x')),
+            "master",
         ),
         (
             "ciphertext",
             Box::new(|f| flip_hex(&mut f.sealed[0].parts[1].ciphertext_hex)),
+            "k4_blom_with_carrier",
         ),
-        ("seal time", Box::new(|f| f.sealed[0].now += 1)),
+        (
+            "seal time",
+            Box::new(|f| f.sealed[0].now += 1),
+            "k4_blom_with_carrier",
+        ),
         (
             "view",
             Box::new(|f| f.sealed[0].views[0].disclosed["amount"] = json!(1)),
+            "view of merchant",
         ),
         (
-            "key file",
-            Box::new(|f| f.key_files[1].passphrase = Some("another passphrase".into())),
+            "key file passphrase",
+            Box::new(|f| key_file(f, "k4_personal_sealed").passphrase = Some("other".into())),
+            "k4_personal_sealed",
+        ),
+        (
+            "SOK pairing value",
+            Box::new(|f| flip_hex(&mut f.sok.as_mut().expect("sok").pairs[0].gt_hex)),
+            "GT",
+        ),
+        (
+            "session request MAC input",
+            Box::new(|f| flip_hex(&mut f.sessions[0].exchanges[0].request_mac_input_hex)),
+            "request MAC input",
         ),
         (
             "twin error",
-            Box::new(|f| f.fail[0].error = "Truncated".into()),
+            Box::new(|f| twin(f, FLIP).error = "Truncated".into()),
+            "expected Truncated, got Decrypt",
         ),
         (
             "twin input",
             Box::new(|f| {
-                let s = &f.sealed[0];
-                let twin = f
-                    .fail
-                    .iter_mut()
-                    .find(|t| t.operation == "open_sealed" && t.twin_of == s.name)
-                    .expect("twin");
-                twin.input_hex = Some(s.binary_hex.clone());
+                let honest = f.sealed[0].binary_hex.clone();
+                twin(f, FLIP).input_hex = Some(honest);
             }),
+            "was accepted",
+        ),
+        (
+            "session twin",
+            Box::new(|f| {
+                let name = format!("fail_{}_hello_stale", f.sessions[0].name);
+                let t = twin(f, &name);
+                let text = t.input_text.take().expect("input");
+                let mut v: Value = serde_json::from_str(&text).expect("json");
+                v["now"] = json!(v["now"].as_u64().expect("now") - 301);
+                t.input_text = Some(v.to_string());
+            }),
+            "was accepted",
         ),
     ];
-    for (what, edit) in edits {
+    for (what, edit, mention) in edits {
         let mut file = load(&path);
         edit(&mut file);
         match check_file(&file) {
             Ok(_) => panic!("a changed {what} went unnoticed"),
-            Err(e) => println!(
-                "changed {what}: {}",
-                e.chars().take(160).collect::<String>()
+            Err(e) => assert!(
+                e.contains(mention),
+                "a changed {what} failed for another reason: {e}"
             ),
         }
     }
@@ -1237,4 +1451,354 @@ fn the_checker_notices_changes() {
     file.key_files.clear();
     let msg = check_file(&file).expect_err("a vector without a twin");
     assert!(msg.contains("no tamper twin"), "{msg}");
+}
+
+// ------------------------------------------------------------- SOK and sessions
+
+fn scalar(v: u8) -> [u8; 32] {
+    let mut b = [0u8; 32];
+    b[31] = v;
+    b
+}
+
+fn blst_err(e: blst::BLST_ERROR) -> String {
+    format!("blst: {e:?}")
+}
+
+fn check_sok(sv: &SokVectors, blom: &BlomVectors, world: &World) -> Check {
+    // Spec: 32 bytes of the stream, top bit cleared, redrawn until 0 < s < r.
+    let st = stream(&sv.master_seed_utf8, 32 * 8);
+    let drawn = st
+        .chunks_exact(32)
+        .map(|c| {
+            let mut b: [u8; 32] = c.try_into().unwrap_or_default();
+            b[0] &= 0x7f;
+            b
+        })
+        .find(|b| blst::min_pk::SecretKey::from_bytes(b).is_ok())
+        .ok_or("no scalar in the stream")?;
+    same_hex("SOK master (spec)", &sv.master_hex, &drawn)?;
+    same_hex(
+        "SOK master (library)",
+        &sv.master_hex,
+        &world.sok()?.to_bytes()[..],
+    )?;
+    check!(
+        sv.dst_g1 == "WARIFU-V01-CS01-with-BLS12381G1_XMD:SHA-256_SSWU_RO_"
+            && sv.dst_g1.as_bytes() == sok::DST_G1,
+        "DST G1"
+    );
+    check!(
+        sv.dst_g2 == "WARIFU-V01-CS01-with-BLS12381G2_XMD:SHA-256_SSWU_RO_"
+            && sv.dst_g2.as_bytes() == sok::DST_G2,
+        "DST G2"
+    );
+    let (d1, d2) = (sv.dst_g1.as_bytes(), sv.dst_g2.as_bytes());
+    // 1·H(m) is H(m): the hashes from the signing API with the scalar 1.
+    let one1 = blst::min_sig::SecretKey::from_bytes(&scalar(1)).map_err(blst_err)?;
+    let one2 = blst::min_pk::SecretKey::from_bytes(&scalar(1)).map_err(blst_err)?;
+    let s1 = blst::min_sig::SecretKey::from_bytes(&drawn).map_err(blst_err)?;
+    let s2 = blst::min_pk::SecretKey::from_bytes(&drawn).map_err(blst_err)?;
+    for p in &sv.parties {
+        let m = p.id.as_bytes();
+        same_hex("H1", &p.h1_hex, &one1.sign(m, d1, &[]).compress())?;
+        same_hex("H2", &p.h2_hex, &one2.sign(m, d2, &[]).compress())?;
+        same_hex(
+            "s·H1 (spec)",
+            &p.g1_key_hex,
+            &s1.sign(m, d1, &[]).compress(),
+        )?;
+        same_hex(
+            "s·H2 (spec)",
+            &p.g2_key_hex,
+            &s2.sign(m, d2, &[]).compress(),
+        )?;
+        let key = world.sok()?.personal_key(&id(&p.id)?);
+        same_hex("s·H1 (library)", &p.g1_key_hex, &key.g1_bytes())?;
+        same_hex("s·H2 (library)", &p.g2_key_hex, &key.g2_bytes())?;
+    }
+    for pair in &sv.pairs {
+        let (a, b) = (id(&pair.a)?, id(&pair.b)?);
+        let (lo, hi) = if pair.a.as_bytes() < pair.b.as_bytes() {
+            (&pair.a, &pair.b)
+        } else {
+            (&pair.b, &pair.a)
+        };
+        // Spec: e(s·H1(lo), H2(hi)) = e(H1(lo), s·H2(hi)), 12 Fp values big-endian.
+        let p1: blst::blst_p1_affine = s1.sign(lo.as_bytes(), d1, &[]).into();
+        let q1: blst::blst_p2_affine = one2.sign(hi.as_bytes(), d2, &[]).into();
+        let p2: blst::blst_p1_affine = one1.sign(lo.as_bytes(), d1, &[]).into();
+        let q2: blst::blst_p2_affine = s2.sign(hi.as_bytes(), d2, &[]).into();
+        for (q, p) in [(q1, p1), (q2, p2)] {
+            let gt = blst::blst_fp12::miller_loop(&q, &p)
+                .final_exp()
+                .to_bendian();
+            same_hex("GT (spec)", &pair.gt_hex, &gt)?;
+        }
+        let (ka, kb) = (world.sok()?.personal_key(&a), world.sok()?.personal_key(&b));
+        same_hex(
+            "GT a→b",
+            &pair.gt_hex,
+            &ka.shared_gt(&b).map_err(err("gt"))?,
+        )?;
+        same_hex(
+            "GT b→a",
+            &pair.gt_hex,
+            &kb.shared_gt(&a).map_err(err("gt"))?,
+        )?;
+        let gt = bytes("gt", &pair.gt_hex)?;
+        let info = r_pairwise_info(3, &pair.a, &pair.b);
+        same_hex("SOK info", &pair.sok_info_hex, &info)?;
+        same_hex(
+            "SOK key (spec)",
+            &pair.sok_pairwise_key_hex,
+            &r_hkdf(b"warifu/v1/pairwise-key", &gt, &info)?,
+        )?;
+        for (k, peer) in [(&ka, &b), (&kb, &a)] {
+            let lib = pairwise_key(k, peer).map_err(err("pairwise"))?;
+            same_hex(
+                "SOK key (library)",
+                &pair.sok_pairwise_key_hex,
+                lib.expose(),
+            )?;
+        }
+        let raw = blom
+            .pairs
+            .iter()
+            .find(|p| (p.a == pair.a && p.b == pair.b) || (p.a == pair.b && p.b == pair.a))
+            .ok_or("Blom pair")?;
+        let ikm = [
+            &[1u8, 0, 32][..],
+            &bytes("raw", &raw.raw_shared_hex)?,
+            &[3, 0x02, 0x40],
+            &gt,
+        ]
+        .concat();
+        same_hex("hybrid ikm (spec)", &pair.hybrid_ikm_hex, &ikm)?;
+        let info = r_pairwise_info(0x80, &pair.a, &pair.b);
+        same_hex("hybrid info", &pair.hybrid_info_hex, &info)?;
+        same_hex(
+            "hybrid key (spec)",
+            &pair.hybrid_pairwise_key_hex,
+            &r_hkdf(b"warifu/v1/pairwise-key", &ikm, &info)?,
+        )?;
+        for (owner, peer) in [(&pair.a, &b), (&pair.b, &a)] {
+            let src = world.source(owner, "blom+sok")?;
+            let lib = pairwise_key(&*src, peer).map_err(err("pairwise"))?;
+            same_hex(
+                "hybrid key (library)",
+                &pair.hybrid_pairwise_key_hex,
+                lib.expose(),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn check_session(v: &SessionVector, world: &World) -> Check {
+    let (ki, kr) = (
+        world.source(&v.initiator, &v.key_source)?,
+        world.source(&v.responder, &v.key_source)?,
+    );
+    // Library: the handshake from the stated seeds and clocks.
+    let (init, hello) = Initiator::start(
+        &*ki,
+        &id(&v.responder)?,
+        v.hello_time,
+        &mut SeededRandom::new(v.initiator_seed_utf8.as_bytes()),
+    )
+    .map_err(err("start"))?;
+    let (pending, challenge) = PendingHandshake::respond(
+        &*kr,
+        &hello,
+        v.hello_time,
+        &mut SeededRandom::new(v.responder_seed_utf8.as_bytes()),
+    )
+    .map_err(err("respond"))?;
+    let (mut client, confirm) = init.finish(&challenge).map_err(err("finish"))?;
+    let mut server = pending
+        .confirm(&confirm, v.confirm_time)
+        .map_err(err("confirm"))?;
+    check!(to_json(&hello)? == v.hello, "Hello JSON");
+    check!(to_json(&challenge)? == v.challenge, "Challenge JSON");
+    check!(to_json(&confirm)? == v.confirm, "Confirm JSON");
+    check!(
+        client.id() == v.session_id && server.id() == v.session_id,
+        "session id (library)"
+    );
+
+    // Spec.
+    let k = pairwise_key(&*ki, &id(&v.responder)?).map_err(err("pairwise"))?;
+    same_hex("pairwise key", &v.pairwise_key_hex, k.expose())?;
+    let nonce_i = stream(&v.initiator_seed_utf8, 32);
+    let nonce_r = stream(&v.responder_seed_utf8, 32);
+    let mut t = vec![1u8];
+    u16_prefixed(&mut t, v.initiator.as_bytes());
+    u16_prefixed(&mut t, v.responder.as_bytes());
+    t.extend_from_slice(&nonce_i);
+    t.extend_from_slice(&nonce_r);
+    t.extend_from_slice(&v.hello_time.to_be_bytes());
+    same_hex("transcript", &v.transcript_hex, &t)?;
+    let key = k.expose();
+    let mac_r = r_hmac(key, &[&b"warifu/v1/handshake/responder"[..], &t].concat())?;
+    let mac_i = r_hmac(key, &[&b"warifu/v1/handshake/initiator"[..], &t].concat())?;
+    same_hex("responder MAC", &v.responder_mac_hex, &mac_r)?;
+    same_hex("initiator MAC", &v.initiator_mac_hex, &mac_i)?;
+    let hello_spec = json!({"version": 1, "initiator": v.initiator, "responder": v.responder,
+        "nonce_i": B64.encode(&nonce_i), "time": v.hello_time});
+    check!(
+        serde_json::from_str::<Value>(&v.hello).ok() == Some(hello_spec),
+        "Hello (spec)"
+    );
+    let challenge_spec = json!({"nonce_r": B64.encode(&nonce_r), "mac": B64.encode(mac_r)});
+    check!(
+        serde_json::from_str::<Value>(&v.challenge).ok() == Some(challenge_spec),
+        "Challenge (spec)"
+    );
+    let confirm_spec = json!({"nonce_r": B64.encode(&nonce_r), "mac": B64.encode(mac_i)});
+    check!(
+        serde_json::from_str::<Value>(&v.confirm).ok() == Some(confirm_spec),
+        "Confirm (spec)"
+    );
+    let mut okm = [0u8; 64];
+    Hkdf::<Sha256>::new(Some(&[nonce_i, nonce_r].concat()), key)
+        .expand(&[&b"warifu/v1/session"[..], &t].concat(), &mut okm)
+        .map_err(err("hkdf"))?;
+    same_hex("request key", &v.request_key_hex, &okm[..32])?;
+    same_hex("response key", &v.response_key_hex, &okm[32..])?;
+    let sid = hex(&sha256(&[b"warifu/v1/session", &t])[..16]);
+    check!(sid == v.session_id, "session id (spec)");
+
+    check!(!v.exchanges.is_empty(), "no exchanges");
+    for (n, x) in v.exchanges.iter().enumerate() {
+        let body = x.request_body_utf8.as_bytes();
+        let auth = client
+            .sign_request(&x.method, &x.path, body, x.request_time)
+            .map_err(err("sign"))?;
+        check!(to_json(&auth)? == x.request_auth, "request {n} auth");
+        server
+            .verify_request(&auth, &x.method, &x.path, body, x.request_time)
+            .map_err(err("verify request"))?;
+        let mut input = Vec::new();
+        u16_prefixed(&mut input, sid.as_bytes());
+        input.extend_from_slice(&(n as u64 + 1).to_be_bytes());
+        input.extend_from_slice(&x.request_time.to_be_bytes());
+        for b in [x.method.as_bytes(), x.path.as_bytes()] {
+            input.extend_from_slice(&(b.len() as u32).to_be_bytes());
+            input.extend_from_slice(b);
+        }
+        input.extend_from_slice(&sha256(&[body]));
+        same_hex("request MAC input", &x.request_mac_input_hex, &input)?;
+        let mac = r_hmac(
+            &okm[..32],
+            &[&b"warifu/v1/session/request"[..], &input].concat(),
+        )?;
+        check!(auth.mac == mac, "request {n} MAC (spec)");
+        let rbody = x.response_body_utf8.as_bytes();
+        let resp = server.sign_response(&auth, x.status, rbody, x.response_time);
+        check!(to_json(&resp)? == x.response_auth, "response {n} auth");
+        client
+            .verify_response(&auth, &resp, x.status, rbody, x.response_time)
+            .map_err(err("verify response"))?;
+        let mut rinput = Vec::new();
+        u16_prefixed(&mut rinput, sid.as_bytes());
+        rinput.extend_from_slice(&(n as u64 + 1).to_be_bytes());
+        rinput.extend_from_slice(&mac);
+        rinput.extend_from_slice(&x.response_time.to_be_bytes());
+        rinput.extend_from_slice(&x.status.to_be_bytes());
+        rinput.extend_from_slice(&sha256(&[rbody]));
+        same_hex("response MAC input", &x.response_mac_input_hex, &rinput)?;
+        let rmac = r_hmac(
+            &okm[32..],
+            &[&b"warifu/v1/session/response"[..], &rinput].concat(),
+        )?;
+        check!(resp.mac == rmac, "response {n} MAC (spec)");
+    }
+    Ok(())
+}
+
+/// The JSON of a session message.
+fn to_json<T: serde::Serialize>(x: &T) -> Result<String, String> {
+    serde_json::to_string(x).map_err(|e| e.to_string())
+}
+
+/// Replays the honest handshake (and, for the request and response steps, every honest
+/// exchange) of `v`, then runs the step `op` on the tampered `input`.
+fn session_op(
+    world: &World,
+    v: &SessionVector,
+    op: &str,
+    input: &Value,
+) -> Result<Result<(), Error>, String> {
+    let (ki, kr) = (
+        world.source(&v.initiator, &v.key_source)?,
+        world.source(&v.responder, &v.key_source)?,
+    );
+    let now = || input["now"].as_u64().ok_or("now".to_string());
+    let field = |k: &str| input.get(k).cloned().ok_or(format!("{k} missing"));
+    let text = |k: &str| {
+        input[k]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or(format!("{k} missing"))
+    };
+    let mut rng_r = SeededRandom::new(v.responder_seed_utf8.as_bytes());
+    let (init, hello) = Initiator::start(
+        &*ki,
+        &id(&v.responder)?,
+        v.hello_time,
+        &mut SeededRandom::new(v.initiator_seed_utf8.as_bytes()),
+    )
+    .map_err(err("start"))?;
+    if op == "session_respond" {
+        let h: Hello = serde_json::from_value(field("hello")?).map_err(err("hello"))?;
+        return Ok(PendingHandshake::respond(&*kr, &h, now()?, &mut rng_r).map(drop));
+    }
+    let (pending, challenge) = PendingHandshake::respond(&*kr, &hello, v.hello_time, &mut rng_r)
+        .map_err(err("respond"))?;
+    if op == "session_finish" {
+        let c: Challenge = serde_json::from_value(field("challenge")?).map_err(err("challenge"))?;
+        return Ok(init.finish(&c).map(drop));
+    }
+    let (mut client, confirm) = init.finish(&challenge).map_err(err("finish"))?;
+    if op == "session_confirm" {
+        let c: Confirm = serde_json::from_value(field("confirm")?).map_err(err("confirm"))?;
+        return Ok(pending.confirm(&c, now()?).map(drop));
+    }
+    let mut server: Session = pending
+        .confirm(&confirm, v.confirm_time)
+        .map_err(err("confirm"))?;
+    for x in &v.exchanges {
+        let body = x.request_body_utf8.as_bytes();
+        let a = client
+            .sign_request(&x.method, &x.path, body, x.request_time)
+            .map_err(err("sign"))?;
+        server
+            .verify_request(&a, &x.method, &x.path, body, x.request_time)
+            .map_err(err("verify"))?;
+    }
+    match op {
+        "session_verify_request" => {
+            let a: MessageAuth = serde_json::from_value(field("auth")?).map_err(err("auth"))?;
+            Ok(server
+                .verify_request(
+                    &a,
+                    &text("method")?,
+                    &text("path")?,
+                    text("body")?.as_bytes(),
+                    now()?,
+                )
+                .map(drop))
+        }
+        "session_verify_response" => {
+            let q: MessageAuth =
+                serde_json::from_value(field("request")?).map_err(err("request"))?;
+            let r: MessageAuth =
+                serde_json::from_value(field("response")?).map_err(err("response"))?;
+            let status =
+                u16::try_from(input["status"].as_u64().ok_or("status")?).map_err(err("status"))?;
+            Ok(client.verify_response(&q, &r, status, text("body")?.as_bytes(), now()?))
+        }
+        other => Err(format!("unknown session operation {other}")),
+    }
 }

@@ -26,12 +26,18 @@ pub struct VectorFile {
     /// Predistributed and hybrid key sources over the same parties.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_sources: Option<KeySourceVectors>,
+    /// SOK over BLS12-381 and the Blom + SOK hybrid over the same parties.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sok: Option<SokVectors>,
     /// Sealed orders, from inputs to every party's opened view.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sealed: Vec<SealedVector>,
     /// Key files.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub key_files: Vec<KeyFileVector>,
+    /// Mutual-confirmation handshakes and authenticated sessions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sessions: Vec<SessionVector>,
     /// Tamper twins: inputs that must be refused with the named error.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fail: Vec<FailVector>,
@@ -229,6 +235,136 @@ pub struct SourcePairVector {
     pub pairwise_key_hex: String,
 }
 
+/// SOK (Sakai–Ohgishi–Kasahara) on BLS12-381 and the Blom + SOK hybrid.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SokVectors {
+    /// Seed of the test stream the master scalar is drawn from.
+    pub master_seed_utf8: String,
+    /// The master scalar s, 32 bytes big-endian.
+    pub master_hex: String,
+    /// The RFC 9380 domain separation tag of H1 (to G1).
+    pub dst_g1: String,
+    /// The RFC 9380 domain separation tag of H2 (to G2).
+    pub dst_g2: String,
+    /// The parties' hashes and personal keys.
+    pub parties: Vec<SokPartyVector>,
+    /// Every unordered pair of parties.
+    pub pairs: Vec<SokPairVector>,
+}
+
+/// One party's SOK values (points compressed as in the ZCash/IETF BLS encoding).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SokPartyVector {
+    /// The identifier.
+    pub id: String,
+    /// H1(id) ∈ G1, 48 bytes.
+    pub h1_hex: String,
+    /// H2(id) ∈ G2, 96 bytes.
+    pub h2_hex: String,
+    /// s·H1(id), 48 bytes (personal key, G1 half).
+    pub g1_key_hex: String,
+    /// s·H2(id), 96 bytes (personal key, G2 half).
+    pub g2_key_hex: String,
+}
+
+/// The SOK and Blom + SOK keys of one pair.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SokPairVector {
+    /// One party.
+    pub a: String,
+    /// The other.
+    pub b: String,
+    /// e(H1(lo), H2(hi))^s, 576 bytes.
+    pub gt_hex: String,
+    /// The HKDF info of the SOK pairwise key (scheme 0x03).
+    pub sok_info_hex: String,
+    /// The SOK pairwise key.
+    pub sok_pairwise_key_hex: String,
+    /// The Blom + SOK hybrid ikm: 01 0020 ‖ Blom raw ‖ 03 0240 ‖ GT.
+    pub hybrid_ikm_hex: String,
+    /// The HKDF info of the hybrid pairwise key (scheme 0x80).
+    pub hybrid_info_hex: String,
+    /// The Blom + SOK pairwise key.
+    pub hybrid_pairwise_key_hex: String,
+}
+
+/// A handshake between two parties and the requests and responses of the session.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionVector {
+    /// A short name.
+    pub name: String,
+    /// What it shows.
+    pub description: String,
+    /// The key source of both parties.
+    pub key_source: String,
+    /// The initiator's identifier.
+    pub initiator: String,
+    /// The responder's identifier.
+    pub responder: String,
+    /// Seed of the initiator's test stream (nonce_i).
+    pub initiator_seed_utf8: String,
+    /// Seed of the responder's test stream (nonce_r).
+    pub responder_seed_utf8: String,
+    /// The initiator's clock at Hello, and the responder's when it answers.
+    pub hello_time: u64,
+    /// The responder's clock when it checks the Confirm.
+    pub confirm_time: u64,
+    /// The pairwise key.
+    pub pairwise_key_hex: String,
+    /// Message 1, JSON.
+    pub hello: String,
+    /// Message 2, JSON.
+    pub challenge: String,
+    /// Message 3, JSON.
+    pub confirm: String,
+    /// The bytes under both handshake MACs.
+    pub transcript_hex: String,
+    /// The responder's MAC.
+    pub responder_mac_hex: String,
+    /// The initiator's MAC.
+    pub initiator_mac_hex: String,
+    /// HKDF output, first half.
+    pub request_key_hex: String,
+    /// HKDF output, second half.
+    pub response_key_hex: String,
+    /// The session id.
+    pub session_id: String,
+    /// Requests and their responses, in order.
+    pub exchanges: Vec<ExchangeVector>,
+}
+
+/// One authenticated request and its response.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExchangeVector {
+    /// HTTP method.
+    pub method: String,
+    /// HTTP path.
+    pub path: String,
+    /// Request body.
+    pub request_body_utf8: String,
+    /// The initiator's clock.
+    pub request_time: u64,
+    /// The bytes under the request MAC (after the tag).
+    pub request_mac_input_hex: String,
+    /// The request's `MessageAuth`, JSON.
+    pub request_auth: String,
+    /// HTTP status.
+    pub status: u16,
+    /// Response body.
+    pub response_body_utf8: String,
+    /// The responder's clock.
+    pub response_time: u64,
+    /// The bytes under the response MAC (after the tag).
+    pub response_mac_input_hex: String,
+    /// The response's `MessageAuth`, JSON.
+    pub response_auth: String,
+}
+
 /// A sealed order from its inputs to every opened view.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -237,7 +373,7 @@ pub struct SealedVector {
     pub name: String,
     /// What it shows.
     pub description: String,
-    /// "blom" or "hybrid": the key source of every party.
+    /// The key source of every party: "blom", "sok", "blom+predistributed" or "blom+sok".
     pub key_source: String,
     /// The cardholder who seals.
     pub cardholder: String,
@@ -337,7 +473,8 @@ pub struct Kdf {
 pub struct KeyFileVector {
     /// A short name.
     pub name: String,
-    /// "master", "personal" or "predistributed".
+    /// "master", "personal", "predistributed", "sok_master", "sok_personal" or
+    /// "blom_sok_personal".
     pub kind: String,
     /// The holder (personal and predistributed files).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -377,7 +514,9 @@ pub struct FailVector {
     /// What was changed.
     pub description: String,
     /// "open_sealed", "open_sealed_json", "open_forwarded", "open_forwarded_json",
-    /// "open_with_key", "decode_key_file" or "parse_id".
+    /// "open_with_key", "decode_key_file", "parse_id", or for a session (`twin_of` names it)
+    /// "session_respond", "session_finish", "session_confirm", "session_verify_request",
+    /// "session_verify_response".
     pub operation: String,
     /// Binary input.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -385,7 +524,8 @@ pub struct FailVector {
     /// Instead of `input_hex`: the input is the `hex` of the key file of this name, unchanged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input_ref: Option<String>,
-    /// Text input (JSON or an identifier).
+    /// Text input (JSON, an identifier, or for session operations a JSON object of the
+    /// tampered message and its context).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input_text: Option<String>,
     /// The role whose part is opened.
@@ -394,7 +534,7 @@ pub struct FailVector {
     /// The identifier whose key source opens it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub holder: Option<String>,
-    /// "blom" or "hybrid".
+    /// "blom", "sok", "blom+predistributed" or "blom+sok".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_source: Option<String>,
     /// For `open_with_key`: the (wrong) pairwise key used.
