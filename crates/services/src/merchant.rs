@@ -150,6 +150,11 @@ impl MerchantState {
         &self.store
     }
 
+    /// How many authenticated sessions it holds.
+    pub fn sessions(&self) -> usize {
+        self.guard.counts().0
+    }
+
     /// The authenticated client for a peer listed in the directory in `role`.
     fn peer(&self, id: &PartyId, role: Role) -> AppResult<Arc<PeerClient>> {
         let dir = self.directory.get();

@@ -114,11 +114,25 @@ pub fn peer_error(e: ClientError) -> AppError {
             peer,
             code,
             message,
+            verified,
             ..
-        } => AppError::new(
-            ErrorCode::PeerError,
-            format!("{peer} refused: {code}: {message}"),
-        ),
+        } => {
+            // A peer's authenticated verdict on the order itself is passed on with its code.
+            let relayed = ErrorCode::parse(code).filter(|c| {
+                *verified
+                    && matches!(
+                        c,
+                        ErrorCode::SealedPartInvalid
+                            | ErrorCode::AmountMismatch
+                            | ErrorCode::OrderInvalid
+                            | ErrorCode::OrderConflict
+                    )
+            });
+            AppError::new(
+                relayed.unwrap_or(ErrorCode::PeerError),
+                format!("{peer} refused: {code}: {message}"),
+            )
+        }
         ClientError::Protocol { peer, detail } => AppError::new(
             ErrorCode::PeerError,
             format!("{peer} answered unexpectedly: {detail}"),

@@ -298,3 +298,90 @@ pub async fn finish(env: Env) {
         pg_drop(&p).await;
     }
 }
+
+/// Runs the handshake by hand (as an attacker or a test would), returning the session.
+pub async fn raw_handshake(
+    keys: &dyn warifu_core::keysource::KeySource,
+    peer: &PartyId,
+    endpoint: &str,
+) -> warifu_core::session::Session {
+    use warifu_core::session::{Challenge, Initiator};
+    let http = reqwest::Client::new();
+    let (init, hello) = Initiator::start(
+        keys,
+        peer,
+        warifu_services::now_unix(),
+        &mut warifu_core::rand::OsRandom,
+    )
+    .expect("start");
+    let challenge: Challenge = http
+        .post(format!("{endpoint}/v1/handshake/hello"))
+        .json(&hello)
+        .send()
+        .await
+        .expect("hello")
+        .json()
+        .await
+        .expect("challenge");
+    let (session, confirm) = init.finish(&challenge).expect("responder proof");
+    let r = http
+        .post(format!("{endpoint}/v1/handshake/confirm"))
+        .json(&confirm)
+        .send()
+        .await
+        .expect("confirm");
+    assert!(r.status().is_success(), "confirm refused: {}", r.status());
+    session
+}
+
+/// Sends one request signed in `session`, returning status, headers and body.
+pub async fn signed(
+    session: &mut warifu_core::session::Session,
+    endpoint: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Vec<u8>,
+) -> (
+    warifu_core::session::MessageAuth,
+    reqwest::StatusCode,
+    reqwest::header::HeaderMap,
+    Vec<u8>,
+) {
+    let auth = session
+        .sign_request(method.as_str(), path, &body, warifu_services::now_unix())
+        .expect("sign");
+    let (status, headers, bytes) = send_with(&auth, endpoint, method, path, body).await;
+    (auth, status, headers, bytes)
+}
+
+/// Sends a request with given session headers (a replay, or a forgery).
+pub async fn send_with(
+    auth: &warifu_core::session::MessageAuth,
+    endpoint: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Vec<u8>,
+) -> (reqwest::StatusCode, reqwest::header::HeaderMap, Vec<u8>) {
+    let mut headers = reqwest::header::HeaderMap::new();
+    warifu_services::auth::write_auth(&mut headers, auth);
+    let resp = reqwest::Client::new()
+        .request(method, format!("{endpoint}{path}"))
+        .headers(headers)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("send");
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let bytes = resp.bytes().await.expect("body").to_vec();
+    (status, headers, bytes)
+}
+
+/// The `code` of a JSON error body.
+pub fn error_code(body: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("code").and_then(|c| c.as_str()).map(str::to_owned))
+        .unwrap_or_else(|| format!("<not a JSON error: {}>", String::from_utf8_lossy(body)))
+}

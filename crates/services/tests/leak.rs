@@ -1,0 +1,105 @@
+//! The leak scan: after purchases with a known card number and a known destination, every byte
+//! of each party's database (SQLite files with their WAL, or the PostgreSQL schema dumped as
+//! text) and every captured log line is searched. The card number may appear only at the
+//! issuer, the destination only at the carrier, and neither in any log.
+
+mod common;
+
+use common::{ADDRESS, ADDRESSEE, CARD, Db, Fill};
+use warifu_store::Party;
+
+async fn scan(db: Db) {
+    let Some(env) = common::start(db).await else {
+        return;
+    };
+    // An approved order with delivery, a declined one, a digital one.
+    let p = env
+        .alice
+        .purchase(&env.merchant(), &env.issuer(), false, |f| {
+            Fill::default().order(f)
+        })
+        .await
+        .expect("purchase");
+    assert_eq!(p.outcome.state, "shipped");
+    let wrong = Fill {
+        name: "Wrong Name".into(),
+        ..Fill::default()
+    };
+    let d = env
+        .alice
+        .purchase(&env.merchant(), &env.issuer(), false, |f| wrong.order(f))
+        .await
+        .expect("declined");
+    assert_eq!(d.outcome.state, "declined");
+    env.alice
+        .purchase(&env.merchant(), &env.issuer(), true, |f| {
+            Fill::default().order(f)
+        })
+        .await
+        .expect("digital");
+    let order_id = p.form.order_id.clone();
+
+    let mut contents = Vec::new();
+    for party in [Party::Merchant, Party::Issuer, Party::Carrier] {
+        let bytes = match db {
+            Db::Sqlite => {
+                let files = env.local.sqlite_files(party);
+                assert!(!files.is_empty(), "no database file for {}", party.as_str());
+                let mut all = Vec::new();
+                for f in files {
+                    all.extend(std::fs::read(&f).expect("read database file"));
+                }
+                all
+            }
+            Db::Postgres => {
+                let prefix = env.schema_prefix.clone().expect("prefix");
+                common::pg_dump(&prefix, party.as_str()).await
+            }
+        };
+        contents.push((party, bytes));
+    }
+    let found = |bytes: &[u8], secret: &str| {
+        common::encodings(secret)
+            .iter()
+            .any(|e| common::contains(bytes, e))
+    };
+    for (party, bytes) in &contents {
+        let name = party.as_str();
+        // Positive control: every party stored this order (so the scan reads real data).
+        assert!(
+            common::contains(bytes, order_id.as_bytes()),
+            "{name}'s data does not mention the order: the scan would prove nothing"
+        );
+        assert_eq!(
+            found(bytes, CARD),
+            *party == Party::Issuer,
+            "card number at the {name}"
+        );
+        for secret in [ADDRESS, ADDRESSEE] {
+            assert_eq!(
+                found(bytes, secret),
+                *party == Party::Carrier,
+                "destination at the {name}"
+            );
+        }
+    }
+    let logs = common::logs().lock().expect("logs").clone();
+    assert!(
+        common::contains(&logs, order_id.as_bytes()),
+        "the logs do not mention the order id: were they captured?"
+    );
+    for secret in [CARD, ADDRESS, ADDRESSEE] {
+        assert!(!found(&logs, secret), "a secret in the logs");
+    }
+    common::finish(env).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leak_scan_on_sqlite() {
+    scan(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leak_scan_on_postgres() {
+    scan(Db::Postgres).await;
+}
