@@ -101,6 +101,7 @@ fn main() -> Res<()> {
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/vectors")
         });
     std::fs::create_dir_all(&out)?;
+    let out = out.canonicalize()?;
     let files = [
         ("primitives.json", primitives_file()?),
         ("blom_k4.json", blom_file(4, true)?),
