@@ -43,7 +43,7 @@ fi
 
 echo "fuzz: writing seed corpora"
 cargo run -q --manifest-path fuzz/Cargo.toml -p warifu-fuzz-fixtures --bin seeds -- fuzz/corpus
-echo "fuzz: building ${#targets[@]} targets (sanitizer: $sanitizer)"
+echo "fuzz: building the fuzz targets (sanitizer: $sanitizer)"
 if ! cargo "+$toolchain" fuzz build -s "$sanitizer"; then
   echo "fuzz: the fuzz targets do not build" >&2
   exit 1
