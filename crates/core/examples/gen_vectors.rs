@@ -1561,8 +1561,13 @@ fn key_file_vectors(
             (Some(hex(&k)), b)
         } else {
             let body_len = u32::from_be_bytes(bytes[7..11].try_into()?) as usize;
-            ensure(bytes.len() == 11 + body_len, "plain key file layout")?;
-            (None, bytes[11..].to_vec())
+            ensure(bytes.len() == 11 + body_len + 32, "plain key file layout")?;
+            ensure(
+                bytes[11 + body_len..]
+                    == sha256(&[b"warifu/v1/keyfile-checksum", &bytes[..11 + body_len]]),
+                "plain key file checksum",
+            )?;
+            (None, bytes[11..11 + body_len].to_vec())
         };
         ensure(
             AnyFile::decode(&bytes, Some(&pass))?.kind_name() == file.kind_name(),

@@ -89,7 +89,7 @@ impl KeyFile {
         }
     }
 
-    fn body(&self) -> Zeroizing<Vec<u8>> {
+    fn body(&self) -> Result<Zeroizing<Vec<u8>>> {
         let mut w = Writer::new();
         let entries = |w: &mut Writer, fes: &mut dyn Iterator<Item = Fe>| {
             for fe in fes {
@@ -101,17 +101,20 @@ impl KeyFile {
                 w.u8(Scheme::Blom.code()).u32(m.k()).u8(LANES as u8);
                 entries(&mut w, &mut m.upper().into_iter());
             }
-            KeyFile::Personal(p) => return personal_body(p),
+            KeyFile::Personal(p) => return Ok(personal_body(p)),
             KeyFile::Predistributed(t) => {
                 let peers: Vec<_> = t.peers().collect();
+                let count = u16::try_from(peers.len()).map_err(|_| {
+                    Error::malformed("peer count", "a key file holds at most 65535 peers")
+                })?;
                 w.bytes16(crate::keysource::KeySource::owner(t).as_str().as_bytes())
-                    .u16(peers.len() as u16);
+                    .u16(count);
                 for (peer, key) in peers {
                     w.bytes16(peer.as_str().as_bytes()).raw(key.expose());
                 }
             }
         }
-        Zeroizing::new(w.finish())
+        Ok(Zeroizing::new(w.finish()))
     }
 
     fn parse_body(kind: u8, body: &[u8]) -> Result<KeyFile> {
@@ -163,7 +166,7 @@ impl KeyFile {
         passphrase: Option<(&Secret, KdfParams)>,
         rng: &mut dyn Randomness,
     ) -> Result<Vec<u8>> {
-        seal_envelope(self.kind(), &self.body(), passphrase, rng)
+        seal_envelope(self.kind(), &self.body()?, passphrase, rng)
     }
 
     /// Decodes a file; `passphrase` is needed when the file is sealed.
@@ -347,6 +350,8 @@ fn seal_envelope(
     match passphrase {
         None => {
             w.u8(0).bytes32(body);
+            let checksum = plain_checksum(w.as_bytes());
+            w.raw(&checksum);
         }
         Some((pass, params)) => {
             let mut salt = [0u8; 16];
@@ -376,6 +381,20 @@ fn seal_envelope(
     Ok(w.finish())
 }
 
+/// The label hashed in front of a plain key file's bytes to give its trailing checksum.
+pub const CHECKSUM_LABEL: &[u8] = b"warifu/v1/keyfile-checksum";
+
+/// SHA-256(CHECKSUM_LABEL ‖ every byte before the checksum): a plain file has no AEAD tag, so
+/// this is what turns a corrupted byte into a clear error instead of a silently different key.
+fn plain_checksum(covered: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::new()
+        .chain_update(CHECKSUM_LABEL)
+        .chain_update(covered)
+        .finalize()
+        .into()
+}
+
 /// Opens the envelope: the kind and the (decrypted) body.
 fn open_envelope(bytes: &[u8], passphrase: Option<&Secret>) -> Result<(u8, Zeroizing<Vec<u8>>)> {
     let mut r = Reader::new(bytes);
@@ -394,7 +413,12 @@ fn open_envelope(bytes: &[u8], passphrase: Option<&Secret>) -> Result<(u8, Zeroi
     match r.u8("protection")? {
         0 => {
             let body = r.bytes32("body")?;
+            let covered = bytes.len() - r.remaining();
+            let checksum: [u8; 32] = r.array("checksum")?;
             r.finish("key file")?;
+            if plain_checksum(&bytes[..covered]) != checksum {
+                return Err(Error::malformed("checksum", "the key file is corrupted"));
+            }
             Ok((kind, Zeroizing::new(body.to_vec())))
         }
         1 => {
@@ -554,10 +578,12 @@ mod tests {
                 "truncated at {cut}"
             );
         }
-        for i in 0..sealed.len() {
-            let mut bad = sealed.clone();
-            bad[i] ^= 0x01;
-            assert!(KeyFile::decode(&bad, Some(&pass)).is_err(), "flip at {i}");
+        for file in [&sealed, &plain] {
+            for i in 0..file.len() {
+                let mut bad = file.clone();
+                bad[i] ^= 0x01;
+                assert!(KeyFile::decode(&bad, Some(&pass)).is_err(), "flip at {i}");
+            }
         }
         let mut v2 = plain.clone();
         v2[4] = 2;

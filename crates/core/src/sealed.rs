@@ -360,9 +360,12 @@ impl SealedOrder {
         serde_json::to_string(self).unwrap_or_default()
     }
 
-    /// Decodes the JSON wire form.
+    /// Decodes the JSON wire form; structural errors keep their type (e.g. an unknown version
+    /// is [`Error::UnsupportedVersion`]).
     pub fn from_json(s: &str) -> Result<SealedOrder> {
-        serde_json::from_str(s).map_err(|e| Error::malformed("sealed order JSON", e.to_string()))
+        serde_json::from_str::<SealedOrderJson>(s)
+            .map_err(|e| Error::malformed("sealed order JSON", e.to_string()))?
+            .try_into()
     }
 
     /// What to send `role`: its part and the others' commitments.
@@ -402,6 +405,9 @@ fn role_name(role: Role) -> &'static str {
 impl ForwardedPart {
     /// Every commitment in role order, checking that the set matches the header.
     fn commitments(&self) -> Result<Vec<Commitment>> {
+        if !self.others.windows(2).all(|w| w[0].recipient < w[1].recipient) {
+            return Err(Error::malformed("commitments", "must be in role order"));
+        }
         let mut all = self.others.clone();
         all.push(Commitment {
             recipient: self.part.recipient,
@@ -508,6 +514,18 @@ impl ForwardedPart {
             w.u8(c.recipient.code()).raw(&c.commitment);
         }
         w.finish()
+    }
+
+    /// The JSON wire form (binary fields in unpadded base64url).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Decodes the JSON wire form, keeping structural errors typed.
+    pub fn from_json(s: &str) -> Result<ForwardedPart> {
+        serde_json::from_str::<ForwardedPartJson>(s)
+            .map_err(|e| Error::malformed("forwarded part JSON", e.to_string()))?
+            .try_into()
     }
 
     /// Decodes the binary form.

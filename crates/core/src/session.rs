@@ -464,7 +464,7 @@ struct ReplayWindow {
 
 impl ReplayWindow {
     fn accept(&mut self, seq: u64) -> bool {
-        if seq == 0 || seq + REPLAY_WINDOW <= self.highest || self.seen.contains(&seq) {
+        if seq == 0 || seq.saturating_add(REPLAY_WINDOW) <= self.highest || self.seen.contains(&seq) {
             return false;
         }
         self.seen.insert(seq);

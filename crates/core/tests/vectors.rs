@@ -947,8 +947,12 @@ fn check_key_file_inner(kf: &KeyFileVector, world: &World, file: &VectorFile) ->
     } else {
         check!(encoded[6] == 0, "protection code");
         let len = u32::from_be_bytes(encoded[7..11].try_into().map_err(err("len"))?) as usize;
-        check!(encoded.len() == 11 + len, "plain length");
-        encoded[11..].to_vec()
+        check!(encoded.len() == 11 + len + 32, "plain length");
+        check!(
+            encoded[11 + len..] == sha256(&[b"warifu/v1/keyfile-checksum", &encoded[..11 + len]]),
+            "plain checksum"
+        );
+        encoded[11..11 + len].to_vec()
     };
     if let Some(h) = &kf.body_hex {
         same_hex("body", h, &body)?;
