@@ -2,7 +2,7 @@
 
 /// What went wrong in the store. Messages name the operation and the cause, never a stored
 /// secret value (card numbers, addresses), so they are safe to log.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
     /// The database URL is not one the store understands.

@@ -2,12 +2,14 @@
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Pool, Postgres, Sqlite};
 
+use crate::batch::Batcher;
 use crate::error::{Result, StoreError};
 use crate::types::{Backend, Party};
 
@@ -77,6 +79,8 @@ impl StoreOptions {
 pub(crate) struct Pools<DB: sqlx::Database> {
     pub(crate) writer: Pool<DB>,
     pub(crate) reader: Pool<DB>,
+    /// SQLite: the group-commit writer over `writer`.
+    pub(crate) batcher: Option<Arc<Batcher>>,
 }
 
 impl<DB: sqlx::Database> Clone for Pools<DB> {
@@ -84,6 +88,7 @@ impl<DB: sqlx::Database> Clone for Pools<DB> {
         Pools {
             writer: self.writer.clone(),
             reader: self.reader.clone(),
+            batcher: self.batcher.clone(),
         }
     }
 }
@@ -191,6 +196,7 @@ async fn open_sqlite(rest: &str, opts: &StoreOptions) -> Result<Pools<Sqlite>> {
             .await
             .map_err(|e| StoreError::Connect(StoreError::db("open", e).to_string()))?;
         return Ok(Pools {
+            batcher: Some(Arc::new(Batcher::start(pool.clone()))),
             writer: pool.clone(),
             reader: pool,
         });
@@ -228,7 +234,11 @@ async fn open_sqlite(rest: &str, opts: &StoreOptions) -> Result<Pools<Sqlite>> {
         .connect_with(base.read_only(true))
         .await
         .map_err(|e| StoreError::Connect(format!("{path}: {}", StoreError::db("open", e))))?;
-    Ok(Pools { writer, reader })
+    Ok(Pools {
+        batcher: Some(Arc::new(Batcher::start(writer.clone()))),
+        writer,
+        reader,
+    })
 }
 
 fn valid_schema(s: &str) -> bool {
@@ -277,6 +287,7 @@ async fn open_postgres(url: &str, opts: &StoreOptions) -> Result<Pools<Postgres>
     Ok(Pools {
         writer: pool.clone(),
         reader: pool,
+        batcher: None,
     })
 }
 

@@ -6,7 +6,48 @@
 //! the write lock first, so a read-then-write never fails halfway), PostgreSQL locks rows
 //! with `FOR UPDATE`.
 
+use sqlx::postgres::PgConnection;
+use sqlx::sqlite::SqliteConnection;
+use sqlx::{Postgres, Sqlite};
+
+pub(crate) use crate::batch::WriteFn;
 use crate::error::{Result, StoreError};
+use crate::open::Pools;
+
+/// The SQLite write path: through the group-commit writer.
+pub(crate) async fn sqlite_write<T: Send + 'static>(
+    p: &Pools<Sqlite>,
+    op: &'static str,
+    f: WriteFn<SqliteConnection, T>,
+) -> Result<T> {
+    match &p.batcher {
+        Some(b) => b.run(op, f).await,
+        None => Err(StoreError::Database {
+            op,
+            message: "no SQLite writer".into(),
+        }),
+    }
+}
+
+/// The PostgreSQL write path: one transaction per operation (PostgreSQL commits concurrent
+/// transactions together by itself).
+pub(crate) async fn postgres_write<T: Send + 'static>(
+    p: &Pools<Postgres>,
+    op: &'static str,
+    f: WriteFn<PgConnection, T>,
+) -> Result<T> {
+    let mut tx = p.writer.begin().await.map_err(|e| StoreError::db(op, e))?;
+    match f(&mut tx).await {
+        Ok(v) => {
+            tx.commit().await.map_err(|e| StoreError::db(op, e))?;
+            Ok(v)
+        }
+        Err(e) => {
+            let _ = tx.rollback().await;
+            Err(e)
+        }
+    }
+}
 
 /// A `u64` amount as the signed column type.
 pub(crate) fn to_i64(v: u64, what: &'static str) -> Result<i64> {
@@ -51,6 +92,7 @@ pub(crate) fn short(s: &str) -> String {
 pub(crate) mod sqlite {
     pub(crate) type Db = sqlx::Sqlite;
     const SQLITE: bool = true;
+    use super::sqlite_write as run_write;
     include!("ops.rs");
 }
 
@@ -58,5 +100,6 @@ pub(crate) mod sqlite {
 pub(crate) mod postgres {
     pub(crate) type Db = sqlx::Postgres;
     const SQLITE: bool = false;
+    use super::postgres_write as run_write;
     include!("ops.rs");
 }

@@ -5,13 +5,14 @@ use sqlx::Row;
 use warifu_core::order::{Expiry, PaymentMethod, year_month};
 use warifu_core::secret::Secret;
 
+use super::WriteFn;
 use super::{check_id, normalize_name, same_secret, short, to_i64, to_u64};
 use crate::error::{Result, StoreError};
 use crate::open::Pools;
 use crate::types::*;
 
 type P = Pools<Db>;
-type Tx = sqlx::Transaction<'static, Db>;
+type Conn = <Db as sqlx::Database>::Connection;
 type DbRow = <Db as sqlx::Database>::Row;
 
 const FOR_UPDATE: &str = if SQLITE { "" } else { " FOR UPDATE" };
@@ -29,18 +30,10 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
 
-/// Starts a write transaction: SQLite takes the write lock at once (`BEGIN IMMEDIATE`).
-async fn begin(p: &P, op: &'static str) -> Result<Tx> {
-    let r = if SQLITE {
-        p.writer.begin_with("BEGIN IMMEDIATE").await
-    } else {
-        p.writer.begin().await
-    };
-    r.map_err(err(op))
-}
-
-async fn commit(tx: Tx, op: &'static str) -> Result<()> {
-    tx.commit().await.map_err(err(op))
+/// Runs a write operation in a transaction: SQLite through the group-commit writer,
+/// PostgreSQL in its own transaction. The result is returned only after the commit.
+async fn write<T: Send + 'static>(p: &P, op: &'static str, f: WriteFn<Conn, T>) -> Result<T> {
+    run_write(p, op, f).await
 }
 
 fn get<'r, T>(r: &'r DbRow, col: &'static str) -> Result<T>
@@ -95,8 +88,8 @@ pub(crate) async fn idempotency_get(
     row.as_ref().map(stored_response).transpose()
 }
 
-pub(crate) async fn idempotency_put(
-    p: &P,
+async fn idempotency_put_in(
+    c: &mut Conn,
     scope: &str,
     key: &str,
     resp: &StoredResponse,
@@ -104,7 +97,6 @@ pub(crate) async fn idempotency_put(
     check_id("idempotency scope", scope)?;
     check_id("idempotency key", key)?;
     const OP: &str = "idempotency_put";
-    let mut tx = begin(p, OP).await?;
     sqlx::query(
         "INSERT INTO idempotency (scope, key, status, body, fingerprint, created_at_ms) \
          VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (scope, key) DO NOTHING",
@@ -115,24 +107,23 @@ pub(crate) async fn idempotency_put(
     .bind(&resp.body)
     .bind(&resp.fingerprint)
     .bind(resp.created_at_ms)
-    .execute(&mut *tx)
+    .execute(&mut *c)
     .await
     .map_err(err(OP))?;
     let row = sqlx::query(IDEM_GET)
         .bind(scope)
         .bind(key)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut *c)
         .await
         .map_err(err(OP))?;
     let stored = stored_response(&row)?;
-    commit(tx, OP).await?;
     Ok(stored)
 }
 
-pub(crate) async fn idempotency_purge(p: &P, before_ms: i64) -> Result<u64> {
+async fn idempotency_purge_in(c: &mut Conn, before_ms: i64) -> Result<u64> {
     let r = sqlx::query("DELETE FROM idempotency WHERE created_at_ms < $1")
         .bind(before_ms)
-        .execute(&p.writer)
+        .execute(&mut *c)
         .await
         .map_err(err("idempotency_purge"))?;
     Ok(r.rows_affected())
@@ -141,7 +132,7 @@ pub(crate) async fn idempotency_purge(p: &P, before_ms: i64) -> Result<u64> {
 // ------------------------------------------------------------------------------------------
 // Merchant
 
-pub(crate) async fn put_order_form(p: &P, f: &OrderFormRecord) -> Result<()> {
+async fn put_order_form_in(c: &mut Conn, f: &OrderFormRecord) -> Result<()> {
     check_id("order id", &f.order_id)?;
     let r = sqlx::query(
         "INSERT INTO merchant_order_forms (order_id, form_json, expires_at_ms, created_at_ms) \
@@ -151,7 +142,7 @@ pub(crate) async fn put_order_form(p: &P, f: &OrderFormRecord) -> Result<()> {
     .bind(&f.form_json)
     .bind(f.expires_at_ms)
     .bind(f.created_at_ms)
-    .execute(&p.writer)
+    .execute(&mut *c)
     .await;
     match r {
         Ok(_) => Ok(()),
@@ -208,7 +199,7 @@ fn order_row(r: &DbRow) -> Result<OrderRecord> {
 }
 
 async fn enqueue(
-    tx: &mut Tx,
+    c: &mut Conn,
     order_id: &str,
     msgs: &[NewOutboxMessage],
     now_ms: i64,
@@ -225,15 +216,15 @@ async fn enqueue(
         .bind(&m.kind)
         .bind(&m.payload)
         .bind(now_ms)
-        .execute(&mut **tx)
+        .execute(&mut *c)
         .await
         .map_err(err(op))?;
     }
     Ok(())
 }
 
-pub(crate) async fn insert_order(
-    p: &P,
+async fn insert_order_in(
+    c: &mut Conn,
     o: &NewOrder,
     outbox: &[NewOutboxMessage],
 ) -> Result<Inserted<OrderRecord>> {
@@ -242,7 +233,6 @@ pub(crate) async fn insert_order(
     check_id("cardholder id", &o.cardholder_id)?;
     check_id("issuer id", &o.issuer_id)?;
     let amount = to_i64(o.amount, "amount")?;
-    let mut tx = begin(p, OP).await?;
     let r = sqlx::query(
         "INSERT INTO merchant_orders (order_id, cardholder_id, issuer_id, carrier_id, \
          merchant_view, amount, currency, state, decline_code, authorization_id, tracking_number, \
@@ -260,7 +250,7 @@ pub(crate) async fn insert_order(
     .bind(OrderState::Received.as_str())
     .bind(&o.carrier_part)
     .bind(o.now_ms)
-    .execute(&mut *tx)
+    .execute(&mut *c)
     .await
     .map_err(err(OP))?;
     if r.rows_affected() == 0 {
@@ -268,18 +258,16 @@ pub(crate) async fn insert_order(
             "SELECT {ORDER_COLS} FROM merchant_orders WHERE order_id = $1"
         ))
         .bind(&o.order_id)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut *c)
         .await
         .map_err(err(OP))?;
         let record = order_row(&row)?;
-        tx.rollback().await.map_err(err(OP))?;
         return Ok(Inserted {
             record,
             created: false,
         });
     }
-    enqueue(&mut tx, &o.order_id, outbox, o.now_ms, OP).await?;
-    commit(tx, OP).await?;
+    enqueue(c, &o.order_id, outbox, o.now_ms, OP).await?;
     Ok(Inserted {
         record: OrderRecord {
             order_id: o.order_id.clone(),
@@ -345,7 +333,7 @@ pub(crate) async fn list_orders(p: &P, f: &OrderFilter) -> Result<Vec<OrderRecor
     rows.iter().map(order_row).collect()
 }
 
-pub(crate) async fn transition(p: &P, t: &Transition) -> Result<bool> {
+async fn transition_in(c: &mut Conn, t: &Transition) -> Result<bool> {
     const OP: &str = "transition";
     if t.from.is_empty() {
         return Err(StoreError::Invalid(
@@ -361,7 +349,6 @@ pub(crate) async fn transition(p: &P, t: &Transition) -> Result<bool> {
          WHERE order_id = $1 AND state IN ({})",
         placeholders(8, t.from.len())
     );
-    let mut tx = begin(p, OP).await?;
     let mut q = sqlx::query(&sql)
         .bind(&t.order_id)
         .bind(t.to.as_str())
@@ -373,29 +360,27 @@ pub(crate) async fn transition(p: &P, t: &Transition) -> Result<bool> {
     for s in &t.from {
         q = q.bind(s.as_str());
     }
-    let r = q.execute(&mut *tx).await.map_err(err(OP))?;
+    let r = q.execute(&mut *c).await.map_err(err(OP))?;
     if r.rows_affected() == 0 {
         let exists: Option<i64> =
             sqlx::query_scalar("SELECT version FROM merchant_orders WHERE order_id = $1")
                 .bind(&t.order_id)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut *c)
                 .await
                 .map_err(err(OP))?;
-        tx.rollback().await.map_err(err(OP))?;
         return match exists {
             None => Err(StoreError::NotFound("order")),
             Some(_) => Ok(false),
         };
     }
-    enqueue(&mut tx, &t.order_id, &t.outbox, t.now_ms, OP).await?;
+    enqueue(c, &t.order_id, &t.outbox, t.now_ms, OP).await?;
     for id in &t.complete_outbox {
         sqlx::query("UPDATE merchant_outbox SET done = TRUE WHERE id = $1")
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&mut *c)
             .await
             .map_err(err(OP))?;
     }
-    commit(tx, OP).await?;
     Ok(true)
 }
 
@@ -417,8 +402,8 @@ fn outbox_row(r: &DbRow) -> Result<OutboxMessage> {
     })
 }
 
-pub(crate) async fn claim_outbox(
-    p: &P,
+async fn claim_outbox_in(
+    c: &mut Conn,
     now_ms: i64,
     lease_ms: i64,
     limit: u32,
@@ -431,24 +416,22 @@ pub(crate) async fn claim_outbox(
            ORDER BY next_attempt_at_ms, id LIMIT $3{SKIP_LOCKED}) \
          RETURNING {OUTBOX_COLS}"
     );
-    let mut tx = begin(p, OP).await?;
     let rows = sqlx::query(&sql)
         .bind(now_ms)
         .bind(now_ms.saturating_add(lease_ms.max(0)))
         .bind(i64::from(limit))
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut *c)
         .await
         .map_err(err(OP))?;
-    commit(tx, OP).await?;
     let mut out = rows.iter().map(outbox_row).collect::<Result<Vec<_>>>()?;
     out.sort_by_key(|m| m.id);
     Ok(out)
 }
 
-pub(crate) async fn complete_outbox(p: &P, id: i64) -> Result<()> {
+async fn complete_outbox_in(c: &mut Conn, id: i64) -> Result<()> {
     let r = sqlx::query("UPDATE merchant_outbox SET done = TRUE WHERE id = $1")
         .bind(id)
-        .execute(&p.writer)
+        .execute(&mut *c)
         .await
         .map_err(err("complete_outbox"))?;
     if r.rows_affected() == 0 {
@@ -457,9 +440,8 @@ pub(crate) async fn complete_outbox(p: &P, id: i64) -> Result<()> {
     Ok(())
 }
 
-pub(crate) async fn retry_outbox(p: &P, id: i64, next_ms: i64, error: &str) -> Result<()> {
+async fn retry_outbox_in(c: &mut Conn, id: i64, next_ms: i64, error: &str) -> Result<()> {
     const OP: &str = "retry_outbox";
-    let mut tx = begin(p, OP).await?;
     let r = sqlx::query(
         "UPDATE merchant_outbox SET next_attempt_at_ms = $2, last_error = $3 \
          WHERE id = $1 AND done = FALSE",
@@ -467,21 +449,21 @@ pub(crate) async fn retry_outbox(p: &P, id: i64, next_ms: i64, error: &str) -> R
     .bind(id)
     .bind(next_ms)
     .bind(short(error))
-    .execute(&mut *tx)
+    .execute(&mut *c)
     .await
     .map_err(err(OP))?;
     if r.rows_affected() == 0 {
         let exists: Option<i64> =
             sqlx::query_scalar("SELECT id FROM merchant_outbox WHERE id = $1")
                 .bind(id)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut *c)
                 .await
                 .map_err(err(OP))?;
         if exists.is_none() {
             return Err(StoreError::NotFound("outbox message"));
         }
     }
-    commit(tx, OP).await
+    Ok(())
 }
 
 pub(crate) async fn outbox_for_order(p: &P, order_id: &str) -> Result<Vec<OutboxMessage>> {
@@ -548,7 +530,7 @@ fn card_row(r: &DbRow) -> Result<CardRecord> {
 
 /// Books one movement: `entries` must sum to zero (checked); zero amounts are skipped.
 async fn book(
-    tx: &mut Tx,
+    c: &mut Conn,
     movement_id: &str,
     kind: &str,
     entries: &[(&str, i64)],
@@ -574,7 +556,7 @@ async fn book(
         .bind(*account)
         .bind(*amount)
         .bind(now_ms)
-        .execute(&mut **tx)
+        .execute(&mut *c)
         .await
         .map_err(err(op))?;
     }
@@ -592,34 +574,33 @@ fn merchant_account(merchant_id: &str) -> String {
 }
 const CREDIT_ACCOUNT: &str = "issuer:credit";
 
-pub(crate) async fn enroll_card(p: &P, c: &NewCard) -> Result<CardRecord> {
+async fn enroll_card_in(conn: &mut Conn, card: &NewCard) -> Result<CardRecord> {
     const OP: &str = "enroll_card";
-    check_id("card id", &c.card_id)?;
-    check_id("cardholder id", &c.cardholder_id)?;
-    if !(1..=12).contains(&c.expiry.month) {
+    check_id("card id", &card.card_id)?;
+    check_id("cardholder id", &card.cardholder_id)?;
+    if !(1..=12).contains(&card.expiry.month) {
         return Err(StoreError::Invalid("expiry month must be 1–12".into()));
     }
-    if c.number.is_blank() {
+    if card.number.is_blank() {
         return Err(StoreError::Invalid("the card number is empty".into()));
     }
-    let limit = to_i64(c.credit_limit, "credit limit")?;
-    let mut tx = begin(p, OP).await?;
+    let limit = to_i64(card.credit_limit, "credit limit")?;
     let r = sqlx::query(
         "INSERT INTO issuer_cards (card_id, cardholder_id, holder_name, number, expiry_year, \
          expiry_month, status, credit_limit, available, currency, created_at_ms) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10)",
     )
-    .bind(&c.card_id)
-    .bind(&c.cardholder_id)
-    .bind(&c.holder_name)
-    .bind(c.number.expose())
-    .bind(i64::from(c.expiry.year))
-    .bind(i64::from(c.expiry.month))
+    .bind(&card.card_id)
+    .bind(&card.cardholder_id)
+    .bind(&card.holder_name)
+    .bind(card.number.expose())
+    .bind(i64::from(card.expiry.year))
+    .bind(i64::from(card.expiry.month))
     .bind(CardStatus::Active.as_str())
     .bind(limit)
-    .bind(&c.currency)
-    .bind(c.now_ms)
-    .execute(&mut *tx)
+    .bind(&card.currency)
+    .bind(card.now_ms)
+    .execute(&mut *conn)
     .await;
     match r {
         Ok(_) => {}
@@ -628,28 +609,27 @@ pub(crate) async fn enroll_card(p: &P, c: &NewCard) -> Result<CardRecord> {
         }
         Err(e) => return Err(StoreError::db(OP, e)),
     }
-    let avail = available_account(&c.card_id);
+    let avail = available_account(&card.card_id);
     book(
-        &mut tx,
-        &format!("{}:limit", c.card_id),
+        conn,
+        &format!("{}:limit", card.card_id),
         "limit",
         &[(&avail, limit), (CREDIT_ACCOUNT, -limit)],
-        c.now_ms,
+        card.now_ms,
         OP,
     )
     .await?;
-    commit(tx, OP).await?;
     Ok(CardRecord {
-        card_id: c.card_id.clone(),
-        cardholder_id: c.cardholder_id.clone(),
-        holder_name: c.holder_name.clone(),
-        number: c.number.clone(),
-        expiry: c.expiry,
+        card_id: card.card_id.clone(),
+        cardholder_id: card.cardholder_id.clone(),
+        holder_name: card.holder_name.clone(),
+        number: card.number.clone(),
+        expiry: card.expiry,
         status: CardStatus::Active,
-        credit_limit: c.credit_limit,
-        available: c.credit_limit,
-        currency: c.currency.clone(),
-        created_at_ms: c.now_ms,
+        credit_limit: card.credit_limit,
+        available: card.credit_limit,
+        currency: card.currency.clone(),
+        created_at_ms: card.now_ms,
     })
 }
 
@@ -675,11 +655,11 @@ pub(crate) async fn cards_for_cardholder(p: &P, cardholder_id: &str) -> Result<V
     rows.iter().map(card_row).collect()
 }
 
-pub(crate) async fn set_card_status(p: &P, card_id: &str, status: CardStatus) -> Result<bool> {
+async fn set_card_status_in(c: &mut Conn, card_id: &str, status: CardStatus) -> Result<bool> {
     let r = sqlx::query("UPDATE issuer_cards SET status = $2 WHERE card_id = $1")
         .bind(card_id)
         .bind(status.as_str())
-        .execute(&p.writer)
+        .execute(&mut *c)
         .await
         .map_err(err("set_card_status"))?;
     Ok(r.rows_affected() > 0)
@@ -714,7 +694,7 @@ fn auth_row(r: &DbRow) -> Result<AuthorizationRecord> {
 }
 
 async fn auth_in_tx(
-    tx: &mut Tx,
+    c: &mut Conn,
     merchant_id: &str,
     order_id: &str,
     lock: bool,
@@ -726,7 +706,7 @@ async fn auth_in_tx(
     ))
     .bind(merchant_id)
     .bind(order_id)
-    .fetch_optional(&mut **tx)
+    .fetch_optional(&mut *c)
     .await
     .map_err(err(op))?;
     row.as_ref().map(auth_row).transpose()
@@ -773,8 +753,8 @@ fn decide<'c>(
     Ok(card)
 }
 
-pub(crate) async fn authorize(
-    p: &P,
+async fn authorize_in(
+    c: &mut Conn,
     req: &AuthorizeRequest,
 ) -> Result<Inserted<AuthorizationRecord>> {
     const OP: &str = "authorize";
@@ -784,19 +764,17 @@ pub(crate) async fn authorize(
     check_id("cardholder id", &req.cardholder_id)?;
     let pm = serde_json::to_string(&req.payment_method)
         .map_err(|_| StoreError::Invalid("payment method".into()))?;
-    let mut tx = begin(p, OP).await?;
     // Lock the cardholder's cards first: concurrent authorizations against one card queue
     // here, and the one that waits then sees the other's hold and decision.
     let rows = sqlx::query(&format!(
         "SELECT {CARD_COLS} FROM issuer_cards WHERE cardholder_id = $1 ORDER BY card_id{FOR_UPDATE}"
     ))
     .bind(&req.cardholder_id)
-    .fetch_all(&mut *tx)
+    .fetch_all(&mut *c)
     .await
     .map_err(err(OP))?;
     let cards = rows.iter().map(card_row).collect::<Result<Vec<_>>>()?;
-    if let Some(existing) = auth_in_tx(&mut tx, &req.merchant_id, &req.order_id, false, OP).await? {
-        tx.rollback().await.map_err(err(OP))?;
+    if let Some(existing) = auth_in_tx(c, &req.merchant_id, &req.order_id, false, OP).await? {
         return Ok(Inserted {
             record: existing,
             created: false,
@@ -834,13 +812,12 @@ pub(crate) async fn authorize(
     .bind(status.as_str())
     .bind(held_col)
     .bind(req.now_ms)
-    .execute(&mut *tx)
+    .execute(&mut *c)
     .await
     .map_err(err(OP))?;
     if r.rows_affected() == 0 {
         // Lost a race for this order (no card row to lock), or the authorization id is taken.
-        let existing = auth_in_tx(&mut tx, &req.merchant_id, &req.order_id, false, OP).await?;
-        tx.rollback().await.map_err(err(OP))?;
+        let existing = auth_in_tx(c, &req.merchant_id, &req.order_id, false, OP).await?;
         return match existing {
             Some(record) => Ok(Inserted {
                 record,
@@ -858,17 +835,16 @@ pub(crate) async fn authorize(
         )
         .bind(held_col)
         .bind(cid)
-        .execute(&mut *tx)
+        .execute(&mut *c)
         .await
         .map_err(err(OP))?;
         if u.rows_affected() != 1 {
-            tx.rollback().await.map_err(err(OP))?;
             return Err(StoreError::Conflict(
                 "the card changed during the authorization; retry".into(),
             ));
         }
         book(
-            &mut tx,
+            c,
             &format!("{}:hold", req.authorization_id),
             "hold",
             &[
@@ -880,7 +856,6 @@ pub(crate) async fn authorize(
         )
         .await?;
     }
-    commit(tx, OP).await?;
     Ok(Inserted {
         record: AuthorizationRecord {
             authorization_id: req.authorization_id.clone(),
@@ -936,29 +911,24 @@ pub(crate) async fn authorizations_for_cardholder(
 
 /// Locks and loads an authorization for a lifecycle operation.
 async fn lifecycle_start(
-    p: &P,
+    c: &mut Conn,
     merchant_id: &str,
     order_id: &str,
     op: &'static str,
-) -> Result<(Tx, AuthorizationRecord)> {
-    let mut tx = begin(p, op).await?;
-    match auth_in_tx(&mut tx, merchant_id, order_id, true, op).await? {
-        Some(a) => Ok((tx, a)),
-        None => {
-            tx.rollback().await.map_err(err(op))?;
-            Err(StoreError::NotFound("authorization"))
-        }
-    }
+) -> Result<AuthorizationRecord> {
+    auth_in_tx(c, merchant_id, order_id, true, op)
+        .await?
+        .ok_or(StoreError::NotFound("authorization"))
 }
 
-async fn add_available(tx: &mut Tx, card_id: &str, delta: i64, op: &'static str) -> Result<()> {
+async fn add_available(c: &mut Conn, card_id: &str, delta: i64, op: &'static str) -> Result<()> {
     if delta == 0 {
         return Ok(());
     }
     let r = sqlx::query("UPDATE issuer_cards SET available = available + $1 WHERE card_id = $2")
         .bind(delta)
         .bind(card_id)
-        .execute(&mut **tx)
+        .execute(&mut *c)
         .await
         .map_err(err(op))?;
     if r.rows_affected() != 1 {
@@ -967,7 +937,7 @@ async fn add_available(tx: &mut Tx, card_id: &str, delta: i64, op: &'static str)
     Ok(())
 }
 
-async fn update_auth(tx: &mut Tx, a: &AuthorizationRecord, op: &'static str) -> Result<()> {
+async fn update_auth(c: &mut Conn, a: &AuthorizationRecord, op: &'static str) -> Result<()> {
     sqlx::query(
         "UPDATE issuer_authorizations SET status = $2, held = $3, captured = $4, refunded = $5, \
          updated_at_ms = $6 WHERE authorization_id = $1",
@@ -978,7 +948,7 @@ async fn update_auth(tx: &mut Tx, a: &AuthorizationRecord, op: &'static str) -> 
     .bind(to_i64(a.captured, "captured")?)
     .bind(to_i64(a.refunded, "refunded")?)
     .bind(a.updated_at_ms)
-    .execute(&mut **tx)
+    .execute(&mut *c)
     .await
     .map_err(err(op))?;
     Ok(())
@@ -991,55 +961,51 @@ fn conflict(a: &AuthorizationRecord, what: &str) -> StoreError {
     ))
 }
 
-pub(crate) async fn capture(
-    p: &P,
+async fn capture_in(
+    c: &mut Conn,
     merchant_id: &str,
     order_id: &str,
     amount: Option<u64>,
     now_ms: i64,
 ) -> Result<Applied> {
     const OP: &str = "capture";
-    let (mut tx, mut a) = lifecycle_start(p, merchant_id, order_id, OP).await?;
+    let mut a = lifecycle_start(c, merchant_id, order_id, OP).await?;
     match a.status {
         AuthorizationStatus::Held => {}
         AuthorizationStatus::Captured | AuthorizationStatus::Refunded
             if amount.is_none_or(|x| x == a.captured) =>
         {
-            tx.rollback().await.map_err(err(OP))?;
             return Ok(Applied {
                 authorization: a,
                 applied: false,
             });
         }
         AuthorizationStatus::Captured | AuthorizationStatus::Refunded => {
-            tx.rollback().await.map_err(err(OP))?;
             return Err(StoreError::Conflict(
                 "already captured, with a different amount".into(),
             ));
         }
         _ => {
-            tx.rollback().await.map_err(err(OP))?;
             return Err(conflict(&a, "capture"));
         }
     }
     let held = a.held;
-    let c = amount.unwrap_or(held);
-    if c == 0 || c > held {
-        tx.rollback().await.map_err(err(OP))?;
+    let cap = amount.unwrap_or(held);
+    if cap == 0 || cap > held {
         return Err(StoreError::Conflict(
             "the capture amount must be more than zero and at most the amount held".into(),
         ));
     }
     let card_id = a.card_id.clone().ok_or(StoreError::Corrupt("card_id"))?;
-    let (held_i, c_i) = (to_i64(held, "held")?, to_i64(c, "amount")?);
-    add_available(&mut tx, &card_id, held_i - c_i, OP).await?;
+    let (held_i, c_i) = (to_i64(held, "held")?, to_i64(cap, "amount")?);
+    add_available(c, &card_id, held_i - c_i, OP).await?;
     a.status = AuthorizationStatus::Captured;
     a.held = 0;
-    a.captured = c;
+    a.captured = cap;
     a.updated_at_ms = now_ms;
-    update_auth(&mut tx, &a, OP).await?;
+    update_auth(c, &a, OP).await?;
     book(
-        &mut tx,
+        c,
         &format!("{}:capture", a.authorization_id),
         "capture",
         &[
@@ -1051,39 +1017,36 @@ pub(crate) async fn capture(
         OP,
     )
     .await?;
-    commit(tx, OP).await?;
     Ok(Applied {
         authorization: a,
         applied: true,
     })
 }
 
-pub(crate) async fn void(p: &P, merchant_id: &str, order_id: &str, now_ms: i64) -> Result<Applied> {
+async fn void_in(c: &mut Conn, merchant_id: &str, order_id: &str, now_ms: i64) -> Result<Applied> {
     const OP: &str = "void";
-    let (mut tx, mut a) = lifecycle_start(p, merchant_id, order_id, OP).await?;
+    let mut a = lifecycle_start(c, merchant_id, order_id, OP).await?;
     match a.status {
         AuthorizationStatus::Held => {}
         AuthorizationStatus::Voided => {
-            tx.rollback().await.map_err(err(OP))?;
             return Ok(Applied {
                 authorization: a,
                 applied: false,
             });
         }
         _ => {
-            tx.rollback().await.map_err(err(OP))?;
             return Err(conflict(&a, "void"));
         }
     }
     let card_id = a.card_id.clone().ok_or(StoreError::Corrupt("card_id"))?;
     let held_i = to_i64(a.held, "held")?;
-    add_available(&mut tx, &card_id, held_i, OP).await?;
+    add_available(c, &card_id, held_i, OP).await?;
     a.status = AuthorizationStatus::Voided;
     a.held = 0;
     a.updated_at_ms = now_ms;
-    update_auth(&mut tx, &a, OP).await?;
+    update_auth(c, &a, OP).await?;
     book(
-        &mut tx,
+        c,
         &format!("{}:void", a.authorization_id),
         "void",
         &[
@@ -1094,15 +1057,14 @@ pub(crate) async fn void(p: &P, merchant_id: &str, order_id: &str, now_ms: i64) 
         OP,
     )
     .await?;
-    commit(tx, OP).await?;
     Ok(Applied {
         authorization: a,
         applied: true,
     })
 }
 
-pub(crate) async fn refund(
-    p: &P,
+async fn refund_in(
+    c: &mut Conn,
     merchant_id: &str,
     order_id: &str,
     refund_id: &str,
@@ -1112,19 +1074,18 @@ pub(crate) async fn refund(
     const OP: &str = "refund";
     check_id("refund id", refund_id)?;
     let r_i = to_i64(amount, "amount")?;
-    let (mut tx, mut a) = lifecycle_start(p, merchant_id, order_id, OP).await?;
+    let mut a = lifecycle_start(c, merchant_id, order_id, OP).await?;
     let prior = sqlx::query(
         "SELECT authorization_id, amount FROM issuer_refunds WHERE merchant_id = $1 AND refund_id = $2",
     )
     .bind(merchant_id)
     .bind(refund_id)
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut *c)
     .await
     .map_err(err(OP))?;
     if let Some(row) = prior {
         let aid: String = get(&row, "authorization_id")?;
         let amt: i64 = get(&row, "amount")?;
-        tx.rollback().await.map_err(err(OP))?;
         if aid == a.authorization_id && amt == r_i {
             return Ok(Applied {
                 authorization: a,
@@ -1139,11 +1100,9 @@ pub(crate) async fn refund(
         a.status,
         AuthorizationStatus::Captured | AuthorizationStatus::Refunded
     ) {
-        tx.rollback().await.map_err(err(OP))?;
         return Err(conflict(&a, "refund"));
     }
     if amount == 0 || a.refunded.saturating_add(amount) > a.captured {
-        tx.rollback().await.map_err(err(OP))?;
         return Err(StoreError::Conflict(
             "a refund must be more than zero and at most the captured amount not yet refunded"
                 .into(),
@@ -1159,18 +1118,18 @@ pub(crate) async fn refund(
     .bind(&a.authorization_id)
     .bind(r_i)
     .bind(now_ms)
-    .execute(&mut *tx)
+    .execute(&mut *c)
     .await
     .map_err(err(OP))?;
-    add_available(&mut tx, &card_id, r_i, OP).await?;
+    add_available(c, &card_id, r_i, OP).await?;
     a.refunded += amount;
     if a.refunded == a.captured {
         a.status = AuthorizationStatus::Refunded;
     }
     a.updated_at_ms = now_ms;
-    update_auth(&mut tx, &a, OP).await?;
+    update_auth(c, &a, OP).await?;
     book(
-        &mut tx,
+        c,
         &format!("{}:refund:{refund_id}", a.authorization_id),
         "refund",
         &[
@@ -1181,7 +1140,6 @@ pub(crate) async fn refund(
         OP,
     )
     .await?;
-    commit(tx, OP).await?;
     Ok(Applied {
         authorization: a,
         applied: true,
@@ -1296,7 +1254,7 @@ fn ship_row(r: &DbRow) -> Result<ShipmentRecord> {
 }
 
 async fn add_event(
-    tx: &mut Tx,
+    c: &mut Conn,
     tracking: &str,
     status: ShipmentStatus,
     note: Option<&str>,
@@ -1310,18 +1268,17 @@ async fn add_event(
     .bind(status.as_str())
     .bind(note.map(short))
     .bind(at_ms)
-    .execute(&mut **tx)
+    .execute(&mut *c)
     .await
     .map_err(err(op))?;
     Ok(())
 }
 
-pub(crate) async fn accept_shipment(p: &P, s: &NewShipment) -> Result<Inserted<ShipmentRecord>> {
+async fn accept_shipment_in(c: &mut Conn, s: &NewShipment) -> Result<Inserted<ShipmentRecord>> {
     const OP: &str = "accept_shipment";
     check_id("merchant id", &s.merchant_id)?;
     check_id("order id", &s.order_id)?;
     check_id("tracking number", &s.tracking_number)?;
-    let mut tx = begin(p, OP).await?;
     let r = sqlx::query(
         "INSERT INTO carrier_shipments (tracking_number, merchant_id, order_id, cardholder_id, \
          addressee, address, parcel, status, created_at_ms, updated_at_ms) \
@@ -1336,7 +1293,7 @@ pub(crate) async fn accept_shipment(p: &P, s: &NewShipment) -> Result<Inserted<S
     .bind(&s.parcel)
     .bind(ShipmentStatus::Accepted.as_str())
     .bind(s.now_ms)
-    .execute(&mut *tx)
+    .execute(&mut *c)
     .await
     .map_err(err(OP))?;
     if r.rows_affected() == 0 {
@@ -1345,10 +1302,9 @@ pub(crate) async fn accept_shipment(p: &P, s: &NewShipment) -> Result<Inserted<S
         ))
         .bind(&s.merchant_id)
         .bind(&s.order_id)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut *c)
         .await
         .map_err(err(OP))?;
-        tx.rollback().await.map_err(err(OP))?;
         return match row {
             Some(row) => Ok(Inserted {
                 record: ship_row(&row)?,
@@ -1360,7 +1316,7 @@ pub(crate) async fn accept_shipment(p: &P, s: &NewShipment) -> Result<Inserted<S
         };
     }
     add_event(
-        &mut tx,
+        c,
         &s.tracking_number,
         ShipmentStatus::Accepted,
         None,
@@ -1368,7 +1324,6 @@ pub(crate) async fn accept_shipment(p: &P, s: &NewShipment) -> Result<Inserted<S
         OP,
     )
     .await?;
-    commit(tx, OP).await?;
     Ok(Inserted {
         record: ShipmentRecord {
             tracking_number: s.tracking_number.clone(),
@@ -1413,8 +1368,8 @@ pub(crate) async fn shipment_by_tracking(p: &P, tracking: &str) -> Result<Option
     row.as_ref().map(ship_row).transpose()
 }
 
-pub(crate) async fn advance_shipment(
-    p: &P,
+async fn advance_shipment_in(
+    c: &mut Conn,
     tracking: &str,
     from: ShipmentStatus,
     to: ShipmentStatus,
@@ -1422,7 +1377,6 @@ pub(crate) async fn advance_shipment(
     now_ms: i64,
 ) -> Result<bool> {
     const OP: &str = "advance_shipment";
-    let mut tx = begin(p, OP).await?;
     let r = sqlx::query(
         "UPDATE carrier_shipments SET status = $3, updated_at_ms = $4 \
          WHERE tracking_number = $1 AND status = $2",
@@ -1431,24 +1385,22 @@ pub(crate) async fn advance_shipment(
     .bind(from.as_str())
     .bind(to.as_str())
     .bind(now_ms)
-    .execute(&mut *tx)
+    .execute(&mut *c)
     .await
     .map_err(err(OP))?;
     if r.rows_affected() == 0 {
         let exists: Option<String> =
             sqlx::query_scalar("SELECT status FROM carrier_shipments WHERE tracking_number = $1")
                 .bind(tracking)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut *c)
                 .await
                 .map_err(err(OP))?;
-        tx.rollback().await.map_err(err(OP))?;
         return match exists {
             None => Err(StoreError::NotFound("shipment")),
             Some(_) => Ok(false),
         };
     }
-    add_event(&mut tx, tracking, to, note, now_ms, OP).await?;
-    commit(tx, OP).await?;
+    add_event(c, tracking, to, note, now_ms, OP).await?;
     Ok(true)
 }
 
@@ -1483,4 +1435,166 @@ pub(crate) async fn list_shipments(p: &P, limit: u32, offset: u32) -> Result<Vec
     .await
     .map_err(err("list_shipments"))?;
     rows.iter().map(ship_row).collect()
+}
+
+// ------------------------------------------------------------------------------------------
+// Write operations: each clones its arguments into a job run by `write`.
+
+macro_rules! write_op {
+    ($name:ident, $inner:ident, ($($arg:ident: $ty:ty => $own:expr),*) -> $ret:ty) => {
+        pub(crate) async fn $name(p: &P, $($arg: $ty),*) -> Result<$ret> {
+            $(let $arg = $own;)*
+            write(
+                p,
+                stringify!($name),
+                Box::new(move |c: &mut Conn| Box::pin(async move { $inner(c, $(&$arg),*).await })),
+            )
+            .await
+        }
+    };
+}
+
+write_op!(idempotency_put, idempotency_put_in,
+    (scope: &str => scope.to_owned(), key: &str => key.to_owned(),
+     resp: &StoredResponse => resp.clone()) -> StoredResponse);
+write_op!(put_order_form, put_order_form_in, (f: &OrderFormRecord => f.clone()) -> ());
+write_op!(insert_order, insert_order_in,
+    (o: &NewOrder => o.clone(), outbox: &[NewOutboxMessage] => outbox.to_vec())
+    -> Inserted<OrderRecord>);
+write_op!(transition, transition_in, (t: &Transition => t.clone()) -> bool);
+write_op!(enroll_card, enroll_card_in, (card: &NewCard => card.clone()) -> CardRecord);
+write_op!(authorize, authorize_in,
+    (req: &AuthorizeRequest => req.clone()) -> Inserted<AuthorizationRecord>);
+pub(crate) async fn void(p: &P, merchant_id: &str, order_id: &str, now_ms: i64) -> Result<Applied> {
+    let (m, o) = (merchant_id.to_owned(), order_id.to_owned());
+    write(
+        p,
+        "void",
+        Box::new(move |c: &mut Conn| Box::pin(async move { void_in(c, &m, &o, now_ms).await })),
+    )
+    .await
+}
+write_op!(accept_shipment, accept_shipment_in,
+    (s: &NewShipment => s.clone()) -> Inserted<ShipmentRecord>);
+
+pub(crate) async fn idempotency_purge(p: &P, before_ms: i64) -> Result<u64> {
+    write(
+        p,
+        "idempotency_purge",
+        Box::new(move |c: &mut Conn| {
+            Box::pin(async move { idempotency_purge_in(c, before_ms).await })
+        }),
+    )
+    .await
+}
+
+pub(crate) async fn claim_outbox(
+    p: &P,
+    now_ms: i64,
+    lease_ms: i64,
+    limit: u32,
+) -> Result<Vec<OutboxMessage>> {
+    write(
+        p,
+        "claim_outbox",
+        Box::new(move |c: &mut Conn| {
+            Box::pin(async move { claim_outbox_in(c, now_ms, lease_ms, limit).await })
+        }),
+    )
+    .await
+}
+
+pub(crate) async fn complete_outbox(p: &P, id: i64) -> Result<()> {
+    write(
+        p,
+        "complete_outbox",
+        Box::new(move |c: &mut Conn| Box::pin(async move { complete_outbox_in(c, id).await })),
+    )
+    .await
+}
+
+pub(crate) async fn retry_outbox(p: &P, id: i64, next_ms: i64, error: &str) -> Result<()> {
+    let error = error.to_owned();
+    write(
+        p,
+        "retry_outbox",
+        Box::new(move |c: &mut Conn| {
+            Box::pin(async move { retry_outbox_in(c, id, next_ms, &error).await })
+        }),
+    )
+    .await
+}
+
+pub(crate) async fn set_card_status(p: &P, card_id: &str, status: CardStatus) -> Result<bool> {
+    let card_id = card_id.to_owned();
+    write(
+        p,
+        "set_card_status",
+        Box::new(move |c: &mut Conn| {
+            Box::pin(async move { set_card_status_in(c, &card_id, status).await })
+        }),
+    )
+    .await
+}
+
+pub(crate) async fn capture(
+    p: &P,
+    merchant_id: &str,
+    order_id: &str,
+    amount: Option<u64>,
+    now_ms: i64,
+) -> Result<Applied> {
+    let (m, o) = (merchant_id.to_owned(), order_id.to_owned());
+    write(
+        p,
+        "capture",
+        Box::new(move |c: &mut Conn| {
+            Box::pin(async move { capture_in(c, &m, &o, amount, now_ms).await })
+        }),
+    )
+    .await
+}
+
+pub(crate) async fn refund(
+    p: &P,
+    merchant_id: &str,
+    order_id: &str,
+    refund_id: &str,
+    amount: u64,
+    now_ms: i64,
+) -> Result<Applied> {
+    let (m, o, r) = (
+        merchant_id.to_owned(),
+        order_id.to_owned(),
+        refund_id.to_owned(),
+    );
+    write(
+        p,
+        "refund",
+        Box::new(move |c: &mut Conn| {
+            Box::pin(async move { refund_in(c, &m, &o, &r, amount, now_ms).await })
+        }),
+    )
+    .await
+}
+
+pub(crate) async fn advance_shipment(
+    p: &P,
+    tracking: &str,
+    from: ShipmentStatus,
+    to: ShipmentStatus,
+    note: Option<&str>,
+    now_ms: i64,
+) -> Result<bool> {
+    let (t, n) = (tracking.to_owned(), note.map(str::to_owned));
+    write(
+        p,
+        "advance_shipment",
+        Box::new(move |c: &mut Conn| {
+            Box::pin(
+                async move { advance_shipment_in(c, &t, from, to, n.as_deref(), now_ms).await },
+            )
+        }),
+    )
+    .await
 }

@@ -32,6 +32,7 @@ both!(
     concurrent_claims_do_not_overlap,
     list_and_count,
     concurrent_transitions_apply_once,
+    failed_writes_roll_back_alone,
 );
 
 async fn order_forms(db: &TestDb) {
@@ -352,4 +353,50 @@ async fn concurrent_transitions_apply_once(db: &TestDb) {
     assert_eq!(applied, 1);
     assert_eq!(s.outbox_for_order("O-1").await.unwrap().len(), 1);
     assert_eq!(s.get_order("O-1").await.unwrap().unwrap().version, 2);
+}
+
+/// Many writes at once (SQLite commits them together): the failing ones leave nothing
+/// behind, the others all commit.
+async fn failed_writes_roll_back_alone(db: &TestDb) {
+    let s = &db.store;
+    for i in 0..40 {
+        s.insert_order(&new_order(&format!("O-{i}"), 100), &[])
+            .await
+            .unwrap();
+    }
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            // Odd orders fail after their state change was written: an empty outbox kind.
+            let kind = if i % 2 == 0 { "ship" } else { "" };
+            let t = Transition::new(
+                format!("O-{i}"),
+                OrderState::Received,
+                OrderState::Authorized,
+                NOW,
+            )
+            .send(kind, vec![1]);
+            (i, s.transition(&t).await)
+        }));
+    }
+    for t in tasks {
+        let (i, r) = t.await.unwrap();
+        assert_eq!(r.is_ok(), i % 2 == 0, "order {i}: {r:?}");
+    }
+    for i in 0..40 {
+        let o = s.get_order(&format!("O-{i}")).await.unwrap().unwrap();
+        let msgs = s.outbox_for_order(&o.order_id).await.unwrap();
+        if i % 2 == 0 {
+            assert_eq!(
+                (o.state, o.version, msgs.len()),
+                (OrderState::Authorized, 2, 1)
+            );
+        } else {
+            assert_eq!(
+                (o.state, o.version, msgs.len()),
+                (OrderState::Received, 1, 0)
+            );
+        }
+    }
 }
