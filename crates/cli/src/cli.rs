@@ -33,6 +33,24 @@ pub enum Command {
     /// Print example input files, to try `seal` and `open` from the shell.
     #[command(subcommand)]
     Example(ExampleCommand),
+    /// The main job: a whole purchase on embedded defaults (key center, the three services on
+    /// loopback, approved and declined orders), printing what each party holds.
+    Demo(crate::demo::DemoArgs),
+    /// Run the merchant, the issuer and the carrier on localhost until Ctrl-C, with a
+    /// persistent data directory, printing their endpoints.
+    Up(crate::demo::UpArgs),
+    /// The merchant's service.
+    #[command(subcommand)]
+    Merchant(crate::serve::MerchantCommand),
+    /// The issuer's (card manager's) service, and card enrollment.
+    #[command(subcommand)]
+    Issuer(crate::serve::IssuerCommand),
+    /// The carrier's (distributor's) service.
+    #[command(subcommand)]
+    Carrier(crate::serve::CarrierCommand),
+    /// The cardholder's wallet: buy, follow an order, track a parcel.
+    #[command(subcommand, alias = "cardholder")]
+    Wallet(crate::wallet::WalletCommand),
 }
 
 /// `warifu keycenter …`
@@ -47,6 +65,10 @@ pub enum KeycenterCommand {
     /// The patent's variant 【0053】: draw a random key for every pair of the given parties
     /// and write each party its table (no master, no collusion bound, no later additions).
     Predistribute(PredistributeArgs),
+    /// The directory of institutions (identifier → role → endpoint) that parties use to
+    /// find each other.
+    #[command(subcommand)]
+    Directory(crate::serve::DirectoryCommand),
 }
 
 /// How a key file being written is protected.

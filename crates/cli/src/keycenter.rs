@@ -26,6 +26,7 @@ pub fn run(cmd: &KeycenterCommand) -> Result<()> {
         KeycenterCommand::Issue(a) => issue(a),
         KeycenterCommand::Show(a) => show(a),
         KeycenterCommand::Predistribute(a) => predistribute(a),
+        KeycenterCommand::Directory(c) => crate::serve::directory(c),
     }
 }
 

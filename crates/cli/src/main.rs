@@ -1,9 +1,12 @@
 //! The `warifu` command: parses the command line and dispatches to one module per group.
 
 mod cli;
+mod demo;
 mod files;
 mod keycenter;
 mod keystore;
+mod serve;
+mod wallet;
 
 use std::process::ExitCode;
 
@@ -31,6 +34,12 @@ fn run(command: &Command) -> anyhow::Result<()> {
         Command::Forward(a) => files::forward(a),
         Command::Policy(c) => files::policy(c),
         Command::Example(c) => files::example(c),
+        Command::Demo(a) => demo::demo(a),
+        Command::Up(a) => demo::up(a),
+        Command::Merchant(c) => serve::merchant(c),
+        Command::Issuer(c) => serve::issuer(c),
+        Command::Carrier(c) => serve::carrier(c),
+        Command::Wallet(c) => wallet::run(c),
     }
 }
 

@@ -1,0 +1,266 @@
+//! `warifu wallet` (alias `cardholder`): the cardholder's client from the shell. The card and
+//! the destination come from the cardholder's own profile file, never from the command line
+//! and never from a merchant's page; sealing happens in this process.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use serde::{Deserialize, Serialize};
+use warifu_core::PartyId;
+use warifu_core::order::{Card, Destination, Order, OrderForm, PaymentMethod};
+use warifu_services::cardholder::Cardholder;
+use warifu_services::directory::SharedDirectory;
+
+use crate::cli::PassphraseArgs;
+use crate::{keystore, print};
+
+/// The cardholder's own details, kept in a local file (0600): who pays, with which card, where
+/// the goods go by default.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    /// Name as on the card.
+    pub name: String,
+    /// The cardholder's address.
+    pub address: String,
+    /// Telephone.
+    pub telephone: String,
+    /// FAX, if any.
+    #[serde(default)]
+    pub fax: Option<String>,
+    /// The card.
+    pub card: Card,
+    /// The card's issuer.
+    pub issuer: PartyId,
+    /// Where goods go unless `--deliver-to` says otherwise.
+    #[serde(default)]
+    pub destination: Option<Destination>,
+}
+
+/// Writes a profile file (0600).
+pub fn write_profile(path: &Path, profile: &Profile) -> Result<()> {
+    let text = serde_json::to_string_pretty(profile).context("cannot encode the profile")?;
+    keystore::write_secret(path, text.as_bytes(), keystore::Overwrite::Refuse)
+}
+
+fn read_profile(path: &Path) -> Result<Profile> {
+    let bytes = zeroize::Zeroizing::new(keystore::read_file(path)?);
+    serde_json::from_slice(&bytes).map_err(|e| {
+        anyhow::anyhow!(
+            "{} is not a wallet profile: {}",
+            path.display(),
+            warifu_services::error::redact_quoted(&e.to_string())
+        )
+    })
+}
+
+/// `warifu wallet …`
+#[derive(Debug, Subcommand)]
+pub enum WalletCommand {
+    /// Buy: confirm the merchant, get an order form, seal here, submit once, check the
+    /// issuer's receipt.
+    Buy(BuyArgs),
+    /// Show the merchant's catalog (public, unauthenticated).
+    Catalog(CommonArgs),
+    /// Ask the merchant for the state of an order.
+    Status(StatusArgs),
+    /// Ask the carrier where a parcel is (and see the destination you sealed).
+    Track(TrackArgs),
+}
+
+/// What every wallet command needs.
+#[derive(Debug, Args)]
+pub struct CommonArgs {
+    /// The cardholder's key file.
+    #[arg(long, value_name = "FILE")]
+    pub key: PathBuf,
+    /// The key center's directory (JSON).
+    #[arg(long, value_name = "FILE")]
+    pub directory: PathBuf,
+    /// The merchant.
+    #[arg(long, value_name = "ID")]
+    pub merchant: String,
+    /// The passphrase of the key file, if it is sealed.
+    #[command(flatten)]
+    pub passphrase: PassphraseArgs,
+}
+
+/// `warifu wallet buy`
+#[derive(Debug, Args)]
+pub struct BuyArgs {
+    /// Key, directory and merchant.
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// The cardholder's profile (JSON: name, address, telephone, card, issuer, destination).
+    #[arg(long, value_name = "FILE")]
+    pub profile: PathBuf,
+    /// What to buy, `PRODUCT-NUMBER:QUANTITY`, repeatable.
+    #[arg(long = "item", value_name = "PN:QTY", required = true)]
+    pub items: Vec<String>,
+    /// Digital goods: no carrier, no destination.
+    #[arg(long)]
+    pub digital: bool,
+    /// Pay in this many monthly instalments (2–60) instead of a lump sum.
+    #[arg(long, value_name = "N")]
+    pub installments: Option<u8>,
+    /// Print the merchant's answer as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `warifu wallet status`
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Key, directory and merchant.
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// The order id.
+    #[arg(long)]
+    pub order_id: String,
+}
+
+/// `warifu wallet track`
+#[derive(Debug, Args)]
+pub struct TrackArgs {
+    /// Key, directory and merchant.
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// The carrier.
+    #[arg(long, value_name = "ID")]
+    pub carrier: String,
+    /// The order id.
+    #[arg(long)]
+    pub order_id: String,
+}
+
+fn client(c: &CommonArgs) -> Result<(Cardholder, PartyId)> {
+    let keys: Arc<dyn warifu_core::keysource::KeySource> =
+        Arc::from(keystore::load_party_key(&c.key, &c.passphrase)?);
+    if keys.owner().role() != warifu_core::Role::Cardholder {
+        bail!(
+            "{} is the key of {}, not of a cardholder",
+            c.key.display(),
+            keys.owner()
+        );
+    }
+    let dir = Arc::new(
+        SharedDirectory::from_file(&c.directory)
+            .with_context(|| format!("cannot read the directory {}", c.directory.display()))?,
+    );
+    Ok((Cardholder::new(keys, dir), PartyId::parse(&c.merchant)?))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// Runs a wallet command.
+pub fn run(cmd: &WalletCommand) -> Result<()> {
+    runtime()?.block_on(async {
+        match cmd {
+            WalletCommand::Buy(a) => buy(a).await,
+            WalletCommand::Catalog(c) => {
+                let (wallet, merchant) = client(c)?;
+                let catalog = wallet.catalog(&merchant).await?;
+                print(&(serde_json::to_string_pretty(&catalog)? + "\n"))
+            }
+            WalletCommand::Status(a) => {
+                let (wallet, merchant) = client(&a.common)?;
+                let o = wallet.order_status(&merchant, &a.order_id).await?;
+                print(&(serde_json::to_string_pretty(&o)? + "\n"))
+            }
+            WalletCommand::Track(a) => {
+                let (wallet, merchant) = client(&a.common)?;
+                let carrier = PartyId::parse(&a.carrier)?;
+                let t = wallet.tracking(&carrier, &merchant, &a.order_id).await?;
+                let dest = t
+                    .destination
+                    .as_ref()
+                    .map(|d| format!("{}, {}", d.addressee.expose(), d.address.expose()))
+                    .unwrap_or_else(|| "-".into());
+                print(&format!(
+                    "{}: {} {} to {dest}\n",
+                    t.order_id, t.tracking_number, t.status
+                ))
+            }
+        }
+    })
+}
+
+fn parse_items(items: &[String]) -> Result<Vec<(String, u32)>> {
+    items
+        .iter()
+        .map(|s| {
+            let (pn, q) = s
+                .rsplit_once(':')
+                .with_context(|| format!("--item {s:?}: expected PRODUCT-NUMBER:QUANTITY"))?;
+            let q: u32 = q
+                .parse()
+                .with_context(|| format!("--item {s:?}: the quantity is not a number"))?;
+            Ok((pn.to_owned(), q))
+        })
+        .collect()
+}
+
+async fn buy(a: &BuyArgs) -> Result<()> {
+    let (wallet, merchant) = client(&a.common)?;
+    let profile = read_profile(&a.profile)?;
+    let items = parse_items(&a.items)?;
+    let method = match a.installments {
+        Some(count) => PaymentMethod::Installments { count },
+        None => PaymentMethod::LumpSum,
+    };
+    let fill = |form: &OrderForm| {
+        let picks: Vec<(&str, u32)> = items.iter().map(|(p, q)| (p.as_str(), *q)).collect();
+        let (lines, amount) = Order::lines_from(form, &picks)?;
+        Ok(Order {
+            cardholder_name: profile.name.clone(),
+            cardholder_address: profile.address.clone(),
+            telephone: profile.telephone.clone(),
+            fax: profile.fax.clone(),
+            card: profile.card.clone(),
+            lines,
+            amount,
+            currency: form.currency.clone(),
+            payment_method: method,
+            destination: form
+                .carrier
+                .as_ref()
+                .and_then(|_| profile.destination.clone()),
+        })
+    };
+    let p = wallet
+        .purchase(&merchant, &profile.issuer, a.digital, fill)
+        .await?;
+    if a.json {
+        return print(&(serde_json::to_string_pretty(&p.outcome)? + "\n"));
+    }
+    let decision = match &p.outcome.decision {
+        Some(d) if d.approved() => format!(
+            "approved by {} ({} {}, receipt verified)",
+            d.issuer, d.amount, d.currency
+        ),
+        Some(d) => format!(
+            "declined by {}: {} (receipt verified)",
+            d.issuer,
+            d.reason.map(|r| r.as_str()).unwrap_or("-")
+        ),
+        None => "no decision yet".into(),
+    };
+    print(&format!(
+        "order {}: {}; {}{}\n",
+        p.outcome.order_id,
+        p.outcome.state,
+        decision,
+        p.outcome
+            .tracking_number
+            .as_deref()
+            .map(|t| format!("; tracking {t}"))
+            .unwrap_or_default()
+    ))
+}
