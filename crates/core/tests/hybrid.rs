@@ -578,6 +578,38 @@ fn g1_off_subgroup() -> [u8; 48] {
     panic!("no small x found");
 }
 
+/// A plain key file per PROTOCOL.md §11.1: `WRFK ‖ 01 ‖ kind ‖ 00 ‖ bytes32(body) ‖ checksum`,
+/// checksum = SHA-256("warifu/v1/keyfile-checksum" ‖ every byte before it).
+fn plain_file(kind: u8, body: &[u8]) -> Vec<u8> {
+    use sha2::Digest;
+    let mut f = b"WRFK".to_vec();
+    f.extend_from_slice(&[1, kind, 0]);
+    f.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    f.extend_from_slice(body);
+    let checksum = Sha256::new()
+        .chain_update(b"warifu/v1/keyfile-checksum")
+        .chain_update(&f)
+        .finalize();
+    f.extend_from_slice(&checksum);
+    f
+}
+
+/// The body of a plain key file.
+fn file_body(file: &[u8]) -> Vec<u8> {
+    let len = u32::from_be_bytes(file[7..11].try_into().expect("4 bytes")) as usize;
+    file[11..11 + len].to_vec()
+}
+
+/// A kind-5 body: `03 ‖ str16(id) ‖ P1[48] ‖ P2[96]`.
+fn sok_body(who: &PartyId, g1: &[u8], g2: &[u8]) -> Vec<u8> {
+    let mut b = vec![Scheme::Sok.code()];
+    b.extend_from_slice(&(who.as_str().len() as u16).to_be_bytes());
+    b.extend_from_slice(who.as_str().as_bytes());
+    b.extend_from_slice(g1);
+    b.extend_from_slice(g2);
+    b
+}
+
 fn build_vectors() -> Value {
     let w = vector_world();
     let ids: Vec<PartyId> = PARTIES.iter().map(|p| id(p)).collect();
@@ -680,57 +712,60 @@ fn build_vectors() -> Value {
         }));
     }
 
-    // Tamper twins.
-    let sok_m = unhex(
-        key_files[3]
-            .get("hex")
-            .and_then(Value::as_str)
-            .expect("hex"),
+    // Tamper twins: key files rebuilt from bodies written per the spec, so each one reaches
+    // the check it is meant for (the envelope around them is valid).
+    let merchant = id(MERCHANT);
+    let key_m = w.sok.personal_key(&merchant);
+    let (g1, g2) = (key_m.g1_bytes(), key_m.g2_bytes());
+    let sok_file = |who: &PartyId, g1: &[u8], g2: &[u8]| plain_file(5, &sok_body(who, g1, g2));
+    assert_eq!(
+        hex(&sok_file(&merchant, &g1, &g2)),
+        s(&key_files[3], "hex"),
+        "the spec's envelope and body reproduce the library's file"
     );
-    assert_eq!(key_files[3]["holder"], MERCHANT);
-    let body_at = sok_m.len() - 144; // G1 then G2 at the end of the plain file
-    let mut flip_g1 = sok_m.clone();
-    flip_g1[body_at + 20] ^= 0x01;
-    let mut mixed = sok_m.clone();
-    mixed[body_at + 48..].copy_from_slice(&w.sok.personal_key(&id(ISSUER)).g2_bytes());
+    let mut bad_g1 = g1;
+    bad_g1[20] ^= 0x01;
+    let flip_g1 = sok_file(&merchant, &bad_g1, &g2);
+    let mixed = sok_file(&merchant, &g1, &w.sok.personal_key(&id(ISSUER)).g2_bytes());
     let other_master = SokMaster::generate(&mut SeededRandom::new(b"another master")).expect("m");
-    let mut other_g2 = sok_m.clone();
-    other_g2[body_at + 48..].copy_from_slice(&other_master.personal_key(&id(MERCHANT)).g2_bytes());
-    let mut off_group = sok_m.clone();
-    off_group[body_at..body_at + 48].copy_from_slice(&g1_off_subgroup());
-    let mut zero_master = unhex(key_files[0]["hex"].as_str().expect("hex"));
-    let n = zero_master.len();
-    zero_master[n - 32..].fill(0);
-    let mut r_master = zero_master.clone();
-    r_master[n - 32..].copy_from_slice(&unhex(
+    let other_g2 = sok_file(
+        &merchant,
+        &g1,
+        &other_master.personal_key(&merchant).g2_bytes(),
+    );
+    let off_group = sok_file(&merchant, &g1_off_subgroup(), &g2);
+    let master_file = |s: &[u8]| plain_file(4, &[&[Scheme::Sok.code()], s].concat());
+    assert_eq!(
+        hex(&master_file(&*w.sok.to_bytes())),
+        s(&key_files[0], "hex")
+    );
+    let zero_master = master_file(&[0u8; 32]);
+    let r_master = master_file(&unhex(
         "73eda753299d7d483339d80809a1d80553bda402fffe5bfeffffffff00000001",
     ));
-    let mixed_hybrid = SokKeyFile::Hybrid(
-        w.blom.personal_key(&id(MERCHANT)),
-        w.sok.personal_key(&id(MERCHANT)),
-    )
-    .encode(None, &mut SeededRandom::new(b"x"))
-    .expect("encode");
-    // Replace the SOK half's identifier and points with the issuer's.
-    let issuer_sok = SokKeyFile::Personal(w.sok.personal_key(&id(ISSUER)))
-        .encode(None, &mut SeededRandom::new(b"x"))
-        .expect("encode");
-    let mixed_hybrid = {
-        let merchant_sok = SokKeyFile::Personal(w.sok.personal_key(&id(MERCHANT)))
+    let blom_body = file_body(
+        &KeyFile::Personal(w.blom.personal_key(&merchant))
             .encode(None, &mut SeededRandom::new(b"x"))
-            .expect("encode");
-        // Bodies start after MAGIC, version, kind, protection and the u32 length.
-        let (mb, ib) = (&merchant_sok[11..], &issuer_sok[11..]);
-        let at = mixed_hybrid.len() - mb.len();
-        assert_eq!(&mixed_hybrid[at..], mb);
-        let mut v = mixed_hybrid[..at].to_vec();
-        let len_at = at - 4;
-        v[len_at..].copy_from_slice(&(ib.len() as u32).to_be_bytes());
-        v.extend_from_slice(ib);
-        let body_len = (v.len() - 11) as u32;
-        v[7..11].copy_from_slice(&body_len.to_be_bytes());
-        v
+            .expect("encode"),
+    );
+    let hybrid_file = |sok: &[u8]| {
+        let mut body = vec![Scheme::Hybrid.code()];
+        body.extend_from_slice(&(blom_body.len() as u32).to_be_bytes());
+        body.extend_from_slice(&blom_body);
+        body.extend_from_slice(&(sok.len() as u32).to_be_bytes());
+        body.extend_from_slice(sok);
+        plain_file(6, &body)
     };
+    assert_eq!(
+        hex(&hybrid_file(&sok_body(&merchant, &g1, &g2))),
+        s(&key_files[4], "hex")
+    );
+    let issuer = w.sok.personal_key(&id(ISSUER));
+    let mixed_hybrid = hybrid_file(&sok_body(
+        issuer.id(),
+        &issuer.g1_bytes(),
+        &issuer.g2_bytes(),
+    ));
     let hyb = unhex(sealed[0]["binary_hex"].as_str().expect("hex"));
     let mut flipped_ct = hyb.clone();
     let last = flipped_ct.len() - 1;
@@ -743,23 +778,25 @@ fn build_vectors() -> Value {
 
     let fail = json!([
         {"name": "sok_personal_flip_g1", "twin_of": "sok_personal merchant:shop.example",
-         "operation": "decode_key_file", "input_hex": hex(&flip_g1), "error": "Malformed"},
+         "operation": "decode_key_file", "input_hex": hex(&flip_g1), "error": "Malformed",
+         "field": "SOK G1 key"},
         {"name": "sok_personal_mixed_halves", "twin_of": "sok_personal merchant:shop.example",
          "description": "the G2 half is the issuer's", "operation": "decode_key_file",
-         "input_hex": hex(&mixed), "error": "Malformed"},
+         "input_hex": hex(&mixed), "error": "Malformed", "field": "SOK personal key"},
         {"name": "sok_personal_other_master", "twin_of": "sok_personal merchant:shop.example",
          "description": "the G2 half is from another master", "operation": "decode_key_file",
-         "input_hex": hex(&other_g2), "error": "Malformed"},
+         "input_hex": hex(&other_g2), "error": "Malformed", "field": "SOK personal key"},
         {"name": "sok_personal_g1_off_subgroup", "twin_of": "sok_personal merchant:shop.example",
          "description": "a G1 point on the curve but outside the prime-order subgroup",
-         "operation": "decode_key_file", "input_hex": hex(&off_group), "error": "Malformed"},
+         "operation": "decode_key_file", "input_hex": hex(&off_group), "error": "Malformed", "field": "SOK G1 key"},
         {"name": "sok_master_zero", "twin_of": "sok_master", "operation": "decode_key_file",
-         "input_hex": hex(&zero_master), "error": "Malformed"},
+         "input_hex": hex(&zero_master), "error": "Malformed", "field": "SOK master"},
         {"name": "sok_master_r", "twin_of": "sok_master", "description": "s = r",
-         "operation": "decode_key_file", "input_hex": hex(&r_master), "error": "Malformed"},
+         "operation": "decode_key_file", "input_hex": hex(&r_master), "error": "Malformed", "field": "SOK master"},
         {"name": "hybrid_personal_two_owners", "twin_of": "hybrid_personal merchant:shop.example",
          "description": "the Blom half is the merchant's, the SOK half the issuer's",
-         "operation": "decode_key_file", "input_hex": hex(&mixed_hybrid), "error": "Malformed"},
+         "operation": "decode_key_file", "input_hex": hex(&mixed_hybrid), "error": "Malformed",
+         "field": "hybrid personal key"},
         {"name": "sok_shared_with_self", "twin_of": "pairs",
          "operation": "shared_secret", "holder": MERCHANT, "peer": MERCHANT, "error": "NoPairwiseKey"},
         {"name": "hybrid_order_flipped_ciphertext", "twin_of": "hybrid order",
@@ -816,7 +853,10 @@ fn write_sok_vectors() {
     let path = vector_path();
     std::fs::create_dir_all(path.parent().expect("dir")).expect("mkdir");
     let text = serde_json::to_string_pretty(&build_vectors()).expect("json") + "\n";
-    std::fs::write(&path, text).expect("write");
+    // Write beside and rename, so tests reading the file meanwhile never see half of it.
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, text).expect("write");
+    std::fs::rename(&tmp, &path).expect("rename");
 }
 
 fn load_vectors() -> Value {
@@ -987,7 +1027,15 @@ fn check_vectors(v: &Value) -> usize {
         let outcome: Result<(), String> = match s(f, "operation") {
             "decode_key_file" => SokKeyFile::decode(&unhex(s(f, "input_hex")), None)
                 .map(drop)
-                .map_err(|e| error_name(&e)),
+                .map_err(|e| {
+                    // The twin must fail at the check it targets, not at another.
+                    if let (Error::Malformed { field, .. }, Some(want)) =
+                        (&e, f.get("field").and_then(Value::as_str))
+                    {
+                        assert_eq!(*field, want, "twin {name}: {e}");
+                    }
+                    error_name(&e)
+                }),
             "shared_secret" => keys[&id(s(f, "holder"))]
                 .shared_secret(&id(s(f, "peer")))
                 .map(drop)
