@@ -164,6 +164,25 @@ impl Store {
         crate::migrate::current(self).await
     }
 
+    /// Drops a PostgreSQL schema and everything in it (for tests and teardown of a
+    /// deployment). The name is checked as in [`StoreOptions::schema`].
+    pub async fn drop_postgres_schema(url: &str, schema: &str) -> Result<()> {
+        if !valid_schema(schema) {
+            return Err(StoreError::Url("not a valid schema name".into()));
+        }
+        let o = PgConnectOptions::from_str(url).map_err(|e| StoreError::Url(e.to_string()))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .connect_with(o)
+            .await
+            .map_err(|e| StoreError::Connect(StoreError::db("open", e).to_string()))?;
+        let r = sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            .execute(&pool)
+            .await;
+        pool.close().await;
+        r.map(|_| ()).map_err(|e| StoreError::db("drop schema", e))
+    }
+
     /// Closes every connection (waits for those in use to be returned).
     pub async fn close(&self) {
         match &self.db {

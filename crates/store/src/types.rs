@@ -527,6 +527,37 @@ impl AuthorizationRecord {
     }
 }
 
+/// The monthly amounts a cardholder pays for `amount` by `method` (its statement lines).
+///
+/// Lump sum, revolving and bonus are one line of the whole amount (revolving and bonus are
+/// billed by their own rules, outside this schedule). Installments split the amount into
+/// `count` monthly payments of `amount / count`; the remainder (`amount % count`) is added to
+/// the **first** instalment, so later ones are equal. A count of 0 is treated as 1.
+pub fn installment_schedule(amount: u64, method: PaymentMethod) -> Vec<u64> {
+    match method {
+        PaymentMethod::Installments { count } if count > 1 => {
+            let n = u64::from(count);
+            let mut v = vec![amount / n; usize::from(count)];
+            v[0] += amount % n;
+            v
+        }
+        _ => vec![amount],
+    }
+}
+
+impl AuthorizationRecord {
+    /// The monthly schedule of what the cardholder owes on this authorization: the captured
+    /// amount less refunds, or the held amount before capture.
+    pub fn schedule(&self) -> Vec<u64> {
+        let owed = if self.captured > 0 {
+            self.captured.saturating_sub(self.refunded)
+        } else {
+            self.held
+        };
+        installment_schedule(owed, self.payment_method)
+    }
+}
+
 /// What a capture, void or refund did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Applied {
@@ -639,4 +670,27 @@ pub struct ShipmentEvent {
     pub at_ms: i64,
     /// A note (depot, signature), if any.
     pub note: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn installments_put_the_remainder_first() {
+        let three = PaymentMethod::Installments { count: 3 };
+        assert_eq!(installment_schedule(1000, three), vec![334, 333, 333]);
+        assert_eq!(installment_schedule(999, three), vec![333, 333, 333]);
+        assert_eq!(installment_schedule(2, three), vec![2, 0, 0]);
+        assert_eq!(
+            installment_schedule(1000, PaymentMethod::LumpSum),
+            vec![1000]
+        );
+        assert_eq!(installment_schedule(7, PaymentMethod::Bonus), vec![7]);
+        let sixty = PaymentMethod::Installments { count: 60 };
+        let v = installment_schedule(123_456, sixty);
+        assert_eq!(v.len(), 60);
+        assert_eq!(v.iter().sum::<u64>(), 123_456);
+        assert!(v[1..].iter().all(|x| *x == v[1]));
+    }
 }

@@ -102,12 +102,8 @@ impl Drop for TestDb {
                 .build()
                 .expect("runtime");
             rt.block_on(async move {
-                use sqlx::Connection;
-                if let Ok(mut c) = sqlx::PgConnection::connect(&url).await {
-                    let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-                        .execute(&mut c)
-                        .await;
-                    let _ = c.close().await;
+                if let Err(e) = Store::drop_postgres_schema(&url, &schema).await {
+                    eprintln!("could not drop test schema {schema}: {e}");
                 }
             });
         });

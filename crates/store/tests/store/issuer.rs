@@ -300,6 +300,7 @@ async fn capture_void_refund(db: &TestDb) {
         ),
         (AuthorizationStatus::Captured, 1000, 0)
     );
+    assert_eq!(c.authorization.schedule(), vec![334, 333, 333]);
     let again = s.capture(SHOP, "O-1", None, NOW + 2).await.unwrap();
     assert!(!again.applied);
     assert!(
@@ -337,6 +338,7 @@ async fn capture_void_refund(db: &TestDb) {
     assert!(r1.applied);
     assert_eq!(r1.authorization.refunded, 400);
     assert_eq!(r1.authorization.status, AuthorizationStatus::Captured);
+    assert_eq!(r1.authorization.schedule(), vec![200, 200, 200]);
     assert!(
         !s.refund(SHOP, "O-1", "R-1", 400, NOW + 6)
             .await
