@@ -269,25 +269,27 @@ fn valid_schema(s: &str) -> bool {
 }
 
 async fn open_postgres(url: &str, opts: &StoreOptions) -> Result<Pools<Postgres>> {
+    use sqlx::Connection;
     let mut o = PgConnectOptions::from_str(url).map_err(|e| StoreError::Url(e.to_string()))?;
+    if let Some(schema) = &opts.schema
+        && !valid_schema(schema)
+    {
+        return Err(StoreError::Url(
+            "a schema name is 1–63 characters of a–z, 0–9 and '_', not starting with a digit"
+                .into(),
+        ));
+    }
+    // One plain connection first: it reports why the server cannot be reached (a pool would
+    // only time out), and creates the schema before the pool pins it on every connection.
+    let connect_err = |e| StoreError::Connect(StoreError::db("open", e).to_string());
+    let mut boot = tokio::time::timeout(opts.busy_timeout, sqlx::PgConnection::connect_with(&o))
+        .await
+        .map_err(|_| StoreError::Connect("timed out connecting to PostgreSQL".into()))?
+        .map_err(connect_err)?;
     if let Some(schema) = &opts.schema {
-        if !valid_schema(schema) {
-            return Err(StoreError::Url(
-                "a schema name is 1–63 characters of a–z, 0–9 and '_', not starting with a digit"
-                    .into(),
-            ));
-        }
-        // Create the schema with a plain connection, then pin it on every pooled one.
-        let boot = PgPoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(opts.busy_timeout)
-            .connect_with(o.clone())
-            .await
-            .map_err(|e| StoreError::Connect(StoreError::db("open", e).to_string()))?;
         let r = sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
-            .execute(&boot)
+            .execute(&mut boot)
             .await;
-        boot.close().await;
         if let Err(e) = r {
             // A concurrent creator may win the race; the schema exists either way.
             let again = StoreError::db("create schema", e);
@@ -297,12 +299,13 @@ async fn open_postgres(url: &str, opts: &StoreOptions) -> Result<Pools<Postgres>
         }
         o = o.options([("search_path", schema.as_str())]);
     }
+    let _ = boot.close().await;
     let pool = PgPoolOptions::new()
         .max_connections(opts.max_connections.max(1))
         .acquire_timeout(opts.busy_timeout)
         .connect_with(o)
         .await
-        .map_err(|e| StoreError::Connect(StoreError::db("open", e).to_string()))?;
+        .map_err(connect_err)?;
     Ok(Pools {
         writer: pool.clone(),
         reader: pool,
