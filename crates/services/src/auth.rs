@@ -159,14 +159,13 @@ impl Guard {
             let mut t = self.tables();
             t.pending.remove(&confirm.nonce_r)
         };
-        let Some((pending, at)) = pending.filter(|(_, at)| at.elapsed() < self.limits.pending_ttl)
-        else {
+        let ttl = self.limits.pending_ttl;
+        let Some((pending, _)) = pending.filter(|(_, at)| at.elapsed() < ttl) else {
             return Err(AppError::new(
                 ErrorCode::AuthenticationFailed,
                 "no handshake is waiting for this confirmation (expired or already used)",
             ));
         };
-        let _ = at;
         let initiator = pending.initiator().clone();
         let started = pending.started();
         let session = pending.confirm(confirm, now_unix()).map_err(|e| {
@@ -410,4 +409,48 @@ pub async fn method_not_allowed() -> AppError {
         ErrorCode::MethodNotAllowed,
         "this endpoint does not take this method",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use warifu_core::blom::Master;
+    use warifu_core::rand::SeededRandom;
+    use warifu_core::session::Initiator;
+
+    #[test]
+    fn tables_are_bounded_and_a_confirmation_is_single_use() {
+        let master = Master::generate(4, &mut SeededRandom::new(b"guard")).expect("master");
+        let id = |s: &str| PartyId::parse(s).expect("id");
+        let merchant = Arc::new(master.personal_key(&id("merchant:m")));
+        let guard = Guard::new(
+            merchant.clone(),
+            GuardLimits {
+                max_pending: 2,
+                pending_ttl: Duration::from_secs(30),
+                max_sessions: 1,
+            },
+        );
+        let alice = master.personal_key(&id("cardholder:a"));
+        let mut rng = SeededRandom::new(b"hellos");
+        let mut starts = Vec::new();
+        for _ in 0..3 {
+            let (init, hello) =
+                Initiator::start(&alice, merchant.owner(), now_unix(), &mut rng).expect("start");
+            let challenge = guard.hello(&hello).expect("challenge");
+            starts.push((init, challenge));
+        }
+        assert_eq!(guard.counts(), (0, 2), "pending handshakes are bounded");
+        let mut confirms = Vec::new();
+        for (init, challenge) in starts {
+            let (_, confirm) = init.finish(&challenge).expect("finish");
+            confirms.push(confirm);
+        }
+        // The oldest was evicted; the others confirm once each.
+        assert!(guard.confirm(&confirms[0]).is_err());
+        assert!(guard.confirm(&confirms[1]).is_ok());
+        assert!(guard.confirm(&confirms[1]).is_err(), "confirmation reused");
+        assert!(guard.confirm(&confirms[2]).is_ok());
+        assert_eq!(guard.counts(), (1, 0), "sessions are bounded");
+    }
 }
