@@ -221,3 +221,135 @@ fn fixtures_are_consistent() {
     let (year, _) = warifu_core::order::year_month(warifu_services::now_unix());
     assert!(EXPIRY.year > year, "the test card must not have expired");
 }
+
+/// Starts an extra service on a free loopback port and lists it in the directory.
+async fn list(env: &common::Env, id: &warifu_core::PartyId) -> tokio::net::TcpListener {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", l.local_addr().expect("addr"));
+    let mut d = (*env.local.directory.get()).clone();
+    d.insert(warifu_services::directory::Entry::new(id.clone(), &url).expect("entry"));
+    env.local.directory.replace(d).expect("directory");
+    l
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_merchants_and_issuers_coexist() {
+    use std::sync::Arc;
+    use warifu_services::{issuer, merchant};
+    use warifu_store::{Party, Store};
+    let Some(env) = common::start(Db::Sqlite).await else {
+        return;
+    };
+    // A second issuer and a second merchant that accepts both issuers.
+    let bank2 = common::id("issuer:card2.example");
+    let books = common::id("merchant:books.example");
+    let data = env.tmp.path().join("more");
+    let bank2_store = Store::open_party(&data.join("i2"), Party::Issuer)
+        .await
+        .expect("store");
+    let bank2_state =
+        issuer::IssuerState::new(env.local.issue(&bank2).expect("key"), Arc::new(bank2_store));
+    let l = list(&env, &bank2).await;
+    tokio::spawn(issuer::run(l, bank2_state.clone(), std::future::pending()));
+    let mut config =
+        warifu_services::merchant::MerchantConfig::example(env.issuer(), Some(env.carrier()));
+    config.accepted_issuers.push(bank2.clone());
+    let books_state = merchant::MerchantState::new(
+        env.local.issue(&books).expect("key"),
+        config,
+        Arc::new(
+            Store::open_party(&data.join("m2"), Party::Merchant)
+                .await
+                .expect("store"),
+        ),
+        env.local.directory.clone(),
+    );
+    let l = list(&env, &books).await;
+    tokio::spawn(merchant::run(
+        l,
+        books_state.clone(),
+        std::future::pending(),
+    ));
+    // Bob banks with the second issuer.
+    let bob_id = common::id("cardholder:bob@mail.example");
+    bank2_state
+        .store()
+        .enroll_card(&warifu_store::NewCard {
+            card_id: "b-1".into(),
+            cardholder_id: bob_id.to_string(),
+            holder_name: NAME.into(),
+            number: OTHER_CARD.into(),
+            expiry: EXPIRY,
+            credit_limit: 50_000,
+            currency: "JPY".into(),
+            now_ms: warifu_services::now_ms(),
+        })
+        .await
+        .expect("enroll");
+    let bob = env.local.cardholder(&bob_id).expect("bob");
+    let bob_fill = Fill {
+        number: OTHER_CARD.into(),
+        ..Fill::default()
+    };
+    let p = bob
+        .purchase(&books, &bank2, false, |f| bob_fill.order(f))
+        .await
+        .expect("bob at books");
+    assert_eq!(p.outcome.state, "shipped");
+    assert_eq!(p.outcome.decision.as_ref().map(|d| &d.issuer), Some(&bank2));
+    // Alice buys at both merchants with the first issuer.
+    for m in [&books, &env.merchant()] {
+        let p = env
+            .alice
+            .purchase(m, &env.issuer(), false, |f| Fill::default().order(f))
+            .await
+            .expect("alice");
+        assert_eq!(p.outcome.state, "shipped", "{m}");
+    }
+    // Each issuer holds only its own cardholder's authorizations; the carrier serves both shops.
+    let a1 = env
+        .local
+        .issuer
+        .store()
+        .authorizations_for_cardholder(env.alice_id.as_str())
+        .await
+        .expect("a1");
+    assert_eq!(a1.len(), 2);
+    assert!(
+        bank2_state
+            .store()
+            .authorizations_for_cardholder(env.alice_id.as_str())
+            .await
+            .expect("a2")
+            .is_empty()
+    );
+    let shipments = env
+        .local
+        .carrier
+        .store()
+        .list_shipments(10, 0)
+        .await
+        .expect("shipments");
+    let mut merchants: Vec<_> = shipments.iter().map(|s| s.merchant_id.clone()).collect();
+    merchants.sort();
+    assert_eq!(
+        merchants,
+        [
+            "merchant:books.example",
+            "merchant:books.example",
+            "merchant:shop.example"
+        ]
+    );
+    // Bob's card is no good at the first issuer.
+    let p = bob
+        .purchase(&env.merchant(), &env.issuer(), false, |f| bob_fill.order(f))
+        .await
+        .expect("bob at shop");
+    assert_eq!(
+        p.outcome.decision.and_then(|d| d.reason),
+        Some(DeclineReason::UnknownCardholder)
+    );
+    common::finish(env).await;
+}
