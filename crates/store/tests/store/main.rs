@@ -4,6 +4,7 @@
 
 mod carrier;
 mod common;
+mod crash;
 mod issuer;
 mod merchant;
 mod platform;
