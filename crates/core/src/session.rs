@@ -156,7 +156,14 @@ impl Initiator {
             nonce_r: challenge.nonce_r,
             mac: mac(self.key.expose(), &[INITIATOR_TAG, &t]),
         };
-        let session = Session::derive(&self.key, &self.hello, &challenge.nonce_r, Side::Initiator)?;
+        // The initiator's session lives from its own clock at the hello.
+        let session = Session::derive(
+            &self.key,
+            &self.hello,
+            &challenge.nonce_r,
+            Side::Initiator,
+            self.hello.time,
+        )?;
         Ok((session, confirm))
     }
 }
@@ -233,7 +240,8 @@ impl PendingHandshake {
         if expected.ct_eq(&confirm.mac).unwrap_u8() == 0 {
             return Err(Error::Decrypt);
         }
-        Session::derive(&self.key, &self.hello, &self.nonce_r, Side::Responder)
+        // The responder's session lives from its own clock, not the initiator's claimed time.
+        Session::derive(&self.key, &self.hello, &self.nonce_r, Side::Responder, now)
     }
 }
 
@@ -288,7 +296,13 @@ impl Session {
     /// Keys: HKDF-SHA256(salt = nonce_i ‖ nonce_r, ikm = K, info = SESSION_LABEL ‖ transcript)
     /// → 64 bytes: request key (initiator → responder) then response key. The id is the
     /// first 16 bytes of SHA-256(SESSION_LABEL ‖ transcript), in hex.
-    fn derive(key: &PairwiseKey, hello: &Hello, nonce_r: &[u8; 32], side: Side) -> Result<Session> {
+    fn derive(
+        key: &PairwiseKey,
+        hello: &Hello,
+        nonce_r: &[u8; 32],
+        side: Side,
+        established: u64,
+    ) -> Result<Session> {
         let t = transcript(hello, nonce_r);
         let mut salt = [0u8; 64];
         salt[..32].copy_from_slice(&hello.nonce_i);
@@ -317,7 +331,7 @@ impl Session {
             peer,
             request_key: Key32::from_bytes(request_key),
             response_key: Key32::from_bytes(response_key),
-            established: hello.time,
+            established,
             next_seq: 1,
             window: ReplayWindow::default(),
         })
@@ -464,7 +478,8 @@ struct ReplayWindow {
 
 impl ReplayWindow {
     fn accept(&mut self, seq: u64) -> bool {
-        if seq == 0 || seq.saturating_add(REPLAY_WINDOW) <= self.highest || self.seen.contains(&seq) {
+        if seq == 0 || seq.saturating_add(REPLAY_WINDOW) <= self.highest || self.seen.contains(&seq)
+        {
             return false;
         }
         self.seen.insert(seq);
