@@ -167,8 +167,8 @@ impl Guard {
             ));
         };
         let initiator = pending.initiator().clone();
-        let started = pending.started();
-        let session = pending.confirm(confirm, now_unix()).map_err(|e| {
+        let confirmed_at = now_unix();
+        let session = pending.confirm(confirm, confirmed_at).map_err(|e| {
             tracing::warn!(peer = %initiator, "handshake confirmation refused");
             handshake_error(e)
         })?;
@@ -193,7 +193,7 @@ impl Guard {
             .insert(id.clone(), (Arc::new(Mutex::new(session)), Instant::now()));
         Ok(SessionEstablished {
             session: id,
-            expires_at: started.saturating_add(SESSION_LIFETIME),
+            expires_at: confirmed_at.saturating_add(SESSION_LIFETIME),
         })
     }
 
