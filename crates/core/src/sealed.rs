@@ -405,7 +405,11 @@ fn role_name(role: Role) -> &'static str {
 impl ForwardedPart {
     /// Every commitment in role order, checking that the set matches the header.
     fn commitments(&self) -> Result<Vec<Commitment>> {
-        if !self.others.windows(2).all(|w| w[0].recipient < w[1].recipient) {
+        if !self
+            .others
+            .windows(2)
+            .all(|w| w[0].recipient < w[1].recipient)
+        {
             return Err(Error::malformed("commitments", "must be in role order"));
         }
         let mut all = self.others.clone();
