@@ -159,6 +159,19 @@ impl IssuerStore for Store {
     async fn settlement_report(&self, merchant_id: &str) -> Result<Vec<SettlementDay>> {
         dispatch!(self, settlement_report(merchant_id))
     }
+    async fn list_cards(&self, limit: u32, offset: u32) -> Result<Vec<CardRecord>> {
+        dispatch!(self, list_cards(limit, offset))
+    }
+    async fn list_authorizations(
+        &self,
+        limit: u32,
+        offset: u32,
+    ) -> Result<Vec<AuthorizationRecord>> {
+        dispatch!(self, list_authorizations(limit, offset))
+    }
+    async fn audit(&self) -> Result<Audit> {
+        dispatch!(self, audit())
+    }
 }
 
 #[async_trait]

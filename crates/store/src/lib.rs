@@ -186,6 +186,22 @@ pub trait IssuerStore: PartyStore {
 
     /// A merchant's captures and refunds by UTC day.
     async fn settlement_report(&self, merchant_id: &str) -> Result<Vec<SettlementDay>>;
+
+    /// Cards, ordered by card id (for the issuer's dashboard; numbers stay [`Secret`]s).
+    ///
+    /// [`Secret`]: warifu_core::secret::Secret
+    async fn list_cards(&self, limit: u32, offset: u32) -> Result<Vec<CardRecord>>;
+
+    /// Authorizations, newest first.
+    async fn list_authorizations(
+        &self,
+        limit: u32,
+        offset: u32,
+    ) -> Result<Vec<AuthorizationRecord>>;
+
+    /// Checks the books: the ledger sums to zero, every movement balances, and each card's
+    /// available credit equals limit − holds − captures + refunds and its ledger balance.
+    async fn audit(&self) -> Result<Audit>;
 }
 
 /// The carrier's aggregate: shipments and their events.

@@ -584,6 +584,27 @@ pub struct LedgerEntry {
     pub created_at_ms: i64,
 }
 
+/// The result of [`crate::IssuerStore::audit`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Audit {
+    /// The sum of every ledger entry (0 when the books balance).
+    pub ledger_sum: i64,
+    /// Movements whose entries do not sum to zero.
+    pub unbalanced_movements: u64,
+    /// How many cards were checked.
+    pub cards: u64,
+    /// Cards whose available credit disagrees with their authorizations or their ledger
+    /// account (by card id).
+    pub card_mismatches: Vec<String>,
+}
+
+impl Audit {
+    /// Whether everything balances.
+    pub fn is_clean(&self) -> bool {
+        self.ledger_sum == 0 && self.unbalanced_movements == 0 && self.card_mismatches.is_empty()
+    }
+}
+
 /// A merchant's settlement for one day (UTC).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SettlementDay {

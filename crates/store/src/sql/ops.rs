@@ -1229,6 +1229,82 @@ pub(crate) async fn settlement_report(p: &P, merchant_id: &str) -> Result<Vec<Se
     Ok(out)
 }
 
+pub(crate) async fn list_cards(p: &P, limit: u32, offset: u32) -> Result<Vec<CardRecord>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {CARD_COLS} FROM issuer_cards ORDER BY card_id LIMIT $1 OFFSET $2"
+    ))
+    .bind(i64::from(limit))
+    .bind(i64::from(offset))
+    .fetch_all(&p.reader)
+    .await
+    .map_err(err("list_cards"))?;
+    rows.iter().map(card_row).collect()
+}
+
+pub(crate) async fn list_authorizations(
+    p: &P,
+    limit: u32,
+    offset: u32,
+) -> Result<Vec<AuthorizationRecord>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {AUTH_COLS} FROM issuer_authorizations \
+         ORDER BY created_at_ms DESC, authorization_id DESC LIMIT $1 OFFSET $2"
+    ))
+    .bind(i64::from(limit))
+    .bind(i64::from(offset))
+    .fetch_all(&p.reader)
+    .await
+    .map_err(err("list_authorizations"))?;
+    rows.iter().map(auth_row).collect()
+}
+
+pub(crate) async fn audit(p: &P) -> Result<Audit> {
+    const OP: &str = "audit";
+    // One read transaction: a consistent snapshot of cards, authorizations and ledger.
+    let mut c = p.reader.begin().await.map_err(err(OP))?;
+    let ledger_sum: i64 =
+        sqlx::query_scalar("SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM issuer_ledger")
+            .fetch_one(&mut *c)
+            .await
+            .map_err(err(OP))?;
+    let unbalanced: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM (SELECT movement_id FROM issuer_ledger GROUP BY movement_id \
+         HAVING SUM(amount) <> 0) AS t",
+    )
+    .fetch_one(&mut *c)
+    .await
+    .map_err(err(OP))?;
+    let rows = sqlx::query(
+        "SELECT k.card_id, k.credit_limit, k.available, \
+           CAST(COALESCE((SELECT SUM(a.held - a.refunded + a.captured) FROM issuer_authorizations a \
+             WHERE a.card_id = k.card_id), 0) AS BIGINT) AS used, \
+           CAST(COALESCE((SELECT SUM(l.amount) FROM issuer_ledger l \
+             WHERE l.account = 'card:' || k.card_id || ':available'), 0) AS BIGINT) AS booked \
+         FROM issuer_cards k ORDER BY k.card_id",
+    )
+    .fetch_all(&mut *c)
+    .await
+    .map_err(err(OP))?;
+    let _ = c.rollback().await;
+    let mut card_mismatches = Vec::new();
+    for r in &rows {
+        let id: String = get(r, "card_id")?;
+        let limit: i64 = get(r, "credit_limit")?;
+        let available: i64 = get(r, "available")?;
+        let used: i64 = get(r, "used")?;
+        let booked: i64 = get(r, "booked")?;
+        if available != limit - used || available != booked {
+            card_mismatches.push(id);
+        }
+    }
+    Ok(Audit {
+        ledger_sum,
+        unbalanced_movements: to_u64(unbalanced, "count")?,
+        cards: rows.len() as u64,
+        card_mismatches,
+    })
+}
+
 // ------------------------------------------------------------------------------------------
 // Carrier
 

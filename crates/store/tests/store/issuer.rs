@@ -50,6 +50,12 @@ pub fn request(order: &str, amount: u64) -> AuthorizeRequest {
 /// The books balance and each card's available credit matches its ledger account and
 /// limit − holds − captures + refunds.
 pub async fn assert_books(s: &Store) {
+    let audit = s.audit().await.unwrap();
+    assert!(audit.is_clean(), "{audit:?}");
+    assert_eq!(
+        audit.cards,
+        s.list_cards(1000, 0).await.unwrap().len() as u64
+    );
     assert_eq!(s.ledger_sum().await.unwrap(), 0, "ledger sums to zero");
     assert_eq!(s.unbalanced_movements().await.unwrap(), 0);
     for c in s.cards_for_cardholder(ALICE).await.unwrap() {
@@ -422,4 +428,28 @@ async fn partial_capture_and_settlement(db: &TestDb) {
             .is_empty()
     );
     assert_books(s).await;
+}
+
+#[tokio::test]
+async fn audit_finds_a_tampered_card() {
+    let db = TestDb::sqlite().await;
+    let s = &db.store;
+    s.enroll_card(&card("C-1", 1000)).await.unwrap();
+    s.enroll_card(&card("C-2", 1000)).await.unwrap();
+    s.authorize(&request("O-1", 100)).await.unwrap();
+    assert!(s.audit().await.unwrap().is_clean());
+    assert_eq!(s.list_authorizations(10, 0).await.unwrap().len(), 1);
+    {
+        use sqlx::Connection;
+        let url = format!("sqlite://{}", db.store_path().display());
+        let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::query("UPDATE issuer_cards SET available = available + 1 WHERE card_id = 'C-2'")
+            .execute(&mut c)
+            .await
+            .unwrap();
+    }
+    let audit = s.audit().await.unwrap();
+    assert!(!audit.is_clean());
+    assert_eq!(audit.card_mismatches, vec!["C-2".to_string()]);
+    assert_eq!((audit.ledger_sum, audit.cards), (0, 2));
 }
