@@ -12,6 +12,21 @@
 //! `Arc<dyn MerchantStore>` (the traits are object safe through `async-trait`). Open with
 //! [`Store::open`] (`sqlite://PATH` or `postgres://…`) or [`Store::open_party`] (one SQLite
 //! file per party in a data directory). Migrations are embedded and run on open.
+//!
+//! Durability and concurrency:
+//! - SQLite runs in WAL mode with `synchronous=FULL` by default, foreign keys on, a busy
+//!   timeout, and one writer: every write goes through a group-commit task that runs the
+//!   queued operations in one `BEGIN IMMEDIATE` transaction, each under its own savepoint, and
+//!   answers each caller only after the shared `COMMIT` (so concurrent writers share one
+//!   fsync). Reads use a pool of read-only connections.
+//! - PostgreSQL runs each write in its own transaction; row locks (`FOR UPDATE`, `SKIP
+//!   LOCKED` for the outbox) keep concurrent replicas correct. [`StoreOptions::schema`] puts a
+//!   party (or a test run) in its own schema.
+//! - Every multi-row change is one transaction: an order and its first outbox message; a state
+//!   transition, the messages it causes and the outbox entry it completes; an authorization,
+//!   its hold, the card's available credit and the balanced ledger movement.
+//!
+//! Times are Unix milliseconds passed by the caller; amounts are minor units.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

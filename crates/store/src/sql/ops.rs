@@ -546,20 +546,23 @@ async fn book(
             "ledger movement {kind} does not balance"
         )));
     }
-    for (account, amount) in entries.iter().filter(|(_, a)| *a != 0) {
-        sqlx::query(
-            "INSERT INTO issuer_ledger (movement_id, kind, account, amount, created_at_ms) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(movement_id)
-        .bind(kind)
-        .bind(*account)
-        .bind(*amount)
-        .bind(now_ms)
-        .execute(&mut *c)
-        .await
-        .map_err(err(op))?;
+    let rows: Vec<&(&str, i64)> = entries.iter().filter(|(_, a)| *a != 0).collect();
+    if rows.is_empty() {
+        return Ok(());
     }
+    // One statement for the whole movement.
+    let values = (0..rows.len())
+        .map(|i| format!("($1, $2, ${}, ${}, $3)", 4 + 2 * i, 5 + 2 * i))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "INSERT INTO issuer_ledger (movement_id, kind, account, amount, created_at_ms) VALUES {values}"
+    );
+    let mut q = sqlx::query(&sql).bind(movement_id).bind(kind).bind(now_ms);
+    for (account, amount) in rows {
+        q = q.bind(*account).bind(*amount);
+    }
+    q.execute(&mut *c).await.map_err(err(op))?;
     Ok(())
 }
 
