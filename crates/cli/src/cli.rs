@@ -71,6 +71,39 @@ pub enum KeycenterCommand {
     Directory(crate::serve::DirectoryCommand),
 }
 
+/// A key scheme on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SchemeArg {
+    /// Blom alone: fast, but any k+1 colluding key holders recover the master.
+    Blom,
+    /// Sakai–Ohgishi–Kasahara on BLS12-381 alone: no collusion bound, a pairing per new peer.
+    Sok,
+    /// Blom and SOK from two separate masters: breaking a key needs breaking both.
+    Hybrid,
+}
+
+impl From<SchemeArg> for warifu_core::sok::KeyScheme {
+    fn from(s: SchemeArg) -> Self {
+        match s {
+            SchemeArg::Blom => warifu_core::sok::KeyScheme::Blom,
+            SchemeArg::Sok => warifu_core::sok::KeyScheme::Sok,
+            SchemeArg::Hybrid => warifu_core::sok::KeyScheme::Hybrid,
+        }
+    }
+}
+
+/// How a party uses its key files: the scheme and the pairwise-key cache.
+#[derive(Debug, Clone, Args)]
+pub struct KeyUseArgs {
+    /// The key scheme. Default: the hybrid when the key files hold both halves (a hybrid
+    /// bundle, or a Blom and a SOK key), else the one scheme they serve.
+    #[arg(long, value_enum)]
+    pub scheme: Option<SchemeArg>,
+    /// How many counterparties' pairwise keys to keep in memory (0: none).
+    #[arg(long, value_name = "N", default_value_t = warifu_services::keys::DEFAULT_KEY_CACHE)]
+    pub key_cache: usize,
+}
+
 /// How a key file being written is protected.
 #[derive(Debug, Clone, Args)]
 pub struct NewPassphraseArgs {
@@ -95,10 +128,16 @@ pub struct PassphraseArgs {
 /// `warifu keycenter init`
 #[derive(Debug, Args)]
 pub struct InitArgs {
-    /// The key center's directory (created if missing): master.key and issued.txt.
+    /// The key center's directory (created if missing): master.key and issued.txt (Blom),
+    /// sok-master.key (SOK).
     #[arg(long, value_name = "DIR")]
     pub dir: PathBuf,
-    /// The collusion bound: any k+1 key holders together recover the master.
+    /// Which masters to create: `blom`, `sok`, or `hybrid` (both, in one directory). For
+    /// the hybrid held by two separate centers, init one directory `--scheme blom` and
+    /// another `--scheme sok`.
+    #[arg(long, value_enum, default_value_t = SchemeArg::Hybrid)]
+    pub scheme: SchemeArg,
+    /// The collusion bound of the Blom master: any k+1 key holders together recover it.
     #[arg(long, default_value_t = warifu_core::blom::DEFAULT_K)]
     pub k: u32,
     /// Protection of master.key.
@@ -121,6 +160,10 @@ pub struct IssueArgs {
     /// Seal every issued key under the passphrase in this file (default: unsealed, 0600).
     #[arg(long, value_name = "FILE")]
     pub key_passphrase_file: Option<PathBuf>,
+    /// Issue only this scheme's keys. Default: every master the directory holds (both →
+    /// one hybrid key file each; a Blom or a SOK center alone → its own key file).
+    #[arg(long, value_enum)]
+    pub scheme: Option<SchemeArg>,
     /// Identifiers such as `cardholder:alice@mail.example` or `merchant:shop.example`.
     #[arg(value_name = "ID", required = true)]
     pub ids: Vec<String>,

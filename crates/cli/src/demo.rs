@@ -7,11 +7,13 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use warifu_core::order::{Card, Destination, Expiry, Order, OrderForm, PaymentMethod};
+use warifu_core::sok::KeyScheme;
 use warifu_core::{PartyId, Role};
 use warifu_services::holdings::{self, Holdings};
 use warifu_services::local::{Local, LocalOptions, Storage};
 use warifu_store::Party;
 
+use crate::cli::SchemeArg;
 use crate::print;
 
 /// `warifu demo`
@@ -21,6 +23,12 @@ pub struct DemoArgs {
     /// recover its master).
     #[arg(long, default_value_t = warifu_core::blom::DEFAULT_K)]
     pub k: u32,
+    /// The key scheme: `hybrid` (Blom and SOK from two masters, the default), `blom` or `sok`.
+    #[arg(long, value_enum, default_value_t = SchemeArg::Hybrid)]
+    pub scheme: SchemeArg,
+    /// How many counterparties' pairwise keys each party keeps in memory (0: none).
+    #[arg(long, value_name = "N", default_value_t = warifu_services::keys::DEFAULT_KEY_CACHE)]
+    pub key_cache: usize,
     /// Keep the data directory here (it must not exist yet) instead of a temporary one.
     #[arg(long, value_name = "DIR")]
     pub keep: Option<PathBuf>,
@@ -44,6 +52,12 @@ pub struct UpArgs {
     /// The collusion bound, when the key center is created.
     #[arg(long, default_value_t = warifu_core::blom::DEFAULT_K)]
     pub k: u32,
+    /// The key scheme: `hybrid` (Blom and SOK from two masters, the default), `blom` or `sok`.
+    #[arg(long, value_enum, default_value_t = SchemeArg::Hybrid)]
+    pub scheme: SchemeArg,
+    /// How many counterparties' pairwise keys each party keeps in memory (0: none).
+    #[arg(long, value_name = "N", default_value_t = warifu_services::keys::DEFAULT_KEY_CACHE)]
+    pub key_cache: usize,
     /// The merchant's port; the issuer and the carrier take the next two (0: any free ports).
     #[arg(long, default_value_t = 0)]
     pub port: u16,
@@ -158,6 +172,8 @@ async fn run_demo(args: &DemoArgs, dir: &Path) -> Result<()> {
     let prefix = format!("warifu_demo_{}", std::process::id());
     let mut opts = LocalOptions::new(dir, args.k);
     opts.storage = storage(args.postgres.as_deref(), &prefix);
+    opts.scheme = args.scheme.into();
+    opts.key_cache = args.key_cache;
     let backend = match &opts.storage {
         Storage::Sqlite => format!("SQLite files in {}", dir.display()),
         Storage::Postgres { .. } => format!("PostgreSQL schemas {prefix}_*"),
@@ -184,12 +200,14 @@ async fn demo_steps(local: &Local, backend: &str, started: Instant) -> Result<()
     let alice = local.cardholder(&alice_id)?;
     let alice_key_time = t.elapsed();
     print(&format!(
-        "1. Key center (Blom's scheme, claim 4)\n   \
-         master: k = {} (collusion bound: {}), generated in {}\n   \
+        "1. Key centers: scheme {} ({})\n   \
+         {}, {} in {}\n   \
          issued: {merchant}, {issuer}, {carrier} in {}; {alice_id} in {}\n   \
          directory: {} (identifier → role → endpoint)\n\n",
-        f.k,
-        crate::keycenter::bound_words(f.k),
+        f.scheme,
+        scheme_words(f.scheme),
+        masters_words(f.k, f.scheme),
+        if f.created { "generated" } else { "loaded" },
         ms(f.master_time),
         ms(f.issue_time),
         ms(alice_key_time),
@@ -336,6 +354,32 @@ async fn demo_steps(local: &Local, backend: &str, started: Instant) -> Result<()
     Ok(())
 }
 
+/// What the scheme is, in words.
+fn scheme_words(scheme: KeyScheme) -> &'static str {
+    match scheme {
+        KeyScheme::Blom => "Blom's scheme alone, claim 4",
+        KeyScheme::Sok => "Sakai–Ohgishi–Kasahara on BLS12-381 alone",
+        KeyScheme::Hybrid => {
+            "Blom ⊕ Sakai–Ohgishi–Kasahara: breaking a key needs breaking both, each master held by its own center"
+        }
+    }
+}
+
+/// The masters in use and Blom's collusion bound, in words.
+fn masters_words(k: Option<u32>, scheme: KeyScheme) -> String {
+    let blom = k.map(|k| {
+        format!(
+            "Blom master k = {k} (alone: {})",
+            crate::keycenter::bound_words(k)
+        )
+    });
+    match (blom, scheme) {
+        (Some(b), KeyScheme::Hybrid) => format!("{b}; SOK master (no collusion bound)"),
+        (Some(b), _) => b,
+        (None, _) => "SOK master (no collusion bound)".into(),
+    }
+}
+
 fn outcome_word(o: &warifu_services::wire::OrderOutcome) -> &'static str {
     match &o.decision {
         Some(d) if d.approved() => "approved",
@@ -397,6 +441,8 @@ pub fn up(args: &UpArgs) -> Result<()> {
 async fn run_up(args: &UpArgs) -> Result<()> {
     let mut opts = LocalOptions::new(&args.data, args.k);
     opts.storage = storage(args.postgres.as_deref(), "warifu_up");
+    opts.scheme = args.scheme.into();
+    opts.key_cache = args.key_cache;
     if args.port != 0 {
         let p = args.port;
         opts.ports = [
@@ -451,8 +497,13 @@ async fn run_up(args: &UpArgs) -> Result<()> {
         )?;
     }
     let mut text = format!(
-        "Warifu is up (k = {}, data in {}).\n",
-        local.figures.k,
+        "Warifu is up (scheme {}{}, data in {}).\n",
+        local.figures.scheme,
+        local
+            .figures
+            .k
+            .map(|k| format!(", k = {k}"))
+            .unwrap_or_default(),
         args.data.display()
     );
     for id in [local.merchant.id(), local.issuer.id(), local.carrier.id()] {

@@ -10,13 +10,15 @@ use serde::Serialize;
 use warifu_core::PartyId;
 use warifu_core::blom::{self, Master, Sizing};
 use warifu_core::keycenter::KeyCenter;
-use warifu_core::keyfile::KeyFile;
+use warifu_core::keyfile::{KeyFile, SokKeyFile};
 use warifu_core::keysource::{self, pairwise_key};
 use warifu_core::rand::OsRandom;
+use warifu_core::sok::{KeyScheme, SokMaster};
 
 use crate::cli::{InitArgs, IssueArgs, KeycenterCommand, PredistributeArgs, ShowArgs};
 use crate::keystore::{
-    self, MASTER_FILE, Overwrite, REGISTER_FILE, Register, encode_key_file, file_name_for,
+    self, MASTER_FILE, Overwrite, REGISTER_FILE, Register, SOK_MASTER_FILE, encode_key_file,
+    encode_sok_key_file, file_name_for,
 };
 
 /// Runs a `keycenter` subcommand.
@@ -40,6 +42,17 @@ pub fn bound_words(k: u32) -> String {
 }
 
 fn init(args: &InitArgs) -> Result<()> {
+    let scheme = KeyScheme::from(args.scheme);
+    let sok_path = args.dir.join(SOK_MASTER_FILE);
+    if scheme != KeyScheme::Blom && sok_path.exists() {
+        bail!(
+            "{} already exists: refusing to overwrite a master (every key it issued would stop working)",
+            sok_path.display()
+        );
+    }
+    if scheme == KeyScheme::Sok {
+        return init_sok(args, &sok_path);
+    }
     let master_path = args.dir.join(MASTER_FILE);
     let register_path = args.dir.join(REGISTER_FILE);
     if master_path.exists() {
@@ -83,7 +96,46 @@ fn init(args: &InitArgs) -> Result<()> {
     )?;
     writeln!(out, "  {}  empty register", register_path.display())?;
     writeln!(out, "  bound: {}", bound_words(args.k))?;
+    if scheme == KeyScheme::Hybrid {
+        write_sok_master(&sok_path, pass.as_ref(), &mut out)?;
+        writeln!(
+            out,
+            "  scheme: hybrid (Blom ⊕ SOK); to hold the two masters in separate centers, move \
+             {SOK_MASTER_FILE} to another directory (or init one with --scheme blom and one with --scheme sok)"
+        )?;
+    }
     crate::print(&out)
+}
+
+/// Creates a SOK key center: only sok-master.key (no register: SOK has no collisions to
+/// refuse and no collusion bound).
+fn init_sok(args: &InitArgs, sok_path: &std::path::Path) -> Result<()> {
+    let pass = keystore::new_passphrase(&args.passphrase, SOK_MASTER_FILE)?;
+    keystore::ensure_private_dir(&args.dir)?;
+    let mut out = format!("created SOK key center {}\n", args.dir.display());
+    write_sok_master(sok_path, pass.as_ref(), &mut out)?;
+    crate::print(&out)
+}
+
+fn write_sok_master(
+    path: &std::path::Path,
+    pass: Option<&warifu_core::secret::Secret>,
+    out: &mut String,
+) -> Result<()> {
+    let master = SokMaster::generate(&mut OsRandom).context("cannot generate the SOK master")?;
+    let bytes = encode_sok_key_file(&SokKeyFile::Master(master), pass)?;
+    keystore::write_secret(path, &bytes, Overwrite::Refuse)?;
+    writeln!(
+        out,
+        "  {}  SOK master (BLS12-381 scalar), {}",
+        path.display(),
+        if pass.is_some() {
+            "sealed under a passphrase"
+        } else {
+            "NOT sealed (0600 only)"
+        }
+    )?;
+    Ok(())
 }
 
 fn progress(len: u64) -> ProgressBar {
@@ -96,9 +148,44 @@ fn progress(len: u64) -> ProgressBar {
     bar
 }
 
+/// The halves `keycenter issue` issues: the requested scheme's, or every master present.
+fn halves(args: &IssueArgs) -> Result<(bool, bool)> {
+    let has_blom = args.dir.join(MASTER_FILE).exists();
+    let has_sok = args.dir.join(SOK_MASTER_FILE).exists();
+    let (blom, sok) = match args.scheme.map(KeyScheme::from) {
+        None => (has_blom, has_sok),
+        Some(KeyScheme::Blom) => (true, false),
+        Some(KeyScheme::Sok) => (false, true),
+        Some(KeyScheme::Hybrid) => (true, true),
+    };
+    if !blom && !sok {
+        bail!(
+            "{} holds no master: run `warifu keycenter init --dir {}` first",
+            args.dir.display(),
+            args.dir.display()
+        );
+    }
+    for (want, has, file) in [
+        (blom, has_blom, MASTER_FILE),
+        (sok, has_sok, SOK_MASTER_FILE),
+    ] {
+        if want && !has {
+            bail!("{} has no {file}", args.dir.display());
+        }
+    }
+    Ok((blom, sok))
+}
+
 fn issue(args: &IssueArgs) -> Result<()> {
     let ids = keystore::parse_ids(&args.ids)?;
     let key_pass = keystore::optional_passphrase(args.key_passphrase_file.as_deref())?;
+    let (with_blom, with_sok) = halves(args)?;
+    let sok_master = with_sok
+        .then(|| keystore::load_sok_master(&args.dir.join(SOK_MASTER_FILE), &args.passphrase))
+        .transpose()?;
+    if !with_blom {
+        return issue_sok(args, &ids, sok_master, key_pass.as_ref());
+    }
     let mut register = Register::open(&args.dir.join(REGISTER_FILE))?;
     let master = keystore::load_master(&args.dir.join(MASTER_FILE), &args.passphrase)?;
     let mut center = KeyCenter::new(master, register.ids().to_vec())
@@ -121,7 +208,13 @@ fn issue(args: &IssueArgs) -> Result<()> {
             fresh += 1;
         }
         let path = args.out.join(file_name_for(id));
-        let bytes = encode_key_file(&KeyFile::Personal(key), key_pass.as_ref())?;
+        let bytes = match &sok_master {
+            Some(m) => encode_sok_key_file(
+                &SokKeyFile::Hybrid(key, m.personal_key(id)),
+                key_pass.as_ref(),
+            )?,
+            None => encode_key_file(&KeyFile::Personal(key), key_pass.as_ref())?,
+        };
         keystore::write_secret(&path, &bytes, Overwrite::Replace)?;
         written.push((id.clone(), path));
         bar.inc(1);
@@ -130,12 +223,40 @@ fn issue(args: &IssueArgs) -> Result<()> {
     let mut out = String::new();
     writeln!(
         out,
-        "issued {} key(s) into {} ({fresh} new, {again} issued before); the register holds {} identifier(s)",
+        "issued {} {} key(s) into {} ({fresh} new, {again} issued before); the register holds {} identifier(s)",
         written.len(),
+        if sok_master.is_some() {
+            "hybrid (Blom + SOK)"
+        } else {
+            "Blom"
+        },
         args.out.display(),
         register.ids().len()
     )?;
     for (id, path) in written {
+        writeln!(out, "  {id}  {}", path.display())?;
+    }
+    crate::print(&out)
+}
+
+/// Issues SOK personal keys only (a SOK key center, or `--scheme sok`).
+fn issue_sok(
+    args: &IssueArgs,
+    ids: &[PartyId],
+    master: Option<SokMaster>,
+    key_pass: Option<&warifu_core::secret::Secret>,
+) -> Result<()> {
+    let master = master.context("no SOK master loaded")?;
+    keystore::ensure_private_dir(&args.out)?;
+    let mut out = format!(
+        "issued {} SOK key(s) into {}\n",
+        ids.len(),
+        args.out.display()
+    );
+    for id in ids {
+        let path = args.out.join(file_name_for(id));
+        let bytes = encode_sok_key_file(&SokKeyFile::Personal(master.personal_key(id)), key_pass)?;
+        keystore::write_secret(&path, &bytes, Overwrite::Replace)?;
         writeln!(out, "  {id}  {}", path.display())?;
     }
     crate::print(&out)

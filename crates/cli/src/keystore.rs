@@ -9,18 +9,21 @@ use anyhow::{Context, Result, anyhow, bail};
 use sha2::{Digest, Sha256};
 use warifu_core::PartyId;
 use warifu_core::blom::Master;
-use warifu_core::keyfile::{KdfParams, KeyFile};
+use warifu_core::keyfile::{KdfParams, KeyFile, SokKeyFile};
 use warifu_core::keysource::KeySource;
 use warifu_core::rand::OsRandom;
 use warifu_core::secret::Secret;
+use warifu_core::sok::{KeyScheme, PartyKeys, SokMaster};
 use zeroize::Zeroizing;
 
 use crate::cli::{NewPassphraseArgs, PassphraseArgs};
 
 /// The environment variable holding a passphrase when no `--passphrase-file` is given.
 pub const PASSPHRASE_ENV: &str = "WARIFU_PASSPHRASE";
-/// The master's file name inside a key center directory.
+/// The Blom master's file name inside a key center directory.
 pub const MASTER_FILE: &str = "master.key";
+/// The SOK master's file name inside a key center directory (the hybrid's second center).
+pub const SOK_MASTER_FILE: &str = "sok-master.key";
 /// The register's file name inside a key center directory.
 pub const REGISTER_FILE: &str = "issued.txt";
 /// The extension of key files.
@@ -242,20 +245,106 @@ pub fn load_master(path: &Path, pass: &PassphraseArgs) -> Result<Master> {
     }
 }
 
-/// Loads a party's key (Blom personal key or predistributed table) as a key source.
-pub fn load_party_key(path: &Path, pass: &PassphraseArgs) -> Result<Box<dyn KeySource>> {
-    match load_key_file(path, pass)? {
-        KeyFile::Personal(k) => Ok(Box::new(k)),
-        KeyFile::Predistributed(t) => Ok(Box::new(t)),
-        KeyFile::Master(_) => bail!(
-            "{} is a key center's master, not a party's key; use a key from `warifu keycenter issue`",
-            path.display()
+/// Loads a SOK key center's master.
+pub fn load_sok_master(path: &Path, pass: &PassphraseArgs) -> Result<SokMaster> {
+    let bytes = Zeroizing::new(read_file(path)?);
+    let secret = if KeyFile::is_sealed(&bytes) {
+        Some(existing_passphrase(pass, path)?)
+    } else {
+        None
+    };
+    match SokKeyFile::decode(&bytes, secret.as_ref())
+        .with_context(|| format!("cannot open key file {}", path.display()))?
+    {
+        SokKeyFile::Master(m) => Ok(m),
+        other => bail!(
+            "{} holds a {}, not a SOK key center's master",
+            path.display(),
+            other.kind_name()
         ),
     }
 }
 
+/// A service's or wallet's key source: its key files in the chosen scheme, behind the
+/// pairwise-key cache. The one place the CLI turns key files into a party's key source.
+pub fn party_key_source(
+    paths: &[PathBuf],
+    use_args: &crate::cli::KeyUseArgs,
+    pass: &PassphraseArgs,
+) -> Result<std::sync::Arc<dyn KeySource>> {
+    let source = load_party_keys(paths, use_args.scheme.map(KeyScheme::from), pass)?;
+    Ok(warifu_services::keys::cached(source, use_args.key_cache))
+}
+
+/// Loads a party's key from one key file (see [`load_party_keys`]), in the strongest scheme
+/// it serves.
+pub fn load_party_key(path: &Path, pass: &PassphraseArgs) -> Result<Box<dyn KeySource>> {
+    load_party_keys(std::slice::from_ref(&path.to_path_buf()), None, pass)
+}
+
+/// Loads a party's key source from its key files: one hybrid bundle (kind 6), a Blom and a
+/// SOK personal key from two key centers, a single Blom or SOK key, or a predistributed
+/// table (【0053】). `scheme` picks the scheme; without it, the hybrid when both halves are
+/// there, else the one scheme the files serve.
+pub fn load_party_keys(
+    paths: &[PathBuf],
+    scheme: Option<KeyScheme>,
+    pass: &PassphraseArgs,
+) -> Result<Box<dyn KeySource>> {
+    let mut keys = PartyKeys::new();
+    let mut table = None;
+    for path in paths {
+        let bytes = Zeroizing::new(read_file(path)?);
+        let secret = if KeyFile::is_sealed(&bytes) {
+            Some(existing_passphrase(pass, path)?)
+        } else {
+            None
+        };
+        let added = if SokKeyFile::is_sok_kind(&bytes) {
+            keys.add_file(&bytes, secret.as_ref())
+        } else {
+            match KeyFile::decode(&bytes, secret.as_ref()) {
+                Ok(KeyFile::Personal(k)) => keys.add_blom(k),
+                Ok(KeyFile::Predistributed(t)) => {
+                    table = Some(t);
+                    Ok(())
+                }
+                Ok(KeyFile::Master(_)) => bail!(
+                    "{} is a key center's master, not a party's key; use a key from `warifu keycenter issue`",
+                    path.display()
+                ),
+                Err(e) => Err(e),
+            }
+        };
+        added.with_context(|| format!("cannot open key file {}", path.display()))?;
+    }
+    if let Some(t) = table {
+        if paths.len() > 1 || scheme.is_some() {
+            bail!("a predistributed table (【0053】) is used alone, without --scheme");
+        }
+        return Ok(Box::new(t));
+    }
+    let scheme = match scheme {
+        Some(s) => s,
+        None => keys
+            .available()
+            .last()
+            .copied()
+            .context("no key file given")?,
+    };
+    keys.key_source(scheme)
+        .context("the key files do not serve this scheme")
+}
+
 /// Encodes a key file, sealed under `pass` if given, with the default Argon2id costs.
 pub fn encode_key_file(file: &KeyFile, pass: Option<&Secret>) -> Result<Zeroizing<Vec<u8>>> {
+    file.encode(pass.map(|p| (p, KdfParams::default())), &mut OsRandom)
+        .map(Zeroizing::new)
+        .with_context(|| format!("cannot encode the {}", file.kind_name()))
+}
+
+/// Encodes a SOK or hybrid key file, sealed under `pass` if given, with the default costs.
+pub fn encode_sok_key_file(file: &SokKeyFile, pass: Option<&Secret>) -> Result<Zeroizing<Vec<u8>>> {
     file.encode(pass.map(|p| (p, KdfParams::default())), &mut OsRandom)
         .map(Zeroizing::new)
         .with_context(|| format!("cannot encode the {}", file.kind_name()))

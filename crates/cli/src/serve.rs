@@ -37,9 +37,13 @@ pub struct DbArgs {
 /// What every service needs.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
-    /// The party's key file (from `warifu keycenter issue`).
-    #[arg(long, value_name = "FILE")]
-    pub key: PathBuf,
+    /// The party's key file (from `warifu keycenter issue`); repeat it for a Blom and a SOK
+    /// key from two key centers.
+    #[arg(long, value_name = "FILE", required = true)]
+    pub key: Vec<PathBuf>,
+    /// Key scheme and pairwise-key cache.
+    #[command(flatten)]
+    pub keys: crate::cli::KeyUseArgs,
     /// The database.
     #[command(flatten)]
     pub db: DbArgs,
@@ -221,12 +225,10 @@ async fn open_store(db: &DbArgs, party: Party) -> Result<Store> {
 }
 
 fn load_keys(args: &ServeArgs, role: Role) -> Result<Arc<dyn KeySource>> {
-    let keys: Arc<dyn KeySource> =
-        Arc::from(keystore::load_party_key(&args.key, &args.passphrase)?);
+    let keys = keystore::party_key_source(&args.key, &args.keys, &args.passphrase)?;
     if keys.owner().role() != role {
         bail!(
-            "{} holds the key of {}, not of a {role}",
-            args.key.display(),
+            "the key file(s) hold the key of {}, not of a {role}",
             keys.owner()
         );
     }

@@ -73,9 +73,12 @@ pub enum WalletCommand {
 /// What every wallet command needs.
 #[derive(Debug, Args)]
 pub struct CommonArgs {
-    /// The cardholder's key file.
-    #[arg(long, value_name = "FILE")]
-    pub key: PathBuf,
+    /// The cardholder's key file; repeat it for a Blom and a SOK key from two key centers.
+    #[arg(long, value_name = "FILE", required = true)]
+    pub key: Vec<PathBuf>,
+    /// Key scheme and pairwise-key cache.
+    #[command(flatten)]
+    pub keys: crate::cli::KeyUseArgs,
     /// The key center's directory (JSON).
     #[arg(long, value_name = "FILE")]
     pub directory: PathBuf,
@@ -136,12 +139,10 @@ pub struct TrackArgs {
 }
 
 fn client(c: &CommonArgs) -> Result<(Cardholder, PartyId)> {
-    let keys: Arc<dyn warifu_core::keysource::KeySource> =
-        Arc::from(keystore::load_party_key(&c.key, &c.passphrase)?);
+    let keys = keystore::party_key_source(&c.key, &c.keys, &c.passphrase)?;
     if keys.owner().role() != warifu_core::Role::Cardholder {
         bail!(
-            "{} is the key of {}, not of a cardholder",
-            c.key.display(),
+            "the key file(s) hold the key of {}, not of a cardholder",
             keys.owner()
         );
     }

@@ -284,3 +284,42 @@ fn separate_processes_buy_through_the_directory() {
         "{err}"
     );
 }
+
+#[test]
+fn demo_runs_in_every_key_scheme_and_says_which() {
+    for scheme in ["blom", "sok", "hybrid"] {
+        let out = warifu()
+            .args(["demo", "--k", "8", "--scheme", scheme, "--key-cache", "16"])
+            .output()
+            .expect("run warifu demo");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{scheme}: exit {:?}\n{stdout}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.contains(&format!("Key centers: scheme {scheme} (")),
+            "{scheme}:\n{stdout}"
+        );
+        assert_eq!(stdout.contains("SOK master"), scheme != "blom", "{stdout}");
+        assert_eq!(
+            stdout.contains("Blom master k = 8"),
+            scheme != "sok",
+            "{stdout}"
+        );
+        for needle in ["shipped", "declined", "authorized"] {
+            assert!(
+                stdout.contains(needle),
+                "{scheme}: {needle:?} missing:\n{stdout}"
+            );
+        }
+    }
+    // The default is the hybrid.
+    let out = warifu()
+        .args(["demo", "--k", "8"])
+        .output()
+        .expect("run warifu demo");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Key centers: scheme hybrid ("));
+}

@@ -115,6 +115,7 @@ async fn ship(
             format!("this order is not addressed to {}", st.id()),
         ));
     }
+    AppError::check_scheme(header.scheme, st.keys.scheme())?;
     if attest::verify_carrier_approval(st.keys.as_ref(), &header, &req.approval).is_err() {
         tracing::warn!(%order_id, merchant = %peer, "shipment without the issuer's approval refused");
         return Err(AppError::new(

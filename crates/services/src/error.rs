@@ -32,6 +32,9 @@ pub enum ErrorCode {
     /// 422: a sealed part is tampered, truncated, spliced from another order or not sealed
     /// for this party. Deliberately one opaque code for all of these.
     SealedPartInvalid,
+    /// 422: the order was sealed under another key scheme (blom, sok, hybrid) than the one
+    /// this party's keys belong to; reseal it under the scheme the deployment uses.
+    SchemeMismatch,
     /// 422: the merchant's opened part does not agree with its order form (catalog, prices,
     /// currency, carrier, issuer).
     OrderInvalid,
@@ -69,7 +72,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for documentation and tests.
-    pub const ALL: [ErrorCode; 24] = [
+    pub const ALL: [ErrorCode; 25] = [
         ErrorCode::MalformedRequest,
         ErrorCode::PayloadTooLarge,
         ErrorCode::NotFound,
@@ -78,6 +81,7 @@ impl ErrorCode {
         ErrorCode::UnknownParty,
         ErrorCode::NotAddressedHere,
         ErrorCode::SealedPartInvalid,
+        ErrorCode::SchemeMismatch,
         ErrorCode::OrderInvalid,
         ErrorCode::FormExpired,
         ErrorCode::AmountMismatch,
@@ -107,6 +111,7 @@ impl ErrorCode {
             ErrorCode::UnknownParty => "unknown_party",
             ErrorCode::NotAddressedHere => "not_addressed_here",
             ErrorCode::SealedPartInvalid => "sealed_part_invalid",
+            ErrorCode::SchemeMismatch => "scheme_mismatch",
             ErrorCode::OrderInvalid => "order_invalid",
             ErrorCode::FormExpired => "form_expired",
             ErrorCode::AmountMismatch => "amount_mismatch",
@@ -136,6 +141,7 @@ impl ErrorCode {
             ErrorCode::UnknownParty
             | ErrorCode::NotAddressedHere
             | ErrorCode::SealedPartInvalid
+            | ErrorCode::SchemeMismatch
             | ErrorCode::OrderInvalid
             | ErrorCode::AmountMismatch => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorCode::FormExpired => StatusCode::GONE,
@@ -199,6 +205,31 @@ impl AppError {
             ErrorCode::SealedPartInvalid,
             "the sealed part was tampered with, truncated, taken from another order, or not sealed for this party",
         )
+    }
+
+    /// Refuses an order whose header names another key scheme than `ours` (checked before
+    /// opening, so the answer is a clear `scheme_mismatch`, not an opaque failure to open).
+    pub fn check_scheme(
+        sealed_under: warifu_core::keysource::Scheme,
+        ours: warifu_core::keysource::Scheme,
+    ) -> AppResult<()> {
+        if sealed_under == ours {
+            return Ok(());
+        }
+        let name = |s: warifu_core::keysource::Scheme| {
+            serde_json::to_value(s)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_else(|| format!("code {}", s.code()))
+        };
+        Err(AppError::new(
+            ErrorCode::SchemeMismatch,
+            format!(
+                "the order was sealed under the {} key scheme, but this party uses {}",
+                name(sealed_under),
+                name(ours)
+            ),
+        ))
     }
 
     /// A storage failure: logged here with its detail, answered without it.
@@ -265,6 +296,21 @@ mod tests {
             assert_eq!(json, format!("\"{}\"", c.as_str()));
             assert!(c.status().is_client_error() || c.status().is_server_error());
         }
+    }
+
+    #[test]
+    fn another_scheme_is_a_clear_stable_error() {
+        use warifu_core::keysource::Scheme;
+        assert!(AppError::check_scheme(Scheme::Hybrid, Scheme::Hybrid).is_ok());
+        let e = AppError::check_scheme(Scheme::Blom, Scheme::Hybrid).expect_err("mismatch");
+        assert_eq!(e.code, ErrorCode::SchemeMismatch);
+        assert_eq!(e.code.as_str(), "scheme_mismatch");
+        assert_eq!(e.code.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(
+            e.message.contains("blom") && e.message.contains("hybrid"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]

@@ -129,6 +129,7 @@ async fn authorize(
             format!("this order is for {}, not {}", header.issuer, st.id()),
         ));
     }
+    AppError::check_scheme(header.scheme, st.keys.scheme())?;
     // The first answer for (merchant, order id) is final; a different request under the same
     // order id is a conflict, never a second hold.
     let scope = format!("authorize:{peer}");

@@ -6,6 +6,7 @@
 //!   state, shutdown)` each; [`cardholder`]: the client.
 //! - [`auth`] and [`peer`]: mutual confirmation (claim 5) over HTTP, server and client side.
 //! - [`directory`]: identifier → role → endpoint.
+//! - [`keys`]: a party's key source for its scheme, behind a pairwise-key cache.
 //! - [`local`]: a whole deployment in one process (demo, `up`, tests); [`holdings`]: what each
 //!   party holds, read back from its store.
 //! - [`wire`]: the JSON bodies; [`error`]: stable error codes; [`attest`]: the issuer's MACs
@@ -21,6 +22,7 @@ pub mod directory;
 pub mod error;
 pub mod holdings;
 pub mod issuer;
+pub mod keys;
 pub mod local;
 pub mod merchant;
 pub mod peer;

@@ -13,11 +13,12 @@ use tokio::task::JoinHandle;
 use warifu_core::PartyId;
 use warifu_core::blom::Master;
 use warifu_core::keycenter::KeyCenter;
-use warifu_core::keyfile::KeyFile;
+use warifu_core::keyfile::{KeyFile, SokKeyFile};
 use warifu_core::keysource::KeySource;
 use warifu_core::order::Expiry;
 use warifu_core::rand::OsRandom;
 use warifu_core::secret::Secret;
+use warifu_core::sok::{KeyScheme, PartyKeys, SokMaster};
 use warifu_store::{CardRecord, NewCard, Party, Store, StoreOptions, Synchronous};
 
 use crate::cardholder::Cardholder;
@@ -61,6 +62,10 @@ pub struct LocalOptions {
     pub ports: [u16; 3],
     /// SQLite durability.
     pub synchronous: Synchronous,
+    /// The key scheme of every party (default: hybrid, Blom and SOK from two masters).
+    pub scheme: KeyScheme,
+    /// How many counterparties' pairwise keys each party caches (0: none).
+    pub key_cache: usize,
 }
 
 impl LocalOptions {
@@ -77,6 +82,8 @@ impl LocalOptions {
             ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
             ports: [0; 3],
             synchronous: Synchronous::Full,
+            scheme: KeyScheme::default(),
+            key_cache: crate::keys::DEFAULT_KEY_CACHE,
         }
     }
 }
@@ -84,11 +91,13 @@ impl LocalOptions {
 /// Figures about the key center, for the demo to show.
 #[derive(Debug, Clone, Copy)]
 pub struct KeyCenterFigures {
-    /// The collusion bound.
-    pub k: u32,
-    /// Whether the master was created now (or loaded from the data directory).
+    /// The key scheme in use.
+    pub scheme: KeyScheme,
+    /// The Blom master's collusion bound (`None` under SOK alone).
+    pub k: Option<u32>,
+    /// Whether the masters were created now (or loaded from the data directory).
     pub created: bool,
-    /// How long creating or loading the master took.
+    /// How long creating or loading the masters took.
     pub master_time: Duration,
     /// How long issuing the three parties' keys took.
     pub issue_time: Duration,
@@ -112,7 +121,8 @@ pub struct Local {
     pub storage: Storage,
     /// The key center's figures.
     pub figures: KeyCenterFigures,
-    center: Mutex<KeyCenter>,
+    centers: Mutex<Centers>,
+    key_cache: usize,
     stores: [Store; 3],
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<std::io::Result<()>>>,
@@ -126,8 +136,10 @@ impl core::fmt::Debug for Local {
 
 /// The key center's directory inside a data directory.
 pub const KEYCENTER_DIR: &str = "keycenter";
-/// The master's file name.
+/// The Blom master's file name.
 pub const MASTER_FILE: &str = "master.key";
+/// The SOK master's file name (the second key center of the hybrid scheme).
+pub const SOK_MASTER_FILE: &str = "sok-master.key";
 /// The directory file name.
 pub const DIRECTORY_FILE: &str = "directory.json";
 
@@ -154,7 +166,97 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> LocalError {
     move |e| LocalError::Io(what, e)
 }
 
-/// Loads the key center's master from the data directory, or creates it (0600).
+/// The key centers of the scheme: the Blom center, the SOK master, or both.
+struct Centers {
+    scheme: KeyScheme,
+    blom: Option<KeyCenter>,
+    sok: Option<SokMaster>,
+}
+
+impl Centers {
+    /// Loads or creates (in `dir/keycenter`) the masters `scheme` needs.
+    fn open(
+        dir: &Path,
+        k: u32,
+        scheme: KeyScheme,
+    ) -> Result<(Centers, Option<u32>, bool), LocalError> {
+        let (mut blom, mut sok, mut k_used, mut created) = (None, None, None, false);
+        if scheme != KeyScheme::Sok {
+            let (master, fresh) = load_or_create_master(dir, k)?;
+            k_used = Some(master.k());
+            created |= fresh;
+            blom = Some(KeyCenter::new(master, [])?);
+        }
+        if scheme != KeyScheme::Blom {
+            let (master, fresh) = load_or_create_sok_master(dir)?;
+            created |= fresh;
+            sok = Some(master);
+        }
+        Ok((Centers { scheme, blom, sok }, k_used, created))
+    }
+
+    /// The personal keys of `id` under the scheme.
+    fn issue(&mut self, id: &PartyId) -> Result<PartyKeys, LocalError> {
+        let mut keys = PartyKeys::new();
+        if let Some(c) = &mut self.blom {
+            keys.add_blom(c.issue(id)?)?;
+        }
+        if let Some(m) = &self.sok {
+            keys.add_sok(m.personal_key(id))?;
+        }
+        Ok(keys)
+    }
+
+    /// The key source of `id` under the scheme, behind a cache of `cache` counterparties.
+    fn source(&mut self, id: &PartyId, cache: usize) -> Result<Arc<dyn KeySource>, LocalError> {
+        let source = self.issue(id)?.key_source(self.scheme)?;
+        Ok(crate::keys::cached(source, cache))
+    }
+
+    /// The key file of `id` under the scheme: Blom (kind 2), SOK (kind 5) or hybrid (kind 6).
+    fn encode(&mut self, id: &PartyId) -> Result<zeroize::Zeroizing<Vec<u8>>, LocalError> {
+        let mut blom = self.blom.as_mut().map(|c| c.issue(id)).transpose()?;
+        let sok = self.sok.as_ref().map(|m| m.personal_key(id));
+        let bytes = match (blom.take(), sok) {
+            (Some(b), None) => KeyFile::Personal(b).encode(None, &mut OsRandom)?,
+            (None, Some(s)) => SokKeyFile::Personal(s).encode(None, &mut OsRandom)?,
+            (Some(b), Some(s)) => SokKeyFile::Hybrid(b, s).encode(None, &mut OsRandom)?,
+            (None, None) => {
+                return Err(LocalError::Keys(warifu_core::Error::ParameterMismatch(
+                    "no key center master is loaded".into(),
+                )));
+            }
+        };
+        Ok(zeroize::Zeroizing::new(bytes))
+    }
+}
+
+/// Loads the SOK master from the data directory, or creates it (0600).
+fn load_or_create_sok_master(dir: &Path) -> Result<(SokMaster, bool), LocalError> {
+    let kc = dir.join(KEYCENTER_DIR);
+    let path = kc.join(SOK_MASTER_FILE);
+    if path.exists() {
+        let bytes = zeroize::Zeroizing::new(
+            std::fs::read(&path).map_err(io(format!("reading {}", path.display())))?,
+        );
+        return match SokKeyFile::decode(&bytes, None)? {
+            SokKeyFile::Master(m) => Ok((m, false)),
+            _ => Err(LocalError::Keys(warifu_core::Error::ParameterMismatch(
+                format!("{} does not hold a SOK master", path.display()),
+            ))),
+        };
+    }
+    std::fs::create_dir_all(&kc).map_err(io(format!("creating {}", kc.display())))?;
+    let master = SokMaster::generate(&mut OsRandom)?;
+    let bytes = zeroize::Zeroizing::new(
+        SokKeyFile::Master(SokMaster::from_bytes(&master.to_bytes())?)
+            .encode(None, &mut OsRandom)?,
+    );
+    write_private(&path, &bytes)?;
+    Ok((master, true))
+}
+
+/// Loads the key center's Blom master from the data directory, or creates it (0600).
 fn load_or_create_master(dir: &Path, k: u32) -> Result<(Master, bool), LocalError> {
     let kc = dir.join(KEYCENTER_DIR);
     let path = kc.join(MASTER_FILE);
@@ -224,14 +326,12 @@ impl Local {
         std::fs::create_dir_all(&opts.data_dir)
             .map_err(io(format!("creating {}", opts.data_dir.display())))?;
         let started = Instant::now();
-        let (master, created) = load_or_create_master(&opts.data_dir, opts.k)?;
+        let (mut centers, k, created) = Centers::open(&opts.data_dir, opts.k, opts.scheme)?;
         let master_time = started.elapsed();
-        let k = master.k();
-        let mut center = KeyCenter::new(master, [])?;
         let started = Instant::now();
-        let mk: Arc<dyn KeySource> = Arc::new(center.issue(&opts.merchant)?);
-        let ik: Arc<dyn KeySource> = Arc::new(center.issue(&opts.issuer)?);
-        let ck: Arc<dyn KeySource> = Arc::new(center.issue(&opts.carrier)?);
+        let mk = centers.source(&opts.merchant, opts.key_cache)?;
+        let ik = centers.source(&opts.issuer, opts.key_cache)?;
+        let ck = centers.source(&opts.carrier, opts.key_cache)?;
         let issue_time = started.elapsed();
 
         let (ml, murl) = bind(opts.ip, opts.ports[0]).await?;
@@ -279,31 +379,34 @@ impl Local {
             data_dir: opts.data_dir.clone(),
             storage: opts.storage.clone(),
             figures: KeyCenterFigures {
+                scheme: opts.scheme,
                 k,
                 created,
                 master_time,
                 issue_time,
             },
-            center: Mutex::new(center),
+            centers: Mutex::new(centers),
+            key_cache: opts.key_cache,
             stores: [ms, is, cs],
             shutdown: tx,
             tasks,
         })
     }
 
-    /// Issues a key for `id` from the key center (any role: a cardholder, or an extra party).
+    /// Issues the keys of `id` under the deployment's scheme from the key centers (any role:
+    /// a cardholder, or an extra party), behind the deployment's pairwise-key cache.
     pub fn issue(&self, id: &PartyId) -> Result<Arc<dyn KeySource>, LocalError> {
-        let mut c = self.center.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(Arc::new(c.issue(id)?))
+        self.lock_centers().source(id, self.key_cache)
     }
 
-    /// Writes the personal key of `id` to `path` (0600, unsealed), for `warifu wallet`.
+    fn lock_centers(&self) -> std::sync::MutexGuard<'_, Centers> {
+        self.centers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Writes the key file of `id` under the deployment's scheme (Blom, SOK or the hybrid
+    /// bundle) to `path` (0600, unsealed), for `warifu wallet`.
     pub fn write_key(&self, id: &PartyId, path: &Path) -> Result<(), LocalError> {
-        let key = {
-            let mut c = self.center.lock().unwrap_or_else(|p| p.into_inner());
-            c.issue(id)?
-        };
-        let bytes = zeroize::Zeroizing::new(KeyFile::Personal(key).encode(None, &mut OsRandom)?);
+        let bytes = self.lock_centers().encode(id)?;
         if path.exists() {
             std::fs::remove_file(path).map_err(io(format!("replacing {}", path.display())))?;
         }

@@ -348,6 +348,7 @@ async fn submit(
             format!("this order is for {}, not {}", header.merchant, st.id()),
         ));
     }
+    AppError::check_scheme(header.scheme, st.keys.scheme())?;
     let fp = fingerprint(&[&sealed.encode()]);
     // A submission already answered gets its first answer again; another bundle under the
     // same order id is a conflict.

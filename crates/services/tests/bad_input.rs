@@ -300,3 +300,34 @@ fn error_messages_never_carry_a_card_number() {
     ));
     assert!(!m.contains(common::CARD));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_sealed_under_another_scheme_gets_scheme_mismatch() {
+    let Some(env) = common::start(Db::Sqlite).await else {
+        return;
+    };
+    let form = env
+        .alice
+        .order_form(&env.merchant(), false)
+        .await
+        .expect("form");
+    let order = Fill::default().order(&form).expect("order");
+    let sealed = env.alice.seal(&form, &order, &env.issuer()).expect("seal");
+    assert_eq!(sealed.header.scheme, warifu_core::keysource::Scheme::Hybrid);
+    for other in [
+        warifu_core::keysource::Scheme::Blom,
+        warifu_core::keysource::Scheme::Sok,
+    ] {
+        let mut bad = sealed.clone();
+        bad.header.scheme = other;
+        let (status, code, verified) = refusal(env.alice.submit(&bad).await.expect_err("accepted"));
+        assert_eq!(
+            (status, code.as_str()),
+            (422, "scheme_mismatch"),
+            "{other:?}"
+        );
+        assert!(verified);
+    }
+    // The untouched order still goes through.
+    env.alice.submit(&sealed).await.expect("submit");
+}
