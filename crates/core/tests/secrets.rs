@@ -77,7 +77,7 @@ fn keys_masters_and_sessions_are_redacted() {
         "PersonalKey",
         format!("{key_a:?}"),
         None,
-        &[element.clone()],
+        std::slice::from_ref(&element),
     );
     assert_hidden("Fe", format!("{:?}", key_a.lane(0)[1]), None, &[element]);
     assert!(format!("{:?}", Fe::new(12345)).contains("redacted"));
