@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
-use axum::{Json, Router, middleware};
+use axum::{Json, Router};
 use tokio::net::TcpListener;
 use warifu_core::keysource::KeySource;
 use warifu_core::order::Destination;
@@ -20,7 +20,7 @@ use warifu_core::{PartyId, Role};
 use warifu_store::{CarrierStore, NewShipment};
 
 use crate::attest;
-use crate::auth::{self, Guard, GuardLimits, JsonBody, Peer};
+use crate::auth::{Guard, GuardLimits, JsonBody, Peer};
 use crate::error::{AppError, AppResult, ErrorCode};
 use crate::service::{self, random_id, store_error};
 use crate::wire::{ShipmentReceipt, ShipmentRequest, TrackingView};
@@ -61,19 +61,11 @@ pub fn app(state: Arc<CarrierState>) -> Router {
     let authenticated = Router::new()
         .route(PATH_SHIPMENTS, post(ship))
         .route("/v1/shipments/{merchant}/{order_id}", get(track))
-        .route_layer(middleware::from_fn_with_state(
-            state.guard.clone(),
-            auth::authenticate,
-        ))
         .with_state(state.clone());
     let public = Router::new()
         .route("/healthz", get(health))
         .with_state(state.clone());
-    service::finish(
-        auth::routes(state.guard.clone())
-            .merge(public)
-            .merge(authenticated),
-    )
+    service::assemble(state.guard.clone(), public, authenticated)
 }
 
 /// Serves the carrier on `listener` until `shutdown`.
@@ -86,13 +78,7 @@ pub async fn run(
 }
 
 async fn health(State(st): State<Arc<CarrierState>>) -> AppResult<Json<serde_json::Value>> {
-    st.store
-        .ping()
-        .await
-        .map_err(store_error("checking storage"))?;
-    Ok(Json(
-        serde_json::json!({"status": "ok", "party": st.id().as_str()}),
-    ))
+    service::health(&*st.store, st.id()).await
 }
 
 async fn ship(

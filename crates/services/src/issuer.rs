@@ -12,7 +12,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
-use axum::{Json, Router, middleware};
+use axum::{Json, Router};
 use tokio::net::TcpListener;
 use warifu_core::keysource::KeySource;
 use warifu_core::sealed::{ForIssuer, View};
@@ -20,7 +20,7 @@ use warifu_core::{PartyId, Role};
 use warifu_store::{DeclineCode, IssuerStore, StoredResponse};
 
 use crate::attest;
-use crate::auth::{self, Guard, GuardLimits, JsonBody, Peer};
+use crate::auth::{Guard, GuardLimits, JsonBody, Peer};
 use crate::error::{AppError, AppResult, ErrorCode};
 use crate::service::{self, fingerprint, json_bytes, random_id, store_error, to_json};
 use crate::wire::{AuthorizeRequest, Decision, DeclineReason, Outcome};
@@ -60,19 +60,11 @@ impl IssuerState {
 pub fn app(state: Arc<IssuerState>) -> Router {
     let authenticated = Router::new()
         .route(PATH_AUTHORIZE, post(authorize))
-        .route_layer(middleware::from_fn_with_state(
-            state.guard.clone(),
-            auth::authenticate,
-        ))
         .with_state(state.clone());
     let public = Router::new()
         .route("/healthz", get(health))
         .with_state(state.clone());
-    service::finish(
-        auth::routes(state.guard.clone())
-            .merge(public)
-            .merge(authenticated),
-    )
+    service::assemble(state.guard.clone(), public, authenticated)
 }
 
 /// Serves the issuer on `listener` until `shutdown`.
@@ -85,13 +77,7 @@ pub async fn run(
 }
 
 async fn health(State(st): State<Arc<IssuerState>>) -> AppResult<Json<serde_json::Value>> {
-    st.store
-        .ping()
-        .await
-        .map_err(store_error("checking storage"))?;
-    Ok(Json(
-        serde_json::json!({"status": "ok", "party": st.id().as_str()}),
-    ))
+    service::health(&*st.store, st.id()).await
 }
 
 /// The reason shown outside the issuer: name and expiry mismatches are reported as a card

@@ -20,7 +20,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
-use axum::{Json, Router, middleware};
+use axum::{Json, Router};
 use tokio::net::TcpListener;
 use warifu_core::keysource::KeySource;
 use warifu_core::order::{CatalogItem, OrderForm};
@@ -32,7 +32,7 @@ use warifu_store::{
     StoredResponse, Transition,
 };
 
-use crate::auth::{self, Guard, GuardLimits, JsonBody, Peer};
+use crate::auth::{Guard, GuardLimits, JsonBody, Peer};
 use crate::carrier::PATH_SHIPMENTS;
 use crate::directory::{DirectoryError, SharedDirectory};
 use crate::error::{AppError, AppResult, ErrorCode};
@@ -184,20 +184,12 @@ pub fn app(state: Arc<MerchantState>) -> Router {
         .route("/v1/order-forms", post(order_form))
         .route("/v1/orders", post(submit))
         .route("/v1/orders/{order_id}", get(order_status))
-        .route_layer(middleware::from_fn_with_state(
-            state.guard.clone(),
-            auth::authenticate,
-        ))
         .with_state(state.clone());
     let public = Router::new()
         .route("/healthz", get(health))
         .route("/v1/catalog", get(catalog))
         .with_state(state.clone());
-    service::finish(
-        auth::routes(state.guard.clone())
-            .merge(public)
-            .merge(authenticated),
-    )
+    service::assemble(state.guard.clone(), public, authenticated)
 }
 
 /// Serves the merchant on `listener` until `shutdown`.
@@ -210,13 +202,7 @@ pub async fn run(
 }
 
 async fn health(State(st): State<Arc<MerchantState>>) -> AppResult<Json<serde_json::Value>> {
-    st.store
-        .ping()
-        .await
-        .map_err(store_error("checking storage"))?;
-    Ok(Json(
-        serde_json::json!({"status": "ok", "party": st.id().as_str()}),
-    ))
+    service::health(&*st.store, st.id()).await
 }
 
 async fn catalog(State(st): State<Arc<MerchantState>>) -> Json<CatalogView> {

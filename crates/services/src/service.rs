@@ -2,22 +2,48 @@
 //! log), serving with graceful shutdown, health, fresh identifiers and JSON answers.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Instant;
 
-use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
 use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
+use warifu_core::PartyId;
 use warifu_core::rand::{OsRandom, Randomness};
-use warifu_store::StoreError;
+use warifu_store::{PartyStore, StoreError};
 
 use crate::MAX_BODY;
-use crate::auth;
-use crate::error::{AppError, ErrorCode};
+use crate::auth::{self, Guard};
+use crate::error::{AppError, AppResult, ErrorCode};
 use crate::peer::ClientError;
+
+/// A service's router: the handshake routes, its `public` routes, and its `authenticated`
+/// routes behind the session guard, with the finishing layers of [`finish`].
+pub fn assemble(guard: Arc<Guard>, public: Router, authenticated: Router) -> Router {
+    let authenticated = authenticated.route_layer(middleware::from_fn_with_state(
+        guard.clone(),
+        auth::authenticate,
+    ));
+    finish(auth::routes(guard).merge(public).merge(authenticated))
+}
+
+/// The `/healthz` answer: storage reachable, and who this party is.
+pub async fn health<S: PartyStore + ?Sized>(
+    store: &S,
+    party: &PartyId,
+) -> AppResult<Json<serde_json::Value>> {
+    store
+        .ping()
+        .await
+        .map_err(store_error("checking storage"))?;
+    Ok(Json(
+        serde_json::json!({"status": "ok", "party": party.as_str()}),
+    ))
+}
 
 /// Adds the fallbacks (JSON 404 and 405), the body limit and the request log to a service's
 /// routes.
