@@ -28,6 +28,10 @@ pub enum Scheme {
     Hybrid,
     /// Sakai–Ohgishi–Kasahara identity-based key agreement on BLS12-381 ([`crate::sok`]).
     Sok,
+    /// **Benchmark baseline only**: public "keys" and parts carried in plaintext
+    /// ([`PlaintextBaseline`]). Never used by a deployment with real keys; no key file holds it.
+    #[serde(rename = "plaintext_baseline")]
+    PlaintextBaseline,
 }
 
 impl Scheme {
@@ -38,6 +42,7 @@ impl Scheme {
             Scheme::Predistributed => 2,
             Scheme::Hybrid => 0x80,
             Scheme::Sok => 3,
+            Scheme::PlaintextBaseline => 0x7f,
         }
     }
 
@@ -48,6 +53,7 @@ impl Scheme {
             Scheme::Predistributed,
             Scheme::Hybrid,
             Scheme::Sok,
+            Scheme::PlaintextBaseline,
         ]
         .into_iter()
         .find(|s| s.code() == c)
@@ -226,6 +232,57 @@ impl KeySource for Hybrid {
     }
 }
 
+/// The prefix of the plaintext baseline's public shared secret.
+pub const BASELINE_LABEL: &[u8] = b"warifu/v1/plaintext-baseline";
+
+/// **Benchmark baseline only.** A key source whose shared secret with a peer is a *public*
+/// function of the two identifiers (`BASELINE_LABEL ‖ u16-len id_lo ‖ id_lo ‖ u16-len id_hi ‖
+/// id_hi`), so that handshakes, session MACs and the issuer's attestation MACs run exactly as
+/// usual but protect nothing, and orders sealed with it ([`Scheme::PlaintextBaseline`]) carry
+/// their parts in plaintext. It exists so that `warifu bench` can measure the cost of privacy
+/// as a ratio against the identical flow. There is no key file for it and no service option
+/// loads it; a party with real keys refuses its orders (another scheme).
+#[derive(Debug, Clone)]
+pub struct PlaintextBaseline {
+    owner: PartyId,
+}
+
+impl PlaintextBaseline {
+    /// The baseline "key" of `owner` (there is nothing secret in it).
+    pub fn new(owner: PartyId) -> PlaintextBaseline {
+        PlaintextBaseline { owner }
+    }
+
+    /// The public shared secret of `a` and `b` (symmetric in the two).
+    pub fn public_secret(a: &PartyId, b: &PartyId) -> Vec<u8> {
+        let (lo, hi) = if a.as_str() < b.as_str() {
+            (a, b)
+        } else {
+            (b, a)
+        };
+        let mut w = Writer::new();
+        w.raw(BASELINE_LABEL)
+            .bytes16(lo.as_str().as_bytes())
+            .bytes16(hi.as_str().as_bytes());
+        w.finish()
+    }
+}
+
+impl KeySource for PlaintextBaseline {
+    fn owner(&self) -> &PartyId {
+        &self.owner
+    }
+    fn scheme(&self) -> Scheme {
+        Scheme::PlaintextBaseline
+    }
+    fn shared_secret(&self, peer: &PartyId) -> Result<Zeroizing<Vec<u8>>> {
+        Ok(Zeroizing::new(PlaintextBaseline::public_secret(
+            &self.owner,
+            peer,
+        )))
+    }
+}
+
 /// A key center for the 【0053】 variant: draws one random key per pair and hands each party
 /// its table.
 pub fn predistribute(
@@ -307,5 +364,23 @@ mod tests {
             pairwise_key(&master.personal_key(&ids[0]), &ids[1]).expect("key")
         );
         assert!(Hybrid::new(vec![Box::new(master.personal_key(&ids[0]))]).is_err());
+    }
+
+    #[test]
+    fn the_baseline_is_public_and_distinct() {
+        let (a, m) = (id("cardholder:a"), id("merchant:m"));
+        let ka = pairwise_key(&PlaintextBaseline::new(a.clone()), &m).expect("key");
+        assert_eq!(
+            ka,
+            pairwise_key(&PlaintextBaseline::new(m.clone()), &a).expect("key")
+        );
+        let master = Master::generate(4, &mut SeededRandom::new(b"k")).expect("master");
+        assert_ne!(ka, pairwise_key(&master.personal_key(&a), &m).expect("key"));
+        assert_eq!(
+            Scheme::from_code(0x7f),
+            Some(Scheme::PlaintextBaseline),
+            "its code is reserved"
+        );
+        assert!(pairwise_key(&PlaintextBaseline::new(a.clone()), &a).is_err());
     }
 }

@@ -15,7 +15,7 @@ use zeroize::Zeroizing;
 
 use crate::codec::{Reader, Writer};
 use crate::id::{PartyId, Role};
-use crate::keysource::{KeySource, PairwiseKey, Scheme, pairwise_key};
+use crate::keysource::{KeySource, PairwiseKey, PlaintextBaseline, Scheme, pairwise_key};
 use crate::order::{Card, Destination, Order, OrderForm, PaymentMethod};
 use crate::policy::{Field, Policy};
 use crate::rand::Randomness;
@@ -34,6 +34,8 @@ pub const PART_KEY_LABEL: &[u8] = b"warifu/v1/part-key";
 pub const COMMIT_KEY_LABEL: &[u8] = b"warifu/v1/part-commit";
 /// Prefix of every part's associated data.
 pub const AAD_LABEL: &[u8] = b"warifu/v1/part-aad";
+/// Prefix of a part's commitment under the plaintext benchmark baseline (an unkeyed hash).
+pub const BASELINE_COMMIT_LABEL: &[u8] = b"warifu/v1/baseline-commit";
 /// The largest part ciphertext accepted, in bytes.
 pub const MAX_PART: usize = 64 * 1024;
 
@@ -430,6 +432,10 @@ impl ForwardedPart {
 
     /// Opens the part for `R` with the holder's key source (which must be `R`'s party).
     pub fn open<R: Recipient>(&self, policy: &Policy, keys: &dyn KeySource) -> Result<View<R>> {
+        let baseline = Scheme::PlaintextBaseline;
+        if (self.header.scheme == baseline) != (keys.scheme() == baseline) {
+            return Err(baseline_mismatch());
+        }
         let key = pairwise_key(keys, &self.header.cardholder)?;
         self.check_recipient::<R>(keys.owner())?;
         self.open_with_key(policy, &key)
@@ -468,28 +474,33 @@ impl ForwardedPart {
             ));
         }
         let commitments = self.commitments()?;
-        let header_bytes = self.header.encode();
-        let keys = PartKeys::derive(key, R::ROLE, &self.header)?;
-        let aad = associated_data(&header_bytes, &commitments);
-        let plaintext = Zeroizing::new(
-            XChaCha20Poly1305::new(keys.encrypt.expose().into())
-                .decrypt(
-                    &XNonce::from(self.part.nonce),
-                    Payload {
-                        msg: &self.part.ciphertext,
-                        aad: &aad,
-                    },
-                )
-                .map_err(|_| Error::Decrypt)?,
-        );
-        if keys
-            .commit(&plaintext)
-            .ct_eq(&self.part.commitment)
-            .unwrap_u8()
-            == 0
-        {
-            return Err(Error::Decrypt);
-        }
+        let plaintext = if self.header.scheme == Scheme::PlaintextBaseline {
+            self.baseline_plaintext::<R>(key)?
+        } else {
+            let header_bytes = self.header.encode();
+            let keys = PartKeys::derive(key, R::ROLE, &self.header)?;
+            let aad = associated_data(&header_bytes, &commitments);
+            let plaintext = Zeroizing::new(
+                XChaCha20Poly1305::new(keys.encrypt.expose().into())
+                    .decrypt(
+                        &XNonce::from(self.part.nonce),
+                        Payload {
+                            msg: &self.part.ciphertext,
+                            aad: &aad,
+                        },
+                    )
+                    .map_err(|_| Error::Decrypt)?,
+            );
+            if keys
+                .commit(&plaintext)
+                .ct_eq(&self.part.commitment)
+                .unwrap_u8()
+                == 0
+            {
+                return Err(Error::Decrypt);
+            }
+            plaintext
+        };
         let fields: Disclosed = serde_json::from_slice(&plaintext).map_err(|_| Error::Decrypt)?;
         // An order without a carrier has no destination, whoever the policy would give it to.
         let expected = policy
@@ -506,6 +517,25 @@ impl ForwardedPart {
             fields,
             recipient: PhantomData,
         })
+    }
+
+    /// **Benchmark baseline only**: the part's plaintext, carried as is. The key must be the
+    /// baseline's public pairwise key of the recipient and the cardholder, so that a party
+    /// holding real keys never takes a plaintext part for a sealed one.
+    fn baseline_plaintext<R: Recipient>(&self, key: &PairwiseKey) -> Result<Zeroizing<Vec<u8>>> {
+        let me = self
+            .header
+            .party(R::ROLE)
+            .ok_or(Error::MissingPart(role_name(R::ROLE)))?;
+        let expected = pairwise_key(&PlaintextBaseline::new(me.clone()), &self.header.cardholder)?;
+        if expected.expose().ct_eq(key.expose()).unwrap_u8() == 0 {
+            return Err(baseline_mismatch());
+        }
+        let plaintext = Zeroizing::new(self.part.ciphertext.clone());
+        if baseline_commitment(R::ROLE, &self.header, &plaintext) != self.part.commitment {
+            return Err(Error::Decrypt);
+        }
+        Ok(plaintext)
     }
 
     /// The binary form: header ‖ part ‖ u8(count) ‖ (u8 role ‖ commitment)*.
@@ -594,6 +624,47 @@ impl PartKeys {
     }
 }
 
+/// The error for a plaintext-baseline order met with real keys, or the other way round.
+fn baseline_mismatch() -> Error {
+    Error::HeaderMismatch(
+        "the plaintext benchmark baseline and real keys do not mix (another key scheme)".into(),
+    )
+}
+
+/// Under the plaintext baseline: `SHA-256(BASELINE_COMMIT_LABEL ‖ u8(role) ‖ header digest ‖
+/// plaintext)`, an unkeyed checksum that keeps the bundle's commitment structure.
+fn baseline_commitment(role: Role, header: &Header, plaintext: &[u8]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(BASELINE_COMMIT_LABEL);
+    h.update([role.code()]);
+    h.update(header.digest());
+    h.update(plaintext);
+    h.finalize().into()
+}
+
+/// **Benchmark baseline only**: the parts in plaintext (padded with JSON whitespace to the
+/// 16-byte minimum), zero nonces, unkeyed commitments.
+fn seal_baseline(form: &OrderForm, order: &Order, header: Header) -> Result<SealedOrder> {
+    let mut parts = Vec::new();
+    for role in header.recipients() {
+        let mut plaintext = serde_json::to_vec(&Disclosed::from_order(order, &form.policy, role))
+            .map_err(|e| Error::InvalidOrder(e.to_string()))?;
+        if plaintext.len() < 16 {
+            plaintext.resize(16, b' ');
+        }
+        if plaintext.len() > MAX_PART {
+            return Err(Error::InvalidOrder("the order is too large to seal".into()));
+        }
+        parts.push(SealedPart {
+            recipient: role,
+            nonce: [0; 24],
+            commitment: baseline_commitment(role, &header, &plaintext),
+            ciphertext: plaintext,
+        });
+    }
+    Ok(SealedOrder { header, parts })
+}
+
 /// AAD = AAD_LABEL ‖ header bytes ‖ u8(count) ‖ (u8 role ‖ commitment)* in role order.
 fn associated_data(header: &[u8], commitments: &[Commitment]) -> Vec<u8> {
     let mut w = Writer::new();
@@ -637,6 +708,9 @@ pub fn seal(
         policy_digest: form.policy.digest(),
         created_at: now,
     };
+    if header.scheme == Scheme::PlaintextBaseline {
+        return seal_baseline(form, order, header);
+    }
     let mut staged = Vec::new();
     for role in header.recipients() {
         let peer = header
@@ -1086,6 +1160,67 @@ mod tests {
             a.open::<ForMerchant>(&p2, &w.merchant),
             Err(Error::HeaderMismatch(_))
         ));
+    }
+
+    #[test]
+    fn the_plaintext_baseline_carries_plaintext_and_never_mixes_with_real_keys() {
+        let w = world();
+        let f = form(true);
+        let o = order(&f);
+        let base = |s: &str| PlaintextBaseline::new(PartyId::parse(s).expect("id"));
+        let s = seal(
+            &f,
+            &o,
+            &f.accepted_issuers[0],
+            &base("cardholder:hanako@mail.example"),
+            NOW,
+            &mut SeededRandom::new(b"b"),
+        )
+        .expect("seal");
+        assert_eq!(s.header.scheme, Scheme::PlaintextBaseline);
+        assert!(
+            s.to_json().contains("Umeda") || String::from_utf8_lossy(&s.encode()).contains("Umeda")
+        );
+        assert_eq!(SealedOrder::decode(&s.encode()).expect("binary"), s);
+        let i: View<ForIssuer> = s
+            .open(&f.policy, &base("issuer:bank.example"))
+            .expect("issuer");
+        assert_eq!(
+            i.fields.card.as_ref().map(|c| c.number.expose()),
+            Some(CARD)
+        );
+        let c: View<ForCarrier> = s
+            .open(&f.policy, &base("carrier:post.example"))
+            .expect("carrier");
+        assert!(c.fields.destination.is_some() && c.fields.card.is_none());
+        // Real keys refuse a baseline order, also through the cached-key path.
+        assert!(matches!(
+            s.open::<ForMerchant>(&f.policy, &w.merchant),
+            Err(Error::HeaderMismatch(_))
+        ));
+        let real = pairwise_key(&w.merchant, &s.header.cardholder).expect("key");
+        assert!(matches!(
+            s.forward(Role::Merchant)
+                .expect("forward")
+                .open_with_key::<ForMerchant>(&f.policy, &real),
+            Err(Error::HeaderMismatch(_))
+        ));
+        // A baseline key refuses a sealed order.
+        let (_, sealed) = sealed(&w, true, b"s");
+        assert!(
+            sealed
+                .open::<ForMerchant>(&f.policy, &base("merchant:shop.example"))
+                .is_err()
+        );
+        // The unkeyed commitment still binds the part to its header.
+        let mut moved = s.clone();
+        moved.header.created_at += 1;
+        assert_eq!(
+            moved
+                .open::<ForMerchant>(&f.policy, &base("merchant:shop.example"))
+                .err(),
+            Some(Error::Decrypt)
+        );
     }
 
     #[test]
