@@ -33,6 +33,7 @@ use warifu_core::session::{
 use warifu_core::{Error as CoreError, PartyId};
 
 use crate::error::{AppError, AppResult, ErrorCode, redact_quoted};
+use crate::operator::OperatorAccess;
 use crate::wire::{
     HEADER_MAC, HEADER_SEQ, HEADER_SESSION, HEADER_TIME, PATH_CONFIRM, PATH_HELLO,
     SessionEstablished,
@@ -73,6 +74,7 @@ pub struct Guard {
     keys: Arc<dyn KeySource>,
     tables: Mutex<Tables>,
     limits: GuardLimits,
+    operator: Arc<OperatorAccess>,
 }
 
 impl core::fmt::Debug for Guard {
@@ -112,7 +114,13 @@ impl Guard {
                 sessions: HashMap::new(),
             }),
             limits,
+            operator: Arc::default(),
         }
+    }
+
+    /// How this service admits its operators (disabled until set).
+    pub fn operator(&self) -> &Arc<OperatorAccess> {
+        &self.operator
     }
 
     /// This party's identifier.

@@ -64,6 +64,12 @@ pub enum ErrorCode {
     PeerNotAuthentic,
     /// 502: a peer answered with an error or an answer that makes no sense.
     PeerError,
+    /// 401: an operator route (lifecycle commands, dashboards) without the service's operator
+    /// token, or on a service where operator access is not configured.
+    OperatorRequired,
+    /// 409: the order or shipment is not in a state that allows this step (for example a
+    /// refund before capture, or delivering a shipment not yet picked up).
+    InvalidTransition,
     /// 503: too many handshakes or sessions in progress; retry later.
     Busy,
     /// 500: something failed inside this service (storage); details are in its log.
@@ -72,7 +78,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for documentation and tests.
-    pub const ALL: [ErrorCode; 25] = [
+    pub const ALL: [ErrorCode; 27] = [
         ErrorCode::MalformedRequest,
         ErrorCode::PayloadTooLarge,
         ErrorCode::NotFound,
@@ -96,6 +102,8 @@ impl ErrorCode {
         ErrorCode::PeerUnavailable,
         ErrorCode::PeerNotAuthentic,
         ErrorCode::PeerError,
+        ErrorCode::OperatorRequired,
+        ErrorCode::InvalidTransition,
         ErrorCode::Busy,
         ErrorCode::Internal,
     ];
@@ -126,6 +134,8 @@ impl ErrorCode {
             ErrorCode::PeerUnavailable => "peer_unavailable",
             ErrorCode::PeerNotAuthentic => "peer_not_authentic",
             ErrorCode::PeerError => "peer_error",
+            ErrorCode::OperatorRequired => "operator_required",
+            ErrorCode::InvalidTransition => "invalid_transition",
             ErrorCode::Busy => "busy",
             ErrorCode::Internal => "internal",
         }
@@ -150,7 +160,9 @@ impl ErrorCode {
             ErrorCode::AuthenticationRequired
             | ErrorCode::SessionUnknown
             | ErrorCode::AuthenticationFailed
-            | ErrorCode::StaleMessage => StatusCode::UNAUTHORIZED,
+            | ErrorCode::StaleMessage
+            | ErrorCode::OperatorRequired => StatusCode::UNAUTHORIZED,
+            ErrorCode::InvalidTransition => StatusCode::CONFLICT,
             ErrorCode::PeerUnavailable | ErrorCode::PeerNotAuthentic | ErrorCode::PeerError => {
                 StatusCode::BAD_GATEWAY
             }

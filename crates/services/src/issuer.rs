@@ -50,6 +50,11 @@ impl IssuerState {
         self.keys.owner()
     }
 
+    /// Its session guard (also how it admits operators: `guard().operator().set(…)`).
+    pub fn guard(&self) -> &Arc<Guard> {
+        &self.guard
+    }
+
     /// Its store.
     pub fn store(&self) -> &Arc<dyn IssuerStore> {
         &self.store

@@ -4,7 +4,8 @@
 //!
 //! - [`merchant`], [`issuer`], [`carrier`]: one `app(state) -> Router` and `run(listener,
 //!   state, shutdown)` each; [`cardholder`]: the client.
-//! - [`auth`] and [`peer`]: mutual confirmation (claim 5) over HTTP, server and client side.
+//! - [`auth`] and [`peer`]: mutual confirmation (claim 5) over HTTP, server and client side;
+//!   [`operator`]: the token that guards operator routes (lifecycle commands, dashboards).
 //! - [`directory`]: identifier → role → endpoint.
 //! - [`keys`]: a party's key source for its scheme, behind a pairwise-key cache.
 //! - [`local`]: a whole deployment in one process (demo, `up`, tests); [`holdings`]: what each
@@ -25,6 +26,7 @@ pub mod issuer;
 pub mod keys;
 pub mod local;
 pub mod merchant;
+pub mod operator;
 pub mod peer;
 pub mod service;
 pub mod wire;

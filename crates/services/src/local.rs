@@ -26,6 +26,7 @@ use crate::carrier::{self, CarrierState};
 use crate::directory::{Directory, Entry, SharedDirectory};
 use crate::issuer::{self, IssuerState};
 use crate::merchant::{self, MerchantConfig, MerchantState};
+use crate::operator::OperatorAuth;
 
 /// Where the parties keep their databases.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +67,8 @@ pub struct LocalOptions {
     pub scheme: KeyScheme,
     /// How many counterparties' pairwise keys each party caches (0: none).
     pub key_cache: usize,
+    /// How the services admit operators (default: open, as the deployment is on loopback).
+    pub operator: OperatorAuth,
 }
 
 impl LocalOptions {
@@ -84,6 +87,7 @@ impl LocalOptions {
             synchronous: Synchronous::Full,
             scheme: KeyScheme::default(),
             key_cache: crate::keys::DEFAULT_KEY_CACHE,
+            operator: OperatorAuth::Open,
         }
     }
 }
@@ -360,6 +364,9 @@ impl Local {
         );
         let issuer = IssuerState::new(ik, Arc::new(is.clone()));
         let carrier = CarrierState::new(ck, Arc::new(cs.clone()));
+        for guard in [merchant.guard(), issuer.guard(), carrier.guard()] {
+            guard.operator().set(opts.operator.clone());
+        }
 
         let (tx, rx) = watch::channel(false);
         let stop = |mut rx: watch::Receiver<bool>| async move {

@@ -145,6 +145,11 @@ impl MerchantState {
         self.keys.owner()
     }
 
+    /// Its session guard (also how it admits operators: `guard().operator().set(…)`).
+    pub fn guard(&self) -> &Arc<Guard> {
+        &self.guard
+    }
+
     /// Its store.
     pub fn store(&self) -> &Arc<dyn MerchantStore> {
         &self.store

@@ -1,5 +1,5 @@
 //! What every service shares: the finishing layers of a router (fallbacks, body limit, request
-//! log), serving with graceful shutdown, health, fresh identifiers and JSON answers.
+//! log, operator access), serving with graceful shutdown, health, fresh identifiers and JSON answers.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -19,6 +19,7 @@ use warifu_store::{PartyStore, StoreError};
 use crate::MAX_BODY;
 use crate::auth::{self, Guard};
 use crate::error::{AppError, AppResult, ErrorCode};
+use crate::operator;
 use crate::peer::ClientError;
 
 /// A service's router: the handshake routes, its `public` routes, and its `authenticated`
@@ -28,7 +29,10 @@ pub fn assemble(guard: Arc<Guard>, public: Router, authenticated: Router) -> Rou
         guard.clone(),
         auth::authenticate,
     ));
-    finish(auth::routes(guard).merge(public).merge(authenticated))
+    let access = guard.operator().clone();
+    finish(auth::routes(guard).merge(public).merge(authenticated)).layer(middleware::from_fn(
+        move |req, next| operator::attach(access.clone(), req, next),
+    ))
 }
 
 /// The `/healthz` answer: storage reachable, and who this party is.
