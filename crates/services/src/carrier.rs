@@ -27,6 +27,24 @@ use crate::wire::{ShipmentReceipt, ShipmentRequest, TrackingView};
 
 /// The path of the shipment endpoint.
 pub const PATH_SHIPMENTS: &str = "/v1/shipments";
+/// A shipment's tracking view (`GET`, the order's merchant or cardholder) → `TrackingView`.
+pub const PATH_TRACK: &str = "/v1/shipments/{merchant}/{order_id}";
+/// The operator's list of shipments (`GET ?limit=&offset=`) → `ShipmentList`.
+pub const PATH_ADMIN_SHIPMENTS: &str = "/v1/admin/shipments";
+/// The operator advances a shipment (`POST AdvanceRequest`) → `TrackingView`.
+pub const PATH_ADVANCE: &str = "/v1/admin/shipments/{tracking_number}/advance";
+
+/// The tracking path of a merchant's order.
+pub fn track_path(merchant: &str, order_id: &str) -> String {
+    PATH_TRACK
+        .replace("{merchant}", merchant)
+        .replace("{order_id}", order_id)
+}
+
+/// The advance path of a tracking number.
+pub fn advance_path(tracking_number: &str) -> String {
+    PATH_ADVANCE.replace("{tracking_number}", tracking_number)
+}
 
 /// The carrier's state.
 pub struct CarrierState {
@@ -65,10 +83,11 @@ impl CarrierState {
 pub fn app(state: Arc<CarrierState>) -> Router {
     let authenticated = Router::new()
         .route(PATH_SHIPMENTS, post(ship))
-        .route("/v1/shipments/{merchant}/{order_id}", get(track))
+        .route(PATH_TRACK, get(track))
         .with_state(state.clone());
     let public = Router::new()
         .route("/healthz", get(health))
+        .merge(crate::pages::carrier::routes())
         .with_state(state.clone());
     service::assemble(state.guard.clone(), public, authenticated)
 }
@@ -193,5 +212,7 @@ async fn track(
         tracking_number: rec.tracking_number,
         status: rec.status.as_str().to_owned(),
         destination,
+        events: Vec::new(),
+        proof_of_delivery: None,
     }))
 }

@@ -27,6 +27,25 @@ use crate::wire::{AuthorizeRequest, Decision, DeclineReason, Outcome};
 
 /// The path of the authorization endpoint.
 pub const PATH_AUTHORIZE: &str = "/v1/authorizations";
+/// An order's payment (`GET`, merchant session) → `PaymentReceipt`.
+pub const PATH_AUTHORIZATION: &str = "/v1/authorizations/{order_id}";
+/// Capture (`POST CaptureRequest`, merchant session) → `PaymentReceipt`.
+pub const PATH_CAPTURE: &str = "/v1/authorizations/{order_id}/capture";
+/// Void (`POST VoidRequest`, merchant session) → `PaymentReceipt`.
+pub const PATH_VOID: &str = "/v1/authorizations/{order_id}/void";
+/// Refund (`POST RefundRequest`, merchant session) → `PaymentReceipt`.
+pub const PATH_REFUNDS: &str = "/v1/authorizations/{order_id}/refunds";
+/// A dispute answered with the carrier's proof (`POST ProofOfDelivery`, merchant session) →
+/// `DisputeAnswer`.
+pub const PATH_PROOF_OF_DELIVERY: &str = "/v1/disputes/{order_id}/proof-of-delivery";
+/// The cardholder's statement (`GET`, cardholder session) → `Statement`.
+pub const PATH_STATEMENT: &str = "/v1/statement";
+
+/// One of the `PATH_*` templates above with its `{order_id}` filled in (order ids are the
+/// merchant's URL-safe identifiers).
+pub fn order_path(template: &str, order_id: &str) -> String {
+    template.replace("{order_id}", order_id)
+}
 
 /// The issuer's state.
 pub struct IssuerState {
@@ -68,6 +87,7 @@ pub fn app(state: Arc<IssuerState>) -> Router {
         .with_state(state.clone());
     let public = Router::new()
         .route("/healthz", get(health))
+        .merge(crate::pages::issuer::routes())
         .with_state(state.clone());
     service::assemble(state.guard.clone(), public, authenticated)
 }

@@ -260,6 +260,12 @@ pub struct TrackingView {
     pub status: String,
     /// The destination, only for the cardholder who sealed it.
     pub destination: Option<Destination>,
+    /// The shipment's history, oldest first.
+    #[serde(default)]
+    pub events: Vec<TrackingEvent>,
+    /// The carrier's proof of delivery, once delivered (no address in it).
+    #[serde(default)]
+    pub proof_of_delivery: Option<ProofOfDelivery>,
 }
 
 /// The merchant's answer to a submission, and to `GET /v1/orders/{id}`.
@@ -276,6 +282,196 @@ pub struct OrderOutcome {
     pub carrier: Option<PartyId>,
     /// The carrier's tracking number, once shipped.
     pub tracking_number: Option<String>,
+}
+
+// Issuer and carrier lifecycle
+
+/// `POST /v1/authorizations/{order_id}/capture` (merchant → issuer).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaptureRequest {
+    /// The amount to capture in minor units; `None` captures all of the hold (the rest of a
+    /// partial capture is released).
+    #[serde(default)]
+    pub amount: Option<u64>,
+}
+
+/// `POST /v1/authorizations/{order_id}/void` (merchant → issuer): release the hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VoidRequest {}
+
+/// `POST /v1/authorizations/{order_id}/refunds` (merchant → issuer).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefundRequest {
+    /// The merchant's id for this refund: a retry under the same id refunds once.
+    pub refund_id: String,
+    /// The amount to refund in minor units (never more than captured less refunded).
+    pub amount: u64,
+}
+
+/// The issuer's view of an order's payment, answered to capture, void, refund and
+/// `GET /v1/authorizations/{order_id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentReceipt {
+    /// The merchant's order id.
+    pub order_id: String,
+    /// The issuer's authorization id (absent when declined).
+    pub authorization_id: Option<String>,
+    /// `authorized`, `declined`, `captured`, `voided`, `refunded` or `partially_refunded`.
+    pub state: String,
+    /// The amount authorized, in minor units.
+    pub amount: u64,
+    /// The amount captured.
+    pub captured: u64,
+    /// The amount refunded.
+    pub refunded: u64,
+    /// ISO 4217 currency.
+    pub currency: String,
+    /// How the cardholder pays: `lump_sum`, `installments(N)`, `revolving` or `bonus`.
+    pub payment_method: String,
+}
+
+/// One of the cardholder's cards on its statement (never the full number).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatementCard {
+    /// The issuer's id for the card.
+    pub card_id: String,
+    /// The last four digits of the number.
+    pub last4: String,
+    /// `active`, `blocked` or `expired`.
+    pub status: String,
+    /// The credit limit in minor units.
+    pub credit_limit: u64,
+    /// The credit left.
+    pub available: u64,
+    /// The card's currency.
+    pub currency: String,
+}
+
+/// One order on the cardholder's statement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatementEntry {
+    /// The merchant's order id.
+    pub order_id: String,
+    /// The merchant.
+    pub merchant: String,
+    /// The amount authorized, in minor units.
+    pub amount: u64,
+    /// ISO 4217 currency.
+    pub currency: String,
+    /// The payment state, as in [`PaymentReceipt::state`].
+    pub state: String,
+    /// The payment method, as in [`PaymentReceipt::payment_method`].
+    pub payment_method: String,
+    /// The monthly instalments of what is owed (remainder on the first); empty for lump
+    /// sum, revolving, bonus, and orders that owe nothing.
+    pub instalments: Vec<u64>,
+    /// When the issuer decided.
+    pub created_at_ms: i64,
+}
+
+/// `GET /v1/statement` (cardholder → issuer): its cards and its orders, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Statement {
+    /// The cardholder.
+    pub cardholder: PartyId,
+    /// Its cards.
+    pub cards: Vec<StatementCard>,
+    /// Its orders.
+    pub entries: Vec<StatementEntry>,
+}
+
+/// One step of a shipment's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrackingEvent {
+    /// The status reached: `accepted`, `picked_up`, `in_transit`, `delivered`, `returned`.
+    pub status: String,
+    /// When, Unix milliseconds.
+    pub at_ms: i64,
+    /// A note (depot, signature), if any.
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// `POST /v1/admin/shipments/{tracking_number}/advance` (carrier operator).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdvanceRequest {
+    /// `picked_up`, `in_transit`, `delivered` or `returned`.
+    pub to: String,
+    /// A note (depot, signature), if any.
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// The carrier's proof that it delivered an order, for the issuer in a dispute: an
+/// HMAC-SHA256 under the carrier–issuer pairwise key (see [`crate::attest`]). It carries no
+/// address; the merchant can relay it but cannot forge it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProofOfDelivery {
+    /// The merchant's order id.
+    pub order_id: String,
+    /// The merchant.
+    pub merchant: PartyId,
+    /// The carrier that delivered.
+    pub carrier: PartyId,
+    /// The order's issuer (whose key with the carrier verifies the MAC).
+    pub issuer: PartyId,
+    /// The tracking number.
+    pub tracking_number: String,
+    /// When it was delivered, Unix milliseconds.
+    pub delivered_at_ms: i64,
+    /// HMAC-SHA256 under K(carrier, issuer), unpadded base64url.
+    #[serde(with = "b64_array")]
+    pub mac: [u8; 32],
+}
+
+/// The issuer's answer to `POST /v1/disputes/{order_id}/proof-of-delivery`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DisputeAnswer {
+    /// The merchant's order id.
+    pub order_id: String,
+    /// Whether the carrier's MAC verifies for this order, merchant and issuer.
+    pub proof_valid: bool,
+    /// When the carrier says it delivered.
+    pub delivered_at_ms: i64,
+}
+
+/// One shipment in the carrier operator's list (`GET /v1/admin/shipments`); no destination.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShipmentSummary {
+    /// The tracking number.
+    pub tracking_number: String,
+    /// The merchant.
+    pub merchant: String,
+    /// The merchant's order id.
+    pub order_id: String,
+    /// The order's issuer, if known.
+    pub issuer: Option<String>,
+    /// Where it is.
+    pub status: String,
+    /// When it was accepted.
+    pub created_at_ms: i64,
+    /// When it last changed.
+    pub updated_at_ms: i64,
+}
+
+/// `GET /v1/admin/shipments?limit=&offset=` (carrier operator).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShipmentList {
+    /// The shipments, newest first.
+    pub shipments: Vec<ShipmentSummary>,
 }
 
 /// Serde for `[u8; N]` as unpadded base64url.
