@@ -162,6 +162,7 @@ async fn ship(
             merchant_id: peer.to_string(),
             order_id: order_id.clone(),
             cardholder_id: header.cardholder.to_string(),
+            issuer_id: header.issuer.to_string(),
             tracking_number: random_id("WRF", 8)?.to_uppercase(),
             addressee,
             address,

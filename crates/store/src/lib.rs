@@ -237,7 +237,9 @@ pub trait CarrierStore: PartyStore {
     async fn shipment_by_tracking(&self, tracking_number: &str) -> Result<Option<ShipmentRecord>>;
 
     /// Moves a shipment from `from` to `to` (compare-and-set) and records the event; returns
-    /// whether it applied. [`StoreError::NotFound`] if there is no such shipment.
+    /// whether it applied. A move to [`ShipmentStatus::Delivered`] also records its time
+    /// ([`ShipmentRecord::delivered_at_ms`], the time under the proof of delivery).
+    /// [`StoreError::NotFound`] if there is no such shipment.
     async fn advance_shipment(
         &self,
         tracking_number: &str,

@@ -15,14 +15,21 @@ struct Migration {
     sql: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "parties: idempotency, merchant orders and outbox, issuer cards and ledger, carrier shipments",
-    sql: include_str!("migrations/0001_init.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "parties: idempotency, merchant orders and outbox, issuer cards and ledger, carrier shipments",
+        sql: include_str!("migrations/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "carrier lifecycle: each shipment's issuer and delivery time (proof of delivery)",
+        sql: include_str!("migrations/0002_lifecycle.sql"),
+    },
+];
 
 /// The highest schema version this program knows.
-pub(crate) const LATEST: i64 = 1;
+pub(crate) const LATEST: i64 = 2;
 
 fn render(sql: &str, sqlite: bool) -> String {
     let (id, blob) = if sqlite {

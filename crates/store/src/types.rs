@@ -645,6 +645,9 @@ pub struct NewShipment {
     pub order_id: String,
     /// The cardholder (who may ask for the status).
     pub cardholder_id: String,
+    /// The order's issuer (from the forwarded header): the party whose pairwise key with the
+    /// carrier verifies the proof of delivery.
+    pub issuer_id: String,
     /// The tracking number to give a new shipment.
     pub tracking_number: String,
     /// Who receives the parcel.
@@ -676,6 +679,10 @@ pub struct ShipmentRecord {
     pub parcel: String,
     /// Where it is.
     pub status: ShipmentStatus,
+    /// The order's issuer (`None` for shipments stored before schema version 2).
+    pub issuer_id: Option<String>,
+    /// When it was delivered (set by the move to [`ShipmentStatus::Delivered`]).
+    pub delivered_at_ms: Option<i64>,
     /// When it was accepted.
     pub created_at_ms: i64,
     /// When it last changed.

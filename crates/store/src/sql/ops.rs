@@ -1312,7 +1312,7 @@ pub(crate) async fn audit(p: &P) -> Result<Audit> {
 // Carrier
 
 const SHIP_COLS: &str = "tracking_number, merchant_id, order_id, cardholder_id, addressee, address, \
-     parcel, status, created_at_ms, updated_at_ms";
+     parcel, status, issuer_id, delivered_at_ms, created_at_ms, updated_at_ms";
 
 fn ship_row(r: &DbRow) -> Result<ShipmentRecord> {
     let status: String = get(r, "status")?;
@@ -1327,6 +1327,8 @@ fn ship_row(r: &DbRow) -> Result<ShipmentRecord> {
         address: Secret::new(address),
         parcel: get(r, "parcel")?,
         status: ShipmentStatus::decode(&status)?,
+        issuer_id: get(r, "issuer_id")?,
+        delivered_at_ms: get(r, "delivered_at_ms")?,
         created_at_ms: get(r, "created_at_ms")?,
         updated_at_ms: get(r, "updated_at_ms")?,
     })
@@ -1358,10 +1360,11 @@ async fn accept_shipment_in(c: &mut Conn, s: &NewShipment) -> Result<Inserted<Sh
     check_id("merchant id", &s.merchant_id)?;
     check_id("order id", &s.order_id)?;
     check_id("tracking number", &s.tracking_number)?;
+    check_id("issuer id", &s.issuer_id)?;
     let r = sqlx::query(
         "INSERT INTO carrier_shipments (tracking_number, merchant_id, order_id, cardholder_id, \
-         addressee, address, parcel, status, created_at_ms, updated_at_ms) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) ON CONFLICT DO NOTHING",
+         addressee, address, parcel, status, created_at_ms, updated_at_ms, issuer_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10) ON CONFLICT DO NOTHING",
     )
     .bind(&s.tracking_number)
     .bind(&s.merchant_id)
@@ -1372,6 +1375,7 @@ async fn accept_shipment_in(c: &mut Conn, s: &NewShipment) -> Result<Inserted<Sh
     .bind(&s.parcel)
     .bind(ShipmentStatus::Accepted.as_str())
     .bind(s.now_ms)
+    .bind(&s.issuer_id)
     .execute(&mut *c)
     .await
     .map_err(err(OP))?;
@@ -1413,6 +1417,8 @@ async fn accept_shipment_in(c: &mut Conn, s: &NewShipment) -> Result<Inserted<Sh
             address: s.address.clone(),
             parcel: s.parcel.clone(),
             status: ShipmentStatus::Accepted,
+            issuer_id: Some(s.issuer_id.clone()),
+            delivered_at_ms: None,
             created_at_ms: s.now_ms,
             updated_at_ms: s.now_ms,
         },
@@ -1457,13 +1463,15 @@ async fn advance_shipment_in(
 ) -> Result<bool> {
     const OP: &str = "advance_shipment";
     let r = sqlx::query(
-        "UPDATE carrier_shipments SET status = $3, updated_at_ms = $4 \
+        "UPDATE carrier_shipments SET status = $3, updated_at_ms = $4, \
+         delivered_at_ms = COALESCE(delivered_at_ms, $5) \
          WHERE tracking_number = $1 AND status = $2",
     )
     .bind(tracking)
     .bind(from.as_str())
     .bind(to.as_str())
     .bind(now_ms)
+    .bind((to == ShipmentStatus::Delivered).then_some(now_ms))
     .execute(&mut *c)
     .await
     .map_err(err(OP))?;

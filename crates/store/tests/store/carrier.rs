@@ -13,6 +13,7 @@ pub fn shipment(order: &str, tracking: &str) -> NewShipment {
         merchant_id: "merchant:shop.example".into(),
         order_id: order.into(),
         cardholder_id: "cardholder:alice@mail.example".into(),
+        issuer_id: "issuer:bank.example".into(),
         tracking_number: tracking.into(),
         addressee: Secret::new("Hanako Gift"),
         address: Secret::new(ADDRESS),
@@ -21,13 +22,19 @@ pub fn shipment(order: &str, tracking: &str) -> NewShipment {
     }
 }
 
-both!(accept_is_idempotent, lifecycle_is_compare_and_set);
+both!(
+    accept_is_idempotent,
+    lifecycle_is_compare_and_set,
+    delivery_records_issuer_and_time
+);
 
 async fn accept_is_idempotent(db: &TestDb) {
     let s = &db.store;
     let a = s.accept_shipment(&shipment("O-1", "TRK-1")).await.unwrap();
     assert!(a.created);
     assert_eq!(a.record.status, ShipmentStatus::Accepted);
+    assert_eq!(a.record.issuer_id.as_deref(), Some("issuer:bank.example"));
+    assert_eq!(a.record.delivered_at_ms, None);
     // A retried delivery request gets the first tracking number.
     let b = s.accept_shipment(&shipment("O-1", "TRK-2")).await.unwrap();
     assert!(!b.created);
@@ -97,4 +104,50 @@ async fn lifecycle_is_compare_and_set(db: &TestDb) {
     assert_eq!(ev[3].note.as_deref(), Some("signed"));
     let sh = s.shipment_by_tracking("TRK-1").await.unwrap().unwrap();
     assert_eq!((sh.status, sh.updated_at_ms), (Delivered, NOW + 4));
+}
+
+async fn delivery_records_issuer_and_time(db: &TestDb) {
+    use ShipmentStatus::*;
+    let s = &db.store;
+    s.accept_shipment(&shipment("O-1", "TRK-1")).await.unwrap();
+    s.accept_shipment(&shipment("O-2", "TRK-2")).await.unwrap();
+    for (from, to, at) in [(Accepted, PickedUp, 1), (PickedUp, InTransit, 2)] {
+        assert!(
+            s.advance_shipment("TRK-1", from, to, None, NOW + at)
+                .await
+                .unwrap()
+        );
+        let sh = s.shipment_by_tracking("TRK-1").await.unwrap().unwrap();
+        assert_eq!(sh.delivered_at_ms, None, "not delivered yet after {to}");
+    }
+    assert!(
+        s.advance_shipment("TRK-1", InTransit, Delivered, None, NOW + 7)
+            .await
+            .unwrap()
+    );
+    // A retried move does not change the delivery time.
+    assert!(
+        !s.advance_shipment("TRK-1", InTransit, Delivered, None, NOW + 9)
+            .await
+            .unwrap()
+    );
+    let sh = s.shipment_by_tracking("TRK-1").await.unwrap().unwrap();
+    assert_eq!(sh.delivered_at_ms, Some(NOW + 7));
+    assert_eq!(sh.issuer_id.as_deref(), Some("issuer:bank.example"));
+    // A returned parcel has no delivery time.
+    assert!(
+        s.advance_shipment("TRK-2", Accepted, Returned, None, NOW + 3)
+            .await
+            .unwrap()
+    );
+    let other = s
+        .get_shipment("merchant:shop.example", "O-2")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((other.status, other.delivered_at_ms), (Returned, None));
+    // The issuer id is checked like every identifier.
+    let mut bad = shipment("O-3", "TRK-3");
+    bad.issuer_id = String::new();
+    assert!(s.accept_shipment(&bad).await.is_err());
 }

@@ -16,11 +16,13 @@ both!(
 );
 
 async fn migrations_are_versioned(db: &TestDb) {
-    assert_eq!(db.store.schema_version().await.unwrap(), 1);
+    // Version 2 (carrier lifecycle) at least; later issues add more.
+    let v = db.store.schema_version().await.unwrap();
+    assert!(v >= 2, "schema version {v}");
     db.store.ping().await.unwrap();
     // Opening again does not re-run anything.
     let again = db.reopen().await;
-    assert_eq!(again.schema_version().await.unwrap(), 1);
+    assert_eq!(again.schema_version().await.unwrap(), v);
     again.close().await;
 }
 
