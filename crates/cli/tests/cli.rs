@@ -674,3 +674,33 @@ fn bad_inputs_never_echo_the_card_number() {
     ]);
     fails(out, "not a valid order", &[CARD]);
 }
+
+/// `keycenter show --dir` on a SOK-only center reports the SOK figures instead of failing on
+/// the missing Blom master.
+#[test]
+fn show_reads_a_sok_only_center() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let kc = tmp.path().join("kc");
+    ok(warifu(&[
+        &"keycenter",
+        &"init",
+        &"--dir",
+        &kc,
+        &"--scheme",
+        &"sok",
+        &"--no-passphrase",
+    ]));
+    let out = stdout(&ok(warifu(&[
+        &"keycenter",
+        &"show",
+        &"--dir",
+        &kc,
+        &"--json",
+    ])));
+    let v: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v["scheme"], "sok");
+    assert_eq!(v["personal_key_bytes"], 144);
+    assert_eq!(v["master_sealed"], false);
+    let text = stdout(&ok(warifu(&[&"keycenter", &"show", &"--dir", &kc])));
+    assert!(text.contains("BLS12-381"), "{text}");
+}
