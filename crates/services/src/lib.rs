@@ -27,6 +27,7 @@ pub mod keys;
 pub mod local;
 pub mod merchant;
 pub mod operator;
+pub mod pages;
 pub mod peer;
 pub mod service;
 pub mod wire;

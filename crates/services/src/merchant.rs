@@ -192,6 +192,7 @@ pub fn app(state: Arc<MerchantState>) -> Router {
         .with_state(state.clone());
     let public = Router::new()
         .route("/healthz", get(health))
+        .merge(crate::pages::merchant::routes())
         .route("/v1/catalog", get(catalog))
         .with_state(state.clone());
     service::assemble(state.guard.clone(), public, authenticated)

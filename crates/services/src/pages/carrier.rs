@@ -1,0 +1,92 @@
+//! The carrier's dashboard: its shipments with their destinations (the carrier is entitled
+//! to them), parcels, statuses and histories. It never holds card data or the goods list.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::response::Response;
+use axum::routing::get;
+use axum::{Form, Router};
+use maud::html;
+
+use super::{LoginForm, PATH_DASHBOARD, PATH_LOGIN, state_class, time_ms};
+use crate::carrier::CarrierState;
+use crate::error::AppError;
+use crate::operator::Operator;
+
+/// The dashboard routes, to merge into the carrier's public router.
+pub fn routes() -> Router<Arc<CarrierState>> {
+    Router::new()
+        .route(PATH_DASHBOARD, get(dashboard))
+        .route(
+            PATH_LOGIN,
+            get(|State(st): State<Arc<CarrierState>>| async move {
+                super::login_form(st.id().as_str())
+            })
+            .post(
+                |State(st): State<Arc<CarrierState>>, form: Form<LoginForm>| async move {
+                    super::login(st.guard().operator(), st.id().as_str(), form)
+                },
+            ),
+        )
+}
+
+async fn dashboard(
+    State(st): State<Arc<CarrierState>>,
+    op: Result<Operator, AppError>,
+) -> Response {
+    let who = st.id().as_str().to_owned();
+    if let Some(r) = super::require(op, &who) {
+        return r;
+    }
+    let store = st.store();
+    let shipments = match store.list_shipments(200, 0).await {
+        Ok(s) => s,
+        Err(e) => return super::store_failure(&who, &e),
+    };
+    let mut rows = Vec::with_capacity(shipments.len());
+    for s in shipments {
+        match store.shipment_events(&s.tracking_number).await {
+            Ok(ev) => rows.push((s, ev)),
+            Err(e) => return super::store_failure(&who, &e),
+        }
+    }
+    let body = html! {
+        h1 { "Carrier dashboard" }
+        p.muted { "What " (who) " holds: the shipments merchants asked it to deliver, with the destination each cardholder sealed for it. It never receives card data or the list of goods." }
+        @if rows.is_empty() {
+            p { "No shipments yet." }
+        } @else {
+            table {
+                thead { tr {
+                    th scope="col" { "Tracking" } th scope="col" { "Merchant" } th scope="col" { "Order" }
+                    th scope="col" { "Status" } th scope="col" { "Addressee" } th scope="col" { "Address" }
+                    th scope="col" { "Parcel" } th scope="col" { "History" } th scope="col" { "Accepted" }
+                } }
+                tbody {
+                    @for (s, events) in &rows {
+                        tr id=(format!("shipment-{}", s.tracking_number)) {
+                            td { code { (s.tracking_number) } }
+                            td { (s.merchant_id) }
+                            td { code { (s.order_id) } }
+                            td { span class=(state_class(s.status.as_str())) { (s.status.as_str()) } }
+                            td { (s.addressee.expose()) }
+                            td { (s.address.expose()) }
+                            td { (s.parcel) }
+                            td {
+                                @if events.is_empty() { span.muted { "—" } }
+                                @for e in events {
+                                    (time_ms(e.at_ms)) " " (e.status.as_str())
+                                    @if let Some(n) = &e.note { " (" (n) ")" }
+                                    br;
+                                }
+                            }
+                            td { (time_ms(s.created_at_ms)) }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    super::dashboard("Carrier dashboard", &who, body)
+}

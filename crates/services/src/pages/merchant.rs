@@ -1,0 +1,148 @@
+//! The merchant's dashboard: its orders, their states, amounts, goods and tracking numbers.
+//! It holds no card number and no destination, and shows none.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::response::Response;
+use axum::routing::get;
+use axum::{Form, Router};
+use maud::html;
+use warifu_core::sealed::Disclosed;
+use warifu_store::OrderFilter;
+
+use super::{LoginForm, PATH_DASHBOARD, PATH_LOGIN, money, state_class, time_ms};
+use crate::error::AppError;
+use crate::merchant::MerchantState;
+use crate::operator::Operator;
+
+/// The dashboard routes, to merge into the merchant's public router.
+pub fn routes() -> Router<Arc<MerchantState>> {
+    Router::new()
+        .route(PATH_DASHBOARD, get(dashboard))
+        .route(
+            PATH_LOGIN,
+            get(|State(st): State<Arc<MerchantState>>| async move {
+                super::login_form(st.id().as_str())
+            })
+            .post(
+                |State(st): State<Arc<MerchantState>>, form: Form<LoginForm>| async move {
+                    super::login(st.guard().operator(), st.id().as_str(), form)
+                },
+            ),
+        )
+}
+
+/// What the merchant's view says was bought: `2 × Sencha (TEA-001)`, one per line.
+fn goods(view_json: &str) -> Vec<String> {
+    let Ok(view) = serde_json::from_str::<Disclosed>(view_json) else {
+        return vec!["(unreadable view)".into()];
+    };
+    view.lines
+        .unwrap_or_default()
+        .iter()
+        .map(|l| {
+            format!(
+                "{} × {}{}",
+                l.quantity
+                    .map(|q| q.to_string())
+                    .unwrap_or_else(|| "?".into()),
+                l.product_name.as_deref().unwrap_or("?"),
+                l.product_number
+                    .as_deref()
+                    .map(|n| format!(" ({n})"))
+                    .unwrap_or_default()
+            )
+        })
+        .collect()
+}
+
+fn payment(view_json: &str) -> String {
+    serde_json::from_str::<Disclosed>(view_json)
+        .ok()
+        .and_then(|v| v.payment_method)
+        .map(|m| match m {
+            warifu_core::order::PaymentMethod::LumpSum => "lump sum".to_owned(),
+            warifu_core::order::PaymentMethod::Installments { count } => {
+                format!("{count} instalments")
+            }
+            warifu_core::order::PaymentMethod::Revolving => "revolving".to_owned(),
+            warifu_core::order::PaymentMethod::Bonus => "bonus".to_owned(),
+        })
+        .unwrap_or_else(|| "—".into())
+}
+
+async fn dashboard(
+    State(st): State<Arc<MerchantState>>,
+    op: Result<Operator, AppError>,
+) -> Response {
+    let who = st.id().as_str().to_owned();
+    if let Some(r) = super::require(op, &who) {
+        return r;
+    }
+    let store = st.store();
+    let counts = match store.count_orders_by_state().await {
+        Ok(c) => c,
+        Err(e) => return super::store_failure(&who, &e),
+    };
+    let orders = match store
+        .list_orders(&OrderFilter {
+            limit: Some(200),
+            ..OrderFilter::default()
+        })
+        .await
+    {
+        Ok(o) => o,
+        Err(e) => return super::store_failure(&who, &e),
+    };
+    let pending = store.outbox_pending().await.unwrap_or(0);
+    let body = html! {
+        h1 { "Merchant dashboard" }
+        p.muted { "What " (who) " holds: its own part of each order. It never receives a card number or a delivery destination." }
+        h2 { "Orders by state" }
+        table {
+            thead { tr { th scope="col" { "State" } th scope="col" { "Orders" } } }
+            tbody {
+                @for (s, n) in &counts {
+                    tr { td { span class=(state_class(s.as_str())) { (s.as_str()) } } td.num { (n) } }
+                }
+                tr { td { "messages waiting in the outbox" } td.num { (pending) } }
+            }
+        }
+        h2 { "Orders" }
+        @if orders.is_empty() {
+            p { "No orders yet." }
+        } @else {
+            table {
+                thead { tr {
+                    th scope="col" { "Order" } th scope="col" { "Received" } th scope="col" { "State" }
+                    th scope="col" { "Amount" } th scope="col" { "Goods" } th scope="col" { "Payment" }
+                    th scope="col" { "Cardholder" } th scope="col" { "Issuer" } th scope="col" { "Authorization" }
+                    th scope="col" { "Carrier" } th scope="col" { "Tracking" } th scope="col" { "Updated" }
+                } }
+                tbody {
+                    @for o in &orders {
+                        tr id=(format!("order-{}", o.order_id)) {
+                            td { code { (o.order_id) } }
+                            td { (time_ms(o.created_at_ms)) }
+                            td {
+                                span class=(state_class(o.state.as_str())) { (o.state.as_str()) }
+                                @if let Some(c) = &o.decline_code { " " span.muted { "(" (c) ")" } }
+                            }
+                            td.num { (money(o.amount, &o.currency)) }
+                            td { @for g in goods(&o.merchant_view) { (g) br; } }
+                            td { (payment(&o.merchant_view)) }
+                            td { (o.cardholder_id) }
+                            td { (o.issuer_id) }
+                            td { (o.authorization_id.as_deref().unwrap_or("—")) }
+                            td { (o.carrier_id.as_deref().unwrap_or("— (digital)")) }
+                            td { (o.tracking_number.as_deref().unwrap_or("—")) }
+                            td { (time_ms(o.updated_at_ms)) }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    super::dashboard("Merchant dashboard", &who, body)
+}

@@ -1,0 +1,314 @@
+//! Server-rendered HTML pages: each party's read-only dashboard (`GET /dashboard`, an operator
+//! route) and the picture of one order across every party (timeline and disclosure matrix).
+//!
+//! Pages are maud templates compiled into the binary: no JavaScript, no external asset, a
+//! little inline CSS, every value escaped by the template engine. Responses carry a strict
+//! Content-Security-Policy and `Cache-Control: no-store`.
+
+pub mod carrier;
+pub mod issuer;
+pub mod merchant;
+pub mod order;
+
+use std::sync::Arc;
+
+use axum::Form;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use maud::{DOCTYPE, Markup, html};
+use serde::Deserialize;
+
+use crate::error::AppError;
+use crate::operator::{COOKIE, Operator, OperatorAccess};
+
+/// The dashboard's path on every service.
+pub const PATH_DASHBOARD: &str = "/dashboard";
+/// The dashboard's login form (`GET` shows it, `POST` sets the operator cookie).
+pub const PATH_LOGIN: &str = "/dashboard/login";
+
+/// The style sheet every page inlines.
+pub const STYLE: &str = r#"
+:root{color-scheme:light;--fg:#1b1f24;--muted:#57606a;--line:#d0d7de;--accent:#0b5cad;--bad:#b3261e;--good:#1a7f37;--bg2:#f6f8fa}
+*{box-sizing:border-box}
+body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:var(--fg);margin:0;background:#fff}
+header.top{background:#123;color:#fff;padding:.6rem 1.2rem;display:flex;gap:1.2rem;align-items:center;flex-wrap:wrap}
+header.top a{color:#fff}
+header.top strong{font-size:1.05rem}
+main{padding:1rem 1.2rem;max-width:72rem}
+h1{font-size:1.4rem;margin:.4rem 0 .8rem}h2{font-size:1.15rem;margin:1.4rem 0 .5rem}
+table{border-collapse:collapse;margin:.4rem 0 1rem;font-size:.92rem}
+th,td{border:1px solid var(--line);padding:.3rem .55rem;text-align:left;vertical-align:top}
+th{background:var(--bg2)}
+td.num{text-align:right;font-variant-numeric:tabular-nums}
+a{color:var(--accent)}
+a:focus,button:focus,input:focus,select:focus,textarea:focus{outline:3px solid #f2b705;outline-offset:2px}
+.muted{color:var(--muted)}
+.state{display:inline-block;padding:.05rem .45rem;border-radius:.6rem;background:var(--bg2);border:1px solid var(--line);font-size:.85rem}
+.state.good{background:#dafbe1;border-color:#4ac26b}.state.bad{background:#ffebe9;border-color:#ff8182}
+.error{border:2px solid var(--bad);background:#ffebe9;padding:.6rem .8rem;margin:.6rem 0;border-radius:.3rem}
+.notice{border:2px solid var(--good);background:#dafbe1;padding:.6rem .8rem;margin:.6rem 0;border-radius:.3rem}
+form.stack label{display:block;margin:.6rem 0 .15rem;font-weight:600}
+form.stack input,form.stack select,form.stack textarea{font:inherit;padding:.3rem .4rem;min-width:18rem;max-width:100%}
+fieldset{border:1px solid var(--line);margin:.8rem 0;padding:.4rem .9rem .8rem}
+legend{font-weight:700}
+button{font:inherit;padding:.4rem 1rem;border-radius:.3rem;border:1px solid #1f6feb;background:#1f6feb;color:#fff;cursor:pointer}
+button.secondary{background:#fff;color:var(--accent)}
+.cards{display:flex;gap:1rem;flex-wrap:wrap}
+.card{border:1px solid var(--line);border-radius:.4rem;padding:.6rem .8rem;min-width:14rem}
+.yes{color:var(--good);font-weight:700}.no{color:var(--muted)}
+.leak{color:#fff;background:var(--bad);font-weight:700}
+svg text{font:12px system-ui,sans-serif}
+"#;
+
+/// A whole HTML page: `title`, a header bar naming `who`, and `body`.
+pub fn layout(title: &str, who: &str, nav: Markup, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " — " (who) }
+                style { (maud::PreEscaped(STYLE)) }
+            }
+            body {
+                header.top {
+                    strong { "Warifu" }
+                    span { (who) }
+                    nav aria-label="main" { (nav) }
+                }
+                main id="main" { (body) }
+            }
+        }
+    }
+}
+
+/// Like [`layout`], with a `<meta http-equiv="refresh">` every `seconds`.
+pub fn layout_refreshing(
+    title: &str,
+    who: &str,
+    nav: Markup,
+    body: Markup,
+    seconds: u32,
+) -> Markup {
+    let page = layout(title, who, nav, body).into_string();
+    let meta = format!("<meta http-equiv=\"refresh\" content=\"{seconds}\">");
+    maud::PreEscaped(page.replacen("<head>", &format!("<head>{meta}"), 1))
+}
+
+/// An HTML response with the pages' security headers.
+pub fn respond(status: StatusCode, markup: Markup) -> Response {
+    let mut r = (status, markup.into_string()).into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    r
+}
+
+/// An amount in minor units, with its currency: `JPY 4,700` or `EUR 12.50`.
+pub fn money(amount: u64, currency: &str) -> String {
+    let zero_decimals = matches!(currency, "JPY" | "KRW" | "VND" | "CLP" | "ISK");
+    let (units, cents) = if zero_decimals {
+        (amount, None)
+    } else {
+        (amount / 100, Some(amount % 100))
+    };
+    let digits = units.to_string();
+    let mut grouped = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    match cents {
+        Some(c) => format!("{currency} {grouped}.{c:02}"),
+        None => format!("{currency} {grouped}"),
+    }
+}
+
+/// A Unix time in milliseconds as `YYYY-MM-DD HH:MM:SS` UTC.
+pub fn time_ms(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil-from-days (H. Hinnant).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// The CSS class of a state badge: good, bad or neutral.
+pub fn state_class(state: &str) -> &'static str {
+    match state {
+        "authorized" | "approved" | "shipped" | "captured" | "delivered" | "held" | "active"
+        | "accepted" | "picked_up" | "in_transit" => "state good",
+        "declined" | "failed" | "voided" | "refunded" | "cancelled" | "returned" | "blocked"
+        | "expired" | "partially_refunded" => "state bad",
+        _ => "state",
+    }
+}
+
+/// The last four characters of a card number, masked: `•••• 6467`.
+pub fn last4(number: &str) -> String {
+    let n: Vec<char> = number.chars().collect();
+    let tail: String = n[n.len().saturating_sub(4)..].iter().collect();
+    format!("•••• {tail}")
+}
+
+/// The navigation of a dashboard.
+fn dashboard_nav() -> Markup {
+    html! { a href=(PATH_DASHBOARD) { "Dashboard" } }
+}
+
+/// The answer to a dashboard request that presents no admitted operator token: the login form
+/// (401), so a browser can present the token once and keep it in the operator cookie.
+pub fn login_page(who: &str, refusal: &AppError, failed: bool) -> Response {
+    let body = html! {
+        h1 { "Operator sign-in" }
+        @if failed {
+            p.error role="alert" { "That token is not this service's operator token." }
+        } @else {
+            p.muted { (refusal.to_string()) }
+        }
+        form.stack method="post" action=(PATH_LOGIN) {
+            label for="token" { "Operator token" }
+            input id="token" name="token" type="password" autocomplete="current-password" required;
+            p { button type="submit" { "Sign in" } }
+        }
+        p.muted { "The token is kept in an HttpOnly, SameSite=Strict cookie for this service's dashboard only." }
+    };
+    respond(
+        StatusCode::UNAUTHORIZED,
+        layout("Sign in", who, dashboard_nav(), body),
+    )
+}
+
+/// The login form's body.
+#[derive(Deserialize)]
+pub struct LoginForm {
+    token: String,
+}
+
+impl core::fmt::Debug for LoginForm {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("LoginForm { token: <redacted> }")
+    }
+}
+
+/// `POST /dashboard/login`: checks the token and, if admitted, stores it in the operator
+/// cookie (HttpOnly, SameSite=Strict, path `/dashboard`) and goes to the dashboard.
+pub fn login(access: &Arc<OperatorAccess>, who: &str, form: Form<LoginForm>) -> Response {
+    let token = form.0.token.trim();
+    let cookie_safe = !token.is_empty()
+        && token.len() <= 512
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b';' && b != b',' && b != b'"' && b != b'\\');
+    if !cookie_safe || !access.get().admits(Some(token)) {
+        tracing::warn!(party = who, "dashboard sign-in refused");
+        let refusal = AppError::new(crate::error::ErrorCode::OperatorRequired, "refused");
+        return login_page(who, &refusal, true);
+    }
+    let cookie = format!(
+        "{COOKIE}={token}; HttpOnly; SameSite=Strict; Path={PATH_DASHBOARD}; Max-Age=43200"
+    );
+    let mut r = (StatusCode::SEE_OTHER, "").into_response();
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        r.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    r.headers_mut()
+        .insert(header::LOCATION, HeaderValue::from_static(PATH_DASHBOARD));
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// The sign-in page shown on `GET /dashboard/login`.
+pub fn login_form(who: &str) -> Response {
+    let refusal = AppError::new(
+        crate::error::ErrorCode::OperatorRequired,
+        "Present this service's operator token to see its dashboard.",
+    );
+    login_page(who, &refusal, false)
+}
+
+/// `None` for an admitted operator, else the login form to answer with.
+pub fn require(op: Result<Operator, AppError>, who: &str) -> Option<Response> {
+    op.err().map(|e| login_page(who, &e, false))
+}
+
+/// A dashboard page (200) for `who`.
+pub fn dashboard(title: &str, who: &str, body: Markup) -> Response {
+    respond(
+        StatusCode::OK,
+        layout_refreshing(title, who, dashboard_nav(), body, 5),
+    )
+}
+
+/// A page saying the store could not be read (the detail goes to the log only).
+pub fn store_failure(who: &str, e: &warifu_store::StoreError) -> Response {
+    tracing::error!(party = who, error = %e, "dashboard cannot read the store");
+    respond(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        layout(
+            "Error",
+            who,
+            dashboard_nav(),
+            html! { p.error role="alert" { "The store cannot be read right now; see the service's log." } },
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats() {
+        assert_eq!(money(4700, "JPY"), "JPY 4,700");
+        assert_eq!(money(1_234_567, "JPY"), "JPY 1,234,567");
+        assert_eq!(money(1250, "EUR"), "EUR 12.50");
+        assert_eq!(time_ms(0), "1970-01-01 00:00:00");
+        assert_eq!(time_ms(951_782_400_000 + 3_661_000), "2000-02-29 01:01:01");
+        assert_eq!(last4("4539148803436467"), "•••• 6467");
+        assert_eq!(last4("12"), "•••• 12");
+    }
+
+    #[test]
+    fn escapes() {
+        let m = layout("<t>", "x", html! {}, html! { p { ("<script>&") } });
+        let s = m.into_string();
+        assert!(s.contains("&lt;script&gt;&amp;"));
+        assert!(!s.contains("<script>"));
+    }
+}
