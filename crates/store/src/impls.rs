@@ -87,6 +87,12 @@ impl MerchantStore for Store {
     async fn count_orders_by_state(&self) -> Result<Vec<(OrderState, u64)>> {
         dispatch!(self, count_orders_by_state())
     }
+    async fn put_order_fact(&self, fact: &OrderFact) -> Result<()> {
+        dispatch!(self, put_order_fact(fact))
+    }
+    async fn order_facts(&self, order_id: &str) -> Result<Vec<OrderFact>> {
+        dispatch!(self, order_facts(order_id))
+    }
 }
 
 #[async_trait]

@@ -123,6 +123,12 @@ pub trait MerchantStore: PartyStore {
 
     /// How many orders are in each state.
     async fn count_orders_by_state(&self) -> Result<Vec<(OrderState, u64)>>;
+
+    /// Stores (or replaces) what the merchant last learned about an order (merchant lifecycle).
+    async fn put_order_fact(&self, fact: &OrderFact) -> Result<()>;
+
+    /// Every fact stored about an order, by kind.
+    async fn order_facts(&self, order_id: &str) -> Result<Vec<OrderFact>>;
 }
 
 /// The issuer's aggregate: cards, authorizations and the double-entry ledger.

@@ -26,10 +26,15 @@ const MIGRATIONS: &[Migration] = &[
         name: "carrier lifecycle: each shipment's issuer and delivery time (proof of delivery)",
         sql: include_str!("migrations/0002_lifecycle.sql"),
     },
+    Migration {
+        version: 3,
+        name: "merchant lifecycle: order facts (payment receipt, delivery status, proof of delivery)",
+        sql: include_str!("migrations/0003_merchant_lifecycle.sql"),
+    },
 ];
 
 /// The highest schema version this program knows.
-pub(crate) const LATEST: i64 = 2;
+pub(crate) const LATEST: i64 = 3;
 
 fn render(sql: &str, sqlite: bool) -> String {
     let (id, blob) = if sqlite {

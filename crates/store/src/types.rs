@@ -357,6 +357,20 @@ pub struct Inserted<T> {
     pub created: bool,
 }
 
+/// What the merchant last learned about an order from a peer (one per order and kind:
+/// `payment`, `delivery`, `proof`), replaced on each update. Never a card number or an address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderFact {
+    /// The order.
+    pub order_id: String,
+    /// What it is about.
+    pub kind: String,
+    /// The fact (typically JSON).
+    pub body: Vec<u8>,
+    /// When it was last written.
+    pub updated_at_ms: i64,
+}
+
 // ------------------------------------------------------------------------------------------
 // Issuer
 

@@ -94,6 +94,7 @@ pub(crate) mod sqlite {
     const SQLITE: bool = true;
     use super::sqlite_write as run_write;
     include!("ops.rs");
+    include!("lifecycle.rs");
 }
 
 /// The PostgreSQL implementation.
@@ -102,4 +103,5 @@ pub(crate) mod postgres {
     const SQLITE: bool = false;
     use super::postgres_write as run_write;
     include!("ops.rs");
+    include!("lifecycle.rs");
 }
