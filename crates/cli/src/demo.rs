@@ -345,9 +345,9 @@ async fn demo_steps(local: &Local, backend: &str, started: Instant) -> Result<()
         b.outcome.state,
         c.outcome.state
     ))?;
-    let expected = a.outcome.state == "shipped"
+    let expected = a.outcome.state == "captured"
         && b.outcome.state == "declined"
-        && c.outcome.state == "authorized";
+        && c.outcome.state == "captured";
     if leaks || !expected {
         bail!("the demo did not end as expected (see above)");
     }

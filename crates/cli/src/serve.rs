@@ -278,7 +278,9 @@ pub fn merchant(cmd: &MerchantCommand) -> Result<()> {
         let store = open_store(&a.serve.db, Party::Merchant).await?;
         let state = merchant::MerchantState::new(keys, config, Arc::new(store), directory);
         let l = listen(a.serve.listen, state.id()).await?;
+        let worker = warifu_services::worker::Worker::start(state.clone(), Default::default());
         merchant::run(l, state, ctrl_c()).await?;
+        worker.stop().await;
         Ok(())
     })
 }

@@ -64,8 +64,12 @@ pub enum WalletCommand {
     Buy(BuyArgs),
     /// Show the merchant's catalog (public, unauthenticated).
     Catalog(CommonArgs),
-    /// Ask the merchant for the state of an order.
+    /// Show an order: the merchant's state, the payment (from the merchant) and the delivery
+    /// (from the carrier, with the destination you sealed).
     Status(StatusArgs),
+    /// Cancel an order: before shipping the authorization is voided, after capture the
+    /// payment is refunded.
+    Cancel(StatusArgs),
     /// Ask the carrier where a parcel is (and see the destination you sealed).
     Track(TrackArgs),
 }
@@ -122,6 +126,9 @@ pub struct StatusArgs {
     /// The order id.
     #[arg(long)]
     pub order_id: String,
+    /// Print the merchant's answer as JSON (with `status`: also the carrier's tracking).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `warifu wallet track`
@@ -172,8 +179,31 @@ pub fn run(cmd: &WalletCommand) -> Result<()> {
             }
             WalletCommand::Status(a) => {
                 let (wallet, merchant) = client(&a.common)?;
-                let o = wallet.order_status(&merchant, &a.order_id).await?;
-                print(&(serde_json::to_string_pretty(&o)? + "\n"))
+                let v = wallet.order_view(&merchant, &a.order_id).await?;
+                if a.json {
+                    let j = serde_json::json!({ "order": v.outcome, "tracking": v.tracking });
+                    return print(&(serde_json::to_string_pretty(&j)? + "\n"));
+                }
+                print(&status_lines(&v))
+            }
+            WalletCommand::Cancel(a) => {
+                let (wallet, merchant) = client(&a.common)?;
+                let o = wallet.cancel(&merchant, &a.order_id).await?;
+                if a.json {
+                    return print(&(serde_json::to_string_pretty(&o)? + "\n"));
+                }
+                let payment = o.payment.as_ref().map(|p| {
+                    format!(
+                        "; payment {} (captured {}, refunded {} {})",
+                        p.state, p.captured, p.refunded, p.currency
+                    )
+                });
+                print(&format!(
+                    "order {}: {}{}\n",
+                    o.order_id,
+                    o.state,
+                    payment.unwrap_or_default()
+                ))
             }
             WalletCommand::Track(a) => {
                 let (wallet, merchant) = client(&a.common)?;
@@ -191,6 +221,39 @@ pub fn run(cmd: &WalletCommand) -> Result<()> {
             }
         }
     })
+}
+
+/// The three states of an order, one per line: merchant, payment, delivery.
+fn status_lines(v: &warifu_services::cardholder::OrderView) -> String {
+    let o = &v.outcome;
+    let mut out = format!("order {}\n  merchant: {}\n", o.order_id, v.merchant_state());
+    let payment = match (&o.payment, v.payment_state()) {
+        (Some(p), _) => format!(
+            "{} — {} {} authorized, {} captured, {} refunded, {}",
+            p.state, p.amount, p.currency, p.captured, p.refunded, p.payment_method
+        ),
+        (None, Some(s)) => s,
+        (None, None) => "-".into(),
+    };
+    out.push_str(&format!("  payment:  {payment}\n"));
+    let delivery = match (&v.tracking, v.delivery_state()) {
+        (Some(t), _) => {
+            let dest = t
+                .destination
+                .as_ref()
+                .map(|d| format!(" to {}, {}", d.addressee.expose(), d.address.expose()))
+                .unwrap_or_default();
+            format!("{} ({}){dest}", t.status, t.tracking_number)
+        }
+        (None, Some(s)) => s.to_owned(),
+        (None, None) if o.carrier.is_none() => "none (digital goods)".into(),
+        (None, None) => "not shipped yet".into(),
+    };
+    out.push_str(&format!("  delivery: {delivery}\n"));
+    if let Some(e) = &v.tracking_error {
+        out.push_str(&format!("  (the carrier could not be asked: {e})\n"));
+    }
+    out
 }
 
 fn parse_items(items: &[String]) -> Result<Vec<(String, u32)>> {

@@ -43,8 +43,7 @@ fn demo_runs_a_whole_purchase_and_prints_the_matrix() {
         "approved",
         "declined",
         "insufficient_credit",
-        "shipped",
-        "authorized",
+        "captured",
         "tracking WRF",
     ] {
         assert!(stdout.contains(needle), "{needle:?} missing:\n{stdout}");
@@ -244,7 +243,7 @@ fn separate_processes_buy_through_the_directory() {
         "3",
     ]));
     assert!(
-        bought.contains("shipped") && bought.contains("approved"),
+        bought.contains("captured") && bought.contains("approved"),
         "{bought}"
     );
     assert!(bought.contains("receipt verified"), "{bought}");
@@ -309,7 +308,7 @@ fn demo_runs_in_every_key_scheme_and_says_which() {
             scheme != "sok",
             "{stdout}"
         );
-        for needle in ["shipped", "declined", "authorized"] {
+        for needle in ["captured", "declined"] {
             assert!(
                 stdout.contains(needle),
                 "{scheme}: {needle:?} missing:\n{stdout}"

@@ -14,7 +14,9 @@ use warifu_core::{PartyId, Role};
 use crate::attest;
 use crate::directory::{DirectoryError, SharedDirectory};
 use crate::peer::{ClientError, PeerClient, http_client};
-use crate::wire::{CatalogView, FormRequest, OrderOutcome, SubmitRequest, TrackingView};
+use crate::wire::{
+    CancelRequest, CatalogView, FormRequest, OrderOutcome, SubmitRequest, TrackingView,
+};
 
 /// What can go wrong for the cardholder.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +51,56 @@ pub struct Purchase {
     pub sealed: SealedOrder,
     /// The merchant's answer, with the issuer's receipt checked.
     pub outcome: OrderOutcome,
+}
+
+/// One of the cardholder's orders as its client shows it: the merchant's state and payment
+/// (from the merchant), and the delivery (from the carrier, with the destination it sealed).
+#[derive(Debug, Clone)]
+pub struct OrderView {
+    /// The merchant's answer (state, the issuer's decision and last payment receipt).
+    pub outcome: OrderOutcome,
+    /// The carrier's tracking, when the order is shipped and the carrier answered.
+    pub tracking: Option<TrackingView>,
+    /// Why the carrier could not be asked, if it could not.
+    pub tracking_error: Option<String>,
+}
+
+impl OrderView {
+    /// The merchant's state of the order (`received`, `captured`, `delivered`, `refunded`, …).
+    pub fn merchant_state(&self) -> &str {
+        &self.outcome.state
+    }
+
+    /// The payment's state: the issuer's last receipt (`captured`, `voided`, `refunded`,
+    /// `partially_refunded`), else the decision (`authorized`, `declined`), else `None`.
+    pub fn payment_state(&self) -> Option<String> {
+        if let Some(p) = &self.outcome.payment {
+            return Some(p.state.clone());
+        }
+        self.outcome.decision.as_ref().map(|d| {
+            if d.approved() {
+                "authorized".to_owned()
+            } else {
+                "declined".to_owned()
+            }
+        })
+    }
+
+    /// How the cardholder pays (`lump_sum`, `installments(3)`, …), once the issuer said.
+    pub fn payment_method(&self) -> Option<&str> {
+        self.outcome
+            .payment
+            .as_ref()
+            .map(|p| p.payment_method.as_str())
+    }
+
+    /// The delivery's state: the carrier's own answer, else what the merchant last saw.
+    pub fn delivery_state(&self) -> Option<&str> {
+        self.tracking
+            .as_ref()
+            .map(|t| t.status.as_str())
+            .or(self.outcome.delivery.as_deref())
+    }
 }
 
 /// A cardholder's client.
@@ -229,6 +281,43 @@ impl Cardholder {
     ) -> Result<OrderOutcome, CardholderError> {
         let client = self.peer(merchant, Role::Merchant)?;
         Ok(client.get(&format!("/v1/orders/{order_id}")).await?)
+    }
+
+    /// One of this cardholder's orders: the merchant's state and payment, and the delivery
+    /// as the carrier tells it (asked only once the order is shipped; an unreachable carrier
+    /// leaves `tracking` empty and says why in `tracking_error`).
+    pub async fn order_view(
+        &self,
+        merchant: &PartyId,
+        order_id: &str,
+    ) -> Result<OrderView, CardholderError> {
+        let outcome = self.order_status(merchant, order_id).await?;
+        let (mut tracking, mut tracking_error) = (None, None);
+        if let (Some(carrier), Some(_)) = (&outcome.carrier, &outcome.tracking_number) {
+            match self.tracking(carrier, merchant, order_id).await {
+                Ok(t) => tracking = Some(t),
+                Err(e) => tracking_error = Some(e.to_string()),
+            }
+        }
+        Ok(OrderView {
+            outcome,
+            tracking,
+            tracking_error,
+        })
+    }
+
+    /// Cancels one of this cardholder's orders at its merchant: before shipping the
+    /// authorization is voided (`voided`), after capture the payment is refunded
+    /// (`refunded`). A retry returns the first answer.
+    pub async fn cancel(
+        &self,
+        merchant: &PartyId,
+        order_id: &str,
+    ) -> Result<OrderOutcome, CardholderError> {
+        let client = self.peer(merchant, Role::Merchant)?;
+        Ok(client
+            .post(&format!("/v1/orders/{order_id}/cancel"), &CancelRequest {})
+            .await?)
     }
 
     /// The carrier's tracking of one of this cardholder's orders, with the destination it

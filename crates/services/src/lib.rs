@@ -10,6 +10,8 @@
 //! - [`keys`]: a party's key source for its scheme, behind a pairwise-key cache.
 //! - [`local`]: a whole deployment in one process (demo, `up`, tests); [`holdings`]: what each
 //!   party holds, read back from its store.
+//! - [`worker`]: the merchant's outbox worker (the order lifecycle after a crash or an
+//!   outage).
 //! - [`wire`]: the JSON bodies; [`error`]: stable error codes; [`attest`]: the issuer's MACs
 //!   for the cardholder and the carrier.
 #![forbid(unsafe_code)]
@@ -31,6 +33,7 @@ pub mod pages;
 pub mod peer;
 pub mod service;
 pub mod wire;
+pub mod worker;
 
 /// The largest request body accepted, in bytes (512 KiB): room for the largest sealed order
 /// the core accepts (three 64 KiB parts, about 263 KiB in base64 JSON). Larger bodies get 413.

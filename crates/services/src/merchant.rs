@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -25,35 +25,34 @@ use tokio::net::TcpListener;
 use warifu_core::keysource::KeySource;
 use warifu_core::order::{CatalogItem, OrderForm};
 use warifu_core::policy::Policy;
-use warifu_core::sealed::{Disclosed, ForMerchant, ForwardedPart, SealedOrder, View};
+use warifu_core::sealed::{Disclosed, ForMerchant, SealedOrder, View};
 use warifu_core::{PartyId, Role};
 use warifu_store::{
-    MerchantStore, NewOrder, NewOutboxMessage, OrderFormRecord, OrderRecord, OrderState,
-    StoredResponse, Transition,
+    MerchantStore, NewOrder, NewOutboxMessage, OrderFilter, OrderFormRecord, OrderRecord,
+    OrderState, StoredResponse, Transition,
 };
 
 use crate::auth::{Guard, GuardLimits, JsonBody, Peer};
-use crate::carrier::PATH_SHIPMENTS;
 use crate::directory::{DirectoryError, SharedDirectory};
 use crate::error::{AppError, AppResult, ErrorCode};
-use crate::issuer::PATH_AUTHORIZE;
-use crate::peer::{ClientError, PeerClient, http_client};
-use crate::service::{self, fingerprint, json_bytes, peer_error, random_id, store_error, to_json};
+use crate::operator::Operator;
+use crate::peer::{PeerClient, http_client};
+use crate::service::{self, fingerprint, json_bytes, random_id, store_error, to_json};
 use crate::wire::{
-    AuthorizeRequest, CatalogView, Decision, DeliveryRequest, FormRequest, OrderOutcome,
-    ShipmentReceipt, ShipmentRequest, SubmitRequest,
+    AdminOrder, AdminOrderList, AuthorizeRequest, CancelRequest, CatalogView, Decision,
+    FormRequest, OperatorRefund, OrderOutcome, SubmitRequest, VoidRequest,
 };
+use crate::worker;
 
-/// Outbox kind of the authorization request.
-pub const KIND_AUTHORIZE: &str = "authorize";
-/// Outbox kind of the delivery request.
-pub const KIND_SHIP: &str = "ship";
+pub use crate::worker::{KIND_AUTHORIZE, KIND_SHIP};
 /// Idempotency scope holding the first answer to a submission.
 const SCOPE_SUBMIT: &str = "submit";
 /// Idempotency scope pinning the first bundle submitted under an order id.
 const SCOPE_BUNDLE: &str = "submit-bundle";
-/// Idempotency scope holding the issuer's decision of an order.
-const SCOPE_DECISION: &str = "decision";
+/// Idempotency scope holding the first answer to a cancellation.
+const SCOPE_CANCEL: &str = "cancel";
+/// Idempotency scope holding the first answer to an operator's refund.
+const SCOPE_REFUND: &str = "operator-refund";
 
 /// What a merchant sells and how.
 #[derive(Debug, Clone)]
@@ -160,8 +159,13 @@ impl MerchantState {
         self.guard.counts().0
     }
 
+    /// What it sells and how.
+    pub fn config(&self) -> &MerchantConfig {
+        &self.config
+    }
+
     /// The authenticated client for a peer listed in the directory in `role`.
-    fn peer(&self, id: &PartyId, role: Role) -> AppResult<Arc<PeerClient>> {
+    pub(crate) fn peer(&self, id: &PartyId, role: Role) -> AppResult<Arc<PeerClient>> {
         let dir = self.directory.get();
         let entry = dir.lookup(id, role).map_err(directory_error)?;
         let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
@@ -189,11 +193,15 @@ pub fn app(state: Arc<MerchantState>) -> Router {
         .route("/v1/order-forms", post(order_form))
         .route("/v1/orders", post(submit))
         .route("/v1/orders/{order_id}", get(order_status))
+        .route("/v1/orders/{order_id}/cancel", post(cancel))
         .with_state(state.clone());
     let public = Router::new()
         .route("/healthz", get(health))
         .merge(crate::pages::merchant::routes())
         .route("/v1/catalog", get(catalog))
+        .route("/v1/admin/orders", get(admin_orders))
+        .route("/v1/admin/orders/{order_id}/cancel", post(admin_cancel))
+        .route("/v1/admin/orders/{order_id}/refund", post(admin_refund))
         .with_state(state.clone());
     service::assemble(state.guard.clone(), public, authenticated)
 }
@@ -452,7 +460,7 @@ async fn submit(
         resumed = !inserted.created,
         "order received"
     );
-    let order = drive(&st, &form, inserted.record).await?;
+    let order = worker::drive(&st, &inserted.record.order_id).await?;
     let outcome = outcome_of(&st, &order).await?;
     let stored = st
         .store
@@ -485,230 +493,10 @@ fn first_answer(first: StoredResponse, fp: &[u8], order_id: &str) -> AppResult<R
     ))
 }
 
-/// Drives an order through its steps until it rests (declined, authorized without carrier,
-/// shipped, failed), or a peer is down (the order stays where it is, to be resumed).
-async fn drive(
-    st: &MerchantState,
-    form: &OrderForm,
-    mut order: OrderRecord,
-) -> AppResult<OrderRecord> {
-    for _ in 0..8 {
-        let applied = match order.state {
-            OrderState::Received => step_authorize(st, form, &order).await?,
-            OrderState::ShippingRequested => step_ship(st, &order).await?,
-            _ => return Ok(order),
-        };
-        if !applied {
-            tracing::debug!(order_id = %order.order_id, "another request moved the order first");
-        }
-        order = st
-            .store
-            .get_order(&order.order_id)
-            .await
-            .map_err(store_error("reading an order"))?
-            .ok_or_else(|| AppError::internal("reading an order", &"it vanished"))?;
-    }
-    Ok(order)
-}
-
-async fn pending_message(
-    st: &MerchantState,
-    order_id: &str,
-    kind: &str,
-) -> AppResult<warifu_store::OutboxMessage> {
-    st.store
-        .outbox_for_order(order_id)
-        .await
-        .map_err(store_error("reading the outbox"))?
-        .into_iter()
-        .rev()
-        .find(|m| m.kind == kind && !m.done)
-        .ok_or_else(|| {
-            AppError::internal("resuming an order", &format!("no pending {kind} message"))
-        })
-}
-
-async fn step_authorize(
-    st: &MerchantState,
-    form: &OrderForm,
-    order: &OrderRecord,
-) -> AppResult<bool> {
-    let order_id = order.order_id.as_str();
-    let msg = pending_message(st, order_id, KIND_AUTHORIZE).await?;
-    let req: AuthorizeRequest = serde_json::from_slice(&msg.payload)
-        .map_err(|e| AppError::internal("reading an outbox message", &e))?;
-    let header = &req.forwarded.header;
-    let issuer = st.peer(&header.issuer, Role::Issuer)?;
-    let decision: Decision = match issuer.post(PATH_AUTHORIZE, &req).await {
-        Ok(d) => d,
-        Err(e) => {
-            tracing::warn!(%order_id, error = %e, "authorization failed");
-            return Err(fail_on_refusal(st, order, msg.id, e, OrderState::Received).await);
-        }
-    };
-    let consistent = decision.order_id == order_id
-        && &decision.merchant == st.id()
-        && decision.issuer == header.issuer
-        && decision.cardholder == header.cardholder
-        && decision.header_digest == header.digest()
-        && decision.approved() == decision.reason.is_none();
-    if !consistent {
-        return Err(AppError::new(
-            ErrorCode::PeerError,
-            "the issuer's decision is not about this order",
-        ));
-    }
-    let now = crate::now_ms();
-    if decision.amount != order.amount || decision.currency != order.currency {
-        tracing::error!(%order_id, "the issuer decided on another amount than the merchant's view");
-        let t = Transition::new(order_id, OrderState::Received, OrderState::Failed, now)
-            .decline_code(ErrorCode::AmountMismatch.as_str())
-            .clear_carrier_part()
-            .complete(msg.id);
-        st.store
-            .transition(&t)
-            .await
-            .map_err(store_error("recording a failure"))?;
-        return Err(AppError::new(
-            ErrorCode::AmountMismatch,
-            "the issuer's decision is for another amount than this order's",
-        ));
-    }
-    st.store
-        .idempotency_put(
-            SCOPE_DECISION,
-            order_id,
-            &StoredResponse {
-                status: 200,
-                body: to_json(&decision)?,
-                fingerprint: Vec::new(),
-                created_at_ms: now,
-            },
-        )
-        .await
-        .map_err(store_error("recording a decision"))?;
-    let t = match (&decision.reason, &form.carrier) {
-        (Some(reason), _) => {
-            tracing::info!(%order_id, %reason, "declined by the issuer");
-            Transition::new(order_id, OrderState::Received, OrderState::Declined, now)
-                .decline_code(reason.as_str())
-                .clear_carrier_part()
-                .complete(msg.id)
-        }
-        (None, None) => {
-            tracing::info!(%order_id, "authorized (no delivery)");
-            Transition::new(order_id, OrderState::Received, OrderState::Authorized, now)
-                .authorization_id(decision.authorization_id.clone().unwrap_or_default())
-                .complete(msg.id)
-        }
-        (None, Some(_)) => {
-            let part = order.carrier_part.as_deref().ok_or_else(|| {
-                AppError::internal("requesting delivery", &"the carrier part is missing")
-            })?;
-            let forwarded = ForwardedPart::decode(part)
-                .map_err(|e| AppError::internal("reading the stored carrier part", &e))?;
-            let approval = decision.carrier_approval.ok_or_else(|| {
-                AppError::new(
-                    ErrorCode::PeerError,
-                    "the issuer approved without an approval for the carrier",
-                )
-            })?;
-            let ship = ShipmentRequest {
-                forwarded,
-                policy: req.policy.clone(),
-                approval,
-                delivery: DeliveryRequest {
-                    parcel: st.config.parcel.clone(),
-                    pickup: st.config.pickup.clone(),
-                },
-            };
-            tracing::info!(%order_id, "authorized; requesting delivery");
-            Transition::new(
-                order_id,
-                OrderState::Received,
-                OrderState::ShippingRequested,
-                now,
-            )
-            .authorization_id(decision.authorization_id.clone().unwrap_or_default())
-            .send(KIND_SHIP, to_json(&ship)?)
-            .complete(msg.id)
-        }
-    };
-    st.store
-        .transition(&t)
-        .await
-        .map_err(store_error("recording the decision"))
-}
-
-async fn step_ship(st: &MerchantState, order: &OrderRecord) -> AppResult<bool> {
-    let order_id = order.order_id.as_str();
-    let msg = pending_message(st, order_id, KIND_SHIP).await?;
-    let req: ShipmentRequest = serde_json::from_slice(&msg.payload)
-        .map_err(|e| AppError::internal("reading an outbox message", &e))?;
-    let carrier_id =
-        req.forwarded.header.carrier.clone().ok_or_else(|| {
-            AppError::internal("requesting delivery", &"the order has no carrier")
-        })?;
-    let carrier = st.peer(&carrier_id, Role::Carrier)?;
-    let receipt: ShipmentReceipt = match carrier.post(PATH_SHIPMENTS, &req).await {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::warn!(%order_id, error = %e, "delivery request failed");
-            return Err(fail_on_refusal(st, order, msg.id, e, OrderState::ShippingRequested).await);
-        }
-    };
-    if receipt.order_id != order_id {
-        return Err(AppError::new(
-            ErrorCode::PeerError,
-            "the carrier's receipt is not about this order",
-        ));
-    }
-    tracing::info!(%order_id, tracking = %receipt.tracking_number, "shipped");
-    let t = Transition::new(
-        order_id,
-        OrderState::ShippingRequested,
-        OrderState::Shipped,
-        crate::now_ms(),
-    )
-    .tracking_number(receipt.tracking_number)
-    .clear_carrier_part()
-    .complete(msg.id);
-    st.store
-        .transition(&t)
-        .await
-        .map_err(store_error("recording the shipment"))
-}
-
-/// A peer's authenticated refusal is final for the order (it moves to `failed` with the
-/// peer's code); an outage or an unauthenticated answer leaves it to be resumed.
-async fn fail_on_refusal(
-    st: &MerchantState,
-    order: &OrderRecord,
-    msg_id: i64,
-    e: ClientError,
-    from: OrderState,
-) -> AppError {
-    if let ClientError::Refused {
-        code,
-        verified: true,
-        ..
-    } = &e
-    {
-        let t = Transition::new(&order.order_id, from, OrderState::Failed, crate::now_ms())
-            .decline_code(code.clone())
-            .clear_carrier_part()
-            .complete(msg_id);
-        if let Err(err) = st.store.transition(&t).await {
-            return AppError::internal("recording a failure", &err);
-        }
-    }
-    peer_error(e)
-}
-
 async fn outcome_of(st: &MerchantState, order: &OrderRecord) -> AppResult<OrderOutcome> {
     let decision = st
         .store
-        .idempotency_get(SCOPE_DECISION, &order.order_id)
+        .idempotency_get(worker::SCOPE_DECISION, &order.order_id)
         .await
         .map_err(store_error("reading a decision"))?
         .map(|r| serde_json::from_slice::<Decision>(&r.body))
@@ -718,6 +506,12 @@ async fn outcome_of(st: &MerchantState, order: &OrderRecord) -> AppResult<OrderO
             d.carrier_approval = None;
             d
         });
+    let facts = st
+        .store
+        .order_facts(&order.order_id)
+        .await
+        .map_err(store_error("reading order facts"))?;
+    let fact = |kind: &str| facts.iter().find(|f| f.kind == kind).map(|f| &f.body);
     Ok(OrderOutcome {
         order_id: order.order_id.clone(),
         state: order.state.as_str().to_owned(),
@@ -727,7 +521,22 @@ async fn outcome_of(st: &MerchantState, order: &OrderRecord) -> AppResult<OrderO
             .as_deref()
             .and_then(|c| PartyId::parse(c).ok()),
         tracking_number: order.tracking_number.clone(),
+        payment: fact(worker::FACT_PAYMENT).and_then(|b| serde_json::from_slice(b).ok()),
+        delivery: fact(worker::FACT_DELIVERY).map(|b| String::from_utf8_lossy(b).into_owned()),
     })
+}
+
+async fn cardholders_order(
+    st: &MerchantState,
+    peer: &PartyId,
+    order_id: &str,
+) -> AppResult<OrderRecord> {
+    st.store
+        .get_order(order_id)
+        .await
+        .map_err(store_error("reading an order"))?
+        .filter(|o| o.cardholder_id == peer.as_str())
+        .ok_or_else(|| AppError::new(ErrorCode::UnknownOrder, "no such order for this caller"))
 }
 
 async fn order_status(
@@ -735,12 +544,266 @@ async fn order_status(
     Peer(peer): Peer,
     Path(order_id): Path<String>,
 ) -> AppResult<Json<OrderOutcome>> {
-    let order = st
+    let order = cardholders_order(&st, &peer, &order_id).await?;
+    outcome_of(&st, &order).await.map(Json)
+}
+
+/// Stores `outcome` as the first answer under `scope`/`key` and answers the stored one.
+async fn answer_once(
+    st: &MerchantState,
+    scope: &str,
+    key: &str,
+    fp: &[u8],
+    outcome: &OrderOutcome,
+) -> AppResult<Response> {
+    let stored = st
         .store
-        .get_order(&order_id)
+        .idempotency_put(
+            scope,
+            key,
+            &StoredResponse {
+                status: 200,
+                body: to_json(outcome)?,
+                fingerprint: fp.to_vec(),
+                created_at_ms: crate::now_ms(),
+            },
+        )
+        .await
+        .map_err(store_error("recording the answer"))?;
+    first_answer(stored, fp, key)
+}
+
+/// The first answer stored under `scope`/`key`, if any.
+async fn earlier_answer(
+    st: &MerchantState,
+    scope: &str,
+    key: &str,
+    fp: &[u8],
+) -> AppResult<Option<Response>> {
+    match st
+        .store
+        .idempotency_get(scope, key)
+        .await
+        .map_err(store_error("reading an earlier answer"))?
+    {
+        Some(first) => first_answer(first, fp, key).map(Some),
+        None => Ok(None),
+    }
+}
+
+fn invalid(message: &str) -> AppError {
+    AppError::new(ErrorCode::InvalidTransition, message)
+}
+
+/// Cancels an order: before shipping the authorization is voided (→ `voided`); after capture
+/// (or delivery) the capture is refunded in full (→ `refunded`). While the authorization or
+/// the capture is in flight (`received`, `shipped`) it answers `invalid_transition`: cancel
+/// again a moment later. A cancelled order answers its current state again.
+async fn cancel_order(st: &MerchantState, order: OrderRecord) -> AppResult<OrderRecord> {
+    let order_id = order.order_id.clone();
+    let pending: Vec<i64> = st
+        .store
+        .outbox_for_order(&order_id)
+        .await
+        .map_err(store_error("reading the outbox"))?
+        .into_iter()
+        .filter(|m| !m.done)
+        .map(|m| m.id)
+        .collect();
+    let now = crate::now_ms();
+    let mut t = match order.state {
+        OrderState::Authorized | OrderState::ShippingRequested => {
+            Transition::new(&order_id, order.state, OrderState::Cancelled, now)
+                .clear_carrier_part()
+                .send(worker::KIND_VOID, to_json(&VoidRequest {})?)
+        }
+        OrderState::Captured | OrderState::Delivered => {
+            let amount = worker::refundable(st, &order).await?;
+            Transition::new(&order_id, order.state, OrderState::Cancelled, now).send(
+                worker::KIND_REFUND,
+                worker::refund_message("cancel", amount)?,
+            )
+        }
+        OrderState::Cancelled | OrderState::Voided | OrderState::Refunded => {
+            return worker::drive(st, &order_id).await;
+        }
+        OrderState::Received => {
+            return Err(invalid(
+                "the order is being authorized; cancel again in a moment",
+            ));
+        }
+        OrderState::Shipped => {
+            return Err(invalid(
+                "the payment is being captured; cancel again in a moment (the order is then refunded)",
+            ));
+        }
+        _ => return Err(invalid("this order can no longer be cancelled")),
+    };
+    for id in pending {
+        t = t.complete(id);
+    }
+    let applied = st
+        .store
+        .transition(&t)
+        .await
+        .map_err(store_error("recording a cancellation"))?;
+    if !applied {
+        return Err(invalid(
+            "the order changed while being cancelled; try again",
+        ));
+    }
+    tracing::info!(%order_id, from = %order.state, "order cancelled");
+    worker::drive(st, &order_id).await
+}
+
+async fn cancel(
+    State(st): State<Arc<MerchantState>>,
+    Peer(peer): Peer,
+    Path(order_id): Path<String>,
+    JsonBody(_): JsonBody<CancelRequest>,
+) -> AppResult<Response> {
+    require_cardholder(&peer)?;
+    let order = cardholders_order(&st, &peer, &order_id).await?;
+    let fp = fingerprint(&[peer.as_str().as_bytes()]);
+    if let Some(first) = earlier_answer(&st, SCOPE_CANCEL, &order_id, &fp).await? {
+        return Ok(first);
+    }
+    let order = cancel_order(&st, order).await?;
+    let outcome = outcome_of(&st, &order).await?;
+    answer_once(&st, SCOPE_CANCEL, &order_id, &fp, &outcome).await
+}
+
+async fn read_any_order(st: &MerchantState, order_id: &str) -> AppResult<OrderRecord> {
+    st.store
+        .get_order(order_id)
         .await
         .map_err(store_error("reading an order"))?
-        .filter(|o| o.cardholder_id == peer.as_str())
-        .ok_or_else(|| AppError::new(ErrorCode::UnknownOrder, "no such order for this caller"))?;
-    outcome_of(&st, &order).await.map(Json)
+        .ok_or_else(|| AppError::new(ErrorCode::UnknownOrder, "no such order"))
+}
+
+async fn admin_cancel(
+    State(st): State<Arc<MerchantState>>,
+    _: Operator,
+    Path(order_id): Path<String>,
+    JsonBody(_): JsonBody<CancelRequest>,
+) -> AppResult<Response> {
+    let order = read_any_order(&st, &order_id).await?;
+    let fp = fingerprint(&[order.cardholder_id.as_bytes()]);
+    if let Some(first) = earlier_answer(&st, SCOPE_CANCEL, &order_id, &fp).await? {
+        return Ok(first);
+    }
+    let order = cancel_order(&st, order).await?;
+    let outcome = outcome_of(&st, &order).await?;
+    answer_once(&st, SCOPE_CANCEL, &order_id, &fp, &outcome).await
+}
+
+/// The operator refunds all or part of a captured order. A full refund ends the order
+/// `refunded`; a partial one leaves it where it is (the payment shows `partially_refunded`).
+async fn admin_refund(
+    State(st): State<Arc<MerchantState>>,
+    _: Operator,
+    Path(order_id): Path<String>,
+    JsonBody(req): JsonBody<OperatorRefund>,
+) -> AppResult<Response> {
+    let order = read_any_order(&st, &order_id).await?;
+    let refund_id = match (&req.refund_id, req.amount) {
+        (Some(id), _) => id.clone(),
+        (None, None) => "op-full".to_owned(),
+        (None, Some(a)) => format!("op-{a}"),
+    };
+    if refund_id.is_empty() || refund_id.len() > 64 || refund_id.chars().any(char::is_control) {
+        return Err(AppError::new(
+            ErrorCode::MalformedRequest,
+            "a refund id is 1–64 characters",
+        ));
+    }
+    let key = format!("{order_id}/{refund_id}");
+    let fp = fingerprint(&[&req.amount.unwrap_or(0).to_be_bytes()]);
+    if let Some(first) = earlier_answer(&st, SCOPE_REFUND, &key, &fp).await? {
+        return Ok(first);
+    }
+    if !matches!(order.state, OrderState::Captured | OrderState::Delivered) {
+        return Err(invalid(
+            "only a captured or delivered order can be refunded",
+        ));
+    }
+    let left = worker::refundable(&st, &order).await?;
+    let amount = req.amount.unwrap_or(left);
+    if amount == 0 || amount > left {
+        return Err(invalid(&format!(
+            "the refund must be between 1 and what is left of the capture ({left})"
+        )));
+    }
+    let t = Transition::new(&order_id, order.state, order.state, crate::now_ms()).send(
+        worker::KIND_REFUND,
+        worker::refund_message(&refund_id, amount)?,
+    );
+    if !st
+        .store
+        .transition(&t)
+        .await
+        .map_err(store_error("recording a refund"))?
+    {
+        return Err(invalid("the order changed meanwhile; try again"));
+    }
+    tracing::info!(%order_id, %refund_id, amount, "operator refund");
+    let order = worker::drive(&st, &order_id).await?;
+    let outcome = outcome_of(&st, &order).await?;
+    answer_once(&st, SCOPE_REFUND, &key, &fp, &outcome).await
+}
+
+/// `?limit=&offset=&state=` of the operator's order list.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    limit: Option<u32>,
+    offset: Option<u32>,
+    state: Option<String>,
+}
+
+async fn admin_orders(
+    State(st): State<Arc<MerchantState>>,
+    _: Operator,
+    Query(q): Query<ListQuery>,
+) -> AppResult<Json<AdminOrderList>> {
+    let state = match q.state.as_deref() {
+        Some(s) => Some(
+            OrderState::parse(s)
+                .ok_or_else(|| AppError::new(ErrorCode::MalformedRequest, "no such order state"))?,
+        ),
+        None => None,
+    };
+    let orders = st
+        .store
+        .list_orders(&OrderFilter {
+            cardholder_id: None,
+            state,
+            limit: Some(q.limit.unwrap_or(100).min(1000)),
+            offset: q.offset,
+        })
+        .await
+        .map_err(store_error("listing orders"))?;
+    let pending_messages = st
+        .store
+        .outbox_pending()
+        .await
+        .map_err(store_error("counting outbox messages"))?;
+    Ok(Json(AdminOrderList {
+        orders: orders
+            .into_iter()
+            .map(|o| AdminOrder {
+                order_id: o.order_id,
+                cardholder: o.cardholder_id,
+                amount: o.amount,
+                currency: o.currency,
+                state: o.state.as_str().to_owned(),
+                decline_code: o.decline_code,
+                authorization_id: o.authorization_id,
+                tracking_number: o.tracking_number,
+                created_at_ms: o.created_at_ms,
+                updated_at_ms: o.updated_at_ms,
+            })
+            .collect(),
+        pending_messages,
+    }))
 }

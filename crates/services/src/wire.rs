@@ -282,6 +282,13 @@ pub struct OrderOutcome {
     pub carrier: Option<PartyId>,
     /// The carrier's tracking number, once shipped.
     pub tracking_number: Option<String>,
+    /// The issuer's last answer about the payment (capture, void, refund), once there is one.
+    #[serde(default)]
+    pub payment: Option<PaymentReceipt>,
+    /// The carrier's status of the shipment as last seen by the merchant (`accepted`,
+    /// `picked_up`, `in_transit`, `delivered`, `returned`).
+    #[serde(default)]
+    pub delivery: Option<String>,
 }
 
 // Issuer and carrier lifecycle
@@ -472,6 +479,64 @@ pub struct ShipmentSummary {
 pub struct ShipmentList {
     /// The shipments, newest first.
     pub shipments: Vec<ShipmentSummary>,
+}
+
+// Merchant lifecycle
+
+/// `POST /v1/orders/{order_id}/cancel` (cardholder → merchant, or the merchant's operator at
+/// `/v1/admin/orders/{order_id}/cancel`): before shipping the authorization is voided, after
+/// capture the payment is refunded in full.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CancelRequest {}
+
+/// `POST /v1/admin/orders/{order_id}/refund` (the merchant's operator).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperatorRefund {
+    /// The amount in minor units; `None` refunds what is left of the capture.
+    #[serde(default)]
+    pub amount: Option<u64>,
+    /// The refund's id (a retry under it refunds once); default `op-full` for the rest, or
+    /// `op-<amount>` for a partial refund.
+    #[serde(default)]
+    pub refund_id: Option<String>,
+}
+
+/// One order in the merchant operator's list (its own view: no card, no destination).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminOrder {
+    /// The order id.
+    pub order_id: String,
+    /// The cardholder's identifier.
+    pub cardholder: String,
+    /// The total in minor units.
+    pub amount: u64,
+    /// ISO 4217 currency.
+    pub currency: String,
+    /// The merchant's state of the order.
+    pub state: String,
+    /// Why it was declined, failed or cancelled by a peer, if so.
+    pub decline_code: Option<String>,
+    /// The issuer's authorization id, once authorized.
+    pub authorization_id: Option<String>,
+    /// The carrier's tracking number, once shipped.
+    pub tracking_number: Option<String>,
+    /// When it was received, Unix milliseconds.
+    pub created_at_ms: i64,
+    /// When it last changed.
+    pub updated_at_ms: i64,
+}
+
+/// `GET /v1/admin/orders?limit=&offset=&state=` (the merchant's operator), newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminOrderList {
+    /// The orders.
+    pub orders: Vec<AdminOrder>,
+    /// How many outbox messages are still to be delivered (across all orders).
+    pub pending_messages: u64,
 }
 
 /// Serde for `[u8; N]` as unpadded base64url.

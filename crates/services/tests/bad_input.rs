@@ -186,7 +186,7 @@ async fn tampered_and_truncated_parts_are_refused_opaquely() {
     let order = Fill::default().order(&form).expect("order");
     let sealed = env.alice.seal(&form, &order, &env.issuer()).expect("seal");
     let ok = env.alice.submit(&sealed).await.expect("genuine");
-    assert_eq!(ok.state, "shipped");
+    assert_eq!(ok.state, "captured");
     common::finish(env).await;
 }
 
@@ -245,7 +245,7 @@ async fn unknown_issuer_and_a_peer_that_is_down() {
     // Back up: the same bundle resumes the order, once.
     env.local.directory.replace(original).expect("replace");
     let done = env.alice.submit(&sealed).await.expect("resumed");
-    assert_eq!(done.state, "shipped");
+    assert_eq!(done.state, "captured");
     assert_eq!(env.alice.submit(&sealed).await.expect("again"), done);
     let card = env
         .local

@@ -23,7 +23,7 @@ async fn approved(db: Db) {
     // With a carrier: authorized, then shipped with a tracking number.
     let p = buy(&env, false, &Fill::default()).await;
     let order_id = p.form.order_id.clone();
-    assert_eq!(p.outcome.state, "shipped", "{:?}", p.outcome);
+    assert_eq!(p.outcome.state, "captured", "{:?}", p.outcome);
     let d = p.outcome.decision.clone().expect("decision");
     assert!(d.approved() && d.reason.is_none());
     assert_eq!(d.amount, 2 * 1200 + 3500);
@@ -42,7 +42,7 @@ async fn approved(db: Db) {
         .await
         .expect("read")
         .expect("order");
-    assert_eq!(order.state, OrderState::Shipped);
+    assert_eq!(order.state, OrderState::Captured);
     assert_eq!(order.tracking_number.as_deref(), Some(tracking.as_str()));
     assert!(order.carrier_part.is_none(), "carrier part kept after use");
     // The issuer holds the amount.
@@ -75,7 +75,7 @@ async fn approved(db: Db) {
 
     // Without a carrier (digital goods, 【0052】): authorized, nothing shipped.
     let p = buy(&env, true, &Fill::default()).await;
-    assert_eq!(p.outcome.state, "authorized", "{:?}", p.outcome);
+    assert_eq!(p.outcome.state, "captured", "{:?}", p.outcome);
     assert!(p.outcome.decision.as_ref().is_some_and(|d| d.approved()));
     assert!(p.outcome.carrier.is_none() && p.outcome.tracking_number.is_none());
     assert!(p.sealed.header.carrier.is_none());
@@ -297,7 +297,7 @@ async fn several_merchants_and_issuers_coexist() {
         .purchase(&books, &bank2, false, |f| bob_fill.order(f))
         .await
         .expect("bob at books");
-    assert_eq!(p.outcome.state, "shipped");
+    assert_eq!(p.outcome.state, "captured");
     assert_eq!(p.outcome.decision.as_ref().map(|d| &d.issuer), Some(&bank2));
     // Alice buys at both merchants with the first issuer.
     for m in [&books, &env.merchant()] {
@@ -306,7 +306,7 @@ async fn several_merchants_and_issuers_coexist() {
             .purchase(m, &env.issuer(), false, |f| Fill::default().order(f))
             .await
             .expect("alice");
-        assert_eq!(p.outcome.state, "shipped", "{m}");
+        assert_eq!(p.outcome.state, "captured", "{m}");
     }
     // Each issuer holds only its own cardholder's authorizations; the carrier serves both shops.
     let a1 = env

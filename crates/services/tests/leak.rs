@@ -20,7 +20,7 @@ async fn scan(db: Db) {
         })
         .await
         .expect("purchase");
-    assert_eq!(p.outcome.state, "shipped");
+    assert_eq!(p.outcome.state, "captured");
     let wrong = Fill {
         name: "Wrong Name".into(),
         ..Fill::default()

@@ -280,7 +280,7 @@ async fn a_man_in_the_middle_swapping_parts_between_two_orders_is_refused() {
     // The genuine orders still go through.
     for s in [&a, &b] {
         let o = env.alice.submit(s).await.expect("genuine order");
-        assert_eq!(o.state, "shipped");
+        assert_eq!(o.state, "captured");
     }
     common::finish(env).await;
 }
@@ -308,7 +308,7 @@ async fn a_replayed_submission_is_never_processed_twice() {
     };
     let (a, b) = sealed_pair(&env).await;
     let first = env.alice.submit(&a).await.expect("first");
-    assert_eq!(first.state, "shipped");
+    assert_eq!(first.state, "captured");
     // The same bundle again, in the same session and in a new one: the first answer.
     assert_eq!(env.alice.submit(&a).await.expect("again"), first);
     let other_client = env.local.cardholder(&env.alice_id).expect("client");
@@ -551,7 +551,7 @@ async fn the_carrier_refuses_an_order_the_issuer_declined() {
         })
         .await
         .expect("approved");
-    assert_eq!(approved.outcome.state, "shipped");
+    assert_eq!(approved.outcome.state, "captured");
     let wrong = Fill {
         name: "Someone Else".into(),
         ..Fill::default()

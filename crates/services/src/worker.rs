@@ -1,0 +1,872 @@
+//! The merchant's outbox worker and the order steps it shares with the request handlers.
+//!
+//! Every order transition is committed together with the message it causes (the outbox, see
+//! `warifu_store::MerchantStore::transition`); a step sends one message to a peer and, on
+//! success, applies the compare-and-set transition that completes the message and enqueues
+//! the next one, in one transaction. The same step functions run in two places:
+//!
+//! - inline, in the request that caused them ([`drive`]: the cardholder's submission or
+//!   cancellation gets its answer after the synchronous steps);
+//! - in the [`Worker`], a tokio task that claims due messages with a lease
+//!   (`claim_outbox`), runs them, and on an outage reschedules them with exponential backoff
+//!   and jitter (`retry_outbox`). After a crash it finishes every order the merchant
+//!   acknowledged: what was committed is in the outbox, and the peers are idempotent on the
+//!   order id (and refund id), so a step run twice acts once.
+//!
+//! The lifecycle (see `docs/PROTOCOL.md` and the contract in issue 4):
+//!
+//! | message     | from state                      | success                              | authenticated refusal              |
+//! |-------------|---------------------------------|--------------------------------------|------------------------------------|
+//! | `authorize` | received                        | declined / shipping_requested (+ship) / authorized (+capture) | failed          |
+//! | `ship`      | shipping_requested              | shipped (+capture)                   | cancelled (+void) → voided         |
+//! | `capture`   | shipped, authorized             | captured (+track if shipped)         | failed                             |
+//! | `void`      | cancelled                       | voided                               | failed                             |
+//! | `refund`    | cancelled, captured, delivered  | refunded (in full) / unchanged (part)| failed (cancelled) / unchanged     |
+//! | `track`     | captured                        | delivered / returned → cancelled (+refund) | polled again with backoff    |
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::{JoinHandle, JoinSet};
+use warifu_core::sealed::ForwardedPart;
+use warifu_core::{PartyId, Role};
+use warifu_store::{OrderFact, OrderRecord, OrderState, OutboxMessage, Transition};
+
+use crate::carrier::{PATH_SHIPMENTS, track_path};
+use crate::error::{AppError, AppResult, ErrorCode};
+use crate::issuer::{PATH_AUTHORIZE, PATH_CAPTURE, PATH_REFUNDS, PATH_VOID, order_path};
+use crate::merchant::MerchantState;
+use crate::peer::ClientError;
+use crate::service::{peer_error, store_error, to_json};
+use crate::wire::{
+    AuthorizeRequest, CaptureRequest, Decision, DeliveryRequest, PaymentReceipt, RefundRequest,
+    ShipmentReceipt, ShipmentRequest, TrackingView, VoidRequest,
+};
+
+/// Outbox kind: ask the issuer to authorize (hold) the amount.
+pub const KIND_AUTHORIZE: &str = "authorize";
+/// Outbox kind: ask the carrier to accept the shipment.
+pub const KIND_SHIP: &str = "ship";
+/// Outbox kind: ask the issuer to capture the hold.
+pub const KIND_CAPTURE: &str = "capture";
+/// Outbox kind: ask the issuer to release the hold.
+pub const KIND_VOID: &str = "void";
+/// Outbox kind: ask the issuer to refund (payload: `RefundRequest`).
+pub const KIND_REFUND: &str = "refund";
+/// Outbox kind: poll the carrier for the delivery status.
+pub const KIND_TRACK: &str = "track";
+
+/// Order fact: the issuer's last `PaymentReceipt`.
+pub const FACT_PAYMENT: &str = "payment";
+/// Order fact: the carrier's status as last seen.
+pub const FACT_DELIVERY: &str = "delivery";
+/// Order fact: the carrier's proof of delivery (no address).
+pub const FACT_PROOF: &str = "proof";
+
+/// Idempotency scope holding the issuer's decision of an order.
+pub(crate) const SCOPE_DECISION: &str = "decision";
+
+/// How the worker paces itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerOptions {
+    /// How long to sleep when nothing is due.
+    pub poll_interval: Duration,
+    /// Messages younger than this are left to the request that wrote them (it runs them
+    /// inline); the worker takes them after that, e.g. after a crash.
+    pub grace: Duration,
+    /// How long a claimed message is leased to this worker (longer than a peer call).
+    pub lease: Duration,
+    /// How many messages to claim and run at once.
+    pub batch: u32,
+    /// The first retry delay after an outage; it doubles on each attempt…
+    pub backoff_base: Duration,
+    /// …up to this.
+    pub backoff_max: Duration,
+    /// The first delay between two delivery-status polls; it doubles…
+    pub track_base: Duration,
+    /// …up to this.
+    pub track_max: Duration,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> WorkerOptions {
+        WorkerOptions {
+            poll_interval: Duration::from_millis(100),
+            grace: Duration::from_secs(2),
+            lease: Duration::from_secs(60),
+            batch: 32,
+            backoff_base: Duration::from_millis(200),
+            backoff_max: Duration::from_secs(30),
+            track_base: Duration::from_secs(1),
+            track_max: Duration::from_secs(60),
+        }
+    }
+}
+
+impl WorkerOptions {
+    /// Short delays for tests and demos (retries within a second).
+    pub fn fast() -> WorkerOptions {
+        WorkerOptions {
+            poll_interval: Duration::from_millis(20),
+            grace: Duration::from_millis(150),
+            lease: Duration::from_secs(20),
+            batch: 32,
+            backoff_base: Duration::from_millis(25),
+            backoff_max: Duration::from_millis(400),
+            track_base: Duration::from_millis(50),
+            track_max: Duration::from_millis(400),
+        }
+    }
+}
+
+/// The delay before attempt `attempts + 1`: `base · 2^(attempts − 1)` capped at `max`, with
+/// jitter (a uniformly drawn point in its upper half), so retries of many orders spread out.
+pub fn backoff(attempts: u32, base: Duration, max: Duration) -> Duration {
+    let exp = attempts.saturating_sub(1).min(30);
+    let full = base.saturating_mul(1u32 << exp).min(max);
+    let mut b = [0u8; 4];
+    use warifu_core::rand::Randomness as _;
+    let r = match warifu_core::rand::OsRandom.fill(&mut b) {
+        Ok(()) => u32::from_le_bytes(b),
+        Err(_) => u32::MAX,
+    };
+    let half = full / 2;
+    half + half.mul_f64(f64::from(r) / f64::from(u32::MAX))
+}
+
+/// What running one outbox message did.
+#[derive(Debug)]
+pub(crate) enum Step {
+    /// Handled: the transition it causes applied (or the order had already moved on).
+    Advanced,
+    /// The peer refused it with an authenticated answer; the failure path is recorded.
+    Refused(AppError),
+    /// The peer is down or could not be authenticated: the message stays, to be retried.
+    Retry(AppError),
+    /// The carrier has not delivered yet (its status): poll again later.
+    Waiting(String),
+}
+
+/// Whether a peer's failure is worth retrying (an outage, an unauthenticated or transient
+/// answer) rather than a verdict on the order.
+fn transient(e: &ClientError) -> bool {
+    match e {
+        ClientError::Refused { verified, code, .. } => {
+            !*verified
+                || matches!(
+                    ErrorCode::parse(code),
+                    Some(
+                        ErrorCode::Busy
+                            | ErrorCode::Internal
+                            | ErrorCode::PeerUnavailable
+                            | ErrorCode::PeerNotAuthentic
+                            | ErrorCode::SessionUnknown
+                            | ErrorCode::StaleMessage
+                    )
+                )
+        }
+        _ => true,
+    }
+}
+
+fn now() -> i64 {
+    crate::now_ms()
+}
+
+async fn read_order(st: &MerchantState, order_id: &str) -> AppResult<OrderRecord> {
+    st.store()
+        .get_order(order_id)
+        .await
+        .map_err(store_error("reading an order"))?
+        .ok_or_else(|| AppError::internal("reading an order", &"it vanished"))
+}
+
+async fn apply(st: &MerchantState, t: &Transition) -> AppResult<bool> {
+    let applied = st
+        .store()
+        .transition(t)
+        .await
+        .map_err(store_error("recording a transition"))?;
+    if !applied {
+        tracing::debug!(order_id = %t.order_id, to = %t.to, "another worker moved the order first");
+    }
+    Ok(applied)
+}
+
+/// Stores what the merchant learned about an order.
+pub(crate) async fn put_fact(
+    st: &MerchantState,
+    order_id: &str,
+    kind: &str,
+    body: Vec<u8>,
+) -> AppResult<()> {
+    st.store()
+        .put_order_fact(&OrderFact {
+            order_id: order_id.to_owned(),
+            kind: kind.to_owned(),
+            body,
+            updated_at_ms: now(),
+        })
+        .await
+        .map_err(store_error("recording an order fact"))
+}
+
+/// The issuer's last payment receipt for an order, if any.
+pub(crate) async fn payment_of(
+    st: &MerchantState,
+    order_id: &str,
+) -> AppResult<Option<PaymentReceipt>> {
+    let facts = st
+        .store()
+        .order_facts(order_id)
+        .await
+        .map_err(store_error("reading order facts"))?;
+    Ok(facts
+        .iter()
+        .find(|f| f.kind == FACT_PAYMENT)
+        .and_then(|f| serde_json::from_slice(&f.body).ok()))
+}
+
+/// What is left to refund of an order's capture.
+pub(crate) async fn refundable(st: &MerchantState, order: &OrderRecord) -> AppResult<u64> {
+    Ok(match payment_of(st, &order.order_id).await? {
+        Some(p) if p.captured > 0 => p.captured.saturating_sub(p.refunded),
+        _ => order.amount,
+    })
+}
+
+/// The refund message for `amount` under `refund_id`.
+pub(crate) fn refund_message(refund_id: &str, amount: u64) -> AppResult<Vec<u8>> {
+    to_json(&RefundRequest {
+        refund_id: refund_id.to_owned(),
+        amount,
+    })
+}
+
+/// Runs one outbox message: the step for its kind, from the order's current state.
+pub(crate) async fn run_step(st: &MerchantState, msg: &OutboxMessage) -> AppResult<Step> {
+    let order = read_order(st, &msg.order_id).await?;
+    let expected: &[OrderState] = match msg.kind.as_str() {
+        KIND_AUTHORIZE => &[OrderState::Received],
+        KIND_SHIP => &[OrderState::ShippingRequested],
+        KIND_CAPTURE => &[OrderState::Shipped, OrderState::Authorized],
+        KIND_VOID => &[OrderState::Cancelled],
+        KIND_REFUND => &[
+            OrderState::Cancelled,
+            OrderState::Captured,
+            OrderState::Delivered,
+        ],
+        KIND_TRACK => &[OrderState::Captured],
+        other => {
+            tracing::error!(order_id = %msg.order_id, kind = other, "unknown outbox message abandoned");
+            &[]
+        }
+    };
+    if !expected.contains(&order.state) {
+        // The order moved on (a cancellation, or another worker): nothing left to send.
+        tracing::debug!(order_id = %order.order_id, kind = %msg.kind, state = %order.state, "stale message completed");
+        st.store()
+            .complete_outbox(msg.id)
+            .await
+            .map_err(store_error("completing a message"))?;
+        return Ok(Step::Advanced);
+    }
+    match msg.kind.as_str() {
+        KIND_AUTHORIZE => step_authorize(st, &order, msg).await,
+        KIND_SHIP => step_ship(st, &order, msg).await,
+        KIND_CAPTURE => step_capture(st, &order, msg).await,
+        KIND_VOID => step_void(st, &order, msg).await,
+        KIND_REFUND => step_refund(st, &order, msg).await,
+        _ => step_track(st, &order, msg).await,
+    }
+}
+
+fn payload<T: serde::de::DeserializeOwned>(msg: &OutboxMessage) -> AppResult<T> {
+    serde_json::from_slice(&msg.payload)
+        .map_err(|e| AppError::internal("reading an outbox message", &e))
+}
+
+fn issuer_of(order: &OrderRecord) -> AppResult<PartyId> {
+    PartyId::parse(&order.issuer_id)
+        .map_err(|e| AppError::internal("reading an order's issuer", &e))
+}
+
+fn carrier_of(order: &OrderRecord) -> AppResult<PartyId> {
+    let c = order
+        .carrier_id
+        .as_deref()
+        .ok_or_else(|| AppError::internal("reading an order's carrier", &"it has none"))?;
+    PartyId::parse(c).map_err(|e| AppError::internal("reading an order's carrier", &e))
+}
+
+/// A peer listed in the directory, or a retryable error (it may be listed again later).
+fn peer_or_retry(
+    st: &MerchantState,
+    id: &PartyId,
+    role: Role,
+) -> Result<Arc<crate::peer::PeerClient>, Step> {
+    st.peer(id, role).map_err(Step::Retry)
+}
+
+async fn step_authorize(
+    st: &MerchantState,
+    order: &OrderRecord,
+    msg: &OutboxMessage,
+) -> AppResult<Step> {
+    let order_id = order.order_id.as_str();
+    let req: AuthorizeRequest = payload(msg)?;
+    let header = &req.forwarded.header;
+    let issuer = match peer_or_retry(st, &header.issuer, Role::Issuer) {
+        Ok(c) => c,
+        Err(s) => return Ok(s),
+    };
+    let decision: Decision = match issuer.post(PATH_AUTHORIZE, &req).await {
+        Ok(d) => d,
+        Err(e) if transient(&e) => {
+            tracing::warn!(%order_id, error = %e, "authorization not reached; kept for a retry");
+            return Ok(Step::Retry(peer_error(e)));
+        }
+        Err(e) => {
+            tracing::warn!(%order_id, error = %e, "authorization refused");
+            let t = Transition::new(order_id, OrderState::Received, OrderState::Failed, now())
+                .decline_code(e.code().unwrap_or("peer_error"))
+                .clear_carrier_part()
+                .complete(msg.id);
+            apply(st, &t).await?;
+            return Ok(Step::Refused(peer_error(e)));
+        }
+    };
+    let consistent = decision.order_id == order_id
+        && &decision.merchant == st.id()
+        && decision.issuer == header.issuer
+        && decision.cardholder == header.cardholder
+        && decision.header_digest == header.digest()
+        && decision.approved() == decision.reason.is_none();
+    if !consistent {
+        return Ok(Step::Retry(AppError::new(
+            ErrorCode::PeerError,
+            "the issuer's decision is not about this order",
+        )));
+    }
+    let at = now();
+    if decision.amount != order.amount || decision.currency != order.currency {
+        tracing::error!(%order_id, "the issuer decided on another amount than the merchant's view");
+        let mut t = Transition::new(order_id, OrderState::Received, OrderState::Failed, at)
+            .decline_code(ErrorCode::AmountMismatch.as_str())
+            .clear_carrier_part()
+            .complete(msg.id);
+        if decision.approved() {
+            // Something is held for an amount this order does not have: release it.
+            t.to = OrderState::Cancelled;
+            t = t.send(KIND_VOID, to_json(&VoidRequest {})?);
+        }
+        apply(st, &t).await?;
+        return Ok(Step::Refused(AppError::new(
+            ErrorCode::AmountMismatch,
+            "the issuer's decision is for another amount than this order's",
+        )));
+    }
+    st.store()
+        .idempotency_put(
+            SCOPE_DECISION,
+            order_id,
+            &warifu_store::StoredResponse {
+                status: 200,
+                body: to_json(&decision)?,
+                fingerprint: Vec::new(),
+                created_at_ms: at,
+            },
+        )
+        .await
+        .map_err(store_error("recording a decision"))?;
+    let t = match (&decision.reason, &header.carrier) {
+        (Some(reason), _) => {
+            tracing::info!(%order_id, %reason, "declined by the issuer");
+            Transition::new(order_id, OrderState::Received, OrderState::Declined, at)
+                .decline_code(reason.as_str())
+                .clear_carrier_part()
+                .complete(msg.id)
+        }
+        (None, None) => {
+            tracing::info!(%order_id, "authorized (no delivery); capturing");
+            Transition::new(order_id, OrderState::Received, OrderState::Authorized, at)
+                .authorization_id(decision.authorization_id.clone().unwrap_or_default())
+                .send(KIND_CAPTURE, to_json(&CaptureRequest { amount: None })?)
+                .complete(msg.id)
+        }
+        (None, Some(_)) => {
+            let part = order.carrier_part.as_deref().ok_or_else(|| {
+                AppError::internal("requesting delivery", &"the carrier part is missing")
+            })?;
+            let forwarded = ForwardedPart::decode(part)
+                .map_err(|e| AppError::internal("reading the stored carrier part", &e))?;
+            let Some(approval) = decision.carrier_approval else {
+                return Ok(Step::Retry(AppError::new(
+                    ErrorCode::PeerError,
+                    "the issuer approved without an approval for the carrier",
+                )));
+            };
+            let ship = ShipmentRequest {
+                forwarded,
+                policy: req.policy.clone(),
+                approval,
+                delivery: DeliveryRequest {
+                    parcel: st.config().parcel.clone(),
+                    pickup: st.config().pickup.clone(),
+                },
+            };
+            tracing::info!(%order_id, "authorized; requesting delivery");
+            Transition::new(
+                order_id,
+                OrderState::Received,
+                OrderState::ShippingRequested,
+                at,
+            )
+            .authorization_id(decision.authorization_id.clone().unwrap_or_default())
+            .send(KIND_SHIP, to_json(&ship)?)
+            .complete(msg.id)
+        }
+    };
+    apply(st, &t).await?;
+    Ok(Step::Advanced)
+}
+
+async fn step_ship(
+    st: &MerchantState,
+    order: &OrderRecord,
+    msg: &OutboxMessage,
+) -> AppResult<Step> {
+    let order_id = order.order_id.as_str();
+    let req: ShipmentRequest = payload(msg)?;
+    let carrier = match peer_or_retry(st, &carrier_of(order)?, Role::Carrier) {
+        Ok(c) => c,
+        Err(s) => return Ok(s),
+    };
+    let receipt: ShipmentReceipt = match carrier.post(PATH_SHIPMENTS, &req).await {
+        Ok(r) => r,
+        Err(e) if transient(&e) => {
+            tracing::warn!(%order_id, error = %e, "delivery request not reached; kept for a retry");
+            return Ok(Step::Retry(peer_error(e)));
+        }
+        Err(e) => {
+            // The carrier refuses: release the hold (void), the order ends voided.
+            tracing::warn!(%order_id, error = %e, "delivery refused by the carrier; voiding");
+            let t = Transition::new(
+                order_id,
+                OrderState::ShippingRequested,
+                OrderState::Cancelled,
+                now(),
+            )
+            .decline_code(e.code().unwrap_or("peer_error"))
+            .clear_carrier_part()
+            .send(KIND_VOID, to_json(&VoidRequest {})?)
+            .complete(msg.id);
+            apply(st, &t).await?;
+            return Ok(Step::Refused(peer_error(e)));
+        }
+    };
+    if receipt.order_id != order_id {
+        return Ok(Step::Retry(AppError::new(
+            ErrorCode::PeerError,
+            "the carrier's receipt is not about this order",
+        )));
+    }
+    put_fact(
+        st,
+        order_id,
+        FACT_DELIVERY,
+        receipt.status.clone().into_bytes(),
+    )
+    .await?;
+    tracing::info!(%order_id, tracking = %receipt.tracking_number, "shipped; capturing");
+    let t = Transition::new(
+        order_id,
+        OrderState::ShippingRequested,
+        OrderState::Shipped,
+        now(),
+    )
+    .tracking_number(receipt.tracking_number)
+    .clear_carrier_part()
+    .send(KIND_CAPTURE, to_json(&CaptureRequest { amount: None })?)
+    .complete(msg.id);
+    if !apply(st, &t).await? {
+        let now_state = read_order(st, order_id).await?.state;
+        if matches!(now_state, OrderState::Cancelled | OrderState::Voided) {
+            tracing::warn!(%order_id, "the carrier accepted a shipment for a cancelled order: the parcel is not to be handed over");
+        }
+    }
+    Ok(Step::Advanced)
+}
+
+/// Calls the issuer's payment route `template` for the order with `body`.
+async fn payment_call<T: serde::Serialize>(
+    st: &MerchantState,
+    order: &OrderRecord,
+    template: &str,
+    body: &T,
+) -> Result<PaymentReceipt, Step> {
+    let issuer = issuer_of(order).map_err(Step::Retry)?;
+    let client = peer_or_retry(st, &issuer, Role::Issuer)?;
+    match client
+        .post::<T, PaymentReceipt>(&order_path(template, &order.order_id), body)
+        .await
+    {
+        Ok(r) if r.order_id == order.order_id => Ok(r),
+        Ok(_) => Err(Step::Retry(AppError::new(
+            ErrorCode::PeerError,
+            "the issuer's receipt is not about this order",
+        ))),
+        Err(e) if transient(&e) => {
+            tracing::warn!(order_id = %order.order_id, error = %e, "payment call not reached; kept for a retry");
+            Err(Step::Retry(peer_error(e)))
+        }
+        Err(e) => {
+            tracing::warn!(order_id = %order.order_id, error = %e, "payment call refused");
+            Err(Step::Refused(refusal(e)))
+        }
+    }
+}
+
+/// A peer's authenticated refusal as this service's answer (an `invalid_transition` stays one).
+fn refusal(e: ClientError) -> AppError {
+    if e.code() == Some(ErrorCode::InvalidTransition.as_str()) {
+        return AppError::new(ErrorCode::InvalidTransition, e.to_string());
+    }
+    peer_error(e)
+}
+
+/// Records a refused payment step: the order fails with the peer's code.
+async fn fail(
+    st: &MerchantState,
+    order: &OrderRecord,
+    msg: &OutboxMessage,
+    e: AppError,
+) -> AppResult<Step> {
+    let t = Transition::new(&order.order_id, order.state, OrderState::Failed, now())
+        .decline_code(e.code.as_str())
+        .complete(msg.id);
+    apply(st, &t).await?;
+    Ok(Step::Refused(e))
+}
+
+async fn step_capture(
+    st: &MerchantState,
+    order: &OrderRecord,
+    msg: &OutboxMessage,
+) -> AppResult<Step> {
+    let req: CaptureRequest = payload(msg)?;
+    let receipt = match payment_call(st, order, PATH_CAPTURE, &req).await {
+        Ok(r) => r,
+        Err(Step::Refused(e)) => return fail(st, order, msg, e).await,
+        Err(s) => return Ok(s),
+    };
+    put_fact(st, &order.order_id, FACT_PAYMENT, to_json(&receipt)?).await?;
+    tracing::info!(order_id = %order.order_id, captured = receipt.captured, "captured");
+    let mut t =
+        Transition::new(&order.order_id, order.state, OrderState::Captured, now()).complete(msg.id);
+    if order.carrier_id.is_some() {
+        t = t.send(KIND_TRACK, b"{}".to_vec());
+    }
+    apply(st, &t).await?;
+    Ok(Step::Advanced)
+}
+
+async fn step_void(
+    st: &MerchantState,
+    order: &OrderRecord,
+    msg: &OutboxMessage,
+) -> AppResult<Step> {
+    let receipt = match payment_call(st, order, PATH_VOID, &VoidRequest {}).await {
+        Ok(r) => r,
+        Err(Step::Refused(e)) => return fail(st, order, msg, e).await,
+        Err(s) => return Ok(s),
+    };
+    put_fact(st, &order.order_id, FACT_PAYMENT, to_json(&receipt)?).await?;
+    tracing::info!(order_id = %order.order_id, "authorization voided");
+    let t = Transition::new(
+        &order.order_id,
+        OrderState::Cancelled,
+        OrderState::Voided,
+        now(),
+    )
+    .complete(msg.id);
+    apply(st, &t).await?;
+    Ok(Step::Advanced)
+}
+
+async fn step_refund(
+    st: &MerchantState,
+    order: &OrderRecord,
+    msg: &OutboxMessage,
+) -> AppResult<Step> {
+    let req: RefundRequest = payload(msg)?;
+    let receipt = match payment_call(st, order, PATH_REFUNDS, &req).await {
+        Ok(r) => r,
+        Err(Step::Refused(e)) if order.state == OrderState::Cancelled => {
+            return fail(st, order, msg, e).await;
+        }
+        Err(Step::Refused(e)) => {
+            // An operator's refund the issuer refuses leaves the order as it is.
+            let t =
+                Transition::new(&order.order_id, order.state, order.state, now()).complete(msg.id);
+            apply(st, &t).await?;
+            return Ok(Step::Refused(e));
+        }
+        Err(s) => return Ok(s),
+    };
+    put_fact(st, &order.order_id, FACT_PAYMENT, to_json(&receipt)?).await?;
+    let full = receipt.captured > 0 && receipt.refunded >= receipt.captured;
+    tracing::info!(
+        order_id = %order.order_id,
+        refund_id = %req.refund_id,
+        amount = req.amount,
+        full,
+        "refunded"
+    );
+    let to = if full || order.state == OrderState::Cancelled {
+        OrderState::Refunded
+    } else {
+        order.state
+    };
+    let t = Transition::new(&order.order_id, order.state, to, now()).complete(msg.id);
+    apply(st, &t).await?;
+    Ok(Step::Advanced)
+}
+
+async fn step_track(
+    st: &MerchantState,
+    order: &OrderRecord,
+    msg: &OutboxMessage,
+) -> AppResult<Step> {
+    let order_id = order.order_id.as_str();
+    let carrier = match peer_or_retry(st, &carrier_of(order)?, Role::Carrier) {
+        Ok(c) => c,
+        Err(s) => return Ok(s),
+    };
+    let view: TrackingView = match carrier.get(&track_path(st.id().as_str(), order_id)).await {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::debug!(%order_id, error = %e, "tracking not available; polling again later");
+            return Ok(Step::Retry(peer_error(e)));
+        }
+    };
+    if view.order_id != order_id {
+        return Ok(Step::Retry(AppError::new(
+            ErrorCode::PeerError,
+            "the carrier's tracking is not about this order",
+        )));
+    }
+    put_fact(
+        st,
+        order_id,
+        FACT_DELIVERY,
+        view.status.clone().into_bytes(),
+    )
+    .await?;
+    match view.status.as_str() {
+        "delivered" => {
+            if let Some(proof) = &view.proof_of_delivery {
+                put_fact(st, order_id, FACT_PROOF, to_json(proof)?).await?;
+            }
+            tracing::info!(%order_id, "delivered");
+            let t = Transition::new(order_id, OrderState::Captured, OrderState::Delivered, now())
+                .complete(msg.id);
+            apply(st, &t).await?;
+            Ok(Step::Advanced)
+        }
+        "returned" => {
+            // The parcel came back: the cardholder is refunded in full.
+            let amount = refundable(st, order).await?;
+            tracing::info!(%order_id, "returned by the carrier; refunding");
+            let t = Transition::new(order_id, OrderState::Captured, OrderState::Cancelled, now())
+                .decline_code("returned")
+                .send(KIND_REFUND, refund_message("returned", amount)?)
+                .complete(msg.id);
+            apply(st, &t).await?;
+            Ok(Step::Advanced)
+        }
+        other => Ok(Step::Waiting(other.to_owned())),
+    }
+}
+
+/// Runs an order's pending steps inline until it rests (nothing left but tracking), a peer
+/// is down, or a peer refused. Returns the order as it then is; a refusal or an outage is
+/// returned as the error to answer (the order is kept, and the worker resumes it).
+pub(crate) async fn drive(st: &MerchantState, order_id: &str) -> AppResult<OrderRecord> {
+    let mut refused = None;
+    for _ in 0..8 {
+        let pending = st
+            .store()
+            .outbox_for_order(order_id)
+            .await
+            .map_err(store_error("reading the outbox"))?;
+        let Some(msg) = pending
+            .into_iter()
+            .find(|m| !m.done && m.kind != KIND_TRACK)
+        else {
+            break;
+        };
+        match run_step(st, &msg).await? {
+            Step::Advanced | Step::Waiting(_) => {}
+            Step::Refused(e) => refused = Some(e),
+            Step::Retry(e) => return Err(e),
+        }
+    }
+    match refused {
+        Some(e) => Err(e),
+        None => read_order(st, order_id).await,
+    }
+}
+
+/// A running worker; [`WorkerHandle::stop`] lets the messages in hand finish.
+#[derive(Debug)]
+pub struct WorkerHandle {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl WorkerHandle {
+    /// Stops claiming, waits for the messages in hand, and returns.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        if let Err(e) = self.task.await {
+            tracing::warn!(error = %e, "the outbox worker task failed");
+        }
+    }
+}
+
+/// The merchant's outbox worker.
+#[derive(Debug)]
+pub struct Worker;
+
+impl Worker {
+    /// Starts the worker for `state` on the current tokio runtime.
+    pub fn start(state: Arc<MerchantState>, opts: WorkerOptions) -> WorkerHandle {
+        let (tx, rx) = watch::channel(false);
+        let task = tokio::spawn(run(state, opts, rx));
+        WorkerHandle { stop: tx, task }
+    }
+
+    /// Claims the due messages once and runs them (for tests and tools); returns how many.
+    pub async fn tick(state: &Arc<MerchantState>, opts: &WorkerOptions) -> AppResult<usize> {
+        tick(state, opts).await
+    }
+}
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+async fn tick(st: &Arc<MerchantState>, opts: &WorkerOptions) -> AppResult<usize> {
+    let grace = ms(opts.grace);
+    let claimed = st
+        .store()
+        .claim_outbox(
+            now().saturating_sub(grace),
+            ms(opts.lease).saturating_add(grace),
+            opts.batch.max(1),
+        )
+        .await
+        .map_err(store_error("claiming outbox messages"))?;
+    let n = claimed.len();
+    let mut set = JoinSet::new();
+    for msg in claimed {
+        let (st, opts) = (st.clone(), opts.clone());
+        set.spawn(async move { handle(&st, &opts, msg).await });
+    }
+    while let Some(r) = set.join_next().await {
+        if let Err(e) = r {
+            tracing::error!(error = %e, "an outbox message task failed");
+        }
+    }
+    Ok(n)
+}
+
+async fn handle(st: &MerchantState, opts: &WorkerOptions, msg: OutboxMessage) {
+    let (delay, note) = match run_step(st, &msg).await {
+        Ok(Step::Advanced) | Ok(Step::Refused(_)) => return,
+        Ok(Step::Waiting(status)) => (
+            backoff(msg.attempts, opts.track_base, opts.track_max),
+            format!("waiting: {status}"),
+        ),
+        Ok(Step::Retry(e)) | Err(e) => {
+            let delay = backoff(msg.attempts, opts.backoff_base, opts.backoff_max);
+            tracing::info!(
+                order_id = %msg.order_id,
+                kind = %msg.kind,
+                attempts = msg.attempts,
+                retry_in_ms = ms(delay),
+                code = e.code.as_str(),
+                "outbox message kept for a retry"
+            );
+            (delay, format!("{}: {}", e.code.as_str(), e.message))
+        }
+    };
+    let next = now().saturating_add(ms(delay));
+    if let Err(e) = st.store().retry_outbox(msg.id, next, &note).await {
+        tracing::warn!(order_id = %msg.order_id, error = %e, "cannot reschedule a message; its lease will expire");
+    }
+}
+
+async fn run(st: Arc<MerchantState>, opts: WorkerOptions, mut stop: watch::Receiver<bool>) {
+    tracing::info!(merchant = %st.id(), "outbox worker started");
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        let n = match tick(&st, &opts).await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(error = %e, "outbox worker: claiming failed");
+                0
+            }
+        };
+        if n >= opts.batch.max(1) as usize {
+            continue;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(opts.poll_interval) => {}
+            _ = stop.changed() => {}
+        }
+    }
+    tracing::info!(merchant = %st.id(), "outbox worker stopped");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_is_capped() {
+        let (base, max) = (Duration::from_millis(200), Duration::from_secs(30));
+        for attempts in 1..40 {
+            let full = base.saturating_mul(1 << (attempts - 1).min(30)).min(max);
+            let d = backoff(attempts, base, max);
+            assert!(d >= full / 2 && d <= full, "{attempts}: {d:?} vs {full:?}");
+        }
+        assert!(backoff(20, base, max) <= max);
+        assert!(backoff(0, base, max) <= base);
+    }
+
+    #[test]
+    fn outage_is_transient_and_verdicts_are_not() {
+        let peer = PartyId::parse("issuer:bank.example").unwrap_or_else(|_| unreachable!());
+        let refused = |code: &str, verified| ClientError::Refused {
+            peer: peer.clone(),
+            status: 409,
+            code: code.into(),
+            message: String::new(),
+            verified,
+        };
+        assert!(transient(&ClientError::Unavailable {
+            peer: peer.clone(),
+            endpoint: "http://127.0.0.1:1".into(),
+            detail: "refused".into(),
+        }));
+        assert!(transient(&refused("invalid_transition", false)));
+        assert!(transient(&refused("busy", true)));
+        assert!(!transient(&refused("invalid_transition", true)));
+        assert!(!transient(&refused("sealed_part_invalid", true)));
+    }
+}

@@ -1,0 +1,615 @@
+//! The merchant's order lifecycle driven by its outbox worker, over real HTTP, on SQLite and
+//! (when reachable) PostgreSQL: capture on shipment, delivery learned by polling the carrier,
+//! a carrier outage and a restart finished by the worker with backoff, a carrier refusal and a
+//! cancellation before shipping ending voided, a cancellation after capture ending refunded,
+//! operator refunds, first answers to retried POSTs, and never a second hold or capture.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{Db, Fill};
+use warifu_core::PartyId;
+use warifu_core::sealed::SealedOrder;
+use warifu_services::cardholder::CardholderError;
+use warifu_services::directory::{Directory, Entry};
+use warifu_services::local::{Local, LocalOptions, Storage};
+use warifu_services::merchant::{self, MerchantConfig, MerchantState};
+use warifu_services::peer::ClientError;
+use warifu_services::wire::{AdminOrderList, OrderOutcome};
+use warifu_services::worker::{Worker, WorkerOptions};
+use warifu_store::{AuthorizationStatus, MerchantStore, OrderState, Party, ShipmentStatus, Store};
+
+/// The amount of `Fill::default()` with a carrier: 2 × 1200 + 3500.
+const AMOUNT: u64 = 5_900;
+
+async fn start(db: Db) -> Option<common::Env> {
+    let mut env = common::start(db).await?;
+    env.local.start_worker(WorkerOptions::fast()).await;
+    Some(env)
+}
+
+/// Waits (at most `secs`) until the merchant's order is in `state`.
+async fn wait_state(store: &dyn MerchantStore, order_id: &str, state: OrderState, secs: u64) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let o = store
+            .get_order(order_id)
+            .await
+            .expect("read")
+            .expect("order");
+        if o.state == state {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "order {order_id} still {} after {secs} s (waiting for {state})",
+            o.state
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+async fn state_of(env: &common::Env, order_id: &str) -> OrderState {
+    env.local
+        .merchant
+        .store()
+        .get_order(order_id)
+        .await
+        .expect("read")
+        .expect("order")
+        .state
+}
+
+/// A sealed bundle for a fresh form at `merchant` (not yet submitted).
+async fn sealed(env: &common::Env, merchant: &PartyId, digital: bool) -> SealedOrder {
+    let form = env.alice.order_form(merchant, digital).await.expect("form");
+    let order = Fill::default().order(&form).expect("order");
+    env.alice.seal(&form, &order, &env.issuer()).expect("seal")
+}
+
+fn refusal(e: CardholderError) -> (u16, String) {
+    match e {
+        CardholderError::Client(ClientError::Refused { status, code, .. }) => (status, code),
+        other => panic!("not a refusal: {other}"),
+    }
+}
+
+/// Points `id` at a port nobody listens on.
+fn take_down(env: &common::Env, id: &PartyId) -> Directory {
+    let original: Directory = (*env.local.directory.get()).clone();
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        format!("http://{}", l.local_addr().expect("addr"))
+    };
+    let mut down = original.clone();
+    down.insert(Entry::new(id.clone(), &dead).expect("entry"));
+    env.local.directory.replace(down).expect("replace");
+    original
+}
+
+/// The issuer never held or captured twice: one authorization per order, each capture
+/// movement once, and the books balance.
+async fn assert_books(env: &common::Env, captures: usize) {
+    let issuer = env.local.issuer.store();
+    let audit = issuer.audit().await.expect("audit");
+    assert!(audit.is_clean(), "{audit:?}");
+    let entries = issuer
+        .ledger_entries(&format!("merchant:{}", env.merchant()))
+        .await
+        .expect("entries");
+    let mut movements: Vec<&str> = entries
+        .iter()
+        .filter(|e| e.kind == "capture")
+        .map(|e| e.movement_id.as_str())
+        .collect();
+    movements.dedup();
+    assert_eq!(movements.len(), captures, "capture movements: {entries:?}");
+}
+
+/// Moves a shipment on at the carrier: by its operator route, or in its store if the route
+/// is not there.
+async fn advance(env: &common::Env, tracking: &str, from: ShipmentStatus, to: ShipmentStatus) {
+    let endpoint = env
+        .local
+        .endpoint(&env.carrier())
+        .expect("carrier endpoint");
+    let resp = reqwest::Client::new()
+        .post(format!(
+            "{endpoint}{}",
+            warifu_services::carrier::advance_path(tracking)
+        ))
+        .json(&serde_json::json!({ "to": to.as_str(), "note": "test" }))
+        .send()
+        .await
+        .expect("advance");
+    let status = resp.status().as_u16();
+    let body = resp.bytes().await.expect("body");
+    if status == 404 && common::error_code(&body) == "not_found" {
+        let moved = env
+            .local
+            .carrier
+            .store()
+            .advance_shipment(tracking, from, to, Some("test"), warifu_services::now_ms())
+            .await
+            .expect("advance in the store");
+        assert!(moved, "{from} → {to}");
+    } else {
+        assert_eq!(
+            status,
+            200,
+            "advance {from} → {to}: {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+}
+
+async fn admin(
+    env: &common::Env,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, Vec<u8>) {
+    let endpoint = env
+        .local
+        .endpoint(&env.merchant())
+        .expect("merchant endpoint");
+    let mut req = reqwest::Client::new().request(method, format!("{endpoint}{path}"));
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.expect("admin call");
+    let status = resp.status().as_u16();
+    (status, resp.bytes().await.expect("body").to_vec())
+}
+
+/// Approved → captured at once (digital, and with a carrier on acceptance) → delivered once
+/// the carrier delivers; first answers to retries; cancel after capture → refunded; operator
+/// refunds; one capture per order.
+async fn captured_delivered_refunded(db: Db) {
+    let Some(env) = start(db).await else {
+        return;
+    };
+    let store = env.local.merchant.store().clone();
+    let issuer_store = env.local.issuer.store().clone();
+    let merchant_id = env.merchant();
+
+    // With a carrier: the answer comes after authorize, ship and capture.
+    let bundle = sealed(&env, &merchant_id, false).await;
+    let order_id = bundle.header.order_id.clone();
+    let first = env.alice.submit(&bundle).await.expect("submit");
+    assert_eq!(first.state, "captured", "{first:?}");
+    let pay = first.payment.clone().expect("payment receipt");
+    assert_eq!((pay.state.as_str(), pay.captured), ("captured", AMOUNT));
+    assert_eq!(first.delivery.as_deref(), Some("accepted"));
+    let tracking = first.tracking_number.clone().expect("tracking");
+    let auth = issuer_store
+        .get_authorization(merchant_id.as_str(), &order_id)
+        .await
+        .expect("read")
+        .expect("authorization");
+    assert_eq!(
+        (auth.status, auth.captured, auth.held),
+        (AuthorizationStatus::Captured, AMOUNT, 0)
+    );
+
+    // The cardholder's view: merchant, payment and delivery (with its own destination).
+    let view = env
+        .alice
+        .order_view(&merchant_id, &order_id)
+        .await
+        .expect("view");
+    assert_eq!(view.merchant_state(), "captured");
+    assert_eq!(view.payment_state().as_deref(), Some("captured"));
+    assert_eq!(view.payment_method(), Some("installments(3)"));
+    assert_eq!(view.delivery_state(), Some("accepted"));
+    let t = view.tracking.as_ref().expect("tracking view");
+    assert_eq!(
+        t.destination
+            .as_ref()
+            .map(|d| d.address.expose().to_owned()),
+        Some(common::ADDRESS.to_owned())
+    );
+
+    // The carrier moves the parcel; the worker learns of the delivery by polling.
+    advance(
+        &env,
+        &tracking,
+        ShipmentStatus::Accepted,
+        ShipmentStatus::PickedUp,
+    )
+    .await;
+    advance(
+        &env,
+        &tracking,
+        ShipmentStatus::PickedUp,
+        ShipmentStatus::InTransit,
+    )
+    .await;
+    advance(
+        &env,
+        &tracking,
+        ShipmentStatus::InTransit,
+        ShipmentStatus::Delivered,
+    )
+    .await;
+    wait_state(&*store, &order_id, OrderState::Delivered, 10).await;
+    let done = env
+        .alice
+        .order_status(&merchant_id, &order_id)
+        .await
+        .expect("status");
+    assert_eq!(
+        (done.state.as_str(), done.delivery.as_deref()),
+        ("delivered", Some("delivered"))
+    );
+    let facts = store.order_facts(&order_id).await.expect("facts");
+    let tracked = env
+        .alice
+        .tracking(&env.carrier(), &merchant_id, &order_id)
+        .await
+        .expect("tracking");
+    if tracked.proof_of_delivery.is_some() {
+        let proof = facts
+            .iter()
+            .find(|f| f.kind == "proof")
+            .expect("proof kept");
+        assert!(!common::contains(&proof.body, common::ADDRESS.as_bytes()));
+    }
+    // Nothing is left to send for it.
+    assert!(
+        store
+            .outbox_for_order(&order_id)
+            .await
+            .expect("outbox")
+            .iter()
+            .all(|m| m.done)
+    );
+    // A retried submission gets the first answer, and acts no more.
+    assert_eq!(env.alice.submit(&bundle).await.expect("again"), first);
+
+    // Digital goods: captured right after authorization; nothing to track.
+    let digital = sealed(&env, &merchant_id, true).await;
+    let d = env.alice.submit(&digital).await.expect("digital");
+    assert_eq!(d.state, "captured", "{d:?}");
+    assert_eq!(d.payment.as_ref().map(|p| p.captured), Some(800));
+    assert!(d.delivery.is_none() && d.tracking_number.is_none());
+
+    // Cancel after capture: refunded in full; a retry answers the same.
+    let c = env
+        .alice
+        .cancel(&merchant_id, &d.order_id)
+        .await
+        .expect("cancel");
+    assert_eq!(c.state, "refunded", "{c:?}");
+    let p = c.payment.clone().expect("receipt");
+    assert_eq!((p.state.as_str(), p.refunded), ("refunded", 800));
+    assert_eq!(
+        env.alice
+            .cancel(&merchant_id, &d.order_id)
+            .await
+            .expect("again"),
+        c
+    );
+    // A third order, captured, refunded by the operator in two parts.
+    let third = env
+        .alice
+        .submit(&sealed(&env, &merchant_id, false).await)
+        .await
+        .expect("third");
+    assert_eq!(third.state, "captured");
+    let path = format!("/v1/admin/orders/{}/refund", third.order_id);
+    let part = serde_json::json!({ "amount": 1000, "refund_id": "r-1" });
+    let (status, body) = admin(&env, reqwest::Method::POST, &path, Some(part.clone())).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let o: OrderOutcome = serde_json::from_slice(&body).expect("outcome");
+    assert_eq!(o.state, "captured");
+    let p = o.payment.clone().expect("receipt");
+    assert_eq!((p.state.as_str(), p.refunded), ("partially_refunded", 1000));
+    let (status, again) = admin(&env, reqwest::Method::POST, &path, Some(part)).await;
+    assert_eq!(
+        (status, &again),
+        (200, &body),
+        "a retried refund answers the first answer"
+    );
+    let (status, body) = admin(
+        &env,
+        reqwest::Method::POST,
+        &path,
+        Some(serde_json::json!({})),
+    )
+    .await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let o: OrderOutcome = serde_json::from_slice(&body).expect("outcome");
+    assert_eq!(o.state, "refunded");
+    assert_eq!(o.payment.map(|p| p.refunded), Some(AMOUNT));
+    // Refunding more is an invalid transition.
+    let (status, body) = admin(
+        &env,
+        reqwest::Method::POST,
+        &format!("/v1/admin/orders/{order_id}/refund"),
+        Some(serde_json::json!({ "amount": AMOUNT + 1 })),
+    )
+    .await;
+    assert_eq!(
+        (status, common::error_code(&body).as_str()),
+        (409, "invalid_transition")
+    );
+    // The operator's list.
+    let (status, body) = admin(
+        &env,
+        reqwest::Method::GET,
+        "/v1/admin/orders?limit=10",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let list: AdminOrderList = serde_json::from_slice(&body).expect("list");
+    assert_eq!(list.orders.len(), 3);
+    assert!(!common::contains(&body, common::CARD.as_bytes()));
+    assert!(!common::contains(&body, common::ADDRESS.as_bytes()));
+
+    // Three captures, one each; the card is back to its limit less the delivered order.
+    assert_books(&env, 3).await;
+    let card = issuer_store
+        .get_card("card-1")
+        .await
+        .expect("r")
+        .expect("card");
+    assert_eq!(card.available, 100_000 - AMOUNT);
+    common::finish(env).await;
+}
+
+/// The carrier is down: the order waits in `shipping_requested` while the worker retries with
+/// backoff; a cancellation then voids it. Another order waits, the merchant restarts, the
+/// carrier comes back, and the restarted worker finishes it.
+async fn outage_cancel_and_restart(db: Db) {
+    let Some(env) = start(db).await else {
+        return;
+    };
+    let merchant_id = env.merchant();
+    let original = take_down(&env, &env.carrier());
+    // Order A: 502, kept; the worker keeps trying.
+    let a = sealed(&env, &merchant_id, false).await;
+    let a_id = a.header.order_id.clone();
+    let (status, code) = refusal(env.alice.submit(&a).await.expect_err("carrier down"));
+    assert_eq!((status, code.as_str()), (502, "peer_unavailable"));
+    assert_eq!(state_of(&env, &a_id).await, OrderState::ShippingRequested);
+    let store = env.local.merchant.store().clone();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let ship = store
+            .outbox_for_order(&a_id)
+            .await
+            .expect("outbox")
+            .into_iter()
+            .find(|m| m.kind == "ship")
+            .expect("ship message");
+        if ship.attempts >= 3 {
+            assert!(!ship.done);
+            assert!(
+                ship.last_error
+                    .as_deref()
+                    .is_some_and(|e| e.starts_with("peer_unavailable")),
+                "{:?}",
+                ship.last_error
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the worker does not retry: {ship:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(state_of(&env, &a_id).await, OrderState::ShippingRequested);
+    // Cancelled before shipping: voided, the hold released.
+    let c = env.alice.cancel(&merchant_id, &a_id).await.expect("cancel");
+    assert_eq!(c.state, "voided", "{c:?}");
+    assert_eq!(c.payment.as_ref().map(|p| p.state.as_str()), Some("voided"));
+    let auth = env
+        .local
+        .issuer
+        .store()
+        .get_authorization(merchant_id.as_str(), &a_id)
+        .await
+        .expect("read")
+        .expect("authorization");
+    assert_eq!((auth.status, auth.held), (AuthorizationStatus::Voided, 0));
+    // A retried cancellation answers the first answer.
+    assert_eq!(
+        env.alice.cancel(&merchant_id, &a_id).await.expect("again"),
+        c
+    );
+
+    // Order B waits too; then the whole deployment stops (as after a crash, with the
+    // message still in the outbox) and starts again with the carrier up.
+    let b = sealed(&env, &merchant_id, false).await;
+    let b_id = b.header.order_id.clone();
+    let (status, _) = refusal(env.alice.submit(&b).await.expect_err("carrier down"));
+    assert_eq!(status, 502);
+    assert_eq!(state_of(&env, &b_id).await, OrderState::ShippingRequested);
+    env.local.directory.replace(original).expect("restore");
+    let common::Env {
+        local,
+        tmp,
+        db,
+        schema_prefix,
+        ..
+    } = env;
+    let mut local = local;
+    local.stop_worker().await;
+    local.stop().await;
+    let mut opts = LocalOptions::new(tmp.path(), common::K);
+    if let Some(prefix) = &schema_prefix {
+        opts.storage = Storage::Postgres {
+            url: common::postgres_url(),
+            schema_prefix: prefix.clone(),
+        };
+    }
+    opts.worker = Some(WorkerOptions::fast());
+    let local = Local::start(opts).await.expect("restart");
+    let alice_id = common::id("cardholder:hanako@mail.example");
+    let alice = local.cardholder(&alice_id).expect("cardholder");
+    let env = common::Env {
+        local,
+        tmp,
+        alice,
+        alice_id,
+        db,
+        schema_prefix,
+    };
+    wait_state(
+        &**env.local.merchant.store(),
+        &b_id,
+        OrderState::Captured,
+        10,
+    )
+    .await;
+    let shipments = env
+        .local
+        .carrier
+        .store()
+        .list_shipments(10, 0)
+        .await
+        .expect("shipments");
+    assert_eq!(
+        shipments.len(),
+        1,
+        "A was cancelled before shipping, B shipped once"
+    );
+    assert_eq!(shipments[0].order_id, b_id);
+    // The cardholder's retry after the outage gets the finished order.
+    let done = env.alice.submit(&b).await.expect("resubmit");
+    assert_eq!(done.state, "captured");
+    assert_books(&env, 1).await;
+    let card = env
+        .local
+        .issuer
+        .store()
+        .get_card("card-1")
+        .await
+        .expect("r")
+        .expect("card");
+    assert_eq!(card.available, 100_000 - AMOUNT);
+    common::finish(env).await;
+}
+
+/// A merchant whose delivery requests the carrier refuses (its parcel description is longer
+/// than the carrier accepts): the authorization is voided and the order ends `voided`.
+async fn carrier_refuses(db: Db) {
+    let Some(env) = start(db).await else {
+        return;
+    };
+    let refused = common::id("merchant:oversize.example");
+    let mut config = MerchantConfig::example(env.issuer(), Some(env.carrier()));
+    config.parcel = "x".repeat(2000);
+    let store: Arc<dyn MerchantStore> = Arc::new(
+        Store::open_party(&env.tmp.path().join("oversize"), Party::Merchant)
+            .await
+            .expect("store"),
+    );
+    let state = MerchantState::new(
+        env.local.issue(&refused).expect("key"),
+        config,
+        store.clone(),
+        env.local.directory.clone(),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", l.local_addr().expect("addr"));
+    let mut d = (*env.local.directory.get()).clone();
+    d.insert(Entry::new(refused.clone(), &url).expect("entry"));
+    env.local.directory.replace(d).expect("directory");
+    tokio::spawn(merchant::run(l, state.clone(), std::future::pending()));
+    let worker = Worker::start(state.clone(), WorkerOptions::fast());
+
+    let bundle = sealed(&env, &refused, false).await;
+    let order_id = bundle.header.order_id.clone();
+    let (status, code) = refusal(env.alice.submit(&bundle).await.expect_err("refused"));
+    assert_eq!((status, code.as_str()), (502, "peer_error"));
+    wait_state(&*store, &order_id, OrderState::Voided, 10).await;
+    let order = store.get_order(&order_id).await.expect("r").expect("order");
+    assert_eq!(order.decline_code.as_deref(), Some("malformed_request"));
+    assert!(order.carrier_part.is_none());
+    let issuer_store = env.local.issuer.store();
+    let auth = issuer_store
+        .get_authorization(refused.as_str(), &order_id)
+        .await
+        .expect("read")
+        .expect("authorization");
+    assert_eq!(
+        (auth.status, auth.held, auth.captured),
+        (AuthorizationStatus::Voided, 0, 0)
+    );
+    let card = issuer_store
+        .get_card("card-1")
+        .await
+        .expect("r")
+        .expect("card");
+    assert_eq!(card.available, 100_000, "the hold is released");
+    assert!(issuer_store.audit().await.expect("audit").is_clean());
+    // The cardholder sees it voided; a resubmission answers the same, and nothing is sent.
+    let status = env
+        .alice
+        .order_status(&refused, &order_id)
+        .await
+        .expect("status");
+    assert_eq!(status.state, "voided");
+    assert_eq!(
+        env.alice.submit(&bundle).await.expect("again").state,
+        "voided"
+    );
+    // A voided order cannot be cancelled into anything else: it answers its state.
+    assert_eq!(
+        env.alice
+            .cancel(&refused, &order_id)
+            .await
+            .expect("cancel")
+            .state,
+        "voided"
+    );
+    worker.stop().await;
+    common::finish(env).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn captured_delivered_refunded_on_sqlite() {
+    captured_delivered_refunded(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn captured_delivered_refunded_on_postgres() {
+    if std::env::var("WARIFU_TEST_POSTGRES").is_err() {
+        return;
+    }
+    captured_delivered_refunded(Db::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outage_cancel_and_restart_on_sqlite() {
+    outage_cancel_and_restart(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outage_cancel_and_restart_on_postgres() {
+    if std::env::var("WARIFU_TEST_POSTGRES").is_err() {
+        return;
+    }
+    outage_cancel_and_restart(Db::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn carrier_refuses_on_sqlite() {
+    carrier_refuses(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn carrier_refuses_on_postgres() {
+    if std::env::var("WARIFU_TEST_POSTGRES").is_err() {
+        return;
+    }
+    carrier_refuses(Db::Postgres).await;
+}
