@@ -51,6 +51,10 @@ pub enum Command {
     /// The cardholder's wallet: buy, follow an order, track a parcel.
     #[command(subcommand, alias = "cardholder")]
     Wallet(crate::wallet::WalletCommand),
+    /// Load benchmark: concurrent cardholders buy end to end on a local deployment and on the
+    /// plaintext baseline in the same run; orders/s, latency percentiles, errors, the privacy
+    /// overhead, and an HTML report with a latency histogram.
+    Bench(crate::bench::BenchArgs),
 }
 
 /// `warifu keycenter …`

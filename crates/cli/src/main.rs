@@ -1,5 +1,6 @@
 //! The `warifu` command: parses the command line and dispatches to one module per group.
 
+mod bench;
 mod cli;
 mod demo;
 mod files;
@@ -7,6 +8,7 @@ mod keycenter;
 mod keystore;
 mod serve;
 mod wallet;
+mod web;
 
 use std::process::ExitCode;
 
@@ -40,6 +42,7 @@ fn run(command: &Command) -> anyhow::Result<()> {
         Command::Issuer(c) => serve::issuer(c),
         Command::Carrier(c) => serve::carrier(c),
         Command::Wallet(c) => wallet::run(c),
+        Command::Bench(a) => bench::run(a),
     }
 }
 

@@ -14,7 +14,7 @@ use warifu_core::PartyId;
 use warifu_core::blom::Master;
 use warifu_core::keycenter::KeyCenter;
 use warifu_core::keyfile::{KeyFile, SokKeyFile};
-use warifu_core::keysource::KeySource;
+use warifu_core::keysource::{KeySource, PlaintextBaseline};
 use warifu_core::order::Expiry;
 use warifu_core::rand::OsRandom;
 use warifu_core::secret::Secret;
@@ -27,7 +27,6 @@ use crate::directory::{Directory, Entry, SharedDirectory};
 use crate::issuer::{self, IssuerState};
 use crate::merchant::{self, MerchantConfig, MerchantState};
 use crate::operator::OperatorAuth;
-use crate::worker::{Worker, WorkerHandle, WorkerOptions};
 
 /// Where the parties keep their databases.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,10 +67,12 @@ pub struct LocalOptions {
     pub scheme: KeyScheme,
     /// How many counterparties' pairwise keys each party caches (0: none).
     pub key_cache: usize,
+    /// **Benchmark baseline only** (`warifu bench`): every party, cardholders included, gets
+    /// the public [`PlaintextBaseline`] key source instead of keys from the key centers, so
+    /// orders travel unsealed. No key file can be written for it.
+    pub plaintext_baseline: bool,
     /// How the services admit operators (default: open, as the deployment is on loopback).
     pub operator: OperatorAuth,
-    /// The merchant's outbox worker (`None`: not started, orders then move only inline).
-    pub worker: Option<WorkerOptions>,
 }
 
 impl LocalOptions {
@@ -90,8 +91,8 @@ impl LocalOptions {
             synchronous: Synchronous::Full,
             scheme: KeyScheme::default(),
             key_cache: crate::keys::DEFAULT_KEY_CACHE,
+            plaintext_baseline: false,
             operator: OperatorAuth::Open,
-            worker: Some(WorkerOptions::default()),
         }
     }
 }
@@ -134,7 +135,6 @@ pub struct Local {
     stores: [Store; 3],
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<std::io::Result<()>>>,
-    worker: Option<WorkerHandle>,
 }
 
 impl core::fmt::Debug for Local {
@@ -178,6 +178,8 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> LocalError {
 /// The key centers of the scheme: the Blom center, the SOK master, or both.
 struct Centers {
     scheme: KeyScheme,
+    /// Issue the plaintext benchmark baseline instead of the scheme's keys.
+    baseline: bool,
     blom: Option<KeyCenter>,
     sok: Option<SokMaster>,
 }
@@ -201,7 +203,16 @@ impl Centers {
             created |= fresh;
             sok = Some(master);
         }
-        Ok((Centers { scheme, blom, sok }, k_used, created))
+        Ok((
+            Centers {
+                scheme,
+                baseline: false,
+                blom,
+                sok,
+            },
+            k_used,
+            created,
+        ))
     }
 
     /// The personal keys of `id` under the scheme.
@@ -218,12 +229,21 @@ impl Centers {
 
     /// The key source of `id` under the scheme, behind a cache of `cache` counterparties.
     fn source(&mut self, id: &PartyId, cache: usize) -> Result<Arc<dyn KeySource>, LocalError> {
+        if self.baseline {
+            let source = Box::new(PlaintextBaseline::new(id.clone()));
+            return Ok(crate::keys::cached(source, cache));
+        }
         let source = self.issue(id)?.key_source(self.scheme)?;
         Ok(crate::keys::cached(source, cache))
     }
 
     /// The key file of `id` under the scheme: Blom (kind 2), SOK (kind 5) or hybrid (kind 6).
     fn encode(&mut self, id: &PartyId) -> Result<zeroize::Zeroizing<Vec<u8>>, LocalError> {
+        if self.baseline {
+            return Err(LocalError::Keys(warifu_core::Error::ParameterMismatch(
+                "the plaintext benchmark baseline has no key files".into(),
+            )));
+        }
         let mut blom = self.blom.as_mut().map(|c| c.issue(id)).transpose()?;
         let sok = self.sok.as_ref().map(|m| m.personal_key(id));
         let bytes = match (blom.take(), sok) {
@@ -336,6 +356,7 @@ impl Local {
             .map_err(io(format!("creating {}", opts.data_dir.display())))?;
         let started = Instant::now();
         let (mut centers, k, created) = Centers::open(&opts.data_dir, opts.k, opts.scheme)?;
+        centers.baseline = opts.plaintext_baseline;
         let master_time = started.elapsed();
         let started = Instant::now();
         let mk = centers.source(&opts.merchant, opts.key_cache)?;
@@ -382,10 +403,6 @@ impl Local {
             tokio::spawn(issuer::run(il, issuer.clone(), stop(rx.clone()))),
             tokio::spawn(carrier::run(cl, carrier.clone(), stop(rx))),
         ];
-        let worker = opts
-            .worker
-            .clone()
-            .map(|w| Worker::start(merchant.clone(), w));
         Ok(Local {
             merchant,
             issuer,
@@ -406,7 +423,6 @@ impl Local {
             stores: [ms, is, cs],
             shutdown: tx,
             tasks,
-            worker,
         })
     }
 
@@ -483,23 +499,8 @@ impl Local {
         files.into_iter().filter(|p| p.exists()).collect()
     }
 
-    /// Stops the merchant's outbox worker (letting the messages in hand finish); the
-    /// services keep running. Tests use it to leave work in the outbox.
-    pub async fn stop_worker(&mut self) {
-        if let Some(w) = self.worker.take() {
-            w.stop().await;
-        }
-    }
-
-    /// Starts the merchant's outbox worker (again) with `opts`.
-    pub async fn start_worker(&mut self, opts: WorkerOptions) {
-        self.stop_worker().await;
-        self.worker = Some(Worker::start(self.merchant.clone(), opts));
-    }
-
-    /// Stops the worker and the services (finishing in-flight requests) and closes the stores.
-    pub async fn stop(mut self) {
-        self.stop_worker().await;
+    /// Stops the services (finishing in-flight requests) and closes the stores.
+    pub async fn stop(self) {
         let _ = self.shutdown.send(true);
         for t in self.tasks {
             match t.await {

@@ -1,0 +1,978 @@
+//! `warifu bench`: concurrent cardholders buy end to end on a sealed deployment and on the
+//! plaintext baseline in the same run; throughput, latency, errors and the privacy overhead.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use warifu_core::PartyId;
+use warifu_core::order::{Card, Destination, Expiry, Order, OrderForm, PaymentMethod, luhn};
+use warifu_core::sok::KeyScheme;
+use warifu_services::cardholder::{Cardholder, CardholderError};
+use warifu_services::local::{Local, LocalOptions, Storage};
+use warifu_services::peer::ClientError;
+use warifu_store::Synchronous;
+
+use crate::cli::SchemeArg;
+use crate::print;
+
+/// `warifu bench`
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Concurrent cardholders, each with its own key and enrolled card.
+    #[arg(long, default_value_t = 16)]
+    pub cardholders: usize,
+    /// Orders per round (each deployment runs `--rounds` rounds).
+    #[arg(long, default_value_t = 1000)]
+    pub orders: u64,
+    /// Run each round for this many seconds instead of a number of orders.
+    #[arg(long, value_name = "SECONDS")]
+    pub duration: Option<f64>,
+    /// Rounds per deployment, interleaved (sealed, baseline, sealed, baseline, …) so that
+    /// machine noise falls on both alike.
+    #[arg(long, default_value_t = 2)]
+    pub rounds: u32,
+    /// The key scheme of the sealed deployment.
+    #[arg(long, value_enum, default_value_t = SchemeArg::Hybrid)]
+    pub scheme: SchemeArg,
+    /// How many counterparties' pairwise keys each party (and cardholder) caches.
+    #[arg(long, value_name = "N", default_value_t = warifu_services::keys::DEFAULT_KEY_CACHE)]
+    pub key_cache: usize,
+    /// Keep the databases in PostgreSQL at this URL (one schema per party and deployment)
+    /// instead of SQLite files.
+    #[arg(long, value_name = "URL")]
+    pub postgres: Option<String>,
+    /// SQLite durability: `full` (fsync on every commit, the default) or `normal` (a commit
+    /// survives a crash of the process but not a power loss).
+    #[arg(long, value_enum, default_value_t = SyncArg::Full)]
+    pub sync: SyncArg,
+    /// Skip the plaintext baseline (no overhead ratio).
+    #[arg(long)]
+    pub no_baseline: bool,
+    /// Where to write `bench.json` and `bench.html`.
+    #[arg(long, value_name = "DIR", default_value = "target/warifu-bench")]
+    pub out: PathBuf,
+    /// Show the services' logs on standard error (a filter such as `warn`).
+    #[arg(long, value_name = "FILTER")]
+    pub log: Option<String>,
+}
+
+/// SQLite durability on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SyncArg {
+    /// `synchronous=FULL`.
+    Full,
+    /// `synchronous=NORMAL`.
+    Normal,
+}
+
+const PICKS: &[(&str, u32)] = &[("TEA-001", 1), ("CUP-002", 1)];
+const CARD_LIMIT: u64 = 1_000_000_000_000;
+const EXPIRY: Expiry = Expiry {
+    year: 2031,
+    month: 7,
+};
+
+/// Which deployment the request log is attributing requests to (0: none).
+static MEASURING: AtomicUsize = AtomicUsize::new(0);
+/// Per deployment (1: sealed, 2: baseline), per route: (requests, total µs).
+type RouteTimes = BTreeMap<String, (u64, u64)>;
+static ROUTES: OnceLock<Mutex<[RouteTimes; 3]>> = OnceLock::new();
+
+fn routes() -> &'static Mutex<[RouteTimes; 3]> {
+    ROUTES.get_or_init(|| Mutex::new(Default::default()))
+}
+
+/// A tracing layer that sums the services' own request log (`service::finish`) per route.
+struct RequestLog;
+
+#[derive(Default)]
+struct RequestFields {
+    path: Option<String>,
+    method: Option<String>,
+    micros: Option<u64>,
+}
+
+impl tracing::field::Visit for RequestFields {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        match field.name() {
+            "path" => self.path = Some(format!("{value:?}")),
+            "method" => self.method = Some(format!("{value:?}")),
+            _ => {}
+        }
+    }
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        if field.name() == "path" {
+            self.path = Some(value.to_owned());
+        }
+    }
+    fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
+        if field.name() == "micros" {
+            self.micros = Some(value);
+        }
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for RequestLog {
+    fn on_event(
+        &self,
+        event: &tracing::Event<'_>,
+        _ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        let which = MEASURING.load(Ordering::Relaxed);
+        if which == 0 || !event.metadata().target().starts_with("warifu_services") {
+            return;
+        }
+        let mut f = RequestFields::default();
+        event.record(&mut f);
+        let (Some(path), Some(micros)) = (f.path, f.micros) else {
+            return;
+        };
+        let route = format!(
+            "{} {}",
+            f.method.unwrap_or_default(),
+            normalize_route(&path)
+        );
+        let mut all = routes().lock().unwrap_or_else(|p| p.into_inner());
+        let e = all[which.min(2)].entry(route).or_default();
+        e.0 += 1;
+        e.1 += micros;
+    }
+}
+
+/// A route with its identifiers replaced by `{id}`.
+fn normalize_route(path: &str) -> String {
+    path.split('/')
+        .map(|s| {
+            if s.len() > 12 && s.chars().any(|c| c.is_ascii_digit()) || s.contains(':') {
+                "{id}"
+            } else {
+                s
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// One order as the cardholder saw it.
+struct Sample {
+    total_us: u64,
+    form_us: u64,
+    seal_us: u64,
+    submit_us: u64,
+    /// The merchant's resting state when approved, or the error code.
+    outcome: Result<String, String>,
+}
+
+/// A running deployment with its cardholders.
+struct Deployment {
+    name: &'static str,
+    local: Local,
+    cardholders: Vec<(Arc<Cardholder>, String)>,
+    rounds: Vec<RoundResult>,
+    cpu_secs: f64,
+}
+
+struct RoundResult {
+    wall: Duration,
+    samples: Vec<Sample>,
+}
+
+fn card_number(i: usize) -> String {
+    let base = format!("45391488{:07}", i % 10_000_000);
+    (0..10)
+        .map(|d| format!("{base}{d}"))
+        .find(|n| luhn(n))
+        .unwrap_or_else(|| format!("{base}0"))
+}
+
+fn order_for(form: &OrderForm, number: &str) -> warifu_core::Result<Order> {
+    let (lines, amount) = Order::lines_from(form, PICKS)?;
+    Ok(Order {
+        cardholder_name: "Bench Holder".into(),
+        cardholder_address: "1-1 Chiyoda, Chiyoda-ku, Tokyo 100-0001".into(),
+        telephone: "+81-3-1234-5678".into(),
+        fax: None,
+        card: Card {
+            number: number.into(),
+            expiry: EXPIRY,
+        },
+        lines,
+        amount,
+        currency: form.currency.clone(),
+        payment_method: PaymentMethod::LumpSum,
+        destination: form.carrier.as_ref().map(|_| Destination {
+            addressee: "Taro Suzuki".into(),
+            address: "2-2-2 Umeda, Kita-ku, Osaka 530-0001".into(),
+        }),
+    })
+}
+
+fn error_code(e: &CardholderError) -> String {
+    match e {
+        CardholderError::Client(ClientError::Refused { code, .. }) => code.clone(),
+        CardholderError::Client(ClientError::Unavailable { .. }) => "unavailable".into(),
+        CardholderError::Client(ClientError::NotAuthentic { .. }) => "not_authentic".into(),
+        CardholderError::Client(_) => "client".into(),
+        CardholderError::ReceiptInvalid => "receipt_invalid".into(),
+        CardholderError::Form(_) => "form".into(),
+        CardholderError::Core(_) => "core".into(),
+        _ => "other".into(),
+    }
+}
+
+/// One purchase, timed per step.
+async fn one_order(ch: &Cardholder, number: &str, merchant: &PartyId, issuer: &PartyId) -> Sample {
+    let t0 = Instant::now();
+    let us = |d: Duration| d.as_micros() as u64;
+    let mut s = Sample {
+        total_us: 0,
+        form_us: 0,
+        seal_us: 0,
+        submit_us: 0,
+        outcome: Err(String::new()),
+    };
+    let result: Result<String, String> = async {
+        let form = ch
+            .order_form(merchant, false)
+            .await
+            .map_err(|e| error_code(&e))?;
+        s.form_us = us(t0.elapsed());
+        let t1 = Instant::now();
+        let order = order_for(&form, number).map_err(|_| "invalid_order".to_owned())?;
+        let sealed = ch.seal(&form, &order, issuer).map_err(|e| error_code(&e))?;
+        s.seal_us = us(t1.elapsed());
+        let t2 = Instant::now();
+        let outcome = ch.submit(&sealed).await.map_err(|e| error_code(&e))?;
+        s.submit_us = us(t2.elapsed());
+        match &outcome.decision {
+            Some(d) if d.approved() => Ok(outcome.state),
+            Some(d) => Err(format!(
+                "declined:{}",
+                d.reason.map(|r| r.as_str()).unwrap_or("-")
+            )),
+            None => Err(format!("no_decision:{}", outcome.state)),
+        }
+    }
+    .await;
+    s.total_us = us(t0.elapsed());
+    s.outcome = result;
+    s
+}
+
+impl Deployment {
+    async fn start(
+        name: &'static str,
+        dir: &Path,
+        args: &BenchArgs,
+        baseline: bool,
+        run_tag: &str,
+    ) -> Result<Deployment> {
+        let mut opts = LocalOptions::new(&dir.join(name), warifu_core::blom::DEFAULT_K);
+        opts.storage = match &args.postgres {
+            Some(url) => Storage::Postgres {
+                url: url.clone(),
+                schema_prefix: format!("warifu_bench_{run_tag}_{name}"),
+            },
+            None => Storage::Sqlite,
+        };
+        opts.synchronous = match args.sync {
+            SyncArg::Full => Synchronous::Full,
+            SyncArg::Normal => Synchronous::Normal,
+        };
+        opts.scheme = KeyScheme::from(args.scheme);
+        opts.key_cache = args.key_cache;
+        opts.plaintext_baseline = baseline;
+        let local = Local::start(opts)
+            .await
+            .with_context(|| format!("cannot start the {name} deployment"))?;
+        let mut cardholders = Vec::with_capacity(args.cardholders);
+        for i in 0..args.cardholders {
+            let id = PartyId::parse(&format!("cardholder:bench-{i}@bench.example"))?;
+            let number = card_number(i);
+            local
+                .enroll(
+                    &format!("card-{i}"),
+                    &id,
+                    "Bench Holder",
+                    &number,
+                    EXPIRY,
+                    CARD_LIMIT,
+                    "JPY",
+                )
+                .await
+                .with_context(|| format!("enrolling the card of {id}"))?;
+            cardholders.push((Arc::new(local.cardholder(&id)?), number));
+        }
+        Ok(Deployment {
+            name,
+            local,
+            cardholders,
+            rounds: Vec::new(),
+            cpu_secs: 0.0,
+        })
+    }
+
+    /// Each cardholder buys once (handshakes, key caches, connections), unmeasured.
+    async fn warm_up(&self) -> Result<()> {
+        let merchant = self.local.merchant.id().clone();
+        let issuer = self.local.issuer.id().clone();
+        let mut tasks = Vec::new();
+        for (ch, number) in &self.cardholders {
+            let (ch, number, m, i) = (ch.clone(), number.clone(), merchant.clone(), issuer.clone());
+            tasks.push(tokio::spawn(async move {
+                one_order(&ch, &number, &m, &i).await.outcome
+            }));
+        }
+        for t in tasks {
+            if let Err(code) = t.await.context("a warm-up task failed")? {
+                bail!(
+                    "the {} deployment refused a warm-up order: {code}",
+                    self.name
+                );
+            }
+        }
+        Ok(())
+    }
+
+    async fn round(&mut self, args: &BenchArgs, index: usize, label: &str) -> Result<()> {
+        let merchant = self.local.merchant.id().clone();
+        let issuer = self.local.issuer.id().clone();
+        let next = Arc::new(AtomicU64::new(0));
+        let pb = match args.duration {
+            Some(secs) => ProgressBar::new((secs * 1000.0) as u64)
+                .with_style(style("{prefix:>22} [{bar:30}] {elapsed:>4} {msg}")),
+            None => ProgressBar::new(args.orders).with_style(style(
+                "{prefix:>22} [{bar:30}] {pos}/{len} orders {per_sec:>12} eta {eta}",
+            )),
+        };
+        pb.set_prefix(label.to_owned());
+        let started = Instant::now();
+        let deadline = args.duration.map(|s| started + Duration::from_secs_f64(s));
+        let cpu0 = process_cpu_secs();
+        MEASURING.store(index, Ordering::Relaxed);
+        let mut tasks = Vec::new();
+        for (ch, number) in &self.cardholders {
+            let (ch, number, m, i) = (ch.clone(), number.clone(), merchant.clone(), issuer.clone());
+            let (next, pb, orders) = (next.clone(), pb.clone(), args.orders);
+            tasks.push(tokio::spawn(async move {
+                let mut samples = Vec::new();
+                loop {
+                    match deadline {
+                        Some(d) if Instant::now() >= d => break,
+                        Some(d) => {
+                            let done = d.saturating_duration_since(Instant::now());
+                            let total = pb.length().unwrap_or(0);
+                            pb.set_position(total.saturating_sub(done.as_millis() as u64));
+                        }
+                        None if next.fetch_add(1, Ordering::Relaxed) >= orders => break,
+                        None => {}
+                    }
+                    let s = one_order(&ch, &number, &m, &i).await;
+                    if deadline.is_none() {
+                        pb.inc(1);
+                    } else {
+                        pb.set_message(format!(
+                            "{} orders",
+                            next.fetch_add(1, Ordering::Relaxed) + 1
+                        ));
+                    }
+                    samples.push(s);
+                }
+                samples
+            }));
+        }
+        let mut samples = Vec::new();
+        for t in tasks {
+            samples.extend(t.await.context("a cardholder task failed")?);
+        }
+        let wall = started.elapsed();
+        MEASURING.store(0, Ordering::Relaxed);
+        self.cpu_secs += process_cpu_secs() - cpu0;
+        pb.finish_and_clear();
+        let ok = samples.iter().filter(|s| s.outcome.is_ok()).count();
+        print(&format!(
+            "{label:>22}: {ok} orders in {:.2} s = {:.0} orders/s\n",
+            wall.as_secs_f64(),
+            ok as f64 / wall.as_secs_f64()
+        ))?;
+        self.rounds.push(RoundResult { wall, samples });
+        Ok(())
+    }
+}
+
+fn style(template: &str) -> ProgressStyle {
+    ProgressStyle::with_template(template)
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ")
+}
+
+/// The process's user + system CPU time from `/proc/self/stat` (Linux; 0 elsewhere).
+fn process_cpu_secs() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the command name (which may contain spaces) start at field 3.
+    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+        return 0.0;
+    };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 (1-based), i.e. 11 and 12 here; USER_HZ is 100.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// The figures of one deployment over all its rounds.
+#[derive(Debug, Serialize)]
+struct Figures {
+    name: String,
+    scheme: String,
+    orders_ok: usize,
+    orders_failed: usize,
+    wall_secs: f64,
+    orders_per_sec: f64,
+    rounds_orders_per_sec: Vec<f64>,
+    latency_ms: BTreeMap<String, f64>,
+    steps_mean_ms: BTreeMap<String, f64>,
+    cpu_ms_per_order: f64,
+    states: BTreeMap<String, u64>,
+    errors: BTreeMap<String, u64>,
+    server_routes_mean_ms: BTreeMap<String, (u64, f64)>,
+    #[serde(skip)]
+    latencies_us: Vec<u64>,
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1] as f64 / 1000.0
+}
+
+fn figures(d: &Deployment, scheme: &str, routes: &RouteTimes) -> Figures {
+    let all: Vec<&Sample> = d.rounds.iter().flat_map(|r| &r.samples).collect();
+    let wall: f64 = d.rounds.iter().map(|r| r.wall.as_secs_f64()).sum();
+    let ok: Vec<&&Sample> = all.iter().filter(|s| s.outcome.is_ok()).collect();
+    let mut lat: Vec<u64> = ok.iter().map(|s| s.total_us).collect();
+    lat.sort_unstable();
+    let mut states = BTreeMap::new();
+    let mut errors = BTreeMap::new();
+    for s in &all {
+        match &s.outcome {
+            Ok(state) => *states.entry(state.clone()).or_insert(0) += 1,
+            Err(code) => *errors.entry(code.clone()).or_insert(0) += 1,
+        }
+    }
+    let mean = |f: fn(&Sample) -> u64| {
+        if ok.is_empty() {
+            0.0
+        } else {
+            ok.iter().map(|s| f(s) as f64).sum::<f64>() / ok.len() as f64 / 1000.0
+        }
+    };
+    let latency_ms = BTreeMap::from([
+        ("p50".to_owned(), percentile(&lat, 50.0)),
+        ("p95".to_owned(), percentile(&lat, 95.0)),
+        ("p99".to_owned(), percentile(&lat, 99.0)),
+        ("max".to_owned(), percentile(&lat, 100.0)),
+        ("mean".to_owned(), mean(|s| s.total_us)),
+    ]);
+    let steps_mean_ms = BTreeMap::from([
+        ("1 order form (merchant)".to_owned(), mean(|s| s.form_us)),
+        ("2 seal (cardholder)".to_owned(), mean(|s| s.seal_us)),
+        (
+            "3 submit (merchant → issuer → carrier)".to_owned(),
+            mean(|s| s.submit_us),
+        ),
+    ]);
+    Figures {
+        name: d.name.to_owned(),
+        scheme: scheme.to_owned(),
+        orders_ok: ok.len(),
+        orders_failed: all.len() - ok.len(),
+        wall_secs: wall,
+        orders_per_sec: if wall > 0.0 {
+            ok.len() as f64 / wall
+        } else {
+            0.0
+        },
+        rounds_orders_per_sec: d
+            .rounds
+            .iter()
+            .map(|r| {
+                r.samples.iter().filter(|s| s.outcome.is_ok()).count() as f64
+                    / r.wall.as_secs_f64().max(1e-9)
+            })
+            .collect(),
+        latency_ms,
+        steps_mean_ms,
+        cpu_ms_per_order: if all.is_empty() {
+            0.0
+        } else {
+            d.cpu_secs * 1000.0 / all.len() as f64
+        },
+        states,
+        errors,
+        server_routes_mean_ms: routes
+            .iter()
+            .map(|(k, (n, us))| (k.clone(), (*n, *us as f64 / (*n).max(1) as f64 / 1000.0)))
+            .collect(),
+        latencies_us: lat,
+    }
+}
+
+/// The whole report.
+#[derive(Debug, Serialize)]
+struct Report {
+    command: String,
+    machine: String,
+    cardholders: usize,
+    rounds: u32,
+    orders_per_round: Option<u64>,
+    seconds_per_round: Option<f64>,
+    storage: String,
+    sqlite_synchronous: String,
+    sealed: Figures,
+    baseline: Option<Figures>,
+    /// sealed time per order ÷ baseline time per order − 1 (throughput overhead).
+    overhead_throughput: Option<f64>,
+    /// sealed p50 ÷ baseline p50 − 1.
+    overhead_p50: Option<f64>,
+    /// The main limit on throughput, in words.
+    limits: Vec<String>,
+}
+
+/// Runs `warifu bench`.
+pub fn run(args: &BenchArgs) -> Result<()> {
+    if args.cardholders == 0 || args.rounds == 0 || (args.duration.is_none() && args.orders == 0) {
+        bail!("--cardholders, --rounds and --orders must be at least 1");
+    }
+    if args.duration.is_some_and(|d| !(d > 0.0 && d < 86_400.0)) {
+        bail!("--duration must be a positive number of seconds");
+    }
+    let fmt = args.log.as_ref().map(|f| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_filter(tracing_subscriber::EnvFilter::new(f))
+    });
+    let collect = RequestLog.with_filter(
+        tracing_subscriber::filter::Targets::new()
+            .with_target("warifu_services", tracing::Level::DEBUG),
+    );
+    let _ = tracing_subscriber::registry()
+        .with(collect)
+        .with(fmt)
+        .try_init();
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let report = rt.block_on(bench(args, threads))?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let json = serde_json::to_string_pretty(&report)?;
+    let jpath = args.out.join("bench.json");
+    std::fs::write(&jpath, json).with_context(|| format!("cannot write {}", jpath.display()))?;
+    let hpath = args.out.join("bench.html");
+    std::fs::write(&hpath, html(&report))
+        .with_context(|| format!("cannot write {}", hpath.display()))?;
+    print(&text(&report))?;
+    print(&format!(
+        "\nreport: {} and {}\n",
+        hpath.display(),
+        jpath.display()
+    ))?;
+    Ok(())
+}
+
+async fn bench(args: &BenchArgs, threads: usize) -> Result<Report> {
+    let tmp = tempfile::Builder::new()
+        .prefix("warifu-bench-")
+        .tempdir()
+        .context("cannot create a temporary directory")?;
+    let tag = std::process::id().to_string();
+    let scheme = KeyScheme::from(args.scheme);
+    print(&format!(
+        "warifu bench: {} cardholders, {} round(s) per deployment of {}, {} storage{}\n",
+        args.cardholders,
+        args.rounds,
+        match args.duration {
+            Some(s) => format!("{s} s"),
+            None => format!("{} orders", args.orders),
+        },
+        if args.postgres.is_some() {
+            "PostgreSQL"
+        } else {
+            "SQLite"
+        },
+        if args.postgres.is_none() {
+            format!(" (synchronous={:?})", args.sync).to_lowercase()
+        } else {
+            String::new()
+        },
+    ))?;
+    let mut sealed = Deployment::start("sealed", tmp.path(), args, false, &tag).await?;
+    let mut baseline = if args.no_baseline {
+        None
+    } else {
+        Some(Deployment::start("baseline", tmp.path(), args, true, &tag).await?)
+    };
+    sealed.warm_up().await?;
+    if let Some(b) = &baseline {
+        b.warm_up().await?;
+    }
+    let result = async {
+        for r in 0..args.rounds {
+            sealed
+                .round(args, 1, &format!("sealed ({scheme}) #{}", r + 1))
+                .await?;
+            if let Some(b) = &mut baseline {
+                b.round(args, 2, &format!("plaintext baseline #{}", r + 1))
+                    .await?;
+            }
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    let routes = routes().lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let sealed_fig = figures(&sealed, scheme.as_str(), &routes[1]);
+    let base_fig = baseline
+        .as_ref()
+        .map(|b| figures(b, "plaintext_baseline", &routes[2]));
+    sealed.local.stop().await;
+    if let Some(b) = baseline {
+        b.local.stop().await;
+    }
+    result?;
+    let ratio = |a: f64, b: f64| (b > 0.0).then(|| a / b - 1.0);
+    let overhead_throughput = base_fig
+        .as_ref()
+        .and_then(|b| ratio(b.orders_per_sec, sealed_fig.orders_per_sec));
+    let overhead_p50 = base_fig
+        .as_ref()
+        .and_then(|b| ratio(sealed_fig.latency_ms["p50"], b.latency_ms["p50"]));
+    let limits = limits(&sealed_fig, threads);
+    Ok(Report {
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        machine: format!("{threads} CPU threads, {}", std::env::consts::ARCH),
+        cardholders: args.cardholders,
+        rounds: args.rounds,
+        orders_per_round: args.duration.is_none().then_some(args.orders),
+        seconds_per_round: args.duration,
+        storage: if args.postgres.is_some() {
+            "postgresql".into()
+        } else {
+            "sqlite".into()
+        },
+        sqlite_synchronous: format!("{:?}", args.sync).to_lowercase(),
+        sealed: sealed_fig,
+        baseline: base_fig,
+        overhead_throughput,
+        overhead_p50,
+        limits,
+    })
+}
+
+/// What limits throughput, read off the figures.
+fn limits(f: &Figures, threads: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let cpu_bound = f.orders_per_sec * f.cpu_ms_per_order / 1000.0;
+    out.push(format!(
+        "CPU: {:.2} ms of CPU per order (client, services and storage in this one process) × {:.0} orders/s = {:.2} of {threads} cores busy{}",
+        f.cpu_ms_per_order,
+        f.orders_per_sec,
+        cpu_bound,
+        if cpu_bound > 0.8 * threads as f64 {
+            ": CPU-bound"
+        } else {
+            ": not CPU-bound (waiting on storage commits or the network)"
+        }
+    ));
+    let mut routes: Vec<_> = f.server_routes_mean_ms.iter().collect();
+    routes.sort_by(|a, b| (b.1.1 * b.1.0 as f64).total_cmp(&(a.1.1 * a.1.0 as f64)));
+    for (route, (n, ms)) in routes.into_iter().take(4) {
+        out.push(format!(
+            "server time {route}: {n} requests, mean {ms:.2} ms"
+        ));
+    }
+    out
+}
+
+fn pct(x: Option<f64>) -> String {
+    x.map(|v| format!("{:+.1} %", v * 100.0))
+        .unwrap_or_else(|| "-".into())
+}
+
+fn text(r: &Report) -> String {
+    let mut s = String::from("\n");
+    let cols: Vec<&Figures> = std::iter::once(&r.sealed)
+        .chain(r.baseline.as_ref())
+        .collect();
+    let _ = writeln!(
+        s,
+        "{:<40}{}",
+        "",
+        cols.iter()
+            .map(|f| format!("{:>28}", format!("{} ({})", f.name, f.scheme)))
+            .collect::<String>()
+    );
+    let row = |s: &mut String, name: &str, v: &dyn Fn(&Figures) -> String| {
+        let _ = writeln!(
+            s,
+            "{name:<40}{}",
+            cols.iter()
+                .map(|f| format!("{:>28}", v(f)))
+                .collect::<String>()
+        );
+    };
+    row(&mut s, "orders completed", &|f| f.orders_ok.to_string());
+    row(&mut s, "orders/s", &|f| format!("{:.0}", f.orders_per_sec));
+    row(&mut s, "orders/s per round", &|f| {
+        f.rounds_orders_per_sec
+            .iter()
+            .map(|v| format!("{v:.0}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    });
+    for p in ["p50", "p95", "p99", "max"] {
+        row(&mut s, &format!("latency {p} (ms)"), &|f| {
+            format!("{:.2}", f.latency_ms[p])
+        });
+    }
+    row(&mut s, "CPU per order (ms)", &|f| {
+        format!("{:.2}", f.cpu_ms_per_order)
+    });
+    for step in r.sealed.steps_mean_ms.keys() {
+        row(&mut s, &format!("mean {step} (ms)"), &|f| {
+            format!("{:.2}", f.steps_mean_ms.get(step).copied().unwrap_or(0.0))
+        });
+    }
+    row(&mut s, "resting states", &|f| {
+        f.states
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    });
+    row(&mut s, "errors by code", &|f| {
+        if f.errors.is_empty() {
+            "none".into()
+        } else {
+            f.errors
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        }
+    });
+    let _ = writeln!(
+        s,
+        "\nserver time per route (the services' request log, mean ms):"
+    );
+    let mut keys: Vec<&String> = r.sealed.server_routes_mean_ms.keys().collect();
+    if let Some(b) = &r.baseline {
+        keys.extend(b.server_routes_mean_ms.keys());
+    }
+    keys.sort();
+    keys.dedup();
+    for k in keys {
+        row(&mut s, &format!("  {k}"), &|f| {
+            f.server_routes_mean_ms
+                .get(k)
+                .map(|(n, ms)| format!("{ms:.2} ×{n}"))
+                .unwrap_or_else(|| "-".into())
+        });
+    }
+    if r.baseline.is_some() {
+        let _ = writeln!(
+            s,
+            "\nprivacy overhead: throughput {} (baseline orders/s ÷ sealed − 1), p50 latency {}",
+            pct(r.overhead_throughput),
+            pct(r.overhead_p50)
+        );
+    }
+    let _ = writeln!(s, "\nwhat limits throughput:");
+    for l in &r.limits {
+        let _ = writeln!(s, "  - {l}");
+    }
+    s
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// The latency histogram of both runs overlaid, log-spaced bins, as inline SVG.
+fn svg(r: &Report) -> String {
+    let runs: Vec<(&Figures, &str)> = std::iter::once((&r.sealed, "#c0392b"))
+        .chain(r.baseline.as_ref().map(|b| (b, "#2471a3")))
+        .collect();
+    let lo = runs
+        .iter()
+        .filter_map(|(f, _)| f.latencies_us.first())
+        .min()
+        .copied()
+        .unwrap_or(1)
+        .max(1) as f64;
+    let hi = runs
+        .iter()
+        .filter_map(|(f, _)| f.latencies_us.last())
+        .max()
+        .copied()
+        .unwrap_or(2)
+        .max(2) as f64;
+    let hi = hi.max(lo * 1.01);
+    const BINS: usize = 48;
+    let (w, h, left, bottom) = (760.0, 300.0, 50.0, 40.0);
+    let (pw, ph) = (w - left - 10.0, h - bottom - 20.0);
+    let bin = |v: u64| {
+        let x = ((v.max(1) as f64).ln() - lo.ln()) / (hi.ln() - lo.ln());
+        ((x * BINS as f64) as usize).min(BINS - 1)
+    };
+    let hists: Vec<Vec<f64>> = runs
+        .iter()
+        .map(|(f, _)| {
+            let mut counts = vec![0.0; BINS];
+            for &v in &f.latencies_us {
+                counts[bin(v)] += 1.0;
+            }
+            let n = f.latencies_us.len().max(1) as f64;
+            counts.iter().map(|c| c / n).collect()
+        })
+        .collect();
+    let top = hists
+        .iter()
+        .flatten()
+        .copied()
+        .fold(0.0f64, f64::max)
+        .max(1e-9);
+    let mut s = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="11">"#
+    );
+    let _ = write!(
+        s,
+        r##"<rect x="{left}" y="20" width="{pw}" height="{ph}" fill="none" stroke="#999"/>"##
+    );
+    let bw = pw / BINS as f64;
+    for ((_, color), hist) in runs.iter().zip(&hists) {
+        for (i, v) in hist.iter().enumerate() {
+            if *v <= 0.0 {
+                continue;
+            }
+            let bh = v / top * ph;
+            let _ = write!(
+                s,
+                r#"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="{color}" fill-opacity="0.45"/>"#,
+                left + i as f64 * bw,
+                20.0 + ph - bh,
+                bw,
+                bh
+            );
+        }
+    }
+    for i in 0..=6 {
+        let frac = i as f64 / 6.0;
+        let v = (lo.ln() + frac * (hi.ln() - lo.ln())).exp() / 1000.0;
+        let x = left + frac * pw;
+        let _ = write!(
+            s,
+            r##"<line x1="{x:.1}" y1="{:.1}" x2="{x:.1}" y2="{:.1}" stroke="#999"/><text x="{x:.1}" y="{:.1}" text-anchor="middle">{v:.2}</text>"##,
+            20.0 + ph,
+            24.0 + ph,
+            36.0 + ph
+        );
+    }
+    let _ = write!(
+        s,
+        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">latency per order, ms (log scale)</text>"#,
+        left + pw / 2.0,
+        h - 2.0
+    );
+    let _ = write!(
+        s,
+        r#"<text x="12" y="{:.1}" transform="rotate(-90 12 {:.1})" text-anchor="middle">share of orders</text>"#,
+        20.0 + ph / 2.0,
+        20.0 + ph / 2.0
+    );
+    for (i, (f, color)) in runs.iter().enumerate() {
+        let y = 32.0 + 16.0 * i as f64;
+        let _ = write!(
+            s,
+            r#"<rect x="{:.1}" y="{:.1}" width="12" height="10" fill="{color}" fill-opacity="0.6"/><text x="{:.1}" y="{:.1}">{} ({}): p50 {:.2} ms, p99 {:.2} ms</text>"#,
+            left + pw - 330.0,
+            y - 9.0,
+            left + pw - 314.0,
+            y,
+            esc(&f.name),
+            esc(&f.scheme),
+            f.latency_ms["p50"],
+            f.latency_ms["p99"]
+        );
+    }
+    s.push_str("</svg>");
+    s
+}
+
+fn html(r: &Report) -> String {
+    let body = esc(&text(r));
+    format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>warifu bench</title>\
+         <style>body{{font-family:sans-serif;margin:2em;max-width:62em}}pre{{background:#f6f6f6;padding:1em;overflow-x:auto}}</style>\
+         </head><body><h1>warifu bench</h1><p><code>{}</code><br>{} cardholders, {}, {} ({})</p>\
+         <h2>Latency histogram</h2>{}<h2>Figures</h2><pre>{}</pre></body></html>\n",
+        esc(&r.command),
+        r.cardholders,
+        esc(&r.machine),
+        esc(&r.storage),
+        esc(&r.sqlite_synchronous),
+        svg(r),
+        body
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn card_numbers_pass_luhn_and_differ() {
+        let a = card_number(1);
+        assert!(luhn(&a));
+        assert_ne!(a, card_number(2));
+        assert_eq!(a.len(), 16);
+    }
+
+    #[test]
+    fn routes_lose_their_identifiers() {
+        assert_eq!(
+            normalize_route("/v1/authorizations/ord-0123456789abcdef/capture"),
+            "/v1/authorizations/{id}/capture"
+        );
+        assert_eq!(normalize_route("/v1/orders"), "/v1/orders");
+    }
+
+    #[test]
+    fn percentiles_by_rank() {
+        let v: Vec<u64> = (1..=100).map(|i| i * 1000).collect();
+        assert_eq!(percentile(&v, 50.0), 50.0);
+        assert_eq!(percentile(&v, 99.0), 99.0);
+        assert_eq!(percentile(&[], 50.0), 0.0);
+    }
+}
