@@ -27,6 +27,7 @@ use crate::directory::{Directory, Entry, SharedDirectory};
 use crate::issuer::{self, IssuerState};
 use crate::merchant::{self, MerchantConfig, MerchantState};
 use crate::operator::OperatorAuth;
+use crate::worker::{Worker, WorkerHandle, WorkerOptions};
 
 /// Where the parties keep their databases.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +74,8 @@ pub struct LocalOptions {
     pub plaintext_baseline: bool,
     /// How the services admit operators (default: open, as the deployment is on loopback).
     pub operator: OperatorAuth,
+    /// The merchant's outbox worker (`None`: not started, orders then move only inline).
+    pub worker: Option<WorkerOptions>,
 }
 
 impl LocalOptions {
@@ -93,6 +96,7 @@ impl LocalOptions {
             key_cache: crate::keys::DEFAULT_KEY_CACHE,
             plaintext_baseline: false,
             operator: OperatorAuth::Open,
+            worker: Some(WorkerOptions::default()),
         }
     }
 }
@@ -135,6 +139,7 @@ pub struct Local {
     stores: [Store; 3],
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<std::io::Result<()>>>,
+    worker: Option<WorkerHandle>,
 }
 
 impl core::fmt::Debug for Local {
@@ -403,6 +408,10 @@ impl Local {
             tokio::spawn(issuer::run(il, issuer.clone(), stop(rx.clone()))),
             tokio::spawn(carrier::run(cl, carrier.clone(), stop(rx))),
         ];
+        let worker = opts
+            .worker
+            .clone()
+            .map(|w| Worker::start(merchant.clone(), w));
         Ok(Local {
             merchant,
             issuer,
@@ -423,6 +432,7 @@ impl Local {
             stores: [ms, is, cs],
             shutdown: tx,
             tasks,
+            worker,
         })
     }
 
@@ -499,8 +509,23 @@ impl Local {
         files.into_iter().filter(|p| p.exists()).collect()
     }
 
-    /// Stops the services (finishing in-flight requests) and closes the stores.
-    pub async fn stop(self) {
+    /// Stops the merchant's outbox worker (letting the messages in hand finish); the
+    /// services keep running. Tests use it to leave work in the outbox.
+    pub async fn stop_worker(&mut self) {
+        if let Some(w) = self.worker.take() {
+            w.stop().await;
+        }
+    }
+
+    /// Starts the merchant's outbox worker (again) with `opts`.
+    pub async fn start_worker(&mut self, opts: WorkerOptions) {
+        self.stop_worker().await;
+        self.worker = Some(Worker::start(self.merchant.clone(), opts));
+    }
+
+    /// Stops the worker and the services (finishing in-flight requests) and closes the stores.
+    pub async fn stop(mut self) {
+        self.stop_worker().await;
         let _ = self.shutdown.send(true);
         for t in self.tasks {
             match t.await {
