@@ -8,6 +8,11 @@
 //!   key); the carrier learns nothing about the amount from it.
 //!
 //! Both MACs cover a versioned label, both identities and the sealed order's header digest.
+//!
+//! The carrier attests too: its **proof of delivery** (HMAC-SHA256 under K(carrier, issuer)
+//! over the order id, merchant, carrier, issuer, tracking number and delivery time, no
+//! address) lets the merchant show the issuer in a dispute that the parcel was delivered;
+//! the merchant relays it but cannot forge it.
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
@@ -17,12 +22,14 @@ use warifu_core::keysource::{KeySource, pairwise_key};
 use warifu_core::sealed::Header;
 use warifu_core::{PartyId, Role};
 
-use crate::wire::Decision;
+use crate::wire::{Decision, ProofOfDelivery};
 
 /// Label of the cardholder receipt.
 pub const CARDHOLDER_RECEIPT_LABEL: &[u8] = b"warifu/v1/issuer-decision/cardholder";
 /// Label of the carrier approval.
 pub const CARRIER_APPROVAL_LABEL: &[u8] = b"warifu/v1/issuer-decision/carrier";
+/// Label of the carrier's proof of delivery.
+pub const PROOF_OF_DELIVERY_LABEL: &[u8] = b"warifu/v1/proof-of-delivery";
 
 /// An attestation that does not verify, or a key that cannot be derived.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -118,6 +125,64 @@ pub fn verify_carrier_approval(
         &approval_message(&header.issuer, carrier.owner(), &header.digest()),
     );
     if expected.ct_eq(approval).unwrap_u8() == 0 {
+        return Err(AttestError::Invalid);
+    }
+    Ok(())
+}
+
+/// The bytes under the proof of delivery: label ‖ order id ‖ merchant ‖ carrier ‖ issuer ‖
+/// tracking number ‖ i64(delivered_at_ms), strings u16-length-prefixed, the time big-endian.
+fn delivery_message(p: &ProofOfDelivery) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.raw(PROOF_OF_DELIVERY_LABEL)
+        .bytes16(p.order_id.as_bytes())
+        .bytes16(p.merchant.as_str().as_bytes())
+        .bytes16(p.carrier.as_str().as_bytes())
+        .bytes16(p.issuer.as_str().as_bytes())
+        .bytes16(p.tracking_number.as_bytes())
+        .raw(&p.delivered_at_ms.to_be_bytes());
+    w.finish()
+}
+
+/// Carrier: its proof that it delivered `order_id` of `merchant` (tracking number
+/// `tracking_number`) at `delivered_at_ms`, for the order's `issuer`. Carries no address.
+pub fn proof_of_delivery(
+    carrier: &dyn KeySource,
+    issuer: &PartyId,
+    merchant: &PartyId,
+    order_id: &str,
+    tracking_number: &str,
+    delivered_at_ms: i64,
+) -> Result<ProofOfDelivery, AttestError> {
+    if carrier.owner().role() != Role::Carrier || issuer.role() != Role::Issuer {
+        return Err(AttestError::Invalid);
+    }
+    let key = pairwise_key(carrier, issuer)?;
+    let mut p = ProofOfDelivery {
+        order_id: order_id.to_owned(),
+        merchant: merchant.clone(),
+        carrier: carrier.owner().clone(),
+        issuer: issuer.clone(),
+        tracking_number: tracking_number.to_owned(),
+        delivered_at_ms,
+        mac: [0; 32],
+    };
+    p.mac = hmac(key.expose(), &delivery_message(&p));
+    Ok(p)
+}
+
+/// Issuer: checks a proof of delivery addressed to it with its pairwise key with the named
+/// carrier (every field is covered: another order, merchant, time or tracking number fails).
+pub fn verify_proof_of_delivery(
+    issuer: &dyn KeySource,
+    p: &ProofOfDelivery,
+) -> Result<(), AttestError> {
+    if &p.issuer != issuer.owner() || p.carrier.role() != Role::Carrier {
+        return Err(AttestError::Invalid);
+    }
+    let key = pairwise_key(issuer, &p.carrier)?;
+    let expected = hmac(key.expose(), &delivery_message(p));
+    if expected.ct_eq(&p.mac).unwrap_u8() == 0 {
         return Err(AttestError::Invalid);
     }
     Ok(())

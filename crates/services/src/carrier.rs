@@ -4,12 +4,19 @@
 //!
 //! Routes: the handshake, `GET /healthz`, and in a session `POST /v1/shipments` (merchants)
 //! and `GET /v1/shipments/{merchant}/{order_id}` (the order's merchant, or its cardholder,
-//! who alone also sees the destination it sealed).
+//! who alone also sees the destination it sealed; both see the events and, once delivered,
+//! the proof of delivery). Operator routes (the carrier's own staff, [`Operator`]):
+//! `POST /v1/admin/shipments/{tracking_number}/advance`, `GET /v1/admin/shipments` and
+//! `GET /v1/admin/shipments/{tracking_number}`.
+//!
+//! A shipment moves accepted → picked up → in transit → delivered, or from any of the first
+//! three to returned; every other move is `invalid_transition`, and repeating the move
+//! already made succeeds without a second event.
 
 use std::future::Future;
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use tokio::net::TcpListener;
@@ -17,13 +24,17 @@ use warifu_core::keysource::KeySource;
 use warifu_core::order::Destination;
 use warifu_core::sealed::{ForCarrier, View};
 use warifu_core::{PartyId, Role};
-use warifu_store::{CarrierStore, NewShipment};
+use warifu_store::{CarrierStore, NewShipment, ShipmentRecord, ShipmentStatus};
 
 use crate::attest;
 use crate::auth::{Guard, GuardLimits, JsonBody, Peer};
 use crate::error::{AppError, AppResult, ErrorCode};
+use crate::operator::Operator;
 use crate::service::{self, random_id, store_error};
-use crate::wire::{ShipmentReceipt, ShipmentRequest, TrackingView};
+use crate::wire::{
+    AdvanceRequest, ProofOfDelivery, ShipmentList, ShipmentReceipt, ShipmentRequest,
+    ShipmentSummary, TrackingEvent, TrackingView,
+};
 
 /// The path of the shipment endpoint.
 pub const PATH_SHIPMENTS: &str = "/v1/shipments";
@@ -33,12 +44,19 @@ pub const PATH_TRACK: &str = "/v1/shipments/{merchant}/{order_id}";
 pub const PATH_ADMIN_SHIPMENTS: &str = "/v1/admin/shipments";
 /// The operator advances a shipment (`POST AdvanceRequest`) → `TrackingView`.
 pub const PATH_ADVANCE: &str = "/v1/admin/shipments/{tracking_number}/advance";
+/// The operator's view of one shipment (`GET`) → `TrackingView` (without the destination).
+pub const PATH_ADMIN_SHIPMENT: &str = "/v1/admin/shipments/{tracking_number}";
 
 /// The tracking path of a merchant's order.
 pub fn track_path(merchant: &str, order_id: &str) -> String {
     PATH_TRACK
         .replace("{merchant}", merchant)
         .replace("{order_id}", order_id)
+}
+
+/// The operator's path of a tracking number.
+pub fn admin_shipment_path(tracking_number: &str) -> String {
+    PATH_ADMIN_SHIPMENT.replace("{tracking_number}", tracking_number)
 }
 
 /// The advance path of a tracking number.
@@ -87,6 +105,9 @@ pub fn app(state: Arc<CarrierState>) -> Router {
         .with_state(state.clone());
     let public = Router::new()
         .route("/healthz", get(health))
+        .route(PATH_ADMIN_SHIPMENTS, get(admin_list))
+        .route(PATH_ADMIN_SHIPMENT, get(admin_get))
+        .route(PATH_ADVANCE, post(advance))
         .merge(crate::pages::carrier::routes())
         .with_state(state.clone());
     service::assemble(state.guard.clone(), public, authenticated)
@@ -208,12 +229,191 @@ async fn track(
     } else {
         return Err(unknown());
     };
-    Ok(Json(TrackingView {
+    view(&st, rec, destination).await.map(Json)
+}
+
+/// A shipment as shown to its merchant, its cardholder (with `destination`) or an operator:
+/// its events and, once delivered, the proof of delivery.
+async fn view(
+    st: &CarrierState,
+    rec: ShipmentRecord,
+    destination: Option<Destination>,
+) -> AppResult<TrackingView> {
+    let events = st
+        .store
+        .shipment_events(&rec.tracking_number)
+        .await
+        .map_err(store_error("reading a shipment's events"))?
+        .into_iter()
+        .map(|e| TrackingEvent {
+            status: e.status.as_str().to_owned(),
+            at_ms: e.at_ms,
+            note: e.note,
+        })
+        .collect();
+    let proof_of_delivery = proof(st, &rec)?;
+    Ok(TrackingView {
         order_id: rec.order_id,
         tracking_number: rec.tracking_number,
         status: rec.status.as_str().to_owned(),
         destination,
-        events: Vec::new(),
-        proof_of_delivery: None,
-    }))
+        events,
+        proof_of_delivery,
+    })
+}
+
+/// The proof of delivery of a delivered shipment (recomputed from the stored issuer and
+/// delivery time: the MAC is deterministic). `None` before delivery, or for a shipment stored
+/// before the carrier recorded issuers.
+fn proof(st: &CarrierState, rec: &ShipmentRecord) -> AppResult<Option<ProofOfDelivery>> {
+    let (ShipmentStatus::Delivered, Some(issuer), Some(at)) =
+        (rec.status, rec.issuer_id.as_deref(), rec.delivered_at_ms)
+    else {
+        return Ok(None);
+    };
+    let (Ok(issuer), Ok(merchant)) = (PartyId::parse(issuer), PartyId::parse(&rec.merchant_id))
+    else {
+        tracing::warn!(tracking = %rec.tracking_number, "stored party identifier does not parse; no proof");
+        return Ok(None);
+    };
+    attest::proof_of_delivery(
+        st.keys.as_ref(),
+        &issuer,
+        &merchant,
+        &rec.order_id,
+        &rec.tracking_number,
+        at,
+    )
+    .map(Some)
+    .map_err(|e| AppError::internal("attesting a delivery", &e))
+}
+
+/// Whether the carrier may move a shipment from `from` to `to`.
+pub fn allowed_move(from: ShipmentStatus, to: ShipmentStatus) -> bool {
+    use ShipmentStatus::*;
+    matches!(
+        (from, to),
+        (Accepted, PickedUp)
+            | (PickedUp, InTransit)
+            | (InTransit, Delivered)
+            | (Accepted | PickedUp | InTransit, Returned)
+    )
+}
+
+/// The longest note accepted on a move.
+const MAX_NOTE: usize = 256;
+
+fn no_such_tracking() -> AppError {
+    AppError::new(
+        ErrorCode::UnknownOrder,
+        "no shipment with this tracking number",
+    )
+}
+
+async fn by_tracking(st: &CarrierState, tracking: &str) -> AppResult<ShipmentRecord> {
+    st.store
+        .shipment_by_tracking(tracking)
+        .await
+        .map_err(store_error("reading a shipment"))?
+        .ok_or_else(no_such_tracking)
+}
+
+async fn advance(
+    State(st): State<Arc<CarrierState>>,
+    _: Operator,
+    Path(tracking): Path<String>,
+    JsonBody(req): JsonBody<AdvanceRequest>,
+) -> AppResult<Json<TrackingView>> {
+    let to = ShipmentStatus::parse(&req.to)
+        .filter(|s| *s != ShipmentStatus::Accepted)
+        .ok_or_else(|| {
+            AppError::new(
+                ErrorCode::MalformedRequest,
+                "`to` is one of picked_up, in_transit, delivered, returned",
+            )
+        })?;
+    if req
+        .note
+        .as_ref()
+        .is_some_and(|n| n.len() > MAX_NOTE || n.chars().any(char::is_control))
+    {
+        return Err(AppError::new(
+            ErrorCode::MalformedRequest,
+            "a note is at most 256 bytes without control characters",
+        ));
+    }
+    let rec = by_tracking(&st, &tracking).await?;
+    if rec.status != to {
+        if !allowed_move(rec.status, to) {
+            return Err(AppError::new(
+                ErrorCode::InvalidTransition,
+                format!("a shipment that is {} cannot become {to}", rec.status),
+            ));
+        }
+        let moved = st
+            .store
+            .advance_shipment(
+                &tracking,
+                rec.status,
+                to,
+                req.note.as_deref(),
+                crate::now_ms(),
+            )
+            .await
+            .map_err(store_error("advancing a shipment"))?;
+        tracing::info!(%tracking, from = %rec.status, %to, moved, "shipment advanced");
+    }
+    let rec = by_tracking(&st, &tracking).await?;
+    if rec.status != to {
+        // Another operator moved it elsewhere meanwhile.
+        return Err(AppError::new(
+            ErrorCode::InvalidTransition,
+            format!("the shipment is now {}, not {to}", rec.status),
+        ));
+    }
+    view(&st, rec, None).await.map(Json)
+}
+
+/// Paging of an operator list (`?limit=&offset=`).
+#[derive(Debug, Clone, Copy, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Page {
+    /// At most this many (default 100, at most 1000).
+    pub limit: Option<u32>,
+    /// Skip this many.
+    pub offset: Option<u32>,
+}
+
+async fn admin_list(
+    State(st): State<Arc<CarrierState>>,
+    _: Operator,
+    Query(page): Query<Page>,
+) -> AppResult<Json<ShipmentList>> {
+    let limit = page.limit.unwrap_or(100).min(1000);
+    let shipments = st
+        .store
+        .list_shipments(limit, page.offset.unwrap_or(0))
+        .await
+        .map_err(store_error("listing shipments"))?
+        .into_iter()
+        .map(|r| ShipmentSummary {
+            tracking_number: r.tracking_number,
+            merchant: r.merchant_id,
+            order_id: r.order_id,
+            issuer: r.issuer_id,
+            status: r.status.as_str().to_owned(),
+            created_at_ms: r.created_at_ms,
+            updated_at_ms: r.updated_at_ms,
+        })
+        .collect();
+    Ok(Json(ShipmentList { shipments }))
+}
+
+async fn admin_get(
+    State(st): State<Arc<CarrierState>>,
+    _: Operator,
+    Path(tracking): Path<String>,
+) -> AppResult<Json<TrackingView>> {
+    let rec = by_tracking(&st, &tracking).await?;
+    view(&st, rec, None).await.map(Json)
 }

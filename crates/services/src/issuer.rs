@@ -3,27 +3,39 @@
 //! a decision bound to the order, the amount and the currency.
 //!
 //! Routes: the handshake (see [`crate::auth`]), `GET /healthz`, and in a session
-//! `POST /v1/authorizations` (merchants only).
+//! `POST /v1/authorizations` (merchants only); after it, the payment's lifecycle for the
+//! order's merchant (capture, void, refunds, read, and a dispute answered with the carrier's
+//! proof of delivery), and `GET /v1/statement` for a cardholder (its cards without their
+//! numbers, its orders with payment method and instalments). Every lifecycle `POST` is
+//! idempotent: a retry gets the first answer and moves no money twice.
 
 use std::future::Future;
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use tokio::net::TcpListener;
 use warifu_core::keysource::KeySource;
+use warifu_core::order::PaymentMethod;
 use warifu_core::sealed::{ForIssuer, View};
 use warifu_core::{PartyId, Role};
-use warifu_store::{DeclineCode, IssuerStore, StoredResponse};
+use warifu_store::{
+    Applied, AuthorizationRecord, AuthorizationStatus, DeclineCode, IssuerStore, StoreError,
+    StoredResponse,
+};
 
 use crate::attest;
 use crate::auth::{Guard, GuardLimits, JsonBody, Peer};
 use crate::error::{AppError, AppResult, ErrorCode};
 use crate::service::{self, fingerprint, json_bytes, random_id, store_error, to_json};
-use crate::wire::{AuthorizeRequest, Decision, DeclineReason, Outcome};
+use crate::wire::{
+    AuthorizeRequest, CaptureRequest, Decision, DeclineReason, DisputeAnswer, Outcome,
+    PaymentReceipt, ProofOfDelivery, RefundRequest, Statement, StatementCard, StatementEntry,
+    VoidRequest,
+};
 
 /// The path of the authorization endpoint.
 pub const PATH_AUTHORIZE: &str = "/v1/authorizations";
@@ -84,6 +96,12 @@ impl IssuerState {
 pub fn app(state: Arc<IssuerState>) -> Router {
     let authenticated = Router::new()
         .route(PATH_AUTHORIZE, post(authorize))
+        .route(PATH_AUTHORIZATION, get(payment))
+        .route(PATH_CAPTURE, post(capture))
+        .route(PATH_VOID, post(void))
+        .route(PATH_REFUNDS, post(refund))
+        .route(PATH_PROOF_OF_DELIVERY, post(dispute))
+        .route(PATH_STATEMENT, get(statement))
         .with_state(state.clone());
     let public = Router::new()
         .route("/healthz", get(health))
@@ -268,4 +286,398 @@ fn replay_answer(first: StoredResponse, fp: &[u8], order_id: &str) -> AppResult<
     }
     let status = StatusCode::from_u16(first.status).unwrap_or(StatusCode::OK);
     Ok(json_bytes(status, first.body))
+}
+
+// ------------------------------------------------------------------------------------------
+// The payment's lifecycle (issue 4)
+
+/// How a payment method reads on a receipt or statement: `lump_sum`, `installments(N)`,
+/// `revolving` or `bonus`.
+pub fn payment_method_label(method: PaymentMethod) -> String {
+    match method {
+        PaymentMethod::LumpSum => "lump_sum".to_owned(),
+        PaymentMethod::Installments { count } => format!("installments({count})"),
+        PaymentMethod::Revolving => "revolving".to_owned(),
+        PaymentMethod::Bonus => "bonus".to_owned(),
+    }
+}
+
+/// The payment state of an authorization as answered on the wire: `authorized`, `declined`,
+/// `captured`, `voided`, `refunded` or `partially_refunded`.
+pub fn payment_state(a: &AuthorizationRecord) -> &'static str {
+    match a.status {
+        AuthorizationStatus::Declined => "declined",
+        AuthorizationStatus::Held => "authorized",
+        AuthorizationStatus::Captured if a.refunded > 0 => "partially_refunded",
+        AuthorizationStatus::Captured => "captured",
+        AuthorizationStatus::Voided => "voided",
+        AuthorizationStatus::Refunded => "refunded",
+        // Any status added later reads as its stored name.
+        _ => a.status.as_str(),
+    }
+}
+
+/// The receipt of an authorization.
+pub fn receipt(a: &AuthorizationRecord) -> PaymentReceipt {
+    PaymentReceipt {
+        order_id: a.order_id.clone(),
+        authorization_id: a.approved().then(|| a.authorization_id.clone()),
+        state: payment_state(a).to_owned(),
+        amount: a.amount,
+        captured: a.captured,
+        refunded: a.refunded,
+        currency: a.currency.clone(),
+        payment_method: payment_method_label(a.payment_method),
+    }
+}
+
+fn merchant_only(peer: &PartyId) -> AppResult<()> {
+    if peer.role() != Role::Merchant {
+        return Err(AppError::new(
+            ErrorCode::Forbidden,
+            "only the order's merchant may read or move its payment",
+        ));
+    }
+    Ok(())
+}
+
+fn unknown_order(order_id: &str) -> AppError {
+    AppError::new(
+        ErrorCode::UnknownOrder,
+        format!("no authorization of this merchant for order {order_id}"),
+    )
+}
+
+/// A store failure of a lifecycle step as an answer: a step the payment's state does not
+/// allow is `invalid_transition`; an unknown order `unknown_order`; a bad argument
+/// `malformed_request`; anything else internal.
+fn step_error(order_id: &str, context: &'static str, e: StoreError) -> AppError {
+    match e {
+        StoreError::NotFound(_) => unknown_order(order_id),
+        StoreError::Conflict(why) => AppError::new(ErrorCode::InvalidTransition, why),
+        StoreError::Invalid(why) => AppError::new(ErrorCode::MalformedRequest, why),
+        e => AppError::internal(context, &e),
+    }
+}
+
+/// Answers a lifecycle step idempotently: the first answer stored under (`scope`, `key`) is
+/// replayed to every retry with the same request (`fp`); a different request under the same
+/// key is an `order_conflict`.
+struct Step<'a> {
+    st: &'a IssuerState,
+    scope: String,
+    key: String,
+    fp: Vec<u8>,
+}
+
+impl Step<'_> {
+    /// The stored first answer, if this request was answered before.
+    async fn replay(&self) -> AppResult<Option<Response>> {
+        let first = self
+            .st
+            .store
+            .idempotency_get(&self.scope, &self.key)
+            .await
+            .map_err(store_error("reading an earlier answer"))?;
+        match first {
+            None => Ok(None),
+            Some(f) if f.fingerprint == self.fp => Ok(Some(json_bytes(
+                StatusCode::from_u16(f.status).unwrap_or(StatusCode::OK),
+                f.body,
+            ))),
+            Some(_) => Err(AppError::new(
+                ErrorCode::OrderConflict,
+                "this step was already taken with a different request under the same key",
+            )),
+        }
+    }
+
+    /// Stores `answer` as the first answer (unless a concurrent call stored one) and replies
+    /// with whichever is stored.
+    async fn answer(&self, answer: &PaymentReceipt) -> AppResult<Response> {
+        let stored = self
+            .st
+            .store
+            .idempotency_put(
+                &self.scope,
+                &self.key,
+                &StoredResponse {
+                    status: 200,
+                    body: to_json(answer)?,
+                    fingerprint: self.fp.clone(),
+                    created_at_ms: crate::now_ms(),
+                },
+            )
+            .await
+            .map_err(store_error("recording the answer"))?;
+        if stored.fingerprint != self.fp {
+            return Err(AppError::new(
+                ErrorCode::OrderConflict,
+                "this step was already taken with a different request under the same key",
+            ));
+        }
+        Ok(json_bytes(StatusCode::OK, stored.body))
+    }
+}
+
+async fn payment(
+    State(st): State<Arc<IssuerState>>,
+    Peer(peer): Peer,
+    Path(order_id): Path<String>,
+) -> AppResult<Json<PaymentReceipt>> {
+    merchant_only(&peer)?;
+    let a = st
+        .store
+        .get_authorization(peer.as_str(), &order_id)
+        .await
+        .map_err(store_error("reading an authorization"))?
+        .ok_or_else(|| unknown_order(&order_id))?;
+    Ok(Json(receipt(&a)))
+}
+
+async fn capture(
+    State(st): State<Arc<IssuerState>>,
+    Peer(peer): Peer,
+    Path(order_id): Path<String>,
+    JsonBody(req): JsonBody<CaptureRequest>,
+) -> AppResult<Response> {
+    merchant_only(&peer)?;
+    if req.amount == Some(0) {
+        return Err(AppError::new(
+            ErrorCode::MalformedRequest,
+            "a capture amount must be more than zero (omit it to capture the whole hold)",
+        ));
+    }
+    let amount_bytes = req.amount.map(u64::to_be_bytes);
+    let step = Step {
+        st: &st,
+        scope: format!("capture:{peer}"),
+        key: order_id.clone(),
+        fp: fingerprint(&[
+            b"capture",
+            amount_bytes.as_ref().map_or(&[][..], |a| &a[..]),
+        ]),
+    };
+    if let Some(r) = step.replay().await? {
+        return Ok(r);
+    }
+    let done = match st
+        .store
+        .capture(peer.as_str(), &order_id, req.amount, crate::now_ms())
+        .await
+    {
+        Ok(done) => done,
+        Err(StoreError::Conflict(why)) => {
+            // Captured before with another amount: a conflicting request, not a bad step.
+            let now = st
+                .store
+                .get_authorization(peer.as_str(), &order_id)
+                .await
+                .map_err(store_error("reading an authorization"))?;
+            let code = match now.map(|a| a.status) {
+                Some(AuthorizationStatus::Captured | AuthorizationStatus::Refunded) => {
+                    ErrorCode::OrderConflict
+                }
+                _ => ErrorCode::InvalidTransition,
+            };
+            return Err(AppError::new(code, why));
+        }
+        Err(e) => return Err(step_error(&order_id, "capturing", e)),
+    };
+    log_step("captured", &peer, &order_id, &done);
+    step.answer(&receipt(&done.authorization)).await
+}
+
+async fn void(
+    State(st): State<Arc<IssuerState>>,
+    Peer(peer): Peer,
+    Path(order_id): Path<String>,
+    JsonBody(VoidRequest {}): JsonBody<VoidRequest>,
+) -> AppResult<Response> {
+    merchant_only(&peer)?;
+    let step = Step {
+        st: &st,
+        scope: format!("void:{peer}"),
+        key: order_id.clone(),
+        fp: fingerprint(&[b"void"]),
+    };
+    if let Some(r) = step.replay().await? {
+        return Ok(r);
+    }
+    let done = st
+        .store
+        .void(peer.as_str(), &order_id, crate::now_ms())
+        .await
+        .map_err(|e| step_error(&order_id, "voiding", e))?;
+    log_step("voided", &peer, &order_id, &done);
+    step.answer(&receipt(&done.authorization)).await
+}
+
+/// The longest refund id accepted.
+const MAX_REFUND_ID: usize = 128;
+
+async fn refund(
+    State(st): State<Arc<IssuerState>>,
+    Peer(peer): Peer,
+    Path(order_id): Path<String>,
+    JsonBody(req): JsonBody<RefundRequest>,
+) -> AppResult<Response> {
+    merchant_only(&peer)?;
+    if req.refund_id.is_empty()
+        || req.refund_id.len() > MAX_REFUND_ID
+        || !req
+            .refund_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+    {
+        return Err(AppError::new(
+            ErrorCode::MalformedRequest,
+            "a refund id is 1–128 characters of A–Z, a–z, 0–9, '-', '_', '.', ':'",
+        ));
+    }
+    if req.amount == 0 {
+        return Err(AppError::new(
+            ErrorCode::MalformedRequest,
+            "a refund amount must be more than zero",
+        ));
+    }
+    // Refund ids are the merchant's, unique across its orders (as in the store).
+    let step = Step {
+        st: &st,
+        scope: format!("refund:{peer}"),
+        key: req.refund_id.clone(),
+        fp: fingerprint(&[b"refund", order_id.as_bytes(), &req.amount.to_be_bytes()]),
+    };
+    if let Some(r) = step.replay().await? {
+        return Ok(r);
+    }
+    let done = st
+        .store
+        .refund(
+            peer.as_str(),
+            &order_id,
+            &req.refund_id,
+            req.amount,
+            crate::now_ms(),
+        )
+        .await
+        .map_err(|e| step_error(&order_id, "refunding", e))?;
+    log_step("refunded", &peer, &order_id, &done);
+    step.answer(&receipt(&done.authorization)).await
+}
+
+fn log_step(what: &'static str, merchant: &PartyId, order_id: &str, done: &Applied) {
+    let a = &done.authorization;
+    tracing::info!(
+        %order_id,
+        %merchant,
+        applied = done.applied,
+        captured = a.captured,
+        refunded = a.refunded,
+        status = %a.status,
+        "{what}"
+    );
+}
+
+async fn dispute(
+    State(st): State<Arc<IssuerState>>,
+    Peer(peer): Peer,
+    Path(order_id): Path<String>,
+    JsonBody(proof): JsonBody<ProofOfDelivery>,
+) -> AppResult<Json<DisputeAnswer>> {
+    merchant_only(&peer)?;
+    if proof.order_id != order_id || proof.merchant != peer {
+        return Err(AppError::new(
+            ErrorCode::Forbidden,
+            "the proof of delivery is for another order or merchant",
+        ));
+    }
+    if &proof.issuer != st.id() {
+        return Err(AppError::new(
+            ErrorCode::NotAddressedHere,
+            format!("this proof is for {}, not {}", proof.issuer, st.id()),
+        ));
+    }
+    st.store
+        .get_authorization(peer.as_str(), &order_id)
+        .await
+        .map_err(store_error("reading an authorization"))?
+        .ok_or_else(|| unknown_order(&order_id))?;
+    let proof_valid = match attest::verify_proof_of_delivery(st.keys.as_ref(), &proof) {
+        Ok(()) => true,
+        Err(attest::AttestError::Invalid) => false,
+        // No key for the named carrier: it cannot have attested.
+        Err(attest::AttestError::Key(_)) => false,
+    };
+    tracing::info!(%order_id, merchant = %peer, carrier = %proof.carrier, proof_valid, "dispute: proof of delivery");
+    Ok(Json(DisputeAnswer {
+        order_id,
+        proof_valid,
+        delivered_at_ms: proof.delivered_at_ms,
+    }))
+}
+
+/// The last four characters of a card number (the statement never shows more).
+fn last4(number: &str) -> String {
+    let digits: Vec<char> = number.chars().filter(char::is_ascii_digit).collect();
+    digits[digits.len().saturating_sub(4)..].iter().collect()
+}
+
+async fn statement(
+    State(st): State<Arc<IssuerState>>,
+    Peer(peer): Peer,
+) -> AppResult<Json<Statement>> {
+    if peer.role() != Role::Cardholder {
+        return Err(AppError::new(
+            ErrorCode::Forbidden,
+            "only a cardholder has a statement",
+        ));
+    }
+    let cards = st
+        .store
+        .cards_for_cardholder(peer.as_str())
+        .await
+        .map_err(store_error("reading cards"))?
+        .into_iter()
+        .map(|c| StatementCard {
+            last4: last4(c.number.expose()),
+            card_id: c.card_id,
+            status: c.status.as_str().to_owned(),
+            credit_limit: c.credit_limit,
+            available: c.available,
+            currency: c.currency,
+        })
+        .collect();
+    let entries = st
+        .store
+        .authorizations_for_cardholder(peer.as_str())
+        .await
+        .map_err(store_error("reading authorizations"))?
+        .into_iter()
+        .map(|a| {
+            let schedule = a.schedule();
+            let instalments = if matches!(a.payment_method, PaymentMethod::Installments { .. })
+                && schedule.iter().any(|x| *x > 0)
+            {
+                schedule
+            } else {
+                Vec::new()
+            };
+            StatementEntry {
+                state: payment_state(&a).to_owned(),
+                payment_method: payment_method_label(a.payment_method),
+                instalments,
+                order_id: a.order_id,
+                merchant: a.merchant_id,
+                amount: a.amount,
+                currency: a.currency,
+                created_at_ms: a.created_at_ms,
+            }
+        })
+        .collect();
+    Ok(Json(Statement {
+        cardholder: peer,
+        cards,
+        entries,
+    }))
 }
