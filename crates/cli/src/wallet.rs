@@ -236,6 +236,10 @@ fn status_lines(v: &warifu_services::cardholder::OrderView) -> String {
         (None, None) => "-".into(),
     };
     out.push_str(&format!("  payment:  {payment}\n"));
+    if let Some(i) = v.instalments().filter(|i| i.len() > 1) {
+        let list: Vec<String> = i.iter().map(u64::to_string).collect();
+        out.push_str(&format!("  instalments: {}\n", list.join(" + ")));
+    }
     let delivery = match (&v.tracking, v.delivery_state()) {
         (Some(t), _) => {
             let dest = t

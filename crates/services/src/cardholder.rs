@@ -15,7 +15,8 @@ use crate::attest;
 use crate::directory::{DirectoryError, SharedDirectory};
 use crate::peer::{ClientError, PeerClient, http_client};
 use crate::wire::{
-    CancelRequest, CatalogView, FormRequest, OrderOutcome, SubmitRequest, TrackingView,
+    CancelRequest, CatalogView, FormRequest, OrderOutcome, Statement, StatementEntry,
+    SubmitRequest, TrackingView,
 };
 
 /// What can go wrong for the cardholder.
@@ -63,6 +64,9 @@ pub struct OrderView {
     pub tracking: Option<TrackingView>,
     /// Why the carrier could not be asked, if it could not.
     pub tracking_error: Option<String>,
+    /// The order's line on the issuer's statement (payment method and instalments), when
+    /// the issuer decided and answered.
+    pub statement: Option<StatementEntry>,
 }
 
 impl OrderView {
@@ -92,6 +96,12 @@ impl OrderView {
             .payment
             .as_ref()
             .map(|p| p.payment_method.as_str())
+    }
+
+    /// The monthly instalments still owed, as the issuer's statement shows them (empty for a
+    /// lump sum or when nothing is owed; `None` if the issuer was not asked).
+    pub fn instalments(&self) -> Option<&[u64]> {
+        self.statement.as_ref().map(|e| e.instalments.as_slice())
     }
 
     /// The delivery's state: the carrier's own answer, else what the merchant last saw.
@@ -299,11 +309,28 @@ impl Cardholder {
                 Err(e) => tracking_error = Some(e.to_string()),
             }
         }
+        let mut statement = None;
+        if let Some(d) = outcome.decision.as_ref().filter(|d| d.approved())
+            && let Ok(s) = self.statement(&d.issuer).await
+        {
+            statement = s
+                .entries
+                .into_iter()
+                .find(|e| e.order_id == order_id && e.merchant == merchant.as_str());
+        }
         Ok(OrderView {
             outcome,
             tracking,
             tracking_error,
+            statement,
         })
+    }
+
+    /// This cardholder's statement at `issuer`: its cards (never the full number) and its
+    /// orders with their payment state and instalments.
+    pub async fn statement(&self, issuer: &PartyId) -> Result<Statement, CardholderError> {
+        let client = self.peer(issuer, Role::Issuer)?;
+        Ok(client.get(crate::issuer::PATH_STATEMENT).await?)
     }
 
     /// Cancels one of this cardholder's orders at its merchant: before shipping the

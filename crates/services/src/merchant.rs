@@ -2,15 +2,22 @@
 //! only its own part, forwards the issuer's part, and on approval forwards the carrier's part
 //! with its delivery request.
 //!
-//! Routes: the handshake, `GET /healthz`, `GET /v1/catalog` (public, assigns nothing), and in
-//! a session with a cardholder `POST /v1/order-forms`, `POST /v1/orders` and
-//! `GET /v1/orders/{order_id}`.
+//! Routes: the handshake, `GET /healthz`, `GET /v1/catalog` (public, assigns nothing); in
+//! a session with a cardholder `POST /v1/order-forms`, `POST /v1/orders`,
+//! `GET /v1/orders/{order_id}` and `POST /v1/orders/{order_id}/cancel`; for its operator
+//! (`crate::operator::Operator`) `GET /v1/admin/orders`, `POST /v1/admin/orders/{id}/cancel`,
+//! `POST /v1/admin/orders/{id}/refund` and `POST /v1/admin/orders/{id}/dispute`.
 //!
 //! An order is a persisted state machine (`warifu_store::OrderState`): it is recorded as
-//! `received` with its authorization message in the outbox in one transaction, then moves to
-//! `authorized` / `declined` (and `shipping_requested` → `shipped` with a carrier). Each step
-//! is a compare-and-set, and the issuer and carrier are idempotent on the order id, so a
-//! resubmitted bundle resumes an interrupted order and never charges or ships twice.
+//! `received` with its authorization message in the outbox in one transaction; every later
+//! step (authorize, ship, capture, void, refund, track) is run by [`crate::worker`], inline
+//! for the request that caused it and by the outbox worker after a crash or an outage. Each
+//! step is a compare-and-set committed with the message it causes, and the issuer and carrier
+//! are idempotent on the order id (and refund id), so nothing is charged or shipped twice.
+//!
+//! Cancelling: `authorized` / `shipping_requested` → `cancelled` → `voided` (the hold is
+//! released); `captured` / `delivered` → `cancelled` → `refunded` (in full); `received` and
+//! `shipped` (a step in flight) answer `invalid_transition` — cancel again a moment later.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -40,7 +47,8 @@ use crate::peer::{PeerClient, http_client};
 use crate::service::{self, fingerprint, json_bytes, random_id, store_error, to_json};
 use crate::wire::{
     AdminOrder, AdminOrderList, AuthorizeRequest, CancelRequest, CatalogView, Decision,
-    FormRequest, OperatorRefund, OrderOutcome, SubmitRequest, VoidRequest,
+    DisputeAnswer, FormRequest, OperatorRefund, OrderOutcome, ProofOfDelivery, SubmitRequest,
+    VoidRequest,
 };
 use crate::worker;
 
@@ -202,6 +210,7 @@ pub fn app(state: Arc<MerchantState>) -> Router {
         .route("/v1/admin/orders", get(admin_orders))
         .route("/v1/admin/orders/{order_id}/cancel", post(admin_cancel))
         .route("/v1/admin/orders/{order_id}/refund", post(admin_refund))
+        .route("/v1/admin/orders/{order_id}/dispute", post(admin_dispute))
         .with_state(state.clone());
     service::assemble(state.guard.clone(), public, authenticated)
 }
@@ -681,12 +690,21 @@ async fn read_any_order(st: &MerchantState, order_id: &str) -> AppResult<OrderRe
         .ok_or_else(|| AppError::new(ErrorCode::UnknownOrder, "no such order"))
 }
 
+/// The operator cancels an order (as the cardholder could); the body (`{}`) may be omitted.
 async fn admin_cancel(
     State(st): State<Arc<MerchantState>>,
     _: Operator,
     Path(order_id): Path<String>,
-    JsonBody(_): JsonBody<CancelRequest>,
+    body: axum::body::Bytes,
 ) -> AppResult<Response> {
+    if !body.is_empty() {
+        serde_json::from_slice::<CancelRequest>(&body).map_err(|e| {
+            AppError::new(
+                ErrorCode::MalformedRequest,
+                crate::error::redact_quoted(&e.to_string()),
+            )
+        })?;
+    }
     let order = read_any_order(&st, &order_id).await?;
     let fp = fingerprint(&[order.cardholder_id.as_bytes()]);
     if let Some(first) = earlier_answer(&st, SCOPE_CANCEL, &order_id, &fp).await? {
@@ -750,6 +768,39 @@ async fn admin_refund(
     let order = worker::drive(&st, &order_id).await?;
     let outcome = outcome_of(&st, &order).await?;
     answer_once(&st, SCOPE_REFUND, &key, &fp, &outcome).await
+}
+
+/// The operator answers a dispute: the carrier's proof of delivery, kept when the worker
+/// learned of the delivery, is shown to the issuer (it carries no address), which checks the
+/// carrier's MAC and answers `DisputeAnswer`.
+async fn admin_dispute(
+    State(st): State<Arc<MerchantState>>,
+    _: Operator,
+    Path(order_id): Path<String>,
+) -> AppResult<Json<DisputeAnswer>> {
+    let order = read_any_order(&st, &order_id).await?;
+    let facts = st
+        .store
+        .order_facts(&order_id)
+        .await
+        .map_err(store_error("reading order facts"))?;
+    let proof: ProofOfDelivery = facts
+        .iter()
+        .find(|f| f.kind == worker::FACT_PROOF)
+        .and_then(|f| serde_json::from_slice(&f.body).ok())
+        .ok_or_else(|| invalid("no proof of delivery is known for this order"))?;
+    let issuer = PartyId::parse(&order.issuer_id)
+        .map_err(|e| AppError::internal("reading an order's issuer", &e))?;
+    let client = st.peer(&issuer, Role::Issuer)?;
+    let answer: DisputeAnswer = client
+        .post(
+            &crate::issuer::order_path(crate::issuer::PATH_PROOF_OF_DELIVERY, &order_id),
+            &proof,
+        )
+        .await
+        .map_err(crate::service::peer_error)?;
+    tracing::info!(%order_id, proof_valid = answer.proof_valid, "dispute answered with the proof of delivery");
+    Ok(Json(answer))
 }
 
 /// `?limit=&offset=&state=` of the operator's order list.

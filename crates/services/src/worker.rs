@@ -94,7 +94,7 @@ impl Default for WorkerOptions {
         WorkerOptions {
             poll_interval: Duration::from_millis(100),
             grace: Duration::from_secs(2),
-            lease: Duration::from_secs(60),
+            lease: Duration::from_secs(30),
             batch: 32,
             backoff_base: Duration::from_millis(200),
             backoff_max: Duration::from_secs(30),

@@ -204,6 +204,11 @@ async fn captured_delivered_refunded(db: Db) {
     assert_eq!(view.payment_state().as_deref(), Some("captured"));
     assert_eq!(view.payment_method(), Some("installments(3)"));
     assert_eq!(view.delivery_state(), Some("accepted"));
+    assert_eq!(
+        view.instalments(),
+        Some(&[1968, 1966, 1966][..]),
+        "{view:?}"
+    );
     let t = view.tracking.as_ref().expect("tracking view");
     assert_eq!(
         t.destination
@@ -250,13 +255,24 @@ async fn captured_delivered_refunded(db: Db) {
         .tracking(&env.carrier(), &merchant_id, &order_id)
         .await
         .expect("tracking");
-    if tracked.proof_of_delivery.is_some() {
-        let proof = facts
-            .iter()
-            .find(|f| f.kind == "proof")
-            .expect("proof kept");
-        assert!(!common::contains(&proof.body, common::ADDRESS.as_bytes()));
-    }
+    assert!(tracked.proof_of_delivery.is_some(), "{tracked:?}");
+    let proof = facts
+        .iter()
+        .find(|f| f.kind == "proof")
+        .expect("proof kept");
+    assert!(!common::contains(&proof.body, common::ADDRESS.as_bytes()));
+    // The merchant shows the proof to the issuer in a dispute; the issuer checks it.
+    let (status, body) = admin(
+        &env,
+        reqwest::Method::POST,
+        &format!("/v1/admin/orders/{order_id}/dispute"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let answer: warifu_services::wire::DisputeAnswer =
+        serde_json::from_slice(&body).expect("dispute answer");
+    assert!(answer.proof_valid && answer.order_id == order_id);
     // Nothing is left to send for it.
     assert!(
         store
