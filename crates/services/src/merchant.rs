@@ -531,7 +531,15 @@ async fn outcome_of(st: &MerchantState, order: &OrderRecord) -> AppResult<OrderO
             .and_then(|c| PartyId::parse(c).ok()),
         tracking_number: order.tracking_number.clone(),
         payment: fact(worker::FACT_PAYMENT).and_then(|b| serde_json::from_slice(b).ok()),
-        delivery: fact(worker::FACT_DELIVERY).map(|b| String::from_utf8_lossy(b).into_owned()),
+        // Until the worker learns more, a shipment is as the carrier accepted it.
+        delivery: fact(worker::FACT_DELIVERY)
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .or_else(|| {
+                order
+                    .tracking_number
+                    .as_ref()
+                    .map(|_| "accepted".to_owned())
+            }),
     })
 }
 

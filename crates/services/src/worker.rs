@@ -472,13 +472,6 @@ async fn step_ship(
             "the carrier's receipt is not about this order",
         )));
     }
-    put_fact(
-        st,
-        order_id,
-        FACT_DELIVERY,
-        receipt.status.clone().into_bytes(),
-    )
-    .await?;
     tracing::info!(%order_id, tracking = %receipt.tracking_number, "shipped; capturing");
     let t = Transition::new(
         order_id,
@@ -657,13 +650,23 @@ async fn step_track(
             "the carrier's tracking is not about this order",
         )));
     }
-    put_fact(
-        st,
-        order_id,
-        FACT_DELIVERY,
-        view.status.clone().into_bytes(),
-    )
-    .await?;
+    let seen = st
+        .store()
+        .order_facts(order_id)
+        .await
+        .map_err(store_error("reading order facts"))?
+        .into_iter()
+        .find(|f| f.kind == FACT_DELIVERY)
+        .map(|f| f.body);
+    if seen.as_deref() != Some(view.status.as_bytes()) {
+        put_fact(
+            st,
+            order_id,
+            FACT_DELIVERY,
+            view.status.clone().into_bytes(),
+        )
+        .await?;
+    }
     match view.status.as_str() {
         "delivered" => {
             if let Some(proof) = &view.proof_of_delivery {
