@@ -20,11 +20,12 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
 use axum::{Json, Router};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde::de::DeserializeOwned;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use warifu_core::keysource::KeySource;
 use warifu_core::rand::OsRandom;
 use warifu_core::session::{
@@ -237,12 +238,24 @@ fn handshake_error(e: CoreError) -> AppError {
 
 /// The handshake routes (`POST /v1/handshake/hello`, `POST /v1/handshake/confirm`).
 pub fn routes(guard: Arc<Guard>) -> Router {
-    Router::new()
-        .route(PATH_HELLO, post(hello))
-        .route(PATH_CONFIRM, post(confirm))
+    api_routes(guard).into()
+}
+
+/// The handshake routes with their OpenAPI documentation.
+pub fn api_routes(guard: Arc<Guard>) -> OpenApiRouter {
+    OpenApiRouter::new()
+        .routes(routes!(hello))
+        .routes(routes!(confirm))
         .with_state(guard)
 }
 
+/// Handshake message 1 → message 2 (mutual confirmation, claim 5).
+#[utoipa::path(
+    post,
+    path = PATH_HELLO,
+    request_body = crate::openapi::Hello,
+    responses((status = 200, description = "Message 2: the responder's challenge", body = crate::openapi::Challenge))
+)]
 async fn hello(
     State(g): State<Arc<Guard>>,
     JsonBody(h): JsonBody<Hello>,
@@ -250,6 +263,13 @@ async fn hello(
     g.hello(&h).map(Json)
 }
 
+/// Handshake message 3: on success the session is live.
+#[utoipa::path(
+    post,
+    path = PATH_CONFIRM,
+    request_body = crate::openapi::Confirm,
+    responses((status = 200, description = "The session is established", body = SessionEstablished))
+)]
 async fn confirm(
     State(g): State<Arc<Guard>>,
     JsonBody(c): JsonBody<Confirm>,

@@ -6,6 +6,9 @@
 //!   state, shutdown)` each; [`cardholder`]: the client.
 //! - [`auth`] and [`peer`]: mutual confirmation (claim 5) over HTTP, server and client side;
 //!   [`operator`]: the token that guards operator routes (lifecycle commands, dashboards).
+//! - [`service`]: router assembly, `/healthz`, `/readyz`, graceful shutdown; [`metrics`]:
+//!   Prometheus metrics at `/metrics`; [`openapi`]: each service's OpenAPI 3 document at
+//!   `/openapi.json`.
 //! - [`directory`]: identifier → role → endpoint.
 //! - [`keys`]: a party's key source for its scheme, behind a pairwise-key cache.
 //! - [`local`]: a whole deployment in one process (demo, `up`, tests); [`holdings`]: what each
@@ -28,6 +31,8 @@ pub mod issuer;
 pub mod keys;
 pub mod local;
 pub mod merchant;
+pub mod metrics;
+pub mod openapi;
 pub mod operator;
 pub mod pages;
 pub mod peer;

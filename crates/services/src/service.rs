@@ -1,26 +1,549 @@
 //! What every service shares: the finishing layers of a router (fallbacks, body limit, request
-//! log, operator access), serving with graceful shutdown, health, fresh identifiers and JSON answers.
+//! metrics and span, operator access), the operations routes (`/healthz`, `/readyz`,
+//! `/metrics`, `/openapi.json`), serving with graceful shutdown on SIGTERM or Ctrl-C with a
+//! bounded drain, fresh identifiers and JSON answers.
 
-use std::future::Future;
-use std::sync::Arc;
-use std::time::Instant;
+use std::collections::BTreeMap;
+use std::future::{Future, IntoFuture};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::{
+    DefaultBodyLimit, FromRequestParts, MatchedPath, RawPathParams, Request, State,
+};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
-use warifu_core::PartyId;
+use tracing::Instrument;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use warifu_core::keysource::KeySource;
 use warifu_core::rand::{OsRandom, Randomness};
-use warifu_store::{PartyStore, StoreError};
+use warifu_core::{PartyId, Role};
+use warifu_store::{CarrierStore, IssuerStore, MerchantStore, PartyStore, StoreError};
 
 use crate::MAX_BODY;
 use crate::auth::{self, Guard};
+use crate::directory::SharedDirectory;
 use crate::error::{AppError, AppResult, ErrorCode};
+use crate::metrics::{self, Metrics, label};
+use crate::openapi;
 use crate::operator;
 use crate::peer::ClientError;
+
+/// How long a stopping service waits for in-flight requests before dropping them.
+pub const DRAIN_TIME: Duration = Duration::from_secs(10);
+/// How long the readiness check waits for the store.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What a service's readiness check and scrape-time metrics read: its keys, its store, and
+/// the peers it must find in the key center's directory. Each party builds one in its
+/// `app()`.
+#[derive(Clone)]
+pub struct Ops {
+    service: &'static str,
+    role: Role,
+    keys: Arc<dyn KeySource>,
+    store: Arc<dyn PartyStore>,
+    holdings: Holdings,
+    peers: Option<PeerList>,
+}
+
+/// The directory and the peers (with their roles) a service must find in it.
+type PeerList = (Arc<SharedDirectory>, Vec<(PartyId, Role)>);
+
+#[derive(Clone)]
+enum Holdings {
+    Merchant(Arc<dyn MerchantStore>),
+    Issuer(Arc<dyn IssuerStore>),
+    Carrier(Arc<dyn CarrierStore>),
+}
+
+impl core::fmt::Debug for Ops {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "Ops {{ service: {}, keys: <redacted> }}", self.service)
+    }
+}
+
+impl Ops {
+    /// A merchant's: orders by state come from `store`.
+    pub fn merchant(keys: Arc<dyn KeySource>, store: Arc<dyn MerchantStore>) -> Ops {
+        Ops {
+            service: "merchant",
+            role: Role::Merchant,
+            keys,
+            store: store.clone(),
+            holdings: Holdings::Merchant(store),
+            peers: None,
+        }
+    }
+
+    /// An issuer's: authorizations by result come from `store`.
+    pub fn issuer(keys: Arc<dyn KeySource>, store: Arc<dyn IssuerStore>) -> Ops {
+        Ops {
+            service: "issuer",
+            role: Role::Issuer,
+            keys,
+            store: store.clone(),
+            holdings: Holdings::Issuer(store),
+            peers: None,
+        }
+    }
+
+    /// A carrier's: shipments by status come from `store`.
+    pub fn carrier(keys: Arc<dyn KeySource>, store: Arc<dyn CarrierStore>) -> Ops {
+        Ops {
+            service: "carrier",
+            role: Role::Carrier,
+            keys,
+            store: store.clone(),
+            holdings: Holdings::Carrier(store),
+            peers: None,
+        }
+    }
+
+    /// The service is ready only while each of `peers` is listed in `directory` in its role
+    /// (the merchant: its issuers and its carrier).
+    pub fn with_peers(
+        mut self,
+        directory: Arc<SharedDirectory>,
+        peers: impl IntoIterator<Item = (PartyId, Role)>,
+    ) -> Ops {
+        self.peers = Some((directory, peers.into_iter().collect()));
+        self
+    }
+
+    /// The service's short name.
+    pub fn service(&self) -> &'static str {
+        self.service
+    }
+
+    /// Runs the readiness checks: storage reachable, keys loaded, peers resolvable.
+    pub async fn readiness(&self) -> Readiness {
+        let mut checks = BTreeMap::new();
+        let storage = match tokio::time::timeout(READY_TIMEOUT, self.store.ping()).await {
+            Ok(Ok(())) => Check::ok(format!("{:?} answers", self.store.backend())),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "readiness: the store does not answer");
+                Check::failed("the store does not answer; see the service's log")
+            }
+            Err(_) => Check::failed(format!(
+                "the store did not answer within {} s",
+                READY_TIMEOUT.as_secs()
+            )),
+        };
+        checks.insert("storage".to_owned(), storage);
+        checks.insert("keys".to_owned(), self.check_keys());
+        checks.insert("peers".to_owned(), self.check_peers());
+        let failing: Vec<String> = checks
+            .iter()
+            .filter(|(_, c)| !c.ok)
+            .map(|(n, _)| n.clone())
+            .collect();
+        Readiness {
+            status: if failing.is_empty() {
+                "ready"
+            } else {
+                "not_ready"
+            }
+            .to_owned(),
+            service: self.service.to_owned(),
+            party: self.keys.owner().to_string(),
+            checks,
+            failing,
+        }
+    }
+
+    fn check_keys(&self) -> Check {
+        let owner = self.keys.owner();
+        if owner.role() != self.role {
+            return Check::failed(format!(
+                "the loaded key is {owner}'s, not a {}'s",
+                self.role
+            ));
+        }
+        // A pairwise key with the first peer proves the key material is usable (cached after
+        // the first derivation).
+        if let Some((_, peers)) = &self.peers
+            && let Some((peer, _)) = peers.first()
+            && self.keys.shared_secret(peer).is_err()
+        {
+            return Check::failed(format!("no pairwise key with {peer} can be derived"));
+        }
+        Check::ok(format!(
+            "{owner}, {} scheme",
+            scheme_name(self.keys.as_ref())
+        ))
+    }
+
+    fn check_peers(&self) -> Check {
+        let Some((directory, peers)) = &self.peers else {
+            return Check::ok("this service calls no peer".to_owned());
+        };
+        let dir = directory.get();
+        let problems: Vec<String> = peers
+            .iter()
+            .filter_map(|(id, role)| dir.lookup(id, *role).err().map(|e| e.to_string()))
+            .collect();
+        if problems.is_empty() {
+            Check::ok(format!("{} peer(s) listed in the directory", peers.len()))
+        } else {
+            Check::failed(problems.join("; "))
+        }
+    }
+
+    /// Refreshes the scrape-time gauges of `metrics` from the store and the guard.
+    pub async fn refresh(&self, metrics: &Metrics, guard: &Guard) {
+        let (sessions, pending) = guard.counts();
+        metrics.set_one(metrics::SESSIONS, count(sessions as u64));
+        metrics.set_one(metrics::PENDING_HANDSHAKES, count(pending as u64));
+        let result = match &self.holdings {
+            Holdings::Merchant(s) => refresh_merchant(s.as_ref(), metrics).await,
+            Holdings::Issuer(s) => refresh_issuer(s.as_ref(), metrics).await,
+            Holdings::Carrier(s) => refresh_carrier(s.as_ref(), metrics).await,
+        };
+        let up = match result {
+            Ok(()) => 1,
+            Err(e) => {
+                tracing::warn!(error = %e, "metrics: the store does not answer");
+                0
+            }
+        };
+        metrics.set_one(metrics::STORAGE_UP, up);
+    }
+}
+
+fn scheme_name(keys: &dyn KeySource) -> String {
+    serde_json::to_value(keys.scheme())
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_else(|| format!("code {}", keys.scheme().code()))
+}
+
+fn count(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+async fn refresh_merchant(s: &dyn MerchantStore, m: &Metrics) -> Result<(), StoreError> {
+    let states = s.count_orders_by_state().await?;
+    m.set(
+        metrics::ORDERS,
+        states
+            .into_iter()
+            .map(|(state, n)| (vec![label("state", state.as_str())], count(n))),
+    );
+    m.set_one(metrics::OUTBOX_PENDING, count(s.outbox_pending().await?));
+    Ok(())
+}
+
+/// Rows read per page when a count is taken by listing.
+const PAGE: u32 = 1000;
+
+async fn refresh_issuer(s: &dyn IssuerStore, m: &Metrics) -> Result<(), StoreError> {
+    let mut by_result: BTreeMap<(String, String), u64> = BTreeMap::new();
+    let mut by_state: BTreeMap<String, u64> = BTreeMap::new();
+    let mut offset = 0u32;
+    loop {
+        let page = s.list_authorizations(PAGE, offset).await?;
+        for a in &page {
+            let (result, reason) = match a.decline_code {
+                None => ("approved".to_owned(), String::new()),
+                Some(c) => ("declined".to_owned(), c.as_str().to_owned()),
+            };
+            *by_result.entry((result, reason)).or_default() += 1;
+            *by_state.entry(a.status.as_str().to_owned()).or_default() += 1;
+        }
+        if page.len() < PAGE as usize {
+            break;
+        }
+        offset = offset.saturating_add(PAGE);
+    }
+    m.set(
+        metrics::AUTHORIZATIONS,
+        by_result.into_iter().map(|((result, reason), n)| {
+            (
+                vec![label("result", result), label("reason", reason)],
+                count(n),
+            )
+        }),
+    );
+    m.set(
+        metrics::AUTHORIZATIONS_BY_STATE,
+        by_state
+            .into_iter()
+            .map(|(state, n)| (vec![label("state", state)], count(n))),
+    );
+    Ok(())
+}
+
+async fn refresh_carrier(s: &dyn CarrierStore, m: &Metrics) -> Result<(), StoreError> {
+    let mut by_status: BTreeMap<String, u64> = BTreeMap::new();
+    let mut offset = 0u32;
+    loop {
+        let page = s.list_shipments(PAGE, offset).await?;
+        for sh in &page {
+            *by_status.entry(sh.status.as_str().to_owned()).or_default() += 1;
+        }
+        if page.len() < PAGE as usize {
+            break;
+        }
+        offset = offset.saturating_add(PAGE);
+    }
+    m.set(
+        metrics::SHIPMENTS,
+        by_status
+            .into_iter()
+            .map(|(status, n)| (vec![label("status", status)], count(n))),
+    );
+    Ok(())
+}
+
+/// One readiness check's result.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Check {
+    /// Whether it passed.
+    pub ok: bool,
+    /// What was found (never a secret).
+    pub detail: String,
+}
+
+impl Check {
+    fn ok(detail: String) -> Check {
+        Check { ok: true, detail }
+    }
+    fn failed(detail: impl Into<String>) -> Check {
+        Check {
+            ok: false,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// The `/readyz` answer.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Readiness {
+    /// `ready` (HTTP 200) or `not_ready` (HTTP 503).
+    pub status: String,
+    /// The service: `merchant`, `issuer` or `carrier`.
+    pub service: String,
+    /// The party's identifier.
+    pub party: String,
+    /// Each check by name: `storage`, `keys`, `peers`.
+    pub checks: BTreeMap<String, Check>,
+    /// The names of the checks that failed.
+    pub failing: Vec<String>,
+}
+
+/// The `/healthz` answer: the process is alive and serving.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Health {
+    /// Always `ok`.
+    pub status: String,
+    /// The service: `merchant`, `issuer` or `carrier`.
+    pub service: String,
+    /// The party's identifier.
+    pub party: String,
+}
+
+/// What the operations routes and the request middleware share.
+struct OpsState {
+    ops: Ops,
+    metrics: Arc<Metrics>,
+    guard: Arc<Guard>,
+    document: OnceLock<Vec<u8>>,
+}
+
+/// Liveness: the process is alive and serving requests.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    responses((status = 200, description = "The process is alive", body = Health))
+)]
+async fn healthz(State(st): State<Arc<OpsState>>) -> Json<Health> {
+    Json(Health {
+        status: "ok".to_owned(),
+        service: st.ops.service.to_owned(),
+        party: st.guard.owner().to_string(),
+    })
+}
+
+/// Readiness: storage reachable, keys loaded, peers listed in the key center's directory.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    responses(
+        (status = 200, description = "Ready: every check passed", body = Readiness),
+        (status = 503, description = "Not ready: `failing` names the failed checks", body = Readiness)
+    )
+)]
+async fn readyz(State(st): State<Arc<OpsState>>) -> Response {
+    let r = st.ops.readiness().await;
+    let status = if r.failing.is_empty() {
+        StatusCode::OK
+    } else {
+        tracing::warn!(failing = ?r.failing, "not ready");
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(r)).into_response()
+}
+
+/// Prometheus metrics (OpenMetrics text): request latency by route template and status, and
+/// what the party holds (orders by state, authorizations by result, shipments by status).
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    responses((status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text", body = String))
+)]
+async fn metrics_handler(State(st): State<Arc<OpsState>>) -> Response {
+    let _scrape = st.metrics.lock_scrape().await;
+    st.ops.refresh(&st.metrics, &st.guard).await;
+    match st.metrics.encode() {
+        Ok(text) => {
+            let mut r = text.into_response();
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(metrics::CONTENT_TYPE),
+            );
+            r
+        }
+        Err(e) => AppError::internal("encoding the metrics", &e).into_response(),
+    }
+}
+
+/// This service's OpenAPI 3 document.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    responses((status = 200, description = "This OpenAPI document (JSON)"))
+)]
+async fn openapi_json(State(st): State<Arc<OpsState>>) -> Response {
+    match st.document.get() {
+        Some(doc) => json_bytes(StatusCode::OK, doc.clone()),
+        None => AppError::internal("serving the API document", &"not built").into_response(),
+    }
+}
+
+/// The router and OpenAPI document of a service: the handshake routes, its `public` routes,
+/// its `authenticated` routes behind the session guard, the operations routes, and the
+/// finishing layers. Every route comes from an [`OpenApiRouter`], so it is documented.
+///
+/// `pages` are the service's HTML pages (dashboards): they are served but are not part of
+/// the API document.
+pub fn build(
+    guard: Arc<Guard>,
+    public: OpenApiRouter,
+    authenticated: OpenApiRouter,
+    pages: Router,
+    ops: Ops,
+) -> (Router, utoipa::openapi::OpenApi) {
+    let service = ops.service;
+    let (auth_router, mut auth_api) = authenticated.split_for_parts();
+    openapi::require(&mut auth_api, openapi::SESSION);
+    let auth_router = auth_router.route_layer(middleware::from_fn_with_state(
+        guard.clone(),
+        auth::authenticate,
+    ));
+    let state = Arc::new(OpsState {
+        ops,
+        metrics: Arc::new(Metrics::new(service)),
+        guard: guard.clone(),
+        document: OnceLock::new(),
+    });
+    let ops_routes = OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics_handler))
+        .routes(routes!(openapi_json))
+        .with_state(state.clone());
+    let (router, mut api) = auth::api_routes(guard.clone())
+        .merge(public)
+        .merge(ops_routes)
+        .split_for_parts();
+    api.merge(auth_api);
+    let api = openapi::finish(service, api);
+    match serde_json::to_vec(&api) {
+        Ok(doc) => {
+            let _ = state.document.set(doc);
+        }
+        Err(e) => tracing::error!(error = %e, "cannot encode the API document"),
+    }
+    let access = guard.operator().clone();
+    let router = router
+        .merge(auth_router)
+        .merge(pages)
+        .fallback(auth::not_found)
+        .method_not_allowed_fallback(auth::method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn(move |req, next| {
+            operator::attach(access.clone(), req, next)
+        }))
+        .layer(middleware::from_fn_with_state(state.metrics.clone(), track));
+    (router, api)
+}
+
+/// [`build`]'s router alone.
+pub fn assemble_with(
+    guard: Arc<Guard>,
+    public: OpenApiRouter,
+    authenticated: OpenApiRouter,
+    pages: Router,
+    ops: Ops,
+) -> Router {
+    build(guard, public, authenticated, pages, ops).0
+}
+
+/// The longest `order_id` put into a log span.
+const MAX_LOGGED_ID: usize = 64;
+
+/// Middleware: a span per request carrying the service, method, route template and the
+/// `order_id` path parameter when the route has one; the request's latency into the
+/// service's histogram; a debug line per request.
+async fn track(State(m): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| metrics::UNMATCHED.to_owned());
+    let method = req.method().clone();
+    let (mut parts, body) = req.into_parts();
+    let order_id = RawPathParams::from_request_parts(&mut parts, &())
+        .await
+        .ok()
+        .and_then(|p| {
+            p.iter()
+                .find(|(k, _)| *k == "order_id")
+                .map(|(_, v)| v.chars().take(MAX_LOGGED_ID).collect::<String>())
+        });
+    let req = Request::from_parts(parts, body);
+    let span = tracing::info_span!(
+        "request",
+        service = m.service(),
+        %method,
+        route = %route,
+        order_id = tracing::field::Empty,
+    );
+    if let Some(id) = &order_id {
+        span.record("order_id", id.as_str());
+    }
+    let started = Instant::now();
+    let response = next.run(req).instrument(span.clone()).await;
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    m.observe(method.as_str(), &route, status, elapsed);
+    span.in_scope(|| {
+        tracing::debug!(
+            status,
+            micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+            "request"
+        );
+    });
+    response
+}
 
 /// A service's router: the handshake routes, its `public` routes, and its `authenticated`
 /// routes behind the session guard, with the finishing layers of [`finish`].
@@ -74,15 +597,70 @@ async fn log_request(req: Request, next: Next) -> Response {
     response
 }
 
-/// Serves `app` on `listener` until `shutdown` completes, then finishes in-flight requests.
+/// Serves `app` on `listener` until `shutdown` completes, then finishes in-flight requests
+/// for at most [`DRAIN_TIME`].
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    serve_with_drain(listener, app, shutdown, DRAIN_TIME).await
+}
+
+/// Serves `app` on `listener` until `shutdown` completes; then it accepts no new connection,
+/// lets in-flight requests finish, and after `drain` drops those still running.
+pub async fn serve_with_drain(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    drain: Duration,
+) -> std::io::Result<()> {
+    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+    let signal = async move {
+        shutdown.await;
+        tracing::info!("stopping: finishing in-flight requests");
+        let _ = stopping_tx.send(());
+    };
+    let server = axum::serve(listener, app)
+        .with_graceful_shutdown(signal)
+        .into_future();
+    tokio::pin!(server);
+    tokio::select! {
+        r = &mut server => r,
+        () = async {
+            if stopping_rx.await.is_err() {
+                std::future::pending::<()>().await;
+            }
+            tokio::time::sleep(drain).await;
+        } => {
+            tracing::warn!(drain_ms = u64::try_from(drain.as_millis()).unwrap_or(u64::MAX), "requests still running after the drain time were dropped");
+            Ok(())
+        }
+    }
+}
+
+/// Completes on SIGTERM or Ctrl-C (SIGINT), whichever comes first.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("Ctrl-C received"),
+        () = term => tracing::info!("SIGTERM received"),
+    }
 }
 
 /// A fresh random identifier: `prefix` followed by `bytes` random bytes in lowercase hex.

@@ -24,7 +24,7 @@ pub const PATH_HELLO: &str = "/v1/handshake/hello";
 pub const PATH_CONFIRM: &str = "/v1/handshake/confirm";
 
 /// The answer to a completed handshake.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SessionEstablished {
     /// The session id both sides derived.

@@ -1,0 +1,367 @@
+//! The OpenAPI 3 document of each service, generated from its router: every route is added
+//! with `utoipa_axum::routes!` from a handler's `#[utoipa::path]`, so a route cannot be served
+//! without being documented. This module finishes the document: title and version, the two
+//! security schemes (session, operator), path parameters, the error responses with their
+//! stable codes (`crate::error::ErrorCode`), and schemas for the core types the wire bodies
+//! carry. Each service serves its document at `GET /openapi.json`; copies are checked into
+//! `docs/openapi/` (regenerate with `WARIFU_WRITE_OPENAPI=1 cargo test -p warifu-services
+//! --test openapi`).
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn, PathItem};
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{
+    ComponentsBuilder, ContentBuilder, InfoBuilder, LicenseBuilder, OpenApi, Ref, RefOr, Required,
+    ResponseBuilder,
+};
+use utoipa::{PartialSchema, ToSchema};
+
+use crate::error::{ErrorBody, ErrorCode};
+
+/// The path every service serves its document at.
+pub const PATH_OPENAPI: &str = "/openapi.json";
+
+/// The security scheme of routes that need a mutual-confirmation session.
+pub const SESSION: &str = "session";
+/// The security scheme of operator routes.
+pub const OPERATOR: &str = "operator";
+
+/// Tag of the handshake routes.
+pub const TAG_HANDSHAKE: &str = "handshake";
+/// Tag of the operations routes (health, readiness, metrics, this document).
+pub const TAG_OPERATIONS: &str = "operations";
+/// Tag of the operator routes (`/v1/admin/…`).
+pub const TAG_ADMIN: &str = "admin";
+
+const METHODS: [&str; 8] = [
+    "get", "put", "post", "delete", "options", "head", "patch", "trace",
+];
+
+/// The operations of a path item with their lowercase method names.
+pub fn operations_mut(item: &mut PathItem) -> Vec<(&'static str, &mut Operation)> {
+    let PathItem {
+        get,
+        put,
+        post,
+        delete,
+        options,
+        head,
+        patch,
+        trace,
+        ..
+    } = item;
+    METHODS
+        .into_iter()
+        .zip([get, put, post, delete, options, head, patch, trace])
+        .filter_map(|(m, op)| op.as_mut().map(|op| (m, op)))
+        .collect()
+}
+
+/// Marks every operation of `api` as needing `scheme` (used on a router's authenticated
+/// routes before they are merged with its public ones).
+pub fn require(api: &mut OpenApi, scheme: &str) {
+    for item in api.paths.paths.values_mut() {
+        for (_, op) in operations_mut(item) {
+            let req = utoipa::openapi::security::SecurityRequirement::new::<_, [&str; 0], &str>(
+                scheme,
+                [],
+            );
+            let security = op.security.get_or_insert_with(Vec::new);
+            if !security.contains(&req) {
+                security.push(req);
+            }
+        }
+    }
+}
+
+fn error_statuses() -> BTreeMap<u16, Vec<&'static str>> {
+    let mut by_status: BTreeMap<u16, Vec<&'static str>> = BTreeMap::new();
+    for c in ErrorCode::ALL {
+        by_status
+            .entry(c.status().as_u16())
+            .or_default()
+            .push(c.as_str());
+    }
+    by_status
+}
+
+fn error_response(codes: &[&str]) -> RefOr<utoipa::openapi::Response> {
+    let list = codes
+        .iter()
+        .map(|c| format!("`{c}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    ResponseBuilder::new()
+        .description(format!(
+            "An error, as `{{\"code\", \"message\"}}`. Stable codes with this status: {list} (see docs/ERRORS.md)."
+        ))
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .build(),
+        )
+        .build()
+        .into()
+}
+
+fn tag_of(path: &str, service: &str) -> &'static str {
+    if path.starts_with("/v1/handshake/") {
+        TAG_HANDSHAKE
+    } else if path.starts_with("/v1/admin/") {
+        TAG_ADMIN
+    } else if !path.starts_with("/v1/") {
+        TAG_OPERATIONS
+    } else {
+        match service {
+            "merchant" => "merchant",
+            "issuer" => "issuer",
+            "carrier" => "carrier",
+            _ => "api",
+        }
+    }
+}
+
+/// The names in `{…}` of a path template.
+pub fn path_params(path: &str) -> Vec<String> {
+    path.split('/')
+        .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+        .map(str::to_owned)
+        .collect()
+}
+
+fn describe_param(name: &str) -> &'static str {
+    match name {
+        "order_id" => "The merchant's order id (from its order form).",
+        "merchant" => "The merchant's identifier, e.g. `merchant:shop.example`.",
+        "tracking_number" => "The carrier's tracking number.",
+        _ => "A path parameter.",
+    }
+}
+
+/// Finishes a service's document (see the module documentation). `service` is `merchant`,
+/// `issuer` or `carrier`.
+pub fn finish(service: &str, mut api: OpenApi) -> OpenApi {
+    api.info = InfoBuilder::new()
+        .title(format!("Warifu {service} API"))
+        .version(env!("CARGO_PKG_VERSION"))
+        .description(Some(format!(
+            "The {service}'s HTTP/JSON API (generated from the code). Routes tagged `{SESSION}` \
+             need a mutual-confirmation session: run the handshake (`POST /v1/handshake/hello`, \
+             `POST /v1/handshake/confirm`), then send `Warifu-Session`, `Warifu-Seq`, \
+             `Warifu-Time` and `Warifu-Mac` on every request; responses carry the same headers \
+             with the responder's MAC (docs/PROTOCOL.md). Operator routes (`/v1/admin/…`) need \
+             the service's operator token. Errors are `{{\"code\", \"message\"}}` with the \
+             stable codes of docs/ERRORS.md."
+        )))
+        .license(Some(LicenseBuilder::new().name("Apache-2.0").build()))
+        .build();
+    let statuses = error_statuses();
+    for (path, item) in api.paths.paths.iter_mut() {
+        let params = path_params(path);
+        let tag = tag_of(path, service);
+        for (_, op) in operations_mut(item) {
+            let declared: Vec<String> = op
+                .parameters
+                .iter()
+                .flatten()
+                .map(|p| p.name.clone())
+                .collect();
+            for name in &params {
+                if !declared.contains(name) {
+                    op.parameters.get_or_insert_with(Vec::new).push(
+                        ParameterBuilder::new()
+                            .name(name)
+                            .parameter_in(ParameterIn::Path)
+                            .required(Required::True)
+                            .description(Some(describe_param(name)))
+                            .schema(Some(String::schema()))
+                            .build(),
+                    );
+                }
+            }
+            op.tags = Some(vec![tag.to_owned()]);
+            if tag == TAG_ADMIN {
+                let req = utoipa::openapi::security::SecurityRequirement::new::<_, [&str; 0], &str>(
+                    OPERATOR,
+                    [],
+                );
+                op.security = Some(vec![req]);
+            }
+            if tag == TAG_OPERATIONS {
+                continue;
+            }
+            for (status, codes) in &statuses {
+                op.responses
+                    .responses
+                    .entry(status.to_string())
+                    .or_insert_with(|| error_response(codes));
+            }
+        }
+    }
+    let mut schemas = Vec::new();
+    <ErrorBody as ToSchema>::schemas(&mut schemas);
+    let mut components = api.components.take().unwrap_or_default();
+    components.schemas.insert(
+        <ErrorBody as ToSchema>::name().into_owned(),
+        ErrorBody::schema(),
+    );
+    components.schemas.extend(schemas);
+    components.security_schemes.insert(
+        SESSION.to_owned(),
+        SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+            "Warifu-Session",
+            "The session id from the handshake; `Warifu-Seq`, `Warifu-Time` and `Warifu-Mac` \
+             (HMAC over session, sequence, time, method, path and body digest) go with it.",
+        ))),
+    );
+    components.security_schemes.insert(
+        OPERATOR.to_owned(),
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .description(Some(
+                    "The service's operator token (`Authorization: Bearer …`, or the \
+                     `warifu_operator` cookie for a browser).",
+                ))
+                .build(),
+        ),
+    );
+    api.components = Some(ComponentsBuilder::from(components).build());
+    api
+}
+
+/// The document as pretty JSON (with a final newline), as checked into `docs/openapi/`.
+pub fn to_pretty_json(api: &OpenApi) -> Result<String, serde_json::Error> {
+    let mut s = serde_json::to_string_pretty(api)?;
+    s.push('\n');
+    Ok(s)
+}
+
+macro_rules! opaque_schema {
+    ($ty:ident, $name:literal, $desc:literal) => {
+        #[doc = $desc]
+        #[derive(Debug, Clone, Copy)]
+        pub struct $ty;
+
+        impl PartialSchema for $ty {
+            fn schema() -> RefOr<Schema> {
+                RefOr::T(Schema::Object(
+                    ObjectBuilder::new()
+                        .schema_type(Type::Object)
+                        .description(Some($desc))
+                        .build(),
+                ))
+            }
+        }
+
+        impl ToSchema for $ty {
+            fn name() -> Cow<'static, str> {
+                Cow::Borrowed($name)
+            }
+        }
+    };
+}
+
+opaque_schema!(
+    SealedOrder,
+    "SealedOrder",
+    "A sealed order (warifu_core::sealed::SealedOrder): the clear header (order id, merchant, issuer, carrier, cardholder, key scheme, policy digest) and one AEAD-sealed part per party, each readable only by its party. Format: docs/PROTOCOL.md."
+);
+opaque_schema!(
+    ForwardedPart,
+    "ForwardedPart",
+    "One party's sealed part as the merchant forwards it (warifu_core::sealed::ForwardedPart): the clear header, that party's sealed part and the other parts' commitments. Format: docs/PROTOCOL.md."
+);
+opaque_schema!(
+    Policy,
+    "Policy",
+    "The disclosure policy (warifu_core::policy::Policy): which party receives which order field; its digest is sealed in the order's header. Format: docs/PROTOCOL.md."
+);
+opaque_schema!(
+    Hello,
+    "Hello",
+    "Handshake message 1 of mutual confirmation (warifu_core::session::Hello): version, initiator and responder identifiers, time, nonce. Format: docs/PROTOCOL.md."
+);
+opaque_schema!(
+    Challenge,
+    "Challenge",
+    "Handshake message 2 (warifu_core::session::Challenge): the responder's nonce and proof. Format: docs/PROTOCOL.md."
+);
+opaque_schema!(
+    Confirm,
+    "Confirm",
+    "Handshake message 3 (warifu_core::session::Confirm): the initiator's proof. Format: docs/PROTOCOL.md."
+);
+
+/// One product of a merchant's catalog (`warifu_core::order::CatalogItem`).
+#[derive(Debug, Clone, ToSchema)]
+#[schema(as = CatalogItem)]
+#[allow(dead_code)]
+pub struct CatalogItemDoc {
+    /// The product number.
+    product_number: String,
+    /// The product name.
+    name: String,
+    /// Unit price in minor units of the form's currency.
+    unit_price: u64,
+}
+
+/// A delivery destination (`warifu_core::order::Destination`); only the carrier and the
+/// cardholder who sealed it ever see one.
+#[derive(Debug, Clone, ToSchema)]
+#[schema(as = Destination)]
+#[allow(dead_code)]
+pub struct DestinationDoc {
+    /// Who receives the parcel.
+    addressee: String,
+    /// The delivery address.
+    address: String,
+}
+
+/// The order form a merchant hands a cardholder (`warifu_core::order::OrderForm`).
+#[derive(Debug, Clone, ToSchema)]
+#[schema(as = OrderForm)]
+#[allow(dead_code)]
+pub struct OrderFormDoc {
+    /// The order id the merchant assigned (also the order's nonce).
+    order_id: String,
+    /// The merchant's identifier.
+    merchant: String,
+    /// The carrier the merchant designates (none: digital goods).
+    carrier: Option<String>,
+    /// Issuers whose cards the merchant accepts.
+    accepted_issuers: Vec<String>,
+    /// ISO 4217 currency.
+    currency: String,
+    /// What can be bought.
+    catalog: Vec<CatalogItemDoc>,
+    /// When the form stops being valid, Unix seconds.
+    expires_at: u64,
+    /// Which party receives which field.
+    policy: Policy,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_params_are_found() {
+        assert_eq!(
+            path_params("/v1/shipments/{merchant}/{order_id}"),
+            vec!["merchant".to_owned(), "order_id".to_owned()]
+        );
+        assert!(path_params("/v1/orders").is_empty());
+    }
+
+    #[test]
+    fn every_error_status_is_documented() {
+        let s = error_statuses();
+        let n: usize = s.values().map(Vec::len).sum();
+        assert_eq!(n, ErrorCode::ALL.len());
+    }
+}
