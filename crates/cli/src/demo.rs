@@ -67,6 +67,9 @@ pub struct UpArgs {
     /// Log filter for standard error.
     #[arg(long, value_name = "FILTER", default_value = "info")]
     pub log: String,
+    /// Log format on standard error: `text` or `json` (one object per line).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 }
 
 /// The demo cardholder.
@@ -85,10 +88,31 @@ const ADDRESS: &str = "2-2-2 Umeda, Kita-ku, Osaka 530-0001";
 
 /// Installs a log subscriber on standard error.
 pub fn init_logs(filter: &str) {
-    let _ = tracing_subscriber::fmt()
+    init_logs_as(filter, LogFormat::Text);
+}
+
+/// How the services' logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line (with the request span's fields, such as `order_id`).
+    Json,
+}
+
+/// Installs a log subscriber on standard error in `format`.
+pub fn init_logs_as(filter: &str, format: LogFormat) {
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+    };
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -434,7 +458,7 @@ fn leak_scan(local: &Local) -> String {
 
 /// Runs `warifu up`.
 pub fn up(args: &UpArgs) -> Result<()> {
-    init_logs(&args.log);
+    init_logs_as(&args.log, args.log_format);
     runtime()?.block_on(run_up(args))
 }
 
@@ -524,9 +548,7 @@ async fn run_up(args: &UpArgs) -> Result<()> {
         local.merchant.id(),
     ));
     print(&text)?;
-    tokio::signal::ctrl_c()
-        .await
-        .context("cannot wait for Ctrl-C")?;
+    warifu_services::service::shutdown_signal().await;
     print("Stopping…\n")?;
     local.stop().await;
     Ok(())

@@ -56,6 +56,9 @@ pub struct ServeArgs {
     /// Log filter.
     #[arg(long, value_name = "FILTER", default_value = "info")]
     pub log: String,
+    /// Log format on standard error: `text` or `json` (one object per line).
+    #[arg(long, value_enum, default_value_t = crate::demo::LogFormat::Text)]
+    pub log_format: crate::demo::LogFormat,
 }
 
 /// `warifu merchant …`
@@ -246,14 +249,15 @@ async fn listen(addr: SocketAddr, id: &PartyId) -> Result<tokio::net::TcpListene
     Ok(l)
 }
 
+/// SIGTERM or Ctrl-C: the service stops accepting, finishes in-flight requests (bounded).
 async fn ctrl_c() {
-    let _ = tokio::signal::ctrl_c().await;
+    warifu_services::service::shutdown_signal().await;
 }
 
 /// Runs `warifu merchant …`.
 pub fn merchant(cmd: &MerchantCommand) -> Result<()> {
     let MerchantCommand::Serve(a) = cmd;
-    crate::demo::init_logs(&a.serve.log);
+    crate::demo::init_logs_as(&a.serve.log, a.serve.log_format);
     let keys = load_keys(&a.serve, Role::Merchant)?;
     let issuers = a
         .issuers
@@ -289,7 +293,7 @@ pub fn merchant(cmd: &MerchantCommand) -> Result<()> {
 pub fn issuer(cmd: &IssuerCommand) -> Result<()> {
     match cmd {
         IssuerCommand::Serve(a) => {
-            crate::demo::init_logs(&a.log);
+            crate::demo::init_logs_as(&a.log, a.log_format);
             let keys = load_keys(a, Role::Issuer)?;
             runtime()?.block_on(async {
                 let store = open_store(&a.db, Party::Issuer).await?;
@@ -362,7 +366,7 @@ fn enroll(a: &EnrollArgs) -> Result<()> {
 /// Runs `warifu carrier …`.
 pub fn carrier(cmd: &CarrierCommand) -> Result<()> {
     let CarrierCommand::Serve(a) = cmd;
-    crate::demo::init_logs(&a.log);
+    crate::demo::init_logs_as(&a.log, a.log_format);
     let keys = load_keys(a, Role::Carrier)?;
     runtime()?.block_on(async {
         let store = open_store(&a.db, Party::Carrier).await?;
