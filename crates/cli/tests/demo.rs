@@ -247,6 +247,43 @@ fn separate_processes_buy_through_the_directory() {
         "{bought}"
     );
     assert!(bought.contains("receipt verified"), "{bought}");
+    // The order's three states, then a cancellation after capture: refunded.
+    let order_id = bought
+        .split_whitespace()
+        .nth(1)
+        .expect("order id")
+        .trim_end_matches(':')
+        .to_owned();
+    let wallet_cmd = |cmd: &str| {
+        ok(warifu().args([
+            "wallet",
+            cmd,
+            "--key",
+            &key("cardholder_hanako@mail.example.key"),
+            "--directory",
+            path(&dir),
+            "--merchant",
+            "merchant:shop.example",
+            "--order-id",
+            &order_id,
+        ]))
+    };
+    let status = wallet_cmd("status");
+    for needle in [
+        "merchant: captured",
+        "payment:  captured",
+        "installments(3)",
+        "instalments: 800 + 800 + 800",
+        "delivery: accepted",
+        "2-2 Umeda, Osaka",
+    ] {
+        assert!(status.contains(needle), "{needle:?} missing:\n{status}");
+    }
+    let cancelled = wallet_cmd("cancel");
+    assert!(
+        cancelled.contains(": refunded") && cancelled.contains("refunded 2400 JPY"),
+        "{cancelled}"
+    );
     // A fake merchant endpoint (the issuer's, which holds no merchant key) gets nothing.
     ok(warifu().args([
         "keycenter",
