@@ -99,7 +99,7 @@ impl Default for WorkerOptions {
             backoff_base: Duration::from_millis(200),
             backoff_max: Duration::from_secs(30),
             track_base: Duration::from_secs(1),
-            track_max: Duration::from_secs(60),
+            track_max: Duration::from_secs(15),
         }
     }
 }
