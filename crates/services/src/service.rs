@@ -241,27 +241,16 @@ async fn refresh_merchant(s: &dyn MerchantStore, m: &Metrics) -> Result<(), Stor
     Ok(())
 }
 
-/// Rows read per page when a count is taken by listing.
-const PAGE: u32 = 1000;
-
 async fn refresh_issuer(s: &dyn IssuerStore, m: &Metrics) -> Result<(), StoreError> {
-    let mut by_result: BTreeMap<(String, String), u64> = BTreeMap::new();
-    let mut by_state: BTreeMap<String, u64> = BTreeMap::new();
-    let mut offset = 0u32;
-    loop {
-        let page = s.list_authorizations(PAGE, offset).await?;
-        for a in &page {
-            let (result, reason) = match a.decline_code {
-                None => ("approved".to_owned(), String::new()),
-                Some(c) => ("declined".to_owned(), c.as_str().to_owned()),
-            };
-            *by_result.entry((result, reason)).or_default() += 1;
-            *by_state.entry(a.status.as_str().to_owned()).or_default() += 1;
-        }
-        if page.len() < PAGE as usize {
-            break;
-        }
-        offset = offset.saturating_add(PAGE);
+    let mut by_result: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+    let mut by_state: BTreeMap<&str, u64> = BTreeMap::new();
+    for (status, code, n) in s.count_authorizations().await? {
+        let key = match code {
+            None => ("approved", ""),
+            Some(c) => ("declined", c.as_str()),
+        };
+        *by_result.entry(key).or_default() += n;
+        *by_state.entry(status.as_str()).or_default() += n;
     }
     m.set(
         metrics::AUTHORIZATIONS,
@@ -282,23 +271,12 @@ async fn refresh_issuer(s: &dyn IssuerStore, m: &Metrics) -> Result<(), StoreErr
 }
 
 async fn refresh_carrier(s: &dyn CarrierStore, m: &Metrics) -> Result<(), StoreError> {
-    let mut by_status: BTreeMap<String, u64> = BTreeMap::new();
-    let mut offset = 0u32;
-    loop {
-        let page = s.list_shipments(PAGE, offset).await?;
-        for sh in &page {
-            *by_status.entry(sh.status.as_str().to_owned()).or_default() += 1;
-        }
-        if page.len() < PAGE as usize {
-            break;
-        }
-        offset = offset.saturating_add(PAGE);
-    }
+    let by_status = s.count_shipments_by_status().await?;
     m.set(
         metrics::SHIPMENTS,
         by_status
             .into_iter()
-            .map(|(status, n)| (vec![label("status", status)], count(n))),
+            .map(|(status, n)| (vec![label("status", status.as_str())], count(n))),
     );
     Ok(())
 }

@@ -178,6 +178,11 @@ impl IssuerStore for Store {
     async fn audit(&self) -> Result<Audit> {
         dispatch!(self, audit())
     }
+    async fn count_authorizations(
+        &self,
+    ) -> Result<Vec<(AuthorizationStatus, Option<DeclineCode>, u64)>> {
+        dispatch!(self, count_authorizations())
+    }
 }
 
 #[async_trait]
@@ -213,5 +218,8 @@ impl CarrierStore for Store {
     }
     async fn list_shipments(&self, limit: u32, offset: u32) -> Result<Vec<ShipmentRecord>> {
         dispatch!(self, list_shipments(limit, offset))
+    }
+    async fn count_shipments_by_status(&self) -> Result<Vec<(ShipmentStatus, u64)>> {
+        dispatch!(self, count_shipments_by_status())
     }
 }

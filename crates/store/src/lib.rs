@@ -223,6 +223,12 @@ pub trait IssuerStore: PartyStore {
     /// Checks the books: the ledger sums to zero, every movement balances, and each card's
     /// available credit equals limit − holds − captures + refunds and its ledger balance.
     async fn audit(&self) -> Result<Audit>;
+
+    /// How many authorizations there are by payment state and decline code (none for an
+    /// approval), for the issuer's metrics.
+    async fn count_authorizations(
+        &self,
+    ) -> Result<Vec<(AuthorizationStatus, Option<DeclineCode>, u64)>>;
 }
 
 /// The carrier's aggregate: shipments and their events.
@@ -260,4 +266,7 @@ pub trait CarrierStore: PartyStore {
 
     /// Shipments, newest first.
     async fn list_shipments(&self, limit: u32, offset: u32) -> Result<Vec<ShipmentRecord>>;
+
+    /// How many shipments are in each status, for the carrier's metrics.
+    async fn count_shipments_by_status(&self) -> Result<Vec<(ShipmentStatus, u64)>>;
 }

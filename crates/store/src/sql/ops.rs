@@ -1685,3 +1685,44 @@ pub(crate) async fn advance_shipment(
     )
     .await
 }
+
+// ------------------------------------------------------------------------------------------
+// Counts for metrics
+
+pub(crate) async fn count_authorizations(
+    p: &P,
+) -> Result<Vec<(AuthorizationStatus, Option<DeclineCode>, u64)>> {
+    let rows = sqlx::query(
+        "SELECT status, decline_code, COUNT(*) AS n FROM issuer_authorizations \
+         GROUP BY status, decline_code ORDER BY status, decline_code",
+    )
+    .fetch_all(&p.reader)
+    .await
+    .map_err(err("count_authorizations"))?;
+    rows.iter()
+        .map(|r| {
+            let status: String = get(r, "status")?;
+            let code: Option<String> = get(r, "decline_code")?;
+            Ok((
+                AuthorizationStatus::decode(&status)?,
+                code.as_deref().map(DeclineCode::decode).transpose()?,
+                to_u64(get(r, "n")?, "count")?,
+            ))
+        })
+        .collect()
+}
+
+pub(crate) async fn count_shipments_by_status(p: &P) -> Result<Vec<(ShipmentStatus, u64)>> {
+    let rows = sqlx::query(
+        "SELECT status, COUNT(*) AS n FROM carrier_shipments GROUP BY status ORDER BY status",
+    )
+    .fetch_all(&p.reader)
+    .await
+    .map_err(err("count_shipments_by_status"))?;
+    rows.iter()
+        .map(|r| {
+            let s: String = get(r, "status")?;
+            Ok((ShipmentStatus::decode(&s)?, to_u64(get(r, "n")?, "count")?))
+        })
+        .collect()
+}
