@@ -520,6 +520,19 @@ async fn run_up(args: &UpArgs) -> Result<()> {
             },
         )?;
     }
+    let web_port = match args.port {
+        0 => 0,
+        p => p.checked_add(3).context("--port too high")?,
+    };
+    let (web_listener, web_url) = crate::web::bind(web_port).await?;
+    let (web_stop, web_stopped) = tokio::sync::oneshot::channel::<()>();
+    let web_task = tokio::spawn(crate::web::serve(
+        web_listener,
+        up_wallet_config(&local, &key_path, &wallet_dir),
+        async move {
+            let _ = web_stopped.await;
+        },
+    ));
     let mut text = format!(
         "Warifu is up (scheme {}{}, data in {}).\n",
         local.figures.scheme,
@@ -538,6 +551,14 @@ async fn run_up(args: &UpArgs) -> Result<()> {
         ));
     }
     text.push_str(&format!(
+        "Dashboards (read-only): {}\nWallet of {CARDHOLDER} in your browser: {web_url}\n",
+        [local.merchant.id(), local.issuer.id(), local.carrier.id()]
+            .iter()
+            .map(|id| format!("{}/dashboard", local.endpoint(id).unwrap_or_default()))
+            .collect::<Vec<_>>()
+            .join("  ")
+    ));
+    text.push_str(&format!(
         "Directory: {}\nBuy as {CARDHOLDER} from another terminal:\n  \
          warifu wallet buy --key {} --profile {} --directory {} --merchant {} --item TEA-001:2\n\
          Press Ctrl-C to stop.\n",
@@ -550,6 +571,60 @@ async fn run_up(args: &UpArgs) -> Result<()> {
     print(&text)?;
     warifu_services::service::shutdown_signal().await;
     print("Stopping…\n")?;
+    let _ = web_stop.send(());
+    if let Ok(Err(e)) = web_task.await {
+        tracing::warn!(error = %e, "the wallet page stopped with an error");
+    }
     local.stop().await;
     Ok(())
+}
+
+/// The wallet page of `warifu up`: the demo cardholder's key, its wallet file next to it, the
+/// deployment's stores for the order-across-parties view, and the demo card and addresses
+/// offered when the wallet is created.
+fn up_wallet_config(local: &Local, key_path: &Path, wallet_dir: &Path) -> crate::web::WebConfig {
+    use crate::web::vault::{Address, Contact, StoredCard, VaultData};
+    crate::web::WebConfig {
+        key_paths: vec![key_path.to_owned()],
+        scheme: None,
+        key_cache: warifu_services::keys::DEFAULT_KEY_CACHE,
+        directory: local.directory_path.clone(),
+        merchant: local.merchant.id().clone(),
+        vault: wallet_dir.join("wallet.vault"),
+        deployment: Some(crate::web::Deployment {
+            merchant: local.merchant.clone(),
+            issuer: local.issuer.clone(),
+            carrier: local.carrier.clone(),
+        }),
+        seed: Some(VaultData {
+            me: Contact {
+                name: CARD_NAME.into(),
+                address: "1-1 Chiyoda, Chiyoda-ku, Tokyo 100-0001".into(),
+                telephone: "+81-3-1234-5678".into(),
+                fax: None,
+            },
+            cards: vec![StoredCard {
+                id: "demo".into(),
+                holder_name: CARD_NAME.into(),
+                number: CARD_NUMBER.into(),
+                expiry: CARD_EXPIRY,
+                issuer: local.issuer.id().clone(),
+            }],
+            addresses: vec![
+                Address {
+                    id: "home".into(),
+                    label: "home".into(),
+                    addressee: CARD_NAME.into(),
+                    address: "1-1 Chiyoda, Chiyoda-ku, Tokyo 100-0001".into(),
+                },
+                Address {
+                    id: "taro".into(),
+                    label: "Taro (gift)".into(),
+                    addressee: ADDRESSEE.into(),
+                    address: ADDRESS.into(),
+                },
+            ],
+            orders: Vec::new(),
+        }),
+    }
 }

@@ -72,6 +72,10 @@ pub enum WalletCommand {
     Cancel(StatusArgs),
     /// Ask the carrier where a parcel is (and see the destination you sealed).
     Track(TrackArgs),
+    /// Serve the wallet as a web page on 127.0.0.1: cards and addresses in an encrypted
+    /// wallet file, the catalog, the order, a disclosure preview, sealing here, the order's
+    /// states.
+    Web(crate::web::WebArgs),
 }
 
 /// What every wallet command needs.
@@ -172,6 +176,7 @@ pub fn run(cmd: &WalletCommand) -> Result<()> {
     runtime()?.block_on(async {
         match cmd {
             WalletCommand::Buy(a) => buy(a).await,
+            WalletCommand::Web(a) => crate::web::run(a).await,
             WalletCommand::Catalog(c) => {
                 let (wallet, merchant) = client(c)?;
                 let catalog = wallet.catalog(&merchant).await?;

@@ -1,0 +1,466 @@
+//! The wallet page and the dashboards in a real headless Chromium, driven over WebDriver
+//! (chromedriver) from Rust: `warifu up` is started as a user would, a cardholder creates the
+//! wallet, sees the catalog, orders with instalments and a gift address, checks the disclosure
+//! preview, sends and sees the order shipped; the merchant's dashboard shows the order without
+//! card number or address, the carrier's shows the address; a card the issuer does not know is
+//! declined with a clear message. Screenshots go to `target/browser-artifacts/`.
+//!
+//! Without `/usr/bin/chromium` and `chromedriver` the test prints SKIP, unless
+//! `WARIFU_REQUIRE_BROWSER=1`, when it fails.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+
+const CARD: &str = "4539148803436467";
+const UNKNOWN_CARD: &str = "4111111111111111";
+const GIFT_NAME: &str = "Jiro Tanaka";
+const GIFT_ADDRESS: &str = "3-3-3 Tenjin, Chuo-ku, Fukuoka 810-0001";
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn find_tool(names: &[&str]) -> Option<PathBuf> {
+    for n in names {
+        let p = Path::new(n);
+        if p.is_absolute() && p.exists() {
+            return Some(p.to_owned());
+        }
+        if let Ok(path) = std::env::var("PATH") {
+            for dir in std::env::split_paths(&path) {
+                let c = dir.join(n);
+                if c.exists() {
+                    return Some(c);
+                }
+            }
+        }
+    }
+    None
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn artifacts() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/browser-artifacts");
+    std::fs::create_dir_all(&dir).expect("artifact dir");
+    dir
+}
+
+/// A minimal WebDriver client.
+struct Driver {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Driver {
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let url = format!("{}{path}", self.base);
+        let mut req = self.http.request(method, &url);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("webdriver reachable");
+        let status = resp.status();
+        let v: Value = resp.json().await.expect("webdriver json");
+        assert!(status.is_success(), "webdriver {path}: {status} {v}");
+        v["value"].clone()
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Value {
+        self.call(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        self.call(reqwest::Method::GET, path, None).await
+    }
+
+    async fn goto(&self, url: &str) {
+        self.post("/url", json!({ "url": url })).await;
+    }
+
+    async fn find(&self, css: &str) -> String {
+        let v = self
+            .post("/element", json!({"using": "css selector", "value": css}))
+            .await;
+        match v[ELEMENT].as_str() {
+            Some(id) => id.to_owned(),
+            None => {
+                let src = self.source().await;
+                panic!("no element {css}: {v}\n--- page ---\n{src}");
+            }
+        }
+    }
+
+    async fn find_all(&self, css: &str) -> Vec<String> {
+        let v = self
+            .post("/elements", json!({"using": "css selector", "value": css}))
+            .await;
+        v.as_array()
+            .expect("elements")
+            .iter()
+            .map(|e| e[ELEMENT].as_str().expect("id").to_owned())
+            .collect()
+    }
+
+    async fn click(&self, css: &str) {
+        let e = self.find(css).await;
+        self.post(&format!("/element/{e}/click"), json!({})).await;
+    }
+
+    async fn fill(&self, css: &str, text: &str) {
+        let e = self.find(css).await;
+        self.post(&format!("/element/{e}/clear"), json!({})).await;
+        self.post(&format!("/element/{e}/value"), json!({ "text": text }))
+            .await;
+    }
+
+    async fn text(&self, css: &str) -> String {
+        let e = self.find(css).await;
+        self.get(&format!("/element/{e}/text"))
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    async fn source(&self) -> String {
+        self.get("/source")
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    async fn url(&self) -> String {
+        self.get("/url")
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// Waits until the current URL contains `part` (a form post may still be in flight).
+    async fn wait_url(&self, part: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let u = self.url().await;
+            if u.contains(part) {
+                return u;
+            }
+            if Instant::now() > deadline {
+                let src = self.source().await;
+                panic!("never reached {part}; at {u}\n{src}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until the page's source contains `text`.
+    async fn wait_text(&self, text: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let src = self.source().await;
+            if src.contains(text) {
+                return src;
+            }
+            if Instant::now() > deadline {
+                panic!("the page never showed {text:?}:\n{src}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn shot(&self, name: &str) {
+        let b64 = self.get("/screenshot").await;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(b64.as_str().expect("screenshot"))
+            .expect("png");
+        std::fs::write(artifacts().join(format!("{name}.png")), png).expect("write png");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cardholder_buys_in_a_real_browser() {
+    let required = std::env::var("WARIFU_REQUIRE_BROWSER").is_ok_and(|v| v == "1");
+    let chromium = find_tool(&["/usr/bin/chromium", "chromium"]);
+    let driver_bin = find_tool(&["/usr/bin/chromedriver", "chromedriver"]);
+    let (Some(chromium), Some(driver_bin)) = (chromium, driver_bin) else {
+        assert!(
+            !required,
+            "WARIFU_REQUIRE_BROWSER=1 but chromium or chromedriver is missing (apt-get install chromium chromium-driver)"
+        );
+        eprintln!(
+            "\n********************************************************************\n\
+             SKIP browser test: chromium or chromedriver not found\n\
+             (apt-get install chromium chromium-driver; WARIFU_REQUIRE_BROWSER=1 makes this fail)\n\
+             ********************************************************************\n"
+        );
+        return;
+    };
+    let started = Instant::now();
+    let tmp = tempfile::tempdir().expect("tmp");
+
+    // `warifu up`, as a user runs it.
+    let mut up = Command::new(env!("CARGO_BIN_EXE_warifu"))
+        .args(["up", "--log", "warn", "--data"])
+        .arg(tmp.path().join("data"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("warifu up");
+    let stdout = up.stdout.take().expect("stdout");
+    let up = Killed(up);
+    let (wallet_url, dashboards) = tokio::task::spawn_blocking(move || {
+        let mut wallet = None;
+        let mut dashboards = Vec::new();
+        for line in BufReader::new(stdout).lines() {
+            let line = line.expect("up output");
+            if let Some(rest) = line.strip_prefix("Dashboards (read-only): ") {
+                dashboards = rest.split_whitespace().map(str::to_owned).collect();
+            }
+            if line.contains("in your browser: ") {
+                wallet = line.rsplit(' ').next().map(str::to_owned);
+            }
+            if line.starts_with("Press Ctrl-C") {
+                break;
+            }
+        }
+        (wallet.expect("the wallet URL is printed"), dashboards)
+    })
+    .await
+    .expect("reading up");
+    assert_eq!(dashboards.len(), 3, "three dashboards printed");
+
+    // chromedriver on a free loopback port.
+    let port = free_port();
+    let _chromedriver = Killed(
+        Command::new(&driver_bin)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver"),
+    );
+    let http = reqwest::Client::new();
+    let root = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if http.get(format!("{root}/status")).send().await.is_ok() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "chromedriver did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let session: Value = http
+        .post(format!("{root}/session"))
+        .json(&json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": chromium.to_string_lossy(),
+                "args": ["--headless=new", "--no-sandbox", "--disable-background-networking",
+                         "--disable-component-update", "--disable-sync", "--disable-gpu",
+                         "--disable-dev-shm-usage", "--window-size=1280,1600"]
+            }
+        }}}))
+        .send()
+        .await
+        .expect("new session")
+        .json()
+        .await
+        .expect("session json");
+    let sid = session["value"]["sessionId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no session: {session}"))
+        .to_owned();
+    let d = Driver {
+        http: http.clone(),
+        base: format!("{root}/session/{sid}"),
+    };
+
+    // Create the wallet (the demo card and addresses are offered).
+    d.goto(&wallet_url).await;
+    assert!(d.source().await.contains("Create your wallet"));
+    d.shot("01-create-wallet").await;
+    d.fill("#wallet_passphrase", "correct horse battery").await;
+    d.fill("#wallet_passphrase2", "correct horse battery").await;
+    d.click("form[action='/unlock'] button").await;
+    let home = d.wait_text("Wallet of").await;
+    assert!(home.contains("•••• 6467"), "the demo card, masked");
+    assert!(!home.contains(CARD), "never the full number");
+    d.shot("02-home").await;
+
+    // The catalog from the merchant's order form; an order with instalments and a gift.
+    d.goto(&format!("{wallet_url}shop")).await;
+    let shop = d.source().await;
+    assert!(shop.contains("Sencha green tea") && shop.contains("TEA-001"));
+    d.shot("03-order-form").await;
+    // First without a product: a clear message.
+    d.click("#preview").await;
+    assert!(
+        d.text("#errors")
+            .await
+            .contains("Choose at least one product")
+    );
+    d.fill("#qty_TEA-001", "2").await;
+    d.fill("#qty_CUP-002", "1").await;
+    d.click("#method_installments").await;
+    d.fill("#instalments", "6").await;
+    d.click("#dest_gift").await;
+    d.fill("#gift_addressee", GIFT_NAME).await;
+    d.fill("#gift_address", GIFT_ADDRESS).await;
+    d.click("#preview").await;
+
+    // The disclosure preview: the policy made visible.
+    let preview = d.wait_text("who receives what").await;
+    assert!(preview.contains("who receives what"), "preview page");
+    assert!(!preview.contains(CARD));
+    let cell = |f: &str, p: &str| format!("#field-{f} td[data-party='{p}']");
+    assert!(d.text(&cell("card", "issuer")).await.contains("receives"));
+    assert!(d.text(&cell("card", "merchant")).await.contains("never"));
+    assert!(d.text(&cell("card", "carrier")).await.contains("never"));
+    assert!(
+        d.text(&cell("delivery_destination", "carrier"))
+            .await
+            .contains("receives")
+    );
+    assert!(
+        d.text(&cell("delivery_destination", "merchant"))
+            .await
+            .contains("never")
+    );
+    assert!(
+        d.text(&cell("delivery_destination", "issuer"))
+            .await
+            .contains("never")
+    );
+    assert!(
+        d.text(&cell("payment_method", "issuer"))
+            .await
+            .contains("receives")
+    );
+    assert!(
+        d.text("#field-payment_method")
+            .await
+            .contains("6 monthly instalments")
+    );
+    d.shot("04-disclosure-preview").await;
+    d.click("#send").await;
+
+    // The order page follows the states.
+    let order_url = d.wait_url("/orders/").await;
+    let order_id = order_url.rsplit('/').next().expect("order id").to_owned();
+    assert!(order_id.starts_with("ord_"), "{order_url}");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let state = d.text("#merchant-state").await;
+        if ["shipped", "captured", "delivered"].contains(&state.as_str()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "order stuck in {state}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        d.goto(&order_url).await;
+    }
+    assert_eq!(d.text("#payment-state").await, "approved");
+    let page = d.source().await;
+    assert!(page.contains("<svg"), "timeline picture");
+    assert!(
+        page.contains("delivery request"),
+        "timeline has the delivery request"
+    );
+    assert!(
+        page.contains("data-cell=\"card:issuer\""),
+        "disclosure matrix"
+    );
+    assert!(!page.contains("class=\"leak\""), "no leak in the matrix");
+    assert!(!page.contains(CARD));
+    d.shot("05-order-shipped").await;
+
+    // Dashboards (operator access is open on loopback in `up`).
+    d.goto(&dashboards[0]).await;
+    let m = d.source().await;
+    assert!(m.contains(&order_id), "merchant dashboard lists the order");
+    assert!(!m.contains(CARD), "merchant dashboard: no card number");
+    assert!(
+        !m.contains(GIFT_ADDRESS) && !m.contains(GIFT_NAME),
+        "merchant: no destination"
+    );
+    d.shot("06-merchant-dashboard").await;
+    d.goto(&dashboards[1]).await;
+    let i = d.source().await;
+    assert!(i.contains(&order_id) && i.contains("•••• 6467"));
+    assert!(!i.contains(CARD) && !i.contains(GIFT_ADDRESS));
+    d.shot("07-issuer-dashboard").await;
+    d.goto(&dashboards[2]).await;
+    let c = d.source().await;
+    assert!(c.contains(&order_id));
+    assert!(
+        c.contains(GIFT_ADDRESS) && c.contains(GIFT_NAME),
+        "carrier holds the destination"
+    );
+    assert!(
+        !c.contains(CARD) && !c.contains("6467"),
+        "carrier: no card data"
+    );
+    d.shot("08-carrier-dashboard").await;
+
+    // A card the issuer does not know: first a typo (Luhn), then the card; the order is
+    // declined with a clear message.
+    d.goto(&format!("{wallet_url}wallet")).await;
+    d.fill("#number", "4111 1111 1111 1112").await;
+    d.fill("#exp_month", "12").await;
+    d.fill("#exp_year", "2032").await;
+    d.click("form[action='/wallet/cards'] button").await;
+    d.wait_text("id=\"errors\"").await;
+    assert!(d.text("#errors").await.contains("Luhn"));
+    assert!(
+        !d.source().await.contains("4111 1111 1111 1112"),
+        "the number is not echoed"
+    );
+    d.fill("#number", UNKNOWN_CARD).await;
+    d.fill("#exp_month", "12").await;
+    d.fill("#exp_year", "2032").await;
+    d.click("form[action='/wallet/cards'] button").await;
+    d.wait_text("Card ending 1111 added").await;
+    d.shot("09-wallet-cards").await;
+    d.goto(&format!("{wallet_url}shop")).await;
+    d.fill("#qty_CUP-002", "1").await;
+    let cards = d.find_all("input[name='card']").await;
+    assert_eq!(cards.len(), 2);
+    d.post(&format!("/element/{}/click", cards[1]), json!({}))
+        .await;
+    d.click("#preview").await;
+    d.wait_text("who receives what").await;
+    assert!(d.text(&cell("card", "issuer")).await.contains("receives"));
+    d.click("#send").await;
+    d.wait_url("/orders/").await;
+    let declined = d.text("#declined").await;
+    assert!(declined.contains("Payment declined"), "{declined}");
+    assert!(declined.contains("does not match"), "{declined}");
+    assert_eq!(d.text("#merchant-state").await, "declined");
+    d.shot("10-declined").await;
+
+    let _ = d.call(reqwest::Method::DELETE, "", None).await;
+    drop(up);
+    let took = started.elapsed();
+    eprintln!("browser test took {:.1} s", took.as_secs_f64());
+    assert!(
+        took < Duration::from_secs(90),
+        "the browser test took {took:?}"
+    );
+}
