@@ -704,3 +704,344 @@ fn show_reads_a_sok_only_center() {
     let text = stdout(&ok(warifu(&[&"keycenter", &"show", &"--dir", &kc])));
     assert!(text.contains("BLS12-381"), "{text}");
 }
+
+// ------------------------------------------------------------------------------------------
+// Operators' lifecycle commands against separately served parties (issue 4).
+
+/// A served party, killed when dropped.
+struct Served(std::process::Child);
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `warifu` without any operator token or passphrase from the environment.
+fn lifecycle_cmd(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_warifu"));
+    cmd.args(args)
+        .env_remove("WARIFU_PASSPHRASE")
+        .env_remove("WARIFU_OPERATOR_TOKEN")
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// Starts `warifu <party> serve …` and returns it with the URL it printed.
+fn lifecycle_serve(args: &[&str]) -> (Served, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = Served(
+        lifecycle_cmd(args)
+            .args(["--log", "warn"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn"),
+    );
+    let out = child.0.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(out).lines();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        let Some(Ok(line)) = lines.next() else { break };
+        if let Some(url) = line.split("listening on ").nth(1) {
+            return (child, url.trim().to_owned());
+        }
+    }
+    panic!("{args:?} did not print its address");
+}
+
+#[test]
+fn operators_advance_shipments_refund_and_read_statements() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let p = |x: &Path| x.to_str().expect("utf-8").to_owned();
+    let (kc, keys, data) = (
+        tmp.path().join("kc"),
+        tmp.path().join("keys"),
+        tmp.path().join("data"),
+    );
+    let dir = tmp.path().join("directory.json");
+    let token = tmp.path().join("operator.token");
+    fs::write(&token, "op-token-7Hq2mWv9Lx4\n").expect("token");
+    let card = "4539148803436467";
+    ok(lifecycle_cmd(&[
+        "keycenter",
+        "init",
+        "--dir",
+        &p(&kc),
+        "--k",
+        "16",
+        "--no-passphrase",
+    ])
+    .output()
+    .expect("run"));
+    ok(lifecycle_cmd(&[
+        "keycenter",
+        "issue",
+        "--dir",
+        &p(&kc),
+        "--out",
+        &p(&keys),
+        "merchant:shop.example",
+        "issuer:bank.example",
+        "carrier:post.example",
+        "cardholder:hanako@mail.example",
+    ])
+    .output()
+    .expect("run"));
+    let key = |name: &str| p(&keys.join(name));
+    ok(lifecycle_cmd(&[
+        "issuer",
+        "enroll",
+        "--data",
+        &p(&data),
+        "--card-id",
+        "c1",
+        "--cardholder",
+        "cardholder:hanako@mail.example",
+        "--name",
+        "Hanako Yamada",
+        "--expiry",
+        "2035-07",
+        "--limit",
+        "100000",
+    ])
+    .env("WARIFU_CARD_NUMBER", card)
+    .output()
+    .expect("run"));
+    let tok = p(&token);
+    let (_issuer, issuer_url) = lifecycle_serve(&[
+        "issuer",
+        "serve",
+        "--key",
+        &key("issuer_bank.example.key"),
+        "--data",
+        &p(&data),
+        "--operator-token-file",
+        &tok,
+    ]);
+    let (_carrier, carrier_url) = lifecycle_serve(&[
+        "carrier",
+        "serve",
+        "--key",
+        &key("carrier_post.example.key"),
+        "--data",
+        &p(&data),
+        "--operator-token-file",
+        &tok,
+    ]);
+    for (id, url) in [
+        ("issuer:bank.example", &issuer_url),
+        ("carrier:post.example", &carrier_url),
+    ] {
+        ok(lifecycle_cmd(&[
+            "keycenter",
+            "directory",
+            "add",
+            "--file",
+            &p(&dir),
+            "--id",
+            id,
+            "--endpoint",
+            url,
+        ])
+        .output()
+        .expect("run"));
+    }
+    let (_merchant, merchant_url) = lifecycle_serve(&[
+        "merchant",
+        "serve",
+        "--key",
+        &key("merchant_shop.example.key"),
+        "--data",
+        &p(&data),
+        "--directory",
+        &p(&dir),
+        "--issuer",
+        "issuer:bank.example",
+        "--carrier",
+        "carrier:post.example",
+        "--operator-token-file",
+        &tok,
+    ]);
+    ok(lifecycle_cmd(&[
+        "keycenter",
+        "directory",
+        "add",
+        "--file",
+        &p(&dir),
+        "--id",
+        "merchant:shop.example",
+        "--endpoint",
+        &merchant_url,
+    ])
+    .output()
+    .expect("run"));
+    let profile = tmp.path().join("hanako.json");
+    fs::write(
+        &profile,
+        format!(
+            r#"{{"name": "Hanako Yamada", "address": "1-1 Chiyoda, Tokyo", "telephone": "+81-3-0000-0000",
+            "card": {{"number": "{card}", "expiry": {{"year": 2035, "month": 7}}}},
+            "issuer": "issuer:bank.example",
+            "destination": {{"addressee": "Taro Suzuki", "address": "2-2 Umeda, Osaka"}}}}"#
+        ),
+    )
+    .expect("profile");
+    let bought = stdout(&ok(lifecycle_cmd(&[
+        "wallet",
+        "buy",
+        "--key",
+        &key("cardholder_hanako@mail.example.key"),
+        "--directory",
+        &p(&dir),
+        "--merchant",
+        "merchant:shop.example",
+        "--profile",
+        &p(&profile),
+        "--item",
+        "TEA-001:2",
+        "--installments",
+        "3",
+    ])
+    .output()
+    .expect("run")));
+    let order_id = bought
+        .split_whitespace()
+        .nth(1)
+        .expect("order id")
+        .trim_end_matches(':')
+        .to_owned();
+
+    // Without the token the operator routes answer operator_required.
+    fails(
+        lifecycle_cmd(&["carrier", "shipments", "--url", &carrier_url])
+            .output()
+            .expect("run"),
+        "operator_required",
+        &[],
+    );
+    let op = |args: &[&str]| {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--token-file", &tok]);
+        lifecycle_cmd(&all).output().expect("run")
+    };
+    let listed = stdout(&ok(op(&["carrier", "shipments", "--url", &carrier_url])));
+    assert!(
+        listed.contains(&order_id) && listed.contains("accepted"),
+        "{listed}"
+    );
+    assert!(
+        !listed.contains("Umeda"),
+        "the operator list shows no destination"
+    );
+    let tracking = listed
+        .split_whitespace()
+        .next()
+        .expect("tracking")
+        .to_owned();
+    // The token also comes from the environment.
+    let from_env = lifecycle_cmd(&["carrier", "shipments", "--url", &carrier_url, "--json"])
+        .env("WARIFU_OPERATOR_TOKEN", "op-token-7Hq2mWv9Lx4")
+        .output()
+        .expect("run");
+    let v: Value = serde_json::from_slice(&ok(from_env).stdout).expect("json");
+    assert_eq!(v["shipments"][0]["tracking_number"], tracking.as_str());
+
+    // To delivered in every missing step, with a proof of delivery.
+    let delivered = stdout(&ok(op(&[
+        "carrier",
+        "advance",
+        "--url",
+        &carrier_url,
+        &tracking,
+        "--to",
+        "delivered",
+        "--note",
+        "signed by T. Suzuki",
+    ])));
+    for needle in [
+        "delivered",
+        "picked_up",
+        "in_transit",
+        "signed by T. Suzuki",
+        "proof of delivery",
+    ] {
+        assert!(
+            delivered.contains(needle),
+            "{needle:?} missing:\n{delivered}"
+        );
+    }
+    fails(
+        op(&[
+            "carrier",
+            "advance",
+            "--url",
+            &carrier_url,
+            &tracking,
+            "--to",
+            "returned",
+        ]),
+        "invalid_transition",
+        &[],
+    );
+
+    // The merchant's operator: list, partial refund, cancel (refunds the rest).
+    let orders = stdout(&ok(op(&["merchant", "orders", "--url", &merchant_url])));
+    assert!(orders.contains(&order_id), "{orders}");
+    let refunded = stdout(&ok(op(&[
+        "merchant",
+        "refund",
+        "--url",
+        &merchant_url,
+        &order_id,
+        "--amount",
+        "400",
+    ])));
+    assert!(
+        refunded.contains("partially_refunded") && refunded.contains("refunded 400"),
+        "{refunded}"
+    );
+    let cancelled = stdout(&ok(op(&[
+        "merchant",
+        "cancel",
+        "--url",
+        &merchant_url,
+        &order_id,
+    ])));
+    assert!(cancelled.contains("refunded 2400"), "{cancelled}");
+
+    // The issuer's books, read from its database.
+    let statement = stdout(&ok(lifecycle_cmd(&[
+        "issuer",
+        "statement",
+        "--data",
+        &p(&data),
+        "--cardholder",
+        "cardholder:hanako@mail.example",
+    ])
+    .output()
+    .expect("run")));
+    assert!(
+        statement.contains("…6467") && !statement.contains(card),
+        "{statement}"
+    );
+    assert!(
+        statement.contains("installments(3)") && statement.contains("refunded"),
+        "{statement}"
+    );
+    let settlement = stdout(&ok(lifecycle_cmd(&[
+        "issuer",
+        "settlement",
+        "--data",
+        &p(&data),
+        "--merchant",
+        "merchant:shop.example",
+    ])
+    .output()
+    .expect("run")));
+    assert!(
+        settlement.contains("captured         2400") && settlement.contains("net            0"),
+        "{settlement}"
+    );
+}

@@ -633,11 +633,22 @@ async fn statement(
             "only a cardholder has a statement",
         ));
     }
-    let cards = st
-        .store
-        .cards_for_cardholder(peer.as_str())
+    statement_for(st.store.as_ref(), &peer)
         .await
-        .map_err(store_error("reading cards"))?
+        .map(Json)
+        .map_err(store_error("reading a statement"))
+}
+
+/// A cardholder's statement from the issuer's store: its cards (last four digits, never the
+/// number) and its orders, newest first, with payment state, method and instalments of what
+/// is owed (`GET /v1/statement`, and `warifu issuer statement`).
+pub async fn statement_for(
+    store: &dyn IssuerStore,
+    cardholder: &PartyId,
+) -> Result<Statement, StoreError> {
+    let cards = store
+        .cards_for_cardholder(cardholder.as_str())
+        .await?
         .into_iter()
         .map(|c| StatementCard {
             last4: last4(c.number.expose()),
@@ -648,11 +659,9 @@ async fn statement(
             currency: c.currency,
         })
         .collect();
-    let entries = st
-        .store
-        .authorizations_for_cardholder(peer.as_str())
-        .await
-        .map_err(store_error("reading authorizations"))?
+    let entries = store
+        .authorizations_for_cardholder(cardholder.as_str())
+        .await?
         .into_iter()
         .map(|a| {
             let schedule = a.schedule();
@@ -675,9 +684,9 @@ async fn statement(
             }
         })
         .collect();
-    Ok(Json(Statement {
-        cardholder: peer,
+    Ok(Statement {
+        cardholder: cardholder.clone(),
         cards,
         entries,
-    }))
+    })
 }
