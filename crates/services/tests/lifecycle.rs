@@ -366,8 +366,34 @@ async fn captured_delivered_refunded(db: Db) {
     assert!(!common::contains(&body, common::CARD.as_bytes()));
     assert!(!common::contains(&body, common::ADDRESS.as_bytes()));
 
-    // Three captures, one each; the card is back to its limit less the delivered order.
-    assert_books(&env, 3).await;
+    // A parcel the carrier returns: the worker refunds the order in full.
+    let fourth = env
+        .alice
+        .submit(&sealed(&env, &merchant_id, false).await)
+        .await
+        .expect("fourth");
+    let tracking = fourth.tracking_number.clone().expect("tracking");
+    advance(
+        &env,
+        &tracking,
+        ShipmentStatus::Accepted,
+        ShipmentStatus::Returned,
+    )
+    .await;
+    wait_state(&*store, &fourth.order_id, OrderState::Refunded, 10).await;
+    let o = env
+        .alice
+        .order_status(&merchant_id, &fourth.order_id)
+        .await
+        .expect("status");
+    assert_eq!(o.delivery.as_deref(), Some("returned"));
+    assert_eq!(
+        o.payment.map(|p| (p.state, p.refunded)),
+        Some(("refunded".to_owned(), AMOUNT))
+    );
+
+    // Four captures, one each; the card is back to its limit less the delivered order.
+    assert_books(&env, 4).await;
     let card = issuer_store
         .get_card("card-1")
         .await
