@@ -506,7 +506,7 @@ async fn track(State(m): State<Arc<Metrics>>, req: Request, next: Next) -> Respo
         order_id = tracing::field::Empty,
     );
     if let Some(id) = &order_id {
-        span.record("order_id", id.as_str());
+        span.record("order_id", tracing::field::display(id));
     }
     let started = Instant::now();
     let response = next.run(req).instrument(span.clone()).await;
