@@ -472,6 +472,21 @@ async fn outage_cancel_and_restart(db: Db) {
     let (status, _) = refusal(env.alice.submit(&b).await.expect_err("carrier down"));
     assert_eq!(status, 502);
     assert_eq!(state_of(&env, &b_id).await, OrderState::ShippingRequested);
+    // Order C finds the issuer down as well: it waits in `received`, and cannot be
+    // cancelled while its authorization is outstanding.
+    take_down(&env, &env.issuer());
+    let c = sealed(&env, &merchant_id, false).await;
+    let c_id = c.header.order_id.clone();
+    let (status, _) = refusal(env.alice.submit(&c).await.expect_err("issuer down"));
+    assert_eq!(status, 502);
+    assert_eq!(state_of(&env, &c_id).await, OrderState::Received);
+    let (status, code) = refusal(
+        env.alice
+            .cancel(&merchant_id, &c_id)
+            .await
+            .expect_err("cancel while authorizing"),
+    );
+    assert_eq!((status, code.as_str()), (409, "invalid_transition"));
     env.local.directory.replace(original).expect("restore");
     let common::Env {
         local,
@@ -502,13 +517,9 @@ async fn outage_cancel_and_restart(db: Db) {
         db,
         schema_prefix,
     };
-    wait_state(
-        &**env.local.merchant.store(),
-        &b_id,
-        OrderState::Captured,
-        10,
-    )
-    .await;
+    for id in [&b_id, &c_id] {
+        wait_state(&**env.local.merchant.store(), id, OrderState::Captured, 10).await;
+    }
     let shipments = env
         .local
         .carrier
@@ -516,16 +527,18 @@ async fn outage_cancel_and_restart(db: Db) {
         .list_shipments(10, 0)
         .await
         .expect("shipments");
+    let mut shipped: Vec<&str> = shipments.iter().map(|s| s.order_id.as_str()).collect();
+    shipped.sort_unstable();
+    let mut expected = [b_id.as_str(), c_id.as_str()];
+    expected.sort_unstable();
     assert_eq!(
-        shipments.len(),
-        1,
-        "A was cancelled before shipping, B shipped once"
+        shipped, expected,
+        "A was cancelled before shipping, B and C shipped once"
     );
-    assert_eq!(shipments[0].order_id, b_id);
     // The cardholder's retry after the outage gets the finished order.
     let done = env.alice.submit(&b).await.expect("resubmit");
     assert_eq!(done.state, "captured");
-    assert_books(&env, 1).await;
+    assert_books(&env, 2).await;
     let card = env
         .local
         .issuer
@@ -534,7 +547,7 @@ async fn outage_cancel_and_restart(db: Db) {
         .await
         .expect("r")
         .expect("card");
-    assert_eq!(card.available, 100_000 - AMOUNT);
+    assert_eq!(card.available, 100_000 - 2 * AMOUNT);
     common::finish(env).await;
 }
 
