@@ -376,7 +376,15 @@ async fn a_cardholder_buys_in_a_real_browser() {
         tokio::time::sleep(Duration::from_millis(300)).await;
         d.goto(&order_url).await;
     }
-    assert_eq!(d.text("#payment-state").await, "approved");
+    let payment = d.text("#payment-state").await;
+    assert!(
+        ["authorized", "captured"].contains(&payment.as_str()),
+        "{payment}"
+    );
+    assert!(
+        d.text("#instalments").await.contains(" + "),
+        "the instalment schedule"
+    );
     let page = d.source().await;
     assert!(page.contains("<svg"), "timeline picture");
     assert!(
@@ -454,6 +462,32 @@ async fn a_cardholder_buys_in_a_real_browser() {
     assert!(declined.contains("does not match"), "{declined}");
     assert_eq!(d.text("#merchant-state").await, "declined");
     d.shot("10-declined").await;
+
+    // A digital order (no carrier at all), then cancelled: the payment is given back.
+    d.goto(&format!("{wallet_url}shop")).await;
+    d.fill("#qty_EBOOK-003", "1").await;
+    d.click("#dest_digital").await;
+    d.click("#preview").await;
+    d.wait_text("who receives what").await;
+    assert!(
+        d.text(&cell("delivery_destination", "carrier"))
+            .await
+            .contains("never")
+    );
+    d.click("#send").await;
+    let digital_url = d.wait_url("/orders/").await;
+    d.click("#cancel").await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let state = d.text("#merchant-state").await;
+        if ["refunded", "voided"].contains(&state.as_str()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "cancel stuck in {state}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        d.goto(&digital_url).await;
+    }
+    d.shot("11-cancelled").await;
 
     let _ = d.call(reqwest::Method::DELETE, "", None).await;
     drop(up);

@@ -217,6 +217,7 @@ fn router(app: Shared) -> Router {
         .route("/order/submit", post(submit))
         .route("/orders", get(orders))
         .route("/orders/{order_id}", get(order_page))
+        .route("/orders/{order_id}/cancel", post(cancel))
         .fallback(|| async {
             page(
                 StatusCode::NOT_FOUND,
@@ -1166,29 +1167,21 @@ async fn order_page(
         );
     };
     let mut problems = Vec::new();
-    let outcome = match s.wallet.order_status(&o.merchant, &o.order_id).await {
-        Ok(x) => Some(x),
+    let view = match s.wallet.order_view(&o.merchant, &o.order_id).await {
+        Ok(v) => {
+            if let Some(e) = &v.tracking_error {
+                problems.push(format!(
+                    "The carrier cannot tell where the parcel is now: {e}"
+                ));
+            }
+            Some(v)
+        }
         Err(e) => {
             problems.push(format!(
                 "The merchant cannot tell the order's state now: {e}"
             ));
             None
         }
-    };
-    let tracking = match (
-        &o.carrier,
-        outcome.as_ref().and_then(|x| x.tracking_number.as_ref()),
-    ) {
-        (Some(c), Some(_)) => match s.wallet.tracking(c, &o.merchant, &o.order_id).await {
-            Ok(t) => Some(t),
-            Err(e) => {
-                problems.push(format!(
-                    "The carrier cannot tell where the parcel is now: {e}"
-                ));
-                None
-            }
-        },
-        _ => None,
     };
     let across = match &app.cfg.deployment {
         Some(d) => {
@@ -1207,15 +1200,55 @@ async fn order_page(
         }
         None => None,
     };
-    let settled = outcome
+    let settled = view
         .as_ref()
-        .and_then(|x| OrderState::parse(&x.state))
+        .and_then(|v| OrderState::parse(v.merchant_state()))
         .is_some_and(|st| st.is_final());
-    let body = views::order_page(&o, outcome.as_ref(), tracking.as_ref(), &problems, across);
+    let body = views::order_page(&s.csrf, &o, view.as_ref(), &problems, across, settled);
     let markup = if settled {
         shared::layout("Order", "cardholder's wallet", views::nav(&s.csrf), body)
     } else {
         shared::layout_refreshing("Order", "cardholder's wallet", views::nav(&s.csrf), body, 3)
     };
     shared::respond(StatusCode::OK, markup)
+}
+
+async fn cancel(
+    State(app): State<Shared>,
+    headers: HeaderMap,
+    Path(order_id): Path<String>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let s = match authorized(&app, &headers, &form) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let merchant = {
+        let v = s.vault.lock().await;
+        v.data
+            .orders
+            .iter()
+            .find(|o| o.order_id == order_id)
+            .map(|o| o.merchant.clone())
+    };
+    let Some(merchant) = merchant else {
+        return problem(
+            &s,
+            StatusCode::NOT_FOUND,
+            "No such order",
+            "This wallet placed no order with that id.".into(),
+        );
+    };
+    match s.wallet.cancel(&merchant, &order_id).await {
+        Ok(out) => {
+            tracing::info!(order_id = %order_id, state = %out.state, "order cancelled from the wallet page");
+            redirect(&format!("/orders/{order_id}"))
+        }
+        Err(e) => problem(
+            &s,
+            StatusCode::CONFLICT,
+            "The order cannot be cancelled",
+            format!("{e}"),
+        ),
+    }
 }

@@ -7,8 +7,8 @@ use maud::{Markup, html};
 use warifu_core::Role;
 use warifu_core::order::{Order, OrderForm, PaymentMethod};
 use warifu_core::policy::{Field, Policy};
+use warifu_services::cardholder::OrderView;
 use warifu_services::pages::{money, state_class, time_ms};
-use warifu_services::wire::{OrderOutcome, TrackingView};
 
 use super::vault::{OrderRef, VaultData};
 
@@ -463,16 +463,23 @@ pub fn decline_words(code: &str) -> &'static str {
     }
 }
 
-/// One order: the merchant's state, the payment, the delivery.
+/// One order: the merchant's state, the payment, the delivery, and (unless settled) a
+/// cancel button.
 pub fn order_page(
+    csrf: &str,
     o: &OrderRef,
-    outcome: Option<&OrderOutcome>,
-    tracking: Option<&TrackingView>,
+    view: Option<&OrderView>,
     problems: &[String],
     across: Option<Markup>,
+    settled: bool,
 ) -> Markup {
+    let outcome = view.map(|v| &v.outcome);
     let state = outcome.map(|x| x.state.as_str()).unwrap_or("unknown");
     let decision = outcome.and_then(|x| x.decision.as_ref());
+    let payment_state = view.and_then(|v| v.payment_state());
+    let receipt = outcome.and_then(|x| x.payment.as_ref());
+    let tracking = view.and_then(|v| v.tracking.as_ref());
+    let instalments = view.and_then(|v| v.instalments()).filter(|i| i.len() > 1);
     html! {
         h1 { "Order " (o.order_id) }
         @for p in problems { p.error role="alert" { (p) } }
@@ -491,14 +498,19 @@ pub fn order_page(
                     th scope="row" { "Payment" }
                     td { (o.issuer) }
                     td {
-                        @match decision {
-                            Some(d) if d.approved() => {
-                                span.state.good id="payment-state" { "approved" } " "
-                                (money(d.amount, &d.currency)) ", authorization " code { (d.authorization_id.clone().unwrap_or_default()) }
-                                " — issuer's receipt verified"
-                            }
-                            Some(d) => { span.state.bad id="payment-state" { "declined" } " (" (d.reason.map(|r| r.as_str()).unwrap_or("-")) ")" }
+                        @match &payment_state {
+                            Some(p) => { span class=(state_class(p)) id="payment-state" { (p) } }
                             None => { span.state id="payment-state" { "not decided yet" } }
+                        }
+                        @if let Some(d) = decision.filter(|d| d.approved()) {
+                            " " (money(d.amount, &d.currency)) ", authorization " code { (d.authorization_id.clone().unwrap_or_default()) }
+                            " — issuer's receipt verified"
+                        }
+                        @if let Some(r) = receipt {
+                            br; span.muted { "captured " (money(r.captured, &r.currency)) ", refunded " (money(r.refunded, &r.currency)) }
+                        }
+                        @if let Some(i) = instalments {
+                            br; span id="instalments" { "Instalments: " (i.iter().map(|x| money(*x, &o.currency)).collect::<Vec<_>>().join(" + ")) }
                         }
                     }
                 }
@@ -510,8 +522,9 @@ pub fn order_page(
                             span class=(state_class(&t.status)) id="delivery-state" { (t.status) } " tracking " code { (t.tracking_number) }
                             @if let Some(d) = &t.destination { br; "to " (d.addressee.expose()) ", " (d.address.expose()) }
                             @for e in &t.events { br; span.muted { (time_ms(e.at_ms)) " " (e.status) @if let Some(n) = &e.note { " (" (n) ")" } } }
-                        } @else if let Some(n) = outcome.and_then(|x| x.tracking_number.as_ref()) {
-                            "tracking " code { (n) }
+                            @if let Some(p) = &t.proof_of_delivery { br; "delivered " (time_ms(p.delivered_at_ms)) " (carrier's proof of delivery)" }
+                        } @else if let Some(d) = outcome.and_then(|x| x.delivery.as_ref()) {
+                            span class=(state_class(d)) id="delivery-state" { (d) }
                         } @else {
                             span.muted id="delivery-state" { "—" }
                         }
@@ -528,7 +541,15 @@ pub fn order_page(
                 tr { th scope="row" { "Placed" } td { (time_ms(o.placed_at_ms)) " UTC" } }
             }
         }
+        @if !settled && decision.is_some_and(|d| d.approved()) {
+            form method="post" action=(format!("/orders/{}/cancel", o.order_id)) {
+                input type="hidden" name="csrf" value=(csrf);
+                button.secondary type="submit" id="cancel" { "Cancel this order" }
+                " "
+                span.muted { "Before shipping the hold is released; after capture the payment is refunded." }
+            }
+        }
         @if let Some(a) = across { (a) }
-        p.muted { "This page refreshes itself while the order moves." }
+        @if !settled { p.muted { "This page refreshes itself while the order moves." } }
     }
 }
