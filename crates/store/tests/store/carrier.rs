@@ -151,3 +151,50 @@ async fn delivery_records_issuer_and_time(db: &TestDb) {
     bad.issuer_id = String::new();
     assert!(s.accept_shipment(&bad).await.is_err());
 }
+
+/// A carrier database written by schema version 1 (no issuer, no delivery time) is brought
+/// to the current schema on open: its shipments keep working, with no issuer and so no
+/// proof of delivery, and a delivery from then on records its time.
+#[tokio::test]
+async fn a_version_1_database_is_upgraded() {
+    use ShipmentStatus::*;
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("carrier.db");
+    {
+        let mut c =
+            sqlx::SqliteConnection::connect(&format!("sqlite://{}?mode=rwc", path.display()))
+                .await
+                .unwrap();
+        let v1 = include_str!("../../src/migrations/0001_init.sql")
+            .replace("{id}", "INTEGER PRIMARY KEY AUTOINCREMENT")
+            .replace("{blob}", "BLOB");
+        sqlx::raw_sql(&v1).execute(&mut c).await.unwrap();
+        sqlx::raw_sql(
+            "CREATE TABLE schema_version (version BIGINT PRIMARY KEY, name TEXT NOT NULL, \
+             applied_at_ms BIGINT NOT NULL); \
+             INSERT INTO schema_version VALUES (1, 'init', 0); \
+             INSERT INTO carrier_shipments (tracking_number, merchant_id, order_id, \
+             cardholder_id, addressee, address, parcel, status, created_at_ms, updated_at_ms) \
+             VALUES ('TRK-OLD', 'merchant:shop.example', 'O-OLD', 'cardholder:a@mail.example', \
+             'A', 'B', 'p', 'in_transit', 1, 1);",
+        )
+        .execute(&mut c)
+        .await
+        .unwrap();
+    }
+    let s = Store::open(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    assert!(s.schema_version().await.unwrap() >= 2);
+    let old = s.shipment_by_tracking("TRK-OLD").await.unwrap().unwrap();
+    assert_eq!((old.issuer_id, old.delivered_at_ms), (None, None));
+    assert!(
+        s.advance_shipment("TRK-OLD", InTransit, Delivered, None, NOW)
+            .await
+            .unwrap()
+    );
+    let old = s.shipment_by_tracking("TRK-OLD").await.unwrap().unwrap();
+    assert_eq!((old.status, old.delivered_at_ms), (Delivered, Some(NOW)));
+    s.close().await;
+}
