@@ -474,7 +474,7 @@ async fn outage_cancel_and_restart(db: Db) {
     assert_eq!(state_of(&env, &b_id).await, OrderState::ShippingRequested);
     // Order C finds the issuer down as well: it waits in `received`, and cannot be
     // cancelled while its authorization is outstanding.
-    take_down(&env, &env.issuer());
+    let carrier_down = take_down(&env, &env.issuer());
     let c = sealed(&env, &merchant_id, false).await;
     let c_id = c.header.order_id.clone();
     let (status, _) = refusal(env.alice.submit(&c).await.expect_err("issuer down"));
@@ -487,7 +487,15 @@ async fn outage_cancel_and_restart(db: Db) {
             .expect_err("cancel while authorizing"),
     );
     assert_eq!((status, code.as_str()), (409, "invalid_transition"));
-    env.local.directory.replace(original).expect("restore");
+    // The issuer comes back: the running worker authorizes C by itself (no resubmission),
+    // and C waits for the carrier in turn.
+    env.local
+        .directory
+        .replace(carrier_down)
+        .expect("issuer up");
+    wait_state(&*store, &c_id, OrderState::ShippingRequested, 10).await;
+    // The merchant goes down with B and C still in the outbox, and comes back with the
+    // carrier up: the restarted worker finishes both.
     let common::Env {
         local,
         tmp,
@@ -497,6 +505,15 @@ async fn outage_cancel_and_restart(db: Db) {
     } = env;
     let mut local = local;
     local.stop_worker().await;
+    for id in [&b_id, &c_id] {
+        let o = store.get_order(id).await.expect("read").expect("order");
+        assert_eq!(
+            o.state,
+            OrderState::ShippingRequested,
+            "work left for the restart"
+        );
+    }
+    local.directory.replace(original).expect("restore");
     local.stop().await;
     let mut opts = LocalOptions::new(tmp.path(), common::K);
     if let Some(prefix) = &schema_prefix {
