@@ -1,0 +1,152 @@
+//! The party dashboards over real HTTP: the operator token (bearer or the cookie the sign-in
+//! form sets) is required, the merchant's page shows the order without card or destination,
+//! the issuer's shows only the last four digits, the carrier's shows the destination; and
+//! the one-order-across-parties view draws the timeline and a leak-free matrix.
+
+mod common;
+
+use common::{ADDRESS, ADDRESSEE, CARD, Db, Fill};
+use reqwest::redirect::Policy;
+use warifu_services::operator::OperatorAuth;
+use warifu_services::pages::order::{Stores, across};
+
+const TOKEN: &str = "op-token-0123456789abcdef";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboards_need_the_token_and_show_only_what_each_party_holds() {
+    let Some(env) = common::start(Db::Sqlite).await else {
+        return;
+    };
+    let fill = Fill::default();
+    let p = env
+        .alice
+        .purchase(&env.merchant(), &env.issuer(), false, |f| fill.order(f))
+        .await
+        .expect("purchase");
+    let order_id = p.form.order_id.clone();
+    for g in [
+        env.local.merchant.guard(),
+        env.local.issuer.guard(),
+        env.local.carrier.guard(),
+    ] {
+        g.operator().set(OperatorAuth::token(TOKEN));
+    }
+    let http = reqwest::Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .expect("client");
+    let base = |id| env.local.endpoint(&id).expect("endpoint");
+    let (m, i, c) = (
+        base(env.merchant()),
+        base(env.issuer()),
+        base(env.carrier()),
+    );
+
+    // No token: the sign-in form, nothing of the orders.
+    let r = http
+        .get(format!("{m}/dashboard"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 401);
+    let body = r.text().await.expect("body");
+    assert!(body.contains("Operator sign-in") && !body.contains(&order_id));
+
+    // A wrong token at the sign-in form: refused, no cookie.
+    let login = |base: String, token: &'static str| {
+        http.post(format!("{base}/dashboard/login"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("token={token}"))
+            .send()
+    };
+    let r = login(m.clone(), "wrong-token").await.expect("post");
+    assert_eq!(r.status(), 401);
+    assert!(r.headers().get("set-cookie").is_none());
+    // The right one: a cookie for the dashboard only.
+    let r = login(m.clone(), TOKEN).await.expect("post");
+    assert_eq!(r.status(), 303);
+    let cookie = r
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .expect("cookie")
+        .to_owned();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"));
+    assert!(cookie.contains("Path=/dashboard"));
+    let pair = cookie.split(';').next().expect("pair").to_owned();
+    let r = http
+        .get(format!("{m}/dashboard"))
+        .header("cookie", pair)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()
+            .get("content-security-policy")
+            .is_some_and(|v| v.to_str().unwrap_or("").contains("default-src 'none'"))
+    );
+    let merchant_page = r.text().await.expect("body");
+    assert!(merchant_page.contains(&order_id));
+    assert!(
+        !merchant_page.contains(CARD),
+        "merchant page: no card number"
+    );
+    assert!(
+        !merchant_page.contains(ADDRESS) && !merchant_page.contains(ADDRESSEE),
+        "merchant page: no destination"
+    );
+
+    let bearer = |url: String| {
+        http.get(url)
+            .header("authorization", format!("Bearer {TOKEN}"))
+            .send()
+    };
+    let issuer_page = bearer(format!("{i}/dashboard"))
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("body");
+    assert!(issuer_page.contains(&order_id) && issuer_page.contains("•••• 6467"));
+    assert!(!issuer_page.contains(CARD) && !issuer_page.contains(ADDRESS));
+    assert!(issuer_page.contains("✔ balanced"));
+    let carrier_page = bearer(format!("{c}/dashboard"))
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("body");
+    assert!(carrier_page.contains(&order_id));
+    assert!(carrier_page.contains(ADDRESS) && carrier_page.contains(ADDRESSEE));
+    assert!(!carrier_page.contains(CARD) && !carrier_page.contains("6467"));
+
+    // One order across the parties, from their stores.
+    let stores = Stores {
+        merchant: env.local.merchant.store().as_ref(),
+        issuer: env.local.issuer.store().as_ref(),
+        carrier: env.local.carrier.store().as_ref(),
+    };
+    let html = across(stores, &p.form.policy, env.merchant().as_str(), &order_id)
+        .await
+        .expect("across")
+        .into_string();
+    for needle in [
+        "<svg",
+        "order form",
+        "sealed order",
+        "authorize (issuer part)",
+        "approved",
+        "delivery request",
+        "accepted, tracking",
+        "data-cell=\"card:issuer\"",
+    ] {
+        assert!(html.contains(needle), "{needle} missing");
+    }
+    assert!(
+        !html.contains("class=\"leak\""),
+        "a field held without the policy"
+    );
+    assert!(!html.contains(CARD) && !html.contains(ADDRESS));
+    common::finish(env).await;
+}
