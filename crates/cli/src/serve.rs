@@ -19,7 +19,8 @@ use warifu_services::directory::{Directory, Entry, SharedDirectory};
 use warifu_services::merchant::MerchantConfig;
 use warifu_services::operator::OperatorAuth;
 use warifu_services::wire::{
-    AdminOrderList, OperatorRefund, OrderOutcome, ShipmentList, Statement, TrackingView,
+    AdminOrderList, DisputeAnswer, OperatorRefund, OrderOutcome, ShipmentList, Statement,
+    TrackingView,
 };
 use warifu_services::{carrier, issuer, merchant};
 use warifu_store::{NewCard, Party, Store, StoreOptions};
@@ -85,6 +86,9 @@ pub enum MerchantCommand {
     Cancel(OrderArgs),
     /// List the merchant's orders, newest first (operator).
     Orders(ListArgs),
+    /// Answer a dispute: show the issuer the carrier's proof of delivery of a delivered
+    /// order (no address in it) and print whether the issuer found it valid (operator).
+    Dispute(OrderArgs),
 }
 
 /// How an operator command reaches a running service.
@@ -391,6 +395,7 @@ pub fn merchant(cmd: &MerchantCommand) -> Result<()> {
         MerchantCommand::Refund(a) => return merchant_refund(a),
         MerchantCommand::Cancel(a) => return merchant_cancel(a),
         MerchantCommand::Orders(a) => return merchant_orders(a),
+        MerchantCommand::Dispute(a) => return merchant_dispute(a),
     };
     crate::demo::init_logs_as(&a.serve.log, a.serve.log_format);
     let keys = load_keys(&a.serve, Role::Merchant)?;
@@ -687,6 +692,21 @@ fn merchant_cancel(a: &OrderArgs) -> Result<()> {
         let (o, raw): (OrderOutcome, _) =
             op_call(&a.op, true, &path, Some(serde_json::json!({}))).await?;
         answer(a.op.json, &raw, || order_line(&o))
+    })
+}
+
+fn merchant_dispute(a: &OrderArgs) -> Result<()> {
+    let path = format!("/v1/admin/orders/{}/dispute", a.order_id);
+    runtime()?.block_on(async {
+        let (d, raw): (DisputeAnswer, _) = op_call(&a.op, true, &path, None).await?;
+        answer(a.op.json, &raw, || {
+            format!(
+                "order {}: the issuer finds the proof of delivery {} (delivered {})\n",
+                d.order_id,
+                if d.proof_valid { "valid" } else { "NOT valid" },
+                utc(d.delivered_at_ms)
+            )
+        })
     })
 }
 

@@ -986,6 +986,23 @@ fn operators_advance_shipments_refund_and_read_statements() {
         &[],
     );
 
+    // The merchant learns the delivery (its worker polls the carrier) and shows the issuer the
+    // proof in a dispute.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
+    let disputed = loop {
+        let o = op(&["merchant", "dispute", "--url", &merchant_url, &order_id]);
+        if o.status.success() {
+            break stdout(&o);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no proof of delivery at the merchant: {}",
+            stderr(&o)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    };
+    assert!(disputed.contains("proof of delivery valid"), "{disputed}");
+
     // The merchant's operator: list, partial refund, cancel (refunds the rest).
     let orders = stdout(&ok(op(&["merchant", "orders", "--url", &merchant_url])));
     assert!(orders.contains(&order_id), "{orders}");
