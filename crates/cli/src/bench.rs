@@ -175,10 +175,14 @@ struct Sample {
     outcome: Result<String, String>,
 }
 
-/// A running deployment with its cardholders.
+/// A deployment with its cardholders; it runs only during its own rounds (stopped and
+/// restarted on the same data between them), so the two deployments never share the machine
+/// and neither one's background work (delivery polls) is charged to the other.
 struct Deployment {
     name: &'static str,
-    local: Local,
+    opts: LocalOptions,
+    local: Option<Local>,
+    enrolled: bool,
     cardholders: Vec<(Arc<Cardholder>, String)>,
     rounds: Vec<RoundResult>,
     cpu_secs: f64,
@@ -294,40 +298,69 @@ impl Deployment {
         opts.scheme = KeyScheme::from(args.scheme);
         opts.key_cache = args.key_cache;
         opts.plaintext_baseline = baseline;
-        let local = Local::start(opts)
-            .await
-            .with_context(|| format!("cannot start the {name} deployment"))?;
-        let mut cardholders = Vec::with_capacity(args.cardholders);
-        for i in 0..args.cardholders {
-            let id = PartyId::parse(&format!("cardholder:bench-{i}@bench.example"))?;
-            let number = card_number(i);
-            local
-                .enroll(
-                    &format!("card-{i}"),
-                    &id,
-                    "Bench Holder",
-                    &number,
-                    EXPIRY,
-                    CARD_LIMIT,
-                    "JPY",
-                )
-                .await
-                .with_context(|| format!("enrolling the card of {id}"))?;
-            cardholders.push((Arc::new(local.cardholder(&id)?), number));
-        }
-        Ok(Deployment {
+        let mut d = Deployment {
             name,
-            local,
-            cardholders,
+            opts,
+            local: None,
+            enrolled: false,
+            cardholders: Vec::new(),
             rounds: Vec::new(),
             cpu_secs: 0.0,
-        })
+        };
+        d.up(args.cardholders).await?;
+        d.down().await;
+        Ok(d)
+    }
+
+    /// Starts the services (enrolling the cards the first time) and the cardholders' clients.
+    async fn up(&mut self, cardholders: usize) -> Result<()> {
+        let local = Local::start(self.opts.clone())
+            .await
+            .with_context(|| format!("cannot start the {} deployment", self.name))?;
+        self.cardholders.clear();
+        for i in 0..cardholders {
+            let id = PartyId::parse(&format!("cardholder:bench-{i}@bench.example"))?;
+            let number = card_number(i);
+            if !self.enrolled {
+                local
+                    .enroll(
+                        &format!("card-{i}"),
+                        &id,
+                        "Bench Holder",
+                        &number,
+                        EXPIRY,
+                        CARD_LIMIT,
+                        "JPY",
+                    )
+                    .await
+                    .with_context(|| format!("enrolling the card of {id}"))?;
+            }
+            self.cardholders
+                .push((Arc::new(local.cardholder(&id)?), number));
+        }
+        self.enrolled = true;
+        self.local = Some(local);
+        Ok(())
+    }
+
+    /// Stops the services (finishing in-flight requests).
+    async fn down(&mut self) {
+        self.cardholders.clear();
+        if let Some(l) = self.local.take() {
+            l.stop().await;
+        }
+    }
+
+    fn local(&self) -> Result<&Local> {
+        self.local
+            .as_ref()
+            .with_context(|| format!("the {} deployment is not running", self.name))
     }
 
     /// Each cardholder buys once (handshakes, key caches, connections), unmeasured.
     async fn warm_up(&self) -> Result<()> {
-        let merchant = self.local.merchant.id().clone();
-        let issuer = self.local.issuer.id().clone();
+        let merchant = self.local()?.merchant.id().clone();
+        let issuer = self.local()?.issuer.id().clone();
         let mut tasks = Vec::new();
         for (ch, number) in &self.cardholders {
             let (ch, number, m, i) = (ch.clone(), number.clone(), merchant.clone(), issuer.clone());
@@ -347,8 +380,16 @@ impl Deployment {
     }
 
     async fn round(&mut self, args: &BenchArgs, index: usize, label: &str) -> Result<()> {
-        let merchant = self.local.merchant.id().clone();
-        let issuer = self.local.issuer.id().clone();
+        self.up(args.cardholders).await?;
+        let result = self.measure(args, index, label).await;
+        self.down().await;
+        result
+    }
+
+    async fn measure(&mut self, args: &BenchArgs, index: usize, label: &str) -> Result<()> {
+        self.warm_up().await?;
+        let merchant = self.local()?.merchant.id().clone();
+        let issuer = self.local()?.issuer.id().clone();
         let next = Arc::new(AtomicU64::new(0));
         let pb = match args.duration {
             Some(secs) => ProgressBar::new((secs * 1000.0) as u64)
@@ -631,10 +672,6 @@ async fn bench(args: &BenchArgs, threads: usize) -> Result<Report> {
     } else {
         Some(Deployment::start("baseline", tmp.path(), args, true, &tag).await?)
     };
-    sealed.warm_up().await?;
-    if let Some(b) = &baseline {
-        b.warm_up().await?;
-    }
     let result = async {
         for r in 0..args.rounds {
             sealed
@@ -653,9 +690,9 @@ async fn bench(args: &BenchArgs, threads: usize) -> Result<Report> {
     let base_fig = baseline
         .as_ref()
         .map(|b| figures(b, "plaintext_baseline", &routes[2]));
-    sealed.local.stop().await;
-    if let Some(b) = baseline {
-        b.local.stop().await;
+    sealed.down().await;
+    if let Some(b) = &mut baseline {
+        b.down().await;
     }
     result?;
     let ratio = |a: f64, b: f64| (b > 0.0).then(|| a / b - 1.0);
@@ -702,6 +739,21 @@ fn limits(f: &Figures, threads: usize) -> Vec<String> {
             ": not CPU-bound (waiting on storage commits or the network)"
         }
     ));
+    if f.cpu_ms_per_order > 0.0 {
+        out.push(format!(
+            "ceiling: with all {threads} cores to itself this process could do at most {:.0} orders/s at that CPU cost",
+            threads as f64 * 1000.0 / f.cpu_ms_per_order
+        ));
+    }
+    if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
+        out.push(format!(
+            "machine load average at the end (1/5/15 min): {} — other processes share the cores",
+            load.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        ));
+    }
     let mut routes: Vec<_> = f.server_routes_mean_ms.iter().collect();
     routes.sort_by(|a, b| (b.1.1 * b.1.0 as f64).total_cmp(&(a.1.1 * a.1.0 as f64)));
     for (route, (n, ms)) in routes.into_iter().take(4) {
