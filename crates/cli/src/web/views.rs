@@ -408,7 +408,11 @@ pub fn preview(
                 }
             }
         }
-        p.muted { "The card number goes to the issuer only; the delivery destination to the carrier only." }
+        p.muted {
+            "The card number goes to the issuer only"
+            @if policy.recipients(Field::DeliveryDestination).eq([Role::Carrier]) { "; the delivery destination to the carrier only" }
+            "."
+        }
         form method="post" action="/order/submit" {
             input type="hidden" name="csrf" value=(csrf);
             input type="hidden" name="form_id" value=(form.order_id);
