@@ -635,11 +635,8 @@ async fn cancel_order(st: &MerchantState, order: OrderRecord) -> AppResult<Order
                 .send(worker::KIND_VOID, to_json(&VoidRequest {})?)
         }
         OrderState::Captured | OrderState::Delivered => {
-            let amount = worker::refundable(st, &order).await?;
-            Transition::new(&order_id, order.state, OrderState::Cancelled, now).send(
-                worker::KIND_REFUND,
-                worker::refund_message("cancel", amount)?,
-            )
+            Transition::new(&order_id, order.state, OrderState::Cancelled, now)
+                .send(worker::KIND_REFUND, worker::refund_message("cancel", 0)?)
         }
         OrderState::Cancelled | OrderState::Voided | OrderState::Refunded => {
             return worker::drive(st, &order_id).await;
@@ -762,7 +759,7 @@ async fn admin_refund(
     }
     let t = Transition::new(&order_id, order.state, order.state, crate::now_ms()).send(
         worker::KIND_REFUND,
-        worker::refund_message(&refund_id, amount)?,
+        worker::refund_message(&refund_id, if req.amount.is_some() { amount } else { 0 })?,
     );
     if !st
         .store

@@ -35,7 +35,9 @@ use warifu_store::{OrderFact, OrderRecord, OrderState, OutboxMessage, Transition
 
 use crate::carrier::{PATH_SHIPMENTS, track_path};
 use crate::error::{AppError, AppResult, ErrorCode};
-use crate::issuer::{PATH_AUTHORIZE, PATH_CAPTURE, PATH_REFUNDS, PATH_VOID, order_path};
+use crate::issuer::{
+    PATH_AUTHORIZATION, PATH_AUTHORIZE, PATH_CAPTURE, PATH_REFUNDS, PATH_VOID, order_path,
+};
 use crate::merchant::MerchantState;
 use crate::peer::ClientError;
 use crate::service::{peer_error, store_error, to_json};
@@ -236,7 +238,8 @@ pub(crate) async fn refundable(st: &MerchantState, order: &OrderRecord) -> AppRe
     })
 }
 
-/// The refund message for `amount` under `refund_id`.
+/// The refund message for `amount` under `refund_id`; an amount of 0 refunds what is left
+/// of the capture when the message is sent.
 pub(crate) fn refund_message(refund_id: &str, amount: u64) -> AppResult<Vec<u8>> {
     to_json(&RefundRequest {
         refund_id: refund_id.to_owned(),
@@ -497,12 +500,16 @@ async fn payment_call<T: serde::Serialize>(
     st: &MerchantState,
     order: &OrderRecord,
     template: &str,
-    body: &T,
+    body: Option<&T>,
 ) -> Result<PaymentReceipt, Step> {
     let issuer = issuer_of(order).map_err(Step::Retry)?;
     let client = peer_or_retry(st, &issuer, Role::Issuer)?;
+    let method = match body {
+        Some(_) => reqwest::Method::POST,
+        None => reqwest::Method::GET,
+    };
     match client
-        .post::<T, PaymentReceipt>(&order_path(template, &order.order_id), body)
+        .call::<T, PaymentReceipt>(method, &order_path(template, &order.order_id), body)
         .await
     {
         Ok(r) if r.order_id == order.order_id => Ok(r),
@@ -549,7 +556,7 @@ async fn step_capture(
     msg: &OutboxMessage,
 ) -> AppResult<Step> {
     let req: CaptureRequest = payload(msg)?;
-    let receipt = match payment_call(st, order, PATH_CAPTURE, &req).await {
+    let receipt = match payment_call(st, order, PATH_CAPTURE, Some(&req)).await {
         Ok(r) => r,
         Err(Step::Refused(e)) => return fail(st, order, msg, e).await,
         Err(s) => return Ok(s),
@@ -570,7 +577,7 @@ async fn step_void(
     order: &OrderRecord,
     msg: &OutboxMessage,
 ) -> AppResult<Step> {
-    let receipt = match payment_call(st, order, PATH_VOID, &VoidRequest {}).await {
+    let receipt = match payment_call(st, order, PATH_VOID, Some(&VoidRequest {})).await {
         Ok(r) => r,
         Err(Step::Refused(e)) => return fail(st, order, msg, e).await,
         Err(s) => return Ok(s),
@@ -593,8 +600,25 @@ async fn step_refund(
     order: &OrderRecord,
     msg: &OutboxMessage,
 ) -> AppResult<Step> {
-    let req: RefundRequest = payload(msg)?;
-    let receipt = match payment_call(st, order, PATH_REFUNDS, &req).await {
+    let mut req: RefundRequest = payload(msg)?;
+    let mut done = None;
+    if req.amount == 0 {
+        // "The rest": what is left of the capture as the issuer says now (so a partial refund
+        // that raced this one is not refunded twice, and a retry after success refunds 0).
+        match payment_call::<()>(st, order, PATH_AUTHORIZATION, None).await {
+            Ok(r) if r.captured > r.refunded => req.amount = r.captured - r.refunded,
+            Ok(r) => done = Some(r),
+            Err(Step::Refused(e)) if order.state == OrderState::Cancelled => {
+                return fail(st, order, msg, e).await;
+            }
+            Err(s) => return Ok(s),
+        }
+    }
+    let paid = match done {
+        Some(r) => Ok(r),
+        None => payment_call(st, order, PATH_REFUNDS, Some(&req)).await,
+    };
+    let receipt = match paid {
         Ok(r) => r,
         Err(Step::Refused(e)) if order.state == OrderState::Cancelled => {
             return fail(st, order, msg, e).await;
@@ -680,11 +704,10 @@ async fn step_track(
         }
         "returned" => {
             // The parcel came back: the cardholder is refunded in full.
-            let amount = refundable(st, order).await?;
             tracing::info!(%order_id, "returned by the carrier; refunding");
             let t = Transition::new(order_id, OrderState::Captured, OrderState::Cancelled, now())
                 .decline_code("returned")
-                .send(KIND_REFUND, refund_message("returned", amount)?)
+                .send(KIND_REFUND, refund_message("returned", 0)?)
                 .complete(msg.id);
             apply(st, &t).await?;
             Ok(Step::Advanced)
