@@ -498,3 +498,217 @@ async fn a_cardholder_buys_in_a_real_browser() {
         "the browser test took {took:?}"
     );
 }
+
+/// Reads `warifu up`'s (or `wallet web`'s) standard output until `until`, returning its lines.
+fn read_until(child: &mut Child, until: &str) -> Vec<String> {
+    let out = child.stdout.take().expect("stdout");
+    let mut lines = Vec::new();
+    for line in BufReader::new(out).lines() {
+        let line = line.expect("output");
+        let done = line.contains(until);
+        lines.push(line);
+        if done {
+            break;
+        }
+    }
+    lines
+}
+
+/// `warifu wallet web` on its own (no browser needed): loopback Host only, CSRF on every
+/// form, a session cookie after unlocking, the wallet file created 0600 and encrypted, and
+/// the order form fetched from the merchant in the session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wallet_web_guards_its_forms() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("data");
+    let mut up = Command::new(env!("CARGO_BIN_EXE_warifu"))
+        .args(["up", "--log", "warn", "--data"])
+        .arg(&data)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("warifu up");
+    let _up = tokio::task::spawn_blocking(move || {
+        read_until(&mut up, "Press Ctrl-C");
+        Killed(up)
+    })
+    .await
+    .expect("up");
+    let vault = tmp.path().join("mine.vault");
+    let mut web = Command::new(env!("CARGO_BIN_EXE_warifu"))
+        .args([
+            "wallet",
+            "web",
+            "--merchant",
+            "merchant:shop.example",
+            "--key",
+        ])
+        .arg(data.join("wallet/hanako.key"))
+        .arg("--directory")
+        .arg(data.join("directory.json"))
+        .arg("--wallet")
+        .arg(&vault)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("wallet web");
+    let (lines, _web) = tokio::task::spawn_blocking(move || {
+        let l = read_until(&mut web, "Ctrl-C");
+        (l, Killed(web))
+    })
+    .await
+    .expect("web");
+    let url = lines
+        .iter()
+        .find_map(|l| l.split_whitespace().find(|w| w.starts_with("http://")))
+        .expect("url printed")
+        .trim_end_matches('/')
+        .to_owned();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let form = |path: &str, body: String, cookie: Option<&str>| {
+        let mut r = http
+            .post(format!("{url}{path}"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        if let Some(c) = cookie {
+            r = r.header("cookie", c.to_owned());
+        }
+        r.send()
+    };
+
+    // Another Host name (DNS rebinding) is refused.
+    let r = http
+        .get(format!("{url}/"))
+        .header("host", "attacker.example")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 421);
+    // Without a session: the unlock page; the shop sends back to it.
+    let page = http
+        .get(format!("{url}/"))
+        .send()
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("body");
+    assert!(page.contains("Create your wallet"));
+    let r = http.get(format!("{url}/shop")).send().await.expect("get");
+    assert_eq!(r.status(), 303);
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("csrf")
+        .to_owned();
+    // A form without the token is refused; mismatched passphrases are explained.
+    let r = form(
+        "/unlock",
+        "csrf=forged&wallet_passphrase=abcdefgh1&wallet_passphrase2=abcdefgh1".into(),
+        None,
+    )
+    .await
+    .expect("post");
+    assert_eq!(r.status(), 403);
+    assert!(!vault.exists());
+    let r = form(
+        "/unlock",
+        format!("csrf={csrf}&wallet_passphrase=abcdefgh1&wallet_passphrase2=abcdefgh2"),
+        None,
+    )
+    .await
+    .expect("post");
+    assert_eq!(r.status(), 422);
+    assert!(
+        r.text()
+            .await
+            .expect("body")
+            .contains("the two passphrases differ")
+    );
+    let r = form(
+        "/unlock",
+        format!("csrf={csrf}&wallet_passphrase=abcdefgh1&wallet_passphrase2=abcdefgh1"),
+        None,
+    )
+    .await
+    .expect("post");
+    assert_eq!(r.status(), 303);
+    let cookie = r
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .expect("session cookie")
+        .to_owned();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"));
+    let cookie = cookie.split(';').next().expect("pair").to_owned();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&vault)
+            .expect("vault")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    // A card typed in: kept encrypted, shown as its last four digits only.
+    let home = http
+        .get(format!("{url}/wallet"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("body");
+    let session_csrf = home
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("csrf")
+        .to_owned();
+    assert_ne!(session_csrf, csrf, "a fresh token per session");
+    let r = form(
+        "/wallet/cards",
+        format!(
+            "csrf={csrf}&holder_name=Hanako+Yamada&number={CARD}&exp_month=7&exp_year=2031&issuer=issuer%3Abank.example"
+        ),
+        Some(&cookie),
+    )
+    .await
+    .expect("post");
+    assert_eq!(
+        r.status(),
+        403,
+        "the pre-session token is not the session's"
+    );
+    let r = form(
+        "/wallet/cards",
+        format!(
+            "csrf={session_csrf}&holder_name=Hanako+Yamada&number={CARD}&exp_month=7&exp_year=2031&issuer=issuer%3Abank.example"
+        ),
+        Some(&cookie),
+    )
+    .await
+    .expect("post");
+    assert_eq!(r.status(), 200);
+    let body = r.text().await.expect("body");
+    assert!(body.contains("Card ending 6467 added") && !body.contains(CARD));
+    let raw = std::fs::read(&vault).expect("vault");
+    assert!(
+        !raw.windows(CARD.len()).any(|w| w == CARD.as_bytes()),
+        "the wallet file is encrypted"
+    );
+    // The order form comes from the merchant, in the session.
+    let shop = http
+        .get(format!("{url}/shop"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("body");
+    assert!(shop.contains("Sencha green tea") && shop.contains("name=\"form_id\""));
+}
