@@ -342,7 +342,7 @@ pub fn matrix(policy: &Policy, held: &[(Role, Holdings); 3]) -> Markup {
                 }
             }
         }
-        p.muted { "✔ holds   ○ received under the disclosure policy, not kept   — never received   LEAK held without the policy giving it" }
+        p.muted { "✔ holds · ○ received under the disclosure policy, not kept · — never received · LEAK held without the policy giving it" }
     }
 }
 
