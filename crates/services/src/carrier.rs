@@ -17,9 +17,10 @@ use std::future::Future;
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
-use axum::routing::{get, post};
 use axum::{Json, Router};
 use tokio::net::TcpListener;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use warifu_core::keysource::KeySource;
 use warifu_core::order::Destination;
 use warifu_core::sealed::{ForCarrier, View};
@@ -99,18 +100,18 @@ impl CarrierState {
 
 /// The carrier's router.
 pub fn app(state: Arc<CarrierState>) -> Router {
-    let authenticated = Router::new()
-        .route(PATH_SHIPMENTS, post(ship))
-        .route(PATH_TRACK, get(track))
+    let authenticated = OpenApiRouter::new()
+        .routes(routes!(ship))
+        .routes(routes!(track))
         .with_state(state.clone());
-    let public = Router::new()
-        .route("/healthz", get(health))
-        .route(PATH_ADMIN_SHIPMENTS, get(admin_list))
-        .route(PATH_ADMIN_SHIPMENT, get(admin_get))
-        .route(PATH_ADVANCE, post(advance))
-        .merge(crate::pages::carrier::routes())
+    let public = OpenApiRouter::new()
+        .routes(routes!(admin_list))
+        .routes(routes!(admin_get))
+        .routes(routes!(advance))
         .with_state(state.clone());
-    service::assemble(state.guard.clone(), public, authenticated)
+    let pages = crate::pages::carrier::routes().with_state(state.clone());
+    let ops = service::Ops::carrier(state.keys.clone(), state.store.clone());
+    service::assemble_with(state.guard.clone(), public, authenticated, pages, ops)
 }
 
 /// Serves the carrier on `listener` until `shutdown`.
@@ -122,10 +123,7 @@ pub async fn run(
     service::serve(listener, app(state), shutdown).await
 }
 
-async fn health(State(st): State<Arc<CarrierState>>) -> AppResult<Json<serde_json::Value>> {
-    service::health(&*st.store, st.id()).await
-}
-
+#[utoipa::path(post, path = PATH_SHIPMENTS, request_body = ShipmentRequest, responses((status = 200, description = "The shipment is accepted", body = ShipmentReceipt)))]
 async fn ship(
     State(st): State<Arc<CarrierState>>,
     Peer(peer): Peer,
@@ -207,6 +205,7 @@ async fn ship(
     }))
 }
 
+#[utoipa::path(get, path = PATH_TRACK, responses((status = 200, description = "The shipment (the destination only for its cardholder)", body = TrackingView)))]
 async fn track(
     State(st): State<Arc<CarrierState>>,
     Peer(peer): Peer,
@@ -318,6 +317,7 @@ async fn by_tracking(st: &CarrierState, tracking: &str) -> AppResult<ShipmentRec
         .ok_or_else(no_such_tracking)
 }
 
+#[utoipa::path(post, path = PATH_ADVANCE, request_body = AdvanceRequest, responses((status = 200, description = "The shipment after the move", body = TrackingView)))]
 async fn advance(
     State(st): State<Arc<CarrierState>>,
     _: Operator,
@@ -384,6 +384,10 @@ pub struct Page {
     pub offset: Option<u32>,
 }
 
+#[utoipa::path(get, path = PATH_ADMIN_SHIPMENTS, params(
+        ("limit" = Option<u32>, Query, description = "At most this many (default 100, at most 1000)"),
+        ("offset" = Option<u32>, Query, description = "Skip this many")
+    ), responses((status = 200, description = "Shipments, newest first (no destination)", body = ShipmentList)))]
 async fn admin_list(
     State(st): State<Arc<CarrierState>>,
     _: Operator,
@@ -409,6 +413,7 @@ async fn admin_list(
     Ok(Json(ShipmentList { shipments }))
 }
 
+#[utoipa::path(get, path = PATH_ADMIN_SHIPMENT, responses((status = 200, description = "One shipment", body = TrackingView)))]
 async fn admin_get(
     State(st): State<Arc<CarrierState>>,
     _: Operator,

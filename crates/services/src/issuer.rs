@@ -15,9 +15,10 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::{get, post};
 use axum::{Json, Router};
 use tokio::net::TcpListener;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use warifu_core::keysource::KeySource;
 use warifu_core::order::PaymentMethod;
 use warifu_core::sealed::{ForIssuer, View};
@@ -94,20 +95,24 @@ impl IssuerState {
 
 /// The issuer's router.
 pub fn app(state: Arc<IssuerState>) -> Router {
-    let authenticated = Router::new()
-        .route(PATH_AUTHORIZE, post(authorize))
-        .route(PATH_AUTHORIZATION, get(payment))
-        .route(PATH_CAPTURE, post(capture))
-        .route(PATH_VOID, post(void))
-        .route(PATH_REFUNDS, post(refund))
-        .route(PATH_PROOF_OF_DELIVERY, post(dispute))
-        .route(PATH_STATEMENT, get(statement))
+    let authenticated = OpenApiRouter::new()
+        .routes(routes!(authorize))
+        .routes(routes!(payment))
+        .routes(routes!(capture))
+        .routes(routes!(void))
+        .routes(routes!(refund))
+        .routes(routes!(dispute))
+        .routes(routes!(statement))
         .with_state(state.clone());
-    let public = Router::new()
-        .route("/healthz", get(health))
-        .merge(crate::pages::issuer::routes())
-        .with_state(state.clone());
-    service::assemble(state.guard.clone(), public, authenticated)
+    let pages = crate::pages::issuer::routes().with_state(state.clone());
+    let ops = service::Ops::issuer(state.keys.clone(), state.store.clone());
+    service::assemble_with(
+        state.guard.clone(),
+        OpenApiRouter::new(),
+        authenticated,
+        pages,
+        ops,
+    )
 }
 
 /// Serves the issuer on `listener` until `shutdown`.
@@ -117,10 +122,6 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     service::serve(listener, app(state), shutdown).await
-}
-
-async fn health(State(st): State<Arc<IssuerState>>) -> AppResult<Json<serde_json::Value>> {
-    service::health(&*st.store, st.id()).await
 }
 
 /// The reason shown outside the issuer: name and expiry mismatches are reported as a card
@@ -138,6 +139,7 @@ pub fn public_reason(code: DeclineCode) -> DeclineReason {
     }
 }
 
+#[utoipa::path(post, path = PATH_AUTHORIZE, request_body = AuthorizeRequest, responses((status = 200, description = "The decision, bound to the order (a decline is an answer)", body = Decision)))]
 async fn authorize(
     State(st): State<Arc<IssuerState>>,
     Peer(peer): Peer,
@@ -420,6 +422,7 @@ impl Step<'_> {
     }
 }
 
+#[utoipa::path(get, path = PATH_AUTHORIZATION, responses((status = 200, description = "The order's payment", body = PaymentReceipt)))]
 async fn payment(
     State(st): State<Arc<IssuerState>>,
     Peer(peer): Peer,
@@ -435,6 +438,7 @@ async fn payment(
     Ok(Json(receipt(&a)))
 }
 
+#[utoipa::path(post, path = PATH_CAPTURE, request_body = CaptureRequest, responses((status = 200, description = "The payment after the capture", body = PaymentReceipt)))]
 async fn capture(
     State(st): State<Arc<IssuerState>>,
     Peer(peer): Peer,
@@ -488,6 +492,7 @@ async fn capture(
     step.answer(&receipt(&done.authorization)).await
 }
 
+#[utoipa::path(post, path = PATH_VOID, request_body = VoidRequest, responses((status = 200, description = "The payment after the void", body = PaymentReceipt)))]
 async fn void(
     State(st): State<Arc<IssuerState>>,
     Peer(peer): Peer,
@@ -516,6 +521,7 @@ async fn void(
 /// The longest refund id accepted.
 const MAX_REFUND_ID: usize = 128;
 
+#[utoipa::path(post, path = PATH_REFUNDS, request_body = RefundRequest, responses((status = 200, description = "The payment after the refund", body = PaymentReceipt)))]
 async fn refund(
     State(st): State<Arc<IssuerState>>,
     Peer(peer): Peer,
@@ -579,6 +585,7 @@ fn log_step(what: &'static str, merchant: &PartyId, order_id: &str, done: &Appli
     );
 }
 
+#[utoipa::path(post, path = PATH_PROOF_OF_DELIVERY, request_body = ProofOfDelivery, responses((status = 200, description = "Whether the carrier's proof verifies", body = DisputeAnswer)))]
 async fn dispute(
     State(st): State<Arc<IssuerState>>,
     Peer(peer): Peer,
@@ -623,6 +630,7 @@ fn last4(number: &str) -> String {
     digits[digits.len().saturating_sub(4)..].iter().collect()
 }
 
+#[utoipa::path(get, path = PATH_STATEMENT, responses((status = 200, description = "The cardholder's cards and orders (never a full card number)", body = Statement)))]
 async fn statement(
     State(st): State<Arc<IssuerState>>,
     Peer(peer): Peer,

@@ -26,9 +26,10 @@ use std::sync::{Arc, Mutex};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::{get, post};
 use axum::{Json, Router};
 use tokio::net::TcpListener;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use warifu_core::keysource::KeySource;
 use warifu_core::order::{CatalogItem, OrderForm};
 use warifu_core::policy::Policy;
@@ -197,22 +198,29 @@ fn directory_error(e: DirectoryError) -> AppError {
 
 /// The merchant's router.
 pub fn app(state: Arc<MerchantState>) -> Router {
-    let authenticated = Router::new()
-        .route("/v1/order-forms", post(order_form))
-        .route("/v1/orders", post(submit))
-        .route("/v1/orders/{order_id}", get(order_status))
-        .route("/v1/orders/{order_id}/cancel", post(cancel))
+    let authenticated = OpenApiRouter::new()
+        .routes(routes!(order_form))
+        .routes(routes!(submit))
+        .routes(routes!(order_status))
+        .routes(routes!(cancel))
         .with_state(state.clone());
-    let public = Router::new()
-        .route("/healthz", get(health))
-        .merge(crate::pages::merchant::routes())
-        .route("/v1/catalog", get(catalog))
-        .route("/v1/admin/orders", get(admin_orders))
-        .route("/v1/admin/orders/{order_id}/cancel", post(admin_cancel))
-        .route("/v1/admin/orders/{order_id}/refund", post(admin_refund))
-        .route("/v1/admin/orders/{order_id}/dispute", post(admin_dispute))
+    let public = OpenApiRouter::new()
+        .routes(routes!(catalog))
+        .routes(routes!(admin_orders))
+        .routes(routes!(admin_cancel))
+        .routes(routes!(admin_refund))
+        .routes(routes!(admin_dispute))
         .with_state(state.clone());
-    service::assemble(state.guard.clone(), public, authenticated)
+    let pages = crate::pages::merchant::routes().with_state(state.clone());
+    let c = &state.config;
+    let peers = c
+        .accepted_issuers
+        .iter()
+        .map(|i| (i.clone(), Role::Issuer))
+        .chain(c.carrier.iter().map(|k| (k.clone(), Role::Carrier)));
+    let ops = service::Ops::merchant(state.keys.clone(), state.store.clone())
+        .with_peers(state.directory.clone(), peers.collect::<Vec<_>>());
+    service::assemble_with(state.guard.clone(), public, authenticated, pages, ops)
 }
 
 /// Serves the merchant on `listener` until `shutdown`.
@@ -224,10 +232,7 @@ pub async fn run(
     service::serve(listener, app(state), shutdown).await
 }
 
-async fn health(State(st): State<Arc<MerchantState>>) -> AppResult<Json<serde_json::Value>> {
-    service::health(&*st.store, st.id()).await
-}
-
+#[utoipa::path(get, path = "/v1/catalog", responses((status = 200, description = "The catalog (public; assigns nothing)", body = CatalogView)))]
 async fn catalog(State(st): State<Arc<MerchantState>>) -> Json<CatalogView> {
     let c = &st.config;
     Json(CatalogView {
@@ -250,6 +255,7 @@ fn require_cardholder(peer: &PartyId) -> AppResult<()> {
     Ok(())
 }
 
+#[utoipa::path(post, path = "/v1/order-forms", request_body = FormRequest, responses((status = 200, description = "A fresh order form", body = crate::openapi::OrderFormDoc)))]
 async fn order_form(
     State(st): State<Arc<MerchantState>>,
     Peer(peer): Peer,
@@ -335,6 +341,7 @@ fn check_view(form: &OrderForm, view: &Disclosed) -> AppResult<(u64, String)> {
     Ok((amount, currency))
 }
 
+#[utoipa::path(post, path = "/v1/orders", request_body = SubmitRequest, responses((status = 200, description = "The order's outcome (an issuer's decline is an answer, not an error)", body = OrderOutcome)))]
 async fn submit(
     State(st): State<Arc<MerchantState>>,
     Peer(peer): Peer,
@@ -556,6 +563,7 @@ async fn cardholders_order(
         .ok_or_else(|| AppError::new(ErrorCode::UnknownOrder, "no such order for this caller"))
 }
 
+#[utoipa::path(get, path = "/v1/orders/{order_id}", responses((status = 200, description = "The cardholder's order as the merchant sees it", body = OrderOutcome)))]
 async fn order_status(
     State(st): State<Arc<MerchantState>>,
     Peer(peer): Peer,
@@ -670,6 +678,7 @@ async fn cancel_order(st: &MerchantState, order: OrderRecord) -> AppResult<Order
     worker::drive(st, &order_id).await
 }
 
+#[utoipa::path(post, path = "/v1/orders/{order_id}/cancel", request_body = CancelRequest, responses((status = 200, description = "The cancelled order", body = OrderOutcome)))]
 async fn cancel(
     State(st): State<Arc<MerchantState>>,
     Peer(peer): Peer,
@@ -696,6 +705,7 @@ async fn read_any_order(st: &MerchantState, order_id: &str) -> AppResult<OrderRe
 }
 
 /// The operator cancels an order (as the cardholder could); the body (`{}`) may be omitted.
+#[utoipa::path(post, path = "/v1/admin/orders/{order_id}/cancel", request_body = CancelRequest, responses((status = 200, description = "The cancelled order", body = OrderOutcome)))]
 async fn admin_cancel(
     State(st): State<Arc<MerchantState>>,
     _: Operator,
@@ -722,6 +732,7 @@ async fn admin_cancel(
 
 /// The operator refunds all or part of a captured order. A full refund ends the order
 /// `refunded`; a partial one leaves it where it is (the payment shows `partially_refunded`).
+#[utoipa::path(post, path = "/v1/admin/orders/{order_id}/refund", request_body = OperatorRefund, responses((status = 200, description = "The refunded order", body = OrderOutcome)))]
 async fn admin_refund(
     State(st): State<Arc<MerchantState>>,
     _: Operator,
@@ -778,6 +789,7 @@ async fn admin_refund(
 /// The operator answers a dispute: the carrier's proof of delivery, kept when the worker
 /// learned of the delivery, is shown to the issuer (it carries no address), which checks the
 /// carrier's MAC and answers `DisputeAnswer`.
+#[utoipa::path(post, path = "/v1/admin/orders/{order_id}/dispute", responses((status = 200, description = "The issuer's answer to the carrier's proof of delivery (which carries no address)", body = DisputeAnswer)))]
 async fn admin_dispute(
     State(st): State<Arc<MerchantState>>,
     _: Operator,
@@ -817,6 +829,11 @@ struct ListQuery {
     state: Option<String>,
 }
 
+#[utoipa::path(get, path = "/v1/admin/orders", params(
+        ("limit" = Option<u32>, Query, description = "At most this many"),
+        ("offset" = Option<u32>, Query, description = "Skip this many"),
+        ("state" = Option<String>, Query, description = "Only orders in this state")
+    ), responses((status = 200, description = "Orders, newest first (no card, no destination)", body = AdminOrderList)))]
 async fn admin_orders(
     State(st): State<Arc<MerchantState>>,
     _: Operator,

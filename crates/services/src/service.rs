@@ -30,7 +30,7 @@ use warifu_store::{CarrierStore, IssuerStore, MerchantStore, PartyStore, StoreEr
 use crate::MAX_BODY;
 use crate::auth::{self, Guard};
 use crate::directory::SharedDirectory;
-use crate::error::{AppError, AppResult, ErrorCode};
+use crate::error::{AppError, ErrorCode};
 use crate::metrics::{self, Metrics, label};
 use crate::openapi;
 use crate::operator;
@@ -520,58 +520,6 @@ async fn track(State(m): State<Arc<Metrics>>, req: Request, next: Next) -> Respo
             "request"
         );
     });
-    response
-}
-
-/// A service's router: the handshake routes, its `public` routes, and its `authenticated`
-/// routes behind the session guard, with the finishing layers of [`finish`].
-pub fn assemble(guard: Arc<Guard>, public: Router, authenticated: Router) -> Router {
-    let authenticated = authenticated.route_layer(middleware::from_fn_with_state(
-        guard.clone(),
-        auth::authenticate,
-    ));
-    let access = guard.operator().clone();
-    finish(auth::routes(guard).merge(public).merge(authenticated)).layer(middleware::from_fn(
-        move |req, next| operator::attach(access.clone(), req, next),
-    ))
-}
-
-/// The `/healthz` answer: storage reachable, and who this party is.
-pub async fn health<S: PartyStore + ?Sized>(
-    store: &S,
-    party: &PartyId,
-) -> AppResult<Json<serde_json::Value>> {
-    store
-        .ping()
-        .await
-        .map_err(store_error("checking storage"))?;
-    Ok(Json(
-        serde_json::json!({"status": "ok", "party": party.as_str()}),
-    ))
-}
-
-/// Adds the fallbacks (JSON 404 and 405), the body limit and the request log to a service's
-/// routes.
-pub fn finish(router: Router) -> Router {
-    router
-        .fallback(auth::not_found)
-        .method_not_allowed_fallback(auth::method_not_allowed)
-        .layer(DefaultBodyLimit::max(MAX_BODY))
-        .layer(middleware::from_fn(log_request))
-}
-
-async fn log_request(req: Request, next: Next) -> Response {
-    let method = req.method().clone();
-    let path = req.uri().path().to_owned();
-    let started = Instant::now();
-    let response = next.run(req).await;
-    tracing::debug!(
-        %method,
-        %path,
-        status = response.status().as_u16(),
-        micros = started.elapsed().as_micros() as u64,
-        "request"
-    );
     response
 }
 

@@ -34,25 +34,30 @@ pub struct SessionEstablished {
 }
 
 /// A merchant's public catalog (`GET /v1/catalog`, unauthenticated, assigns nothing).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CatalogView {
     /// The merchant.
+    #[schema(value_type = String)]
     pub merchant: PartyId,
     /// ISO 4217 currency.
     pub currency: String,
     /// What it sells.
+    #[schema(value_type = Vec<crate::openapi::CatalogItemDoc>)]
     pub catalog: Vec<CatalogItem>,
     /// The carrier it ships with, if it ships.
+    #[schema(value_type = Option<String>)]
     pub carrier: Option<PartyId>,
     /// The issuers whose cards it accepts.
+    #[schema(value_type = Vec<String>)]
     pub accepted_issuers: Vec<PartyId>,
     /// The disclosure policy its forms use.
+    #[schema(value_type = crate::openapi::Policy)]
     pub policy: Policy,
 }
 
 /// `POST /v1/order-forms`: ask the merchant for a fresh order form (authenticated).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FormRequest {
     /// Digital goods: no carrier, no delivery destination (【0052】).
@@ -62,15 +67,16 @@ pub struct FormRequest {
 
 /// `POST /v1/orders`: the sealed bundle, submitted once. The cardholder's identifier travels in
 /// clear in the bundle's header (【0035】).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubmitRequest {
     /// The sealed order.
+    #[schema(value_type = crate::openapi::SealedOrder)]
     pub sealed: SealedOrder,
 }
 
 /// Whether the issuer approved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// Authorized: the amount is held.
@@ -90,7 +96,7 @@ impl Outcome {
 }
 
 /// Why the issuer declined: stable codes shown to the merchant and the cardholder.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum DeclineReason {
@@ -150,13 +156,15 @@ impl core::fmt::Display for DeclineReason {
 /// `POST /v1/authorizations` (merchant → issuer): the issuer's part as the merchant forwards
 /// it, and the amount the merchant expects. The issuer authorizes what the cardholder sealed;
 /// if the merchant's figure differs, it refuses (`amount_mismatch`) and holds nothing.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuthorizeRequest {
     /// The header, the issuer's part and the other parts' commitments.
+    #[schema(value_type = crate::openapi::ForwardedPart)]
     pub forwarded: ForwardedPart,
     /// The disclosure policy of the order form (its digest is sealed in the header, so the
     /// merchant cannot substitute another).
+    #[schema(value_type = crate::openapi::Policy)]
     pub policy: Policy,
     /// The total the merchant read in its own part.
     pub amount: u64,
@@ -168,19 +176,23 @@ pub struct AuthorizeRequest {
 /// currency. The whole body is authenticated to the merchant by the session MAC; the
 /// cardholder can check `cardholder_receipt` with its own pairwise key with the issuer, and
 /// the carrier `carrier_approval` with its pairwise key with the issuer (see [`crate::attest`]).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Decision {
     /// The merchant's order id.
     pub order_id: String,
     /// The issuer that decided.
+    #[schema(value_type = String)]
     pub issuer: PartyId,
     /// The merchant.
+    #[schema(value_type = String)]
     pub merchant: PartyId,
     /// The cardholder.
+    #[schema(value_type = String)]
     pub cardholder: PartyId,
     /// Digest of the sealed order's header (`Header::digest`).
     #[serde(with = "b64_array")]
+    #[schema(value_type = String)]
     pub header_digest: [u8; 32],
     /// Approved or declined.
     pub outcome: Outcome,
@@ -196,9 +208,11 @@ pub struct Decision {
     pub authorization_id: Option<String>,
     /// HMAC for the cardholder under its pairwise key with the issuer.
     #[serde(with = "b64_array")]
+    #[schema(value_type = String)]
     pub cardholder_receipt: [u8; 32],
     /// HMAC for the carrier under its pairwise key with the issuer (approved, shipped orders).
     #[serde(default, skip_serializing_if = "Option::is_none", with = "b64_opt")]
+    #[schema(value_type = Option<String>)]
     pub carrier_approval: Option<[u8; 32]>,
 }
 
@@ -210,7 +224,7 @@ impl Decision {
 }
 
 /// The merchant's delivery request to the carrier (【0042】): what to pick up, from where.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeliveryRequest {
     /// The parcel: size and weight, not the goods.
@@ -221,22 +235,25 @@ pub struct DeliveryRequest {
 
 /// `POST /v1/shipments` (merchant → carrier): the carrier's part, the issuer's approval for
 /// the carrier, and the delivery request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ShipmentRequest {
     /// The header, the carrier's part and the other parts' commitments.
+    #[schema(value_type = crate::openapi::ForwardedPart)]
     pub forwarded: ForwardedPart,
     /// The disclosure policy of the order form (checked against the header's digest).
+    #[schema(value_type = crate::openapi::Policy)]
     pub policy: Policy,
     /// The issuer's `carrier_approval` MAC from its decision.
     #[serde(with = "b64_array")]
+    #[schema(value_type = String)]
     pub approval: [u8; 32],
     /// What to pick up.
     pub delivery: DeliveryRequest,
 }
 
 /// The carrier's answer: the shipment is accepted.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ShipmentReceipt {
     /// The merchant's order id.
@@ -249,7 +266,7 @@ pub struct ShipmentReceipt {
 
 /// `GET /v1/shipments/{merchant}/{order_id}` for the cardholder: status and the destination it
 /// sealed (the merchant asking gets `destination: null`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TrackingView {
     /// The merchant's order id.
@@ -259,6 +276,7 @@ pub struct TrackingView {
     /// The status.
     pub status: String,
     /// The destination, only for the cardholder who sealed it.
+    #[schema(value_type = Option<crate::openapi::DestinationDoc>)]
     pub destination: Option<Destination>,
     /// The shipment's history, oldest first.
     #[serde(default)]
@@ -269,7 +287,7 @@ pub struct TrackingView {
 }
 
 /// The merchant's answer to a submission, and to `GET /v1/orders/{id}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrderOutcome {
     /// The order id.
@@ -279,6 +297,7 @@ pub struct OrderOutcome {
     /// The issuer's decision as relayed (without the carrier's approval MAC).
     pub decision: Option<Decision>,
     /// The carrier, if the goods are shipped.
+    #[schema(value_type = Option<String>)]
     pub carrier: Option<PartyId>,
     /// The carrier's tracking number, once shipped.
     pub tracking_number: Option<String>,
@@ -294,7 +313,7 @@ pub struct OrderOutcome {
 // Issuer and carrier lifecycle
 
 /// `POST /v1/authorizations/{order_id}/capture` (merchant → issuer).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CaptureRequest {
     /// The amount to capture in minor units; `None` captures all of the hold (the rest of a
@@ -304,12 +323,12 @@ pub struct CaptureRequest {
 }
 
 /// `POST /v1/authorizations/{order_id}/void` (merchant → issuer): release the hold.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VoidRequest {}
 
 /// `POST /v1/authorizations/{order_id}/refunds` (merchant → issuer).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefundRequest {
     /// The merchant's id for this refund: a retry under the same id refunds once.
@@ -320,7 +339,7 @@ pub struct RefundRequest {
 
 /// The issuer's view of an order's payment, answered to capture, void, refund and
 /// `GET /v1/authorizations/{order_id}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PaymentReceipt {
     /// The merchant's order id.
@@ -342,7 +361,7 @@ pub struct PaymentReceipt {
 }
 
 /// One of the cardholder's cards on its statement (never the full number).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StatementCard {
     /// The issuer's id for the card.
@@ -360,7 +379,7 @@ pub struct StatementCard {
 }
 
 /// One order on the cardholder's statement.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StatementEntry {
     /// The merchant's order id.
@@ -383,10 +402,11 @@ pub struct StatementEntry {
 }
 
 /// `GET /v1/statement` (cardholder → issuer): its cards and its orders, newest first.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Statement {
     /// The cardholder.
+    #[schema(value_type = String)]
     pub cardholder: PartyId,
     /// Its cards.
     pub cards: Vec<StatementCard>,
@@ -395,7 +415,7 @@ pub struct Statement {
 }
 
 /// One step of a shipment's history.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TrackingEvent {
     /// The status reached: `accepted`, `picked_up`, `in_transit`, `delivered`, `returned`.
@@ -408,7 +428,7 @@ pub struct TrackingEvent {
 }
 
 /// `POST /v1/admin/shipments/{tracking_number}/advance` (carrier operator).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AdvanceRequest {
     /// `picked_up`, `in_transit`, `delivered` or `returned`.
@@ -421,16 +441,19 @@ pub struct AdvanceRequest {
 /// The carrier's proof that it delivered an order, for the issuer in a dispute: an
 /// HMAC-SHA256 under the carrier–issuer pairwise key (see [`crate::attest`]). It carries no
 /// address; the merchant can relay it but cannot forge it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProofOfDelivery {
     /// The merchant's order id.
     pub order_id: String,
     /// The merchant.
+    #[schema(value_type = String)]
     pub merchant: PartyId,
     /// The carrier that delivered.
+    #[schema(value_type = String)]
     pub carrier: PartyId,
     /// The order's issuer (whose key with the carrier verifies the MAC).
+    #[schema(value_type = String)]
     pub issuer: PartyId,
     /// The tracking number.
     pub tracking_number: String,
@@ -438,11 +461,12 @@ pub struct ProofOfDelivery {
     pub delivered_at_ms: i64,
     /// HMAC-SHA256 under K(carrier, issuer), unpadded base64url.
     #[serde(with = "b64_array")]
+    #[schema(value_type = String)]
     pub mac: [u8; 32],
 }
 
 /// The issuer's answer to `POST /v1/disputes/{order_id}/proof-of-delivery`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DisputeAnswer {
     /// The merchant's order id.
@@ -454,7 +478,7 @@ pub struct DisputeAnswer {
 }
 
 /// One shipment in the carrier operator's list (`GET /v1/admin/shipments`); no destination.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ShipmentSummary {
     /// The tracking number.
@@ -474,7 +498,7 @@ pub struct ShipmentSummary {
 }
 
 /// `GET /v1/admin/shipments?limit=&offset=` (carrier operator).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ShipmentList {
     /// The shipments, newest first.
@@ -486,12 +510,12 @@ pub struct ShipmentList {
 /// `POST /v1/orders/{order_id}/cancel` (cardholder → merchant, or the merchant's operator at
 /// `/v1/admin/orders/{order_id}/cancel`): before shipping the authorization is voided, after
 /// capture the payment is refunded in full.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CancelRequest {}
 
 /// `POST /v1/admin/orders/{order_id}/refund` (the merchant's operator).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OperatorRefund {
     /// The amount in minor units; `None` refunds what is left of the capture.
@@ -504,7 +528,7 @@ pub struct OperatorRefund {
 }
 
 /// One order in the merchant operator's list (its own view: no card, no destination).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AdminOrder {
     /// The order id.
@@ -530,7 +554,7 @@ pub struct AdminOrder {
 }
 
 /// `GET /v1/admin/orders?limit=&offset=&state=` (the merchant's operator), newest first.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AdminOrderList {
     /// The orders.
