@@ -488,6 +488,7 @@ async fn track(State(m): State<Arc<Metrics>>, req: Request, next: Next) -> Respo
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| metrics::UNMATCHED.to_owned());
     let method = req.method().clone();
+    let path = req.uri().path().to_owned();
     let (mut parts, body) = req.into_parts();
     let order_id = RawPathParams::from_request_parts(&mut parts, &())
         .await
@@ -514,7 +515,10 @@ async fn track(State(m): State<Arc<Metrics>>, req: Request, next: Next) -> Respo
     let status = response.status().as_u16();
     m.observe(method.as_str(), &route, status, elapsed);
     span.in_scope(|| {
+        // `method`, `path` and `micros` are also read by `warifu bench`'s per-route timing.
         tracing::debug!(
+            %method,
+            %path,
             status,
             micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
             "request"
