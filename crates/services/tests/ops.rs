@@ -130,8 +130,19 @@ fn series(text: &str, name: &str, labels: &[&str]) -> f64 {
 }
 
 #[tokio::test]
-async fn metrics_move_after_a_purchase() {
-    let env = common::start(Db::Sqlite).await.expect("deployment");
+async fn metrics_move_after_a_purchase_on_sqlite() {
+    metrics_move_after_a_purchase(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn metrics_move_after_a_purchase_on_postgres() {
+    metrics_move_after_a_purchase(Db::Postgres).await;
+}
+
+async fn metrics_move_after_a_purchase(db: Db) {
+    let Some(env) = common::start(db).await else {
+        return;
+    };
     let [(_, m), (_, i), (_, c)] = endpoints(&env);
     let before = get_text(&format!("{m}/metrics")).await.1;
     let submits = |t: &str| {
@@ -221,7 +232,7 @@ async fn metrics_move_after_a_purchase() {
     for text in [&mt, &it, &ct] {
         assert!(!text.contains(CARD) && !text.contains(ADDRESS));
     }
-    env.stop().await;
+    common::finish(env).await;
 }
 
 #[tokio::test]
