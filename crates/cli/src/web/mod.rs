@@ -498,6 +498,49 @@ fn text_ok(what: &str, v: &str, errs: &mut Vec<String>) {
     }
 }
 
+/// The wallet page again with the form as typed and what is wrong with it; nothing is saved.
+async fn wallet_refill(
+    app: &App,
+    s: &Session,
+    status: StatusCode,
+    form: &HashMap<String, String>,
+    errs: &[String],
+) -> Response {
+    render_wallet(app, s, status, form, errs, None).await
+}
+
+/// Applies `change` to the wallet's data and saves the wallet file; the error if saving failed.
+async fn save_change(s: &Session, change: impl FnOnce(&mut VaultData)) -> Result<(), String> {
+    let mut v = s.vault.lock().await;
+    change(&mut v.data);
+    v.save().map_err(|e| format!("{e:#}"))
+}
+
+/// Saves `change`; the wallet page with `notice`, and with the error if saving failed.
+async fn vault_change(
+    app: &App,
+    s: &Session,
+    notice: &str,
+    change: impl FnOnce(&mut VaultData),
+) -> Response {
+    let errs: Vec<String> = save_change(s, change).await.err().into_iter().collect();
+    render_wallet(app, s, StatusCode::OK, &HashMap::new(), &errs, Some(notice)).await
+}
+
+/// Saves `change`; the wallet page with `notice`, or the form again if saving failed.
+async fn vault_change_or_refill(
+    app: &App,
+    s: &Session,
+    form: &HashMap<String, String>,
+    notice: &str,
+    change: impl FnOnce(&mut VaultData),
+) -> Response {
+    match save_change(s, change).await {
+        Ok(()) => render_wallet(app, s, StatusCode::OK, &HashMap::new(), &[], Some(notice)).await,
+        Err(e) => wallet_refill(app, s, StatusCode::INTERNAL_SERVER_ERROR, form, &[e]).await,
+    }
+}
+
 async fn save_me(
     State(app): State<Shared>,
     headers: HeaderMap,
@@ -518,45 +561,15 @@ async fn save_me(
     text_ok("Address", &address, &mut errs);
     text_ok("Telephone", &tel, &mut errs);
     if !errs.is_empty() {
-        return render_wallet(
-            &app,
-            &s,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            &form,
-            &errs,
-            None,
-        )
-        .await;
+        return wallet_refill(&app, &s, StatusCode::UNPROCESSABLE_ENTITY, &form, &errs).await;
     }
-    let mut v = s.vault.lock().await;
-    v.data.me = vault::Contact {
+    let me = vault::Contact {
         name,
         address,
         telephone: tel,
         fax: (!fax.is_empty()).then_some(fax),
     };
-    if let Err(e) = v.save() {
-        drop(v);
-        return render_wallet(
-            &app,
-            &s,
-            StatusCode::INTERNAL_SERVER_ERROR,
-            &form,
-            &[format!("{e:#}")],
-            None,
-        )
-        .await;
-    }
-    drop(v);
-    render_wallet(
-        &app,
-        &s,
-        StatusCode::OK,
-        &HashMap::new(),
-        &[],
-        Some("Details saved."),
-    )
-    .await
+    vault_change_or_refill(&app, &s, &form, "Details saved.", |d| d.me = me).await
 }
 
 async fn add_card(
@@ -609,28 +622,13 @@ async fn add_card(
     };
     let (Some(month), Some(year), Some(issuer), true) = (month, year, issuer, errs.is_empty())
     else {
-        return render_wallet(
-            &app,
-            &s,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            &form,
-            &errs,
-            None,
-        )
-        .await;
+        return wallet_refill(&app, &s, StatusCode::UNPROCESSABLE_ENTITY, &form, &errs).await;
     };
     let id = match random_token() {
         Ok(t) => t[..8].to_owned(),
         Err(e) => {
-            return render_wallet(
-                &app,
-                &s,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                &form,
-                &[e.to_string()],
-                None,
-            )
-            .await;
+            let errs = [e.to_string()];
+            return wallet_refill(&app, &s, StatusCode::INTERNAL_SERVER_ERROR, &form, &errs).await;
         }
     };
     let card = StoredCard {
@@ -640,28 +638,8 @@ async fn add_card(
         expiry: Expiry { year, month },
         issuer,
     };
-    let last4 = card.last4();
-    let mut v = s.vault.lock().await;
-    v.data.cards.push(card);
-    let saved = v.save();
-    drop(v);
-    match saved {
-        Ok(()) => {
-            let note = format!("Card ending {last4} added.");
-            render_wallet(&app, &s, StatusCode::OK, &HashMap::new(), &[], Some(&note)).await
-        }
-        Err(e) => {
-            render_wallet(
-                &app,
-                &s,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                &form,
-                &[format!("{e:#}")],
-                None,
-            )
-            .await
-        }
-    }
+    let note = format!("Card ending {} added.", card.last4());
+    vault_change_or_refill(&app, &s, &form, &note, |d| d.cards.push(card)).await
 }
 
 async fn delete_card(
@@ -674,19 +652,9 @@ async fn delete_card(
         Err(r) => return r,
     };
     let id = field(&form, "id");
-    let mut v = s.vault.lock().await;
-    v.data.cards.retain(|c| c.id != id);
-    let saved = v.save();
-    drop(v);
-    let errs: Vec<String> = saved.err().map(|e| format!("{e:#}")).into_iter().collect();
-    render_wallet(
-        &app,
-        &s,
-        StatusCode::OK,
-        &HashMap::new(),
-        &errs,
-        Some("Card removed."),
-    )
+    vault_change(&app, &s, "Card removed.", |d| {
+        d.cards.retain(|c| c.id != id)
+    })
     .await
 }
 
@@ -708,49 +676,20 @@ async fn add_address(
     text_ok("The label", &label, &mut errs);
     text_ok("The addressee", &addressee, &mut errs);
     text_ok("The address", &address, &mut errs);
-    let id = random_token().map(|t| t[..8].to_owned());
-    let Ok(id) = id else {
+    let Ok(id) = random_token().map(|t| t[..8].to_owned()) else {
         errs.push("no randomness".into());
-        return render_wallet(
-            &app,
-            &s,
-            StatusCode::INTERNAL_SERVER_ERROR,
-            &form,
-            &errs,
-            None,
-        )
-        .await;
+        return wallet_refill(&app, &s, StatusCode::INTERNAL_SERVER_ERROR, &form, &errs).await;
     };
     if !errs.is_empty() {
-        return render_wallet(
-            &app,
-            &s,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            &form,
-            &errs,
-            None,
-        )
-        .await;
+        return wallet_refill(&app, &s, StatusCode::UNPROCESSABLE_ENTITY, &form, &errs).await;
     }
-    let mut v = s.vault.lock().await;
-    v.data.addresses.push(Address {
+    let a = Address {
         id,
         label,
         addressee: Secret::new(addressee),
         address: Secret::new(address),
-    });
-    let saved = v.save();
-    drop(v);
-    let errs: Vec<String> = saved.err().map(|e| format!("{e:#}")).into_iter().collect();
-    render_wallet(
-        &app,
-        &s,
-        StatusCode::OK,
-        &HashMap::new(),
-        &errs,
-        Some("Address added."),
-    )
-    .await
+    };
+    vault_change(&app, &s, "Address added.", |d| d.addresses.push(a)).await
 }
 
 async fn delete_address(
@@ -763,19 +702,9 @@ async fn delete_address(
         Err(r) => return r,
     };
     let id = field(&form, "id");
-    let mut v = s.vault.lock().await;
-    v.data.addresses.retain(|a| a.id != id);
-    let saved = v.save();
-    drop(v);
-    let errs: Vec<String> = saved.err().map(|e| format!("{e:#}")).into_iter().collect();
-    render_wallet(
-        &app,
-        &s,
-        StatusCode::OK,
-        &HashMap::new(),
-        &errs,
-        Some("Address removed."),
-    )
+    vault_change(&app, &s, "Address removed.", |d| {
+        d.addresses.retain(|a| a.id != id)
+    })
     .await
 }
 
