@@ -11,8 +11,8 @@
 use std::sync::{Arc, RwLock};
 
 use axum::extract::{FromRequestParts, Request};
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use sha2::{Digest, Sha256};
@@ -123,14 +123,18 @@ fn presented_token(parts: &Parts) -> Option<String> {
     if let Some(t) = bearer {
         return Some(t.to_owned());
     }
-    parts
-        .headers
+    cookie(&parts.headers, COOKIE)
+}
+
+/// The value of the cookie `name` among a request's `Cookie` headers, if it carries one.
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == COOKIE)
+        .find(|(k, _)| *k == name)
         .map(|(_, v)| v.to_owned())
 }
 

@@ -279,14 +279,7 @@ impl App {
     /// The unlocked session whose cookie the request carries.
     fn session(&self, headers: &HeaderMap) -> Option<Arc<Session>> {
         let s = self.current()?;
-        let presented = headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .filter_map(|kv| kv.trim().split_once('='))
-            .find(|(k, _)| *k == COOKIE)
-            .map(|(_, v)| v.to_owned())?;
+        let presented = warifu_services::operator::cookie(headers, COOKIE)?;
         same(&presented, &s.cookie).then_some(s)
     }
 
