@@ -18,6 +18,7 @@ use warifu_core::{PartyId, Role};
 use warifu_services::directory::{Directory, Entry, SharedDirectory};
 use warifu_services::merchant::MerchantConfig;
 use warifu_services::operator::OperatorAuth;
+use warifu_services::pages::{date, time_ms as utc};
 use warifu_services::wire::{
     AdminOrderList, DisputeAnswer, OperatorRefund, OrderOutcome, ShipmentList, Statement,
     TrackingView,
@@ -628,33 +629,6 @@ fn answer(json: bool, raw: &str, text: impl FnOnce() -> String) -> Result<()> {
         return print(&(serde_json::to_string_pretty(&v)? + "\n"));
     }
     print(&text())
-}
-
-/// A Unix-milliseconds time as `YYYY-MM-DD HH:MM:SS` (UTC).
-fn utc(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let (day, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    format!(
-        "{} {:02}:{:02}:{:02}",
-        date(day),
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// Days since 1970-01-01 as `YYYY-MM-DD` (proleptic Gregorian; H. Hinnant's algorithm).
-fn date(days: i64) -> String {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
 }
 
 fn order_line(o: &OrderOutcome) -> String {

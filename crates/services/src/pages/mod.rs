@@ -147,9 +147,18 @@ pub fn money(amount: u64, currency: &str) -> String {
 /// A Unix time in milliseconds as `YYYY-MM-DD HH:MM:SS` UTC.
 pub fn time_ms(ms: i64) -> String {
     let secs = ms.div_euclid(1000);
-    let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
-    // Civil-from-days (H. Hinnant).
+    format!(
+        "{} {:02}:{:02}:{:02}",
+        date(secs.div_euclid(86_400)),
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 as `YYYY-MM-DD` (proleptic Gregorian; H. Hinnant's civil-from-days).
+pub fn date(days: i64) -> String {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;
@@ -159,12 +168,7 @@ pub fn time_ms(ms: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    format!("{y:04}-{m:02}-{d:02}")
 }
 
 /// The CSS class of a state badge: good, bad or neutral.
@@ -300,6 +304,8 @@ mod tests {
         assert_eq!(money(1250, "EUR"), "EUR 12.50");
         assert_eq!(time_ms(0), "1970-01-01 00:00:00");
         assert_eq!(time_ms(951_782_400_000 + 3_661_000), "2000-02-29 01:01:01");
+        assert_eq!(time_ms(-1), "1969-12-31 23:59:59");
+        assert_eq!(date(19_723), "2024-01-01");
         assert_eq!(last4("4539148803436467"), "•••• 6467");
         assert_eq!(last4("12"), "•••• 12");
     }
