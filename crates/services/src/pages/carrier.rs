@@ -3,32 +3,20 @@
 
 use std::sync::Arc;
 
+use axum::Router;
 use axum::extract::State;
 use axum::response::Response;
 use axum::routing::get;
-use axum::{Form, Router};
 use maud::html;
 
-use super::{LoginForm, PATH_DASHBOARD, PATH_LOGIN, state_class, time_ms};
+use super::{state_class, time_ms};
 use crate::carrier::CarrierState;
 use crate::error::AppError;
 use crate::operator::Operator;
 
 /// The dashboard routes, to merge into the carrier's public router.
 pub fn routes() -> Router<Arc<CarrierState>> {
-    Router::new()
-        .route(PATH_DASHBOARD, get(dashboard))
-        .route(
-            PATH_LOGIN,
-            get(|State(st): State<Arc<CarrierState>>| async move {
-                super::login_form(st.id().as_str())
-            })
-            .post(
-                |State(st): State<Arc<CarrierState>>, form: Form<LoginForm>| async move {
-                    super::login(st.guard().operator(), st.id().as_str(), form)
-                },
-            ),
-        )
+    super::party_routes(get(dashboard), CarrierState::id, CarrierState::guard)
 }
 
 async fn dashboard(

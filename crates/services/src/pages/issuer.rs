@@ -5,31 +5,21 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use axum::Router;
 use axum::extract::State;
 use axum::response::Response;
 use axum::routing::get;
-use axum::{Form, Router};
 use maud::html;
 use warifu_core::order::PaymentMethod;
 
-use super::{LoginForm, PATH_DASHBOARD, PATH_LOGIN, last4, money, state_class, time_ms};
+use super::{last4, money, state_class, time_ms};
 use crate::error::AppError;
 use crate::issuer::IssuerState;
 use crate::operator::Operator;
 
 /// The dashboard routes, to merge into the issuer's public router.
 pub fn routes() -> Router<Arc<IssuerState>> {
-    Router::new().route(PATH_DASHBOARD, get(dashboard)).route(
-        PATH_LOGIN,
-        get(
-            |State(st): State<Arc<IssuerState>>| async move { super::login_form(st.id().as_str()) },
-        )
-        .post(
-            |State(st): State<Arc<IssuerState>>, form: Form<LoginForm>| async move {
-                super::login(st.guard().operator(), st.id().as_str(), form)
-            },
-        ),
-    )
+    super::party_routes(get(dashboard), IssuerState::id, IssuerState::guard)
 }
 
 /// A payment method in words.

@@ -3,34 +3,22 @@
 
 use std::sync::Arc;
 
+use axum::Router;
 use axum::extract::State;
 use axum::response::Response;
 use axum::routing::get;
-use axum::{Form, Router};
 use maud::html;
 use warifu_core::sealed::Disclosed;
 use warifu_store::OrderFilter;
 
-use super::{LoginForm, PATH_DASHBOARD, PATH_LOGIN, money, state_class, time_ms};
+use super::{money, state_class, time_ms};
 use crate::error::AppError;
 use crate::merchant::MerchantState;
 use crate::operator::Operator;
 
 /// The dashboard routes, to merge into the merchant's public router.
 pub fn routes() -> Router<Arc<MerchantState>> {
-    Router::new()
-        .route(PATH_DASHBOARD, get(dashboard))
-        .route(
-            PATH_LOGIN,
-            get(|State(st): State<Arc<MerchantState>>| async move {
-                super::login_form(st.id().as_str())
-            })
-            .post(
-                |State(st): State<Arc<MerchantState>>, form: Form<LoginForm>| async move {
-                    super::login(st.guard().operator(), st.id().as_str(), form)
-                },
-            ),
-        )
+    super::party_routes(get(dashboard), MerchantState::id, MerchantState::guard)
 }
 
 /// What the merchant's view says was bought: `2 × Sencha (TEA-001)`, one per line.

@@ -12,12 +12,17 @@ pub mod order;
 
 use std::sync::Arc;
 
-use axum::Form;
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get};
+use axum::{Form, Router};
 use maud::{DOCTYPE, Markup, html};
 use serde::Deserialize;
 
+use warifu_core::PartyId;
+
+use crate::auth::Guard;
 use crate::error::AppError;
 use crate::operator::{COOKIE, Operator, OperatorAccess};
 
@@ -269,6 +274,24 @@ pub fn login_form(who: &str) -> Response {
 /// `None` for an admitted operator, else the login form to answer with.
 pub fn require(op: Result<Operator, AppError>, who: &str) -> Option<Response> {
     op.err().map(|e| login_page(who, &e, false))
+}
+
+/// A party's dashboard routes, to merge into its public router: `dashboard` at
+/// [`PATH_DASHBOARD`], and the operator sign-in at [`PATH_LOGIN`] for the party that `id` names
+/// and `guard` guards.
+fn party_routes<S: Send + Sync + 'static>(
+    dashboard: MethodRouter<Arc<S>>,
+    id: fn(&S) -> &PartyId,
+    guard: fn(&S) -> &Arc<Guard>,
+) -> Router<Arc<S>> {
+    Router::new().route(PATH_DASHBOARD, dashboard).route(
+        PATH_LOGIN,
+        get(move |State(st): State<Arc<S>>| async move { login_form(id(&st).as_str()) }).post(
+            move |State(st): State<Arc<S>>, form: Form<LoginForm>| async move {
+                login(guard(&st).operator(), id(&st).as_str(), form)
+            },
+        ),
+    )
 }
 
 /// A dashboard page (200) for `who`.
