@@ -9,7 +9,7 @@ use axum::response::Response;
 use axum::routing::get;
 use maud::html;
 
-use super::{state_class, time_ms};
+use super::{heads, state_class, time_ms};
 use crate::carrier::CarrierState;
 use crate::error::AppError;
 use crate::operator::Operator;
@@ -46,11 +46,7 @@ async fn dashboard(
             p { "No shipments yet." }
         } @else {
             table {
-                thead { tr {
-                    th scope="col" { "Tracking" } th scope="col" { "Merchant" } th scope="col" { "Order" }
-                    th scope="col" { "Status" } th scope="col" { "Addressee" } th scope="col" { "Address" }
-                    th scope="col" { "Parcel" } th scope="col" { "History" } th scope="col" { "Accepted" }
-                } }
+                (heads(&["Tracking", "Merchant", "Order", "Status", "Addressee", "Address", "Parcel", "History", "Accepted"]))
                 tbody {
                     @for (s, events) in &rows {
                         tr id=(format!("shipment-{}", s.tracking_number)) {

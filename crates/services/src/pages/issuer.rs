@@ -12,7 +12,7 @@ use axum::routing::get;
 use maud::html;
 use warifu_core::order::PaymentMethod;
 
-use super::{last4, money, state_class, time_ms};
+use super::{heads, last4, money, state_class, time_ms};
 use crate::error::AppError;
 use crate::issuer::IssuerState;
 use crate::operator::Operator;
@@ -94,11 +94,7 @@ async fn dashboard(State(st): State<Arc<IssuerState>>, op: Result<Operator, AppE
         }
         h2 { "Cards" }
         table {
-            thead { tr {
-                th scope="col" { "Card" } th scope="col" { "Cardholder" } th scope="col" { "Name on card" }
-                th scope="col" { "Number" } th scope="col" { "Expiry" } th scope="col" { "Status" }
-                th scope="col" { "Limit" } th scope="col" { "Available" }
-            } }
+            (heads(&["Card", "Cardholder", "Name on card", "Number", "Expiry", "Status", "Limit", "Available"]))
             tbody {
                 @for c in &cards {
                     tr {
@@ -119,12 +115,7 @@ async fn dashboard(State(st): State<Arc<IssuerState>>, op: Result<Operator, AppE
             p { "No authorizations yet." }
         } @else {
             table {
-                thead { tr {
-                    th scope="col" { "Order" } th scope="col" { "Merchant" } th scope="col" { "Decided" }
-                    th scope="col" { "Status" } th scope="col" { "Amount" } th scope="col" { "Payment" }
-                    th scope="col" { "Held" } th scope="col" { "Captured" } th scope="col" { "Refunded" }
-                    th scope="col" { "Card" } th scope="col" { "Authorization" } th scope="col" { "Updated" }
-                } }
+                (heads(&["Order", "Merchant", "Decided", "Status", "Amount", "Payment", "Held", "Captured", "Refunded", "Card", "Authorization", "Updated"]))
                 tbody {
                     @for a in &auths {
                         tr id=(format!("auth-{}", a.order_id)) {
@@ -156,7 +147,7 @@ async fn dashboard(State(st): State<Arc<IssuerState>>, op: Result<Operator, AppE
         }
         h2 { "Ledger balances" }
         table {
-            thead { tr { th scope="col" { "Account" } th scope="col" { "Balance" } } }
+            (heads(&["Account", "Balance"]))
             tbody {
                 @for (a, b) in &balances {
                     tr { td { code { (a) } } td.num { (signed(*b, &currency)) } }
@@ -166,7 +157,7 @@ async fn dashboard(State(st): State<Arc<IssuerState>>, op: Result<Operator, AppE
         @if !settlements.is_empty() {
             h2 { "Settlement by day (UTC)" }
             table {
-                thead { tr { th scope="col" { "Merchant" } th scope="col" { "Day" } th scope="col" { "Captured" } th scope="col" { "Refunded" } } }
+                (heads(&["Merchant", "Day", "Captured", "Refunded"]))
                 tbody {
                     @for (m, days) in &settlements {
                         @for d in days {

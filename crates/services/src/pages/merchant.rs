@@ -11,7 +11,7 @@ use maud::html;
 use warifu_core::sealed::Disclosed;
 use warifu_store::OrderFilter;
 
-use super::{money, state_class, time_ms};
+use super::{heads, money, state_class, time_ms};
 use crate::error::AppError;
 use crate::merchant::MerchantState;
 use crate::operator::Operator;
@@ -89,7 +89,7 @@ async fn dashboard(
         p.muted { "What " (who) " holds: its own part of each order. It never receives a card number or a delivery destination." }
         h2 { "Orders by state" }
         table {
-            thead { tr { th scope="col" { "State" } th scope="col" { "Orders" } } }
+            (heads(&["State", "Orders"]))
             tbody {
                 @for (s, n) in &counts {
                     tr { td { span class=(state_class(s.as_str())) { (s.as_str()) } } td.num { (n) } }
@@ -102,12 +102,7 @@ async fn dashboard(
             p { "No orders yet." }
         } @else {
             table {
-                thead { tr {
-                    th scope="col" { "Order" } th scope="col" { "Received" } th scope="col" { "State" }
-                    th scope="col" { "Amount" } th scope="col" { "Goods" } th scope="col" { "Payment" }
-                    th scope="col" { "Cardholder" } th scope="col" { "Issuer" } th scope="col" { "Authorization" }
-                    th scope="col" { "Carrier" } th scope="col" { "Tracking" } th scope="col" { "Updated" }
-                } }
+                (heads(&["Order", "Received", "State", "Amount", "Goods", "Payment", "Cardholder", "Issuer", "Authorization", "Carrier", "Tracking", "Updated"]))
                 tbody {
                     @for o in &orders {
                         tr id=(format!("order-{}", o.order_id)) {

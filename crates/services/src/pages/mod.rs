@@ -187,6 +187,11 @@ pub fn state_class(state: &str) -> &'static str {
     }
 }
 
+/// A table's head row: one column header per name.
+pub fn heads(cols: &[&str]) -> Markup {
+    html! { thead { tr { @for c in cols { th scope="col" { (c) } } } } }
+}
+
 /// The last four characters of a card number, masked: `•••• 6467`.
 pub fn last4(number: &str) -> String {
     let n: Vec<char> = number.chars().collect();
@@ -331,6 +336,16 @@ mod tests {
         assert_eq!(date(19_723), "2024-01-01");
         assert_eq!(last4("4539148803436467"), "•••• 6467");
         assert_eq!(last4("12"), "•••• 12");
+    }
+
+    #[test]
+    fn heads_as_written_out() {
+        let written =
+            html! { thead { tr { th scope="col" { "Time (UTC)" } th scope="col" { "From" } } } };
+        assert_eq!(
+            heads(&["Time (UTC)", "From"]).into_string(),
+            written.into_string()
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use warifu_core::Role;
 use warifu_core::policy::{Field, Policy};
 use warifu_store::{CarrierStore, IssuerStore, MerchantStore, ShipmentStatus, StoreError};
 
-use super::time_ms;
+use super::{heads, time_ms};
 use crate::holdings::{self, Cell, Holdings};
 use crate::wire::OrderOutcome;
 
@@ -269,7 +269,7 @@ pub fn timeline(messages: &[Message]) -> Markup {
         details {
             summary { "The same messages as a table" }
             table {
-                thead { tr { th scope="col" { "Time (UTC)" } th scope="col" { "From" } th scope="col" { "To" } th scope="col" { "Message" } th scope="col" { "Recorded in" } } }
+                (heads(&["Time (UTC)", "From", "To", "Message", "Recorded in"]))
                 tbody {
                     @for m in messages {
                         tr { td { (time_ms(m.at_ms)) } td { (m.from.name()) } td { (m.to.name()) } td { (m.label) } td { (m.source) } }
