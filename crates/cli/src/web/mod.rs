@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
-use axum::extract::{Path, Request, State};
+use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -316,6 +316,25 @@ fn authorized(
     Ok(s)
 }
 
+/// A POST form from the unlocked session, its CSRF token checked (see [`authorized`]).
+struct Posted {
+    s: Arc<Session>,
+    form: HashMap<String, String>,
+}
+
+impl FromRequest<Shared> for Posted {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, app: &Shared) -> Result<Self, Response> {
+        let headers = req.headers().clone();
+        let Form(form) = Form::<HashMap<String, String>>::from_request(req, app)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let s = authorized(app, &headers, &form)?;
+        Ok(Posted { s, form })
+    }
+}
+
 fn field(form: &HashMap<String, String>, k: &str) -> String {
     form.get(k).map(|s| s.trim().to_owned()).unwrap_or_default()
 }
@@ -429,14 +448,7 @@ async fn unlock(State(app): State<Shared>, Form(form): Form<HashMap<String, Stri
     r
 }
 
-async fn lock(
-    State(app): State<Shared>,
-    headers: HeaderMap,
-    Form(form): Form<HashMap<String, String>>,
-) -> Response {
-    if let Err(r) = authorized(&app, &headers, &form) {
-        return r;
-    }
+async fn lock(State(app): State<Shared>, _: Posted) -> Response {
     *app.session.lock().unwrap_or_else(|p| p.into_inner()) = None;
     tracing::info!("wallet locked");
     let mut r = redirect("/");
@@ -534,15 +546,7 @@ async fn vault_change_or_refill(
     }
 }
 
-async fn save_me(
-    State(app): State<Shared>,
-    headers: HeaderMap,
-    Form(form): Form<HashMap<String, String>>,
-) -> Response {
-    let s = match authorized(&app, &headers, &form) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+async fn save_me(State(app): State<Shared>, Posted { s, form }: Posted) -> Response {
     let mut errs = Vec::new();
     let (name, address, tel, fax) = (
         field(&form, "name"),
@@ -565,15 +569,7 @@ async fn save_me(
     vault_change_or_refill(&app, &s, &form, "Details saved.", |d| d.me = me).await
 }
 
-async fn add_card(
-    State(app): State<Shared>,
-    headers: HeaderMap,
-    Form(mut form): Form<HashMap<String, String>>,
-) -> Response {
-    let s = match authorized(&app, &headers, &form) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+async fn add_card(State(app): State<Shared>, Posted { s, mut form }: Posted) -> Response {
     let number = Secret::new(
         form.remove("number")
             .unwrap_or_default()
@@ -635,15 +631,7 @@ async fn add_card(
     vault_change_or_refill(&app, &s, &form, &note, |d| d.cards.push(card)).await
 }
 
-async fn delete_card(
-    State(app): State<Shared>,
-    headers: HeaderMap,
-    Form(form): Form<HashMap<String, String>>,
-) -> Response {
-    let s = match authorized(&app, &headers, &form) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+async fn delete_card(State(app): State<Shared>, Posted { s, form }: Posted) -> Response {
     let id = field(&form, "id");
     vault_change(&app, &s, "Card removed.", |d| {
         d.cards.retain(|c| c.id != id)
@@ -651,15 +639,7 @@ async fn delete_card(
     .await
 }
 
-async fn add_address(
-    State(app): State<Shared>,
-    headers: HeaderMap,
-    Form(form): Form<HashMap<String, String>>,
-) -> Response {
-    let s = match authorized(&app, &headers, &form) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+async fn add_address(State(app): State<Shared>, Posted { s, form }: Posted) -> Response {
     let mut errs = Vec::new();
     let (label, addressee, address) = (
         field(&form, "label"),
@@ -685,15 +665,7 @@ async fn add_address(
     vault_change(&app, &s, "Address added.", |d| d.addresses.push(a)).await
 }
 
-async fn delete_address(
-    State(app): State<Shared>,
-    headers: HeaderMap,
-    Form(form): Form<HashMap<String, String>>,
-) -> Response {
-    let s = match authorized(&app, &headers, &form) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+async fn delete_address(State(app): State<Shared>, Posted { s, form }: Posted) -> Response {
     let id = field(&form, "id");
     vault_change(&app, &s, "Address removed.", |d| {
         d.addresses.retain(|a| a.id != id)
@@ -877,15 +849,7 @@ fn build_order(
     Ok((order, card.issuer.clone(), card.last4()))
 }
 
-async fn preview(
-    State(app): State<Shared>,
-    headers: HeaderMap,
-    Form(input): Form<HashMap<String, String>>,
-) -> Response {
-    let s = match authorized(&app, &headers, &input) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+async fn preview(State(app): State<Shared>, Posted { s, form: input }: Posted) -> Response {
     let Some(mut draft) = s.take_draft(&field(&input, "form_id")) else {
         return problem(
             &s,
@@ -939,15 +903,7 @@ async fn preview(
     }
 }
 
-async fn edit(
-    State(app): State<Shared>,
-    headers: HeaderMap,
-    Form(input): Form<HashMap<String, String>>,
-) -> Response {
-    let s = match authorized(&app, &headers, &input) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+async fn edit(Posted { s, form: input }: Posted) -> Response {
     let Some(draft) = s.take_draft(&field(&input, "form_id")) else {
         return redirect("/shop");
     };
@@ -956,15 +912,7 @@ async fn edit(
     r
 }
 
-async fn submit(
-    State(app): State<Shared>,
-    headers: HeaderMap,
-    Form(input): Form<HashMap<String, String>>,
-) -> Response {
-    let s = match authorized(&app, &headers, &input) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+async fn submit(Posted { s, form: input }: Posted) -> Response {
     let Some(mut draft) = s.take_draft(&field(&input, "form_id")) else {
         return problem(
             &s,
@@ -1135,16 +1083,7 @@ async fn order_page(
     shared::respond(StatusCode::OK, markup)
 }
 
-async fn cancel(
-    State(app): State<Shared>,
-    headers: HeaderMap,
-    Path(order_id): Path<String>,
-    Form(form): Form<HashMap<String, String>>,
-) -> Response {
-    let s = match authorized(&app, &headers, &form) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+async fn cancel(Path(order_id): Path<String>, Posted { s, .. }: Posted) -> Response {
     let merchant = {
         let v = s.vault.lock().await;
         v.data
