@@ -69,7 +69,12 @@ struct Driver {
 }
 
 impl Driver {
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+    async fn try_call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, String> {
         let url = format!("{}{path}", self.base);
         let mut req = self.http.request(method, &url);
         if let Some(b) = body {
@@ -78,8 +83,17 @@ impl Driver {
         let resp = req.send().await.expect("webdriver reachable");
         let status = resp.status();
         let v: Value = resp.json().await.expect("webdriver json");
-        assert!(status.is_success(), "webdriver {path}: {status} {v}");
-        v["value"].clone()
+        if status.is_success() {
+            Ok(v["value"].clone())
+        } else {
+            Err(format!("webdriver {path}: {status} {v}"))
+        }
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        self.try_call(method, path, body)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     async fn post(&self, path: &str, body: Value) -> Value {
@@ -94,15 +108,42 @@ impl Driver {
         self.post("/url", json!({ "url": url })).await;
     }
 
-    async fn find(&self, css: &str) -> String {
-        let v = self
-            .post("/element", json!({"using": "css selector", "value": css}))
-            .await;
-        match v[ELEMENT].as_str() {
-            Some(id) => id.to_owned(),
-            None => {
-                let src = self.source().await;
-                panic!("no element {css}: {v}\n--- page ---\n{src}");
+    /// Finds `css` and runs `then` on it (a click, a text read, typing), retrying for a few
+    /// seconds while the element is missing or stale: a click's navigation may still be
+    /// loading the next page.
+    async fn on_element(
+        &self,
+        css: &str,
+        then: &[(reqwest::Method, &str, Option<Value>)],
+    ) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let attempt = async {
+                let v = self
+                    .try_call(
+                        reqwest::Method::POST,
+                        "/element",
+                        Some(json!({"using": "css selector", "value": css})),
+                    )
+                    .await?;
+                let e = v[ELEMENT]
+                    .as_str()
+                    .ok_or_else(|| format!("no element {css}: {v}"))?
+                    .to_owned();
+                let mut last = Value::String(e.clone());
+                for (method, action, body) in then {
+                    let path = format!("/element/{e}{action}");
+                    last = self.try_call(method.clone(), &path, body.clone()).await?;
+                }
+                Ok::<Value, String>(last)
+            };
+            match attempt.await {
+                Ok(v) => return v,
+                Err(e) if Instant::now() > deadline => {
+                    let src = self.source().await;
+                    panic!("{e}\n--- page ---\n{src}");
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
             }
         }
     }
@@ -119,20 +160,27 @@ impl Driver {
     }
 
     async fn click(&self, css: &str) {
-        let e = self.find(css).await;
-        self.post(&format!("/element/{e}/click"), json!({})).await;
-    }
-
-    async fn fill(&self, css: &str, text: &str) {
-        let e = self.find(css).await;
-        self.post(&format!("/element/{e}/clear"), json!({})).await;
-        self.post(&format!("/element/{e}/value"), json!({ "text": text }))
+        self.on_element(css, &[(reqwest::Method::POST, "/click", Some(json!({})))])
             .await;
     }
 
+    async fn fill(&self, css: &str, text: &str) {
+        self.on_element(
+            css,
+            &[
+                (reqwest::Method::POST, "/clear", Some(json!({}))),
+                (
+                    reqwest::Method::POST,
+                    "/value",
+                    Some(json!({ "text": text })),
+                ),
+            ],
+        )
+        .await;
+    }
+
     async fn text(&self, css: &str) -> String {
-        let e = self.find(css).await;
-        self.get(&format!("/element/{e}/text"))
+        self.on_element(css, &[(reqwest::Method::GET, "/text", None)])
             .await
             .as_str()
             .unwrap_or_default()
