@@ -237,17 +237,7 @@ async fn demo_steps(local: &Local, backend: &str, started: Instant) -> Result<()
         ms(alice_key_time),
         local.directory_path.display(),
     ))?;
-    local
-        .enroll(
-            "card-1",
-            &alice_id,
-            CARD_NAME,
-            CARD_NUMBER,
-            CARD_EXPIRY,
-            CARD_LIMIT,
-            "JPY",
-        )
-        .await?;
+    enroll_demo_card(local, &alice_id).await?;
     print(&format!(
         "2. The issuer enrolls the cardholder's card\n   \
          card-1 of {alice_id}: {CARD_NAME}, •••• {}, expires {}-{:02}, limit {}\n\n",
@@ -479,19 +469,7 @@ async fn run_up(args: &UpArgs) -> Result<()> {
         .await
         .context("cannot start the parties")?;
     let alice_id = PartyId::parse(CARDHOLDER)?;
-    if local.issuer.store().get_card("card-1").await?.is_none() {
-        local
-            .enroll(
-                "card-1",
-                &alice_id,
-                CARD_NAME,
-                CARD_NUMBER,
-                CARD_EXPIRY,
-                CARD_LIMIT,
-                "JPY",
-            )
-            .await?;
-    }
+    enroll_demo_card(&local, &alice_id).await?;
     let wallet_dir = args.data.join("wallet");
     std::fs::create_dir_all(&wallet_dir)
         .with_context(|| format!("cannot create {}", wallet_dir.display()))?;
@@ -627,4 +605,23 @@ fn up_wallet_config(local: &Local, key_path: &Path, wallet_dir: &Path) -> crate:
             orders: Vec::new(),
         }),
     }
+}
+
+/// Enrolls the demo cardholder's card at the issuer as `card-1`, unless a data directory
+/// reused by `up` already holds it.
+async fn enroll_demo_card(local: &Local, cardholder: &PartyId) -> Result<()> {
+    if local.issuer.store().get_card("card-1").await?.is_none() {
+        local
+            .enroll(
+                "card-1",
+                cardholder,
+                CARD_NAME,
+                CARD_NUMBER,
+                CARD_EXPIRY,
+                CARD_LIMIT,
+                "JPY",
+            )
+            .await?;
+    }
+    Ok(())
 }

@@ -486,16 +486,30 @@ pub(crate) async fn outbox_pending(p: &P) -> Result<u64> {
 }
 
 pub(crate) async fn count_orders_by_state(p: &P) -> Result<Vec<(OrderState, u64)>> {
-    let rows = sqlx::query(
-        "SELECT state, COUNT(*) AS n FROM merchant_orders GROUP BY state ORDER BY state",
+    count_by(
+        p,
+        "SELECT state AS k, COUNT(*) AS n FROM merchant_orders GROUP BY state ORDER BY state",
+        "count_orders_by_state",
+        OrderState::decode,
     )
-    .fetch_all(&p.reader)
     .await
-    .map_err(err("count_orders_by_state"))?;
+}
+
+/// Runs a `SELECT k, COUNT(*) AS n … GROUP BY k` and decodes each group's text key.
+async fn count_by<K>(
+    p: &P,
+    sql: &'static str,
+    what: &'static str,
+    decode: fn(&str) -> Result<K>,
+) -> Result<Vec<(K, u64)>> {
+    let rows = sqlx::query(sql)
+        .fetch_all(&p.reader)
+        .await
+        .map_err(err(what))?;
     rows.iter()
         .map(|r| {
-            let s: String = get(r, "state")?;
-            Ok((OrderState::decode(&s)?, to_u64(get(r, "n")?, "count")?))
+            let k: String = get(r, "k")?;
+            Ok((decode(&k)?, to_u64(get(r, "n")?, "count")?))
         })
         .collect()
 }
@@ -1713,16 +1727,11 @@ pub(crate) async fn count_authorizations(
 }
 
 pub(crate) async fn count_shipments_by_status(p: &P) -> Result<Vec<(ShipmentStatus, u64)>> {
-    let rows = sqlx::query(
-        "SELECT status, COUNT(*) AS n FROM carrier_shipments GROUP BY status ORDER BY status",
+    count_by(
+        p,
+        "SELECT status AS k, COUNT(*) AS n FROM carrier_shipments GROUP BY status ORDER BY status",
+        "count_shipments_by_status",
+        ShipmentStatus::decode,
     )
-    .fetch_all(&p.reader)
     .await
-    .map_err(err("count_shipments_by_status"))?;
-    rows.iter()
-        .map(|r| {
-            let s: String = get(r, "status")?;
-            Ok((ShipmentStatus::decode(&s)?, to_u64(get(r, "n")?, "count")?))
-        })
-        .collect()
 }
