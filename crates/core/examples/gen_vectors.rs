@@ -874,10 +874,12 @@ fn sealed_vector(
 ) -> Res<Sealed> {
     let src = world.source(CARDHOLDER, key_kind)?;
     let issuer = form.accepted_issuers[0].clone();
-    let s = sealed::seal(
+    // Vectors cover the 【0033】 variant too: the cardholder allows each form's policy.
+    let s = sealed::seal_within(
         form,
         order,
         &issuer,
+        &form.policy,
         &*src,
         NOW,
         &mut SeededRandom::new(seed.as_bytes()),

@@ -61,6 +61,20 @@ pub enum Error {
     /// The disclosure policy is not acceptable.
     #[error("invalid disclosure policy: {0}")]
     InvalidPolicy(String),
+    /// The form's disclosure policy gives a field to a party beyond the cardholder's ceiling
+    /// (by default the patent's table: the card only to the issuer, the destination only to
+    /// the carrier). The cardholder may widen the ceiling knowingly; it is never widened
+    /// silently.
+    #[error(
+        "the order form discloses {field} to the {party}, beyond what this cardholder allows; \
+         widen the disclosure ceiling knowingly to seal it"
+    )]
+    DisclosureRefused {
+        /// The field's name (as in a policy file).
+        field: &'static str,
+        /// The party that would receive it.
+        party: crate::id::Role,
+    },
     /// The sealed order does not contain the requested party's part.
     #[error("the sealed order has no part for the {0}")]
     MissingPart(&'static str),

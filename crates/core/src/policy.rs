@@ -205,6 +205,64 @@ impl Policy {
         self.masks[f.code() as usize]
     }
 
+    /// The first `(field, party)` this policy discloses beyond `ceiling`, the most the
+    /// cardholder allows; `None` if it stays within.
+    pub fn beyond(&self, ceiling: &Policy) -> Option<(Field, Role)> {
+        Field::ALL.into_iter().find_map(|f| {
+            RECIPIENTS
+                .into_iter()
+                .find(|r| self.receives(*r, f) && !ceiling.receives(*r, f))
+                .map(|r| (f, r))
+        })
+    }
+
+    /// Checks this (a form's) policy against the cardholder's `ceiling`:
+    /// [`Error::DisclosureRefused`] names the first field and party beyond it.
+    pub fn within(&self, ceiling: &Policy) -> Result<()> {
+        match self.beyond(ceiling) {
+            None => Ok(()),
+            Some((field, party)) => Err(Error::DisclosureRefused {
+                field: field.name(),
+                party,
+            }),
+        }
+    }
+
+    /// This policy with `field` also given to `role`: how a cardholder widens its ceiling,
+    /// knowingly. Widening never removes a recipient, so the result stays valid; the card
+    /// stays the issuer's alone (claim 3) whatever is asked.
+    pub fn widened(&self, field: Field, role: Role) -> Result<Policy> {
+        if role == Role::Cardholder {
+            return Err(Error::InvalidPolicy(format!(
+                "{}: the cardholder is the sender, not a recipient",
+                field.name()
+            )));
+        }
+        let mut p = self.clone();
+        p.masks[field.code() as usize] |= bit(role);
+        p.validate()?;
+        Ok(p)
+    }
+
+    /// Parses `field=party` (as in `--allow delivery_destination=merchant`).
+    pub fn parse_grant(text: &str) -> Result<(Field, Role)> {
+        let bad = || {
+            Error::InvalidPolicy(format!(
+                "{text:?}: expected field=party, e.g. delivery_destination=merchant"
+            ))
+        };
+        let (field, party) = text.split_once('=').ok_or_else(bad)?;
+        let field = Field::ALL
+            .into_iter()
+            .find(|f| f.name() == field.trim())
+            .ok_or_else(bad)?;
+        let party = RECIPIENTS
+            .into_iter()
+            .find(|r| r.to_string() == party.trim())
+            .ok_or_else(bad)?;
+        Ok((field, party))
+    }
+
     /// Whether `role` receives `field`.
     pub fn receives(&self, role: Role, field: Field) -> bool {
         self.mask(field) & bit(role) != 0
@@ -262,6 +320,43 @@ impl<'de> Deserialize<'de> for Policy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ceiling_refuses_a_greedy_form_and_widens_only_knowingly() {
+        let ceiling = Policy::patent_default();
+        assert_eq!(ceiling.within(&ceiling), Ok(()));
+        let greedy = ceiling
+            .widened(Field::DeliveryDestination, Role::Merchant)
+            .expect("valid");
+        assert_eq!(
+            greedy.within(&ceiling),
+            Err(Error::DisclosureRefused {
+                field: "delivery_destination",
+                party: Role::Merchant
+            })
+        );
+        // A narrower form (no FAX to anyone) is within the ceiling.
+        let mut narrow = ceiling.clone();
+        narrow.masks[Field::Fax.code() as usize] = 0;
+        assert_eq!(narrow.within(&ceiling), Ok(()));
+        // Widened knowingly, the greedy form is accepted.
+        let (f, r) = Policy::parse_grant("delivery_destination=merchant").expect("grant");
+        assert_eq!(
+            greedy.within(&ceiling.widened(f, r).expect("wider")),
+            Ok(())
+        );
+        // The card never goes beyond the issuer, even when asked.
+        assert!(ceiling.widened(Field::Card, Role::Merchant).is_err());
+        for bad in [
+            "card",
+            "card=bank",
+            "colour=merchant",
+            "card=cardholder",
+            "",
+        ] {
+            assert!(Policy::parse_grant(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn default_is_the_patent_table() {

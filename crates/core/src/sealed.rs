@@ -676,7 +676,8 @@ fn associated_data(header: &[u8], commitments: &[Commitment]) -> Vec<u8> {
 }
 
 /// Seals `order` for every recipient of `form`, paying with a card of `issuer`, under the
-/// cardholder's key source. Validates the order first; `now` is Unix seconds.
+/// cardholder's key source, within the patent's disclosure table (see [`seal_within`]).
+/// Validates the order first; `now` is Unix seconds.
 pub fn seal(
     form: &OrderForm,
     order: &Order,
@@ -685,6 +686,23 @@ pub fn seal(
     now: u64,
     rng: &mut dyn Randomness,
 ) -> Result<SealedOrder> {
+    let ceiling = Policy::patent_default();
+    seal_within(form, order, issuer, &ceiling, keys, now, rng)
+}
+
+/// [`seal`] under the cardholder's own disclosure `ceiling`: a form whose policy gives any
+/// field to a party beyond it is refused with [`Error::DisclosureRefused`] before anything is
+/// sealed. The merchant writes the form; the cardholder decides what leaves its hands.
+pub fn seal_within(
+    form: &OrderForm,
+    order: &Order,
+    issuer: &PartyId,
+    ceiling: &Policy,
+    keys: &dyn KeySource,
+    now: u64,
+    rng: &mut dyn Randomness,
+) -> Result<SealedOrder> {
+    form.policy.within(ceiling)?;
     order.validate(form, now)?;
     if keys.owner().role() != Role::Cardholder {
         return Err(Error::InvalidOrder(format!(
@@ -1245,15 +1263,22 @@ mod tests {
         );
         f.policy = Policy::from_toml(&toml).expect("policy");
         let o = order(&f);
-        let s = seal(
-            &f,
-            &o,
-            &f.accepted_issuers[0],
-            &w.cardholder,
-            NOW,
-            &mut SeededRandom::new(b"c"),
-        )
-        .expect("seal");
+        let issuer = &f.accepted_issuers[0];
+        let mut rng = SeededRandom::new(b"c");
+        // The merchant asked for the destination: refused under the cardholder's default
+        // ceiling (claim 2), nothing sealed ...
+        assert_eq!(
+            seal(&f, &o, issuer, &w.cardholder, NOW, &mut rng).err(),
+            Some(Error::DisclosureRefused {
+                field: "delivery_destination",
+                party: Role::Merchant
+            })
+        );
+        // ... and sealed once the cardholder widens its ceiling knowingly.
+        let ceiling = Policy::patent_default()
+            .widened(Field::DeliveryDestination, Role::Merchant)
+            .expect("wider");
+        let s = seal_within(&f, &o, issuer, &ceiling, &w.cardholder, NOW, &mut rng).expect("seal");
         let m: View<ForMerchant> = s.open(&f.policy, &w.merchant).expect("merchant");
         assert!(m.fields.destination.is_some());
     }

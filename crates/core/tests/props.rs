@@ -16,7 +16,7 @@ use warifu_core::order::{
 use warifu_core::policy::{Field, Policy, RECIPIENTS};
 use warifu_core::rand::SeededRandom;
 use warifu_core::sealed::{
-    Disclosed, ForCarrier, ForIssuer, ForMerchant, ForwardedPart, Header, SealedOrder, seal,
+    Disclosed, ForCarrier, ForIssuer, ForMerchant, ForwardedPart, Header, SealedOrder, seal_within,
 };
 use warifu_core::{PartyId, Role};
 
@@ -225,10 +225,12 @@ impl Purchase {
         if let Some(c) = &f.carrier {
             keys.insert(Role::Carrier, master.personal_key(c));
         }
-        let sealed = seal(
+        // The property explores every valid policy: the cardholder allows this form's.
+        let sealed = seal_within(
             f,
             &self.order,
             &f.accepted_issuers[0],
+            &f.policy,
             &keys[&Role::Cardholder],
             NOW,
             &mut SeededRandom::new(&self.seed.to_le_bytes()),
@@ -584,10 +586,11 @@ fn regression_no_carrier_with_destination_for_the_merchant() {
         destination: None,
     };
     let master = Master::generate(2, &mut SeededRandom::new(b"r")).expect("master");
-    let sealed = seal(
+    let sealed = seal_within(
         &form,
         &order,
         &issuer,
+        &form.policy,
         &master.personal_key(&cardholder),
         NOW,
         &mut SeededRandom::new(b"s"),

@@ -30,7 +30,7 @@ use warifu_core::order::{Order, OrderForm};
 use warifu_core::policy::{Field, Policy};
 use warifu_core::rand::{Randomness, SeededRandom};
 use warifu_core::sealed::{
-    Disclosed, ForCarrier, ForIssuer, ForMerchant, ForwardedPart, SealedOrder, seal,
+    Disclosed, ForCarrier, ForIssuer, ForMerchant, ForwardedPart, SealedOrder, seal_within,
 };
 use warifu_core::secret::{Key32, Secret};
 use warifu_core::session::{
@@ -630,10 +630,12 @@ fn check_sealed_inner(v: &SealedVector, world: &World) -> Check {
     let form: OrderForm = serde_json::from_value(v.form.clone()).map_err(err("form"))?;
     let order: Order = serde_json::from_value(v.order.clone()).map_err(err("order"))?;
     let cardholder = world.source(&v.cardholder, &v.key_source)?;
-    let sealed = seal(
+    // A vector's form may carry the 【0033】 variant: its cardholder allows the form's policy.
+    let sealed = seal_within(
         &form,
         &order,
         &id(&v.issuer)?,
+        &form.policy,
         &*cardholder,
         v.now,
         &mut SeededRandom::new(v.rng_seed_utf8.as_bytes()),
