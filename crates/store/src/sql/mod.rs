@@ -1,4 +1,13 @@
-//! The SQL behind the traits, written once (`ops.rs`) and compiled for each backend.
+//! The SQL behind the traits, written once and compiled for each backend.
+//!
+//! - `common`: the query kit (one fetch helper per shape: `all`, `optional`, `one`, `scalar`,
+//!   `exec`, …) and the `PartyStore` operations (ping, idempotency).
+//! - `merchant`: order forms, orders and their transitions, the outbox.
+//! - `lifecycle`: the merchant's per-order facts (receipts, delivery status, proofs).
+//! - `issuer`: cards, authorizations, capture/void/refund, the ledger and its audit.
+//! - `carrier`: shipments and their tracking events.
+//! - `sqlite`, `postgres`: each compiles the five modules above for its backend (`Db`,
+//!   `SQLITE`, the write path) and re-exports their operations for `impls.rs`.
 //!
 //! Both backends accept `$N` placeholders (sqlx maps them for SQLite), `ON CONFLICT`,
 //! `RETURNING` and the same types (every integer is BIGINT), so one text serves both; the
@@ -88,20 +97,62 @@ pub(crate) fn short(s: &str) -> String {
     s.chars().take(500).collect()
 }
 
+/// A write operation: `$name(p, args…)` owns its arguments (`arg: &T => how to own it`; the
+/// others are `Copy`) and runs `$inner(conn, args…)` in a write (`common::write`).
+macro_rules! write_op {
+    (@arg $arg:ident) => { $arg };
+    (@arg $arg:ident $own:expr) => { &$arg };
+    ($name:ident = $inner:ident($($arg:ident: $ty:ty $(=> $own:expr)?),* $(,)?) -> $ret:ty) => {
+        pub(crate) async fn $name(p: &P, $($arg: $ty),*) -> Result<$ret> {
+            $($(let $arg = $own;)?)*
+            write(
+                p,
+                stringify!($name),
+                Box::new(move |c: &mut Conn| {
+                    Box::pin(async move { $inner(c, $(write_op!(@arg $arg $($own)?)),*).await })
+                }),
+            )
+            .await
+        }
+    };
+}
+
 /// The SQLite implementation.
+#[path = "."]
+#[allow(
+    clippy::duplicate_mod,
+    reason = "each backend compiles the same SQL modules"
+)]
 pub(crate) mod sqlite {
-    pub(crate) type Db = sqlx::Sqlite;
+    type Db = sqlx::Sqlite;
     const SQLITE: bool = true;
     use super::sqlite_write as run_write;
-    include!("ops.rs");
-    include!("lifecycle.rs");
+
+    mod carrier;
+    mod common;
+    mod issuer;
+    mod lifecycle;
+    mod merchant;
+
+    pub(crate) use {carrier::*, common::*, issuer::*, lifecycle::*, merchant::*};
 }
 
 /// The PostgreSQL implementation.
+#[path = "."]
+#[allow(
+    clippy::duplicate_mod,
+    reason = "each backend compiles the same SQL modules"
+)]
 pub(crate) mod postgres {
-    pub(crate) type Db = sqlx::Postgres;
+    type Db = sqlx::Postgres;
     const SQLITE: bool = false;
     use super::postgres_write as run_write;
-    include!("ops.rs");
-    include!("lifecycle.rs");
+
+    mod carrier;
+    mod common;
+    mod issuer;
+    mod lifecycle;
+    mod merchant;
+
+    pub(crate) use {carrier::*, common::*, issuer::*, lifecycle::*, merchant::*};
 }

@@ -1,0 +1,795 @@
+//! The issuer's SQL: cards, authorizations and their capture, void and refund, the ledger.
+
+use warifu_core::order::{Expiry, PaymentMethod, year_month};
+use warifu_core::secret::Secret;
+
+use super::common::*;
+use crate::error::{Result, StoreError};
+use crate::sql::{check_id, normalize_name, same_secret, to_i64, to_u64};
+use crate::types::*;
+
+const CARD_COLS: &str = "card_id, cardholder_id, holder_name, number, expiry_year, expiry_month, \
+     status, credit_limit, available, currency, created_at_ms";
+
+fn card_row(r: &DbRow) -> Result<CardRecord> {
+    let status: String = get(r, "status")?;
+    let year: i64 = get(r, "expiry_year")?;
+    let month: i64 = get(r, "expiry_month")?;
+    let number: String = get(r, "number")?;
+    Ok(CardRecord {
+        card_id: get(r, "card_id")?,
+        cardholder_id: get(r, "cardholder_id")?,
+        holder_name: get(r, "holder_name")?,
+        number: Secret::new(number),
+        expiry: Expiry {
+            year: u16::try_from(year).map_err(|_| StoreError::Corrupt("expiry_year"))?,
+            month: u8::try_from(month).map_err(|_| StoreError::Corrupt("expiry_month"))?,
+        },
+        status: CardStatus::decode(&status)?,
+        credit_limit: to_u64(get(r, "credit_limit")?, "credit_limit")?,
+        available: to_u64(get(r, "available")?, "available")?,
+        currency: get(r, "currency")?,
+        created_at_ms: get(r, "created_at_ms")?,
+    })
+}
+
+/// Books one movement: `entries` must sum to zero (checked); zero amounts are skipped.
+async fn book(
+    c: &mut Conn,
+    movement_id: &str,
+    kind: &str,
+    entries: &[(&str, i64)],
+    now_ms: i64,
+    op: &'static str,
+) -> Result<()> {
+    let sum = entries
+        .iter()
+        .try_fold(0i64, |acc, (_, a)| acc.checked_add(*a))
+        .ok_or(StoreError::OutOfRange("ledger movement"))?;
+    if sum != 0 {
+        return Err(StoreError::Invalid(format!(
+            "ledger movement {kind} does not balance"
+        )));
+    }
+    let rows: Vec<&(&str, i64)> = entries.iter().filter(|(_, a)| *a != 0).collect();
+    if rows.is_empty() {
+        return Ok(());
+    }
+    // One statement for the whole movement.
+    let values = (0..rows.len())
+        .map(|i| format!("($1, $2, ${}, ${}, $3)", 4 + 2 * i, 5 + 2 * i))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "INSERT INTO issuer_ledger (movement_id, kind, account, amount, created_at_ms) VALUES {values}"
+    );
+    let mut q = sqlx::query(&sql).bind(movement_id).bind(kind).bind(now_ms);
+    for (account, amount) in rows {
+        q = q.bind(*account).bind(*amount);
+    }
+    exec(&mut *c, op, q).await?;
+    Ok(())
+}
+
+fn available_account(card_id: &str) -> String {
+    format!("card:{card_id}:available")
+}
+fn held_account(card_id: &str) -> String {
+    format!("card:{card_id}:held")
+}
+fn merchant_account(merchant_id: &str) -> String {
+    format!("merchant:{merchant_id}")
+}
+const CREDIT_ACCOUNT: &str = "issuer:credit";
+
+async fn enroll_card_in(conn: &mut Conn, card: &NewCard) -> Result<CardRecord> {
+    const OP: &str = "enroll_card";
+    check_id("card id", &card.card_id)?;
+    check_id("cardholder id", &card.cardholder_id)?;
+    if !(1..=12).contains(&card.expiry.month) {
+        return Err(StoreError::Invalid("expiry month must be 1–12".into()));
+    }
+    if card.number.is_blank() {
+        return Err(StoreError::Invalid("the card number is empty".into()));
+    }
+    let limit = to_i64(card.credit_limit, "credit limit")?;
+    let q = sqlx::query(
+        "INSERT INTO issuer_cards (card_id, cardholder_id, holder_name, number, expiry_year, \
+         expiry_month, status, credit_limit, available, currency, created_at_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10)",
+    )
+    .bind(&card.card_id)
+    .bind(&card.cardholder_id)
+    .bind(&card.holder_name)
+    .bind(card.number.expose())
+    .bind(i64::from(card.expiry.year))
+    .bind(i64::from(card.expiry.month))
+    .bind(CardStatus::Active.as_str())
+    .bind(limit)
+    .bind(&card.currency)
+    .bind(card.now_ms);
+    insert_new(&mut *conn, OP, q, "a card").await?;
+    let avail = available_account(&card.card_id);
+    book(
+        conn,
+        &format!("{}:limit", card.card_id),
+        "limit",
+        &[(&avail, limit), (CREDIT_ACCOUNT, -limit)],
+        card.now_ms,
+        OP,
+    )
+    .await?;
+    Ok(CardRecord {
+        card_id: card.card_id.clone(),
+        cardholder_id: card.cardholder_id.clone(),
+        holder_name: card.holder_name.clone(),
+        number: card.number.clone(),
+        expiry: card.expiry,
+        status: CardStatus::Active,
+        credit_limit: card.credit_limit,
+        available: card.credit_limit,
+        currency: card.currency.clone(),
+        created_at_ms: card.now_ms,
+    })
+}
+
+write_op!(enroll_card = enroll_card_in(card: &NewCard => card.clone()) -> CardRecord);
+
+pub(crate) async fn get_card(p: &P, card_id: &str) -> Result<Option<CardRecord>> {
+    let sql = format!("SELECT {CARD_COLS} FROM issuer_cards WHERE card_id = $1");
+    optional(
+        &p.reader,
+        "get_card",
+        sqlx::query(&sql).bind(card_id),
+        card_row,
+    )
+    .await
+}
+
+pub(crate) async fn cards_for_cardholder(p: &P, cardholder_id: &str) -> Result<Vec<CardRecord>> {
+    let sql =
+        format!("SELECT {CARD_COLS} FROM issuer_cards WHERE cardholder_id = $1 ORDER BY card_id");
+    let q = sqlx::query(&sql).bind(cardholder_id);
+    all(&p.reader, "cards_for_cardholder", q, card_row).await
+}
+
+pub(crate) async fn list_cards(p: &P, limit: u32, offset: u32) -> Result<Vec<CardRecord>> {
+    let sql = format!("SELECT {CARD_COLS} FROM issuer_cards ORDER BY card_id LIMIT $1 OFFSET $2");
+    let q = sqlx::query(&sql)
+        .bind(i64::from(limit))
+        .bind(i64::from(offset));
+    all(&p.reader, "list_cards", q, card_row).await
+}
+
+async fn set_card_status_in(c: &mut Conn, card_id: &str, status: CardStatus) -> Result<bool> {
+    let q = sqlx::query("UPDATE issuer_cards SET status = $2 WHERE card_id = $1")
+        .bind(card_id)
+        .bind(status.as_str());
+    Ok(exec(&mut *c, "set_card_status", q).await? > 0)
+}
+
+write_op!(set_card_status = set_card_status_in(card_id: &str => card_id.to_owned(),
+    status: CardStatus) -> bool);
+
+const AUTH_COLS: &str = "authorization_id, merchant_id, order_id, cardholder_id, card_id, amount, \
+     currency, payment_method, decline_code, status, held, captured, refunded, created_at_ms, \
+     updated_at_ms";
+
+fn auth_row(r: &DbRow) -> Result<AuthorizationRecord> {
+    let pm: String = get(r, "payment_method")?;
+    let status: String = get(r, "status")?;
+    let decline: Option<String> = get(r, "decline_code")?;
+    Ok(AuthorizationRecord {
+        authorization_id: get(r, "authorization_id")?,
+        merchant_id: get(r, "merchant_id")?,
+        order_id: get(r, "order_id")?,
+        cardholder_id: get(r, "cardholder_id")?,
+        card_id: get(r, "card_id")?,
+        amount: to_u64(get(r, "amount")?, "amount")?,
+        currency: get(r, "currency")?,
+        payment_method: serde_json::from_str::<PaymentMethod>(&pm)
+            .map_err(|_| StoreError::Corrupt("payment_method"))?,
+        decline_code: decline.as_deref().map(DeclineCode::decode).transpose()?,
+        status: AuthorizationStatus::decode(&status)?,
+        held: to_u64(get(r, "held")?, "held")?,
+        captured: to_u64(get(r, "captured")?, "captured")?,
+        refunded: to_u64(get(r, "refunded")?, "refunded")?,
+        created_at_ms: get(r, "created_at_ms")?,
+        updated_at_ms: get(r, "updated_at_ms")?,
+    })
+}
+
+async fn auth_in_tx(
+    c: &mut Conn,
+    merchant_id: &str,
+    order_id: &str,
+    lock: bool,
+    op: &'static str,
+) -> Result<Option<AuthorizationRecord>> {
+    let sql = format!(
+        "SELECT {AUTH_COLS} FROM issuer_authorizations WHERE merchant_id = $1 AND order_id = $2{}",
+        if lock { FOR_UPDATE } else { "" }
+    );
+    let q = sqlx::query(&sql).bind(merchant_id).bind(order_id);
+    optional(&mut *c, op, q, auth_row).await
+}
+
+/// The issuer's decision for a request given the cardholder's cards (all locked).
+fn decide<'c>(
+    req: &AuthorizeRequest,
+    cards: &'c [CardRecord],
+) -> core::result::Result<&'c CardRecord, (DeclineCode, Option<&'c CardRecord>)> {
+    if cards.is_empty() {
+        return Err((DeclineCode::UnknownCardholder, None));
+    }
+    let Some(card) = cards
+        .iter()
+        .find(|c| same_secret(c.number.expose(), req.card_number.expose()))
+    else {
+        return Err((DeclineCode::CardMismatch, None));
+    };
+    let decline = |code| Err((code, Some(card)));
+    if normalize_name(&card.holder_name) != normalize_name(&req.holder_name) {
+        return decline(DeclineCode::NameMismatch);
+    }
+    if card.expiry != req.expiry {
+        return decline(DeclineCode::ExpiryMismatch);
+    }
+    if card.status == CardStatus::Blocked {
+        return decline(DeclineCode::Blocked);
+    }
+    let now_s = u64::try_from(req.now_ms.max(0) / 1000).unwrap_or(0);
+    let (y, m) = year_month(now_s);
+    if card.status == CardStatus::Expired || (y, m) > (card.expiry.year, card.expiry.month) {
+        return decline(DeclineCode::Expired);
+    }
+    if card.currency != req.currency {
+        return decline(DeclineCode::CurrencyMismatch);
+    }
+    if req.amount == 0 || i64::try_from(req.amount).is_err() {
+        return decline(DeclineCode::InvalidAmount);
+    }
+    if card.available < req.amount {
+        return decline(DeclineCode::InsufficientCredit);
+    }
+    Ok(card)
+}
+
+async fn authorize_in(
+    c: &mut Conn,
+    req: &AuthorizeRequest,
+) -> Result<Inserted<AuthorizationRecord>> {
+    const OP: &str = "authorize";
+    check_id("merchant id", &req.merchant_id)?;
+    check_id("order id", &req.order_id)?;
+    check_id("authorization id", &req.authorization_id)?;
+    check_id("cardholder id", &req.cardholder_id)?;
+    let pm = serde_json::to_string(&req.payment_method)
+        .map_err(|_| StoreError::Invalid("payment method".into()))?;
+    // Lock the cardholder's cards first: concurrent authorizations against one card queue
+    // here, and the one that waits then sees the other's hold and decision.
+    let sql = format!(
+        "SELECT {CARD_COLS} FROM issuer_cards WHERE cardholder_id = $1 ORDER BY card_id{FOR_UPDATE}"
+    );
+    let cards = all(
+        &mut *c,
+        OP,
+        sqlx::query(&sql).bind(&req.cardholder_id),
+        card_row,
+    )
+    .await?;
+    if let Some(existing) = auth_in_tx(c, &req.merchant_id, &req.order_id, false, OP).await? {
+        return Ok(Inserted {
+            record: existing,
+            created: false,
+        });
+    }
+    let decision = decide(req, &cards);
+    let (card_id, decline, held) = match decision {
+        Ok(card) => (Some(card.card_id.clone()), None, req.amount),
+        Err((code, card)) => (card.map(|c| c.card_id.clone()), Some(code), 0),
+    };
+    let status = if decline.is_some() {
+        AuthorizationStatus::Declined
+    } else {
+        AuthorizationStatus::Held
+    };
+    // A declined request may carry an amount that does not fit; store it clamped.
+    let amount_col = i64::try_from(req.amount).unwrap_or(i64::MAX);
+    let held_col = to_i64(held, "amount")?;
+    let q = sqlx::query(
+        "INSERT INTO issuer_authorizations (authorization_id, merchant_id, order_id, \
+         cardholder_id, card_id, amount, currency, payment_method, decline_code, status, held, \
+         captured, refunded, created_at_ms, updated_at_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0, 0, $12, $12) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(&req.authorization_id)
+    .bind(&req.merchant_id)
+    .bind(&req.order_id)
+    .bind(&req.cardholder_id)
+    .bind(&card_id)
+    .bind(amount_col)
+    .bind(&req.currency)
+    .bind(&pm)
+    .bind(decline.map(DeclineCode::as_str))
+    .bind(status.as_str())
+    .bind(held_col)
+    .bind(req.now_ms);
+    if exec(&mut *c, OP, q).await? == 0 {
+        // Lost a race for this order (no card row to lock), or the authorization id is taken.
+        let existing = auth_in_tx(c, &req.merchant_id, &req.order_id, false, OP).await?;
+        return match existing {
+            Some(record) => Ok(Inserted {
+                record,
+                created: false,
+            }),
+            None => Err(StoreError::Conflict(
+                "the authorization id is already used for another order".into(),
+            )),
+        };
+    }
+    if let (None, Some(cid)) = (decline, card_id.as_deref()) {
+        let q = sqlx::query(
+            "UPDATE issuer_cards SET available = available - $1 \
+             WHERE card_id = $2 AND available >= $1",
+        )
+        .bind(held_col)
+        .bind(cid);
+        if exec(&mut *c, OP, q).await? != 1 {
+            return Err(StoreError::Conflict(
+                "the card changed during the authorization; retry".into(),
+            ));
+        }
+        book(
+            c,
+            &format!("{}:hold", req.authorization_id),
+            "hold",
+            &[
+                (&available_account(cid), -held_col),
+                (&held_account(cid), held_col),
+            ],
+            req.now_ms,
+            OP,
+        )
+        .await?;
+    }
+    Ok(Inserted {
+        record: AuthorizationRecord {
+            authorization_id: req.authorization_id.clone(),
+            merchant_id: req.merchant_id.clone(),
+            order_id: req.order_id.clone(),
+            cardholder_id: req.cardholder_id.clone(),
+            card_id,
+            amount: to_u64(amount_col, "amount")?,
+            currency: req.currency.clone(),
+            payment_method: req.payment_method,
+            decline_code: decline,
+            status,
+            held,
+            captured: 0,
+            refunded: 0,
+            created_at_ms: req.now_ms,
+            updated_at_ms: req.now_ms,
+        },
+        created: true,
+    })
+}
+
+write_op!(authorize = authorize_in(req: &AuthorizeRequest => req.clone())
+    -> Inserted<AuthorizationRecord>);
+
+pub(crate) async fn get_authorization(
+    p: &P,
+    merchant_id: &str,
+    order_id: &str,
+) -> Result<Option<AuthorizationRecord>> {
+    let sql = format!(
+        "SELECT {AUTH_COLS} FROM issuer_authorizations WHERE merchant_id = $1 AND order_id = $2"
+    );
+    let q = sqlx::query(&sql).bind(merchant_id).bind(order_id);
+    optional(&p.reader, "get_authorization", q, auth_row).await
+}
+
+pub(crate) async fn authorizations_for_cardholder(
+    p: &P,
+    cardholder_id: &str,
+) -> Result<Vec<AuthorizationRecord>> {
+    let sql = format!(
+        "SELECT {AUTH_COLS} FROM issuer_authorizations WHERE cardholder_id = $1 \
+         ORDER BY created_at_ms DESC, authorization_id DESC"
+    );
+    let q = sqlx::query(&sql).bind(cardholder_id);
+    all(&p.reader, "authorizations_for_cardholder", q, auth_row).await
+}
+
+pub(crate) async fn list_authorizations(
+    p: &P,
+    limit: u32,
+    offset: u32,
+) -> Result<Vec<AuthorizationRecord>> {
+    let sql = format!(
+        "SELECT {AUTH_COLS} FROM issuer_authorizations \
+         ORDER BY created_at_ms DESC, authorization_id DESC LIMIT $1 OFFSET $2"
+    );
+    let q = sqlx::query(&sql)
+        .bind(i64::from(limit))
+        .bind(i64::from(offset));
+    all(&p.reader, "list_authorizations", q, auth_row).await
+}
+
+/// Locks and loads an authorization for a lifecycle operation.
+async fn lifecycle_start(
+    c: &mut Conn,
+    merchant_id: &str,
+    order_id: &str,
+    op: &'static str,
+) -> Result<AuthorizationRecord> {
+    auth_in_tx(c, merchant_id, order_id, true, op)
+        .await?
+        .ok_or(StoreError::NotFound("authorization"))
+}
+
+async fn add_available(c: &mut Conn, card_id: &str, delta: i64, op: &'static str) -> Result<()> {
+    if delta == 0 {
+        return Ok(());
+    }
+    let q = sqlx::query("UPDATE issuer_cards SET available = available + $1 WHERE card_id = $2")
+        .bind(delta)
+        .bind(card_id);
+    if exec(&mut *c, op, q).await? != 1 {
+        return Err(StoreError::NotFound("card"));
+    }
+    Ok(())
+}
+
+async fn update_auth(c: &mut Conn, a: &AuthorizationRecord, op: &'static str) -> Result<()> {
+    let q = sqlx::query(
+        "UPDATE issuer_authorizations SET status = $2, held = $3, captured = $4, refunded = $5, \
+         updated_at_ms = $6 WHERE authorization_id = $1",
+    )
+    .bind(&a.authorization_id)
+    .bind(a.status.as_str())
+    .bind(to_i64(a.held, "held")?)
+    .bind(to_i64(a.captured, "captured")?)
+    .bind(to_i64(a.refunded, "refunded")?)
+    .bind(a.updated_at_ms);
+    exec(&mut *c, op, q).await?;
+    Ok(())
+}
+
+fn conflict(a: &AuthorizationRecord, what: &str) -> StoreError {
+    StoreError::Conflict(format!(
+        "cannot {what} an authorization that is {}",
+        a.status
+    ))
+}
+
+async fn capture_in(
+    c: &mut Conn,
+    merchant_id: &str,
+    order_id: &str,
+    amount: Option<u64>,
+    now_ms: i64,
+) -> Result<Applied> {
+    const OP: &str = "capture";
+    let mut a = lifecycle_start(c, merchant_id, order_id, OP).await?;
+    match a.status {
+        AuthorizationStatus::Held => {}
+        AuthorizationStatus::Captured | AuthorizationStatus::Refunded
+            if amount.is_none_or(|x| x == a.captured) =>
+        {
+            return Ok(Applied {
+                authorization: a,
+                applied: false,
+            });
+        }
+        AuthorizationStatus::Captured | AuthorizationStatus::Refunded => {
+            return Err(StoreError::Conflict(
+                "already captured, with a different amount".into(),
+            ));
+        }
+        _ => {
+            return Err(conflict(&a, "capture"));
+        }
+    }
+    let held = a.held;
+    let cap = amount.unwrap_or(held);
+    if cap == 0 || cap > held {
+        return Err(StoreError::Conflict(
+            "the capture amount must be more than zero and at most the amount held".into(),
+        ));
+    }
+    let card_id = a.card_id.clone().ok_or(StoreError::Corrupt("card_id"))?;
+    let (held_i, c_i) = (to_i64(held, "held")?, to_i64(cap, "amount")?);
+    add_available(c, &card_id, held_i - c_i, OP).await?;
+    a.status = AuthorizationStatus::Captured;
+    a.held = 0;
+    a.captured = cap;
+    a.updated_at_ms = now_ms;
+    update_auth(c, &a, OP).await?;
+    book(
+        c,
+        &format!("{}:capture", a.authorization_id),
+        "capture",
+        &[
+            (&held_account(&card_id), -held_i),
+            (&available_account(&card_id), held_i - c_i),
+            (&merchant_account(merchant_id), c_i),
+        ],
+        now_ms,
+        OP,
+    )
+    .await?;
+    Ok(Applied {
+        authorization: a,
+        applied: true,
+    })
+}
+
+write_op!(capture = capture_in(merchant_id: &str => merchant_id.to_owned(),
+    order_id: &str => order_id.to_owned(), amount: Option<u64>, now_ms: i64) -> Applied);
+
+async fn void_in(c: &mut Conn, merchant_id: &str, order_id: &str, now_ms: i64) -> Result<Applied> {
+    const OP: &str = "void";
+    let mut a = lifecycle_start(c, merchant_id, order_id, OP).await?;
+    match a.status {
+        AuthorizationStatus::Held => {}
+        AuthorizationStatus::Voided => {
+            return Ok(Applied {
+                authorization: a,
+                applied: false,
+            });
+        }
+        _ => {
+            return Err(conflict(&a, "void"));
+        }
+    }
+    let card_id = a.card_id.clone().ok_or(StoreError::Corrupt("card_id"))?;
+    let held_i = to_i64(a.held, "held")?;
+    add_available(c, &card_id, held_i, OP).await?;
+    a.status = AuthorizationStatus::Voided;
+    a.held = 0;
+    a.updated_at_ms = now_ms;
+    update_auth(c, &a, OP).await?;
+    book(
+        c,
+        &format!("{}:void", a.authorization_id),
+        "void",
+        &[
+            (&held_account(&card_id), -held_i),
+            (&available_account(&card_id), held_i),
+        ],
+        now_ms,
+        OP,
+    )
+    .await?;
+    Ok(Applied {
+        authorization: a,
+        applied: true,
+    })
+}
+
+write_op!(void = void_in(merchant_id: &str => merchant_id.to_owned(),
+    order_id: &str => order_id.to_owned(), now_ms: i64) -> Applied);
+
+async fn refund_in(
+    c: &mut Conn,
+    merchant_id: &str,
+    order_id: &str,
+    refund_id: &str,
+    amount: u64,
+    now_ms: i64,
+) -> Result<Applied> {
+    const OP: &str = "refund";
+    check_id("refund id", refund_id)?;
+    let r_i = to_i64(amount, "amount")?;
+    let mut a = lifecycle_start(c, merchant_id, order_id, OP).await?;
+    let q = sqlx::query(
+        "SELECT authorization_id, amount FROM issuer_refunds WHERE merchant_id = $1 AND refund_id = $2",
+    )
+    .bind(merchant_id)
+    .bind(refund_id);
+    let prior = optional(&mut *c, OP, q, |r| {
+        Ok((
+            get::<String>(r, "authorization_id")?,
+            get::<i64>(r, "amount")?,
+        ))
+    })
+    .await?;
+    if let Some((aid, amt)) = prior {
+        if aid == a.authorization_id && amt == r_i {
+            return Ok(Applied {
+                authorization: a,
+                applied: false,
+            });
+        }
+        return Err(StoreError::Conflict(
+            "this refund id was used for another refund".into(),
+        ));
+    }
+    if !matches!(
+        a.status,
+        AuthorizationStatus::Captured | AuthorizationStatus::Refunded
+    ) {
+        return Err(conflict(&a, "refund"));
+    }
+    if amount == 0 || a.refunded.saturating_add(amount) > a.captured {
+        return Err(StoreError::Conflict(
+            "a refund must be more than zero and at most the captured amount not yet refunded"
+                .into(),
+        ));
+    }
+    let card_id = a.card_id.clone().ok_or(StoreError::Corrupt("card_id"))?;
+    let q = sqlx::query(
+        "INSERT INTO issuer_refunds (merchant_id, refund_id, authorization_id, amount, \
+         created_at_ms) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(merchant_id)
+    .bind(refund_id)
+    .bind(&a.authorization_id)
+    .bind(r_i)
+    .bind(now_ms);
+    exec(&mut *c, OP, q).await?;
+    add_available(c, &card_id, r_i, OP).await?;
+    a.refunded += amount;
+    if a.refunded == a.captured {
+        a.status = AuthorizationStatus::Refunded;
+    }
+    a.updated_at_ms = now_ms;
+    update_auth(c, &a, OP).await?;
+    book(
+        c,
+        &format!("{}:refund:{refund_id}", a.authorization_id),
+        "refund",
+        &[
+            (&merchant_account(merchant_id), -r_i),
+            (&available_account(&card_id), r_i),
+        ],
+        now_ms,
+        OP,
+    )
+    .await?;
+    Ok(Applied {
+        authorization: a,
+        applied: true,
+    })
+}
+
+write_op!(refund = refund_in(merchant_id: &str => merchant_id.to_owned(),
+    order_id: &str => order_id.to_owned(), refund_id: &str => refund_id.to_owned(),
+    amount: u64, now_ms: i64) -> Applied);
+
+const LEDGER_SUM: &str = "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM issuer_ledger";
+const UNBALANCED: &str = "SELECT COUNT(*) FROM (SELECT movement_id FROM issuer_ledger \
+     GROUP BY movement_id HAVING SUM(amount) <> 0) AS t";
+
+pub(crate) async fn ledger_sum(p: &P) -> Result<i64> {
+    scalar(&p.reader, "ledger_sum", sqlx::query_scalar(LEDGER_SUM)).await
+}
+
+pub(crate) async fn ledger_balance(p: &P, account: &str) -> Result<i64> {
+    let q = sqlx::query_scalar(
+        "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM issuer_ledger WHERE account = $1",
+    )
+    .bind(account);
+    scalar(&p.reader, "ledger_balance", q).await
+}
+
+pub(crate) async fn unbalanced_movements(p: &P) -> Result<u64> {
+    count(
+        &p.reader,
+        "unbalanced_movements",
+        sqlx::query_scalar(UNBALANCED),
+    )
+    .await
+}
+
+pub(crate) async fn ledger_entries(p: &P, account: &str) -> Result<Vec<LedgerEntry>> {
+    let q = sqlx::query(
+        "SELECT id, movement_id, kind, account, amount, created_at_ms FROM issuer_ledger \
+         WHERE account = $1 ORDER BY id",
+    )
+    .bind(account);
+    all(&p.reader, "ledger_entries", q, |r| {
+        Ok(LedgerEntry {
+            id: get(r, "id")?,
+            movement_id: get(r, "movement_id")?,
+            kind: get(r, "kind")?,
+            account: get(r, "account")?,
+            amount: get(r, "amount")?,
+            created_at_ms: get(r, "created_at_ms")?,
+        })
+    })
+    .await
+}
+
+pub(crate) async fn settlement_report(p: &P, merchant_id: &str) -> Result<Vec<SettlementDay>> {
+    let q = sqlx::query(
+        "SELECT created_at_ms / 86400000 AS day, kind, CAST(SUM(amount) AS BIGINT) AS total \
+         FROM issuer_ledger WHERE account = $1 GROUP BY created_at_ms / 86400000, kind \
+         ORDER BY day",
+    )
+    .bind(merchant_account(merchant_id));
+    let rows = all(&p.reader, "settlement_report", q, |r| {
+        Ok((
+            get::<i64>(r, "day")?,
+            get::<String>(r, "kind")?,
+            get::<i64>(r, "total")?,
+        ))
+    })
+    .await?;
+    let mut out: Vec<SettlementDay> = Vec::new();
+    for (day, kind, total) in rows {
+        if out.last().is_none_or(|d| d.day != day) {
+            out.push(SettlementDay {
+                day,
+                captured: 0,
+                refunded: 0,
+            });
+        }
+        let Some(d) = out.last_mut() else { continue };
+        match kind.as_str() {
+            "capture" => d.captured = to_u64(total, "captured")?,
+            "refund" => d.refunded = to_u64(-total, "refunded")?,
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) async fn audit(p: &P) -> Result<Audit> {
+    const OP: &str = "audit";
+    // One read transaction: a consistent snapshot of cards, authorizations and ledger.
+    let mut c = p.reader.begin().await.map_err(err(OP))?;
+    let ledger_sum: i64 = scalar(&mut *c, OP, sqlx::query_scalar(LEDGER_SUM)).await?;
+    let unbalanced = count(&mut *c, OP, sqlx::query_scalar(UNBALANCED)).await?;
+    let q = sqlx::query(
+        "SELECT k.card_id, k.credit_limit, k.available, \
+           CAST(COALESCE((SELECT SUM(a.held - a.refunded + a.captured) FROM issuer_authorizations a \
+             WHERE a.card_id = k.card_id), 0) AS BIGINT) AS used, \
+           CAST(COALESCE((SELECT SUM(l.amount) FROM issuer_ledger l \
+             WHERE l.account = 'card:' || k.card_id || ':available'), 0) AS BIGINT) AS booked \
+         FROM issuer_cards k ORDER BY k.card_id",
+    );
+    let cards = all(&mut *c, OP, q, |r| {
+        let id: String = get(r, "card_id")?;
+        let limit: i64 = get(r, "credit_limit")?;
+        let available: i64 = get(r, "available")?;
+        let used: i64 = get(r, "used")?;
+        let booked: i64 = get(r, "booked")?;
+        let matches = available == limit - used && available == booked;
+        Ok((id, matches))
+    })
+    .await?;
+    let _ = c.rollback().await;
+    Ok(Audit {
+        ledger_sum,
+        unbalanced_movements: unbalanced,
+        cards: cards.len() as u64,
+        card_mismatches: cards
+            .into_iter()
+            .filter(|(_, ok)| !ok)
+            .map(|(id, _)| id)
+            .collect(),
+    })
+}
+
+pub(crate) async fn count_authorizations(
+    p: &P,
+) -> Result<Vec<(AuthorizationStatus, Option<DeclineCode>, u64)>> {
+    let q = sqlx::query(
+        "SELECT status, decline_code, COUNT(*) AS n FROM issuer_authorizations \
+         GROUP BY status, decline_code ORDER BY status, decline_code",
+    );
+    all(&p.reader, "count_authorizations", q, |r| {
+        let status: String = get(r, "status")?;
+        let code: Option<String> = get(r, "decline_code")?;
+        Ok((
+            AuthorizationStatus::decode(&status)?,
+            code.as_deref().map(DeclineCode::decode).transpose()?,
+            to_u64(get(r, "n")?, "count")?,
+        ))
+    })
+    .await
+}
