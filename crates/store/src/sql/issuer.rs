@@ -458,6 +458,28 @@ async fn update_auth(c: &mut Conn, a: &AuthorizationRecord, op: &'static str) ->
     Ok(())
 }
 
+/// Stores a lifecycle operation's new authorization state and books its ledger movement
+/// (`{authorization id}:{movement}`).
+async fn apply(
+    c: &mut Conn,
+    mut a: AuthorizationRecord,
+    movement: &str,
+    kind: &str,
+    entries: &[(String, i64)],
+    now_ms: i64,
+    op: &'static str,
+) -> Result<Applied> {
+    a.updated_at_ms = now_ms;
+    update_auth(c, &a, op).await?;
+    let entries: Vec<(&str, i64)> = entries.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    let movement_id = format!("{}:{movement}", a.authorization_id);
+    book(c, &movement_id, kind, &entries, now_ms, op).await?;
+    Ok(Applied {
+        authorization: a,
+        applied: true,
+    })
+}
+
 fn conflict(a: &AuthorizationRecord, what: &str) -> StoreError {
     StoreError::Conflict(format!(
         "cannot {what} an authorization that is {}",
@@ -506,25 +528,12 @@ async fn capture_in(
     a.status = AuthorizationStatus::Captured;
     a.held = 0;
     a.captured = cap;
-    a.updated_at_ms = now_ms;
-    update_auth(c, &a, OP).await?;
-    book(
-        c,
-        &format!("{}:capture", a.authorization_id),
-        "capture",
-        &[
-            (&held_account(&card_id), -held_i),
-            (&available_account(&card_id), held_i - c_i),
-            (&merchant_account(merchant_id), c_i),
-        ],
-        now_ms,
-        OP,
-    )
-    .await?;
-    Ok(Applied {
-        authorization: a,
-        applied: true,
-    })
+    let entries = [
+        (held_account(&card_id), -held_i),
+        (available_account(&card_id), held_i - c_i),
+        (merchant_account(merchant_id), c_i),
+    ];
+    apply(c, a, "capture", "capture", &entries, now_ms, OP).await
 }
 
 write_op!(capture = capture_in(merchant_id: &str => merchant_id.to_owned(),
@@ -550,24 +559,11 @@ async fn void_in(c: &mut Conn, merchant_id: &str, order_id: &str, now_ms: i64) -
     add_available(c, &card_id, held_i, OP).await?;
     a.status = AuthorizationStatus::Voided;
     a.held = 0;
-    a.updated_at_ms = now_ms;
-    update_auth(c, &a, OP).await?;
-    book(
-        c,
-        &format!("{}:void", a.authorization_id),
-        "void",
-        &[
-            (&held_account(&card_id), -held_i),
-            (&available_account(&card_id), held_i),
-        ],
-        now_ms,
-        OP,
-    )
-    .await?;
-    Ok(Applied {
-        authorization: a,
-        applied: true,
-    })
+    let entries = [
+        (held_account(&card_id), -held_i),
+        (available_account(&card_id), held_i),
+    ];
+    apply(c, a, "void", "void", &entries, now_ms, OP).await
 }
 
 write_op!(void = void_in(merchant_id: &str => merchant_id.to_owned(),
@@ -636,24 +632,12 @@ async fn refund_in(
     if a.refunded == a.captured {
         a.status = AuthorizationStatus::Refunded;
     }
-    a.updated_at_ms = now_ms;
-    update_auth(c, &a, OP).await?;
-    book(
-        c,
-        &format!("{}:refund:{refund_id}", a.authorization_id),
-        "refund",
-        &[
-            (&merchant_account(merchant_id), -r_i),
-            (&available_account(&card_id), r_i),
-        ],
-        now_ms,
-        OP,
-    )
-    .await?;
-    Ok(Applied {
-        authorization: a,
-        applied: true,
-    })
+    let entries = [
+        (merchant_account(merchant_id), -r_i),
+        (available_account(&card_id), r_i),
+    ];
+    let movement = format!("refund:{refund_id}");
+    apply(c, a, &movement, "refund", &entries, now_ms, OP).await
 }
 
 write_op!(refund = refund_in(merchant_id: &str => merchant_id.to_owned(),

@@ -117,42 +117,33 @@ macro_rules! write_op {
     };
 }
 
-/// The SQLite implementation.
-#[path = "."]
-#[allow(
-    clippy::duplicate_mod,
-    reason = "each backend compiles the same SQL modules"
-)]
-pub(crate) mod sqlite {
-    type Db = sqlx::Sqlite;
-    const SQLITE: bool = true;
-    use super::sqlite_write as run_write;
+/// One backend's build of the SQL modules: its `Db`, whether it is SQLite, its write path.
+macro_rules! backend {
+    ($(#[$doc:meta])* $name:ident: $db:ty, $sqlite:expr, $write:ident) => {
+        $(#[$doc])*
+        #[path = "."]
+        #[allow(clippy::duplicate_mod, reason = "each backend compiles the same SQL modules")]
+        pub(crate) mod $name {
+            type Db = $db;
+            const SQLITE: bool = $sqlite;
+            use super::$write as run_write;
 
-    mod carrier;
-    mod common;
-    mod issuer;
-    mod lifecycle;
-    mod merchant;
+            mod carrier;
+            mod common;
+            mod issuer;
+            mod lifecycle;
+            mod merchant;
 
-    pub(crate) use {carrier::*, common::*, issuer::*, lifecycle::*, merchant::*};
+            pub(crate) use {carrier::*, common::*, issuer::*, lifecycle::*, merchant::*};
+        }
+    };
 }
 
-/// The PostgreSQL implementation.
-#[path = "."]
-#[allow(
-    clippy::duplicate_mod,
-    reason = "each backend compiles the same SQL modules"
-)]
-pub(crate) mod postgres {
-    type Db = sqlx::Postgres;
-    const SQLITE: bool = false;
-    use super::postgres_write as run_write;
-
-    mod carrier;
-    mod common;
-    mod issuer;
-    mod lifecycle;
-    mod merchant;
-
-    pub(crate) use {carrier::*, common::*, issuer::*, lifecycle::*, merchant::*};
-}
+backend!(
+    /// The SQLite implementation.
+    sqlite: sqlx::Sqlite, true, sqlite_write
+);
+backend!(
+    /// The PostgreSQL implementation.
+    postgres: sqlx::Postgres, false, postgres_write
+);
