@@ -129,6 +129,33 @@ pub struct PassphraseArgs {
     pub passphrase_file: Option<PathBuf>,
 }
 
+/// The most the cardholder discloses: the patent's table (the card only to the issuer, the
+/// destination only to the carrier) unless widened here, knowingly.
+#[derive(Debug, Clone, Default, Args)]
+pub struct DisclosureArgs {
+    /// Also allow the form to give FIELD to PARTY (e.g. `delivery_destination=merchant`, the
+    /// 【0033】 variant); repeatable. Without it a form asking for more than the patent's
+    /// table is refused and nothing is sealed.
+    #[arg(long = "allow", value_name = "FIELD=PARTY")]
+    pub allow: Vec<String>,
+}
+
+impl DisclosureArgs {
+    /// The cardholder's disclosure ceiling: the patent's table widened by each `--allow`.
+    pub fn ceiling(&self) -> anyhow::Result<warifu_core::policy::Policy> {
+        use anyhow::Context as _;
+        let mut ceiling = warifu_core::policy::Policy::patent_default();
+        for grant in &self.allow {
+            let (field, party) = warifu_core::policy::Policy::parse_grant(grant)
+                .with_context(|| format!("--allow {grant}"))?;
+            ceiling = ceiling
+                .widened(field, party)
+                .with_context(|| format!("--allow {grant}"))?;
+        }
+        Ok(ceiling)
+    }
+}
+
 /// `warifu keycenter init`
 #[derive(Debug, Args)]
 pub struct InitArgs {
@@ -240,6 +267,9 @@ pub struct SealArgs {
     /// The passphrase of the key file, if it is sealed.
     #[command(flatten)]
     pub passphrase: PassphraseArgs,
+    /// What the cardholder allows the form to disclose.
+    #[command(flatten)]
+    pub disclosure: DisclosureArgs,
 }
 
 /// `warifu open`

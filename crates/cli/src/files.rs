@@ -111,8 +111,17 @@ pub fn seal(args: &SealArgs) -> Result<()> {
             ),
         },
     };
-    let sealed = sealed::seal(&form, &order, &issuer, keys.as_ref(), now()?, &mut OsRandom)
-        .context("cannot seal the order")?;
+    let ceiling = args.disclosure.ceiling()?;
+    let sealed = sealed::seal_within(
+        &form,
+        &order,
+        &issuer,
+        &ceiling,
+        keys.as_ref(),
+        now()?,
+        &mut OsRandom,
+    )
+    .context("cannot seal the order")?;
     let bytes = match args.format {
         Format::Json => format!("{}\n", sealed.to_json()).into_bytes(),
         Format::Binary => sealed.encode(),

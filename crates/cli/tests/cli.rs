@@ -1062,3 +1062,67 @@ fn operators_advance_shipments_refund_and_read_statements() {
         "{settlement}"
     );
 }
+
+/// Issue 19.1: the merchant writes the form, the cardholder decides what leaves its hands. A
+/// form giving the destination to the merchant is refused by `seal`, nothing written, unless
+/// the cardholder widens its ceiling knowingly with `--allow`.
+#[test]
+fn a_greedy_form_is_refused_unless_the_cardholder_allows_it() {
+    let s = setup();
+    let policy = s.root.join("greedy.toml");
+    let greedy = String::from_utf8(ok(warifu(&[&"policy", &"default"])).stdout)
+        .expect("utf-8")
+        .replace(
+            "delivery_destination = [\"carrier\"]",
+            "delivery_destination = [\"merchant\", \"carrier\"]",
+        );
+    fs::write(&policy, greedy).expect("policy");
+    let form = s.root.join("form.json");
+    let order = s.root.join("order.json");
+    fs::write(
+        &form,
+        ok(warifu(&[&"example", &"form", &"--policy", &policy])).stdout,
+    )
+    .expect("form");
+    fs::write(
+        &order,
+        ok(warifu(&[&"example", &"order", &"--form", &form])).stdout,
+    )
+    .expect("order");
+    let sealed = s.root.join("sealed.json");
+    let seal = |extra: &[&dyn AsRef<std::ffi::OsStr>]| {
+        let key = key_path(&s.keys, IDS[0]);
+        let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![
+            &"seal",
+            &"--key",
+            &key,
+            &"--form",
+            &form,
+            &"--order",
+            &order,
+            &"--out",
+            &sealed,
+            &"--passphrase-file",
+            &s.key_pass_file,
+        ];
+        args.extend_from_slice(extra);
+        warifu(&args)
+    };
+    fails(
+        seal(&[]),
+        "discloses delivery_destination to the merchant",
+        &[CARD, "Umeda"],
+    );
+    assert!(!sealed.exists(), "nothing sealed");
+    fails(
+        seal(&[&"--allow", &"card=merchant"]),
+        "--allow card=merchant",
+        &[CARD],
+    );
+    ok(seal(&[&"--allow", &"delivery_destination=merchant"]));
+    let merchant = open_view_with_pass(&s, IDS[1], &sealed, &form);
+    assert!(
+        merchant.to_string().contains("Umeda"),
+        "widened knowingly, the merchant gets the destination: {merchant}"
+    );
+}
