@@ -125,8 +125,7 @@ impl Store {
 
     /// The `sqlite://` URL of `party`'s file in `dir`, creating `dir` if missing.
     pub fn party_url(dir: &Path, party: Party) -> Result<String> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| StoreError::Connect(format!("cannot create {}: {e}", dir.display())))?;
+        private_dir(dir)?;
         let path = Store::party_path(dir, party);
         let s = path
             .to_str()
@@ -229,9 +228,9 @@ async fn open_sqlite(rest: &str, opts: &StoreOptions) -> Result<Pools<Sqlite>> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
     {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| StoreError::Connect(format!("cannot create {}: {e}", parent.display())))?;
+        private_dir(parent)?;
     }
+    private_database(Path::new(path))?;
     let base = SqliteConnectOptions::new()
         .filename(path)
         .journal_mode(SqliteJournalMode::Wal)
@@ -258,6 +257,46 @@ async fn open_sqlite(rest: &str, opts: &StoreOptions) -> Result<Pools<Sqlite>> {
         writer,
         reader,
     })
+}
+
+/// Creates `dir` (and its parents) if missing; a directory this creates is 0700.
+fn private_dir(dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(dir)
+        .map_err(|e| StoreError::Connect(format!("cannot create {}: {e}", dir.display())))
+}
+
+/// Makes the SQLite file `path` private before SQLite opens it: created 0600 if missing, an
+/// existing file and its `-wal`/`-shm` companions narrowed to 0600. SQLite gives the
+/// companions it creates the main file's mode, so they are private too.
+fn private_database(path: &Path) -> Result<()> {
+    let fail = |e: std::io::Error| StoreError::Connect(format!("{}: {e}", path.display()));
+    let mut o = std::fs::OpenOptions::new();
+    o.create(true).append(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    o.open(path).map_err(fail)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let file = PathBuf::from(format!("{}{suffix}", path.display()));
+            match std::fs::metadata(&file) {
+                Ok(m) if m.permissions().mode() & 0o077 != 0 => {
+                    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+                        .map_err(fail)?;
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
 }
 
 fn valid_schema(s: &str) -> bool {

@@ -198,6 +198,32 @@ async fn bad_urls_are_refused() {
     ));
 }
 
+/// Issue 15: the party databases and their WAL/SHM companions are 0600, a data directory
+/// the store creates 0700, and a database left 0644 by an older build is narrowed on open.
+#[cfg(unix)]
+#[tokio::test]
+async fn sqlite_files_are_private() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let s = Store::open_party(&dir, Party::Merchant).await.unwrap();
+    s.insert_order(&merchant::new_order("O-1", 1), &[])
+        .await
+        .unwrap();
+    assert_eq!(mode(&dir), 0o700);
+    let db = Store::party_path(&dir, Party::Merchant);
+    for suffix in ["", "-wal", "-shm"] {
+        let file = std::path::PathBuf::from(format!("{}{suffix}", db.display()));
+        assert_eq!(mode(&file), 0o600, "{}", file.display());
+    }
+    s.close().await;
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let again = Store::open_party(&dir, Party::Merchant).await.unwrap();
+    assert_eq!(mode(&db), 0o600);
+    again.close().await;
+}
+
 #[tokio::test]
 async fn in_memory_sqlite_works() {
     let s = Store::open("sqlite::memory:").await.unwrap();
