@@ -20,8 +20,8 @@ use warifu_core::PartyId;
 use warifu_core::order::{Card, Destination, Expiry, Order, OrderForm, PaymentMethod, luhn};
 use warifu_core::sok::KeyScheme;
 use warifu_services::cardholder::{Cardholder, CardholderError};
-use warifu_services::local::{Local, LocalOptions, Storage};
-use warifu_services::peer::ClientError;
+use warifu_services::dev::local::{Local, LocalOptions, Storage};
+use warifu_services::session::client::ClientError;
 use warifu_store::Synchronous;
 
 use crate::cli::SchemeArg;

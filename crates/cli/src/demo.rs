@@ -9,8 +9,8 @@ use clap::Args;
 use warifu_core::order::{Card, Destination, Expiry, Order, OrderForm, PaymentMethod};
 use warifu_core::sok::KeyScheme;
 use warifu_core::{PartyId, Role};
-use warifu_services::holdings::{self, Holdings};
-use warifu_services::local::{Local, LocalOptions, Storage};
+use warifu_services::dev::holdings::{self, Holdings};
+use warifu_services::dev::local::{Local, LocalOptions, Storage};
 use warifu_store::Party;
 
 use crate::cli::SchemeArg;
@@ -394,7 +394,7 @@ fn masters_words(k: Option<u32>, scheme: KeyScheme) -> String {
     }
 }
 
-fn outcome_word(o: &warifu_services::wire::OrderOutcome) -> &'static str {
+fn outcome_word(o: &warifu_services::protocol::cardholder_merchant::OrderOutcome) -> &'static str {
     match &o.decision {
         Some(d) if d.approved() => "approved",
         Some(_) => "declined",
@@ -547,7 +547,7 @@ async fn run_up(args: &UpArgs) -> Result<()> {
         local.merchant.id(),
     ));
     print(&text)?;
-    warifu_services::service::shutdown_signal().await;
+    warifu_services::http::service::shutdown_signal().await;
     print("Stopping…\n")?;
     let _ = web_stop.send(());
     if let Ok(Err(e)) = web_task.await {

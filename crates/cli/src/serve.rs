@@ -16,13 +16,14 @@ use warifu_core::policy::Policy;
 use warifu_core::secret::Secret;
 use warifu_core::{PartyId, Role};
 use warifu_services::directory::{Directory, Entry, SharedDirectory};
+use warifu_services::http::dashboard::{date, time_ms as utc};
 use warifu_services::merchant::MerchantConfig;
-use warifu_services::operator::OperatorAuth;
-use warifu_services::pages::{date, time_ms as utc};
-use warifu_services::wire::{
-    AdminOrderList, DisputeAnswer, OperatorRefund, OrderOutcome, ShipmentList, Statement,
-    TrackingView,
-};
+use warifu_services::protocol::cardholder_carrier::TrackingView;
+use warifu_services::protocol::cardholder_issuer::Statement;
+use warifu_services::protocol::cardholder_merchant::OrderOutcome;
+use warifu_services::protocol::merchant_issuer::DisputeAnswer;
+use warifu_services::protocol::operator::{self, AdminOrderList, OperatorRefund, ShipmentList};
+use warifu_services::session::operator::OperatorAuth;
 use warifu_services::{carrier, issuer, merchant};
 use warifu_store::{NewCard, Party, Store, StoreOptions};
 
@@ -386,7 +387,7 @@ async fn listen(addr: SocketAddr, id: &PartyId) -> Result<tokio::net::TcpListene
 
 /// SIGTERM or Ctrl-C: the service stops accepting, finishes in-flight requests (bounded).
 async fn ctrl_c() {
-    warifu_services::service::shutdown_signal().await;
+    warifu_services::http::service::shutdown_signal().await;
 }
 
 /// Runs `warifu merchant …`.
@@ -425,7 +426,8 @@ pub fn merchant(cmd: &MerchantCommand) -> Result<()> {
         let state = merchant::MerchantState::new(keys, config, Arc::new(store), directory);
         state.guard().operator().set(operator);
         let l = listen(a.serve.listen, state.id()).await?;
-        let worker = warifu_services::worker::Worker::start(state.clone(), Default::default());
+        let worker =
+            warifu_services::merchant::worker::Worker::start(state.clone(), Default::default());
         merchant::run(l, state, ctrl_c()).await?;
         worker.stop().await;
         Ok(())
@@ -583,7 +585,7 @@ async fn op_call<R: serde::de::DeserializeOwned>(
     path: &str,
     body: Option<serde_json::Value>,
 ) -> Result<(R, String)> {
-    let http = warifu_services::peer::http_client();
+    let http = warifu_services::session::client::http_client();
     let url = format!("{}{path}", op.url.trim_end_matches('/'));
     let mut req = if post {
         http.post(&url)
@@ -752,7 +754,7 @@ fn carrier_advance(a: &AdvanceArgs) -> Result<()> {
         let (now, _): (TrackingView, _) = op_call(
             &a.op,
             false,
-            &carrier::admin_shipment_path(&a.tracking),
+            &operator::admin_shipment_path(&a.tracking),
             None,
         )
         .await?;
@@ -769,7 +771,7 @@ fn carrier_advance(a: &AdvanceArgs) -> Result<()> {
                 op_call::<TrackingView>(
                     &a.op,
                     true,
-                    &carrier::advance_path(&a.tracking),
+                    &operator::advance_path(&a.tracking),
                     Some(body),
                 )
                 .await?,
@@ -783,7 +785,7 @@ fn carrier_advance(a: &AdvanceArgs) -> Result<()> {
 fn carrier_shipments(a: &ListArgs) -> Result<()> {
     let path = format!(
         "{}?limit={}&offset={}",
-        carrier::PATH_ADMIN_SHIPMENTS,
+        operator::PATH_ADMIN_SHIPMENTS,
         a.limit,
         a.offset
     );
@@ -842,7 +844,7 @@ fn statement(a: &StatementArgs) -> Result<()> {
     }
     runtime()?.block_on(async {
         let store = open_store(&a.db, Party::Issuer).await?;
-        let s = issuer::statement_for(&store, &cardholder).await;
+        let s = issuer::statement::statement_for(&store, &cardholder).await;
         store.close().await;
         let s = s?;
         if a.json {

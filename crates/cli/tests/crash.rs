@@ -20,7 +20,7 @@ use warifu_core::order::{Card, Destination, Expiry, Order, OrderForm, PaymentMet
 use warifu_core::sok::{KeyScheme, PartyKeys};
 use warifu_services::cardholder::{Cardholder, CardholderError};
 use warifu_services::directory::SharedDirectory;
-use warifu_services::peer::ClientError;
+use warifu_services::session::client::ClientError;
 use warifu_store::{
     AuthorizationRecord, AuthorizationStatus, CarrierStore, IssuerStore, MerchantStore,
     OrderFilter, OrderRecord, OrderState, Party, ShipmentRecord, Store, StoreOptions,

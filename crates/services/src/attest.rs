@@ -22,7 +22,7 @@ use warifu_core::keysource::{KeySource, pairwise_key};
 use warifu_core::sealed::Header;
 use warifu_core::{PartyId, Role};
 
-use crate::wire::{Decision, ProofOfDelivery};
+use crate::protocol::merchant_issuer::{Decision, ProofOfDelivery};
 
 /// Label of the cardholder receipt.
 pub const CARDHOLDER_RECEIPT_LABEL: &[u8] = b"warifu/v1/issuer-decision/cardholder";

@@ -2,8 +2,7 @@
 //! an order form in the session, seals the order in this process, submits the bundle once, and
 //! checks the issuer's receipt of the decision the merchant relays.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use warifu_core::keysource::KeySource;
 use warifu_core::order::{Order, OrderForm};
@@ -13,11 +12,12 @@ use warifu_core::{PartyId, Role};
 
 use crate::attest;
 use crate::directory::{DirectoryError, SharedDirectory};
-use crate::peer::{ClientError, PeerClient, http_client};
-use crate::wire::{
-    CancelRequest, CatalogView, FormRequest, OrderOutcome, Statement, StatementEntry,
-    SubmitRequest, TrackingView,
+use crate::protocol::cardholder_carrier::TrackingView;
+use crate::protocol::cardholder_issuer::{PATH_STATEMENT, Statement, StatementEntry};
+use crate::protocol::cardholder_merchant::{
+    CancelRequest, CatalogView, FormRequest, OrderOutcome, SubmitRequest,
 };
+use crate::session::client::{ClientError, PeerClient, PeerClients};
 
 /// What can go wrong for the cardholder.
 #[derive(Debug, thiserror::Error)]
@@ -117,8 +117,7 @@ impl OrderView {
 pub struct Cardholder {
     keys: Arc<dyn KeySource>,
     directory: Arc<SharedDirectory>,
-    http: reqwest::Client,
-    peers: Mutex<HashMap<PartyId, Arc<PeerClient>>>,
+    peers: PeerClients,
 }
 
 impl core::fmt::Debug for Cardholder {
@@ -136,10 +135,9 @@ impl Cardholder {
     /// `directory`.
     pub fn new(keys: Arc<dyn KeySource>, directory: Arc<SharedDirectory>) -> Cardholder {
         Cardholder {
+            peers: PeerClients::new(keys.clone(), directory.clone()),
             keys,
             directory,
-            http: http_client(),
-            peers: Mutex::new(HashMap::new()),
         }
     }
 
@@ -150,20 +148,7 @@ impl Cardholder {
 
     /// The authenticated client for a listed party (a fresh one if its endpoint changed).
     pub fn peer(&self, id: &PartyId, role: Role) -> Result<Arc<PeerClient>, CardholderError> {
-        let dir = self.directory.get();
-        let entry = dir.lookup(id, role)?;
-        let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(c) = peers.get(id).filter(|c| c.endpoint() == entry.endpoint) {
-            return Ok(c.clone());
-        }
-        let c = Arc::new(PeerClient::new(
-            self.http.clone(),
-            self.keys.clone(),
-            id.clone(),
-            &entry.endpoint,
-        ));
-        peers.insert(id.clone(), c.clone());
-        Ok(c)
+        Ok(self.peers.get(id, role)?)
     }
 
     /// The merchant's public catalog (unauthenticated: browsing only, never used to seal).
@@ -172,7 +157,8 @@ impl Cardholder {
         let entry = dir.lookup(merchant, Role::Merchant)?;
         let fail = |d: String| CardholderError::Catalog(merchant.clone(), d);
         let resp = self
-            .http
+            .peers
+            .http()
             .get(format!("{}/v1/catalog", entry.endpoint))
             .send()
             .await
@@ -330,7 +316,7 @@ impl Cardholder {
     /// orders with their payment state and instalments.
     pub async fn statement(&self, issuer: &PartyId) -> Result<Statement, CardholderError> {
         let client = self.peer(issuer, Role::Issuer)?;
-        Ok(client.get(crate::issuer::PATH_STATEMENT).await?)
+        Ok(client.get(PATH_STATEMENT).await?)
     }
 
     /// Cancels one of this cardholder's orders at its merchant: before shipping the

@@ -2,43 +2,40 @@
 //! manager) and the carrier (the distributor), the cardholder's client, and the key center's
 //! directory through which they find each other.
 //!
+//! Dependencies point one way: a party ([`merchant`], [`issuer`], [`carrier`],
+//! [`cardholder`]) uses [`http`], [`session`] and [`protocol`], and never another party; the
+//! parties meet in [`protocol`]. [`dev`] alone sees every party.
+//!
+//! - [`protocol`]: the paths and JSON bodies of each link between two parties.
+//! - [`session`]: mutual confirmation (claim 5) over HTTP, server and client side, and the
+//!   operator token that guards operator routes.
+//! - [`http`]: router assembly, health and readiness, metrics, OpenAPI, idempotent answers,
+//!   the dashboards' kit.
 //! - [`merchant`], [`issuer`], [`carrier`]: one `app(state) -> Router` and `run(listener,
-//!   state, shutdown)` each; [`cardholder`]: the client.
-//! - [`auth`] and [`peer`]: mutual confirmation (claim 5) over HTTP, server and client side;
-//!   [`operator`]: the token that guards operator routes (lifecycle commands, dashboards).
-//! - [`service`]: router assembly, `/healthz`, `/readyz`, graceful shutdown; [`metrics`]:
-//!   Prometheus metrics at `/metrics`; [`openapi`]: each service's OpenAPI 3 document at
-//!   `/openapi.json`.
+//!   state, shutdown)` each, with their handlers and dashboards; the merchant's outbox worker.
+//! - [`cardholder`]: the cardholder's client.
+//! - [`attest`]: the issuer's MACs for the cardholder and the carrier, the carrier's proof of
+//!   delivery.
 //! - [`directory`]: identifier → role → endpoint.
 //! - [`keys`]: a party's key source for its scheme, behind a pairwise-key cache.
-//! - [`local`]: a whole deployment in one process (demo, `up`, tests); [`holdings`]: what each
-//!   party holds, read back from its store.
-//! - [`worker`]: the merchant's outbox worker (the order lifecycle after a crash or an
-//!   outage).
-//! - [`wire`]: the JSON bodies; [`error`]: stable error codes; [`attest`]: the issuer's MACs
-//!   for the cardholder and the carrier.
+//! - [`error`]: stable error codes.
+//! - [`dev`]: a whole deployment in one process (demo, `up`, tests), what each party holds,
+//!   the page of one order across every party.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod attest;
-pub mod auth;
 pub mod cardholder;
 pub mod carrier;
+pub mod dev;
 pub mod directory;
 pub mod error;
-pub mod holdings;
+pub mod http;
 pub mod issuer;
 pub mod keys;
-pub mod local;
 pub mod merchant;
-pub mod metrics;
-pub mod openapi;
-pub mod operator;
-pub mod pages;
-pub mod peer;
-pub mod service;
-pub mod wire;
-pub mod worker;
+pub mod protocol;
+pub mod session;
 
 /// The largest request body accepted, in bytes (512 KiB): room for the largest sealed order
 /// the core accepts (three 64 KiB parts, about 263 KiB in base64 JSON). Larger bodies get 413.

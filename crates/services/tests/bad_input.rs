@@ -8,7 +8,7 @@ use reqwest::Method;
 use warifu_services::MAX_BODY;
 use warifu_services::cardholder::CardholderError;
 use warifu_services::directory::{Directory, Entry};
-use warifu_services::peer::{ClientError, PeerClient, http_client};
+use warifu_services::session::client::{ClientError, PeerClient, http_client};
 
 fn refusal(e: CardholderError) -> (u16, String, bool) {
     match e {
@@ -282,7 +282,7 @@ async fn unknown_issuer_and_a_peer_that_is_down() {
     let r: Result<serde_json::Value, _> = client
         .post(
             "/v1/orders",
-            &warifu_services::wire::SubmitRequest { sealed },
+            &warifu_services::protocol::cardholder_merchant::SubmitRequest { sealed },
         )
         .await;
     assert_eq!(

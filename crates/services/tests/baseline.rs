@@ -9,8 +9,8 @@ use warifu_core::keysource::{PlaintextBaseline, Scheme};
 use warifu_core::rand::OsRandom;
 use warifu_core::sealed;
 use warifu_services::cardholder::CardholderError;
-use warifu_services::local::{Local, LocalOptions};
-use warifu_services::peer::ClientError;
+use warifu_services::dev::local::{Local, LocalOptions};
+use warifu_services::session::client::ClientError;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_keys_refuse_a_plaintext_baseline_bundle() {

@@ -7,8 +7,8 @@ mod common;
 
 use common::{ADDRESS, ADDRESSEE, CARD, Db, Fill};
 use reqwest::redirect::Policy;
-use warifu_services::operator::OperatorAuth;
-use warifu_services::pages::order::{Stores, across};
+use warifu_services::dev::order::{Stores, across};
+use warifu_services::session::operator::OperatorAuth;
 
 const TOKEN: &str = "op-token-0123456789abcdef";
 

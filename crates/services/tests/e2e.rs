@@ -6,7 +6,7 @@ mod common;
 use common::{ADDRESS, ADDRESSEE, CARD, Db, EXPIRY, Fill, NAME, OTHER_CARD};
 use warifu_core::order::Expiry;
 use warifu_services::cardholder::Purchase;
-use warifu_services::wire::DeclineReason;
+use warifu_services::protocol::merchant_issuer::DeclineReason;
 use warifu_store::{CardStatus, OrderState};
 
 async fn buy(env: &common::Env, digital: bool, fill: &Fill) -> Purchase {

@@ -11,13 +11,16 @@ use common::{ADDRESS, ADDRESSEE, CARD, Db, EXPIRY, Fill, NAME};
 use reqwest::Method;
 use warifu_core::order::PaymentMethod;
 use warifu_core::{PartyId, Role};
-use warifu_services::operator::OperatorAuth;
-use warifu_services::peer::{ClientError, PeerClient, http_client};
-use warifu_services::wire::{
-    CaptureRequest, DisputeAnswer, PaymentReceipt, ProofOfDelivery, RefundRequest, ShipmentList,
-    Statement, TrackingView, VoidRequest,
+use warifu_services::attest;
+use warifu_services::protocol::cardholder_carrier::TrackingView;
+use warifu_services::protocol::cardholder_issuer::Statement;
+use warifu_services::protocol::merchant_issuer::{
+    CaptureRequest, DisputeAnswer, PaymentReceipt, ProofOfDelivery, RefundRequest, VoidRequest,
 };
-use warifu_services::{attest, carrier, issuer};
+use warifu_services::protocol::operator::ShipmentList;
+use warifu_services::protocol::{cardholder_carrier, cardholder_issuer, merchant_issuer, operator};
+use warifu_services::session::client::{ClientError, PeerClient, http_client};
+use warifu_services::session::operator::OperatorAuth;
 use warifu_store::AuthorizeRequest;
 
 /// A second merchant whose orders the deployment's own merchant (and its worker) never
@@ -82,7 +85,7 @@ async fn payments(db: Db) {
         return;
     };
     let shop2 = client(&env, SHOP2, &env.issuer());
-    let path = |t: &str, o: &str| issuer::order_path(t, o);
+    let path = |t: &str, o: &str| merchant_issuer::order_path(t, o);
     let available = || async {
         env.local
             .issuer
@@ -107,7 +110,7 @@ async fn payments(db: Db) {
 
     // Read before anything moved.
     let r: PaymentReceipt = shop2
-        .get(&path(issuer::PATH_AUTHORIZATION, "O-part"))
+        .get(&path(merchant_issuer::PATH_AUTHORIZATION, "O-part"))
         .await
         .expect("get");
     assert_eq!(
@@ -122,7 +125,7 @@ async fn payments(db: Db) {
     assert_eq!(r.authorization_id.as_deref(), Some("auth_O-part"));
 
     // Full capture; a retry gets the very same answer, and moves nothing.
-    let cap = path(issuer::PATH_CAPTURE, "O-full");
+    let cap = path(merchant_issuer::PATH_CAPTURE, "O-full");
     let first = raw(&shop2, &cap, &CaptureRequest { amount: None }).await;
     let again = raw(&shop2, &cap, &CaptureRequest { amount: None }).await;
     assert_eq!(first, again, "a retried capture answers the first answer");
@@ -142,7 +145,7 @@ async fn payments(db: Db) {
     // Partial capture: the rest of the hold is released.
     let r: PaymentReceipt = shop2
         .post(
-            &path(issuer::PATH_CAPTURE, "O-part"),
+            &path(merchant_issuer::PATH_CAPTURE, "O-part"),
             &CaptureRequest { amount: Some(600) },
         )
         .await
@@ -155,7 +158,7 @@ async fn payments(db: Db) {
         code(
             shop2
                 .post::<_, PaymentReceipt>(
-                    &path(issuer::PATH_CAPTURE, "O-big"),
+                    &path(merchant_issuer::PATH_CAPTURE, "O-big"),
                     &CaptureRequest { amount: Some(101) }
                 )
                 .await
@@ -166,7 +169,7 @@ async fn payments(db: Db) {
         code(
             shop2
                 .post::<_, PaymentReceipt>(
-                    &path(issuer::PATH_CAPTURE, "O-big"),
+                    &path(merchant_issuer::PATH_CAPTURE, "O-big"),
                     &CaptureRequest { amount: Some(0) }
                 )
                 .await
@@ -175,7 +178,7 @@ async fn payments(db: Db) {
     );
 
     // Refunds: never more than captured, idempotent per refund id.
-    let refunds = path(issuer::PATH_REFUNDS, "O-part");
+    let refunds = path(merchant_issuer::PATH_REFUNDS, "O-part");
     let r1 = RefundRequest {
         refund_id: "r-1".into(),
         amount: 300,
@@ -257,7 +260,7 @@ async fn payments(db: Db) {
     );
 
     // Void, replayed; then nothing else is allowed on it.
-    let void = path(issuer::PATH_VOID, "O-void");
+    let void = path(merchant_issuer::PATH_VOID, "O-void");
     let first = raw(&shop2, &void, &VoidRequest {}).await;
     assert_eq!(first, raw(&shop2, &void, &VoidRequest {}).await);
     let r: PaymentReceipt = serde_json::from_slice(&first).expect("receipt");
@@ -267,11 +270,11 @@ async fn payments(db: Db) {
     );
     for (p, body) in [
         (
-            path(issuer::PATH_CAPTURE, "O-void"),
+            path(merchant_issuer::PATH_CAPTURE, "O-void"),
             serde_json::json!({ "amount": null }),
         ),
         (
-            path(issuer::PATH_REFUNDS, "O-void"),
+            path(merchant_issuer::PATH_REFUNDS, "O-void"),
             serde_json::json!({ "refund_id": "r-v", "amount": 1 }),
         ),
     ] {
@@ -285,7 +288,7 @@ async fn payments(db: Db) {
         code(
             shop2
                 .post::<_, PaymentReceipt>(
-                    &path(issuer::PATH_REFUNDS, "O-big"),
+                    &path(merchant_issuer::PATH_REFUNDS, "O-big"),
                     &RefundRequest {
                         refund_id: "r-big".into(),
                         amount: 1
@@ -298,7 +301,10 @@ async fn payments(db: Db) {
     assert_eq!(
         code(
             shop2
-                .post::<_, PaymentReceipt>(&path(issuer::PATH_VOID, "O-full"), &VoidRequest {})
+                .post::<_, PaymentReceipt>(
+                    &path(merchant_issuer::PATH_VOID, "O-full"),
+                    &VoidRequest {}
+                )
                 .await
         ),
         "invalid_transition"
@@ -308,7 +314,7 @@ async fn payments(db: Db) {
     assert_eq!(
         code(
             shop2
-                .get::<PaymentReceipt>(&path(issuer::PATH_AUTHORIZATION, "O-none"))
+                .get::<PaymentReceipt>(&path(merchant_issuer::PATH_AUTHORIZATION, "O-none"))
                 .await
         ),
         "unknown_order"
@@ -318,7 +324,7 @@ async fn payments(db: Db) {
         code(
             shop3
                 .post::<_, PaymentReceipt>(
-                    &path(issuer::PATH_CAPTURE, "O-big"),
+                    &path(merchant_issuer::PATH_CAPTURE, "O-big"),
                     &CaptureRequest::default()
                 )
                 .await
@@ -330,7 +336,7 @@ async fn payments(db: Db) {
         code(
             alice_at_issuer
                 .post::<_, PaymentReceipt>(
-                    &path(issuer::PATH_CAPTURE, "O-big"),
+                    &path(merchant_issuer::PATH_CAPTURE, "O-big"),
                     &CaptureRequest::default()
                 )
                 .await
@@ -343,7 +349,7 @@ async fn payments(db: Db) {
             shop2
                 .call::<_, PaymentReceipt>(
                     Method::POST,
-                    &path(issuer::PATH_CAPTURE, "O-big"),
+                    &path(merchant_issuer::PATH_CAPTURE, "O-big"),
                     Some(&serde_json::json!({ "amount": 1, "force": true }))
                 )
                 .await
@@ -354,7 +360,7 @@ async fn payments(db: Db) {
     // The statement: the cards by their last four digits, every order with its method and
     // instalments of what is owed.
     let (_, body) = alice_at_issuer
-        .call_raw(Method::GET, issuer::PATH_STATEMENT, Vec::new())
+        .call_raw(Method::GET, cardholder_issuer::PATH_STATEMENT, Vec::new())
         .await
         .expect("statement");
     assert!(
@@ -400,7 +406,7 @@ async fn payments(db: Db) {
     )
     .await;
     let s: Statement = alice_at_issuer
-        .get(issuer::PATH_STATEMENT)
+        .get(cardholder_issuer::PATH_STATEMENT)
         .await
         .expect("statement");
     let inst = s
@@ -414,7 +420,11 @@ async fn payments(db: Db) {
     assert_eq!(s.entries[0].order_id, "O-inst");
     // Only a cardholder has a statement.
     assert_eq!(
-        code(shop2.get::<Statement>(issuer::PATH_STATEMENT).await),
+        code(
+            shop2
+                .get::<Statement>(cardholder_issuer::PATH_STATEMENT)
+                .await
+        ),
         "forbidden"
     );
 
@@ -464,7 +474,7 @@ async fn delivery(db: Db) {
         .expect("purchase");
     let order_id = p.form.order_id.clone();
     let tracking = p.outcome.tracking_number.clone().expect("tracking number");
-    let advance = carrier::advance_path(&tracking);
+    let advance = operator::advance_path(&tracking);
     let to = |s: &str| Some(serde_json::json!({ "to": s }));
 
     // Without the token, with a wrong one, and on a service without operator access.
@@ -478,7 +488,7 @@ async fn delivery(db: Db) {
         let (status, body) = operator(
             &carrier_url,
             Method::GET,
-            carrier::PATH_ADMIN_SHIPMENTS,
+            operator::PATH_ADMIN_SHIPMENTS,
             t,
             None,
         )
@@ -538,7 +548,7 @@ async fn delivery(db: Db) {
     let (status, body) = operator(
         &carrier_url,
         Method::POST,
-        &carrier::advance_path("WRF-NONE"),
+        &operator::advance_path("WRF-NONE"),
         Some(token),
         to("picked_up"),
     )
@@ -621,7 +631,7 @@ async fn delivery(db: Db) {
     let (status, body) = operator(
         &carrier_url,
         Method::GET,
-        &format!("{}?limit=10&offset=0", carrier::PATH_ADMIN_SHIPMENTS),
+        &format!("{}?limit=10&offset=0", operator::PATH_ADMIN_SHIPMENTS),
         Some(token),
         None,
     )
@@ -644,7 +654,7 @@ async fn delivery(db: Db) {
     let (_, body) = merchant_at_carrier
         .call_raw(
             Method::GET,
-            &carrier::track_path(env.merchant().as_str(), &order_id),
+            &cardholder_carrier::track_path(env.merchant().as_str(), &order_id),
             Vec::new(),
         )
         .await
@@ -674,7 +684,7 @@ async fn delivery(db: Db) {
     // A dispute: the merchant shows the issuer the proof; the issuer verifies it with its own
     // key with the carrier. A tampered proof does not verify.
     let merchant_at_issuer = client(&env, env.merchant().as_str(), &env.issuer());
-    let dispute = issuer::order_path(issuer::PATH_PROOF_OF_DELIVERY, &order_id);
+    let dispute = merchant_issuer::order_path(merchant_issuer::PATH_PROOF_OF_DELIVERY, &order_id);
     let a: DisputeAnswer = merchant_at_issuer
         .post(&dispute, &proof)
         .await
@@ -703,7 +713,10 @@ async fn delivery(db: Db) {
         code(
             merchant_at_issuer
                 .post::<_, DisputeAnswer>(
-                    &issuer::order_path(issuer::PATH_PROOF_OF_DELIVERY, "O-other"),
+                    &merchant_issuer::order_path(
+                        merchant_issuer::PATH_PROOF_OF_DELIVERY,
+                        "O-other"
+                    ),
                     &proof
                 )
                 .await
@@ -742,7 +755,7 @@ async fn delivery(db: Db) {
     let (status, body) = operator(
         &carrier_url,
         Method::POST,
-        &carrier::advance_path(&t2),
+        &operator::advance_path(&t2),
         Some(token),
         Some(serde_json::json!({ "to": "returned", "note": "refused at the door" })),
     )
@@ -751,7 +764,7 @@ async fn delivery(db: Db) {
     let (status, body) = operator(
         &carrier_url,
         Method::GET,
-        &carrier::admin_shipment_path(&t2),
+        &operator::admin_shipment_path(&t2),
         Some(token),
         None,
     )

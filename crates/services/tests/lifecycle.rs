@@ -13,12 +13,13 @@ use common::{Db, Fill};
 use warifu_core::PartyId;
 use warifu_core::sealed::SealedOrder;
 use warifu_services::cardholder::CardholderError;
+use warifu_services::dev::local::{Local, LocalOptions, Storage};
 use warifu_services::directory::{Directory, Entry};
-use warifu_services::local::{Local, LocalOptions, Storage};
+use warifu_services::merchant::worker::{Worker, WorkerOptions};
 use warifu_services::merchant::{self, MerchantConfig, MerchantState};
-use warifu_services::peer::ClientError;
-use warifu_services::wire::{AdminOrderList, OrderOutcome};
-use warifu_services::worker::{Worker, WorkerOptions};
+use warifu_services::protocol::cardholder_merchant::OrderOutcome;
+use warifu_services::protocol::operator::AdminOrderList;
+use warifu_services::session::client::ClientError;
 use warifu_store::{AuthorizationStatus, MerchantStore, OrderState, Party, ShipmentStatus, Store};
 
 /// The amount of `Fill::default()` with a carrier: 2 × 1200 + 3500.
@@ -118,7 +119,7 @@ async fn advance(env: &common::Env, tracking: &str, from: ShipmentStatus, to: Sh
     let resp = reqwest::Client::new()
         .post(format!(
             "{endpoint}{}",
-            warifu_services::carrier::advance_path(tracking)
+            warifu_services::protocol::operator::advance_path(tracking)
         ))
         .json(&serde_json::json!({ "to": to.as_str(), "note": "test" }))
         .send()
@@ -270,7 +271,7 @@ async fn captured_delivered_refunded(db: Db) {
     )
     .await;
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
-    let answer: warifu_services::wire::DisputeAnswer =
+    let answer: warifu_services::protocol::merchant_issuer::DisputeAnswer =
         serde_json::from_slice(&body).expect("dispute answer");
     assert!(answer.proof_valid && answer.order_id == order_id);
     // Nothing is left to send for it.

@@ -13,9 +13,9 @@ use axum::Router;
 use axum::routing::get;
 use common::{ADDRESS, ADDRESSEE, CARD, Db, Fill};
 use serde_json::Value;
+use warifu_services::http::service;
 use warifu_services::issuer::{self, IssuerState};
-use warifu_services::operator::OperatorAuth;
-use warifu_services::service;
+use warifu_services::session::operator::OperatorAuth;
 use warifu_store::{Party, Store};
 
 async fn get_json(url: &str) -> (u16, Value) {

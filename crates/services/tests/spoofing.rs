@@ -16,8 +16,9 @@ use warifu_core::session::{Challenge, Confirm, Initiator};
 use warifu_services::cardholder::{Cardholder, CardholderError};
 use warifu_services::directory::{Directory, Entry, SharedDirectory};
 use warifu_services::merchant::{self, MerchantConfig, MerchantState};
-use warifu_services::peer::{ClientError, PeerClient, http_client};
-use warifu_services::wire::{AuthorizeRequest, Decision, DeliveryRequest, ShipmentRequest};
+use warifu_services::protocol::merchant_carrier::{DeliveryRequest, ShipmentRequest};
+use warifu_services::protocol::merchant_issuer::{AuthorizeRequest, Decision};
+use warifu_services::session::client::{ClientError, PeerClient, http_client};
 use warifu_store::{Party, Store};
 
 /// A key for `id` from a master the real key center never saw.
@@ -458,7 +459,8 @@ async fn reflected_handshake_messages_are_refused() {
     )
     .await;
     assert_eq!(status.as_u16(), 200);
-    let response_auth = warifu_services::auth::read_auth(&axum_headers(&headers)).expect("signed");
+    let response_auth =
+        warifu_services::session::headers::read_auth(&axum_headers(&headers)).expect("signed");
     let (status, _, body) = common::send_with(
         &response_auth,
         &endpoint,

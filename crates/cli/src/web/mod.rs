@@ -35,10 +35,11 @@ use warifu_core::sok::KeyScheme;
 use warifu_core::{Role, order};
 use warifu_services::cardholder::Cardholder;
 use warifu_services::carrier::CarrierState;
+use warifu_services::dev::order::{Stores, across};
 use warifu_services::directory::SharedDirectory;
+use warifu_services::http::dashboard as shared;
 use warifu_services::issuer::IssuerState;
 use warifu_services::merchant::MerchantState;
-use warifu_services::pages::{self as shared, order::Stores};
 use warifu_store::OrderState;
 
 use vault::{Address, OrderRef, StoredCard, Vault, VaultData};
@@ -279,7 +280,7 @@ impl App {
     /// The unlocked session whose cookie the request carries.
     fn session(&self, headers: &HeaderMap) -> Option<Arc<Session>> {
         let s = self.current()?;
-        let presented = warifu_services::operator::cookie(headers, COOKIE)?;
+        let presented = warifu_services::session::operator::cookie(headers, COOKIE)?;
         same(&presented, &s.cookie).then_some(s)
     }
 
@@ -1060,7 +1061,7 @@ async fn order_page(
                 issuer: d.issuer.store().as_ref(),
                 carrier: d.carrier.store().as_ref(),
             };
-            match shared::order::across(stores, &o.policy, o.merchant.as_str(), &o.order_id).await {
+            match across(stores, &o.policy, o.merchant.as_str(), &o.order_id).await {
                 Ok(m) => Some(m),
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot read the parties' stores");

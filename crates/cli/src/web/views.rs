@@ -8,7 +8,7 @@ use warifu_core::Role;
 use warifu_core::order::{Order, OrderForm, PaymentMethod};
 use warifu_core::policy::{Field, Policy};
 use warifu_services::cardholder::OrderView;
-use warifu_services::pages::{money, state_class, time_ms};
+use warifu_services::http::dashboard::{money, state_class, time_ms};
 
 use super::vault::{OrderRef, VaultData};
 

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use warifu_core::PartyId;
 use warifu_core::order::{Card, Destination, Expiry, Order, OrderForm, PaymentMethod};
 use warifu_services::cardholder::Cardholder;
-use warifu_services::local::{Local, LocalOptions, Storage};
+use warifu_services::dev::local::{Local, LocalOptions, Storage};
 
 /// The card number of the test cardholder (Luhn-valid, distinctive for the leak scan).
 pub const CARD: &str = "4539148803436467";
@@ -363,7 +363,7 @@ pub async fn send_with(
     body: Vec<u8>,
 ) -> (reqwest::StatusCode, reqwest::header::HeaderMap, Vec<u8>) {
     let mut headers = reqwest::header::HeaderMap::new();
-    warifu_services::auth::write_auth(&mut headers, auth);
+    warifu_services::session::headers::write_auth(&mut headers, auth);
     let resp = reqwest::Client::new()
         .request(method, format!("{endpoint}{path}"))
         .headers(headers)

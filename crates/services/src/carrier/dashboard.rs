@@ -9,14 +9,14 @@ use axum::response::Response;
 use axum::routing::get;
 use maud::html;
 
-use super::{heads, state_class, time_ms};
-use crate::carrier::CarrierState;
+use super::state::CarrierState;
 use crate::error::AppError;
-use crate::operator::Operator;
+use crate::http::dashboard::{self as kit, heads, state_class, time_ms};
+use crate::session::operator::Operator;
 
 /// The dashboard routes, to merge into the carrier's public router.
 pub fn routes() -> Router<Arc<CarrierState>> {
-    super::party_routes(get(dashboard), CarrierState::id, CarrierState::guard)
+    kit::party_routes(get(dashboard), CarrierState::id, CarrierState::guard)
 }
 
 async fn dashboard(
@@ -24,19 +24,19 @@ async fn dashboard(
     op: Result<Operator, AppError>,
 ) -> Response {
     let who = st.id().as_str().to_owned();
-    if let Some(r) = super::require(op, &who) {
+    if let Some(r) = kit::require(op, &who) {
         return r;
     }
     let store = st.store();
     let shipments = match store.list_shipments(200, 0).await {
         Ok(s) => s,
-        Err(e) => return super::store_failure(&who, &e),
+        Err(e) => return kit::store_failure(&who, &e),
     };
     let mut rows = Vec::with_capacity(shipments.len());
     for s in shipments {
         match store.shipment_events(&s.tracking_number).await {
             Ok(ev) => rows.push((s, ev)),
-            Err(e) => return super::store_failure(&who, &e),
+            Err(e) => return kit::store_failure(&who, &e),
         }
     }
     let body = html! {
@@ -72,5 +72,5 @@ async fn dashboard(
             }
         }
     };
-    super::dashboard("Carrier dashboard", &who, body)
+    kit::dashboard("Carrier dashboard", &who, body)
 }

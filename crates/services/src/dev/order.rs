@@ -1,16 +1,16 @@
 //! One order across every party, for a deployment that can read all three stores (`warifu
 //! up`): the messages between cardholder, merchant, issuer and carrier with their times, drawn
 //! as an inline SVG sequence diagram from each party's stored records, events and outbox; and
-//! the field × party disclosure matrix read back from each party's store ([`crate::holdings`]).
+//! the field × party disclosure matrix read back from each party's store ([`super::holdings`]).
 
 use maud::{Markup, PreEscaped, html};
 use warifu_core::Role;
 use warifu_core::policy::{Field, Policy};
 use warifu_store::{CarrierStore, IssuerStore, MerchantStore, ShipmentStatus, StoreError};
 
-use super::{heads, time_ms};
-use crate::holdings::{self, Cell, Holdings};
-use crate::wire::OrderOutcome;
+use super::holdings::{self, Cell, Holdings};
+use crate::http::dashboard::{heads, money, time_ms};
+use crate::protocol::cardholder_merchant::OrderOutcome;
 
 /// The three parties' stores.
 #[derive(Clone, Copy)]
@@ -151,7 +151,7 @@ pub async fn messages(
     if let Some(a) = s.issuer.get_authorization(merchant_id, order_id).await? {
         let label = match a.decline_code {
             Some(c) => format!("declined ({})", c.as_str()),
-            None => format!("approved, {} held", super::money(a.amount, &a.currency)),
+            None => format!("approved, {} held", money(a.amount, &a.currency)),
         };
         push(
             a.created_at_ms,

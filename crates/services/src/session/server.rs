@@ -17,12 +17,9 @@ use std::time::{Duration, Instant};
 use axum::body::{Body, Bytes, to_bytes};
 use axum::extract::{FromRequest, FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde::de::DeserializeOwned;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -33,12 +30,10 @@ use warifu_core::session::{
 };
 use warifu_core::{Error as CoreError, PartyId};
 
+use super::headers::{read_auth, write_auth};
+use super::operator::OperatorAccess;
 use crate::error::{AppError, AppResult, ErrorCode, redact_quoted};
-use crate::operator::OperatorAccess;
-use crate::wire::{
-    HEADER_MAC, HEADER_SEQ, HEADER_SESSION, HEADER_TIME, PATH_CONFIRM, PATH_HELLO,
-    SessionEstablished,
-};
+use crate::protocol::handshake::{PATH_CONFIRM, PATH_HELLO, SessionEstablished};
 use crate::{MAX_BODY, now_unix};
 
 /// The longest path (with query) accepted on an authenticated request.
@@ -85,23 +80,6 @@ impl core::fmt::Debug for Guard {
             "Guard {{ owner: {}, keys: <redacted> }}",
             self.keys.owner()
         )
-    }
-}
-
-/// The authenticated identity of the peer of the current request (set by [`authenticate`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Peer(pub PartyId);
-
-impl<S: Send + Sync> FromRequestParts<S> for Peer {
-    type Rejection = AppError;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Peer, AppError> {
-        parts.extensions.get::<Peer>().cloned().ok_or_else(|| {
-            AppError::new(
-                ErrorCode::AuthenticationRequired,
-                "this endpoint needs an authenticated session",
-            )
-        })
     }
 }
 
@@ -218,6 +196,23 @@ impl Guard {
     }
 }
 
+/// The authenticated identity of the peer of the current request (set by [`authenticate`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer(pub PartyId);
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Peer, AppError> {
+        parts.extensions.get::<Peer>().cloned().ok_or_else(|| {
+            AppError::new(
+                ErrorCode::AuthenticationRequired,
+                "this endpoint needs an authenticated session",
+            )
+        })
+    }
+}
+
 fn handshake_error(e: CoreError) -> AppError {
     match e {
         CoreError::UnsupportedVersion { .. } => {
@@ -253,8 +248,8 @@ pub fn api_routes(guard: Arc<Guard>) -> OpenApiRouter {
 #[utoipa::path(
     post,
     path = PATH_HELLO,
-    request_body = crate::openapi::Hello,
-    responses((status = 200, description = "Message 2: the responder's challenge", body = crate::openapi::Challenge))
+    request_body = crate::protocol::schema::Hello,
+    responses((status = 200, description = "Message 2: the responder's challenge", body = crate::protocol::schema::Challenge))
 )]
 async fn hello(
     State(g): State<Arc<Guard>>,
@@ -267,7 +262,7 @@ async fn hello(
 #[utoipa::path(
     post,
     path = PATH_CONFIRM,
-    request_body = crate::openapi::Confirm,
+    request_body = crate::protocol::schema::Confirm,
     responses((status = 200, description = "The session is established", body = SessionEstablished))
 )]
 async fn confirm(
@@ -275,52 +270,6 @@ async fn confirm(
     JsonBody(c): JsonBody<Confirm>,
 ) -> AppResult<Json<SessionEstablished>> {
     g.confirm(&c).map(Json)
-}
-
-/// Reads the four session headers.
-pub fn read_auth(headers: &HeaderMap) -> AppResult<MessageAuth> {
-    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let (Some(session), Some(seq), Some(time), Some(mac)) = (
-        get(HEADER_SESSION),
-        get(HEADER_SEQ),
-        get(HEADER_TIME),
-        get(HEADER_MAC),
-    ) else {
-        return Err(AppError::new(
-            ErrorCode::AuthenticationRequired,
-            "this endpoint needs an authenticated session: run the handshake and send the Warifu-Session, Warifu-Seq, Warifu-Time and Warifu-Mac headers",
-        ));
-    };
-    let bad = || AppError::new(ErrorCode::AuthenticationFailed, "malformed session headers");
-    let mac: [u8; 32] = B64
-        .decode(mac.as_bytes())
-        .ok()
-        .and_then(|m| m.try_into().ok())
-        .ok_or_else(bad)?;
-    if session.len() > 64 {
-        return Err(bad());
-    }
-    Ok(MessageAuth {
-        session: session.to_owned(),
-        seq: seq.parse().map_err(|_| bad())?,
-        time: time.parse().map_err(|_| bad())?,
-        mac,
-    })
-}
-
-/// Writes the four session headers.
-pub fn write_auth(headers: &mut HeaderMap, auth: &MessageAuth) {
-    let pairs = [
-        (HEADER_SESSION, auth.session.clone()),
-        (HEADER_SEQ, auth.seq.to_string()),
-        (HEADER_TIME, auth.time.to_string()),
-        (HEADER_MAC, B64.encode(auth.mac)),
-    ];
-    for (name, value) in pairs {
-        if let Ok(v) = HeaderValue::from_str(&value) {
-            headers.insert(name, v);
-        }
-    }
 }
 
 /// Middleware: verifies the request's session MAC, sets [`Peer`], runs the handler and signs

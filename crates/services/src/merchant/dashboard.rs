@@ -11,14 +11,14 @@ use maud::html;
 use warifu_core::sealed::Disclosed;
 use warifu_store::OrderFilter;
 
-use super::{heads, money, state_class, time_ms};
+use super::state::MerchantState;
 use crate::error::AppError;
-use crate::merchant::MerchantState;
-use crate::operator::Operator;
+use crate::http::dashboard::{self as kit, heads, money, state_class, time_ms};
+use crate::session::operator::Operator;
 
 /// The dashboard routes, to merge into the merchant's public router.
 pub fn routes() -> Router<Arc<MerchantState>> {
-    super::party_routes(get(dashboard), MerchantState::id, MerchantState::guard)
+    kit::party_routes(get(dashboard), MerchantState::id, MerchantState::guard)
 }
 
 /// What the merchant's view says was bought: `2 × Sencha (TEA-001)`, one per line.
@@ -65,13 +65,13 @@ async fn dashboard(
     op: Result<Operator, AppError>,
 ) -> Response {
     let who = st.id().as_str().to_owned();
-    if let Some(r) = super::require(op, &who) {
+    if let Some(r) = kit::require(op, &who) {
         return r;
     }
     let store = st.store();
     let counts = match store.count_orders_by_state().await {
         Ok(c) => c,
-        Err(e) => return super::store_failure(&who, &e),
+        Err(e) => return kit::store_failure(&who, &e),
     };
     let orders = match store
         .list_orders(&OrderFilter {
@@ -81,7 +81,7 @@ async fn dashboard(
         .await
     {
         Ok(o) => o,
-        Err(e) => return super::store_failure(&who, &e),
+        Err(e) => return kit::store_failure(&who, &e),
     };
     let pending = store.outbox_pending().await.unwrap_or(0);
     let body = html! {
@@ -127,5 +127,5 @@ async fn dashboard(
             }
         }
     };
-    super::dashboard("Merchant dashboard", &who, body)
+    kit::dashboard("Merchant dashboard", &who, body)
 }

@@ -1,7 +1,7 @@
 //! Operator access: the bearer token that guards a service's operator routes (lifecycle
 //! commands such as capture, refund or advancing a shipment, and the read-only dashboards).
 //!
-//! Parties authenticate each other with sessions ([`crate::auth`]); the people who run a
+//! Parties authenticate each other with sessions (see `server`); the people who run a
 //! party authenticate with its operator token, sent as `Authorization: Bearer <token>` or, for
 //! a browser, as the `warifu_operator` cookie. The service keeps only the token's SHA-256 and
 //! compares in constant time. Without a configured token every operator route answers

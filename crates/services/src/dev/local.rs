@@ -25,9 +25,9 @@ use crate::cardholder::Cardholder;
 use crate::carrier::{self, CarrierState};
 use crate::directory::{Directory, Entry, SharedDirectory};
 use crate::issuer::{self, IssuerState};
+use crate::merchant::worker::{Worker, WorkerHandle, WorkerOptions};
 use crate::merchant::{self, MerchantConfig, MerchantState};
-use crate::operator::OperatorAuth;
-use crate::worker::{Worker, WorkerHandle, WorkerOptions};
+use crate::session::operator::OperatorAuth;
 
 /// Where the parties keep their databases.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,14 +12,14 @@ use axum::routing::get;
 use maud::html;
 use warifu_core::order::PaymentMethod;
 
-use super::{heads, last4, money, state_class, time_ms};
+use super::state::IssuerState;
 use crate::error::AppError;
-use crate::issuer::IssuerState;
-use crate::operator::Operator;
+use crate::http::dashboard::{self as kit, heads, last4, money, state_class, time_ms};
+use crate::session::operator::Operator;
 
 /// The dashboard routes, to merge into the issuer's public router.
 pub fn routes() -> Router<Arc<IssuerState>> {
-    super::party_routes(get(dashboard), IssuerState::id, IssuerState::guard)
+    kit::party_routes(get(dashboard), IssuerState::id, IssuerState::guard)
 }
 
 /// A payment method in words.
@@ -39,7 +39,7 @@ fn signed(amount: i64, currency: &str) -> String {
 
 async fn dashboard(State(st): State<Arc<IssuerState>>, op: Result<Operator, AppError>) -> Response {
     let who = st.id().as_str().to_owned();
-    if let Some(r) = super::require(op, &who) {
+    if let Some(r) = kit::require(op, &who) {
         return r;
     }
     let store = st.store();
@@ -50,7 +50,7 @@ async fn dashboard(State(st): State<Arc<IssuerState>>, op: Result<Operator, AppE
     ) {
         (Ok(c), Ok(a), Ok(d)) => (c, a, d),
         (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
-            return super::store_failure(&who, &e);
+            return kit::store_failure(&who, &e);
         }
     };
     let currency = cards
@@ -69,14 +69,14 @@ async fn dashboard(State(st): State<Arc<IssuerState>>, op: Result<Operator, AppE
     for a in accounts {
         match store.ledger_balance(&a).await {
             Ok(b) => balances.push((a, b)),
-            Err(e) => return super::store_failure(&who, &e),
+            Err(e) => return kit::store_failure(&who, &e),
         }
     }
     let mut settlements = Vec::new();
     for m in &merchants {
         match store.settlement_report(m).await {
             Ok(days) => settlements.push((m.to_string(), days)),
-            Err(e) => return super::store_failure(&who, &e),
+            Err(e) => return kit::store_failure(&who, &e),
         }
     }
     let body = html! {
@@ -173,5 +173,5 @@ async fn dashboard(State(st): State<Arc<IssuerState>>, op: Result<Operator, AppE
             }
         }
     };
-    super::dashboard("Issuer dashboard", &who, body)
+    kit::dashboard("Issuer dashboard", &who, body)
 }

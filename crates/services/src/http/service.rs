@@ -27,14 +27,14 @@ use warifu_core::rand::{OsRandom, Randomness};
 use warifu_core::{PartyId, Role};
 use warifu_store::{CarrierStore, IssuerStore, MerchantStore, PartyStore, StoreError};
 
+use super::metrics::{self, Metrics, label};
+use super::openapi;
 use crate::MAX_BODY;
-use crate::auth::{self, Guard};
 use crate::directory::SharedDirectory;
 use crate::error::{AppError, ErrorCode};
-use crate::metrics::{self, Metrics, label};
-use crate::openapi;
-use crate::operator;
-use crate::peer::ClientError;
+use crate::session::client::ClientError;
+use crate::session::operator;
+use crate::session::server::{self, Guard};
 
 /// How long a stopping service waits for in-flight requests before dropping them.
 pub const DRAIN_TIME: Duration = Duration::from_secs(10);
@@ -424,7 +424,7 @@ pub fn build(
     openapi::require(&mut auth_api, openapi::SESSION);
     let auth_router = auth_router.route_layer(middleware::from_fn_with_state(
         guard.clone(),
-        auth::authenticate,
+        server::authenticate,
     ));
     let state = Arc::new(OpsState {
         ops,
@@ -438,7 +438,7 @@ pub fn build(
         .routes(routes!(metrics_handler))
         .routes(routes!(openapi_json))
         .with_state(state.clone());
-    let (router, mut api) = auth::api_routes(guard.clone())
+    let (router, mut api) = server::api_routes(guard.clone())
         .merge(public)
         .merge(ops_routes)
         .split_for_parts();
@@ -454,8 +454,8 @@ pub fn build(
     let router = router
         .merge(auth_router)
         .merge(pages)
-        .fallback(auth::not_found)
-        .method_not_allowed_fallback(auth::method_not_allowed)
+        .fallback(server::not_found)
+        .method_not_allowed_fallback(server::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn(move |req, next| {
             operator::attach(access.clone(), req, next)

@@ -3,8 +3,10 @@
 //! request and accepts only responses whose MAC verifies.
 //!
 //! A peer that cannot prove its identity fails in the handshake, before any request body is
-//! sent: a fake merchant gets nothing.
+//! sent: a fake merchant gets nothing. [`PeerClients`] keeps one client per peer, found in the
+//! key center's directory (the cardholder's and the merchant's).
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,12 +17,13 @@ use serde::de::DeserializeOwned;
 use warifu_core::keysource::KeySource;
 use warifu_core::rand::OsRandom;
 use warifu_core::session::{Challenge, Initiator, Session};
-use warifu_core::{Error as CoreError, PartyId};
+use warifu_core::{Error as CoreError, PartyId, Role};
 
-use crate::auth::{read_auth, write_auth};
+use super::headers::{read_auth, write_auth};
+use crate::directory::{DirectoryError, SharedDirectory};
 use crate::error::{ErrorBody, ErrorCode};
 use crate::now_unix;
-use crate::wire::{PATH_CONFIRM, PATH_HELLO, SessionEstablished};
+use crate::protocol::handshake::{PATH_CONFIRM, PATH_HELLO, SessionEstablished};
 
 /// What a call to a peer can end in, other than a verified success.
 #[derive(Debug, thiserror::Error)]
@@ -351,5 +354,60 @@ impl PeerClient {
         body: &T,
     ) -> Result<R, ClientError> {
         self.call(Method::POST, path, Some(body)).await
+    }
+}
+
+/// One authenticated client per peer, each found in the key center's directory: a peer whose
+/// endpoint changed gets a fresh client (and handshake).
+pub struct PeerClients {
+    keys: Arc<dyn KeySource>,
+    directory: Arc<SharedDirectory>,
+    http: reqwest::Client,
+    clients: Mutex<HashMap<PartyId, Arc<PeerClient>>>,
+}
+
+impl core::fmt::Debug for PeerClients {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "PeerClients {{ me: {} }}", self.keys.owner())
+    }
+}
+
+impl PeerClients {
+    /// Clients acting as the owner of `keys`, finding peers in `directory`.
+    pub fn new(keys: Arc<dyn KeySource>, directory: Arc<SharedDirectory>) -> PeerClients {
+        PeerClients {
+            keys,
+            directory,
+            http: http_client(),
+            clients: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The directory the peers are found in.
+    pub fn directory(&self) -> &Arc<SharedDirectory> {
+        &self.directory
+    }
+
+    /// The HTTP client the peer clients share.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// The authenticated client for `id`, listed in the directory in `role`.
+    pub fn get(&self, id: &PartyId, role: Role) -> Result<Arc<PeerClient>, DirectoryError> {
+        let dir = self.directory.get();
+        let entry = dir.lookup(id, role)?;
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = clients.get(id).filter(|c| c.endpoint() == entry.endpoint) {
+            return Ok(c.clone());
+        }
+        let c = Arc::new(PeerClient::new(
+            self.http.clone(),
+            self.keys.clone(),
+            id.clone(),
+            &entry.endpoint,
+        ));
+        clients.insert(id.clone(), c.clone());
+        Ok(c)
     }
 }

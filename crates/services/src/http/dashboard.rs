@@ -1,14 +1,11 @@
-//! Server-rendered HTML pages: each party's read-only dashboard (`GET /dashboard`, an operator
-//! route) and the picture of one order across every party (timeline and disclosure matrix).
+//! The kit of the server-rendered HTML pages: layout and style, the security headers, money,
+//! times and state badges, table heads, and the operator sign-in and routes that every party's
+//! read-only dashboard (`GET /dashboard`) shares. The dashboards themselves live with their
+//! party (`merchant::dashboard`, …); the picture of one order across every party in `dev`.
 //!
 //! Pages are maud templates compiled into the binary: no JavaScript, no external asset, a
 //! little inline CSS, every value escaped by the template engine. Responses carry a strict
 //! Content-Security-Policy and `Cache-Control: no-store`.
-
-pub mod carrier;
-pub mod issuer;
-pub mod merchant;
-pub mod order;
 
 use std::sync::Arc;
 
@@ -19,12 +16,15 @@ use axum::routing::{MethodRouter, get};
 use axum::{Form, Router};
 use maud::{DOCTYPE, Markup, html};
 use serde::Deserialize;
+use time::format_description::BorrowedFormatItem;
+use time::macros::format_description;
+use time::{Date, OffsetDateTime};
 
 use warifu_core::PartyId;
 
-use crate::auth::Guard;
 use crate::error::AppError;
-use crate::operator::{COOKIE, Operator, OperatorAccess};
+use crate::session::operator::{COOKIE, Operator, OperatorAccess};
+use crate::session::server::Guard;
 
 /// The dashboard's path on every service.
 pub const PATH_DASHBOARD: &str = "/dashboard";
@@ -149,31 +149,33 @@ pub fn money(amount: u64, currency: &str) -> String {
     }
 }
 
-/// A Unix time in milliseconds as `YYYY-MM-DD HH:MM:SS` UTC.
+/// `YYYY-MM-DD HH:MM:SS`.
+const DATE_TIME: &[BorrowedFormatItem<'static>] =
+    format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+/// `YYYY-MM-DD`.
+const DATE: &[BorrowedFormatItem<'static>] = format_description!("[year]-[month]-[day]");
+
+/// A Unix time in milliseconds as `YYYY-MM-DD HH:MM:SS` UTC (outside the years 0000–9999, the
+/// milliseconds as they are).
 pub fn time_ms(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let rem = secs.rem_euclid(86_400);
-    format!(
-        "{} {:02}:{:02}:{:02}",
-        date(secs.div_euclid(86_400)),
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
+        .ok()
+        .filter(|t| t.year() >= 0)
+        .and_then(|t| t.format(DATE_TIME).ok())
+        .unwrap_or_else(|| format!("{ms} ms"))
 }
 
-/// Days since 1970-01-01 as `YYYY-MM-DD` (proleptic Gregorian; H. Hinnant's civil-from-days).
+/// Days since 1970-01-01 as `YYYY-MM-DD` (proleptic Gregorian; outside the years 0000–9999,
+/// the days as they are).
 pub fn date(days: i64) -> String {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
+    /// The Julian day of 1970-01-01.
+    const UNIX_EPOCH_JULIAN_DAY: i64 = 2_440_588;
+    days.checked_add(UNIX_EPOCH_JULIAN_DAY)
+        .and_then(|jd| i32::try_from(jd).ok())
+        .and_then(|jd| Date::from_julian_day(jd).ok())
+        .filter(|d| d.year() >= 0)
+        .and_then(|d| d.format(DATE).ok())
+        .unwrap_or_else(|| format!("{days} days"))
 }
 
 /// The CSS class of a state badge: good, bad or neutral.
@@ -284,7 +286,7 @@ pub fn require(op: Result<Operator, AppError>, who: &str) -> Option<Response> {
 /// A party's dashboard routes, to merge into its public router: `dashboard` at
 /// [`PATH_DASHBOARD`], and the operator sign-in at [`PATH_LOGIN`] for the party that `id` names
 /// and `guard` guards.
-fn party_routes<S: Send + Sync + 'static>(
+pub fn party_routes<S: Send + Sync + 'static>(
     dashboard: MethodRouter<Arc<S>>,
     id: fn(&S) -> &PartyId,
     guard: fn(&S) -> &Arc<Guard>,
@@ -334,6 +336,9 @@ mod tests {
         assert_eq!(time_ms(951_782_400_000 + 3_661_000), "2000-02-29 01:01:01");
         assert_eq!(time_ms(-1), "1969-12-31 23:59:59");
         assert_eq!(date(19_723), "2024-01-01");
+        assert_eq!(date(0), "1970-01-01");
+        assert_eq!(date(-719_528), "0000-01-01");
+        assert_eq!(time_ms(253_402_300_799_000), "9999-12-31 23:59:59");
         assert_eq!(last4("4539148803436467"), "•••• 6467");
         assert_eq!(last4("12"), "•••• 12");
     }

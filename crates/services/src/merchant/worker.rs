@@ -33,18 +33,18 @@ use warifu_core::sealed::ForwardedPart;
 use warifu_core::{PartyId, Role};
 use warifu_store::{OrderFact, OrderRecord, OrderState, OutboxMessage, Transition};
 
-use crate::carrier::{PATH_SHIPMENTS, track_path};
+use super::state::MerchantState;
 use crate::error::{AppError, AppResult, ErrorCode};
-use crate::issuer::{
-    PATH_AUTHORIZATION, PATH_AUTHORIZE, PATH_CAPTURE, PATH_REFUNDS, PATH_VOID, order_path,
+use crate::http::service::{peer_error, store_error, to_json};
+use crate::protocol::cardholder_carrier::{TrackingView, track_path};
+use crate::protocol::merchant_carrier::{
+    DeliveryRequest, PATH_SHIPMENTS, ShipmentReceipt, ShipmentRequest,
 };
-use crate::merchant::MerchantState;
-use crate::peer::ClientError;
-use crate::service::{peer_error, store_error, to_json};
-use crate::wire::{
-    AuthorizeRequest, CaptureRequest, Decision, DeliveryRequest, PaymentReceipt, RefundRequest,
-    ShipmentReceipt, ShipmentRequest, TrackingView, VoidRequest,
+use crate::protocol::merchant_issuer::{
+    AuthorizeRequest, CaptureRequest, Decision, PATH_AUTHORIZATION, PATH_AUTHORIZE, PATH_CAPTURE,
+    PATH_REFUNDS, PATH_VOID, PaymentReceipt, RefundRequest, VoidRequest, order_path,
 };
+use crate::session::client::ClientError;
 
 /// Outbox kind: ask the issuer to authorize (hold) the amount.
 pub const KIND_AUTHORIZE: &str = "authorize";
@@ -308,7 +308,7 @@ fn peer_or_retry(
     st: &MerchantState,
     id: &PartyId,
     role: Role,
-) -> Result<Arc<crate::peer::PeerClient>, Step> {
+) -> Result<Arc<crate::session::client::PeerClient>, Step> {
     st.peer(id, role).map_err(Step::Retry)
 }
 

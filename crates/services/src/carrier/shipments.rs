@@ -1,126 +1,43 @@
-//! The carrier (the patent's distributor, 【0043】–【0044】): accepts a shipment only with the
-//! issuer's approval, opens the delivery destination, and returns a tracking number. It never
-//! sees card data or goods.
-//!
-//! Routes: the handshake, `GET /healthz`, and in a session `POST /v1/shipments` (merchants)
-//! and `GET /v1/shipments/{merchant}/{order_id}` (the order's merchant, or its cardholder,
-//! who alone also sees the destination it sealed; both see the events and, once delivered,
-//! the proof of delivery). Operator routes (the carrier's own staff, [`Operator`]):
-//! `POST /v1/admin/shipments/{tracking_number}/advance`, `GET /v1/admin/shipments` and
-//! `GET /v1/admin/shipments/{tracking_number}`.
-//!
-//! A shipment moves accepted → picked up → in transit → delivered, or from any of the first
-//! three to returned; every other move is `invalid_transition`, and repeating the move
-//! already made succeeds without a second event.
+//! Shipments: accepted from the order's merchant only with the issuer's approval, moved by the
+//! carrier's operator (accepted → picked up → in transit → delivered, or returned), and listed
+//! for the operator.
 
-use std::future::Future;
 use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::{Json, Router};
-use tokio::net::TcpListener;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use warifu_core::keysource::KeySource;
+use warifu_core::Role;
 use warifu_core::order::Destination;
 use warifu_core::sealed::{ForCarrier, View};
-use warifu_core::{PartyId, Role};
-use warifu_store::{CarrierStore, NewShipment, ShipmentRecord, ShipmentStatus};
+use warifu_store::{NewShipment, ShipmentRecord, ShipmentStatus};
 
+use super::state::CarrierState;
+use super::tracking::view;
 use crate::attest;
-use crate::auth::{Guard, GuardLimits, JsonBody, Peer};
 use crate::error::{AppError, AppResult, ErrorCode};
-use crate::operator::Operator;
-use crate::service::{self, random_id, store_error};
-use crate::wire::{
-    AdvanceRequest, ProofOfDelivery, ShipmentList, ShipmentReceipt, ShipmentRequest,
-    ShipmentSummary, TrackingEvent, TrackingView,
+use crate::http::service::{random_id, store_error};
+use crate::protocol::cardholder_carrier::TrackingView;
+use crate::protocol::merchant_carrier::{PATH_SHIPMENTS, ShipmentReceipt, ShipmentRequest};
+use crate::protocol::operator::{
+    AdvanceRequest, PATH_ADMIN_SHIPMENT, PATH_ADMIN_SHIPMENTS, PATH_ADVANCE, ShipmentList,
+    ShipmentSummary,
 };
+use crate::session::operator::Operator;
+use crate::session::server::{JsonBody, Peer};
 
-/// The path of the shipment endpoint.
-pub const PATH_SHIPMENTS: &str = "/v1/shipments";
-/// A shipment's tracking view (`GET`, the order's merchant or cardholder) → `TrackingView`.
-pub const PATH_TRACK: &str = "/v1/shipments/{merchant}/{order_id}";
-/// The operator's list of shipments (`GET ?limit=&offset=`) → `ShipmentList`.
-pub const PATH_ADMIN_SHIPMENTS: &str = "/v1/admin/shipments";
-/// The operator advances a shipment (`POST AdvanceRequest`) → `TrackingView`.
-pub const PATH_ADVANCE: &str = "/v1/admin/shipments/{tracking_number}/advance";
-/// The operator's view of one shipment (`GET`) → `TrackingView` (without the destination).
-pub const PATH_ADMIN_SHIPMENT: &str = "/v1/admin/shipments/{tracking_number}";
-
-/// The tracking path of a merchant's order.
-pub fn track_path(merchant: &str, order_id: &str) -> String {
-    PATH_TRACK
-        .replace("{merchant}", merchant)
-        .replace("{order_id}", order_id)
+/// Accepting a shipment (in a merchant's session).
+pub(super) fn session_routes() -> OpenApiRouter<Arc<CarrierState>> {
+    OpenApiRouter::new().routes(routes!(ship))
 }
 
-/// The operator's path of a tracking number.
-pub fn admin_shipment_path(tracking_number: &str) -> String {
-    PATH_ADMIN_SHIPMENT.replace("{tracking_number}", tracking_number)
-}
-
-/// The advance path of a tracking number.
-pub fn advance_path(tracking_number: &str) -> String {
-    PATH_ADVANCE.replace("{tracking_number}", tracking_number)
-}
-
-/// The carrier's state.
-pub struct CarrierState {
-    keys: Arc<dyn KeySource>,
-    store: Arc<dyn CarrierStore>,
-    guard: Arc<Guard>,
-}
-
-impl CarrierState {
-    /// A carrier holding `keys` with its shipments in `store`.
-    pub fn new(keys: Arc<dyn KeySource>, store: Arc<dyn CarrierStore>) -> Arc<CarrierState> {
-        Arc::new(CarrierState {
-            guard: Arc::new(Guard::new(keys.clone(), GuardLimits::default())),
-            keys,
-            store,
-        })
-    }
-
-    /// The carrier's identifier.
-    pub fn id(&self) -> &PartyId {
-        self.keys.owner()
-    }
-
-    /// Its session guard (also how it admits operators: `guard().operator().set(…)`).
-    pub fn guard(&self) -> &Arc<Guard> {
-        &self.guard
-    }
-
-    /// Its store.
-    pub fn store(&self) -> &Arc<dyn CarrierStore> {
-        &self.store
-    }
-}
-
-/// The carrier's router.
-pub fn app(state: Arc<CarrierState>) -> Router {
-    let authenticated = OpenApiRouter::new()
-        .routes(routes!(ship))
-        .routes(routes!(track))
-        .with_state(state.clone());
-    let public = OpenApiRouter::new()
+/// The operator's routes.
+pub(super) fn operator_routes() -> OpenApiRouter<Arc<CarrierState>> {
+    OpenApiRouter::new()
         .routes(routes!(admin_list))
         .routes(routes!(admin_get))
         .routes(routes!(advance))
-        .with_state(state.clone());
-    let pages = crate::pages::carrier::routes().with_state(state.clone());
-    let ops = service::Ops::carrier(state.keys.clone(), state.store.clone());
-    service::assemble_with(state.guard.clone(), public, authenticated, pages, ops)
-}
-
-/// Serves the carrier on `listener` until `shutdown`.
-pub async fn run(
-    listener: TcpListener,
-    state: Arc<CarrierState>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    service::serve(listener, app(state), shutdown).await
 }
 
 #[utoipa::path(post, path = PATH_SHIPMENTS, request_body = ShipmentRequest, responses((status = 200, description = "The shipment is accepted", body = ShipmentReceipt)))]
@@ -203,88 +120,6 @@ async fn ship(
         tracking_number: rec.tracking_number,
         status: rec.status.as_str().to_owned(),
     }))
-}
-
-#[utoipa::path(get, path = PATH_TRACK, responses((status = 200, description = "The shipment (the destination only for its cardholder)", body = TrackingView)))]
-async fn track(
-    State(st): State<Arc<CarrierState>>,
-    Peer(peer): Peer,
-    Path((merchant, order_id)): Path<(String, String)>,
-) -> AppResult<Json<TrackingView>> {
-    let unknown = || AppError::new(ErrorCode::UnknownOrder, "no such shipment for this caller");
-    let rec = st
-        .store
-        .get_shipment(&merchant, &order_id)
-        .await
-        .map_err(store_error("reading a shipment"))?
-        .ok_or_else(unknown)?;
-    let destination = if rec.cardholder_id == peer.as_str() {
-        Some(Destination {
-            addressee: rec.addressee.clone(),
-            address: rec.address.clone(),
-        })
-    } else if rec.merchant_id == peer.as_str() {
-        None
-    } else {
-        return Err(unknown());
-    };
-    view(&st, rec, destination).await.map(Json)
-}
-
-/// A shipment as shown to its merchant, its cardholder (with `destination`) or an operator:
-/// its events and, once delivered, the proof of delivery.
-async fn view(
-    st: &CarrierState,
-    rec: ShipmentRecord,
-    destination: Option<Destination>,
-) -> AppResult<TrackingView> {
-    let events = st
-        .store
-        .shipment_events(&rec.tracking_number)
-        .await
-        .map_err(store_error("reading a shipment's events"))?
-        .into_iter()
-        .map(|e| TrackingEvent {
-            status: e.status.as_str().to_owned(),
-            at_ms: e.at_ms,
-            note: e.note,
-        })
-        .collect();
-    let proof_of_delivery = proof(st, &rec)?;
-    Ok(TrackingView {
-        order_id: rec.order_id,
-        tracking_number: rec.tracking_number,
-        status: rec.status.as_str().to_owned(),
-        destination,
-        events,
-        proof_of_delivery,
-    })
-}
-
-/// The proof of delivery of a delivered shipment (recomputed from the stored issuer and
-/// delivery time: the MAC is deterministic). `None` before delivery, or for a shipment stored
-/// before the carrier recorded issuers.
-fn proof(st: &CarrierState, rec: &ShipmentRecord) -> AppResult<Option<ProofOfDelivery>> {
-    let (ShipmentStatus::Delivered, Some(issuer), Some(at)) =
-        (rec.status, rec.issuer_id.as_deref(), rec.delivered_at_ms)
-    else {
-        return Ok(None);
-    };
-    let (Ok(issuer), Ok(merchant)) = (PartyId::parse(issuer), PartyId::parse(&rec.merchant_id))
-    else {
-        tracing::warn!(tracking = %rec.tracking_number, "stored party identifier does not parse; no proof");
-        return Ok(None);
-    };
-    attest::proof_of_delivery(
-        st.keys.as_ref(),
-        &issuer,
-        &merchant,
-        &rec.order_id,
-        &rec.tracking_number,
-        at,
-    )
-    .map(Some)
-    .map_err(|e| AppError::internal("attesting a delivery", &e))
 }
 
 /// Whether the carrier may move a shipment from `from` to `to`.

@@ -2,16 +2,14 @@
 //! with `utoipa_axum::routes!` from a handler's `#[utoipa::path]`, so a route cannot be served
 //! without being documented. This module finishes the document: title and version, the two
 //! security schemes (session, operator), path parameters, the error responses with their
-//! stable codes (`crate::error::ErrorCode`), and schemas for the core types the wire bodies
-//! carry. Each service serves its document at `GET /openapi.json`; copies are checked into
+//! stable codes (`crate::error::ErrorCode`), and the schemas of the bodies (see
+//! [`crate::protocol::schema`]). Each service serves its document at `GET /openapi.json`; copies are checked into
 //! `docs/openapi/` (regenerate with `WARIFU_WRITE_OPENAPI=1 cargo test -p warifu-services
 //! --test openapi`).
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn, PathItem};
-use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{
     ComponentsBuilder, ContentBuilder, InfoBuilder, LicenseBuilder, OpenApi, Ref, RefOr, Required,
@@ -26,13 +24,16 @@ pub const PATH_OPENAPI: &str = "/openapi.json";
 
 /// The security scheme of routes that need a mutual-confirmation session.
 pub const SESSION: &str = "session";
+
 /// The security scheme of operator routes.
 pub const OPERATOR: &str = "operator";
 
 /// Tag of the handshake routes.
 pub const TAG_HANDSHAKE: &str = "handshake";
+
 /// Tag of the operations routes (health, readiness, metrics, this document).
 pub const TAG_OPERATIONS: &str = "operations";
+
 /// Tag of the operator routes (`/v1/admin/…`).
 pub const TAG_ADMIN: &str = "admin";
 
@@ -239,110 +240,6 @@ pub fn to_pretty_json(api: &OpenApi) -> Result<String, serde_json::Error> {
     let mut s = serde_json::to_string_pretty(api)?;
     s.push('\n');
     Ok(s)
-}
-
-macro_rules! opaque_schema {
-    ($ty:ident, $name:literal, $desc:literal) => {
-        #[doc = $desc]
-        #[derive(Debug, Clone, Copy)]
-        pub struct $ty;
-
-        impl PartialSchema for $ty {
-            fn schema() -> RefOr<Schema> {
-                RefOr::T(Schema::Object(
-                    ObjectBuilder::new()
-                        .schema_type(Type::Object)
-                        .description(Some($desc))
-                        .build(),
-                ))
-            }
-        }
-
-        impl ToSchema for $ty {
-            fn name() -> Cow<'static, str> {
-                Cow::Borrowed($name)
-            }
-        }
-    };
-}
-
-opaque_schema!(
-    SealedOrder,
-    "SealedOrder",
-    "A sealed order (warifu_core::sealed::SealedOrder): the clear header (order id, merchant, issuer, carrier, cardholder, key scheme, policy digest) and one AEAD-sealed part per party, each readable only by its party. Format: docs/PROTOCOL.md."
-);
-opaque_schema!(
-    ForwardedPart,
-    "ForwardedPart",
-    "One party's sealed part as the merchant forwards it (warifu_core::sealed::ForwardedPart): the clear header, that party's sealed part and the other parts' commitments. Format: docs/PROTOCOL.md."
-);
-opaque_schema!(
-    Policy,
-    "Policy",
-    "The disclosure policy (warifu_core::policy::Policy): which party receives which order field; its digest is sealed in the order's header. Format: docs/PROTOCOL.md."
-);
-opaque_schema!(
-    Hello,
-    "Hello",
-    "Handshake message 1 of mutual confirmation (warifu_core::session::Hello): version, initiator and responder identifiers, time, nonce. Format: docs/PROTOCOL.md."
-);
-opaque_schema!(
-    Challenge,
-    "Challenge",
-    "Handshake message 2 (warifu_core::session::Challenge): the responder's nonce and proof. Format: docs/PROTOCOL.md."
-);
-opaque_schema!(
-    Confirm,
-    "Confirm",
-    "Handshake message 3 (warifu_core::session::Confirm): the initiator's proof. Format: docs/PROTOCOL.md."
-);
-
-/// One product of a merchant's catalog (`warifu_core::order::CatalogItem`).
-#[derive(Debug, Clone, ToSchema)]
-#[schema(as = CatalogItem)]
-#[allow(dead_code)]
-pub struct CatalogItemDoc {
-    /// The product number.
-    product_number: String,
-    /// The product name.
-    name: String,
-    /// Unit price in minor units of the form's currency.
-    unit_price: u64,
-}
-
-/// A delivery destination (`warifu_core::order::Destination`); only the carrier and the
-/// cardholder who sealed it ever see one.
-#[derive(Debug, Clone, ToSchema)]
-#[schema(as = Destination)]
-#[allow(dead_code)]
-pub struct DestinationDoc {
-    /// Who receives the parcel.
-    addressee: String,
-    /// The delivery address.
-    address: String,
-}
-
-/// The order form a merchant hands a cardholder (`warifu_core::order::OrderForm`).
-#[derive(Debug, Clone, ToSchema)]
-#[schema(as = OrderForm)]
-#[allow(dead_code)]
-pub struct OrderFormDoc {
-    /// The order id the merchant assigned (also the order's nonce).
-    order_id: String,
-    /// The merchant's identifier.
-    merchant: String,
-    /// The carrier the merchant designates (none: digital goods).
-    carrier: Option<String>,
-    /// Issuers whose cards the merchant accepts.
-    accepted_issuers: Vec<String>,
-    /// ISO 4217 currency.
-    currency: String,
-    /// What can be bought.
-    catalog: Vec<CatalogItemDoc>,
-    /// When the form stops being valid, Unix seconds.
-    expires_at: u64,
-    /// Which party receives which field.
-    policy: Policy,
 }
 
 #[cfg(test)]

@@ -1,0 +1,15 @@
+//! What every service shares over HTTP, whatever its party.
+//!
+//! - [`service`]: router assembly, `/healthz`, `/readyz`, graceful shutdown, fresh ids and
+//!   JSON answers.
+//! - [`metrics`]: Prometheus metrics at `/metrics`.
+//! - [`openapi`]: each service's OpenAPI 3 document at `/openapi.json`.
+//! - [`idempotency`]: the first answer under a key, replayed to every retry of the same
+//!   request.
+//! - [`dashboard`]: the kit of the HTML dashboards (layout, formats, operator sign-in).
+
+pub mod dashboard;
+pub mod idempotency;
+pub mod metrics;
+pub mod openapi;
+pub mod service;

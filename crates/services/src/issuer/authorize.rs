@@ -1,0 +1,170 @@
+//! Authorization (【0040】–【0041】): the issuer opens the card part the merchant forwards,
+//! authenticates the cardholder against its enrolled card, places a hold, and answers a
+//! decision bound to the order, the amount and the currency, with its receipts for the
+//! cardholder and the carrier.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::response::Response;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use warifu_core::Role;
+use warifu_core::sealed::{ForIssuer, View};
+use warifu_store::DeclineCode;
+
+use super::state::IssuerState;
+use crate::attest;
+use crate::error::{AppError, AppResult, ErrorCode};
+use crate::http::idempotency::Idempotent;
+use crate::http::service::{fingerprint, random_id, store_error};
+use crate::protocol::merchant_issuer::{
+    AuthorizeRequest, Decision, DeclineReason, Outcome, PATH_AUTHORIZE,
+};
+use crate::session::server::{JsonBody, Peer};
+
+/// The authorization route (merchants).
+pub(super) fn routes() -> OpenApiRouter<Arc<IssuerState>> {
+    OpenApiRouter::new().routes(routes!(authorize))
+}
+
+/// The reason shown outside the issuer: name and expiry mismatches are reported as a card
+/// mismatch, so an answer does not tell which field was wrong.
+pub fn public_reason(code: DeclineCode) -> DeclineReason {
+    match code {
+        DeclineCode::UnknownCardholder => DeclineReason::UnknownCardholder,
+        DeclineCode::Expired => DeclineReason::Expired,
+        DeclineCode::Blocked => DeclineReason::Blocked,
+        DeclineCode::InsufficientCredit => DeclineReason::InsufficientCredit,
+        DeclineCode::CurrencyMismatch => DeclineReason::CurrencyMismatch,
+        DeclineCode::InvalidAmount => DeclineReason::InvalidAmount,
+        // CardMismatch, NameMismatch, ExpiryMismatch, and any code added later.
+        _ => DeclineReason::CardMismatch,
+    }
+}
+
+#[utoipa::path(post, path = PATH_AUTHORIZE, request_body = AuthorizeRequest, responses((status = 200, description = "The decision, bound to the order (a decline is an answer)", body = Decision)))]
+async fn authorize(
+    State(st): State<Arc<IssuerState>>,
+    Peer(peer): Peer,
+    JsonBody(req): JsonBody<AuthorizeRequest>,
+) -> AppResult<Response> {
+    let header = req.forwarded.header.clone();
+    let order_id = header.order_id.clone();
+    if peer.role() != Role::Merchant || header.merchant != peer {
+        tracing::warn!(%order_id, %peer, "authorization from a party not named as the merchant");
+        return Err(AppError::new(
+            ErrorCode::Forbidden,
+            "only the merchant named in the sealed order may forward it",
+        ));
+    }
+    if &header.issuer != st.id() {
+        return Err(AppError::new(
+            ErrorCode::NotAddressedHere,
+            format!("this order is for {}, not {}", header.issuer, st.id()),
+        ));
+    }
+    AppError::check_scheme(header.scheme, st.keys.scheme())?;
+    // The first answer for (merchant, order id) is final; a different request under the same
+    // order id is a conflict, never a second hold.
+    let scope = format!("authorize:{peer}");
+    let policy_bytes = req.policy.encode();
+    let fp = fingerprint(&[
+        &req.forwarded.encode(),
+        &policy_bytes,
+        &req.amount.to_be_bytes(),
+        req.currency.as_bytes(),
+    ]);
+    let once = Idempotent {
+        scope: &scope,
+        key: &order_id,
+        fp: &fp,
+        conflict: "this order was already decided on a different request",
+    };
+    if let Some(first) = once.earlier(st.store.as_ref()).await? {
+        return Ok(first);
+    }
+    let view: View<ForIssuer> =
+        req.forwarded
+            .open(&req.policy, st.keys.as_ref())
+            .map_err(|_| {
+                tracing::warn!(%order_id, merchant = %peer, "issuer part does not open");
+                AppError::sealed()
+            })?;
+    let f = &view.fields;
+    let (Some(amount), Some(currency), Some(card), Some(name), Some(method)) = (
+        f.amount,
+        f.currency.clone(),
+        f.card.clone(),
+        f.cardholder_name.clone(),
+        f.payment_method,
+    ) else {
+        return Err(AppError::new(
+            ErrorCode::OrderInvalid,
+            "the disclosure policy withholds from the issuer a field it needs (name, card, amount or payment method)",
+        ));
+    };
+    if amount != req.amount || currency != req.currency {
+        tracing::warn!(%order_id, merchant = %peer, "merchant's amount differs from the sealed amount");
+        return Err(AppError::new(
+            ErrorCode::AmountMismatch,
+            "the amount or currency in the request differs from what the cardholder sealed; nothing was held",
+        ));
+    }
+    let authorization_id = random_id("auth_", 12)?;
+    let inserted = st
+        .store
+        .authorize(&warifu_store::AuthorizeRequest {
+            merchant_id: peer.to_string(),
+            order_id: order_id.clone(),
+            authorization_id,
+            cardholder_id: header.cardholder.to_string(),
+            holder_name: name,
+            card_number: card.number,
+            expiry: card.expiry,
+            amount,
+            currency: currency.clone(),
+            payment_method: method,
+            now_ms: crate::now_ms(),
+        })
+        .await
+        .map_err(store_error("authorizing"))?;
+    let rec = inserted.record;
+    if rec.amount != amount || rec.currency != currency {
+        return Err(AppError::new(
+            ErrorCode::OrderConflict,
+            "this order id was already authorized for another amount",
+        ));
+    }
+    let approved = rec.approved();
+    let mut decision = Decision {
+        order_id: order_id.clone(),
+        issuer: st.id().clone(),
+        merchant: header.merchant.clone(),
+        cardholder: header.cardholder.clone(),
+        header_digest: header.digest(),
+        outcome: if approved {
+            Outcome::Approved
+        } else {
+            Outcome::Declined
+        },
+        reason: rec.decline_code.map(public_reason),
+        amount,
+        currency,
+        authorization_id: approved.then(|| rec.authorization_id.clone()),
+        cardholder_receipt: [0; 32],
+        carrier_approval: None,
+    };
+    let attest_err = |e: attest::AttestError| AppError::internal("attesting a decision", &e);
+    decision.cardholder_receipt =
+        attest::cardholder_receipt(st.keys.as_ref(), &decision).map_err(attest_err)?;
+    if approved && header.carrier.is_some() {
+        decision.carrier_approval =
+            Some(attest::carrier_approval(st.keys.as_ref(), &header).map_err(attest_err)?);
+    }
+    match decision.reason {
+        None => tracing::info!(%order_id, merchant = %peer, amount, "authorized"),
+        Some(reason) => tracing::info!(%order_id, merchant = %peer, %reason, "declined"),
+    }
+    once.answer(st.store.as_ref(), &decision).await
+}

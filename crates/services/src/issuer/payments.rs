@@ -1,0 +1,328 @@
+//! The payment's lifecycle for the order's merchant: read, capture, void and refunds, each
+//! idempotent (a retry gets the first answer and moves no money twice), and a dispute answered
+//! with the carrier's proof of delivery.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::response::Response;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use warifu_core::order::PaymentMethod;
+use warifu_core::{PartyId, Role};
+use warifu_store::{Applied, AuthorizationRecord, AuthorizationStatus, StoreError};
+
+use super::state::IssuerState;
+use crate::attest;
+use crate::error::{AppError, AppResult, ErrorCode};
+use crate::http::idempotency::Idempotent;
+use crate::http::service::{fingerprint, store_error};
+use crate::protocol::merchant_issuer::{
+    CaptureRequest, DisputeAnswer, PATH_AUTHORIZATION, PATH_CAPTURE, PATH_PROOF_OF_DELIVERY,
+    PATH_REFUNDS, PATH_VOID, PaymentReceipt, ProofOfDelivery, RefundRequest, VoidRequest,
+};
+use crate::session::server::{JsonBody, Peer};
+
+/// How a payment method reads on a receipt or statement: `lump_sum`, `installments(N)`,
+/// `revolving` or `bonus`.
+pub fn payment_method_label(method: PaymentMethod) -> String {
+    match method {
+        PaymentMethod::LumpSum => "lump_sum".to_owned(),
+        PaymentMethod::Installments { count } => format!("installments({count})"),
+        PaymentMethod::Revolving => "revolving".to_owned(),
+        PaymentMethod::Bonus => "bonus".to_owned(),
+    }
+}
+
+/// The payment state of an authorization as answered on the wire: `authorized`, `declined`,
+/// `captured`, `voided`, `refunded` or `partially_refunded`.
+pub fn payment_state(a: &AuthorizationRecord) -> &'static str {
+    match a.status {
+        AuthorizationStatus::Declined => "declined",
+        AuthorizationStatus::Held => "authorized",
+        AuthorizationStatus::Captured if a.refunded > 0 => "partially_refunded",
+        AuthorizationStatus::Captured => "captured",
+        AuthorizationStatus::Voided => "voided",
+        AuthorizationStatus::Refunded => "refunded",
+        // Any status added later reads as its stored name.
+        _ => a.status.as_str(),
+    }
+}
+
+/// The receipt of an authorization.
+pub fn receipt(a: &AuthorizationRecord) -> PaymentReceipt {
+    PaymentReceipt {
+        order_id: a.order_id.clone(),
+        authorization_id: a.approved().then(|| a.authorization_id.clone()),
+        state: payment_state(a).to_owned(),
+        amount: a.amount,
+        captured: a.captured,
+        refunded: a.refunded,
+        currency: a.currency.clone(),
+        payment_method: payment_method_label(a.payment_method),
+    }
+}
+
+fn merchant_only(peer: &PartyId) -> AppResult<()> {
+    if peer.role() != Role::Merchant {
+        return Err(AppError::new(
+            ErrorCode::Forbidden,
+            "only the order's merchant may read or move its payment",
+        ));
+    }
+    Ok(())
+}
+
+fn unknown_order(order_id: &str) -> AppError {
+    AppError::new(
+        ErrorCode::UnknownOrder,
+        format!("no authorization of this merchant for order {order_id}"),
+    )
+}
+
+/// A store failure of a lifecycle step as an answer: a step the payment's state does not
+/// allow is `invalid_transition`; an unknown order `unknown_order`; a bad argument
+/// `malformed_request`; anything else internal.
+fn step_error(order_id: &str, context: &'static str, e: StoreError) -> AppError {
+    match e {
+        StoreError::NotFound(_) => unknown_order(order_id),
+        StoreError::Conflict(why) => AppError::new(ErrorCode::InvalidTransition, why),
+        StoreError::Invalid(why) => AppError::new(ErrorCode::MalformedRequest, why),
+        e => AppError::internal(context, &e),
+    }
+}
+
+/// What a different request under the key of a step already taken is told.
+const STEP_CONFLICT: &str =
+    "this step was already taken with a different request under the same key";
+
+/// The payment's routes (the order's merchant).
+pub(super) fn routes() -> OpenApiRouter<Arc<IssuerState>> {
+    OpenApiRouter::new()
+        .routes(routes!(payment))
+        .routes(routes!(capture))
+        .routes(routes!(void))
+        .routes(routes!(refund))
+        .routes(routes!(dispute))
+}
+
+#[utoipa::path(get, path = PATH_AUTHORIZATION, responses((status = 200, description = "The order's payment", body = PaymentReceipt)))]
+async fn payment(
+    State(st): State<Arc<IssuerState>>,
+    Peer(peer): Peer,
+    Path(order_id): Path<String>,
+) -> AppResult<Json<PaymentReceipt>> {
+    merchant_only(&peer)?;
+    let a = st
+        .store
+        .get_authorization(peer.as_str(), &order_id)
+        .await
+        .map_err(store_error("reading an authorization"))?
+        .ok_or_else(|| unknown_order(&order_id))?;
+    Ok(Json(receipt(&a)))
+}
+
+#[utoipa::path(post, path = PATH_CAPTURE, request_body = CaptureRequest, responses((status = 200, description = "The payment after the capture", body = PaymentReceipt)))]
+async fn capture(
+    State(st): State<Arc<IssuerState>>,
+    Peer(peer): Peer,
+    Path(order_id): Path<String>,
+    JsonBody(req): JsonBody<CaptureRequest>,
+) -> AppResult<Response> {
+    merchant_only(&peer)?;
+    if req.amount == Some(0) {
+        return Err(AppError::new(
+            ErrorCode::MalformedRequest,
+            "a capture amount must be more than zero (omit it to capture the whole hold)",
+        ));
+    }
+    let amount_bytes = req.amount.map(u64::to_be_bytes);
+    let (scope, key, fp) = (
+        format!("capture:{peer}"),
+        order_id.clone(),
+        fingerprint(&[
+            b"capture",
+            amount_bytes.as_ref().map_or(&[][..], |a| &a[..]),
+        ]),
+    );
+    let step = Idempotent {
+        scope: &scope,
+        key: &key,
+        fp: &fp,
+        conflict: STEP_CONFLICT,
+    };
+    if let Some(r) = step.earlier(st.store.as_ref()).await? {
+        return Ok(r);
+    }
+    let done = match st
+        .store
+        .capture(peer.as_str(), &order_id, req.amount, crate::now_ms())
+        .await
+    {
+        Ok(done) => done,
+        Err(StoreError::Conflict(why)) => {
+            // Captured before with another amount: a conflicting request, not a bad step.
+            let now = st
+                .store
+                .get_authorization(peer.as_str(), &order_id)
+                .await
+                .map_err(store_error("reading an authorization"))?;
+            let code = match now.map(|a| a.status) {
+                Some(AuthorizationStatus::Captured | AuthorizationStatus::Refunded) => {
+                    ErrorCode::OrderConflict
+                }
+                _ => ErrorCode::InvalidTransition,
+            };
+            return Err(AppError::new(code, why));
+        }
+        Err(e) => return Err(step_error(&order_id, "capturing", e)),
+    };
+    log_step("captured", &peer, &order_id, &done);
+    step.answer(st.store.as_ref(), &receipt(&done.authorization))
+        .await
+}
+
+#[utoipa::path(post, path = PATH_VOID, request_body = VoidRequest, responses((status = 200, description = "The payment after the void", body = PaymentReceipt)))]
+async fn void(
+    State(st): State<Arc<IssuerState>>,
+    Peer(peer): Peer,
+    Path(order_id): Path<String>,
+    JsonBody(VoidRequest {}): JsonBody<VoidRequest>,
+) -> AppResult<Response> {
+    merchant_only(&peer)?;
+    let (scope, key, fp) = (
+        format!("void:{peer}"),
+        order_id.clone(),
+        fingerprint(&[b"void"]),
+    );
+    let step = Idempotent {
+        scope: &scope,
+        key: &key,
+        fp: &fp,
+        conflict: STEP_CONFLICT,
+    };
+    if let Some(r) = step.earlier(st.store.as_ref()).await? {
+        return Ok(r);
+    }
+    let done = st
+        .store
+        .void(peer.as_str(), &order_id, crate::now_ms())
+        .await
+        .map_err(|e| step_error(&order_id, "voiding", e))?;
+    log_step("voided", &peer, &order_id, &done);
+    step.answer(st.store.as_ref(), &receipt(&done.authorization))
+        .await
+}
+
+/// The longest refund id accepted.
+const MAX_REFUND_ID: usize = 128;
+
+#[utoipa::path(post, path = PATH_REFUNDS, request_body = RefundRequest, responses((status = 200, description = "The payment after the refund", body = PaymentReceipt)))]
+async fn refund(
+    State(st): State<Arc<IssuerState>>,
+    Peer(peer): Peer,
+    Path(order_id): Path<String>,
+    JsonBody(req): JsonBody<RefundRequest>,
+) -> AppResult<Response> {
+    merchant_only(&peer)?;
+    if req.refund_id.is_empty()
+        || req.refund_id.len() > MAX_REFUND_ID
+        || !req
+            .refund_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+    {
+        return Err(AppError::new(
+            ErrorCode::MalformedRequest,
+            "a refund id is 1–128 characters of A–Z, a–z, 0–9, '-', '_', '.', ':'",
+        ));
+    }
+    if req.amount == 0 {
+        return Err(AppError::new(
+            ErrorCode::MalformedRequest,
+            "a refund amount must be more than zero",
+        ));
+    }
+    // Refund ids are the merchant's, unique across its orders (as in the store).
+    let (scope, key, fp) = (
+        format!("refund:{peer}"),
+        req.refund_id.clone(),
+        fingerprint(&[b"refund", order_id.as_bytes(), &req.amount.to_be_bytes()]),
+    );
+    let step = Idempotent {
+        scope: &scope,
+        key: &key,
+        fp: &fp,
+        conflict: STEP_CONFLICT,
+    };
+    if let Some(r) = step.earlier(st.store.as_ref()).await? {
+        return Ok(r);
+    }
+    let done = st
+        .store
+        .refund(
+            peer.as_str(),
+            &order_id,
+            &req.refund_id,
+            req.amount,
+            crate::now_ms(),
+        )
+        .await
+        .map_err(|e| step_error(&order_id, "refunding", e))?;
+    log_step("refunded", &peer, &order_id, &done);
+    step.answer(st.store.as_ref(), &receipt(&done.authorization))
+        .await
+}
+
+fn log_step(what: &'static str, merchant: &PartyId, order_id: &str, done: &Applied) {
+    let a = &done.authorization;
+    tracing::info!(
+        %order_id,
+        %merchant,
+        applied = done.applied,
+        captured = a.captured,
+        refunded = a.refunded,
+        status = %a.status,
+        "{what}"
+    );
+}
+
+#[utoipa::path(post, path = PATH_PROOF_OF_DELIVERY, request_body = ProofOfDelivery, responses((status = 200, description = "Whether the carrier's proof verifies", body = DisputeAnswer)))]
+async fn dispute(
+    State(st): State<Arc<IssuerState>>,
+    Peer(peer): Peer,
+    Path(order_id): Path<String>,
+    JsonBody(proof): JsonBody<ProofOfDelivery>,
+) -> AppResult<Json<DisputeAnswer>> {
+    merchant_only(&peer)?;
+    if proof.order_id != order_id || proof.merchant != peer {
+        return Err(AppError::new(
+            ErrorCode::Forbidden,
+            "the proof of delivery is for another order or merchant",
+        ));
+    }
+    if &proof.issuer != st.id() {
+        return Err(AppError::new(
+            ErrorCode::NotAddressedHere,
+            format!("this proof is for {}, not {}", proof.issuer, st.id()),
+        ));
+    }
+    st.store
+        .get_authorization(peer.as_str(), &order_id)
+        .await
+        .map_err(store_error("reading an authorization"))?
+        .ok_or_else(|| unknown_order(&order_id))?;
+    let proof_valid = match attest::verify_proof_of_delivery(st.keys.as_ref(), &proof) {
+        Ok(()) => true,
+        Err(attest::AttestError::Invalid) => false,
+        // No key for the named carrier: it cannot have attested.
+        Err(attest::AttestError::Key(_)) => false,
+    };
+    tracing::info!(%order_id, merchant = %peer, carrier = %proof.carrier, proof_valid, "dispute: proof of delivery");
+    Ok(Json(DisputeAnswer {
+        order_id,
+        proof_valid,
+        delivered_at_ms: proof.delivered_at_ms,
+    }))
+}

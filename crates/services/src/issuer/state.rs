@@ -1,0 +1,42 @@
+//! The issuer's state: its keys, its books and its session guard.
+
+use std::sync::Arc;
+
+use warifu_core::PartyId;
+use warifu_core::keysource::KeySource;
+use warifu_store::IssuerStore;
+
+use crate::session::server::{Guard, GuardLimits};
+
+/// The issuer's state.
+pub struct IssuerState {
+    pub(super) keys: Arc<dyn KeySource>,
+    pub(super) store: Arc<dyn IssuerStore>,
+    pub(super) guard: Arc<Guard>,
+}
+
+impl IssuerState {
+    /// An issuer holding `keys` and keeping its books in `store`.
+    pub fn new(keys: Arc<dyn KeySource>, store: Arc<dyn IssuerStore>) -> Arc<IssuerState> {
+        Arc::new(IssuerState {
+            guard: Arc::new(Guard::new(keys.clone(), GuardLimits::default())),
+            keys,
+            store,
+        })
+    }
+
+    /// The issuer's identifier.
+    pub fn id(&self) -> &PartyId {
+        self.keys.owner()
+    }
+
+    /// Its session guard (also how it admits operators: `guard().operator().set(…)`).
+    pub fn guard(&self) -> &Arc<Guard> {
+        &self.guard
+    }
+
+    /// Its store.
+    pub fn store(&self) -> &Arc<dyn IssuerStore> {
+        &self.store
+    }
+}

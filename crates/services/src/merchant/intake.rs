@@ -1,0 +1,293 @@
+//! Taking an order: the public catalog, a fresh order form in the cardholder's session, and
+//! the sealed bundle, submitted once (the merchant opens its own part, checks it against the
+//! form and records the order with its authorization message in one transaction).
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::response::Response;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use warifu_core::order::OrderForm;
+use warifu_core::sealed::{Disclosed, ForMerchant, SealedOrder, View};
+use warifu_core::{PartyId, Role};
+use warifu_store::{NewOrder, NewOutboxMessage, OrderFormRecord, StoredResponse};
+
+use super::lifecycle::outcome_of;
+use super::state::MerchantState;
+use super::worker::{self, KIND_AUTHORIZE};
+use crate::error::{AppError, AppResult, ErrorCode};
+use crate::http::idempotency::Idempotent;
+use crate::http::service::{fingerprint, random_id, store_error, to_json};
+use crate::protocol::cardholder_merchant::{CatalogView, FormRequest, OrderOutcome, SubmitRequest};
+use crate::protocol::merchant_issuer::AuthorizeRequest;
+use crate::session::server::{JsonBody, Peer};
+
+/// Idempotency scope holding the first answer to a submission.
+const SCOPE_SUBMIT: &str = "submit";
+
+/// Idempotency scope pinning the first bundle submitted under an order id.
+const SCOPE_BUNDLE: &str = "submit-bundle";
+/// What another request under an order id already answered is told (a submission, and also a
+/// cancellation or an operator's refund).
+pub(super) const BUNDLE_CONFLICT: &str = "another bundle was already submitted under this order id";
+
+/// The catalog (public).
+pub(super) fn public_routes() -> OpenApiRouter<Arc<MerchantState>> {
+    OpenApiRouter::new().routes(routes!(catalog))
+}
+
+/// Order forms and the submission (in a cardholder's session).
+pub(super) fn session_routes() -> OpenApiRouter<Arc<MerchantState>> {
+    OpenApiRouter::new()
+        .routes(routes!(order_form))
+        .routes(routes!(submit))
+}
+
+#[utoipa::path(get, path = "/v1/catalog", responses((status = 200, description = "The catalog (public; assigns nothing)", body = CatalogView)))]
+async fn catalog(State(st): State<Arc<MerchantState>>) -> Json<CatalogView> {
+    let c = &st.config;
+    Json(CatalogView {
+        merchant: st.id().clone(),
+        currency: c.currency.clone(),
+        catalog: c.catalog.clone(),
+        carrier: c.carrier.clone(),
+        accepted_issuers: c.accepted_issuers.clone(),
+        policy: c.policy.clone(),
+    })
+}
+
+pub(super) fn require_cardholder(peer: &PartyId) -> AppResult<()> {
+    if peer.role() != Role::Cardholder {
+        return Err(AppError::new(
+            ErrorCode::Forbidden,
+            "only cardholders order from a merchant",
+        ));
+    }
+    Ok(())
+}
+
+#[utoipa::path(post, path = "/v1/order-forms", request_body = FormRequest, responses((status = 200, description = "A fresh order form", body = crate::protocol::schema::OrderFormDoc)))]
+async fn order_form(
+    State(st): State<Arc<MerchantState>>,
+    Peer(peer): Peer,
+    JsonBody(req): JsonBody<FormRequest>,
+) -> AppResult<Json<OrderForm>> {
+    require_cardholder(&peer)?;
+    let c = &st.config;
+    let now = crate::now_unix();
+    let form = OrderForm {
+        order_id: random_id("ord_", 12)?,
+        merchant: st.id().clone(),
+        carrier: if req.digital { None } else { c.carrier.clone() },
+        accepted_issuers: c.accepted_issuers.clone(),
+        currency: c.currency.clone(),
+        catalog: c.catalog.clone(),
+        expires_at: now.saturating_add(c.form_ttl_secs),
+        policy: c.policy.clone(),
+    };
+    form.validate()
+        .map_err(|e| AppError::internal("building an order form", &e))?;
+    st.store
+        .put_order_form(&OrderFormRecord {
+            order_id: form.order_id.clone(),
+            form_json: serde_json::to_string(&form)
+                .map_err(|e| AppError::internal("encoding an order form", &e))?,
+            expires_at_ms: i64::try_from(form.expires_at.saturating_mul(1000)).unwrap_or(i64::MAX),
+            created_at_ms: crate::now_ms(),
+        })
+        .await
+        .map_err(store_error("storing an order form"))?;
+    tracing::info!(order_id = %form.order_id, cardholder = %peer, "order form issued");
+    Ok(Json(form))
+}
+
+/// Checks the merchant's opened part against its form: known products, catalog names and
+/// prices, line amounts adding up to the total, the form's currency.
+fn check_view(form: &OrderForm, view: &Disclosed) -> AppResult<(u64, String)> {
+    let bad = |m: &str| AppError::new(ErrorCode::OrderInvalid, m);
+    let (Some(amount), Some(currency)) = (view.amount, view.currency.clone()) else {
+        return Err(bad("the merchant's part carries no amount"));
+    };
+    if currency != form.currency {
+        return Err(AppError::new(
+            ErrorCode::AmountMismatch,
+            "the order's currency is not the form's",
+        ));
+    }
+    let lines = view.lines.as_deref().unwrap_or_default();
+    if lines.is_empty() {
+        return Err(bad("the order has no lines"));
+    }
+    let mut total = 0u64;
+    for line in lines {
+        let (Some(number), Some(quantity), Some(line_amount)) =
+            (line.product_number.as_deref(), line.quantity, line.amount)
+        else {
+            return Err(bad(
+                "the merchant's part lacks a product number, quantity or amount",
+            ));
+        };
+        let item = form
+            .item(number)
+            .ok_or_else(|| bad("a product is not in the catalog"))?;
+        if line.product_name.as_deref().is_some_and(|n| n != item.name) {
+            return Err(bad("a product name does not match the catalog"));
+        }
+        if quantity == 0 || item.unit_price.checked_mul(u64::from(quantity)) != Some(line_amount) {
+            return Err(AppError::new(
+                ErrorCode::AmountMismatch,
+                "a line amount is not the catalog price times the quantity",
+            ));
+        }
+        total = total
+            .checked_add(line_amount)
+            .ok_or_else(|| bad("the amount overflows"))?;
+    }
+    if total != amount || amount == 0 {
+        return Err(AppError::new(
+            ErrorCode::AmountMismatch,
+            "the total is not the sum of the lines",
+        ));
+    }
+    Ok((amount, currency))
+}
+
+#[utoipa::path(post, path = "/v1/orders", request_body = SubmitRequest, responses((status = 200, description = "The order's outcome (an issuer's decline is an answer, not an error)", body = OrderOutcome)))]
+async fn submit(
+    State(st): State<Arc<MerchantState>>,
+    Peer(peer): Peer,
+    JsonBody(req): JsonBody<SubmitRequest>,
+) -> AppResult<Response> {
+    require_cardholder(&peer)?;
+    let sealed: SealedOrder = req.sealed;
+    let header = sealed.header.clone();
+    let order_id = header.order_id.clone();
+    if header.cardholder != peer {
+        tracing::warn!(%order_id, %peer, "bundle sealed by another cardholder than the session's");
+        return Err(AppError::new(
+            ErrorCode::Forbidden,
+            "the bundle names another cardholder than the one in this session",
+        ));
+    }
+    if &header.merchant != st.id() {
+        return Err(AppError::new(
+            ErrorCode::NotAddressedHere,
+            format!("this order is for {}, not {}", header.merchant, st.id()),
+        ));
+    }
+    AppError::check_scheme(header.scheme, st.keys.scheme())?;
+    let fp = fingerprint(&[&sealed.encode()]);
+    // A submission already answered gets its first answer again; another bundle under the
+    // same order id is a conflict.
+    let once = Idempotent {
+        scope: SCOPE_SUBMIT,
+        key: &order_id,
+        fp: &fp,
+        conflict: BUNDLE_CONFLICT,
+    };
+    if let Some(first) = once.earlier(st.store.as_ref()).await? {
+        return Ok(first);
+    }
+    let form_rec = st
+        .store
+        .get_order_form(&order_id)
+        .await
+        .map_err(store_error("reading an order form"))?
+        .ok_or_else(|| AppError::new(ErrorCode::UnknownOrder, "no order form with this id"))?;
+    let form: OrderForm = serde_json::from_str(&form_rec.form_json)
+        .map_err(|e| AppError::internal("reading a stored order form", &e))?;
+    let existing = st
+        .store
+        .get_order(&order_id)
+        .await
+        .map_err(store_error("reading an order"))?;
+    if existing.is_none() && crate::now_unix() >= form.expires_at {
+        return Err(AppError::new(
+            ErrorCode::FormExpired,
+            "the order form has expired; fetch a new one",
+        ));
+    }
+    if header.carrier != form.carrier
+        || !form.accepted_issuers.contains(&header.issuer)
+        || header.policy_digest != form.policy.digest()
+    {
+        return Err(AppError::new(
+            ErrorCode::OrderInvalid,
+            "the bundle's carrier, issuer or disclosure policy is not the order form's",
+        ));
+    }
+    // Every peer must be listed before anything is written.
+    st.peer(&header.issuer, Role::Issuer)?;
+    if let Some(c) = &header.carrier {
+        st.peer(c, Role::Carrier)?;
+    }
+    let view: View<ForMerchant> = sealed.open(&form.policy, st.keys.as_ref()).map_err(|_| {
+        tracing::warn!(%order_id, cardholder = %peer, "merchant part does not open");
+        AppError::sealed()
+    })?;
+    let (amount, currency) = check_view(&form, &view.fields)?;
+    let pinned = st
+        .store
+        .idempotency_put(
+            SCOPE_BUNDLE,
+            &order_id,
+            &StoredResponse {
+                status: 0,
+                body: Vec::new(),
+                fingerprint: fp.clone(),
+                created_at_ms: crate::now_ms(),
+            },
+        )
+        .await
+        .map_err(store_error("recording a submission"))?;
+    if pinned.fingerprint != fp {
+        tracing::warn!(%order_id, "a different bundle for an order already submitted");
+        return Err(AppError::new(ErrorCode::OrderConflict, BUNDLE_CONFLICT));
+    }
+    let forward = |role| {
+        sealed
+            .forward(role)
+            .map_err(|e| AppError::internal("extracting a part", &e))
+    };
+    let authorize = AuthorizeRequest {
+        forwarded: forward(Role::Issuer)?,
+        policy: form.policy.clone(),
+        amount,
+        currency: currency.clone(),
+    };
+    let carrier_part = match &header.carrier {
+        Some(_) => Some(forward(Role::Carrier)?.encode()),
+        None => None,
+    };
+    let inserted = st
+        .store
+        .insert_order(
+            &NewOrder {
+                order_id: order_id.clone(),
+                cardholder_id: peer.to_string(),
+                issuer_id: header.issuer.to_string(),
+                carrier_id: header.carrier.as_ref().map(|c| c.to_string()),
+                merchant_view: serde_json::to_string(&view.fields)
+                    .map_err(|e| AppError::internal("encoding the merchant's view", &e))?,
+                amount,
+                currency,
+                carrier_part,
+                now_ms: crate::now_ms(),
+            },
+            &[NewOutboxMessage::new(KIND_AUTHORIZE, to_json(&authorize)?)],
+        )
+        .await
+        .map_err(store_error("recording an order"))?;
+    tracing::info!(
+        %order_id,
+        cardholder = %peer,
+        amount,
+        resumed = !inserted.created,
+        "order received"
+    );
+    let order = worker::drive(&st, &inserted.record.order_id).await?;
+    let outcome = outcome_of(&st, &order).await?;
+    once.answer(st.store.as_ref(), &outcome).await
+}

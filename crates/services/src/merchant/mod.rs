@@ -1,0 +1,75 @@
+//! The merchant (【0028】–【0042】): hands out order forms, receives the sealed bundle, opens
+//! only its own part, forwards the issuer's part, and on approval forwards the carrier's part
+//! with its delivery request.
+//!
+//! Routes: the handshake, `GET /healthz`, `GET /v1/catalog` (public, assigns nothing); in
+//! a session with a cardholder `POST /v1/order-forms`, `POST /v1/orders`,
+//! `GET /v1/orders/{order_id}` and `POST /v1/orders/{order_id}/cancel`; for its operator
+//! (`crate::session::operator::Operator`) `GET /v1/admin/orders`, `POST /v1/admin/orders/{id}/cancel`,
+//! `POST /v1/admin/orders/{id}/refund` and `POST /v1/admin/orders/{id}/dispute`.
+//!
+//! An order is a persisted state machine (`warifu_store::OrderState`): it is recorded as
+//! `received` with its authorization message in the outbox in one transaction; every later
+//! step (authorize, ship, capture, void, refund, track) is run by [`worker`], inline
+//! for the request that caused it and by the outbox worker after a crash or an outage. Each
+//! step is a compare-and-set committed with the message it causes, and the issuer and carrier
+//! are idempotent on the order id (and refund id), so nothing is charged or shipped twice.
+//!
+//! Cancelling: `authorized` / `shipping_requested` → `cancelled` → `voided` (the hold is
+//! released); `captured` / `delivered` → `cancelled` → `refunded` (in full); `received` and
+//! `shipped` (a step in flight) answer `invalid_transition` — cancel again a moment later.
+
+//!
+//! - [`state`]: what the merchant sells ([`MerchantConfig`]) and holds ([`MerchantState`]).
+//! - [`intake`]: the catalog, order forms and the sealed submission.
+//! - [`lifecycle`]: an order's outcome as the cardholder reads it, and cancelling.
+//! - [`admin`]: the operator's routes (order list, cancel, refund, dispute).
+//! - [`worker`]: the outbox worker and the order steps it shares with the handlers.
+//! - [`dashboard`]: the operator's HTML dashboard.
+
+pub mod admin;
+pub mod dashboard;
+pub mod intake;
+pub mod lifecycle;
+pub mod state;
+pub mod worker;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use tokio::net::TcpListener;
+use warifu_core::Role;
+
+pub use state::{MerchantConfig, MerchantState};
+
+use crate::http::service;
+
+/// The merchant's router.
+pub fn app(state: Arc<MerchantState>) -> Router {
+    let authenticated = intake::session_routes()
+        .merge(lifecycle::routes())
+        .with_state(state.clone());
+    let public = intake::public_routes()
+        .merge(admin::routes())
+        .with_state(state.clone());
+    let pages = dashboard::routes().with_state(state.clone());
+    let c = &state.config;
+    let peers = c
+        .accepted_issuers
+        .iter()
+        .map(|i| (i.clone(), Role::Issuer))
+        .chain(c.carrier.iter().map(|k| (k.clone(), Role::Carrier)));
+    let ops = service::Ops::merchant(state.keys.clone(), state.store.clone())
+        .with_peers(state.peers.directory().clone(), peers.collect::<Vec<_>>());
+    service::assemble_with(state.guard.clone(), public, authenticated, pages, ops)
+}
+
+/// Serves the merchant on `listener` until `shutdown`.
+pub async fn run(
+    listener: TcpListener,
+    state: Arc<MerchantState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    service::serve(listener, app(state), shutdown).await
+}

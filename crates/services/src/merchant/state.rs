@@ -1,0 +1,131 @@
+//! The merchant's configuration (what it sells and how) and state (keys, store, directory,
+//! session guard, and its clients of issuers and carriers).
+
+use std::sync::Arc;
+
+use warifu_core::keysource::KeySource;
+use warifu_core::order::CatalogItem;
+use warifu_core::policy::Policy;
+use warifu_core::{PartyId, Role};
+use warifu_store::MerchantStore;
+
+use crate::directory::{DirectoryError, SharedDirectory};
+use crate::error::{AppError, AppResult, ErrorCode};
+use crate::session::client::{PeerClient, PeerClients};
+use crate::session::server::{Guard, GuardLimits};
+
+/// What a merchant sells and how.
+#[derive(Debug, Clone)]
+pub struct MerchantConfig {
+    /// The catalog.
+    pub catalog: Vec<CatalogItem>,
+    /// ISO 4217 currency.
+    pub currency: String,
+    /// Issuers whose cards it accepts.
+    pub accepted_issuers: Vec<PartyId>,
+    /// The carrier it ships with (none: digital goods only).
+    pub carrier: Option<PartyId>,
+    /// The disclosure policy of its forms.
+    pub policy: Policy,
+    /// How long an order form stays valid, in seconds.
+    pub form_ttl_secs: u64,
+    /// The parcel description of its delivery requests.
+    pub parcel: String,
+    /// Where the carrier picks parcels up.
+    pub pickup: String,
+}
+
+impl MerchantConfig {
+    /// A small example shop: tea and cups in JPY, one issuer and one carrier, the patent's
+    /// default policy.
+    pub fn example(issuer: PartyId, carrier: Option<PartyId>) -> MerchantConfig {
+        MerchantConfig {
+            catalog: vec![
+                CatalogItem {
+                    product_number: "TEA-001".into(),
+                    name: "Sencha green tea, 100 g".into(),
+                    unit_price: 1200,
+                },
+                CatalogItem {
+                    product_number: "CUP-002".into(),
+                    name: "Arita porcelain cup".into(),
+                    unit_price: 3500,
+                },
+                CatalogItem {
+                    product_number: "EBOOK-003".into(),
+                    name: "The Book of Tea (e-book)".into(),
+                    unit_price: 800,
+                },
+            ],
+            currency: "JPY".into(),
+            accepted_issuers: vec![issuer],
+            carrier,
+            policy: Policy::patent_default(),
+            form_ttl_secs: 3600,
+            parcel: "box 60 size, 1 kg".into(),
+            pickup: "shop counter, weekdays 10:00-17:00".into(),
+        }
+    }
+}
+
+/// The merchant's state.
+pub struct MerchantState {
+    pub(super) keys: Arc<dyn KeySource>,
+    pub(super) config: MerchantConfig,
+    pub(super) store: Arc<dyn MerchantStore>,
+    pub(super) guard: Arc<Guard>,
+    pub(super) peers: PeerClients,
+}
+
+impl MerchantState {
+    /// A merchant holding `keys`, selling by `config`, with orders in `store`, finding its
+    /// issuers and carriers in `directory`.
+    pub fn new(
+        keys: Arc<dyn KeySource>,
+        config: MerchantConfig,
+        store: Arc<dyn MerchantStore>,
+        directory: Arc<SharedDirectory>,
+    ) -> Arc<MerchantState> {
+        Arc::new(MerchantState {
+            guard: Arc::new(Guard::new(keys.clone(), GuardLimits::default())),
+            peers: PeerClients::new(keys.clone(), directory),
+            keys,
+            config,
+            store,
+        })
+    }
+
+    /// The merchant's identifier.
+    pub fn id(&self) -> &PartyId {
+        self.keys.owner()
+    }
+
+    /// Its session guard (also how it admits operators: `guard().operator().set(…)`).
+    pub fn guard(&self) -> &Arc<Guard> {
+        &self.guard
+    }
+
+    /// Its store.
+    pub fn store(&self) -> &Arc<dyn MerchantStore> {
+        &self.store
+    }
+
+    /// How many authenticated sessions it holds.
+    pub fn sessions(&self) -> usize {
+        self.guard.counts().0
+    }
+
+    /// What it sells and how.
+    pub fn config(&self) -> &MerchantConfig {
+        &self.config
+    }
+
+    /// The authenticated client for a peer listed in the directory in `role`.
+    pub(crate) fn peer(&self, id: &PartyId, role: Role) -> AppResult<Arc<PeerClient>> {
+        self.peers.get(id, role).map_err(directory_error)
+    }
+}
+
+fn directory_error(e: DirectoryError) -> AppError {
+    AppError::new(ErrorCode::UnknownParty, e.to_string())
+}

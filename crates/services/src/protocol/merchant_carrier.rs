@@ -1,0 +1,52 @@
+//! Merchant ↔ carrier: the shipment request (the carrier's part, the issuer's approval and
+//! what to pick up) and the carrier's receipt with its tracking number.
+
+use serde::{Deserialize, Serialize};
+use warifu_core::policy::Policy;
+use warifu_core::sealed::ForwardedPart;
+
+use super::b64_array;
+
+/// The path of the shipment endpoint.
+pub const PATH_SHIPMENTS: &str = "/v1/shipments";
+
+/// The merchant's delivery request to the carrier (【0042】): what to pick up, from where.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryRequest {
+    /// The parcel: size and weight, not the goods.
+    pub parcel: String,
+    /// Where and when to pick it up.
+    pub pickup: String,
+}
+
+/// `POST /v1/shipments` (merchant → carrier): the carrier's part, the issuer's approval for
+/// the carrier, and the delivery request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShipmentRequest {
+    /// The header, the carrier's part and the other parts' commitments.
+    #[schema(value_type = crate::protocol::schema::ForwardedPart)]
+    pub forwarded: ForwardedPart,
+    /// The disclosure policy of the order form (checked against the header's digest).
+    #[schema(value_type = crate::protocol::schema::Policy)]
+    pub policy: Policy,
+    /// The issuer's `carrier_approval` MAC from its decision.
+    #[serde(with = "b64_array")]
+    #[schema(value_type = String)]
+    pub approval: [u8; 32],
+    /// What to pick up.
+    pub delivery: DeliveryRequest,
+}
+
+/// The carrier's answer: the shipment is accepted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShipmentReceipt {
+    /// The merchant's order id.
+    pub order_id: String,
+    /// The tracking number.
+    pub tracking_number: String,
+    /// The shipment's status (`accepted` at first).
+    pub status: String,
+}
