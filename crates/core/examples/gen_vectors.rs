@@ -153,6 +153,14 @@ fn kind(e: &Error) -> String {
         .collect()
 }
 
+/// The field a `Malformed` or `Truncated` error names (the vectors' `field`).
+fn field_of(e: &Error) -> Option<String> {
+    match e {
+        Error::Malformed { field, .. } | Error::Truncated(field) => Some((*field).to_owned()),
+        _ => None,
+    }
+}
+
 // ---------------------------------------------------------------- primitives
 
 fn primitives_file() -> Res<VectorFile> {
@@ -300,6 +308,7 @@ fn primitives_file() -> Res<VectorFile> {
             policy_toml: None,
             passphrase: None,
             error: kind(&err),
+            field: field_of(&err),
         });
     }
     let long = format!("issuer:{}", "x".repeat(249));
@@ -1003,6 +1012,7 @@ impl FailVector {
             policy_toml: None,
             passphrase: None,
             error: String::new(),
+            field: None,
         }
     }
 }
@@ -1378,14 +1388,27 @@ fn sealed_fails(
     if few {
         out.retain(|f| FEW.iter().any(|s| f.name == format!("fail_{base}_{s}")));
     }
+    // Every twin but `other_policy` is opened under the policy its order was sealed under,
+    // so that it fails for what it names and not at the policy check (§10 step 4).
+    if policy != &Policy::patent_default() {
+        for fv in &mut out {
+            if fv.policy_toml.is_none() {
+                fv.policy_toml = Some(policy.to_toml());
+            }
+        }
+    }
     for fv in &mut out {
-        fv.error = run_fail(world, fv, &[])?;
+        (fv.error, fv.field) = run_fail(world, fv, &[])?;
     }
     Ok(out)
 }
 
 /// Runs a tamper twin; returns the error kind, or an error if it was accepted.
-fn run_fail(world: &World, f: &FailVector, files: &[KeyFileVector]) -> Res<String> {
+fn run_fail(
+    world: &World,
+    f: &FailVector,
+    files: &[KeyFileVector],
+) -> Res<(String, Option<String>)> {
     let role = |f: &FailVector| -> Res<Role> {
         let r = f.open_as.as_deref().ok_or("open_as")?;
         Role::ALL
@@ -1457,7 +1480,7 @@ fn run_fail(world: &World, f: &FailVector, files: &[KeyFileVector]) -> Res<Strin
     };
     match result {
         Ok(()) => Err(format!("{} was accepted", f.name).into()),
-        Err(e) => Ok(kind(&e)),
+        Err(e) => Ok((kind(&e), field_of(&e))),
     }
 }
 
@@ -1589,7 +1612,16 @@ fn key_file_vectors(
             sha256_hex: hex(&sha256(&[&bytes])),
         });
 
+        // A plain twin carries a checksum recomputed over its changed bytes (when its layout
+        // is whole), so that it fails for what it names and not at the checksum.
         let twin = |suffix: &str, description: &str, input: Option<Vec<u8>>, pw: Option<&str>| {
+            let input = input.map(|b| {
+                if suffix.contains("checksum") {
+                    b
+                } else {
+                    rechecksum(b)
+                }
+            });
             FailVector {
                 name: format!("fail_{name}_{suffix}"),
                 twin_of: name.clone(),
@@ -1627,8 +1659,25 @@ fn key_file_vectors(
             trailing.push(0);
             let mut edits = vec![("truncated", "last byte removed", bytes[..short].to_vec())];
             if full && sealed {
-                // A plain file carries no checksum: a flipped element byte goes unnoticed.
-                edits.push(("flip_last_byte", "last byte flipped", flip_body));
+                edits.push((
+                    "flip_last_byte",
+                    "last byte (the AEAD tag) flipped",
+                    flip_body,
+                ));
+            } else if full {
+                // A plain file's last byte is its checksum's: the checksum names the change.
+                edits.push((
+                    "flip_checksum",
+                    "last byte (of the checksum) flipped",
+                    flip_body,
+                ));
+                let mut flip = bytes.clone();
+                flip[11] ^= 0x01;
+                edits.push((
+                    "flip_body_checksum",
+                    "first body byte flipped, checksum kept: the checksum stops it",
+                    flip,
+                ));
             }
             if full {
                 edits.extend([
@@ -1744,6 +1793,7 @@ fn key_file_vectors(
                 let mut dup = b"WRFK\x01\x03\x00".to_vec();
                 dup.extend_from_slice(&(body.len() as u32).to_be_bytes());
                 dup.extend_from_slice(&body);
+                dup.extend_from_slice(&[0; 32]); // the checksum, recomputed by `twin`
                 fail.push(twin(
                     "duplicate_peer",
                     "a table listing its first peer twice",
@@ -1754,9 +1804,23 @@ fn key_file_vectors(
         }
     }
     for fv in &mut fail {
-        fv.error = run_fail(world, fv, &files)?;
+        (fv.error, fv.field) = run_fail(world, fv, &files)?;
     }
     Ok((files, fail))
+}
+
+/// A plain key file (protection 0) whose layout is whole (`11 + L + 32` bytes) with its
+/// checksum recomputed over the bytes before it (§11.1); anything else unchanged.
+fn rechecksum(mut b: Vec<u8>) -> Vec<u8> {
+    if b.len() < 11 || b[6] != 0 {
+        return b;
+    }
+    let covered = 11 + u32::from_be_bytes([b[7], b[8], b[9], b[10]]) as usize;
+    if b.len() == covered + 32 {
+        let sum = sha256(&[b"warifu/v1/keyfile-checksum", &b[..covered]]);
+        b[covered..].copy_from_slice(&sum);
+    }
+    b
 }
 
 /// A key file of either family.
@@ -1919,11 +1983,26 @@ fn sok_vectors(world: &World, seed: &str) -> Res<SokVectors> {
             });
         }
     }
+    // e(g1, g2): blst's (Warifu's) GT is the textbook reduced pairing cubed.
+    // 1·g is the generator: the public key of the scalar 1 (min_pk: G1, min_sig: G2).
+    let g1: blst::blst_p1_affine = blst::min_pk::SecretKey::from_bytes(&scalar_one())
+        .map_err(err)?
+        .sk_to_pk()
+        .into();
+    let g2: blst::blst_p2_affine = one_g1.sk_to_pk().into();
+    let gen_gt = blst::blst_fp12::miller_loop(&g2, &g1).final_exp();
+    let textbook = textbook_pairing(&g2, &g1);
+    ensure(
+        textbook * textbook * textbook == gen_gt,
+        "GT = textbook pairing cubed",
+    )?;
     Ok(SokVectors {
         master_seed_utf8: seed.into(),
         master_hex: hex(&s[..]),
         dst_g1: String::from_utf8(DST_G1.to_vec())?,
         dst_g2: String::from_utf8(DST_G2.to_vec())?,
+        pairing_generators_hex: hex(&gen_gt.to_bendian()),
+        pairing_generators_textbook_hex: hex(&textbook.to_bendian()),
         parties,
         pairs,
     })
@@ -2260,9 +2339,9 @@ fn session_vector(
             input_text: Some(input.to_string()),
             ..FailVector::blank()
         };
-        f.error = match session_op(world, &v, op, &input)? {
+        (f.error, f.field) = match session_op(world, &v, op, &input)? {
             Ok(()) => return Err(format!("{} was accepted", f.name).into()),
-            Err(e) => kind(&e),
+            Err(e) => (kind(&e), field_of(&e)),
         };
         fails.push(f);
     }

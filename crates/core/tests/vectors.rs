@@ -105,6 +105,14 @@ fn kind(e: &Error) -> String {
         .collect()
 }
 
+/// The field a `Malformed` or `Truncated` error names (the vectors' `field`).
+fn field_of(e: &Error) -> Option<String> {
+    match e {
+        Error::Malformed { field, .. } | Error::Truncated(field) => Some((*field).to_owned()),
+        _ => None,
+    }
+}
+
 fn err<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> String + '_ {
     move |e| format!("{what}: {e}")
 }
@@ -1128,7 +1136,13 @@ impl AnyFile {
     }
 }
 
-fn run_fail(f: &FailVector, world: Option<&World>, file: &VectorFile) -> Result<String, String> {
+/// Runs a twin's operation on its inputs: `Err` if the twin itself cannot be run, `Ok(Err)`
+/// with the refusal, `Ok(Ok(()))` if it was accepted.
+fn run_twin(
+    f: &FailVector,
+    world: Option<&World>,
+    file: &VectorFile,
+) -> Result<Result<(), Error>, String> {
     let policy = match &f.policy_toml {
         Some(t) => Policy::from_toml(t).map_err(err("policy"))?,
         None => Policy::patent_default(),
@@ -1199,9 +1213,18 @@ fn run_fail(f: &FailVector, world: Option<&World>, file: &VectorFile) -> Result<
         }
         other => return Err(format!("unknown operation {other}")),
     };
-    match result {
+    Ok(result)
+}
+
+/// Runs a twin; returns the error's variant and field, or an error if it was accepted.
+fn run_fail(
+    f: &FailVector,
+    world: Option<&World>,
+    file: &VectorFile,
+) -> Result<(String, Option<String>), String> {
+    match run_twin(f, world, file)? {
         Ok(()) => Err(format!("{} was accepted", f.name)),
-        Err(e) => Ok(kind(&e)),
+        Err(e) => Ok((kind(&e), field_of(&e))),
     }
 }
 
@@ -1213,7 +1236,17 @@ fn check_file(file: &VectorFile) -> Result<usize, String> {
         check_primitives(p)?;
         checked += p.test_rng.len() + p.field.len() + p.id_to_field.len() + p.policies.len();
     }
-    let world = match &file.blom {
+    let world = world_of(file)?;
+    if let (Some(b), Some(w)) = (&file.blom, &world) {
+        check_blom(b, w)?;
+        checked += b.parties.len() + b.pairs.len();
+    }
+    check_rest(file, world.as_ref(), checked)
+}
+
+/// The keys of a file's deployment (from its seeds), if it has a Blom section.
+fn world_of(file: &VectorFile) -> Result<Option<World>, String> {
+    Ok(match &file.blom {
         Some(b) => Some(World {
             master: Master::generate(b.k, &mut SeededRandom::new(b.master_seed_utf8.as_bytes()))
                 .map_err(err("master"))?,
@@ -1234,40 +1267,36 @@ fn check_file(file: &VectorFile) -> Result<usize, String> {
             },
         }),
         None => None,
-    };
-    if let (Some(b), Some(w)) = (&file.blom, &world) {
-        check_blom(b, w)?;
-        checked += b.parties.len() + b.pairs.len();
-    }
-    if let (Some(ks), Some(w)) = (&file.key_sources, &world) {
+    })
+}
+
+fn check_rest(
+    file: &VectorFile,
+    world: Option<&World>,
+    mut checked: usize,
+) -> Result<usize, String> {
+    if let (Some(ks), Some(w)) = (&file.key_sources, world) {
         check_key_sources(ks, w)?;
         checked += ks.pairs.len();
     }
     if let Some(sv) = &file.sok {
-        let (Some(w), Some(b)) = (&world, &file.blom) else {
+        let (Some(w), Some(b)) = (world, &file.blom) else {
             return Err("the SOK section needs a blom section".into());
         };
         check_sok(sv, b, w)?;
         checked += sv.parties.len() + sv.pairs.len();
     }
     for v in &file.sessions {
-        check_session(v, world.as_ref().ok_or("sessions need a blom section")?)
+        check_session(v, world.ok_or("sessions need a blom section")?)
             .map_err(|e| format!("{}: {e}", v.name))?;
         checked += 1;
     }
     for v in &file.sealed {
-        check_sealed(
-            v,
-            world.as_ref().ok_or("sealed orders need a blom section")?,
-        )?;
+        check_sealed(v, world.ok_or("sealed orders need a blom section")?)?;
         checked += 1;
     }
     for kf in &file.key_files {
-        check_key_file(
-            kf,
-            world.as_ref().ok_or("key files need a blom section")?,
-            file,
-        )?;
+        check_key_file(kf, world.ok_or("key files need a blom section")?, file)?;
         checked += 1;
     }
     // Every vector has at least one tamper twin.
@@ -1289,12 +1318,19 @@ fn check_file(file: &VectorFile) -> Result<usize, String> {
             "{}: twin names start with fail_",
             f.name
         );
-        let got = run_fail(f, world.as_ref(), file)?;
+        let (got, field) = run_fail(f, world, file)?;
         check!(
             got == f.error,
             "{}: expected {}, got {got}",
             f.name,
             f.error
+        );
+        check!(
+            field == f.field,
+            "{}: expected {} on the field {:?}, got {got} on {field:?}",
+            f.name,
+            f.error,
+            f.field
         );
         checked += 1;
     }
@@ -1459,7 +1495,382 @@ fn the_checker_notices_changes() {
     assert!(msg.contains("no tamper twin"), "{msg}");
 }
 
+// ------------------------------------------------------------- every twin, for its reason
+
+/// What the name of each tamper twin says must stop it (the text after `fail_<twin_of>_`, or
+/// after `fail_` for identifiers): the error variant and, for `Malformed` and `Truncated`, the
+/// field. Written from docs/PROTOCOL.md, independently of the generator: a twin named here
+/// that fails otherwise (a stale checksum, the wrong policy, a missing checksum) is a bug.
+const REASONS: &[(&str, &str, Option<&str>)] = &[
+    // Identifiers (§2).
+    ("id_control_character", "InvalidIdentifier", None),
+    ("id_empty", "InvalidIdentifier", None),
+    ("id_empty_name", "InvalidIdentifier", None),
+    ("id_no_role", "InvalidIdentifier", None),
+    ("id_roles_are_lowercase", "InvalidIdentifier", None),
+    ("id_too_long", "InvalidIdentifier", None),
+    ("id_unknown_role", "InvalidIdentifier", None),
+    ("id_whitespace_in_the_name", "InvalidIdentifier", None),
+    // Sealed orders and forwarded parts (§8–§10).
+    ("flip_issuer_ciphertext", "Decrypt", None),
+    ("flip_merchant_tag", "Decrypt", None),
+    ("flip_issuer_nonce", "Decrypt", None),
+    ("flip_issuer_commitment_open_merchant", "Decrypt", None),
+    ("flip_own_commitment", "Decrypt", None),
+    ("swap_part_bodies", "Decrypt", None),
+    ("reorder_parts", "Malformed", Some("parts")),
+    ("header_created_at", "Decrypt", None),
+    ("header_order_id", "Decrypt", None),
+    ("header_policy_digest", "HeaderMismatch", None),
+    ("carrier_dropped", "Decrypt", None),
+    ("spliced_issuer_part", "Decrypt", None),
+    ("version", "UnsupportedVersion", None),
+    ("magic", "Malformed", Some("magic")),
+    ("truncated", "Truncated", None),
+    ("trailing", "TrailingBytes", None),
+    ("wrong_key", "Decrypt", None),
+    ("wrong_holder", "HeaderMismatch", None),
+    ("cardholder_opens", "NoPairwiseKey", None),
+    ("other_policy", "HeaderMismatch", None),
+    ("no_carrier_part", "MissingPart", None),
+    ("json_flip_issuer_ciphertext", "Decrypt", None),
+    ("json_unknown_field", "Malformed", Some("sealed order JSON")),
+    ("json_version", "UnsupportedVersion", None),
+    ("forwarded_flip_other_commitment", "Decrypt", None),
+    (
+        "forwarded_missing_commitment",
+        "Malformed",
+        Some("commitments"),
+    ),
+    ("forwarded_wrong_recipient", "MissingPart", None),
+    ("forwarded_foreign_commitment", "Decrypt", None),
+    ("forwarded_json_flip_ciphertext", "Decrypt", None),
+    // Key files (§11).
+    ("wrong_passphrase", "WrongPassphrase", None),
+    ("no_passphrase", "PassphraseRequired", None),
+    ("flip_last_byte", "WrongPassphrase", None),
+    ("flip_salt", "WrongPassphrase", None),
+    ("hostile_memory_cost", "Malformed", Some("kdf parameters")),
+    ("flip_checksum", "Malformed", Some("checksum")),
+    ("flip_body_checksum", "Malformed", Some("checksum")),
+    ("non_canonical_element", "Malformed", Some("key element")),
+    ("lanes", "Malformed", Some("lanes")),
+    ("k_zero", "Malformed", Some("k")),
+    ("huge_k", "Malformed", Some("k")),
+    ("duplicate_peer", "Malformed", Some("peer")),
+    ("zero_scalar", "Malformed", Some("SOK master")),
+    ("scalar_too_large", "Malformed", Some("SOK master")),
+    ("flip_g1", "Malformed", Some("SOK G1 key")),
+    ("g1_infinity", "Malformed", Some("SOK G1 key")),
+    ("mixed_halves", "Malformed", Some("SOK personal key")),
+    // Handshakes and sessions (§12).
+    ("hello_version", "UnsupportedVersion", None),
+    ("hello_wrong_responder", "HeaderMismatch", None),
+    ("hello_stale", "Stale", None),
+    ("challenge_flipped_mac", "Decrypt", None),
+    ("challenge_from_impostor", "Decrypt", None),
+    ("confirm_from_impostor", "Decrypt", None),
+    ("confirm_late", "Stale", None),
+    ("confirm_reflected", "Decrypt", None),
+    ("confirm_wrong_nonce", "Decrypt", None),
+    ("request_body_changed", "Decrypt", None),
+    ("request_other_session", "Decrypt", None),
+    ("request_path_changed", "Decrypt", None),
+    ("request_replayed", "Replay", None),
+    ("request_stale", "Stale", None),
+    ("response_as_request", "Decrypt", None),
+    ("request_as_response", "Decrypt", None),
+    ("response_moved", "Decrypt", None),
+    ("response_status_changed", "Decrypt", None),
+];
+
+/// A plain key file (protection 0) of whole layout with its checksum recomputed (§11.1).
+fn rechecksum(mut b: Vec<u8>) -> Vec<u8> {
+    if b.len() < 11 || b[6] != 0 {
+        return b;
+    }
+    let covered = 11 + u32::from_be_bytes([b[7], b[8], b[9], b[10]]) as usize;
+    if b.len() == covered + 32 {
+        let sum = sha256(&[b"warifu/v1/keyfile-checksum", &b[..covered]]);
+        b[covered..].copy_from_slice(&sum);
+    }
+    b
+}
+
+/// The twin re-made valid in everything but what its name says: the untampered input, the
+/// right holder, key, recipient, policy or passphrase. `None` when nothing else can be valid
+/// (the carrier asking an order without a carrier) or the twin is a handshake message.
+fn control(f: &FailVector, suffix: &str, file: &VectorFile) -> Result<Option<FailVector>, String> {
+    let mut c = f.clone();
+    if f.operation == "decode_key_file" {
+        let kf = file
+            .key_files
+            .iter()
+            .find(|k| k.name == f.twin_of)
+            .ok_or("twin_of names no key file")?;
+        c.input_hex = kf.hex.clone();
+        c.input_ref = None;
+        c.passphrase = kf.passphrase.clone();
+        return Ok(Some(c));
+    }
+    if !f.operation.starts_with("open_") {
+        return Ok(None);
+    }
+    let v = file
+        .sealed
+        .iter()
+        .find(|v| v.name == f.twin_of)
+        .ok_or("twin_of names no sealed order")?;
+    let form: OrderForm = serde_json::from_value(v.form.clone()).map_err(err("form"))?;
+    let role_name = f.open_as.clone().unwrap_or_default();
+    let holder_of = |role: &str| {
+        v.views
+            .iter()
+            .find(|w| w.recipient == role)
+            .map(|w| w.holder.clone())
+    };
+    // The policy sealed in the header, but for the twin that names another.
+    let policy = match &f.policy_toml {
+        Some(t) => Policy::from_toml(t).map_err(err("policy"))?,
+        None => Policy::patent_default(),
+    };
+    if suffix == "other_policy" {
+        check!(
+            policy != form.policy,
+            "{}: opened under its own policy",
+            f.name
+        );
+    } else {
+        check!(
+            policy == form.policy,
+            "{}: not opened under the policy its order was sealed under",
+            f.name
+        );
+    }
+    c.policy_toml = (form.policy != Policy::patent_default()).then(|| form.policy.to_toml());
+    match (f.operation.as_str(), suffix) {
+        (_, "no_carrier_part") => return Ok(None),
+        ("open_with_key", _) => {
+            let part = v
+                .parts
+                .iter()
+                .find(|p| p.recipient == role_name)
+                .ok_or("part")?;
+            c.pairwise_key_hex = Some(part.pairwise_key_hex.clone());
+        }
+        (_, "wrong_holder" | "cardholder_opens") => c.holder = holder_of(&role_name),
+        ("open_forwarded", "forwarded_wrong_recipient") => {
+            c.open_as = Some("issuer".into());
+            c.holder = holder_of("issuer");
+        }
+        (_, "other_policy") => {}
+        ("open_sealed", _) => c.input_hex = Some(v.binary_hex.clone()),
+        ("open_sealed_json", _) => c.input_text = Some(v.json.clone()),
+        ("open_forwarded" | "open_forwarded_json", _) => {
+            let fwd = v
+                .forwarded
+                .iter()
+                .find(|x| x.recipient == role_name)
+                .ok_or("forwarded")?;
+            c.input_hex = Some(fwd.binary_hex.clone());
+            c.input_text = Some(fwd.json.clone());
+        }
+        (op, _) => return Err(format!("{}: no control for {op}", f.name)),
+    }
+    Ok(Some(c))
+}
+
+/// Every twin of a file: its name has a reason in [`REASONS`], the vector expects exactly that
+/// reason, the twin re-made valid in every other respect (a plain key file's checksum
+/// recomputed, its order's own policy supplied) still fails with it, and its control — the
+/// same operation without the named change — succeeds.
+fn check_reasons(file: &VectorFile) -> Result<usize, String> {
+    let world = world_of(file)?;
+    let mut n = 0;
+    for f in &file.fail {
+        let prefix = format!("fail_{}_", f.twin_of);
+        let suffix = if f.operation == "parse_id" {
+            f.name.strip_prefix("fail_")
+        } else {
+            f.name.strip_prefix(&prefix)
+        }
+        .ok_or_else(|| format!("{}: not named fail_<twin_of>_<reason>", f.name))?;
+        let &(_, error, field) = REASONS
+            .iter()
+            .find(|(s, ..)| *s == suffix)
+            .ok_or_else(|| format!("{}: the reason {suffix:?} is not in REASONS", f.name))?;
+        let field = field.map(str::to_owned);
+        check!(
+            f.error == error && (field.is_none() || f.field == field),
+            "{}: the vector expects {} {:?}; its name says {error} {field:?}",
+            f.name,
+            f.error,
+            f.field
+        );
+        // Re-made valid in every other respect: its order's own policy (checked here), the
+        // checksum of a plain key file.
+        let control = control(f, suffix, file)?;
+        let mut remade = f.clone();
+        if let Some(h) = &f.input_hex
+            && f.operation == "decode_key_file"
+            && !suffix.contains("checksum")
+        {
+            let fixed = rechecksum(bytes("input", h)?);
+            check!(
+                hex(&fixed) == *h,
+                "{}: its checksum is stale, so the checksum stops it, not {suffix}",
+                f.name
+            );
+            remade.input_hex = Some(hex(&fixed));
+        }
+        let (got, got_field) = run_fail(&remade, world.as_ref(), file)?;
+        check!(
+            got == error && (field.is_none() || got_field == field),
+            "{}: re-made valid but for {suffix}, it fails with {got} {got_field:?}, not {error} \
+             {field:?}",
+            f.name
+        );
+        if let Some(c) = control
+            && let Err(e) = run_twin(&c, world.as_ref(), file)?
+        {
+            return Err(format!(
+                "{}: without the change its name says, it still fails ({e}): it does not \
+                     test {suffix}",
+                f.name
+            ));
+        }
+        n += 1;
+    }
+    Ok(n)
+}
+
+#[test]
+fn every_twin_fails_for_exactly_the_reason_it_names() {
+    for path in files() {
+        let file = load(&path);
+        match check_reasons(&file) {
+            Ok(n) => println!("{}: {n} twins fail for their named reason", path.display()),
+            Err(e) => panic!("{}: {e}", path.display()),
+        }
+    }
+}
+
+/// The reason check notices a twin stopped by something else than its name says.
+#[test]
+fn the_reason_check_notices_a_twin_stopped_by_something_else() {
+    let path = vector_dir().join("blom_k4.json");
+    // A plain key file with an element made non-canonical but the checksum left stale.
+    let mut file = load(&path);
+    let t = file
+        .fail
+        .iter_mut()
+        .find(|t| t.name == "fail_k4_personal_plain_non_canonical_element")
+        .expect("twin");
+    let mut b = unhex(t.input_hex.as_deref().expect("hex")).expect("hex");
+    let last = b.len() - 1;
+    b[last] ^= 1;
+    t.input_hex = Some(hex(&b));
+    let e = check_reasons(&file).expect_err("a stale checksum");
+    assert!(e.contains("checksum is stale"), "{e}");
+    // A custom-policy twin opened under the default policy.
+    let mut file = load(&path);
+    let t = file
+        .fail
+        .iter_mut()
+        .find(|t| {
+            t.name.starts_with("fail_k4_blom_custom_policy") && t.name.ends_with("_wrong_key")
+        })
+        .expect("twin");
+    t.policy_toml = None;
+    let e = check_reasons(&file).expect_err("the default policy");
+    assert!(e.contains("not opened under the policy"), "{e}");
+}
+
 // ------------------------------------------------------------- SOK and sessions
+
+/// (p¹² − 1)/r · r + 1 = p¹² for the exponent of [`schema::TEXTBOOK_FINAL_EXPONENT_HEX`], in
+/// schoolbook arithmetic on 32-bit limbs (little-endian).
+fn textbook_exponent_is_right() -> Check {
+    fn limbs(h: &str) -> Vec<u64> {
+        let b =
+            unhex(&format!("{}{h}", if h.len() % 2 == 1 { "0" } else { "" })).unwrap_or_default();
+        b.rchunks(4)
+            .map(|c| c.iter().fold(0u64, |a, &x| (a << 8) | u64::from(x)))
+            .collect()
+    }
+    fn mul(a: &[u64], b: &[u64]) -> Vec<u64> {
+        let mut out = vec![0u64; a.len() + b.len()];
+        for (i, &x) in a.iter().enumerate() {
+            let mut carry = 0u64;
+            for (j, &y) in b.iter().enumerate() {
+                let t = out[i + j] + x * y + carry;
+                out[i + j] = t & 0xffff_ffff;
+                carry = t >> 32;
+            }
+            out[i + b.len()] += carry;
+        }
+        while out.last() == Some(&0) {
+            out.pop();
+        }
+        out
+    }
+    let p = limbs(
+        "1a0111ea397fe69a4b1ba7b6434bacd764774b84f38512bf6730d2a0f6b0f6241eabfffeb153ffffb9feffffffffaaab",
+    );
+    let r = limbs("73eda753299d7d483339d80809a1d80553bda402fffe5bfeffffffff00000001");
+    let mut p12 = vec![1u64];
+    for _ in 0..12 {
+        p12 = mul(&p12, &p);
+    }
+    let mut er = mul(&limbs(schema::TEXTBOOK_FINAL_EXPONENT_HEX), &r);
+    // + 1
+    let mut i = 0;
+    loop {
+        er[i] += 1;
+        if er[i] >> 32 == 0 {
+            break;
+        }
+        er[i] &= 0xffff_ffff;
+        i += 1;
+    }
+    check!(er == p12, "the textbook exponent is not (p^12 - 1)/r");
+    Ok(())
+}
+
+/// e(g1, g2): the textbook reduced ate pairing f^((p¹² − 1)/r) and Warifu's GT (blst's final
+/// exponentiation), which is its cube (§5.4).
+fn check_generator_pairing(sv: &SokVectors) -> Check {
+    textbook_exponent_is_right()?;
+    let one = scalar(1);
+    let g1: blst::blst_p1_affine = blst::min_pk::SecretKey::from_bytes(&one)
+        .map_err(blst_err)?
+        .sk_to_pk()
+        .into();
+    let g2: blst::blst_p2_affine = blst::min_sig::SecretKey::from_bytes(&one)
+        .map_err(blst_err)?
+        .sk_to_pk()
+        .into();
+    let gt = blst::blst_fp12::miller_loop(&g2, &g1).final_exp();
+    let textbook = textbook_pairing(&g2, &g1);
+    same_hex("e(g1, g2)", &sv.pairing_generators_hex, &gt.to_bendian())?;
+    same_hex(
+        "e(g1, g2), textbook",
+        &sv.pairing_generators_textbook_hex,
+        &textbook.to_bendian(),
+    )?;
+    check!(
+        textbook * textbook * textbook == gt,
+        "GT is not the textbook pairing cubed"
+    );
+    let r = unhex("73eda753299d7d483339d80809a1d80553bda402fffe5bfeffffffff00000001")
+        .unwrap_or_default();
+    check!(
+        fp12_pow(&textbook, &r) == blst::blst_fp12::default()
+            && textbook != blst::blst_fp12::default(),
+        "the textbook e(g1, g2) is not of order r"
+    );
+    Ok(())
+}
 
 fn scalar(v: u8) -> [u8; 32] {
     let mut b = [0u8; 32];
@@ -1499,6 +1910,7 @@ fn check_sok(sv: &SokVectors, blom: &BlomVectors, world: &World) -> Check {
             && sv.dst_g2.as_bytes() == sok::DST_G2,
         "DST G2"
     );
+    check_generator_pairing(sv)?;
     let (d1, d2) = (sv.dst_g1.as_bytes(), sv.dst_g2.as_bytes());
     // 1·H(m) is H(m): the hashes from the signing API with the scalar 1.
     let one1 = blst::min_sig::SecretKey::from_bytes(&scalar(1)).map_err(blst_err)?;

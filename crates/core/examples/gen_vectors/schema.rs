@@ -249,6 +249,11 @@ pub struct SokVectors {
     pub dst_g2: String,
     /// The parties' hashes and personal keys.
     pub parties: Vec<SokPartyVector>,
+    /// e(g1, g2) of the two generators as Warifu computes GT (blst's final exponentiation,
+    /// exponent 3·(p¹² − 1)/r), 576 bytes in the GT encoding.
+    pub pairing_generators_hex: String,
+    /// e(g1, g2) with the textbook exponent (p¹² − 1)/r; its cube is `pairing_generators_hex`.
+    pub pairing_generators_textbook_hex: String,
     /// Every unordered pair of parties.
     pub pairs: Vec<SokPairVector>,
 }
@@ -504,7 +509,7 @@ pub struct KeyFileVector {
 }
 
 /// A tamper twin: an input that must be refused with `error`.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FailVector {
     /// Starts with `fail_`.
@@ -548,6 +553,10 @@ pub struct FailVector {
     pub passphrase: Option<String>,
     /// The `warifu_core::Error` variant expected.
     pub error: String,
+    /// For `Malformed` and `Truncated`: the field the error names (`warifu_core::Error`'s
+    /// `field`), so that a twin stopped by another check (a stale checksum, say) is noticed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
 }
 
 /// Lowercase hex.
@@ -564,4 +573,45 @@ pub fn unhex(s: &str) -> Option<Vec<u8>> {
         .step_by(2)
         .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
         .collect()
+}
+
+/// The textbook final exponent (p¹² − 1)/r of BLS12-381, big-endian hex (4314 bits). The
+/// vectors test checks it against p and r.
+pub const TEXTBOOK_FINAL_EXPONENT_HEX: &str = concat!(
+    "02ee1db5dcc825b7e1bda9c0496a1c0a89ee0193d4977b3f7d4507d07363baa13f8d14a917848517badc3a43",
+    "d1073776ab353f2c30698e8cc7deada9c0aadff5e9cfee9a074e43b9a660835cc872ee83ff3a0f0f1c0ad0d6",
+    "106feaf4e347aa68ad49466fa927e7bb9375331807a0dce2630d9aa4b113f414386b0e8819328148978e2b0d",
+    "d39099b86e1ab656d2670d93e4d7acdd350da5359bc73ab61a0c5bf24c374693c49f570bcd2b01f3077ffb10",
+    "bf24dde41064837f27611212596bc293c8d4c01f25118790f4684d0b9c40a68eb74bb22a40ee7169cdc10412",
+    "96532fef459f12438dfc8e2886ef965e61a474c5c85b0129127a1b5ad0463434724538411d1676a53b5a62eb",
+    "34c05739334f46c02c3f0bd0c55d3109cd15948d0a1fad20044ce6ad4c6bec3ec03ef19592004cedd556952c",
+    "6d8823b19dadd7c2498345c6e5308f1c511291097db60b1749bf9b71a9f9e0100418a3ef0bc627751bbd8136",
+    "7066bca6a4c1b6dcfc5cceb73fc56947a403577dfa9e13c24ea820b09c1d9f7c31759c3635de3f7a36399917",
+    "08e88adce88177456c49637fd7961be1a4c7e79fb02faa732e2f3ec2bea83d196283313492caa9d4aff1c910",
+    "e9622d2a73f62537f2701aaef6539314043f7bbce5b78c7869aeb2181a67e49eeed2161daf3f881bd88592d7",
+    "67f67c4717489119226c2f011d4cab803e9d71650a6f80698e2f8491d12191a04406fbc8fbd5f48925f98630",
+    "e68bfb24c0bcb9b55df57510"
+);
+
+/// f^e by square-and-multiply over the big-endian bytes of `e` (public values only: not
+/// constant time).
+pub fn fp12_pow(f: &blst::blst_fp12, e: &[u8]) -> blst::blst_fp12 {
+    // blst_fp12::default() is the unit 1.
+    let mut acc = blst::blst_fp12::default();
+    for byte in e {
+        for bit in (0..8).rev() {
+            acc = acc * acc;
+            if byte >> bit & 1 == 1 {
+                acc *= *f;
+            }
+        }
+    }
+    acc
+}
+
+/// The reduced optimal ate pairing with the textbook final exponentiation (p¹² − 1)/r:
+/// blst's Miller loop (z negative: conjugated), then f^((p¹² − 1)/r) by square-and-multiply.
+pub fn textbook_pairing(q: &blst::blst_p2_affine, p: &blst::blst_p1_affine) -> blst::blst_fp12 {
+    let e = unhex(TEXTBOOK_FINAL_EXPONENT_HEX).unwrap_or_default();
+    fp12_pow(&blst::blst_fp12::miller_loop(q, p), &e)
 }
