@@ -11,9 +11,8 @@ use utoipa_axum::routes;
 use warifu_core::{PartyId, Role};
 use warifu_store::{OrderFilter, OrderState, Transition};
 
-use super::intake::BUNDLE_CONFLICT;
 use super::lifecycle::{SCOPE_CANCEL, cancel_order, invalid, outcome_of, read_any_order};
-use super::state::MerchantState;
+use super::state::{BUNDLE_CONFLICT, MerchantState};
 use super::worker;
 use crate::error::{AppError, AppResult, ErrorCode};
 use crate::http::idempotency::Idempotent;

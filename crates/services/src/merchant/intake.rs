@@ -9,13 +9,13 @@ use axum::extract::State;
 use axum::response::Response;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+use warifu_core::Role;
 use warifu_core::order::OrderForm;
 use warifu_core::sealed::{Disclosed, ForMerchant, SealedOrder, View};
-use warifu_core::{PartyId, Role};
 use warifu_store::{NewOrder, NewOutboxMessage, OrderFormRecord, StoredResponse};
 
 use super::lifecycle::outcome_of;
-use super::state::MerchantState;
+use super::state::{BUNDLE_CONFLICT, MerchantState, require_cardholder};
 use super::worker::{self, KIND_AUTHORIZE};
 use crate::error::{AppError, AppResult, ErrorCode};
 use crate::http::idempotency::Idempotent;
@@ -29,9 +29,6 @@ const SCOPE_SUBMIT: &str = "submit";
 
 /// Idempotency scope pinning the first bundle submitted under an order id.
 const SCOPE_BUNDLE: &str = "submit-bundle";
-/// What another request under an order id already answered is told (a submission, and also a
-/// cancellation or an operator's refund).
-pub(super) const BUNDLE_CONFLICT: &str = "another bundle was already submitted under this order id";
 
 /// The catalog (public).
 pub(super) fn public_routes() -> OpenApiRouter<Arc<MerchantState>> {
@@ -56,16 +53,6 @@ async fn catalog(State(st): State<Arc<MerchantState>>) -> Json<CatalogView> {
         accepted_issuers: c.accepted_issuers.clone(),
         policy: c.policy.clone(),
     })
-}
-
-pub(super) fn require_cardholder(peer: &PartyId) -> AppResult<()> {
-    if peer.role() != Role::Cardholder {
-        return Err(AppError::new(
-            ErrorCode::Forbidden,
-            "only cardholders order from a merchant",
-        ));
-    }
-    Ok(())
 }
 
 #[utoipa::path(post, path = "/v1/order-forms", request_body = FormRequest, responses((status = 200, description = "A fresh order form", body = crate::protocol::schema::OrderFormDoc)))]

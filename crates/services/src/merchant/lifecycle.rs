@@ -11,8 +11,7 @@ use utoipa_axum::routes;
 use warifu_core::PartyId;
 use warifu_store::{OrderRecord, OrderState, Transition};
 
-use super::intake::{BUNDLE_CONFLICT, require_cardholder};
-use super::state::MerchantState;
+use super::state::{BUNDLE_CONFLICT, MerchantState, require_cardholder};
 use super::worker;
 use crate::error::{AppError, AppResult, ErrorCode};
 use crate::http::idempotency::Idempotent;

@@ -129,3 +129,18 @@ impl MerchantState {
 fn directory_error(e: DirectoryError) -> AppError {
     AppError::new(ErrorCode::UnknownParty, e.to_string())
 }
+
+/// What another request under an order id already answered is told (a submission, and also a
+/// cancellation or an operator's refund).
+pub(super) const BUNDLE_CONFLICT: &str = "another bundle was already submitted under this order id";
+
+/// Refuses every caller but a cardholder.
+pub(super) fn require_cardholder(peer: &PartyId) -> AppResult<()> {
+    if peer.role() != Role::Cardholder {
+        return Err(AppError::new(
+            ErrorCode::Forbidden,
+            "only cardholders order from a merchant",
+        ));
+    }
+    Ok(())
+}
