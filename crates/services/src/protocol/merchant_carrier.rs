@@ -1,5 +1,5 @@
 //! Merchant ↔ carrier: the shipment request (the carrier's part, the issuer's approval and
-//! what to pick up) and the carrier's receipt with its tracking number.
+//! what to pick up), the carrier's receipt with its tracking number, and the cancellation.
 
 use serde::{Deserialize, Serialize};
 use warifu_core::policy::Policy;
@@ -39,7 +39,8 @@ pub struct ShipmentRequest {
     pub delivery: DeliveryRequest,
 }
 
-/// The carrier's answer: the shipment is accepted.
+/// The carrier's answer: the shipment is accepted (or, to a cancellation, `cancelled` or
+/// `returning`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ShipmentReceipt {
@@ -47,6 +48,25 @@ pub struct ShipmentReceipt {
     pub order_id: String,
     /// The tracking number.
     pub tracking_number: String,
-    /// The shipment's status (`accepted` at first).
+    /// The shipment's status (`accepted` at first; `cancelled` or `returning` after a
+    /// cancellation).
     pub status: String,
 }
+
+/// The path of a shipment's cancellation (`POST CancelShipmentRequest`, merchant session) →
+/// `ShipmentReceipt` whose `status` is `cancelled` (not picked up: it will never move) or
+/// `returning` (picked up: on its way back to the merchant, later `returned`). A delivered
+/// shipment is refused with `invalid_transition`. For an order the carrier holds no shipment
+/// of, it records a cancelled tombstone, so a late `POST /v1/shipments` is refused.
+pub const PATH_SHIPMENT_CANCEL: &str = "/v1/shipments/{order_id}/cancel";
+
+/// `PATH_SHIPMENT_CANCEL` with its `{order_id}` filled in.
+pub fn cancel_path(order_id: &str) -> String {
+    PATH_SHIPMENT_CANCEL.replace("{order_id}", order_id)
+}
+
+/// `POST /v1/shipments/{order_id}/cancel` (merchant → carrier): the order was cancelled; do
+/// not deliver it. The merchant is the session's peer. Idempotent.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancelShipmentRequest {}

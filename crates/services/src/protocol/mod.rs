@@ -6,7 +6,7 @@
 //!   outcome and its cancellation.
 //! - [`merchant_issuer`]: authorization and the issuer's decision, capture, void, refunds,
 //!   and disputes answered with the carrier's proof of delivery.
-//! - [`merchant_carrier`]: the shipment request and its receipt.
+//! - [`merchant_carrier`]: the shipment request and its receipt, and its cancellation.
 //! - [`cardholder_carrier`]: tracking (the merchant reads it too, without the destination).
 //! - [`cardholder_issuer`]: the cardholder's statement.
 //! - [`operator`]: the bodies and paths of the people who run a party (order list and refunds,
