@@ -2029,7 +2029,12 @@ fn hmac(key: &[u8], parts: &[&[u8]]) -> Res<[u8; 32]> {
 }
 
 /// The requests of every session: method, path, body, time; status, body, time.
-fn exchanges() -> [(
+/// Two exchanges on real routes of the responder (the HTTP API section): for an issuer an
+/// authorization and a lookup of an unknown one, for a merchant an order form and a lookup of
+/// an unknown order. The bodies are short examples, not full wire bodies.
+fn exchanges(
+    responder: &str,
+) -> [(
     &'static str,
     &'static str,
     &'static str,
@@ -2038,18 +2043,41 @@ fn exchanges() -> [(
     &'static str,
     u64,
 ); 2] {
-    [
-        (
-            "POST",
-            "/v1/authorize",
-            r#"{"order_id":"ord-0001","amount":3200}"#,
-            NOW + 2,
-            200,
-            r#"{"approved":true}"#,
-            NOW + 3,
-        ),
-        ("GET", "/v1/orders/ord-0001", "", NOW + 4, 404, "", NOW + 5),
-    ]
+    if responder.starts_with("issuer:") {
+        [
+            (
+                "POST",
+                "/v1/authorizations",
+                r#"{"order_id":"ord-0001","amount":3200}"#,
+                NOW + 2,
+                200,
+                r#"{"outcome":"approved"}"#,
+                NOW + 3,
+            ),
+            (
+                "GET",
+                "/v1/authorizations/ord-0002",
+                "",
+                NOW + 4,
+                404,
+                "",
+                NOW + 5,
+            ),
+        ]
+    } else {
+        [
+            (
+                "POST",
+                "/v1/order-forms",
+                r#"{"digital":false}"#,
+                NOW + 2,
+                200,
+                r#"{"order_id":"ord-0001"}"#,
+                NOW + 3,
+            ),
+            ("GET", "/v1/orders/ord-0002", "", NOW + 4, 404, "", NOW + 5),
+        ]
+    }
 }
 
 fn session_vector(
@@ -2109,7 +2137,7 @@ fn session_vector(
 
     let mut xs = Vec::new();
     let mut auths = Vec::new();
-    for (method, path, body, rt, status, rbody, st) in exchanges() {
+    for (method, path, body, rt, status, rbody, st) in exchanges(responder) {
         let auth = client.sign_request(method, path, body.as_bytes(), rt)?;
         server.verify_request(&auth, method, path, body.as_bytes(), rt)?;
         let mut input = Vec::new();
@@ -2254,7 +2282,7 @@ fn session_vector(
     ));
     let (a0, r0) = &auths[0];
     let (a1, _) = &auths[1];
-    let x0 = &exchanges()[0];
+    let x0 = &exchanges(responder)[0];
     let req = |auth: &MessageAuth, method: &str, path: &str, body: &str, now: u64| serde_json::json!({"auth": auth, "method": method, "path": path, "body": body, "now": now});
     let now = NOW + 6;
     twins.push((

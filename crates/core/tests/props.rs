@@ -626,7 +626,7 @@ fn regression_request_with_a_huge_path() {
     let (mut client, confirm) = init.finish(&challenge).expect("confirm");
     let mut server = pending.confirm(&confirm, NOW).expect("session");
     let request = client
-        .sign_request("POST", "/v1/authorize", b"{}", NOW)
+        .sign_request("POST", "/v1/authorizations", b"{}", NOW)
         .expect("sign");
     let long = format!("/{}", "a".repeat(70_000));
     let verified = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

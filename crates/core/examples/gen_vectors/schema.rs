@@ -354,7 +354,8 @@ pub struct ExchangeVector {
     pub request_body_utf8: String,
     /// The initiator's clock.
     pub request_time: u64,
-    /// The bytes under the request MAC (after the tag).
+    /// The request MAC's input after its label: the MAC is HMAC-SHA256(request_key,
+    /// "warifu/v1/session/request" ‖ these bytes) (§12.3).
     pub request_mac_input_hex: String,
     /// The request's `MessageAuth`, JSON.
     pub request_auth: String,
@@ -364,7 +365,8 @@ pub struct ExchangeVector {
     pub response_body_utf8: String,
     /// The responder's clock.
     pub response_time: u64,
-    /// The bytes under the response MAC (after the tag).
+    /// The response MAC's input after its label: the MAC is HMAC-SHA256(response_key,
+    /// "warifu/v1/session/response" ‖ these bytes) (§12.3).
     pub response_mac_input_hex: String,
     /// The response's `MessageAuth`, JSON.
     pub response_auth: String,
