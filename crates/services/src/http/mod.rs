@@ -2,6 +2,7 @@
 //!
 //! - [`service`]: router assembly, `/healthz`, `/readyz`, graceful shutdown, fresh ids and
 //!   JSON answers.
+//! - [`listen`]: the accept loop — connection cap, header/idle and body timeouts, drain.
 //! - [`metrics`]: Prometheus metrics at `/metrics`.
 //! - [`openapi`]: each service's OpenAPI 3 document at `/openapi.json`.
 //! - [`idempotency`]: the first answer under a key, replayed to every retry of the same
@@ -10,6 +11,7 @@
 
 pub mod dashboard;
 pub mod idempotency;
+pub mod listen;
 pub mod metrics;
 pub mod openapi;
 pub mod service;

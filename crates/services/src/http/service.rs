@@ -4,7 +4,7 @@
 //! bounded drain, fresh identifiers and JSON answers.
 
 use std::collections::BTreeMap;
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -27,6 +27,7 @@ use warifu_core::rand::{OsRandom, Randomness};
 use warifu_core::{PartyId, Role};
 use warifu_store::{CarrierStore, IssuerStore, MerchantStore, PartyStore, StoreError};
 
+use super::listen::{Limits, serve_limited};
 use super::metrics::{self, Metrics, label};
 use super::openapi;
 use crate::MAX_BODY;
@@ -538,35 +539,15 @@ pub async fn serve(
 }
 
 /// Serves `app` on `listener` until `shutdown` completes; then it accepts no new connection,
-/// lets in-flight requests finish, and after `drain` drops those still running.
+/// lets in-flight requests finish, and after `drain` drops those still running. Connections
+/// are capped and timed out by the default [`Limits`].
 pub async fn serve_with_drain(
     listener: TcpListener,
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
     drain: Duration,
 ) -> std::io::Result<()> {
-    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-    let signal = async move {
-        shutdown.await;
-        tracing::info!("stopping: finishing in-flight requests");
-        let _ = stopping_tx.send(());
-    };
-    let server = axum::serve(listener, app)
-        .with_graceful_shutdown(signal)
-        .into_future();
-    tokio::pin!(server);
-    tokio::select! {
-        r = &mut server => r,
-        () = async {
-            if stopping_rx.await.is_err() {
-                std::future::pending::<()>().await;
-            }
-            tokio::time::sleep(drain).await;
-        } => {
-            tracing::warn!(drain_ms = u64::try_from(drain.as_millis()).unwrap_or(u64::MAX), "requests still running after the drain time were dropped");
-            Ok(())
-        }
-    }
+    serve_limited(listener, app, shutdown, drain, Limits::default()).await
 }
 
 /// Completes on SIGTERM or Ctrl-C (SIGINT), whichever comes first.
