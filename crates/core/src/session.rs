@@ -6,6 +6,8 @@
 //! Basin, Cremers and Meier: both identities, both nonces and a distinct tag per message sit
 //! under every MAC, so a message cannot be reflected back or replayed in another role.
 
+use chacha20poly1305::aead::{Aead, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use hkdf::Hkdf;
 use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};
@@ -31,6 +33,18 @@ pub const SESSION_LABEL: &[u8] = b"warifu/v1/session";
 pub const REQUEST_TAG: &[u8] = b"warifu/v1/session/request";
 /// MAC tag of a response.
 pub const RESPONSE_TAG: &[u8] = b"warifu/v1/session/response";
+/// HKDF-Expand label of the request direction's record key (the record layer, §12.4).
+pub const REQUEST_SEAL_LABEL: &[u8] = b"warifu/v1/session/request-seal";
+/// HKDF-Expand label of the response direction's record key.
+pub const RESPONSE_SEAL_LABEL: &[u8] = b"warifu/v1/session/response-seal";
+/// The media type of a sealed body (a record).
+pub const SEALED_CONTENT_TYPE: &str = "application/vnd.warifu.sealed";
+/// Length of a record's nonce (XChaCha20).
+pub const RECORD_NONCE_LEN: usize = 24;
+/// Length of a record's Poly1305 tag.
+pub const RECORD_TAG_LEN: usize = 16;
+/// How much longer a record is than the body it seals: nonce and tag.
+pub const RECORD_OVERHEAD: usize = RECORD_NONCE_LEN + RECORD_TAG_LEN;
 /// How far a message's time may be from the receiver's clock, in seconds.
 pub const TIME_WINDOW: u64 = 300;
 /// How long a session lives, in seconds.
@@ -277,6 +291,8 @@ pub struct Session {
     peer: PartyId,
     request_key: Key32,
     response_key: Key32,
+    request_seal: Key32,
+    response_seal: Key32,
     established: u64,
     next_seq: u64,
     window: ReplayWindow,
@@ -329,6 +345,8 @@ impl Session {
             side,
             me,
             peer,
+            request_seal: record_key(&request_key, Direction::Request)?,
+            response_seal: record_key(&response_key, Direction::Response)?,
             request_key: Key32::from_bytes(request_key),
             response_key: Key32::from_bytes(response_key),
             established,
@@ -412,6 +430,22 @@ impl Session {
         body: &[u8],
         now: u64,
     ) -> Result<()> {
+        self.check_request(auth, method, path, body, now)?;
+        if !self.window.accept(auth.seq) {
+            return Err(Error::Replay);
+        }
+        Ok(())
+    }
+
+    /// Everything [`Session::verify_request`] checks but freshness of the sequence number.
+    fn check_request(
+        &self,
+        auth: &MessageAuth,
+        method: &str,
+        path: &str,
+        body: &[u8],
+        now: u64,
+    ) -> Result<()> {
         if self.side != Side::Responder {
             return Err(Error::HeaderMismatch(
                 "only the responder receives requests".into(),
@@ -424,9 +458,6 @@ impl Session {
         let expected = self.request_mac(auth.seq, auth.time, method, path, body);
         if expected.ct_eq(&auth.mac).unwrap_u8() == 0 {
             return Err(Error::Decrypt);
-        }
-        if !self.window.accept(auth.seq) {
-            return Err(Error::Replay);
         }
         Ok(())
     }
@@ -466,6 +497,186 @@ impl Session {
         }
         Ok(())
     }
+}
+
+/// The record layer (§12.4): every body of a session travels as a record, encrypted and
+/// authenticated under its direction's record key; the session MAC then covers the record.
+impl Session {
+    /// Initiator: seals `body` into a record and authenticates the request `method path`
+    /// carrying it. Send the record as the body (even for an empty `body`).
+    pub fn seal_request(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: &[u8],
+        now: u64,
+        rng: &mut dyn Randomness,
+    ) -> Result<(MessageAuth, Vec<u8>)> {
+        if self.side != Side::Initiator {
+            return Err(Error::HeaderMismatch(
+                "only the initiator sends requests".into(),
+            ));
+        }
+        let mut nonce = [0u8; RECORD_NONCE_LEN];
+        rng.fill(&mut nonce)?;
+        let seq = self.next_seq;
+        let aad = request_aad(&self.id, seq, now, method, path);
+        let record = seal_record(&self.request_seal, &nonce, &aad, body)?;
+        let auth = self.sign_request(method, path, &record, now)?;
+        Ok((auth, record))
+    }
+
+    /// Responder: checks a sealed request (MAC, time, session, record) and returns its body.
+    /// The sequence number is consumed only once everything verified; a replay is refused
+    /// with [`Error::Replay`], anything else that does not verify with [`Error::Decrypt`].
+    pub fn open_request(
+        &mut self,
+        auth: &MessageAuth,
+        method: &str,
+        path: &str,
+        record: &[u8],
+        now: u64,
+    ) -> Result<Vec<u8>> {
+        self.check_request(auth, method, path, record, now)?;
+        let aad = request_aad(&self.id, auth.seq, auth.time, method, path);
+        let body = open_record(&self.request_seal, &aad, record)?;
+        if !self.window.accept(auth.seq) {
+            return Err(Error::Replay);
+        }
+        Ok(body)
+    }
+
+    /// Responder: seals the response `body` to `request` and authenticates it.
+    pub fn seal_response(
+        &self,
+        request: &MessageAuth,
+        status: u16,
+        body: &[u8],
+        now: u64,
+        rng: &mut dyn Randomness,
+    ) -> Result<(MessageAuth, Vec<u8>)> {
+        if self.side != Side::Responder {
+            return Err(Error::HeaderMismatch(
+                "only the responder sends responses".into(),
+            ));
+        }
+        let mut nonce = [0u8; RECORD_NONCE_LEN];
+        rng.fill(&mut nonce)?;
+        let aad = response_aad(&self.id, request.seq, &request.mac, now, status);
+        let record = seal_record(&self.response_seal, &nonce, &aad, body)?;
+        let auth = self.sign_response(request, status, &record, now);
+        Ok((auth, record))
+    }
+
+    /// Initiator: checks that the sealed `record` answers exactly `request` and returns its
+    /// body.
+    pub fn open_response(
+        &self,
+        request: &MessageAuth,
+        response: &MessageAuth,
+        status: u16,
+        record: &[u8],
+        now: u64,
+    ) -> Result<Vec<u8>> {
+        if self.side != Side::Initiator {
+            return Err(Error::HeaderMismatch(
+                "only the initiator receives responses".into(),
+            ));
+        }
+        self.verify_response(request, response, status, record, now)?;
+        let aad = response_aad(&self.id, request.seq, &request.mac, response.time, status);
+        open_record(&self.response_seal, &aad, record)
+    }
+}
+
+/// Which way a record travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Initiator → responder.
+    Request,
+    /// Responder → initiator.
+    Response,
+}
+
+impl Direction {
+    /// The HKDF-Expand label of this direction's record key.
+    pub fn label(self) -> &'static [u8] {
+        match self {
+            Direction::Request => REQUEST_SEAL_LABEL,
+            Direction::Response => RESPONSE_SEAL_LABEL,
+        }
+    }
+}
+
+/// A direction's record key: HKDF-Expand(PRK = that direction's session key (request key or
+/// response key), info = u16(len(label)) ‖ label, L = 32).
+pub fn record_key(session_key: &[u8; 32], direction: Direction) -> Result<Key32> {
+    let label = direction.label();
+    let len = u16::try_from(label.len()).map_err(|_| Error::Rng)?;
+    let hk = Hkdf::<Sha256>::from_prk(session_key).map_err(|_| Error::Rng)?;
+    let mut k = [0u8; 32];
+    hk.expand_multi_info(&[&len.to_be_bytes(), label], &mut k)
+        .map_err(|_| Error::Rng)?;
+    Ok(Key32::from_bytes(k))
+}
+
+/// A request record's associated data: the request MAC's input without the body digest,
+/// u16-len session id ‖ u64 seq ‖ u64 time ‖ u32-len method ‖ u32-len path.
+pub fn request_aad(session: &str, seq: u64, time: u64, method: &str, path: &str) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.bytes16(session.as_bytes())
+        .u64(seq)
+        .u64(time)
+        .bytes32(method.as_bytes())
+        .bytes32(path.as_bytes());
+    w.finish()
+}
+
+/// A response record's associated data: the response MAC's input without the body digest,
+/// u16-len session id ‖ u64 seq ‖ request MAC ‖ u64 time ‖ u16 status.
+pub fn response_aad(
+    session: &str,
+    seq: u64,
+    request_mac: &[u8; 32],
+    time: u64,
+    status: u16,
+) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.bytes16(session.as_bytes())
+        .u64(seq)
+        .raw(request_mac)
+        .u64(time)
+        .u16(status);
+    w.finish()
+}
+
+/// A record: nonce ‖ XChaCha20-Poly1305(key, nonce, aad, body) (ciphertext ‖ 16-byte tag).
+pub fn seal_record(
+    key: &Key32,
+    nonce: &[u8; RECORD_NONCE_LEN],
+    aad: &[u8],
+    body: &[u8],
+) -> Result<Vec<u8>> {
+    let sealed = XChaCha20Poly1305::new(key.expose().into())
+        .encrypt(&XNonce::from(*nonce), Payload { msg: body, aad })
+        .map_err(|_| Error::Decrypt)?;
+    let mut record = Vec::with_capacity(RECORD_NONCE_LEN + sealed.len());
+    record.extend_from_slice(nonce);
+    record.extend_from_slice(&sealed);
+    Ok(record)
+}
+
+/// Opens a record sealed by [`seal_record`]; any change to it, to `aad` or the key is
+/// [`Error::Decrypt`], as is a record shorter than its nonce and tag.
+pub fn open_record(key: &Key32, aad: &[u8], record: &[u8]) -> Result<Vec<u8>> {
+    if record.len() < RECORD_OVERHEAD {
+        return Err(Error::Decrypt);
+    }
+    let (nonce, sealed) = record.split_at(RECORD_NONCE_LEN);
+    let nonce: [u8; RECORD_NONCE_LEN] = nonce.try_into().map_err(|_| Error::Decrypt)?;
+    XChaCha20Poly1305::new(key.expose().into())
+        .decrypt(&XNonce::from(nonce), Payload { msg: sealed, aad })
+        .map_err(|_| Error::Decrypt)
 }
 
 /// Sliding-window anti-replay (as in IPsec): each sequence number is accepted once, and only
@@ -603,6 +814,148 @@ mod tests {
         let (_, challenge) =
             PendingHandshake::respond(&fake_issuer, &hello, NOW, &mut rng).expect("respond");
         assert_eq!(init.finish(&challenge).err(), Some(Error::Decrypt));
+    }
+
+    #[test]
+    fn records_round_trip_and_hide_the_body() {
+        let (m, i, _) = keys();
+        let (mut client, mut server) = handshake(&m, &i).expect("handshake");
+        let mut rng = SeededRandom::new(b"records");
+        let secret = br#"{"destination":"7-3-1 Hongo"}"#;
+        for body in [&secret[..], b""] {
+            let (auth, record) = client
+                .seal_request("POST", "/v1/x", body, NOW, &mut rng)
+                .expect("seal");
+            assert_eq!(record.len(), body.len() + RECORD_OVERHEAD);
+            assert!(!record.windows(5).any(|w| w == b"Hongo"));
+            let opened = server
+                .open_request(&auth, "POST", "/v1/x", &record, NOW)
+                .expect("open");
+            assert_eq!(opened, body);
+            let (resp, rrecord) = server
+                .seal_response(&auth, 200, body, NOW, &mut rng)
+                .expect("seal response");
+            assert_eq!(rrecord.len(), body.len() + RECORD_OVERHEAD);
+            assert!(!rrecord.windows(5).any(|w| w == b"Hongo"));
+            let answer = client
+                .open_response(&auth, &resp, 200, &rrecord, NOW)
+                .expect("open response");
+            assert_eq!(answer, body);
+            // A replayed record is refused as a replay, after it verified.
+            assert_eq!(
+                server.open_request(&auth, "POST", "/v1/x", &record, NOW),
+                Err(Error::Replay)
+            );
+        }
+        // The record and the MAC agree with the plain MAC functions: the MAC covers the record.
+        let (auth, record) = client
+            .seal_request("GET", "/v1/y", b"", NOW, &mut rng)
+            .expect("seal");
+        assert!(
+            server
+                .check_request(&auth, "GET", "/v1/y", &record, NOW)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn a_tampered_misdirected_or_reordered_record_is_refused() {
+        let (m, i, _) = keys();
+        let (mut client, mut server) = handshake(&m, &i).expect("handshake");
+        let mut rng = SeededRandom::new(b"tamper");
+        let (a1, r1) = client
+            .seal_request("POST", "/v1/x", b"first", NOW, &mut rng)
+            .expect("seal");
+        let (a2, r2) = client
+            .seal_request("POST", "/v1/x", b"second", NOW, &mut rng)
+            .expect("seal");
+        // Every flipped bit of the record fails (the MAC, and the AEAD under it).
+        for at in [0, RECORD_NONCE_LEN, r1.len() - 1] {
+            let mut bad = r1.clone();
+            bad[at] ^= 1;
+            assert_eq!(
+                server.open_request(&a1, "POST", "/v1/x", &bad, NOW),
+                Err(Error::Decrypt)
+            );
+        }
+        // Reordered: record 2 under the headers of request 1, and the other way round.
+        assert_eq!(
+            server.open_request(&a1, "POST", "/v1/x", &r2, NOW),
+            Err(Error::Decrypt)
+        );
+        assert_eq!(
+            server.open_request(&a2, "POST", "/v1/x", &r1, NOW),
+            Err(Error::Decrypt)
+        );
+        // Nothing above consumed a sequence number: both still open, in any order.
+        assert_eq!(
+            server
+                .open_request(&a2, "POST", "/v1/x", &r2, NOW)
+                .as_deref(),
+            Ok(&b"second"[..])
+        );
+        assert_eq!(
+            server
+                .open_request(&a1, "POST", "/v1/x", &r1, NOW)
+                .as_deref(),
+            Ok(&b"first"[..])
+        );
+        // Wrong direction: a request record presented as the response (same seq, same
+        // session), and a response record presented as a request.
+        assert!(client.open_response(&a1, &a1, 200, &r1, NOW).is_err());
+        let (resp, rrec) = server
+            .seal_response(&a1, 200, b"answer", NOW, &mut rng)
+            .expect("seal");
+        let (a3, _) = client
+            .seal_request("POST", "/v1/x", b"third", NOW, &mut rng)
+            .expect("seal");
+        let forged = MessageAuth {
+            seq: a3.seq,
+            ..resp.clone()
+        };
+        assert!(
+            server
+                .open_request(&forged, "POST", "/v1/x", &rrec, NOW)
+                .is_err()
+        );
+        // Even with a valid MAC, a record sealed under the other direction's key does not open.
+        let aad = request_aad(server.id(), a1.seq, a1.time, "POST", "/v1/x");
+        let nonce = [7u8; RECORD_NONCE_LEN];
+        let misdirected = seal_record(&server.response_seal, &nonce, &aad, b"x").expect("seal");
+        assert_eq!(
+            open_record(&server.request_seal, &aad, &misdirected),
+            Err(Error::Decrypt)
+        );
+        // A response moved to another request, or read with another status.
+        assert!(client.open_response(&a2, &resp, 200, &rrec, NOW).is_err());
+        assert!(client.open_response(&a1, &resp, 201, &rrec, NOW).is_err());
+        assert_eq!(
+            client.open_response(&a1, &resp, 200, &rrec, NOW).as_deref(),
+            Ok(&b"answer"[..])
+        );
+        // Only the initiator seals requests and opens responses, and the other way round.
+        assert!(server.seal_request("GET", "/", b"", NOW, &mut rng).is_err());
+        assert!(client.seal_response(&a1, 200, b"", NOW, &mut rng).is_err());
+        assert!(server.open_response(&a1, &resp, 200, &rrec, NOW).is_err());
+        assert!(client.open_request(&a1, "POST", "/v1/x", &r1, NOW).is_err());
+    }
+
+    #[test]
+    fn arbitrary_records_never_panic() {
+        let key = Key32::from_bytes([3u8; 32]);
+        let mut rng = SeededRandom::new(b"junk");
+        for len in 0..=(RECORD_OVERHEAD + 3) {
+            let mut junk = vec![0u8; len];
+            rng.fill(&mut junk).expect("fill");
+            assert_eq!(open_record(&key, b"aad", &junk), Err(Error::Decrypt));
+        }
+        for d in [Direction::Request, Direction::Response] {
+            assert!(record_key(&[0u8; 32], d).is_ok());
+        }
+        assert_ne!(
+            record_key(&[1u8; 32], Direction::Request).map(|k| *k.expose()),
+            record_key(&[1u8; 32], Direction::Response).map(|k| *k.expose())
+        );
     }
 
     #[test]
