@@ -331,3 +331,41 @@ async fn an_order_sealed_under_another_scheme_gets_scheme_mismatch() {
     // The untouched order still goes through.
     env.alice.submit(&sealed).await.expect("submit");
 }
+
+/// Issue 13: a bad query string on an operator list route is refused like every other error,
+/// as JSON with a stable code (it was a text/plain 400).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_queries_get_json_errors() {
+    let Some(env) = common::start(Db::Sqlite).await else {
+        return;
+    };
+    let http = reqwest::Client::new();
+    let merchant = env.local.endpoint(&env.merchant()).expect("endpoint");
+    let carrier = env.local.endpoint(&env.carrier()).expect("endpoint");
+    for url in [
+        format!("{merchant}/v1/admin/orders?limit=abc"),
+        format!("{merchant}/v1/admin/orders?limit=-1"),
+        format!("{merchant}/v1/admin/orders?limit=1&limit=2"),
+        format!("{carrier}/v1/admin/shipments?limit=abc"),
+        format!("{carrier}/v1/admin/shipments?offset=-5"),
+    ] {
+        let r = http.get(&url).send().await.expect("send");
+        assert_eq!(r.status().as_u16(), 400, "{url}");
+        let kind = r
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        assert!(kind.starts_with("application/json"), "{url}: {kind}");
+        let body = r.bytes().await.expect("body");
+        assert_eq!(common::error_code(&body), "malformed_request", "{url}");
+    }
+    // A good query still lists.
+    let r = http
+        .get(format!("{merchant}/v1/admin/orders?limit=5"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status().as_u16(), 200);
+}

@@ -457,12 +457,53 @@ pub fn build(
         .merge(pages)
         .fallback(server::not_found)
         .method_not_allowed_fallback(server::method_not_allowed)
+        .layer(middleware::from_fn(json_errors))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn(move |req, next| {
             operator::attach(access.clone(), req, next)
         }))
         .layer(middleware::from_fn_with_state(state.metrics.clone(), track));
     (router, api)
+}
+
+/// Middleware: an error answer in plain text (an extractor's rejection, such as a bad query
+/// string) becomes `{code, message}` with the stable code of its status, like every other
+/// error. HTML pages and signed session answers are left as they are.
+async fn json_errors(req: Request, next: Next) -> Response {
+    let response = next.run(req).await;
+    let status = response.status();
+    let plain = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|v| v.starts_with("text/plain"));
+    let signed = response.headers().contains_key("warifu-mac");
+    if !(status.is_client_error() || status.is_server_error()) || !plain || signed {
+        return response;
+    }
+    let text = match axum::body::to_bytes(response.into_body(), 4096).await {
+        Ok(b) => String::from_utf8_lossy(&b).trim().to_owned(),
+        Err(_) => String::new(),
+    };
+    let code = match status {
+        StatusCode::NOT_FOUND => ErrorCode::NotFound,
+        StatusCode::METHOD_NOT_ALLOWED => ErrorCode::MethodNotAllowed,
+        StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::PayloadTooLarge,
+        StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS => ErrorCode::Busy,
+        s if s.is_client_error() => ErrorCode::MalformedRequest,
+        _ => ErrorCode::Internal,
+    };
+    let message = if text.is_empty() {
+        status
+            .canonical_reason()
+            .unwrap_or("request refused")
+            .to_owned()
+    } else {
+        crate::error::redact_quoted(&text)
+    };
+    let mut answer = AppError::new(code, message).into_response();
+    *answer.status_mut() = status;
+    answer
 }
 
 /// [`build`]'s router alone.
