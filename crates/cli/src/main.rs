@@ -1,21 +1,28 @@
-//! The `warifu` command: parses the command line and dispatches to one module per group.
+//! The `warifu` command: parses the command line and dispatches to one module per command.
+//!
+//! Map (arrows point one way, down):
+//! - `args`: the top-level clap command; each subcommand's arguments live with it.
+//! - `commands/`: one module per command (`keycenter`, `seal`, `open`, `forward`, `policy`,
+//!   `example`, `merchant`, `issuer`, `carrier`, `wallet`, `demo`, `up`, `bench`); no command
+//!   imports another.
+//! - `wallet_web/`: the cardholder's wallet as a local web page (`wallet web`, `up`).
+//! - `support/`: what several commands share (flags, passphrases, files, key files, logging,
+//!   text output, the party services' plumbing, the demo cardholder, the wallet profile).
 
-mod bench;
-mod cli;
-mod demo;
-mod files;
-mod keycenter;
-mod keystore;
-mod serve;
-mod wallet;
-mod web;
+mod args;
+mod commands;
+mod support;
+mod wallet_web;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::cli::{Cli, Command};
-
+use crate::args::{Cli, Command};
+use crate::commands::{
+    bench, carrier, demo, example, forward, issuer, keycenter, merchant, open, policy, seal, up,
+    wallet,
+};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(&cli.command) {
@@ -27,34 +34,23 @@ fn main() -> ExitCode {
         }
     }
 }
-
 fn run(command: &Command) -> anyhow::Result<()> {
     match command {
         Command::Keycenter(c) => keycenter::run(c),
-        Command::Seal(a) => files::seal(a),
-        Command::Open(a) => files::open(a),
-        Command::Forward(a) => files::forward(a),
-        Command::Policy(c) => files::policy(c),
-        Command::Example(c) => files::example(c),
+        Command::Seal(a) => seal::seal(a),
+        Command::Open(a) => open::open(a),
+        Command::Forward(a) => forward::forward(a),
+        Command::Policy(c) => policy::policy(c),
+        Command::Example(c) => example::example(c),
         Command::Demo(a) => demo::demo(a),
-        Command::Up(a) => demo::up(a),
-        Command::Merchant(c) => serve::merchant(c),
-        Command::Issuer(c) => serve::issuer(c),
-        Command::Carrier(c) => serve::carrier(c),
+        Command::Up(a) => up::up(a),
+        Command::Merchant(c) => merchant::merchant(c),
+        Command::Issuer(c) => issuer::issuer(c),
+        Command::Carrier(c) => carrier::carrier(c),
         Command::Wallet(c) => wallet::run(c),
         Command::Bench(a) => bench::run(a),
     }
 }
-
-/// Writes text to standard output, returning an error instead of panicking when it fails.
-pub(crate) fn print(text: &str) -> anyhow::Result<()> {
-    use std::io::Write as _;
-    let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())
-        .and_then(|()| out.flush())
-        .map_err(|e| anyhow::Error::new(e).context("cannot write to standard output"))
-}
-
 /// Whether the error is only that the reader of our output went away (`warifu … | head`).
 fn broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {

@@ -9,6 +9,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use crate::support::flags::SchemeArg;
+use crate::support::format::print;
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -23,10 +25,6 @@ use warifu_services::cardholder::{Cardholder, CardholderError};
 use warifu_services::dev::local::{Local, LocalOptions, Storage};
 use warifu_services::session::client::ClientError;
 use warifu_store::Synchronous;
-
-use crate::cli::SchemeArg;
-use crate::print;
-
 /// `warifu bench`
 #[derive(Debug, Args)]
 pub struct BenchArgs {

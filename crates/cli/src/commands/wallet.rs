@@ -2,60 +2,20 @@
 //! the destination come from the cardholder's own profile file, never from the command line
 //! and never from a merchant's page; sealing happens in this process.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
-use serde::{Deserialize, Serialize};
 use warifu_core::PartyId;
-use warifu_core::order::{Card, Destination, Order, OrderForm, PaymentMethod};
+use warifu_core::order::{Order, OrderForm, PaymentMethod};
 use warifu_services::cardholder::Cardholder;
 use warifu_services::directory::SharedDirectory;
 
-use crate::cli::PassphraseArgs;
-use crate::{keystore, print};
-
-/// The cardholder's own details, kept in a local file (0600): who pays, with which card, where
-/// the goods go by default.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Profile {
-    /// Name as on the card.
-    pub name: String,
-    /// The cardholder's address.
-    pub address: String,
-    /// Telephone.
-    pub telephone: String,
-    /// FAX, if any.
-    #[serde(default)]
-    pub fax: Option<String>,
-    /// The card.
-    pub card: Card,
-    /// The card's issuer.
-    pub issuer: PartyId,
-    /// Where goods go unless `--deliver-to` says otherwise.
-    #[serde(default)]
-    pub destination: Option<Destination>,
-}
-
-/// Writes a profile file (0600).
-pub fn write_profile(path: &Path, profile: &Profile) -> Result<()> {
-    let text = serde_json::to_string_pretty(profile).context("cannot encode the profile")?;
-    keystore::write_secret(path, text.as_bytes(), keystore::Overwrite::Refuse)
-}
-
-fn read_profile(path: &Path) -> Result<Profile> {
-    let bytes = zeroize::Zeroizing::new(keystore::read_file(path)?);
-    serde_json::from_slice(&bytes).map_err(|e| {
-        anyhow::anyhow!(
-            "{} is not a wallet profile: {}",
-            path.display(),
-            warifu_services::error::redact_quoted(&e.to_string())
-        )
-    })
-}
-
+use crate::support::format::print;
+use crate::support::keystore;
+use crate::support::passphrase::PassphraseArgs;
+use crate::support::profile::read_profile;
 /// `warifu wallet …`
 #[derive(Debug, Subcommand)]
 pub enum WalletCommand {
@@ -75,7 +35,7 @@ pub enum WalletCommand {
     /// Serve the wallet as a web page on 127.0.0.1: cards and addresses in an encrypted
     /// wallet file, the catalog, the order, a disclosure preview, sealing here, the order's
     /// states.
-    Web(crate::web::WebArgs),
+    Web(crate::wallet_web::WebArgs),
 }
 
 /// What every wallet command needs.
@@ -86,7 +46,7 @@ pub struct CommonArgs {
     pub key: Vec<PathBuf>,
     /// Key scheme and pairwise-key cache.
     #[command(flatten)]
-    pub keys: crate::cli::KeyUseArgs,
+    pub keys: crate::support::flags::KeyUseArgs,
     /// The key center's directory (JSON).
     #[arg(long, value_name = "FILE")]
     pub directory: PathBuf,
@@ -176,7 +136,7 @@ pub fn run(cmd: &WalletCommand) -> Result<()> {
     runtime()?.block_on(async {
         match cmd {
             WalletCommand::Buy(a) => buy(a).await,
-            WalletCommand::Web(a) => crate::web::run(a).await,
+            WalletCommand::Web(a) => crate::wallet_web::run(a).await,
             WalletCommand::Catalog(c) => {
                 let (wallet, merchant) = client(c)?;
                 let catalog = wallet.catalog(&merchant).await?;

@@ -1,346 +1,29 @@
-//! The cardholder's wallet as a local web page (`warifu wallet web`, and `warifu up`): unlock,
-//! cards and addresses in the wallet's own encrypted file, the merchant's catalog from its
-//! order form, the order, a disclosure preview, sealing in this process, and the order's
-//! merchant, payment and delivery states.
-//!
-//! Served on loopback only (requests naming another host are refused), a session cookie
-//! (HttpOnly, SameSite=Strict) after unlocking, a CSRF token on every POST form, no secret
-//! in a URL or a log line; the full card number leaves this process only sealed for the issuer.
-
-pub mod keys;
-pub mod vault;
-mod views;
-
+//! One function per route of the wallet page: unlock, the wallet's cards and addresses, the
+//! shop, the disclosure preview, sealing and submitting, the orders and one order's page.
 use std::collections::HashMap;
-use std::future::Future;
-use std::net::{Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use super::app::*;
+use super::keys;
+use super::vault::{self, Vault};
+use super::vault::{Address, OrderRef, StoredCard, VaultData};
+use super::views;
 use anyhow::{Context, Result};
-use axum::extract::{FromRequest, Path, Request, State};
+use axum::Form;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Form, Router};
-use maud::{Markup, html};
-use tokio::net::TcpListener;
+use axum::response::Response;
+use maud::html;
 use warifu_core::PartyId;
 use warifu_core::order::{Card, Destination, Expiry, Order, OrderForm, PaymentMethod};
-use warifu_core::rand::{OsRandom, Randomness};
-use warifu_core::sealed::SealedOrder;
 use warifu_core::secret::Secret;
-use warifu_core::sok::KeyScheme;
 use warifu_core::{Role, order};
 use warifu_services::cardholder::Cardholder;
-use warifu_services::carrier::CarrierState;
 use warifu_services::dev::order::{Stores, across};
 use warifu_services::directory::SharedDirectory;
 use warifu_services::http::dashboard as shared;
-use warifu_services::issuer::IssuerState;
-use warifu_services::merchant::MerchantState;
 use warifu_store::OrderState;
-
-use vault::{Address, OrderRef, StoredCard, Vault, VaultData};
-
-/// The parties of an in-process deployment (`warifu up`), whose stores the order page reads
-/// to draw one order across every party.
-#[derive(Clone)]
-pub struct Deployment {
-    /// The merchant.
-    pub merchant: Arc<MerchantState>,
-    /// The issuer.
-    pub issuer: Arc<IssuerState>,
-    /// The carrier.
-    pub carrier: Arc<CarrierState>,
-}
-
-/// How to run the wallet page.
-pub struct WebConfig {
-    /// The cardholder's key file(s).
-    pub key_paths: Vec<PathBuf>,
-    /// The key scheme (default: the strongest the files serve).
-    pub scheme: Option<KeyScheme>,
-    /// The pairwise-key cache size.
-    pub key_cache: usize,
-    /// The key center's directory file.
-    pub directory: PathBuf,
-    /// The merchant to shop at.
-    pub merchant: PartyId,
-    /// The wallet file.
-    pub vault: PathBuf,
-    /// The local deployment, when there is one.
-    pub deployment: Option<Deployment>,
-    /// What a new wallet may be filled with (the demo cardholder), if anything.
-    pub seed: Option<VaultData>,
-}
-
-/// One open form the cardholder is filling.
-struct Draft {
-    form: OrderForm,
-    input: HashMap<String, String>,
-    pending: Option<(Order, PartyId, String)>,
-    sealed: Option<SealedOrder>,
-}
-
-/// An unlocked wallet.
-struct Session {
-    cookie: String,
-    csrf: String,
-    wallet: Cardholder,
-    vault: tokio::sync::Mutex<Vault>,
-    drafts: Mutex<Vec<Draft>>,
-}
-
-struct App {
-    cfg: WebConfig,
-    boot_csrf: String,
-    session: Mutex<Option<Arc<Session>>>,
-}
-
-type Shared = Arc<App>;
-
-const COOKIE: &str = "warifu_wallet";
-const MAX_DRAFTS: usize = 16;
-
-fn random_token() -> Result<String> {
-    let mut b = [0u8; 24];
-    OsRandom.fill(&mut b).context("cannot draw random bytes")?;
-    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
-}
-
-fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
-}
-
-/// `warifu wallet web`
-#[derive(Debug, clap::Args)]
-pub struct WebArgs {
-    /// The cardholder's key file; repeat it for a Blom and a SOK key from two key centers.
-    /// A sealed key file's passphrase is asked for on the page.
-    #[arg(long, value_name = "FILE", required = true)]
-    pub key: Vec<PathBuf>,
-    /// Key scheme and pairwise-key cache.
-    #[command(flatten)]
-    pub keys: crate::cli::KeyUseArgs,
-    /// The key center's directory (JSON).
-    #[arg(long, value_name = "FILE")]
-    pub directory: PathBuf,
-    /// The merchant to shop at.
-    #[arg(long, value_name = "ID")]
-    pub merchant: String,
-    /// The wallet file (cards, addresses, orders; encrypted). Default: `wallet.vault` next to
-    /// the first key file.
-    #[arg(long, value_name = "FILE")]
-    pub wallet: Option<PathBuf>,
-    /// The port on 127.0.0.1 (0: any free port; the URL is printed).
-    #[arg(long, default_value_t = 0)]
-    pub port: u16,
-}
-
-/// Runs `warifu wallet web` until Ctrl-C.
-pub async fn run(a: &WebArgs) -> Result<()> {
-    let vault = match &a.wallet {
-        Some(w) => w.clone(),
-        None => a
-            .key
-            .first()
-            .and_then(|k| k.parent())
-            .unwrap_or(std::path::Path::new("."))
-            .join("wallet.vault"),
-    };
-    let cfg = WebConfig {
-        key_paths: a.key.clone(),
-        scheme: a.keys.scheme.map(KeyScheme::from),
-        key_cache: a.keys.key_cache,
-        directory: a.directory.clone(),
-        merchant: PartyId::parse(&a.merchant)?,
-        vault,
-        deployment: None,
-        seed: None,
-    };
-    let (listener, url) = bind(a.port).await?;
-    crate::print(&format!(
-        "The wallet page is at {url} (loopback only). Press Ctrl-C to stop.\n"
-    ))?;
-    serve(listener, cfg, async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await
-}
-
-/// Binds the wallet page on 127.0.0.1:`port` (0: any free port); returns it and its URL.
-pub async fn bind(port: u16) -> Result<(TcpListener, String)> {
-    let l = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
-        .await
-        .with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;
-    let addr = l.local_addr().context("cannot read the bound address")?;
-    Ok((l, format!("http://{addr}/")))
-}
-
-/// Serves the wallet page on `listener` until `shutdown`.
-pub async fn serve(
-    listener: TcpListener,
-    cfg: WebConfig,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<()> {
-    let app = Arc::new(App {
-        cfg,
-        boot_csrf: random_token()?,
-        session: Mutex::new(None),
-    });
-    axum::serve(listener, router(app))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("the wallet page stopped")
-}
-
-fn router(app: Shared) -> Router {
-    Router::new()
-        .route("/", get(index))
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/unlock", post(unlock))
-        .route("/lock", post(lock))
-        .route("/wallet", get(wallet_page))
-        .route("/wallet/me", post(save_me))
-        .route("/wallet/cards", post(add_card))
-        .route("/wallet/cards/delete", post(delete_card))
-        .route("/wallet/addresses", post(add_address))
-        .route("/wallet/addresses/delete", post(delete_address))
-        .route("/shop", get(shop))
-        .route("/order/preview", post(preview))
-        .route("/order/edit", post(edit))
-        .route("/order/submit", post(submit))
-        .route("/orders", get(orders))
-        .route("/orders/{order_id}", get(order_page))
-        .route("/orders/{order_id}/cancel", post(cancel))
-        .fallback(|| async {
-            page(
-                StatusCode::NOT_FOUND,
-                "Not found",
-                html! {},
-                html! { h1 { "Not found" } p { a href="/" { "Home" } } },
-            )
-        })
-        .layer(middleware::from_fn(loopback_only))
-        .with_state(app)
-}
-
-/// Refuses requests whose Host is not a loopback name (DNS rebinding), and logs each request
-/// by method, path and status only.
-async fn loopback_only(req: Request, next: Next) -> Response {
-    let host = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("");
-    let name = host
-        .rsplit_once(':')
-        .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
-        .map(|(n, _)| n)
-        .unwrap_or(host);
-    if !matches!(name, "127.0.0.1" | "localhost" | "[::1]") {
-        return (StatusCode::MISDIRECTED_REQUEST, "loopback only").into_response();
-    }
-    let method = req.method().clone();
-    let path = req.uri().path().to_owned();
-    let r = next.run(req).await;
-    tracing::debug!(%method, %path, status = r.status().as_u16(), "wallet page");
-    r
-}
-
-fn page(status: StatusCode, title: &str, nav: Markup, body: Markup) -> Response {
-    shared::respond(
-        status,
-        shared::layout(title, "cardholder's wallet", nav, body),
-    )
-}
-
-fn redirect(to: &str) -> Response {
-    let mut r = StatusCode::SEE_OTHER.into_response();
-    if let Ok(v) = HeaderValue::from_str(to) {
-        r.headers_mut().insert(header::LOCATION, v);
-    }
-    r
-}
-
-impl App {
-    fn current(&self) -> Option<Arc<Session>> {
-        self.session
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
-    /// The unlocked session whose cookie the request carries.
-    fn session(&self, headers: &HeaderMap) -> Option<Arc<Session>> {
-        let s = self.current()?;
-        let presented = warifu_services::session::operator::cookie(headers, COOKIE)?;
-        same(&presented, &s.cookie).then_some(s)
-    }
-
-    fn key_paths_text(&self) -> String {
-        self.cfg
-            .key_paths
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
-}
-
-/// The session and a checked CSRF token, or the response to give instead.
-#[allow(clippy::result_large_err)]
-fn authorized(
-    app: &App,
-    headers: &HeaderMap,
-    form: &HashMap<String, String>,
-) -> Result<Arc<Session>, Response> {
-    let Some(s) = app.session(headers) else {
-        return Err(redirect("/"));
-    };
-    let token = form.get("csrf").map(String::as_str).unwrap_or("");
-    if !same(token, &s.csrf) {
-        tracing::warn!("wallet page: a form without the right CSRF token was refused");
-        return Err(page(
-            StatusCode::FORBIDDEN,
-            "Refused",
-            views::nav(&s.csrf),
-            html! { h1 { "Refused" } p.error role="alert" { "This form is stale or did not come from this wallet page. Reload the page and try again." } },
-        ));
-    }
-    Ok(s)
-}
-
-/// A POST form from the unlocked session, its CSRF token checked (see [`authorized`]).
-struct Posted {
-    s: Arc<Session>,
-    form: HashMap<String, String>,
-}
-
-impl FromRequest<Shared> for Posted {
-    type Rejection = Response;
-
-    async fn from_request(req: Request, app: &Shared) -> Result<Self, Response> {
-        let headers = req.headers().clone();
-        let Form(form) = Form::<HashMap<String, String>>::from_request(req, app)
-            .await
-            .map_err(IntoResponse::into_response)?;
-        let s = authorized(app, &headers, &form)?;
-        Ok(Posted { s, form })
-    }
-}
-
-fn field(form: &HashMap<String, String>, k: &str) -> String {
-    form.get(k).map(|s| s.trim().to_owned()).unwrap_or_default()
-}
-
-fn unlock_page(app: &App, status: StatusCode, errs: &[String]) -> Response {
+pub(crate) fn unlock_page(app: &App, status: StatusCode, errs: &[String]) -> Response {
     let body = views::unlock(
         &app.boot_csrf,
         &app.key_paths_text(),
@@ -353,7 +36,7 @@ fn unlock_page(app: &App, status: StatusCode, errs: &[String]) -> Response {
     page(status, "Unlock", html! {}, body)
 }
 
-async fn index(State(app): State<Shared>, headers: HeaderMap) -> Response {
+pub(crate) async fn index(State(app): State<Shared>, headers: HeaderMap) -> Response {
     match app.session(&headers) {
         Some(s) => {
             let v = s.vault.lock().await;
@@ -368,7 +51,10 @@ async fn index(State(app): State<Shared>, headers: HeaderMap) -> Response {
     }
 }
 
-async fn unlock(State(app): State<Shared>, Form(form): Form<HashMap<String, String>>) -> Response {
+pub(crate) async fn unlock(
+    State(app): State<Shared>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
     if !same(
         form.get("csrf").map(String::as_str).unwrap_or(""),
         &app.boot_csrf,
@@ -449,7 +135,7 @@ async fn unlock(State(app): State<Shared>, Form(form): Form<HashMap<String, Stri
     r
 }
 
-async fn lock(State(app): State<Shared>, _: Posted) -> Response {
+pub(crate) async fn lock(State(app): State<Shared>, _: Posted) -> Response {
     *app.session.lock().unwrap_or_else(|p| p.into_inner()) = None;
     tracing::info!("wallet locked");
     let mut r = redirect("/");
@@ -460,7 +146,7 @@ async fn lock(State(app): State<Shared>, _: Posted) -> Response {
     r
 }
 
-async fn render_wallet(
+pub(crate) async fn render_wallet(
     app: &App,
     s: &Session,
     status: StatusCode,
@@ -486,14 +172,14 @@ async fn render_wallet(
     )
 }
 
-async fn wallet_page(State(app): State<Shared>, headers: HeaderMap) -> Response {
+pub(crate) async fn wallet_page(State(app): State<Shared>, headers: HeaderMap) -> Response {
     let Some(s) = app.session(&headers) else {
         return redirect("/");
     };
     render_wallet(&app, &s, StatusCode::OK, &HashMap::new(), &[], None).await
 }
 
-fn text_ok(what: &str, v: &str, errs: &mut Vec<String>) {
+pub(crate) fn text_ok(what: &str, v: &str, errs: &mut Vec<String>) {
     if v.is_empty() {
         errs.push(format!("{what} is required."));
     } else if v.len() > order::MAX_TEXT || v.chars().any(|c| c.is_control() && c != '\n') {
@@ -505,7 +191,7 @@ fn text_ok(what: &str, v: &str, errs: &mut Vec<String>) {
 }
 
 /// The wallet page again with the form as typed and what is wrong with it; nothing is saved.
-async fn wallet_refill(
+pub(crate) async fn wallet_refill(
     app: &App,
     s: &Session,
     status: StatusCode,
@@ -516,14 +202,17 @@ async fn wallet_refill(
 }
 
 /// Applies `change` to the wallet's data and saves the wallet file; the error if saving failed.
-async fn save_change(s: &Session, change: impl FnOnce(&mut VaultData)) -> Result<(), String> {
+pub(crate) async fn save_change(
+    s: &Session,
+    change: impl FnOnce(&mut VaultData),
+) -> Result<(), String> {
     let mut v = s.vault.lock().await;
     change(&mut v.data);
     v.save().map_err(|e| format!("{e:#}"))
 }
 
 /// Saves `change`; the wallet page with `notice`, and with the error if saving failed.
-async fn vault_change(
+pub(crate) async fn vault_change(
     app: &App,
     s: &Session,
     notice: &str,
@@ -534,7 +223,7 @@ async fn vault_change(
 }
 
 /// Saves `change`; the wallet page with `notice`, or the form again if saving failed.
-async fn vault_change_or_refill(
+pub(crate) async fn vault_change_or_refill(
     app: &App,
     s: &Session,
     form: &HashMap<String, String>,
@@ -547,7 +236,7 @@ async fn vault_change_or_refill(
     }
 }
 
-async fn save_me(State(app): State<Shared>, Posted { s, form }: Posted) -> Response {
+pub(crate) async fn save_me(State(app): State<Shared>, Posted { s, form }: Posted) -> Response {
     let mut errs = Vec::new();
     let (name, address, tel, fax) = (
         field(&form, "name"),
@@ -570,7 +259,10 @@ async fn save_me(State(app): State<Shared>, Posted { s, form }: Posted) -> Respo
     vault_change_or_refill(&app, &s, &form, "Details saved.", |d| d.me = me).await
 }
 
-async fn add_card(State(app): State<Shared>, Posted { s, mut form }: Posted) -> Response {
+pub(crate) async fn add_card(
+    State(app): State<Shared>,
+    Posted { s, mut form }: Posted,
+) -> Response {
     let number = Secret::new(
         form.remove("number")
             .unwrap_or_default()
@@ -632,7 +324,7 @@ async fn add_card(State(app): State<Shared>, Posted { s, mut form }: Posted) -> 
     vault_change_or_refill(&app, &s, &form, &note, |d| d.cards.push(card)).await
 }
 
-async fn delete_card(State(app): State<Shared>, Posted { s, form }: Posted) -> Response {
+pub(crate) async fn delete_card(State(app): State<Shared>, Posted { s, form }: Posted) -> Response {
     let id = field(&form, "id");
     vault_change(&app, &s, "Card removed.", |d| {
         d.cards.retain(|c| c.id != id)
@@ -640,7 +332,7 @@ async fn delete_card(State(app): State<Shared>, Posted { s, form }: Posted) -> R
     .await
 }
 
-async fn add_address(State(app): State<Shared>, Posted { s, form }: Posted) -> Response {
+pub(crate) async fn add_address(State(app): State<Shared>, Posted { s, form }: Posted) -> Response {
     let mut errs = Vec::new();
     let (label, addressee, address) = (
         field(&form, "label"),
@@ -666,40 +358,17 @@ async fn add_address(State(app): State<Shared>, Posted { s, form }: Posted) -> R
     vault_change(&app, &s, "Address added.", |d| d.addresses.push(a)).await
 }
 
-async fn delete_address(State(app): State<Shared>, Posted { s, form }: Posted) -> Response {
+pub(crate) async fn delete_address(
+    State(app): State<Shared>,
+    Posted { s, form }: Posted,
+) -> Response {
     let id = field(&form, "id");
     vault_change(&app, &s, "Address removed.", |d| {
         d.addresses.retain(|a| a.id != id)
     })
     .await
 }
-
-fn problem(s: &Session, status: StatusCode, title: &str, message: String) -> Response {
-    page(
-        status,
-        title,
-        views::nav(&s.csrf),
-        html! { h1 { (title) } p.error role="alert" { (message) } p { a href="/shop" { "Start a new order" } } },
-    )
-}
-
-impl Session {
-    fn keep_draft(&self, d: Draft) {
-        let mut drafts = self.drafts.lock().unwrap_or_else(|p| p.into_inner());
-        drafts.retain(|x| x.form.order_id != d.form.order_id);
-        drafts.push(d);
-        let excess = drafts.len().saturating_sub(MAX_DRAFTS);
-        drafts.drain(..excess);
-    }
-
-    fn take_draft(&self, id: &str) -> Option<Draft> {
-        let mut drafts = self.drafts.lock().unwrap_or_else(|p| p.into_inner());
-        let i = drafts.iter().position(|d| d.form.order_id == id)?;
-        Some(drafts.remove(i))
-    }
-}
-
-async fn order_form_page(
+pub(crate) async fn order_form_page(
     s: &Session,
     status: StatusCode,
     form: &OrderForm,
@@ -715,7 +384,7 @@ async fn order_form_page(
     )
 }
 
-async fn shop(State(app): State<Shared>, headers: HeaderMap) -> Response {
+pub(crate) async fn shop(State(app): State<Shared>, headers: HeaderMap) -> Response {
     let Some(s) = app.session(&headers) else {
         return redirect("/");
     };
@@ -741,7 +410,7 @@ async fn shop(State(app): State<Shared>, headers: HeaderMap) -> Response {
 }
 
 /// Builds the order from the form's input, or says what is wrong.
-fn build_order(
+pub(crate) fn build_order(
     form: &OrderForm,
     data: &VaultData,
     input: &HashMap<String, String>,
@@ -850,7 +519,10 @@ fn build_order(
     Ok((order, card.issuer.clone(), card.last4()))
 }
 
-async fn preview(State(app): State<Shared>, Posted { s, form: input }: Posted) -> Response {
+pub(crate) async fn preview(
+    State(app): State<Shared>,
+    Posted { s, form: input }: Posted,
+) -> Response {
     let Some(mut draft) = s.take_draft(&field(&input, "form_id")) else {
         return problem(
             &s,
@@ -904,7 +576,7 @@ async fn preview(State(app): State<Shared>, Posted { s, form: input }: Posted) -
     }
 }
 
-async fn edit(Posted { s, form: input }: Posted) -> Response {
+pub(crate) async fn edit(Posted { s, form: input }: Posted) -> Response {
     let Some(draft) = s.take_draft(&field(&input, "form_id")) else {
         return redirect("/shop");
     };
@@ -913,7 +585,7 @@ async fn edit(Posted { s, form: input }: Posted) -> Response {
     r
 }
 
-async fn submit(Posted { s, form: input }: Posted) -> Response {
+pub(crate) async fn submit(Posted { s, form: input }: Posted) -> Response {
     let Some(mut draft) = s.take_draft(&field(&input, "form_id")) else {
         return problem(
             &s,
@@ -1000,7 +672,7 @@ async fn submit(Posted { s, form: input }: Posted) -> Response {
     }
 }
 
-async fn orders(State(app): State<Shared>, headers: HeaderMap) -> Response {
+pub(crate) async fn orders(State(app): State<Shared>, headers: HeaderMap) -> Response {
     let Some(s) = app.session(&headers) else {
         return redirect("/");
     };
@@ -1013,7 +685,7 @@ async fn orders(State(app): State<Shared>, headers: HeaderMap) -> Response {
     )
 }
 
-async fn order_page(
+pub(crate) async fn order_page(
     State(app): State<Shared>,
     headers: HeaderMap,
     Path(order_id): Path<String>,
@@ -1084,7 +756,7 @@ async fn order_page(
     shared::respond(StatusCode::OK, markup)
 }
 
-async fn cancel(Path(order_id): Path<String>, Posted { s, .. }: Posted) -> Response {
+pub(crate) async fn cancel(Path(order_id): Path<String>, Posted { s, .. }: Posted) -> Response {
     let merchant = {
         let v = s.vault.lock().await;
         v.data

@@ -1,5 +1,5 @@
 //! Loading the cardholder's key files with a passphrase typed into the wallet page (instead of
-//! a file, the environment or a terminal prompt as `crate::keystore` does).
+//! a file, the environment or a terminal prompt as `crate::support::keystore` does).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -11,7 +11,7 @@ use warifu_core::secret::Secret;
 use warifu_core::sok::{KeyScheme, PartyKeys};
 use zeroize::Zeroizing;
 
-use crate::keystore;
+use crate::support::files;
 
 /// Whether any of the key files is sealed under a passphrase.
 pub fn any_sealed(paths: &[PathBuf]) -> bool {
@@ -32,7 +32,7 @@ pub fn load(
 ) -> Result<Arc<dyn KeySource>> {
     let mut keys = PartyKeys::new();
     for path in paths {
-        let bytes = Zeroizing::new(keystore::read_file(path)?);
+        let bytes = Zeroizing::new(files::read_file(path)?);
         let secret = if KeyFile::is_sealed(&bytes) {
             match pass {
                 Some(p) => Some(p),

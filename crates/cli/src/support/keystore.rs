@@ -1,10 +1,12 @@
-//! Key files on disk: atomic 0600 writes, passphrases (file, environment or prompt), loading
-//! keys, file names for identifiers, and the key center's register of issued identifiers.
-
+//! Key files on disk: the key center's file names, loading and encoding keys (asking for a
+//! passphrase only when sealed), file names for identifiers, and the register of issued
+//! identifiers.
 use std::fs::{self, File, OpenOptions};
-use std::io::{IsTerminal, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
+use crate::support::files::{PUBLIC_MODE, parent, read_file, sync_dir};
+use crate::support::passphrase::{PassphraseArgs, existing_passphrase};
 use anyhow::{Context, Result, anyhow, bail};
 use sha2::{Digest, Sha256};
 use warifu_core::PartyId;
@@ -15,11 +17,6 @@ use warifu_core::rand::OsRandom;
 use warifu_core::secret::Secret;
 use warifu_core::sok::{KeyScheme, PartyKeys, SokMaster};
 use zeroize::Zeroizing;
-
-use crate::cli::{NewPassphraseArgs, PassphraseArgs};
-
-/// The environment variable holding a passphrase when no `--passphrase-file` is given.
-pub const PASSPHRASE_ENV: &str = "WARIFU_PASSPHRASE";
 /// The Blom master's file name inside a key center directory.
 pub const MASTER_FILE: &str = "master.key";
 /// The SOK master's file name inside a key center directory (the hybrid's second center).
@@ -28,198 +25,6 @@ pub const SOK_MASTER_FILE: &str = "sok-master.key";
 pub const REGISTER_FILE: &str = "issued.txt";
 /// The extension of key files.
 pub const KEY_EXT: &str = "key";
-
-/// Permissions of files holding secrets.
-const SECRET_MODE: u32 = 0o600;
-/// Permissions of files that are not secret (sealed orders, the register).
-const PUBLIC_MODE: u32 = 0o644;
-
-/// Whether an existing file at the destination may be replaced.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Overwrite {
-    /// Replace it (atomically).
-    Replace,
-    /// Refuse, even if another process creates it meanwhile.
-    Refuse,
-}
-
-/// Writes a secret file: a temporary file (0600) in the same directory, synced, then renamed
-/// over `path`, then the directory synced. A reader sees the old file or the new one, never
-/// a partial one.
-pub fn write_secret(path: &Path, bytes: &[u8], overwrite: Overwrite) -> Result<()> {
-    write_atomic(path, bytes, SECRET_MODE, overwrite)
-}
-
-/// Writes a non-secret file atomically (0644).
-pub fn write_public(path: &Path, bytes: &[u8]) -> Result<()> {
-    write_atomic(path, bytes, PUBLIC_MODE, Overwrite::Replace)
-}
-
-fn write_atomic(path: &Path, bytes: &[u8], mode: u32, overwrite: Overwrite) -> Result<()> {
-    let dir = parent(path);
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(".warifu-tmp-");
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        builder.permissions(fs::Permissions::from_mode(mode));
-    }
-    #[cfg(not(unix))]
-    let _ = mode;
-    let mut tmp = builder
-        .tempfile_in(dir)
-        .with_context(|| format!("cannot create a file in {}", dir.display()))?;
-    tmp.write_all(bytes)
-        .and_then(|()| tmp.as_file().sync_all())
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    let persisted = match overwrite {
-        Overwrite::Replace => tmp.persist(path),
-        Overwrite::Refuse => tmp.persist_noclobber(path),
-    };
-    persisted.map_err(|e| {
-        if e.error.kind() == std::io::ErrorKind::AlreadyExists {
-            anyhow!(
-                "{} already exists; refusing to overwrite it",
-                path.display()
-            )
-        } else {
-            anyhow!(e.error).context(format!("cannot write {}", path.display()))
-        }
-    })?;
-    sync_dir(dir);
-    Ok(())
-}
-
-/// The directory holding `path` (`.` for a bare file name).
-fn parent(path: &Path) -> &Path {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    }
-}
-
-/// Makes a rename in `dir` durable. Best effort: not every platform can open a directory.
-fn sync_dir(dir: &Path) {
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
-}
-
-/// Creates `dir` (and its parents) if missing; a directory this call creates gets 0700.
-pub fn ensure_private_dir(dir: &Path) -> Result<()> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-            .with_context(|| format!("cannot set permissions of {}", dir.display()))?;
-    }
-    Ok(())
-}
-
-/// Reads a whole file, naming it in the error.
-pub fn read_file(path: &Path) -> Result<Vec<u8>> {
-    fs::read(path).with_context(|| format!("cannot read {}", path.display()))
-}
-
-/// Reads a file, or standard input for `-`.
-pub fn read_input(path: &Path) -> Result<Vec<u8>> {
-    if path == Path::new("-") {
-        let mut buf = Vec::new();
-        std::io::stdin()
-            .read_to_end(&mut buf)
-            .context("cannot read standard input")?;
-        return Ok(buf);
-    }
-    read_file(path)
-}
-
-/// Reads a passphrase file: its first line, without the line ending. Never empty.
-fn passphrase_from_file(path: &Path) -> Result<Secret> {
-    let bytes = Zeroizing::new(
-        fs::read(path)
-            .with_context(|| format!("cannot read passphrase file {}", path.display()))?,
-    );
-    let text = std::str::from_utf8(&bytes)
-        .map_err(|_| anyhow!("passphrase file {} is not UTF-8", path.display()))?;
-    let line = text.lines().next().unwrap_or_default();
-    if line.is_empty() {
-        bail!("passphrase file {} is empty", path.display());
-    }
-    Ok(Secret::new(line))
-}
-
-fn passphrase_from_env() -> Result<Option<Secret>> {
-    match std::env::var(PASSPHRASE_ENV) {
-        Ok(v) if v.is_empty() => bail!("{PASSPHRASE_ENV} is set but empty"),
-        Ok(v) => Ok(Some(Secret::new(v))),
-        Err(std::env::VarError::NotPresent) => Ok(None),
-        Err(std::env::VarError::NotUnicode(_)) => bail!("{PASSPHRASE_ENV} is not UTF-8"),
-    }
-}
-
-/// Whether an interactive prompt is possible: standard input is a terminal.
-fn can_prompt() -> bool {
-    std::io::stdin().is_terminal()
-}
-
-fn prompt(text: &str) -> Result<Secret> {
-    rpassword::prompt_password(text)
-        .map(Secret::new)
-        .context("cannot read the passphrase from the terminal")
-}
-
-/// The passphrase to seal a new file with, or `None` to write it unsealed. Order: the flag's
-/// file, `--no-passphrase`, WARIFU_PASSPHRASE, a prompt (twice, empty for none) on a terminal;
-/// otherwise an error, so a secret is never written unsealed by accident.
-pub fn new_passphrase(args: &NewPassphraseArgs, what: &str) -> Result<Option<Secret>> {
-    if let Some(file) = &args.passphrase_file {
-        return passphrase_from_file(file).map(Some);
-    }
-    if args.no_passphrase {
-        return Ok(None);
-    }
-    if let Some(p) = passphrase_from_env()? {
-        return Ok(Some(p));
-    }
-    if !can_prompt() {
-        bail!(
-            "no passphrase for {what}: give --passphrase-file FILE, set {PASSPHRASE_ENV}, \
-             or pass --no-passphrase to write it unsealed"
-        );
-    }
-    let first = prompt(&format!(
-        "Passphrase to seal {what} (empty for none, file stays 0600): "
-    ))?;
-    if first.expose().is_empty() {
-        return Ok(None);
-    }
-    let again = prompt("Repeat the passphrase: ")?;
-    if first != again {
-        bail!("the passphrases do not match");
-    }
-    Ok(Some(first))
-}
-
-/// The passphrase of an existing sealed file: the flag's file, WARIFU_PASSPHRASE, or a prompt.
-fn existing_passphrase(args: &PassphraseArgs, path: &Path) -> Result<Secret> {
-    if let Some(file) = &args.passphrase_file {
-        return passphrase_from_file(file);
-    }
-    if let Some(p) = passphrase_from_env()? {
-        return Ok(p);
-    }
-    if !can_prompt() {
-        bail!(
-            "{} is sealed under a passphrase: give --passphrase-file FILE or set {PASSPHRASE_ENV}",
-            path.display()
-        );
-    }
-    prompt(&format!("Passphrase of {}: ", path.display()))
-}
 
 /// Reads and decodes a key file, asking for its passphrase only if it is sealed.
 pub fn load_key_file(path: &Path, pass: &PassphraseArgs) -> Result<KeyFile> {
@@ -269,7 +74,7 @@ pub fn load_sok_master(path: &Path, pass: &PassphraseArgs) -> Result<SokMaster> 
 /// pairwise-key cache. The one place the CLI turns key files into a party's key source.
 pub fn party_key_source(
     paths: &[PathBuf],
-    use_args: &crate::cli::KeyUseArgs,
+    use_args: &crate::support::flags::KeyUseArgs,
     pass: &PassphraseArgs,
 ) -> Result<std::sync::Arc<dyn KeySource>> {
     let source = load_party_keys(paths, use_args.scheme.map(KeyScheme::from), pass)?;
@@ -349,14 +154,8 @@ pub fn encode_sok_key_file(file: &SokKeyFile, pass: Option<&Secret>) -> Result<Z
         .map(Zeroizing::new)
         .with_context(|| format!("cannot encode the {}", file.kind_name()))
 }
-
-/// An optional passphrase file for keys being written (`--key-passphrase-file`).
-pub fn optional_passphrase(file: Option<&Path>) -> Result<Option<Secret>> {
-    file.map(passphrase_from_file).transpose()
-}
-
 /// The longest file stem we produce; longer ones are shortened and suffixed with a hash.
-const MAX_STEM: usize = 200;
+pub(crate) const MAX_STEM: usize = 200;
 
 /// The key file name of an identifier: `role_name.key`, where the name keeps ASCII letters,
 /// digits and `. @ + - _` and percent-encodes every other byte (so `%` and `/` too). The
@@ -500,19 +299,6 @@ impl Register {
         Ok(())
     }
 }
-
-/// Writes `bytes` to `path`, or to standard output for `-`.
-pub fn write_output(path: &Path, bytes: &[u8]) -> Result<()> {
-    if path == Path::new("-") {
-        let mut out = std::io::stdout().lock();
-        out.write_all(bytes)
-            .and_then(|()| out.flush())
-            .context("cannot write to standard output")?;
-        return Ok(());
-    }
-    write_public(path, bytes)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -569,25 +355,5 @@ mod tests {
         r.append(&id("issuer:i")).expect("append");
         drop(r);
         assert_eq!(Register::read(&path).expect("read").len(), 2);
-    }
-
-    #[test]
-    fn atomic_write_sets_mode_and_refuses_clobber() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let path = dir.path().join("x.key");
-        write_secret(&path, b"one", Overwrite::Refuse).expect("write");
-        let err = write_secret(&path, b"two", Overwrite::Refuse).expect_err("exists");
-        assert!(err.to_string().contains("already exists"));
-        assert_eq!(fs::read(&path).expect("read"), b"one");
-        write_secret(&path, b"three", Overwrite::Replace).expect("replace");
-        assert_eq!(fs::read(&path).expect("read"), b"three");
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = fs::metadata(&path).expect("meta").permissions().mode();
-            assert_eq!(mode & 0o777, 0o600);
-        }
-        let leftovers = fs::read_dir(dir.path()).expect("dir").count();
-        assert_eq!(leftovers, 1, "no temporary files left behind");
     }
 }

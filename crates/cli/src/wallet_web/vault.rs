@@ -20,7 +20,7 @@ use warifu_core::rand::{OsRandom, Randomness};
 use warifu_core::secret::Secret;
 use zeroize::Zeroizing;
 
-use crate::keystore;
+use crate::support::files;
 
 const MAGIC: &[u8; 4] = b"WRFW";
 const VERSION: u8 = 1;
@@ -178,13 +178,13 @@ impl Vault {
             key,
             data,
         };
-        v.write(keystore::Overwrite::Refuse)?;
+        v.write(files::Overwrite::Refuse)?;
         Ok(v)
     }
 
     /// Opens the wallet file at `path` with `pass`.
     pub fn open(path: &Path, pass: &Secret) -> Result<Vault> {
-        let bytes = keystore::read_file(path)?;
+        let bytes = files::read_file(path)?;
         if bytes.len() < HEADER + 16 || &bytes[..4] != MAGIC {
             bail!("{} is not a Warifu wallet file", path.display());
         }
@@ -233,10 +233,10 @@ impl Vault {
 
     /// Writes the contents back (a fresh nonce, atomically, 0600).
     pub fn save(&self) -> Result<()> {
-        self.write(keystore::Overwrite::Replace)
+        self.write(files::Overwrite::Replace)
     }
 
-    fn write(&self, overwrite: keystore::Overwrite) -> Result<()> {
+    fn write(&self, overwrite: files::Overwrite) -> Result<()> {
         let mut nonce = [0u8; 24];
         OsRandom
             .fill(&mut nonce)
@@ -261,7 +261,7 @@ impl Vault {
             )
             .map_err(|_| anyhow::anyhow!("cannot encrypt the wallet"))?;
         out.extend_from_slice(&ct);
-        keystore::write_secret(&self.path, &out, overwrite)
+        files::write_secret(&self.path, &out, overwrite)
     }
 }
 

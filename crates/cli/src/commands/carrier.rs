@@ -1,0 +1,182 @@
+//! `warifu carrier`: the carrier's service alone, and its operator's commands (advance,
+//! shipments).
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use warifu_core::Role;
+use warifu_services::carrier;
+use warifu_services::http::dashboard::time_ms as utc;
+use warifu_services::protocol::cardholder_carrier::TrackingView;
+use warifu_services::protocol::operator::{self, ShipmentList};
+use warifu_store::Party;
+
+use crate::support::logging::init_logs_as;
+use crate::support::service::{
+    ListArgs, OperatorArgs, ServeArgs, answer, ctrl_c, listen, load_keys, op_call, open_store,
+    operator_auth, runtime,
+};
+/// `warifu carrier …`
+#[derive(Debug, Subcommand)]
+pub enum CarrierCommand {
+    /// Run the carrier's service.
+    Serve(ServeArgs),
+    /// Move a shipment on: to `picked_up`, `in_transit`, `delivered` or `returned`. Towards
+    /// `delivered` it takes every step still missing, one move each (operator).
+    Advance(AdvanceArgs),
+    /// List the shipments, newest first (operator; no destinations).
+    Shipments(ListArgs),
+}
+
+/// `warifu carrier advance`
+#[derive(Debug, Args)]
+pub struct AdvanceArgs {
+    /// The service and the token.
+    #[command(flatten)]
+    pub op: OperatorArgs,
+    /// The tracking number.
+    #[arg(value_name = "TRACKING")]
+    pub tracking: String,
+    /// Where the shipment is now.
+    #[arg(long, value_name = "STATUS")]
+    pub to: String,
+    /// A note (depot, signature) on the last move.
+    #[arg(long)]
+    pub note: Option<String>,
+}
+/// Runs `warifu carrier …`.
+pub fn carrier(cmd: &CarrierCommand) -> Result<()> {
+    let a = match cmd {
+        CarrierCommand::Serve(a) => a,
+        CarrierCommand::Advance(a) => return carrier_advance(a),
+        CarrierCommand::Shipments(a) => return carrier_shipments(a),
+    };
+    init_logs_as(&a.log, a.log_format);
+    let keys = load_keys(a, Role::Carrier)?;
+    let operator = operator_auth(a)?;
+    runtime()?.block_on(async {
+        let store = open_store(&a.db, Party::Carrier).await?;
+        let state = carrier::CarrierState::new(keys, Arc::new(store));
+        state.guard().operator().set(operator);
+        let l = listen(a.listen, state.id()).await?;
+        carrier::run(l, state, ctrl_c()).await?;
+        Ok(())
+    })
+}
+fn tracking_lines(v: &TrackingView) -> String {
+    let mut out = format!(
+        "{} (order {}): {}\n",
+        v.tracking_number, v.order_id, v.status
+    );
+    for e in &v.events {
+        out.push_str(&format!("  {} {:<11}", utc(e.at_ms), e.status));
+        if let Some(n) = &e.note {
+            out.push_str(&format!(" {n}"));
+        }
+        out.push('\n');
+    }
+    if let Some(p) = &v.proof_of_delivery {
+        out.push_str(&format!(
+            "  proof of delivery for {} at {} (MAC under K({}, {}))\n",
+            p.merchant,
+            utc(p.delivered_at_ms),
+            p.carrier,
+            p.issuer
+        ));
+    }
+    out
+}
+
+/// The moves from `from` up to `to`: every missing step towards `delivered`, else one move.
+fn moves(from: &str, to: &str) -> Vec<String> {
+    const ROAD: [&str; 4] = ["accepted", "picked_up", "in_transit", "delivered"];
+    match (
+        ROAD.iter().position(|s| *s == from),
+        ROAD.iter().position(|s| *s == to),
+    ) {
+        (Some(i), Some(j)) if i < j => ROAD[i + 1..=j].iter().map(|s| (*s).to_owned()).collect(),
+        _ => vec![to.to_owned()],
+    }
+}
+
+fn carrier_advance(a: &AdvanceArgs) -> Result<()> {
+    runtime()?.block_on(async {
+        let (now, _): (TrackingView, _) = op_call(
+            &a.op,
+            false,
+            &operator::admin_shipment_path(&a.tracking),
+            None,
+        )
+        .await?;
+        let steps = moves(&now.status, &a.to);
+        let mut last = None;
+        for (i, to) in steps.iter().enumerate() {
+            let note = if i + 1 == steps.len() {
+                a.note.clone()
+            } else {
+                None
+            };
+            let body = serde_json::json!({ "to": to, "note": note });
+            last = Some(
+                op_call::<TrackingView>(
+                    &a.op,
+                    true,
+                    &operator::advance_path(&a.tracking),
+                    Some(body),
+                )
+                .await?,
+            );
+        }
+        let (v, raw) = last.context("no move to make")?;
+        answer(a.op.json, &raw, || tracking_lines(&v))
+    })
+}
+
+fn carrier_shipments(a: &ListArgs) -> Result<()> {
+    let path = format!(
+        "{}?limit={}&offset={}",
+        operator::PATH_ADMIN_SHIPMENTS,
+        a.limit,
+        a.offset
+    );
+    runtime()?.block_on(async {
+        let (l, raw): (ShipmentList, _) = op_call(&a.op, false, &path, None).await?;
+        answer(a.op.json, &raw, || {
+            let mut out = String::new();
+            for s in &l.shipments {
+                out.push_str(&format!(
+                    "{:<14} {:<11} {:<28} {:<24} {}\n",
+                    s.tracking_number,
+                    s.status,
+                    s.order_id,
+                    s.merchant,
+                    utc(s.updated_at_ms)
+                ));
+            }
+            out.push_str(&format!("{} shipments\n", l.shipments.len()));
+            out
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use warifu_services::http::dashboard::{date, time_ms as utc};
+
+    #[test]
+    fn dates_and_moves() {
+        assert_eq!(date(0), "1970-01-01");
+        assert_eq!(date(19_723), "2024-01-01");
+        assert_eq!(date(-1), "1969-12-31");
+        assert_eq!(utc(1_700_000_000_000), "2023-11-14 22:13:20");
+        assert_eq!(
+            moves("accepted", "delivered"),
+            ["picked_up", "in_transit", "delivered"]
+        );
+        assert_eq!(moves("in_transit", "delivered"), ["delivered"]);
+        assert_eq!(moves("delivered", "delivered"), ["delivered"]);
+        assert_eq!(moves("picked_up", "returned"), ["returned"]);
+        assert_eq!(moves("returned", "delivered"), ["delivered"]);
+    }
+}

@@ -1,0 +1,211 @@
+//! `warifu merchant`: the merchant's service alone, and its operator's commands (refund,
+//! cancel, dispute, orders) over the service's operator routes.
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use warifu_core::order::CatalogItem;
+use warifu_core::policy::Policy;
+use warifu_core::{PartyId, Role};
+use warifu_services::directory::SharedDirectory;
+use warifu_services::http::dashboard::time_ms as utc;
+use warifu_services::merchant;
+use warifu_services::merchant::MerchantConfig;
+use warifu_services::protocol::cardholder_merchant::OrderOutcome;
+use warifu_services::protocol::merchant_issuer::DisputeAnswer;
+use warifu_services::protocol::operator::{AdminOrderList, OperatorRefund};
+use warifu_store::Party;
+
+use crate::support::files;
+use crate::support::logging::init_logs_as;
+use crate::support::service::{
+    ListArgs, OperatorArgs, ServeArgs, answer, ctrl_c, listen, load_keys, op_call, open_store,
+    operator_auth, runtime,
+};
+/// `warifu merchant …`
+#[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
+pub enum MerchantCommand {
+    /// Run the merchant's service.
+    Serve(MerchantServeArgs),
+    /// Refund a captured order, all of what is left or `--amount` (operator).
+    Refund(MerchantRefundArgs),
+    /// Cancel an order: voided before capture, refunded after (operator).
+    Cancel(OrderArgs),
+    /// List the merchant's orders, newest first (operator).
+    Orders(ListArgs),
+    /// Answer a dispute: show the issuer the carrier's proof of delivery of a delivered
+    /// order (no address in it) and print whether the issuer found it valid (operator).
+    Dispute(OrderArgs),
+}
+/// An operator command on one order.
+#[derive(Debug, Args)]
+pub struct OrderArgs {
+    /// The service and the token.
+    #[command(flatten)]
+    pub op: OperatorArgs,
+    /// The order id.
+    #[arg(value_name = "ORDER_ID")]
+    pub order_id: String,
+}
+
+/// `warifu merchant refund`
+#[derive(Debug, Args)]
+pub struct MerchantRefundArgs {
+    /// The order.
+    #[command(flatten)]
+    pub order: OrderArgs,
+    /// The amount in minor units (default: what is left of the capture).
+    #[arg(long)]
+    pub amount: Option<u64>,
+    /// The refund's id: a retry under the same id refunds once (default: derived from the
+    /// amount).
+    #[arg(long, value_name = "ID")]
+    pub refund_id: Option<String>,
+}
+/// `warifu merchant serve`
+#[derive(Debug, Args)]
+pub struct MerchantServeArgs {
+    /// Key, database, address.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    /// The key center's directory (JSON), re-read when it changes.
+    #[arg(long, value_name = "FILE")]
+    pub directory: PathBuf,
+    /// An issuer whose cards are accepted (repeatable).
+    #[arg(long = "issuer", value_name = "ID", required = true)]
+    pub issuers: Vec<String>,
+    /// The carrier to ship with (without it: digital goods only).
+    #[arg(long, value_name = "ID")]
+    pub carrier: Option<String>,
+    /// The catalog (JSON array of {product_number, name, unit_price}); default: the example
+    /// shop's.
+    #[arg(long, value_name = "FILE")]
+    pub catalog: Option<PathBuf>,
+    /// The disclosure policy (TOML); default: the patent's table.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+}
+/// Runs `warifu merchant …`.
+pub fn merchant(cmd: &MerchantCommand) -> Result<()> {
+    let a = match cmd {
+        MerchantCommand::Serve(a) => a,
+        MerchantCommand::Refund(a) => return merchant_refund(a),
+        MerchantCommand::Cancel(a) => return merchant_cancel(a),
+        MerchantCommand::Orders(a) => return merchant_orders(a),
+        MerchantCommand::Dispute(a) => return merchant_dispute(a),
+    };
+    init_logs_as(&a.serve.log, a.serve.log_format);
+    let keys = load_keys(&a.serve, Role::Merchant)?;
+    let issuers = a
+        .issuers
+        .iter()
+        .map(|s| PartyId::parse(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let carrier = a.carrier.as_deref().map(PartyId::parse).transpose()?;
+    let mut config = MerchantConfig::example(issuers[0].clone(), carrier);
+    config.accepted_issuers = issuers;
+    if let Some(path) = &a.catalog {
+        let items: Vec<CatalogItem> = serde_json::from_slice(&files::read_file(path)?)
+            .with_context(|| format!("{} is not a catalog", path.display()))?;
+        config.catalog = items;
+    }
+    if let Some(path) = &a.policy {
+        let text = String::from_utf8(files::read_file(path)?)
+            .with_context(|| format!("{} is not UTF-8", path.display()))?;
+        config.policy = Policy::from_toml(&text)?;
+    }
+    let directory = Arc::new(SharedDirectory::from_file(&a.directory)?);
+    let operator = operator_auth(&a.serve)?;
+    runtime()?.block_on(async {
+        let store = open_store(&a.serve.db, Party::Merchant).await?;
+        let state = merchant::MerchantState::new(keys, config, Arc::new(store), directory);
+        state.guard().operator().set(operator);
+        let l = listen(a.serve.listen, state.id()).await?;
+        let worker =
+            warifu_services::merchant::worker::Worker::start(state.clone(), Default::default());
+        merchant::run(l, state, ctrl_c()).await?;
+        worker.stop().await;
+        Ok(())
+    })
+}
+fn order_line(o: &OrderOutcome) -> String {
+    let mut line = format!("order {}: {}", o.order_id, o.state);
+    if let Some(p) = &o.payment {
+        line.push_str(&format!(
+            "; payment {} (captured {}, refunded {} {}; {})",
+            p.state, p.captured, p.refunded, p.currency, p.payment_method
+        ));
+    }
+    if let Some(d) = &o.delivery {
+        line.push_str(&format!("; delivery {d}"));
+    }
+    if let Some(t) = &o.tracking_number {
+        line.push_str(&format!("; tracking {t}"));
+    }
+    line + "\n"
+}
+
+fn merchant_refund(a: &MerchantRefundArgs) -> Result<()> {
+    let body = serde_json::to_value(OperatorRefund {
+        amount: a.amount,
+        refund_id: a.refund_id.clone(),
+    })?;
+    let path = format!("/v1/admin/orders/{}/refund", a.order.order_id);
+    runtime()?.block_on(async {
+        let (o, raw): (OrderOutcome, _) = op_call(&a.order.op, true, &path, Some(body)).await?;
+        answer(a.order.op.json, &raw, || order_line(&o))
+    })
+}
+
+fn merchant_cancel(a: &OrderArgs) -> Result<()> {
+    let path = format!("/v1/admin/orders/{}/cancel", a.order_id);
+    runtime()?.block_on(async {
+        let (o, raw): (OrderOutcome, _) =
+            op_call(&a.op, true, &path, Some(serde_json::json!({}))).await?;
+        answer(a.op.json, &raw, || order_line(&o))
+    })
+}
+
+fn merchant_dispute(a: &OrderArgs) -> Result<()> {
+    let path = format!("/v1/admin/orders/{}/dispute", a.order_id);
+    runtime()?.block_on(async {
+        let (d, raw): (DisputeAnswer, _) = op_call(&a.op, true, &path, None).await?;
+        answer(a.op.json, &raw, || {
+            format!(
+                "order {}: the issuer finds the proof of delivery {} (delivered {})\n",
+                d.order_id,
+                if d.proof_valid { "valid" } else { "NOT valid" },
+                utc(d.delivered_at_ms)
+            )
+        })
+    })
+}
+
+fn merchant_orders(a: &ListArgs) -> Result<()> {
+    let path = format!("/v1/admin/orders?limit={}&offset={}", a.limit, a.offset);
+    runtime()?.block_on(async {
+        let (l, raw): (AdminOrderList, _) = op_call(&a.op, false, &path, None).await?;
+        answer(a.op.json, &raw, || {
+            let mut out = String::new();
+            for o in &l.orders {
+                out.push_str(&format!(
+                    "{:<28} {:<18} {:>10} {} {:<12} {}\n",
+                    o.order_id,
+                    o.state,
+                    o.amount,
+                    o.currency,
+                    o.tracking_number.as_deref().unwrap_or("-"),
+                    utc(o.created_at_ms)
+                ));
+            }
+            out.push_str(&format!(
+                "{} orders; {} outbox messages pending\n",
+                l.orders.len(),
+                l.pending_messages
+            ));
+            out
+        })
+    })
+}

@@ -1,0 +1,120 @@
+//! Passphrases of sealed files: their flags, and reading one from a file, WARIFU_PASSPHRASE or a
+//! terminal prompt.
+
+use std::fs;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::Args;
+use warifu_core::secret::Secret;
+use zeroize::Zeroizing;
+/// The environment variable holding a passphrase when no `--passphrase-file` is given.
+pub const PASSPHRASE_ENV: &str = "WARIFU_PASSPHRASE";
+/// How a key file being written is protected.
+#[derive(Debug, Clone, Args)]
+pub struct NewPassphraseArgs {
+    /// Seal the file under the passphrase in this file (first line). Without it the
+    /// passphrase comes from WARIFU_PASSPHRASE, or a prompt on a terminal.
+    #[arg(long, value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
+    /// Write the file unsealed (still with 0600 permissions).
+    #[arg(long, conflicts_with = "passphrase_file")]
+    pub no_passphrase: bool,
+}
+
+/// Where the passphrase of a sealed key file being read comes from.
+#[derive(Debug, Clone, Args)]
+pub struct PassphraseArgs {
+    /// Read the passphrase from this file (first line). Otherwise from WARIFU_PASSPHRASE, or
+    /// a prompt on a terminal. Only asked for when the key file is sealed.
+    #[arg(long, value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
+}
+/// Reads a passphrase file: its first line, without the line ending. Never empty.
+pub(crate) fn passphrase_from_file(path: &Path) -> Result<Secret> {
+    let bytes = Zeroizing::new(
+        fs::read(path)
+            .with_context(|| format!("cannot read passphrase file {}", path.display()))?,
+    );
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| anyhow!("passphrase file {} is not UTF-8", path.display()))?;
+    let line = text.lines().next().unwrap_or_default();
+    if line.is_empty() {
+        bail!("passphrase file {} is empty", path.display());
+    }
+    Ok(Secret::new(line))
+}
+
+pub(crate) fn passphrase_from_env() -> Result<Option<Secret>> {
+    match std::env::var(PASSPHRASE_ENV) {
+        Ok(v) if v.is_empty() => bail!("{PASSPHRASE_ENV} is set but empty"),
+        Ok(v) => Ok(Some(Secret::new(v))),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => bail!("{PASSPHRASE_ENV} is not UTF-8"),
+    }
+}
+
+/// Whether an interactive prompt is possible: standard input is a terminal.
+pub(crate) fn can_prompt() -> bool {
+    std::io::stdin().is_terminal()
+}
+
+pub(crate) fn prompt(text: &str) -> Result<Secret> {
+    rpassword::prompt_password(text)
+        .map(Secret::new)
+        .context("cannot read the passphrase from the terminal")
+}
+
+/// The passphrase to seal a new file with, or `None` to write it unsealed. Order: the flag's
+/// file, `--no-passphrase`, WARIFU_PASSPHRASE, a prompt (twice, empty for none) on a terminal;
+/// otherwise an error, so a secret is never written unsealed by accident.
+pub fn new_passphrase(args: &NewPassphraseArgs, what: &str) -> Result<Option<Secret>> {
+    if let Some(file) = &args.passphrase_file {
+        return passphrase_from_file(file).map(Some);
+    }
+    if args.no_passphrase {
+        return Ok(None);
+    }
+    if let Some(p) = passphrase_from_env()? {
+        return Ok(Some(p));
+    }
+    if !can_prompt() {
+        bail!(
+            "no passphrase for {what}: give --passphrase-file FILE, set {PASSPHRASE_ENV}, \
+             or pass --no-passphrase to write it unsealed"
+        );
+    }
+    let first = prompt(&format!(
+        "Passphrase to seal {what} (empty for none, file stays 0600): "
+    ))?;
+    if first.expose().is_empty() {
+        return Ok(None);
+    }
+    let again = prompt("Repeat the passphrase: ")?;
+    if first != again {
+        bail!("the passphrases do not match");
+    }
+    Ok(Some(first))
+}
+
+/// The passphrase of an existing sealed file: the flag's file, WARIFU_PASSPHRASE, or a prompt.
+pub(crate) fn existing_passphrase(args: &PassphraseArgs, path: &Path) -> Result<Secret> {
+    if let Some(file) = &args.passphrase_file {
+        return passphrase_from_file(file);
+    }
+    if let Some(p) = passphrase_from_env()? {
+        return Ok(p);
+    }
+    if !can_prompt() {
+        bail!(
+            "{} is sealed under a passphrase: give --passphrase-file FILE or set {PASSPHRASE_ENV}",
+            path.display()
+        );
+    }
+    prompt(&format!("Passphrase of {}: ", path.display()))
+}
+/// An optional passphrase file for keys being written (`--key-passphrase-file`).
+pub fn optional_passphrase(file: Option<&Path>) -> Result<Option<Secret>> {
+    file.map(passphrase_from_file).transpose()
+}

@@ -1,0 +1,240 @@
+//! What the party commands (`merchant`, `issuer`, `carrier`) share: the database and serve
+//! flags, the runtime, opening a store, the party's keys, the operator token, and calling an
+//! operator route.
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use warifu_core::keysource::KeySource;
+use warifu_core::{PartyId, Role};
+use warifu_services::session::operator::OperatorAuth;
+use warifu_store::{Party, Store, StoreOptions};
+
+use crate::support::files;
+use crate::support::format::print;
+use crate::support::keystore;
+use crate::support::passphrase::PassphraseArgs;
+/// Where a party's database is.
+#[derive(Debug, Clone, Args)]
+pub struct DbArgs {
+    /// The data directory: the party's SQLite file (`merchant.db`, …) is created in it.
+    #[arg(long, value_name = "DIR", required_unless_present = "db")]
+    pub data: Option<PathBuf>,
+    /// A database URL instead (`postgres://…` or `sqlite://PATH`).
+    #[arg(long, value_name = "URL", conflicts_with = "data")]
+    pub db: Option<String>,
+    /// PostgreSQL schema (default: the party's name).
+    #[arg(long, value_name = "NAME", requires = "db")]
+    pub schema: Option<String>,
+}
+
+/// What every service needs.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// The party's key file (from `warifu keycenter issue`); repeat it for a Blom and a SOK
+    /// key from two key centers.
+    #[arg(long, value_name = "FILE", required = true)]
+    pub key: Vec<PathBuf>,
+    /// Key scheme and pairwise-key cache.
+    #[command(flatten)]
+    pub keys: crate::support::flags::KeyUseArgs,
+    /// The database.
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// The address to listen on.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+    /// The passphrase of the key file, if it is sealed.
+    #[command(flatten)]
+    pub passphrase: PassphraseArgs,
+    /// Log filter.
+    #[arg(long, value_name = "FILTER", default_value = "info")]
+    pub log: String,
+    /// Admit operators (lifecycle commands, dashboards) with the token in this file (first
+    /// line), or in WARIFU_OPERATOR_TOKEN. Without either, every operator route answers
+    /// `operator_required`.
+    #[arg(long, value_name = "FILE")]
+    pub operator_token_file: Option<PathBuf>,
+    /// Log format on standard error: `text` or `json` (one object per line).
+    #[arg(long, value_enum, default_value_t = crate::support::logging::LogFormat::Text)]
+    pub log_format: crate::support::logging::LogFormat,
+}
+/// How an operator command reaches a running service.
+#[derive(Debug, Clone, Args)]
+pub struct OperatorArgs {
+    /// The service's base URL, e.g. `http://127.0.0.1:8081`.
+    #[arg(long, value_name = "URL")]
+    pub url: String,
+    /// The operator token (first line of the file); default WARIFU_OPERATOR_TOKEN. Without
+    /// either the request goes without a token (a loopback deployment such as `warifu up`
+    /// admits it).
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Print the service's JSON answer instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+/// An operator list.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// The service and the token.
+    #[command(flatten)]
+    pub op: OperatorArgs,
+    /// At most this many.
+    #[arg(long, default_value_t = 100)]
+    pub limit: u32,
+    /// Skip this many.
+    #[arg(long, default_value_t = 0)]
+    pub offset: u32,
+}
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+pub(crate) async fn open_store(db: &DbArgs, party: Party) -> Result<Store> {
+    let store = match (&db.data, &db.db) {
+        (Some(dir), _) => Store::open_party(dir, party).await,
+        (None, Some(url)) => {
+            let mut o = StoreOptions::new(url.clone());
+            if url.starts_with("postgres") {
+                o = o.schema(
+                    db.schema
+                        .clone()
+                        .unwrap_or_else(|| party.as_str().to_owned()),
+                );
+            }
+            Store::open_with(o).await
+        }
+        (None, None) => bail!("give --data DIR or --db URL"),
+    };
+    store.with_context(|| format!("cannot open the {} database", party.as_str()))
+}
+
+pub(crate) fn load_keys(args: &ServeArgs, role: Role) -> Result<Arc<dyn KeySource>> {
+    let keys = keystore::party_key_source(&args.key, &args.keys, &args.passphrase)?;
+    if keys.owner().role() != role {
+        bail!(
+            "the key file(s) hold the key of {}, not of a {role}",
+            keys.owner()
+        );
+    }
+    Ok(keys)
+}
+
+pub(crate) async fn listen(addr: SocketAddr, id: &PartyId) -> Result<tokio::net::TcpListener> {
+    let l = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let bound = l.local_addr().context("cannot read the bound address")?;
+    print(&format!(
+        "{id} listening on http://{bound}\n(list it: warifu keycenter directory add --file DIRECTORY --id {id} --endpoint http://{bound})\n"
+    ))?;
+    Ok(l)
+}
+
+/// SIGTERM or Ctrl-C: the service stops accepting, finishes in-flight requests (bounded).
+pub(crate) async fn ctrl_c() {
+    warifu_services::http::service::shutdown_signal().await;
+}
+/// The environment variable holding an operator token (for `serve` and the operator commands).
+pub const OPERATOR_TOKEN_ENV: &str = "WARIFU_OPERATOR_TOKEN";
+
+/// Reads a token: the first line of `file`, else [`OPERATOR_TOKEN_ENV`].
+pub(crate) fn read_token(file: Option<&PathBuf>) -> Result<Option<String>> {
+    let raw = match file {
+        Some(path) => Some(
+            String::from_utf8(files::read_file(path)?)
+                .with_context(|| format!("{} is not UTF-8", path.display()))?,
+        ),
+        None => std::env::var(OPERATOR_TOKEN_ENV).ok(),
+    };
+    let Some(raw) = raw else {
+        return Ok(None);
+    };
+    let token = raw.lines().next().unwrap_or("").trim().to_owned();
+    if token.is_empty() {
+        bail!("the operator token is empty");
+    }
+    Ok(Some(token))
+}
+
+/// How a served party admits operators: by the token of `--operator-token-file` or
+/// WARIFU_OPERATOR_TOKEN, else not at all (fail closed).
+pub(crate) fn operator_auth(a: &ServeArgs) -> Result<OperatorAuth> {
+    Ok(match read_token(a.operator_token_file.as_ref())? {
+        Some(t) => {
+            if t.len() < 16 {
+                bail!("the operator token must be at least 16 characters");
+            }
+            eprintln!("operator routes: enabled (token)");
+            OperatorAuth::token(&t)
+        }
+        None => {
+            eprintln!(
+                "operator routes: disabled (no --operator-token-file and no {OPERATOR_TOKEN_ENV})"
+            );
+            OperatorAuth::Disabled
+        }
+    })
+}
+
+/// Calls an operator route of the service at `op.url`; a refusal becomes an error carrying
+/// the service's code and message.
+pub(crate) async fn op_call<R: serde::de::DeserializeOwned>(
+    op: &OperatorArgs,
+    post: bool,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> Result<(R, String)> {
+    let http = warifu_services::session::client::http_client();
+    let url = format!("{}{path}", op.url.trim_end_matches('/'));
+    let mut req = if post {
+        http.post(&url)
+    } else {
+        http.get(&url)
+    };
+    if let Some(t) = read_token(op.token_file.as_ref())? {
+        req = req.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {}", op.url))?;
+    let status = resp.status();
+    let bytes = resp
+        .bytes()
+        .await
+        .with_context(|| format!("reading the answer of {}", op.url))?;
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    if !status.is_success() {
+        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        let field = |k: &str| v.get(k).and_then(|c| c.as_str()).unwrap_or("").to_owned();
+        bail!(
+            "{} answered {}: {}: {}",
+            op.url,
+            status.as_u16(),
+            field("code"),
+            field("message")
+        );
+    }
+    let r = serde_json::from_slice(&bytes)
+        .with_context(|| format!("{} answered an unexpected body", op.url))?;
+    Ok((r, text))
+}
+
+/// Prints the raw JSON answer (pretty) or the text lines.
+pub(crate) fn answer(json: bool, raw: &str, text: impl FnOnce() -> String) -> Result<()> {
+    if json {
+        let v: serde_json::Value = serde_json::from_str(raw)?;
+        return print(&(serde_json::to_string_pretty(&v)? + "\n"));
+    }
+    print(&text())
+}
