@@ -270,10 +270,9 @@ async fn a_man_in_the_middle_swapping_parts_between_two_orders_is_refused() {
     )
     .await;
     let body = serde_json::to_vec(&serde_json::json!({ "sealed": a })).expect("json");
-    let auth = session
-        .sign_request("POST", "/v1/orders", &body, warifu_services::now_unix())
-        .expect("sign");
-    let swapped = serde_json::to_vec(&serde_json::json!({ "sealed": b })).expect("json");
+    let (auth, _) = common::seal(&mut session, &Method::POST, "/v1/orders", &body);
+    let other = serde_json::to_vec(&serde_json::json!({ "sealed": b })).expect("json");
+    let (_, swapped) = common::seal(&mut session, &Method::POST, "/v1/orders", &other);
     let (status, _, resp) =
         common::send_with(&auth, &endpoint, Method::POST, "/v1/orders", swapped).await;
     assert_eq!(status.as_u16(), 401);
@@ -323,17 +322,11 @@ async fn a_replayed_submission_is_never_processed_twice() {
     )
     .await;
     let body = serde_json::to_vec(&serde_json::json!({ "sealed": a })).expect("json");
-    let (auth, status, _, _) = common::signed(
-        &mut session,
-        &endpoint,
-        Method::POST,
-        "/v1/orders",
-        body.clone(),
-    )
-    .await;
+    let (auth, record, status, _, _) =
+        common::signed(&mut session, &endpoint, Method::POST, "/v1/orders", body).await;
     assert_eq!(status.as_u16(), 200);
     let (status, _, resp) =
-        common::send_with(&auth, &endpoint, Method::POST, "/v1/orders", body).await;
+        common::send_with(&auth, &endpoint, Method::POST, "/v1/orders", record).await;
     assert_eq!(status.as_u16(), 409);
     assert_eq!(common::error_code(&resp), "replay");
     // B's parts relabelled with A's order id: refused (A is answered already, and the parts
@@ -450,7 +443,7 @@ async fn reflected_handshake_messages_are_refused() {
     assert!(r.status().is_client_error(), "{}", r.status());
     // A signed response presented back as a request.
     let mut session = common::raw_handshake(alice_keys.as_ref(), &env.merchant(), &endpoint).await;
-    let (_, status, headers, _) = common::signed(
+    let (_, _, status, headers, answer) = common::signed(
         &mut session,
         &endpoint,
         Method::POST,
@@ -466,7 +459,7 @@ async fn reflected_handshake_messages_are_refused() {
         &endpoint,
         Method::POST,
         "/v1/order-forms",
-        b"{}".to_vec(),
+        answer,
     )
     .await;
     assert_eq!(status.as_u16(), 401, "{}", String::from_utf8_lossy(&body));

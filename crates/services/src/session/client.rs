@@ -1,6 +1,7 @@
 //! The initiator side of mutual confirmation over HTTP: a client for one peer that runs the
-//! handshake lazily (and again when the session expires or the peer forgot it), signs every
-//! request and accepts only responses whose MAC verifies.
+//! handshake lazily (and again when the session expires or the peer forgot it), seals and
+//! signs every request body (the record layer, PROTOCOL.md §12.4) and accepts only responses
+//! whose MAC and sealed record verify.
 //!
 //! A peer that cannot prove its identity fails in the handshake, before any request body is
 //! sent: a fake merchant gets nothing. [`PeerClients`] keeps one client per peer, found in the
@@ -16,7 +17,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use warifu_core::keysource::KeySource;
 use warifu_core::rand::OsRandom;
-use warifu_core::session::{Challenge, Initiator, Session};
+use warifu_core::session::{Challenge, Initiator, SEALED_CONTENT_TYPE, Session};
 use warifu_core::{Error as CoreError, PartyId, Role};
 
 use super::headers::{read_auth, write_auth};
@@ -261,8 +262,9 @@ impl PeerClient {
         Ok(fresh)
     }
 
-    /// Sends an authenticated request and returns the verified status and body. Runs the
-    /// handshake first if needed, and once more if the peer no longer knows the session.
+    /// Sends an authenticated request, its body sealed, and returns the verified status and
+    /// the opened body. Runs the handshake first if needed, and once more if the peer no
+    /// longer knows the session.
     pub async fn call_raw(
         &self,
         method: Method,
@@ -278,23 +280,28 @@ impl PeerClient {
         let mut renew = false;
         loop {
             let session = self.current_session(renew).await?;
-            let auth = session
+            let (auth, record) = session
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .sign_request(method.as_str(), &signed_path, &body, now_unix())
-                .map_err(|_| self.protocol("cannot sign"))?;
+                .seal_request(
+                    method.as_str(),
+                    &signed_path,
+                    &body,
+                    now_unix(),
+                    &mut OsRandom,
+                )
+                .map_err(|_| self.protocol("cannot seal"))?;
             let mut headers = reqwest::header::HeaderMap::new();
             write_auth(&mut headers, &auth);
-            let mut req = self
+            let resp = self
                 .http
                 .request(method.clone(), url.clone())
-                .headers(headers);
-            if !body.is_empty() {
-                req = req
-                    .header(reqwest::header::CONTENT_TYPE, "application/json")
-                    .body(body.clone());
-            }
-            let resp = req.send().await.map_err(|e| self.unavailable(&e))?;
+                .headers(headers)
+                .header(reqwest::header::CONTENT_TYPE, SEALED_CONTENT_TYPE)
+                .body(record)
+                .send()
+                .await
+                .map_err(|e| self.unavailable(&e))?;
             let status = resp.status();
             let resp_headers = resp.headers().clone();
             let bytes = resp.bytes().await.map_err(|e| self.unavailable(&e))?;
@@ -307,13 +314,14 @@ impl PeerClient {
                 }
                 return Err(err);
             };
-            session
+            let bytes = session
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .verify_response(&auth, &resp_auth, status.as_u16(), &bytes, now_unix())
+                .open_response(&auth, &resp_auth, status.as_u16(), &bytes, now_unix())
+                .map(Bytes::from)
                 .map_err(|_| ClientError::NotAuthentic {
                     peer: self.peer.clone(),
-                    step: "a response MAC does not verify",
+                    step: "a response MAC or sealed record does not verify",
                 })?;
             if !status.is_success() {
                 return Err(self.refusal(status, &bytes, true));

@@ -6,9 +6,15 @@
 //! session carries the headers `Warifu-Session`, `Warifu-Seq`, `Warifu-Time` and `Warifu-Mac`
 //! (MAC over session, sequence, time, method, path with query and the body's digest); the
 //! response carries the same headers with a MAC over the request's MAC, the status and the
-//! body, so a response cannot be replayed onto another request. Errors raised before a
-//! request is verified (unknown session, bad MAC, replay, stale, too large) are not signed:
-//! the client treats them as failures, never as answers.
+//! body, so a response cannot be replayed onto another request.
+//!
+//! Every body in a session, request and response, empty or not, is a sealed record
+//! (`application/vnd.warifu.sealed`, PROTOCOL.md §12.4): the middleware opens the request's
+//! record before the handler runs (handlers see the plain JSON) and seals the handler's answer,
+//! so nothing of a session's content crosses the wire in clear. Errors raised before a
+//! request is verified (unknown session, bad MAC, replay, stale, too large, not sealed) are
+//! neither sealed nor signed: they carry no order data, and the client treats them as
+//! failures, never as answers.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -17,6 +23,7 @@ use std::time::{Duration, Instant};
 use axum::body::{Body, Bytes, to_bytes};
 use axum::extract::{FromRequest, FromRequestParts, Request, State};
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
@@ -26,7 +33,8 @@ use utoipa_axum::routes;
 use warifu_core::keysource::KeySource;
 use warifu_core::rand::OsRandom;
 use warifu_core::session::{
-    Challenge, Confirm, Hello, MessageAuth, PendingHandshake, SESSION_LIFETIME, Session,
+    Challenge, Confirm, Hello, MessageAuth, PendingHandshake, RECORD_OVERHEAD, SEALED_CONTENT_TYPE,
+    SESSION_LIFETIME, Session,
 };
 use warifu_core::{Error as CoreError, PartyId};
 
@@ -272,8 +280,9 @@ async fn confirm(
     g.confirm(&c).map(Json)
 }
 
-/// Middleware: verifies the request's session MAC, sets [`Peer`], runs the handler and signs
-/// its response. Mount it on every route that handles sealed data.
+/// Middleware: verifies the request's session MAC and opens its record, sets [`Peer`], runs
+/// the handler and seals and signs its response. Mount it on every route that handles sealed
+/// data.
 pub async fn authenticate(State(guard): State<Arc<Guard>>, req: Request, next: Next) -> Response {
     match verify(&guard, req).await {
         Ok((req, auth, session)) => {
@@ -288,7 +297,7 @@ async fn verify(
     guard: &Guard,
     req: Request,
 ) -> AppResult<(Request, MessageAuth, Arc<Mutex<Session>>)> {
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
     let auth = read_auth(&parts.headers)?;
     let Some(session) = guard.session(&auth.session) else {
         return Err(AppError::new(
@@ -304,10 +313,21 @@ async fn verify(
     if path.len() > MAX_PATH {
         return Err(AppError::new(ErrorCode::MalformedRequest, "path too long"));
     }
-    let body = read_limited(body).await?;
-    let peer = {
+    if !is_sealed(&parts.headers) {
+        return Err(AppError::new(
+            ErrorCode::MalformedRequest,
+            format!(
+                "a request in a session carries its body as a sealed record ({SEALED_CONTENT_TYPE}), even an empty one"
+            ),
+        ));
+    }
+    let record = to_bytes(body, MAX_BODY + RECORD_OVERHEAD)
+        .await
+        .map_err(|_| too_large())?;
+    let (peer, body) = {
         let mut s = session.lock().unwrap_or_else(|p| p.into_inner());
-        s.verify_request(&auth, parts.method.as_str(), path, &body, now_unix())
+        let body = s
+            .open_request(&auth, parts.method.as_str(), path, &record, now_unix())
             .map_err(|e| match e {
                 CoreError::Replay => AppError::new(
                     ErrorCode::Replay,
@@ -316,14 +336,37 @@ async fn verify(
                 CoreError::Stale => AppError::new(ErrorCode::StaleMessage, e.to_string()),
                 _ => AppError::new(
                     ErrorCode::AuthenticationFailed,
-                    "the message MAC does not verify",
+                    "the message MAC or its sealed record does not verify",
                 ),
             })?;
-        s.peer().clone()
+        (s.peer().clone(), body)
     };
+    // The handler sees the plain body, as JSON (the only body a session request carries).
+    if body.is_empty() {
+        parts.headers.remove(header::CONTENT_TYPE);
+    } else {
+        parts.headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+    }
+    parts
+        .headers
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
     let mut req = Request::from_parts(parts, Body::from(body));
     req.extensions_mut().insert(Peer(peer));
     Ok((req, auth, session))
+}
+
+fn is_sealed(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case(SEALED_CONTENT_TYPE))
+        })
 }
 
 async fn sign(response: Response, auth: &MessageAuth, session: &Mutex<Session>) -> Response {
@@ -332,12 +375,28 @@ async fn sign(response: Response, auth: &MessageAuth, session: &Mutex<Session>) 
         Ok(b) => b,
         Err(e) => return AppError::internal("buffering a response", &e).into_response(),
     };
-    let signed = session
+    let sealed = session
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .sign_response(auth, parts.status.as_u16(), &body, now_unix());
+        .seal_response(
+            auth,
+            parts.status.as_u16(),
+            &body,
+            now_unix(),
+            &mut OsRandom,
+        );
+    let (signed, record) = match sealed {
+        Ok(s) => s,
+        Err(e) => return AppError::internal("sealing a response", &e).into_response(),
+    };
     write_auth(&mut parts.headers, &signed);
-    Response::from_parts(parts, Body::from(body))
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(SEALED_CONTENT_TYPE),
+    );
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.remove(header::CONTENT_ENCODING);
+    Response::from_parts(parts, Body::from(record))
 }
 
 /// Reads a body of at most [`MAX_BODY`] bytes.

@@ -334,7 +334,26 @@ pub async fn raw_handshake(
     session
 }
 
-/// Sends one request signed in `session`, returning status, headers and body.
+/// Seals `body` into a record and signs the request carrying it in `session`.
+pub fn seal(
+    session: &mut warifu_core::session::Session,
+    method: &reqwest::Method,
+    path: &str,
+    body: &[u8],
+) -> (warifu_core::session::MessageAuth, Vec<u8>) {
+    session
+        .seal_request(
+            method.as_str(),
+            path,
+            body,
+            warifu_services::now_unix(),
+            &mut warifu_core::rand::OsRandom,
+        )
+        .expect("seal")
+}
+
+/// Sends one request sealed and signed in `session`, returning the request's headers and
+/// record, and the status, headers and (sealed) body of the answer.
 pub async fn signed(
     session: &mut warifu_core::session::Session,
     endpoint: &str,
@@ -343,32 +362,32 @@ pub async fn signed(
     body: Vec<u8>,
 ) -> (
     warifu_core::session::MessageAuth,
+    Vec<u8>,
     reqwest::StatusCode,
     reqwest::header::HeaderMap,
     Vec<u8>,
 ) {
-    let auth = session
-        .sign_request(method.as_str(), path, &body, warifu_services::now_unix())
-        .expect("sign");
-    let (status, headers, bytes) = send_with(&auth, endpoint, method, path, body).await;
-    (auth, status, headers, bytes)
+    let (auth, record) = seal(session, &method, path, &body);
+    let (status, headers, bytes) = send_with(&auth, endpoint, method, path, record.clone()).await;
+    (auth, record, status, headers, bytes)
 }
 
-/// Sends a request with given session headers (a replay, or a forgery).
+/// Sends a request with given session headers and a given (sealed) body: a replay, or a
+/// forgery.
 pub async fn send_with(
     auth: &warifu_core::session::MessageAuth,
     endpoint: &str,
     method: reqwest::Method,
     path: &str,
-    body: Vec<u8>,
+    record: Vec<u8>,
 ) -> (reqwest::StatusCode, reqwest::header::HeaderMap, Vec<u8>) {
     let mut headers = reqwest::header::HeaderMap::new();
     warifu_services::session::headers::write_auth(&mut headers, auth);
     let resp = reqwest::Client::new()
         .request(method, format!("{endpoint}{path}"))
         .headers(headers)
-        .header("content-type", "application/json")
-        .body(body)
+        .header("content-type", warifu_core::session::SEALED_CONTENT_TYPE)
+        .body(record)
         .send()
         .await
         .expect("send");
