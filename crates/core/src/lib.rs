@@ -10,11 +10,13 @@
 //!   [`keycache`]: a bounded cache of derived pairwise keys.
 //! - [`order`], [`policy`]: the order of Fig. 2 and who receives which field.
 //! - [`sealed`]: the sealed order format; [`keyfile`]: key files.
+//! - [`secret`], [`card`]: secret values and card numbers (redacted, constant-time equal).
 //! - [`session`]: mutual confirmation (claim 5) and authenticated sessions.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod blom;
+pub mod card;
 pub mod codec;
 pub mod collusion;
 mod error;

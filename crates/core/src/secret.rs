@@ -4,9 +4,18 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 /// A secret string (card number, address, passphrase). It prints as `<redacted>`, is wiped
-/// from memory when dropped, and exposes its value only through [`Secret::expose`].
-#[derive(Clone, Default, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
+/// from memory when dropped, exposes its value only through [`Secret::expose`], and compares
+/// in constant time (for equal lengths; the length is not secret).
+#[derive(Clone, Default, Zeroize, ZeroizeOnDrop)]
 pub struct Secret(String);
+
+impl PartialEq for Secret {
+    fn eq(&self, other: &Secret) -> bool {
+        use subtle::ConstantTimeEq;
+        self.0.as_bytes().ct_eq(other.0.as_bytes()).into()
+    }
+}
+impl Eq for Secret {}
 
 impl Secret {
     /// Wraps a value.
