@@ -10,9 +10,11 @@
 //! Both MACs cover a versioned label, both identities and the sealed order's header digest.
 //!
 //! The carrier attests too: its **proof of delivery** (HMAC-SHA256 under K(carrier, issuer)
-//! over the order id, merchant, carrier, issuer, tracking number and delivery time, no
-//! address) lets the merchant show the issuer in a dispute that the parcel was delivered;
-//! the merchant relays it but cannot forge it.
+//! over the order id, merchant, carrier, issuer, tracking number, the sealed header's digest
+//! and the delivery time, no address) lets the merchant show the issuer in a dispute that the
+//! parcel was delivered; the merchant relays it but cannot forge it. The digest is not sent:
+//! the carrier and the issuer each use the one they recorded for the order, so a proof made
+//! for another order (even with the same order id) does not verify.
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
@@ -28,8 +30,8 @@ use crate::protocol::merchant_issuer::{Decision, ProofOfDelivery};
 pub const CARDHOLDER_RECEIPT_LABEL: &[u8] = b"warifu/v1/issuer-decision/cardholder";
 /// Label of the carrier approval.
 pub const CARRIER_APPROVAL_LABEL: &[u8] = b"warifu/v1/issuer-decision/carrier";
-/// Label of the carrier's proof of delivery.
-pub const PROOF_OF_DELIVERY_LABEL: &[u8] = b"warifu/v1/proof-of-delivery";
+/// Label of the carrier's proof of delivery (v2: the MAC covers the header digest).
+pub const PROOF_OF_DELIVERY_LABEL: &[u8] = b"warifu/v2/proof-of-delivery";
 
 /// An attestation that does not verify, or a key that cannot be derived.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -131,8 +133,9 @@ pub fn verify_carrier_approval(
 }
 
 /// The bytes under the proof of delivery: label ‖ order id ‖ merchant ‖ carrier ‖ issuer ‖
-/// tracking number ‖ i64(delivered_at_ms), strings u16-length-prefixed, the time big-endian.
-fn delivery_message(p: &ProofOfDelivery) -> Vec<u8> {
+/// tracking number ‖ header digest ‖ i64(delivered_at_ms), strings u16-length-prefixed, the
+/// time big-endian.
+fn delivery_message(p: &ProofOfDelivery, header_digest: &[u8; 32]) -> Vec<u8> {
     let mut w = Writer::new();
     w.raw(PROOF_OF_DELIVERY_LABEL)
         .bytes16(p.order_id.as_bytes())
@@ -140,12 +143,14 @@ fn delivery_message(p: &ProofOfDelivery) -> Vec<u8> {
         .bytes16(p.carrier.as_str().as_bytes())
         .bytes16(p.issuer.as_str().as_bytes())
         .bytes16(p.tracking_number.as_bytes())
+        .raw(header_digest)
         .raw(&p.delivered_at_ms.to_be_bytes());
     w.finish()
 }
 
 /// Carrier: its proof that it delivered `order_id` of `merchant` (tracking number
-/// `tracking_number`) at `delivered_at_ms`, for the order's `issuer`. Carries no address.
+/// `tracking_number`, sealed header `header_digest`) at `delivered_at_ms`, for the order's
+/// `issuer`. Carries no address.
 pub fn proof_of_delivery(
     carrier: &dyn KeySource,
     issuer: &PartyId,
@@ -153,6 +158,7 @@ pub fn proof_of_delivery(
     order_id: &str,
     tracking_number: &str,
     delivered_at_ms: i64,
+    header_digest: &[u8; 32],
 ) -> Result<ProofOfDelivery, AttestError> {
     if carrier.owner().role() != Role::Carrier || issuer.role() != Role::Issuer {
         return Err(AttestError::Invalid);
@@ -167,21 +173,24 @@ pub fn proof_of_delivery(
         delivered_at_ms,
         mac: [0; 32],
     };
-    p.mac = hmac(key.expose(), &delivery_message(&p));
+    p.mac = hmac(key.expose(), &delivery_message(&p, header_digest));
     Ok(p)
 }
 
 /// Issuer: checks a proof of delivery addressed to it with its pairwise key with the named
-/// carrier (every field is covered: another order, merchant, time or tracking number fails).
+/// carrier, over the header digest it recorded for the order (every field is covered: another
+/// order, merchant, header, time or tracking number fails). Which carrier may prove delivery
+/// of an order is the caller's check (the one the order names).
 pub fn verify_proof_of_delivery(
     issuer: &dyn KeySource,
     p: &ProofOfDelivery,
+    header_digest: &[u8; 32],
 ) -> Result<(), AttestError> {
     if &p.issuer != issuer.owner() || p.carrier.role() != Role::Carrier {
         return Err(AttestError::Invalid);
     }
     let key = pairwise_key(issuer, &p.carrier)?;
-    let expected = hmac(key.expose(), &delivery_message(p));
+    let expected = hmac(key.expose(), &delivery_message(p, header_digest));
     if expected.ct_eq(&p.mac).unwrap_u8() == 0 {
         return Err(AttestError::Invalid);
     }

@@ -3,19 +3,30 @@
 //! replayed, invalid steps refused with `invalid_transition`, the cardholder's statement with
 //! instalments and no card number, the carrier's delivery lifecycle driven by its operator,
 //! the proof of delivery verified by the issuer (and a tampered one rejected), operator routes
-//! closed without the token, and the merchant never shown the destination.
+//! closed without the token, and the merchant never shown the destination. Issue 12: refund
+//! ids scoped to the order, the carrier asking the issuer whether the payment still stands,
+//! the shipment's cancellation (cancelled, returning, tombstone, never delivered after), and
+//! disputes accepting a proof only from the order's own carrier over its header digest.
 
 mod common;
 
 use common::{ADDRESS, ADDRESSEE, CARD, Db, EXPIRY, Fill, NAME};
 use reqwest::Method;
 use warifu_core::order::PaymentMethod;
+use warifu_core::order::{Order, OrderForm};
+use warifu_core::sealed::SealedOrder;
 use warifu_core::{PartyId, Role};
 use warifu_services::attest;
 use warifu_services::protocol::cardholder_carrier::TrackingView;
 use warifu_services::protocol::cardholder_issuer::Statement;
+use warifu_services::protocol::carrier_issuer::{AuthorizationLiveness, live_path};
+use warifu_services::protocol::merchant_carrier::{
+    CancelShipmentRequest, DeliveryRequest, PATH_SHIPMENTS, ShipmentReceipt, ShipmentRequest,
+    cancel_path,
+};
 use warifu_services::protocol::merchant_issuer::{
-    CaptureRequest, DisputeAnswer, PaymentReceipt, ProofOfDelivery, RefundRequest, VoidRequest,
+    CaptureRequest, Decision, DisputeAnswer, PATH_AUTHORIZE, PaymentReceipt, ProofOfDelivery,
+    RefundRequest, VoidRequest,
 };
 use warifu_services::protocol::operator::ShipmentList;
 use warifu_services::protocol::{cardholder_carrier, cardholder_issuer, merchant_issuer, operator};
@@ -35,13 +46,28 @@ fn client(env: &common::Env, who: &str, to: &PartyId) -> PeerClient {
     PeerClient::new(http_client(), keys, to.clone(), &endpoint)
 }
 
-/// Holds `amount` for `order_id` of `merchant` at the issuer, paid by `method`.
+/// Holds `amount` for `order_id` of `merchant` at the issuer, paid by `method` (nothing
+/// ships).
 async fn hold(
     env: &common::Env,
     merchant: &str,
     order_id: &str,
     amount: u64,
     method: PaymentMethod,
+) {
+    hold_bound(env, merchant, order_id, amount, method, None, [0; 32]).await;
+}
+
+/// Holds as [`hold`], for an order shipped by `carrier` whose sealed header digests to
+/// `digest`.
+async fn hold_bound(
+    env: &common::Env,
+    merchant: &str,
+    order_id: &str,
+    amount: u64,
+    method: PaymentMethod,
+    carrier: Option<&PartyId>,
+    digest: [u8; 32],
 ) {
     let rec = env
         .local
@@ -58,6 +84,8 @@ async fn hold(
             amount,
             currency: "JPY".into(),
             payment_method: method,
+            carrier_id: carrier.map(ToString::to_string),
+            header_digest: digest,
             now_ms: warifu_services::now_ms(),
         })
         .await
@@ -625,7 +653,18 @@ async fn delivery(db: Db) {
         assert!(!common::contains(&proof_json, secret.as_bytes()));
     }
     let issuer_keys = env.local.issue(&env.issuer()).expect("issuer keys");
-    attest::verify_proof_of_delivery(issuer_keys.as_ref(), &proof).expect("verifies");
+    let digest = env
+        .local
+        .issuer
+        .store()
+        .authorization_binding(env.merchant().as_str(), &order_id)
+        .await
+        .expect("read")
+        .and_then(|b| b.header_digest)
+        .expect("the issuer recorded the header digest");
+    attest::verify_proof_of_delivery(issuer_keys.as_ref(), &proof, &digest).expect("verifies");
+    // Over another order's header, the same proof does not verify.
+    assert!(attest::verify_proof_of_delivery(issuer_keys.as_ref(), &proof, &[0; 32]).is_err());
 
     // The operator's list shows the shipment with its issuer.
     let (status, body) = operator(
@@ -706,7 +745,7 @@ async fn delivery(db: Db) {
             .await
             .expect("dispute");
         assert!(!a.proof_valid, "a tampered proof verified: {bad:?}");
-        assert!(attest::verify_proof_of_delivery(issuer_keys.as_ref(), &bad).is_err());
+        assert!(attest::verify_proof_of_delivery(issuer_keys.as_ref(), &bad, &digest).is_err());
     }
     // A proof cannot be moved to another order, or shown by another merchant.
     assert_eq!(
@@ -738,6 +777,7 @@ async fn delivery(db: Db) {
             &order_id,
             &tracking,
             proof.delivered_at_ms,
+            &digest,
         )
         .is_err(),
         "only a carrier attests a delivery"
@@ -779,7 +819,8 @@ async fn delivery(db: Db) {
     common::finish(env).await;
 }
 
-/// The HMAC binds every field, and the issuer checks it is the addressee.
+/// The HMAC binds every field and the header digest, and the issuer checks it is the
+/// addressee.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proof_binds_its_fields() {
     {
@@ -789,6 +830,7 @@ async fn proof_binds_its_fields() {
         let ck = env.local.issue(&env.carrier()).expect("carrier keys");
         let ik = env.local.issue(&env.issuer()).expect("issuer keys");
         let other_issuer = common::id("issuer:other-bank.example");
+        let digest = [5u8; 32];
         let ok = attest::proof_of_delivery(
             ck.as_ref(),
             &env.issuer(),
@@ -796,9 +838,13 @@ async fn proof_binds_its_fields() {
             "O-1",
             "WRF1",
             1_700_000_000_000,
+            &digest,
         )
         .expect("proof");
-        attest::verify_proof_of_delivery(ik.as_ref(), &ok).expect("verifies");
+        attest::verify_proof_of_delivery(ik.as_ref(), &ok, &digest).expect("verifies");
+        // Another order's header (issue 12.7: the same order id at another merchant, or a
+        // re-used id): it does not verify.
+        assert!(attest::verify_proof_of_delivery(ik.as_ref(), &ok, &[6; 32]).is_err());
         // Addressed to another issuer: this issuer refuses it, and that issuer's key differs.
         let elsewhere = attest::proof_of_delivery(
             ck.as_ref(),
@@ -807,18 +853,512 @@ async fn proof_binds_its_fields() {
             "O-1",
             "WRF1",
             1_700_000_000_000,
+            &digest,
         )
         .expect("proof");
-        assert!(attest::verify_proof_of_delivery(ik.as_ref(), &elsewhere).is_err());
+        assert!(attest::verify_proof_of_delivery(ik.as_ref(), &elsewhere, &digest).is_err());
         let mut relabelled = elsewhere.clone();
         relabelled.issuer = env.issuer();
-        assert!(attest::verify_proof_of_delivery(ik.as_ref(), &relabelled).is_err());
+        assert!(attest::verify_proof_of_delivery(ik.as_ref(), &relabelled, &digest).is_err());
         let mut other_merchant = ok.clone();
         other_merchant.merchant = common::id(SHOP2);
-        assert!(attest::verify_proof_of_delivery(ik.as_ref(), &other_merchant).is_err());
+        assert!(attest::verify_proof_of_delivery(ik.as_ref(), &other_merchant, &digest).is_err());
         assert_eq!(ok.carrier.role(), Role::Carrier);
         common::finish(env).await;
     }
+}
+
+/// Issue 12.1: refund ids are scoped to the order. Before, the issuer keyed them on (merchant,
+/// refund id): the second order refunded under "cancel" got `order_conflict`.
+async fn refunds_per_order(db: Db) {
+    let Some(env) = common::start(db).await else {
+        return;
+    };
+    let shop2 = client(&env, SHOP2, &env.issuer());
+    let path = |t: &str, o: &str| merchant_issuer::order_path(t, o);
+    for o in ["O-r1", "O-r2", "O-r3"] {
+        hold(&env, SHOP2, o, 900, PaymentMethod::LumpSum).await;
+        let _: PaymentReceipt = shop2
+            .post(
+                &path(merchant_issuer::PATH_CAPTURE, o),
+                &CaptureRequest::default(),
+            )
+            .await
+            .expect("capture");
+    }
+    let cancel = RefundRequest {
+        refund_id: "cancel".into(),
+        amount: 900,
+    };
+    for o in ["O-r1", "O-r2"] {
+        let r: PaymentReceipt = shop2
+            .post(&path(merchant_issuer::PATH_REFUNDS, o), &cancel)
+            .await
+            .unwrap_or_else(|e| panic!("refund of {o}: {e}"));
+        assert_eq!((r.state.as_str(), r.refunded), ("refunded", 900), "{o}");
+    }
+    // A retry on either answers its first answer.
+    let again = raw(
+        &shop2,
+        &path(merchant_issuer::PATH_REFUNDS, "O-r2"),
+        &cancel,
+    )
+    .await;
+    let r: PaymentReceipt = serde_json::from_slice(&again).expect("receipt");
+    assert_eq!((r.order_id.as_str(), r.refunded), ("O-r2", 900));
+    // Equal partial refunds on one order under distinct ids; never beyond the capture.
+    let refunds = path(merchant_issuer::PATH_REFUNDS, "O-r3");
+    for (i, id) in ["op-1", "op-2", "op-3"].into_iter().enumerate() {
+        let r: PaymentReceipt = shop2
+            .post(
+                &refunds,
+                &RefundRequest {
+                    refund_id: id.into(),
+                    amount: 300,
+                },
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{id}: {e}"));
+        assert_eq!(r.refunded, 300 * (i as u64 + 1));
+    }
+    assert_eq!(
+        code(
+            shop2
+                .post::<_, PaymentReceipt>(
+                    &refunds,
+                    &RefundRequest {
+                        refund_id: "op-4".into(),
+                        amount: 1
+                    }
+                )
+                .await
+        ),
+        "invalid_transition"
+    );
+    let audit = env.local.issuer.store().audit().await.expect("audit");
+    assert!(audit.is_clean(), "{audit:?}");
+    common::finish(env).await;
+}
+
+/// A sealed order of the test cardholder that the deployment's merchant never sees: the test
+/// plays the merchant.
+async fn sealed(env: &common::Env) -> (OrderForm, Order, SealedOrder) {
+    let form = env
+        .alice
+        .order_form(&env.merchant(), false)
+        .await
+        .expect("form");
+    let order = Fill::default().order(&form).expect("order");
+    let sealed = env.alice.seal(&form, &order, &env.issuer()).expect("seal");
+    (form, order, sealed)
+}
+
+/// The merchant's side of one order: authorize at the issuer, ship, cancel.
+struct AsMerchant<'e> {
+    env: &'e common::Env,
+    form: OrderForm,
+    order: Order,
+    sealed: SealedOrder,
+    issuer: PeerClient,
+    carrier: PeerClient,
+}
+
+impl<'e> AsMerchant<'e> {
+    async fn new(env: &'e common::Env) -> AsMerchant<'e> {
+        let (form, order, sealed) = sealed(env).await;
+        AsMerchant {
+            env,
+            form,
+            order,
+            sealed,
+            issuer: client(env, env.merchant().as_str(), &env.issuer()),
+            carrier: client(env, env.merchant().as_str(), &env.carrier()),
+        }
+    }
+
+    fn order_id(&self) -> String {
+        self.sealed.header.order_id.clone()
+    }
+
+    async fn authorize(&self) -> Decision {
+        let d: Decision = self
+            .issuer
+            .post(
+                PATH_AUTHORIZE,
+                &merchant_issuer::AuthorizeRequest {
+                    forwarded: self.sealed.forward(Role::Issuer).expect("forward"),
+                    policy: self.form.policy.clone(),
+                    amount: self.order.amount,
+                    currency: self.order.currency.clone(),
+                },
+            )
+            .await
+            .expect("authorize");
+        assert!(d.approved(), "{d:?}");
+        d
+    }
+
+    async fn step<B: serde::Serialize>(&self, template: &str, body: &B) -> PaymentReceipt {
+        self.issuer
+            .post(
+                &merchant_issuer::order_path(template, &self.order_id()),
+                body,
+            )
+            .await
+            .expect("payment step")
+    }
+
+    async fn ship(&self, d: &Decision) -> Result<ShipmentReceipt, ClientError> {
+        self.carrier
+            .post(
+                PATH_SHIPMENTS,
+                &ShipmentRequest {
+                    forwarded: self.sealed.forward(Role::Carrier).expect("forward"),
+                    policy: self.form.policy.clone(),
+                    approval: d.carrier_approval.expect("carrier approval"),
+                    delivery: DeliveryRequest {
+                        parcel: "1 box, 800 g".into(),
+                        pickup: "the shop, weekdays".into(),
+                    },
+                },
+            )
+            .await
+    }
+
+    async fn cancel(&self) -> Result<ShipmentReceipt, ClientError> {
+        self.carrier
+            .post(&cancel_path(&self.order_id()), &CancelShipmentRequest {})
+            .await
+    }
+
+    async fn tracking(&self) -> TrackingView {
+        self.carrier
+            .get(&cardholder_carrier::track_path(
+                self.env.merchant().as_str(),
+                &self.order_id(),
+            ))
+            .await
+            .expect("tracking")
+    }
+}
+
+/// Issue 12.2, 12.8: the carrier ships only while the issuer says the payment stands, a
+/// cancelled shipment is never delivered, and a cancel before the shipment request leaves a
+/// tombstone that refuses it.
+async fn cancel_and_liveness(db: Db) {
+    let Some(env) = common::start(db).await else {
+        return;
+    };
+    let token = "op-token-Zq8v3LrT2";
+    env.local
+        .carrier
+        .guard()
+        .operator()
+        .set(OperatorAuth::token(token));
+    let carrier_url = env.local.endpoint(&env.carrier()).expect("carrier");
+    let advance = |tracking: &str, to: &str| {
+        let url = carrier_url.clone();
+        let path = operator::advance_path(tracking);
+        let body = serde_json::json!({ "to": to });
+        async move {
+            let (status, body) = operator(&url, Method::POST, &path, Some(token), Some(body)).await;
+            (status, common::error_code(&body))
+        }
+    };
+
+    // 12.8: a voided authorization is not shipped, nor a wholly refunded one.
+    let voided = AsMerchant::new(&env).await;
+    let d = voided.authorize().await;
+    voided
+        .step(merchant_issuer::PATH_VOID, &VoidRequest {})
+        .await;
+    assert_eq!(code(voided.ship(&d).await), "invalid_transition");
+    let refunded = AsMerchant::new(&env).await;
+    let d = refunded.authorize().await;
+    refunded
+        .step(merchant_issuer::PATH_CAPTURE, &CaptureRequest::default())
+        .await;
+    refunded
+        .step(
+            merchant_issuer::PATH_REFUNDS,
+            &RefundRequest {
+                refund_id: "cancel".into(),
+                amount: refunded.order.amount,
+            },
+        )
+        .await;
+    assert_eq!(code(refunded.ship(&d).await), "invalid_transition");
+    // Nothing was recorded for either.
+    for m in [&voided, &refunded] {
+        let s = env
+            .local
+            .carrier
+            .store()
+            .get_shipment(env.merchant().as_str(), &m.order_id())
+            .await
+            .expect("read");
+        assert!(s.is_none(), "{s:?}");
+    }
+
+    // Only the order's carrier may ask the issuer; the answer is authenticated.
+    let live = AsMerchant::new(&env).await;
+    let d = live.authorize().await;
+    let lp = live_path(env.merchant().as_str(), &live.order_id());
+    let at_issuer = client(&env, env.carrier().as_str(), &env.issuer());
+    let a: AuthorizationLiveness = at_issuer.get(&lp).await.expect("liveness");
+    assert_eq!((a.live, a.state.as_str()), (true, "authorized"));
+    let other_carrier = client(&env, "carrier:self-delivery.example", &env.issuer());
+    assert_eq!(
+        code(other_carrier.get::<AuthorizationLiveness>(&lp).await),
+        "unknown_order"
+    );
+    assert_eq!(
+        code(live.issuer.get::<AuthorizationLiveness>(&lp).await),
+        "forbidden"
+    );
+
+    // 12.2: cancelled before pick-up: final, never delivered; a retried request is refused.
+    let r = live.ship(&d).await.expect("shipped while authorized");
+    assert_eq!(r.status, "accepted");
+    let c = live.cancel().await.expect("cancel");
+    assert_eq!(
+        (c.status.as_str(), c.tracking_number.as_str()),
+        ("cancelled", r.tracking_number.as_str())
+    );
+    assert_eq!(live.cancel().await.expect("cancel again"), c);
+    for to in ["picked_up", "in_transit", "delivered"] {
+        assert_eq!(
+            advance(&r.tracking_number, to).await,
+            (409, "invalid_transition".to_owned()),
+            "cancelled → {to}"
+        );
+    }
+    assert_eq!(code(live.ship(&d).await), "invalid_transition");
+    assert_eq!(live.tracking().await.status, "cancelled");
+
+    // Cancelled after pick-up: returning, then only returned.
+    let back = AsMerchant::new(&env).await;
+    let d = back.authorize().await;
+    let r = back.ship(&d).await.expect("ship");
+    assert_eq!(advance(&r.tracking_number, "picked_up").await.0, 200);
+    assert_eq!(back.cancel().await.expect("cancel").status, "returning");
+    assert_eq!(back.cancel().await.expect("cancel").status, "returning");
+    for to in ["in_transit", "delivered"] {
+        assert_eq!(
+            advance(&r.tracking_number, to).await,
+            (409, "invalid_transition".to_owned()),
+            "returning → {to}"
+        );
+    }
+    assert_eq!(advance(&r.tracking_number, "returned").await.0, 200);
+    let t = back.tracking().await;
+    assert_eq!(
+        t.events
+            .iter()
+            .map(|e| e.status.as_str())
+            .collect::<Vec<_>>(),
+        ["accepted", "picked_up", "returning", "returned"]
+    );
+    assert!(t.proof_of_delivery.is_none());
+    assert_eq!(back.cancel().await.expect("cancel").status, "returned");
+
+    // A cancel before any shipment request: a tombstone refuses the late request.
+    let early = AsMerchant::new(&env).await;
+    let d = early.authorize().await;
+    let c = early.cancel().await.expect("cancel");
+    assert_eq!(c.status, "cancelled");
+    assert_eq!(code(early.ship(&d).await), "invalid_transition");
+    assert_eq!(early.tracking().await.status, "cancelled");
+    // The cardholder sees no destination in a tombstone (it has none).
+    let v = env
+        .alice
+        .tracking(&env.carrier(), &env.merchant(), &early.order_id())
+        .await;
+    assert!(
+        v.is_err(),
+        "a tombstone is not the cardholder's shipment: {v:?}"
+    );
+
+    // Delivered: the cancel is refused and the shipment stays delivered.
+    let done = AsMerchant::new(&env).await;
+    let d = done.authorize().await;
+    let r = done.ship(&d).await.expect("ship");
+    for to in ["picked_up", "in_transit", "delivered"] {
+        assert_eq!(advance(&r.tracking_number, to).await.0, 200, "{to}");
+    }
+    assert_eq!(code(done.cancel().await), "invalid_transition");
+    assert_eq!(done.tracking().await.status, "delivered");
+    // Only a merchant cancels.
+    let alice_at_carrier = client(&env, env.alice_id.as_str(), &env.carrier());
+    assert_eq!(
+        code(
+            alice_at_carrier
+                .post::<_, ShipmentReceipt>(
+                    &cancel_path(&done.order_id()),
+                    &CancelShipmentRequest {}
+                )
+                .await
+        ),
+        "forbidden"
+    );
+    common::finish(env).await;
+}
+
+/// Issue 12.7: a dispute accepts a proof of delivery only from the order's own carrier, over
+/// the header digest the issuer recorded, and none for an order without carrier. Before, the
+/// issuer checked the proof under whatever carrier it named.
+async fn disputes_bind_the_carrier(db: Db) {
+    let Some(env) = common::start(db).await else {
+        return;
+    };
+    env.local
+        .carrier
+        .guard()
+        .operator()
+        .set(OperatorAuth::token("op-token-Zq8v3LrT2"));
+    let carrier_url = env.local.endpoint(&env.carrier()).expect("carrier");
+    let m = AsMerchant::new(&env).await;
+    let d = m.authorize().await;
+    let r = m.ship(&d).await.expect("ship");
+    for to in ["picked_up", "in_transit", "delivered"] {
+        let (status, _) = operator(
+            &carrier_url,
+            Method::POST,
+            &operator::advance_path(&r.tracking_number),
+            Some("op-token-Zq8v3LrT2"),
+            Some(serde_json::json!({ "to": to })),
+        )
+        .await;
+        assert_eq!(status, 200);
+    }
+    let proof = m.tracking().await.proof_of_delivery.expect("proof");
+    let dispute =
+        merchant_issuer::order_path(merchant_issuer::PATH_PROOF_OF_DELIVERY, &m.order_id());
+    let ask = |p: &ProofOfDelivery| {
+        let p = p.clone();
+        let path = dispute.clone();
+        let c = &m.issuer;
+        async move {
+            let a: DisputeAnswer = c.post(&path, &p).await.expect("dispute");
+            a.proof_valid
+        }
+    };
+    assert!(ask(&proof).await, "the order's carrier's proof is accepted");
+    // The same delivery "proved" by another carrier (self-delivery, or a colluding one) with
+    // its own genuine key: refused.
+    let self_delivery = common::id("carrier:shop-self-delivery.example");
+    let sk = env.local.issue(&self_delivery).expect("keys");
+    let digest = d.header_digest;
+    let forged = attest::proof_of_delivery(
+        sk.as_ref(),
+        &env.issuer(),
+        &env.merchant(),
+        &m.order_id(),
+        &r.tracking_number,
+        proof.delivered_at_ms,
+        &digest,
+    )
+    .expect("proof");
+    let ik = env.local.issue(&env.issuer()).expect("issuer keys");
+    attest::verify_proof_of_delivery(ik.as_ref(), &forged, &digest)
+        .expect("its MAC is genuine: only the binding refuses it");
+    assert!(!ask(&forged).await, "another carrier's proof accepted");
+
+    // An order without a carrier (digital goods): no proof is accepted, even the real
+    // carrier's over the recorded digest.
+    let shop2 = client(&env, SHOP2, &env.issuer());
+    let dig = [4u8; 32];
+    hold_bound(
+        &env,
+        SHOP2,
+        "O-digital",
+        500,
+        PaymentMethod::LumpSum,
+        None,
+        dig,
+    )
+    .await;
+    let ck = env.local.issue(&env.carrier()).expect("carrier keys");
+    let p = attest::proof_of_delivery(
+        ck.as_ref(),
+        &env.issuer(),
+        &common::id(SHOP2),
+        "O-digital",
+        "WRF-NONE",
+        proof.delivered_at_ms,
+        &dig,
+    )
+    .expect("proof");
+    let a: DisputeAnswer = shop2
+        .post(
+            &merchant_issuer::order_path(merchant_issuer::PATH_PROOF_OF_DELIVERY, "O-digital"),
+            &p,
+        )
+        .await
+        .expect("dispute");
+    assert!(
+        !a.proof_valid,
+        "a proof for an order without carrier accepted"
+    );
+    // The order's carrier, but over another header (the same order id re-used): refused.
+    hold_bound(
+        &env,
+        SHOP2,
+        "O-shipped",
+        500,
+        PaymentMethod::LumpSum,
+        Some(&env.carrier()),
+        [1; 32],
+    )
+    .await;
+    let path2 = merchant_issuer::order_path(merchant_issuer::PATH_PROOF_OF_DELIVERY, "O-shipped");
+    let mk = |digest: [u8; 32]| {
+        attest::proof_of_delivery(
+            ck.as_ref(),
+            &env.issuer(),
+            &common::id(SHOP2),
+            "O-shipped",
+            "WRF-2",
+            proof.delivered_at_ms,
+            &digest,
+        )
+        .expect("proof")
+    };
+    let a: DisputeAnswer = shop2.post(&path2, &mk([2; 32])).await.expect("dispute");
+    assert!(!a.proof_valid, "a proof over another header accepted");
+    let a: DisputeAnswer = shop2.post(&path2, &mk([1; 32])).await.expect("dispute");
+    assert!(a.proof_valid, "the control: the right carrier and header");
+    common::finish(env).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refunds_per_order_sqlite() {
+    refunds_per_order(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refunds_per_order_postgres() {
+    refunds_per_order(Db::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_and_liveness_sqlite() {
+    cancel_and_liveness(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_and_liveness_postgres() {
+    cancel_and_liveness(Db::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disputes_bind_the_carrier_sqlite() {
+    disputes_bind_the_carrier(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disputes_bind_the_carrier_postgres() {
+    disputes_bind_the_carrier(Db::Postgres).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -121,6 +121,8 @@ async fn main() {
                         amount: 100,
                         currency: "JPY".into(),
                         payment_method: warifu_core::order::PaymentMethod::LumpSum,
+                        carrier_id: None,
+                        header_digest: [0; 32],
                         now_ms: 1_800_000_000_000,
                     })
                     .await

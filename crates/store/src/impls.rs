@@ -119,6 +119,13 @@ impl IssuerStore for Store {
     ) -> Result<Option<AuthorizationRecord>> {
         dispatch!(self, get_authorization(merchant_id, order_id))
     }
+    async fn authorization_binding(
+        &self,
+        merchant_id: &str,
+        order_id: &str,
+    ) -> Result<Option<AuthorizationBinding>> {
+        dispatch!(self, authorization_binding(merchant_id, order_id))
+    }
     async fn authorizations_for_cardholder(
         &self,
         cardholder_id: &str,
@@ -212,6 +219,21 @@ impl CarrierStore for Store {
             self,
             advance_shipment(tracking_number, from, to, note, now_ms)
         )
+    }
+    async fn cancel_shipment(
+        &self,
+        merchant_id: &str,
+        order_id: &str,
+        tombstone_tracking: &str,
+        now_ms: i64,
+    ) -> Result<ShipmentCancel> {
+        dispatch!(
+            self,
+            cancel_shipment(merchant_id, order_id, tombstone_tracking, now_ms)
+        )
+    }
+    async fn shipment_header_digest(&self, tracking_number: &str) -> Result<Option<[u8; 32]>> {
+        dispatch!(self, shipment_header_digest(tracking_number))
     }
     async fn shipment_events(&self, tracking_number: &str) -> Result<Vec<ShipmentEvent>> {
         dispatch!(self, shipment_events(tracking_number))

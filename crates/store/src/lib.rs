@@ -35,6 +35,7 @@ mod error;
 mod impls;
 mod migrate;
 mod open;
+pub mod rules;
 mod sql;
 mod types;
 
@@ -161,6 +162,14 @@ pub trait IssuerStore: PartyStore {
         order_id: &str,
     ) -> Result<Option<AuthorizationRecord>>;
 
+    /// What the authorization for a merchant's order is bound to: the order's carrier and
+    /// the sealed header's digest.
+    async fn authorization_binding(
+        &self,
+        merchant_id: &str,
+        order_id: &str,
+    ) -> Result<Option<AuthorizationBinding>>;
+
     /// A cardholder's authorizations (its statement), newest first.
     async fn authorizations_for_cardholder(
         &self,
@@ -182,8 +191,10 @@ pub trait IssuerStore: PartyStore {
     /// [`StoreError::Conflict`] if it was captured or declined.
     async fn void(&self, merchant_id: &str, order_id: &str, now_ms: i64) -> Result<Applied>;
 
-    /// Refunds `amount` of the captured amount under `refund_id` (idempotent per refund id);
-    /// [`StoreError::Conflict`] if it would refund more than was captured.
+    /// Refunds `amount` of the captured amount under `refund_id`, idempotent per (merchant,
+    /// order, refund id): the same id on another order is another refund; a retry with the
+    /// same amount returns `applied: false`, with another amount [`StoreError::Conflict`].
+    /// [`StoreError::Conflict`] too if it would refund more than was captured.
     async fn refund(
         &self,
         merchant_id: &str,
@@ -249,7 +260,9 @@ pub trait CarrierStore: PartyStore {
     async fn shipment_by_tracking(&self, tracking_number: &str) -> Result<Option<ShipmentRecord>>;
 
     /// Moves a shipment from `from` to `to` (compare-and-set) and records the event; returns
-    /// whether it applied. A move to [`ShipmentStatus::Delivered`] also records its time
+    /// whether it applied. [`StoreError::Conflict`] for a move [`rules::shipment_move`]
+    /// refuses (a cancelled or returning shipment is never delivered). A move to
+    /// [`ShipmentStatus::Delivered`] also records its time
     /// ([`ShipmentRecord::delivered_at_ms`], the time under the proof of delivery).
     /// [`StoreError::NotFound`] if there is no such shipment.
     async fn advance_shipment(
@@ -260,6 +273,24 @@ pub trait CarrierStore: PartyStore {
         note: Option<&str>,
         now_ms: i64,
     ) -> Result<bool>;
+
+    /// The merchant cancels its order's shipment (see [`rules::shipment_cancel`]): accepted
+    /// → cancelled, picked up or in transit → returning, unchanged if already cancelled,
+    /// returning or returned (`applied: false`); [`StoreError::Conflict`] if delivered. If the
+    /// carrier holds no shipment for the order, it records a cancelled tombstone under
+    /// `tombstone_tracking` (no destination), so a later [`CarrierStore::accept_shipment`]
+    /// returns it instead of a new shipment.
+    async fn cancel_shipment(
+        &self,
+        merchant_id: &str,
+        order_id: &str,
+        tombstone_tracking: &str,
+        now_ms: i64,
+    ) -> Result<ShipmentCancel>;
+
+    /// The sealed header's digest of a shipment (under its proof of delivery); `None` for a
+    /// tombstone or a shipment stored before schema version 4.
+    async fn shipment_header_digest(&self, tracking_number: &str) -> Result<Option<[u8; 32]>>;
 
     /// A shipment's history, oldest first.
     async fn shipment_events(&self, tracking_number: &str) -> Result<Vec<ShipmentEvent>>;

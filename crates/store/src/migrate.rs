@@ -31,10 +31,15 @@ const MIGRATIONS: &[Migration] = &[
         name: "merchant lifecycle: order facts (payment receipt, delivery status, proof of delivery)",
         sql: include_str!("migrations/0003_merchant_lifecycle.sql"),
     },
+    Migration {
+        version: 4,
+        name: "issuer and carrier bindings: refunds keyed by order, each authorization's carrier and header digest, each shipment's header digest",
+        sql: include_str!("migrations/0004_issuer_carrier.sql"),
+    },
 ];
 
 /// The highest schema version this program knows.
-pub(crate) const LATEST: i64 = 3;
+pub(crate) const LATEST: i64 = 4;
 
 fn render(sql: &str, sqlite: bool) -> String {
     let (id, blob) = if sqlite {

@@ -495,6 +495,11 @@ pub struct AuthorizeRequest {
     pub currency: String,
     /// How the cardholder pays.
     pub payment_method: PaymentMethod,
+    /// The order's carrier from the sealed header (`None`: nothing ships). A dispute accepts
+    /// a proof of delivery only from this carrier.
+    pub carrier_id: Option<String>,
+    /// The sealed header's digest (under the carrier's proof of delivery).
+    pub header_digest: [u8; 32],
     /// Now (also decides whether the card has expired).
     pub now_ms: i64,
 }
@@ -532,6 +537,18 @@ pub struct AuthorizationRecord {
     pub created_at_ms: i64,
     /// When it last changed.
     pub updated_at_ms: i64,
+}
+
+/// What an authorization is bound to besides its amount: the order's carrier and the sealed
+/// header's digest, recorded when it was decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizationBinding {
+    /// The order's carrier (`None`: the order ships nothing, or it was decided before schema
+    /// version 4; see `header_digest`).
+    pub carrier_id: Option<String>,
+    /// The sealed header's digest (`None` for authorizations decided before schema version 4,
+    /// which are bound to nothing: no proof of delivery is accepted for them).
+    pub header_digest: Option<[u8; 32]>,
 }
 
 impl AuthorizationRecord {
@@ -646,6 +663,12 @@ text_enum! {
         Delivered = "delivered",
         /// Returned to the merchant.
         Returned = "returned",
+        /// Cancelled before it was picked up (or before it was even requested: a tombstone);
+        /// it never moves again.
+        Cancelled = "cancelled",
+        /// Cancelled after it was picked up: on its way back to the merchant, then
+        /// [`ShipmentStatus::Returned`]. It can never be delivered.
+        Returning = "returning",
     }
 }
 
@@ -670,6 +693,8 @@ pub struct NewShipment {
     pub address: Secret,
     /// The merchant's parcel description (size, weight, pickup), not the goods.
     pub parcel: String,
+    /// The sealed header's digest (under the proof of delivery).
+    pub header_digest: [u8; 32],
     /// Now.
     pub now_ms: i64,
 }
@@ -701,6 +726,16 @@ pub struct ShipmentRecord {
     pub created_at_ms: i64,
     /// When it last changed.
     pub updated_at_ms: i64,
+}
+
+/// A shipment after a cancellation: `applied` is false when it was already cancelled (or
+/// returning, or returned) and nothing changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShipmentCancel {
+    /// The shipment (a tombstone if the carrier held none: status cancelled, no destination).
+    pub record: ShipmentRecord,
+    /// Whether this call changed it.
+    pub applied: bool,
 }
 
 /// One step of a shipment's history.

@@ -2,8 +2,9 @@
 //! issuer's approval, opens the delivery destination, and returns a tracking number. It never
 //! sees card data or goods.
 //!
-//! Routes: the handshake, `GET /healthz`, and in a session `POST /v1/shipments` (merchants)
-//! and `GET /v1/shipments/{merchant}/{order_id}` (the order's merchant, or its cardholder,
+//! Routes: the handshake, `GET /healthz`, and in a session `POST /v1/shipments` and
+//! `POST /v1/shipments/{order_id}/cancel` (merchants) and
+//! `GET /v1/shipments/{merchant}/{order_id}` (the order's merchant, or its cardholder,
 //! who alone also sees the destination it sealed; both see the events and, once delivered,
 //! the proof of delivery). Operator routes (the carrier's own staff, `crate::session::operator::Operator`):
 //! `POST /v1/admin/shipments/{tracking_number}/advance`, `GET /v1/admin/shipments` and
@@ -11,11 +12,16 @@
 //!
 //! A shipment moves accepted → picked up → in transit → delivered, or from any of the first
 //! three to returned; every other move is `invalid_transition`, and repeating the move
-//! already made succeeds without a second event.
+//! already made succeeds without a second event. The merchant's cancel takes an accepted
+//! shipment to cancelled (final) and a picked-up or in-transit one to returning (then only
+//! returned, never delivered); a delivered one refuses it. A cancel for an order without a
+//! shipment leaves a cancelled tombstone that refuses a later shipment request. Before it
+//! accepts a new shipment, the carrier asks the order's issuer whether the authorization
+//! still stands (`crate::protocol::carrier_issuer`), and refuses a voided or refunded order.
 
 //!
-//! - [`state`]: the carrier's keys, store and session guard.
-//! - [`shipments`]: accepting a shipment, moving it, and the operator's list.
+//! - [`state`]: the carrier's keys, store, session guard and issuer clients.
+//! - [`shipments`]: accepting a shipment, cancelling it, moving it, and the operator's list.
 //! - [`tracking`]: a shipment as its merchant, cardholder or operator sees it.
 //! - [`dashboard`]: the operator's HTML dashboard.
 

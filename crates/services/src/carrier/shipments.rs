@@ -1,6 +1,7 @@
-//! Shipments: accepted from the order's merchant only with the issuer's approval, moved by the
-//! carrier's operator (accepted → picked up → in transit → delivered, or returned), and listed
-//! for the operator.
+//! Shipments: accepted from the order's merchant only with the issuer's approval and while the
+//! issuer says the authorization still stands, moved by the carrier's operator (accepted →
+//! picked up → in transit → delivered, or returned), cancelled by the merchant (cancelled
+//! before pick-up, returning after), and listed for the operator.
 
 use std::sync::Arc;
 
@@ -8,28 +9,105 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use warifu_core::Role;
 use warifu_core::order::Destination;
 use warifu_core::sealed::{ForCarrier, View};
-use warifu_store::{NewShipment, ShipmentRecord, ShipmentStatus};
+use warifu_core::{PartyId, Role};
+use warifu_store::{NewShipment, ShipmentRecord, ShipmentStatus, StoreError, rules};
 
 use super::state::CarrierState;
 use super::tracking::view;
 use crate::attest;
 use crate::error::{AppError, AppResult, ErrorCode};
-use crate::http::service::{random_id, store_error};
+use crate::http::service::{peer_error, random_id, store_error};
 use crate::protocol::cardholder_carrier::TrackingView;
-use crate::protocol::merchant_carrier::{PATH_SHIPMENTS, ShipmentReceipt, ShipmentRequest};
+use crate::protocol::carrier_issuer::{AuthorizationLiveness, live_path};
+use crate::protocol::merchant_carrier::{
+    CancelShipmentRequest, PATH_SHIPMENT_CANCEL, PATH_SHIPMENTS, ShipmentReceipt, ShipmentRequest,
+};
 use crate::protocol::operator::{
     AdvanceRequest, PATH_ADMIN_SHIPMENT, PATH_ADMIN_SHIPMENTS, PATH_ADVANCE, ShipmentList,
     ShipmentSummary,
 };
+use crate::session::client::ClientError;
 use crate::session::operator::Operator;
 use crate::session::server::{JsonBody, Peer};
 
-/// Accepting a shipment (in a merchant's session).
+/// Accepting and cancelling a shipment (in a merchant's session).
 pub(super) fn session_routes() -> OpenApiRouter<Arc<CarrierState>> {
-    OpenApiRouter::new().routes(routes!(ship))
+    OpenApiRouter::new()
+        .routes(routes!(ship))
+        .routes(routes!(cancel))
+}
+
+fn receipt(rec: ShipmentRecord) -> ShipmentReceipt {
+    ShipmentReceipt {
+        order_id: rec.order_id,
+        tracking_number: rec.tracking_number,
+        status: rec.status.as_str().to_owned(),
+    }
+}
+
+fn cancelled_refusal(order_id: &str) -> AppError {
+    AppError::new(
+        ErrorCode::InvalidTransition,
+        format!("order {order_id} was cancelled by its merchant; it will not be shipped"),
+    )
+}
+
+/// Asks the order's issuer whether its authorization still stands; refuses the shipment if not
+/// (a voided or refunded order is not shipped). Without a directory the carrier cannot ask and
+/// accepts on the approval alone.
+async fn check_live(
+    st: &CarrierState,
+    issuer: &PartyId,
+    merchant: &PartyId,
+    order_id: &str,
+) -> AppResult<()> {
+    let Some(issuers) = &st.issuers else {
+        tracing::warn!(%order_id, %issuer, "no directory: the authorization's liveness is not checked");
+        return Ok(());
+    };
+    let client = issuers.get(issuer, Role::Issuer).map_err(|e| {
+        AppError::new(
+            ErrorCode::PeerUnavailable,
+            format!("cannot find {issuer} to confirm the authorization: {e}"),
+        )
+    })?;
+    let answer: AuthorizationLiveness = match client
+        .get(&live_path(merchant.as_str(), order_id))
+        .await
+    {
+        Ok(a) => a,
+        Err(ClientError::Refused {
+            code,
+            verified: true,
+            ..
+        }) if code == ErrorCode::UnknownOrder.as_str() => {
+            tracing::warn!(%order_id, %issuer, "issuer knows no authorization of this order for this carrier");
+            return Err(AppError::new(
+                ErrorCode::AuthorizationRequired,
+                format!("{issuer} holds no authorization of this order for this carrier"),
+            ));
+        }
+        Err(e) => return Err(peer_error(e)),
+    };
+    if answer.merchant != merchant.as_str() || answer.order_id != order_id {
+        return Err(AppError::new(
+            ErrorCode::PeerError,
+            format!("{issuer} answered for another order"),
+        ));
+    }
+    if !answer.live {
+        tracing::warn!(%order_id, %issuer, state = %answer.state, "shipment of an order whose payment no longer stands refused");
+        return Err(AppError::new(
+            ErrorCode::InvalidTransition,
+            format!(
+                "the order's payment is {} at {issuer}; it will not be shipped",
+                answer.state
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The operator's routes.
@@ -92,6 +170,20 @@ async fn ship(
             "the parcel description and pickup are longer than 1 KiB",
         ));
     }
+    // A retry of an accepted shipment gets its receipt again; a cancelled order is refused;
+    // a new shipment only while the issuer says the payment stands.
+    let existing = st
+        .store
+        .get_shipment(peer.as_str(), &order_id)
+        .await
+        .map_err(store_error("reading a shipment"))?;
+    match existing {
+        Some(rec) if rules::shipment_cancelled(rec.status) => {
+            return Err(cancelled_refusal(&order_id));
+        }
+        Some(rec) => return Ok(Json(receipt(rec))),
+        None => check_live(&st, &header.issuer, &peer, &order_id).await?,
+    }
     let inserted = st
         .store
         .accept_shipment(&NewShipment {
@@ -103,11 +195,16 @@ async fn ship(
             addressee,
             address,
             parcel,
+            header_digest: header.digest(),
             now_ms: crate::now_ms(),
         })
         .await
         .map_err(store_error("accepting a shipment"))?;
     let rec = inserted.record;
+    if rules::shipment_cancelled(rec.status) {
+        // Cancelled while we asked the issuer.
+        return Err(cancelled_refusal(&order_id));
+    }
     tracing::info!(
         %order_id,
         merchant = %peer,
@@ -115,23 +212,53 @@ async fn ship(
         created = inserted.created,
         "shipment accepted"
     );
-    Ok(Json(ShipmentReceipt {
-        order_id,
-        tracking_number: rec.tracking_number,
-        status: rec.status.as_str().to_owned(),
-    }))
+    Ok(Json(receipt(rec)))
 }
 
-/// Whether the carrier may move a shipment from `from` to `to`.
+#[utoipa::path(post, path = PATH_SHIPMENT_CANCEL, request_body = CancelShipmentRequest, responses((status = 200, description = "The shipment after the cancellation: `cancelled` (never picked up, final), `returning` (on its way back, later `returned`) or `returned`", body = ShipmentReceipt)))]
+async fn cancel(
+    State(st): State<Arc<CarrierState>>,
+    Peer(peer): Peer,
+    Path(order_id): Path<String>,
+    JsonBody(CancelShipmentRequest {}): JsonBody<CancelShipmentRequest>,
+) -> AppResult<Json<ShipmentReceipt>> {
+    if peer.role() != Role::Merchant {
+        return Err(AppError::new(
+            ErrorCode::Forbidden,
+            "only the order's merchant may cancel its shipment",
+        ));
+    }
+    let tombstone = random_id("WRF", 8)?.to_uppercase();
+    let done = match st
+        .store
+        .cancel_shipment(peer.as_str(), &order_id, &tombstone, crate::now_ms())
+        .await
+    {
+        Ok(done) => done,
+        Err(StoreError::Conflict(why)) => {
+            return Err(AppError::new(ErrorCode::InvalidTransition, why));
+        }
+        Err(StoreError::Invalid(why)) => {
+            return Err(AppError::new(ErrorCode::MalformedRequest, why));
+        }
+        Err(e) => return Err(AppError::internal("cancelling a shipment", &e)),
+    };
+    tracing::info!(
+        %order_id,
+        merchant = %peer,
+        tracking = %done.record.tracking_number,
+        status = %done.record.status,
+        applied = done.applied,
+        "shipment cancelled"
+    );
+    Ok(Json(receipt(done.record)))
+}
+
+/// Whether the carrier's operator may move a shipment from `from` to `to` (a cancelled
+/// shipment never moves; a returning one only becomes returned). See
+/// [`warifu_store::rules::shipment_move`].
 pub fn allowed_move(from: ShipmentStatus, to: ShipmentStatus) -> bool {
-    use ShipmentStatus::*;
-    matches!(
-        (from, to),
-        (Accepted, PickedUp)
-            | (PickedUp, InTransit)
-            | (InTransit, Delivered)
-            | (Accepted | PickedUp | InTransit, Returned)
-    )
+    rules::shipment_move(from, to)
 }
 
 /// The longest note accepted on a move.

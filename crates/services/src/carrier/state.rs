@@ -1,4 +1,5 @@
-//! The carrier's state: its keys, its shipments and its session guard.
+//! The carrier's state: its keys, its shipments, its session guard, and its clients for the
+//! issuers it asks whether an order's authorization still stands.
 
 use std::sync::Arc;
 
@@ -6,6 +7,8 @@ use warifu_core::PartyId;
 use warifu_core::keysource::KeySource;
 use warifu_store::CarrierStore;
 
+use crate::directory::SharedDirectory;
+use crate::session::client::PeerClients;
 use crate::session::server::{Guard, GuardLimits};
 
 /// The carrier's state.
@@ -13,13 +16,36 @@ pub struct CarrierState {
     pub(super) keys: Arc<dyn KeySource>,
     pub(super) store: Arc<dyn CarrierStore>,
     pub(super) guard: Arc<Guard>,
+    /// The issuers, found in the key center's directory (`None`: the carrier was started
+    /// without a directory and cannot ask; it accepts on the approval alone and warns).
+    pub(super) issuers: Option<PeerClients>,
 }
 
 impl CarrierState {
-    /// A carrier holding `keys` with its shipments in `store`.
+    /// A carrier holding `keys` with its shipments in `store`, finding the issuers it asks
+    /// (before it accepts a shipment, whether the order's authorization still stands) in
+    /// `directory`.
+    pub fn with_directory(
+        keys: Arc<dyn KeySource>,
+        store: Arc<dyn CarrierStore>,
+        directory: Arc<SharedDirectory>,
+    ) -> Arc<CarrierState> {
+        Arc::new(CarrierState {
+            guard: Arc::new(Guard::new(keys.clone(), GuardLimits::default())),
+            issuers: Some(PeerClients::new(keys.clone(), directory)),
+            keys,
+            store,
+        })
+    }
+
+    /// A carrier without a directory: it cannot ask an issuer whether an authorization still
+    /// stands, so it accepts a shipment on the issuer's approval alone (as before issue 12)
+    /// and logs a warning for each; a voided order can then still be shipped. Serve with
+    /// [`CarrierState::with_directory`].
     pub fn new(keys: Arc<dyn KeySource>, store: Arc<dyn CarrierStore>) -> Arc<CarrierState> {
         Arc::new(CarrierState {
             guard: Arc::new(Guard::new(keys.clone(), GuardLimits::default())),
+            issuers: None,
             keys,
             store,
         })

@@ -70,7 +70,7 @@ pub(super) async fn view(
             note: e.note,
         })
         .collect();
-    let proof_of_delivery = proof(st, &rec)?;
+    let proof_of_delivery = proof(st, &rec).await?;
     Ok(TrackingView {
         order_id: rec.order_id,
         tracking_number: rec.tracking_number,
@@ -81,10 +81,10 @@ pub(super) async fn view(
     })
 }
 
-/// The proof of delivery of a delivered shipment (recomputed from the stored issuer and
-/// delivery time: the MAC is deterministic). `None` before delivery, or for a shipment stored
-/// before the carrier recorded issuers.
-fn proof(st: &CarrierState, rec: &ShipmentRecord) -> AppResult<Option<ProofOfDelivery>> {
+/// The proof of delivery of a delivered shipment (recomputed from the stored issuer, header
+/// digest and delivery time: the MAC is deterministic). `None` before delivery, or for a
+/// shipment stored before the carrier recorded issuers and header digests.
+async fn proof(st: &CarrierState, rec: &ShipmentRecord) -> AppResult<Option<ProofOfDelivery>> {
     let (ShipmentStatus::Delivered, Some(issuer), Some(at)) =
         (rec.status, rec.issuer_id.as_deref(), rec.delivered_at_ms)
     else {
@@ -95,6 +95,15 @@ fn proof(st: &CarrierState, rec: &ShipmentRecord) -> AppResult<Option<ProofOfDel
         tracing::warn!(tracking = %rec.tracking_number, "stored party identifier does not parse; no proof");
         return Ok(None);
     };
+    let Some(digest) = st
+        .store
+        .shipment_header_digest(&rec.tracking_number)
+        .await
+        .map_err(store_error("reading a shipment's header digest"))?
+    else {
+        tracing::warn!(tracking = %rec.tracking_number, "shipment stored without its header digest; no proof");
+        return Ok(None);
+    };
     attest::proof_of_delivery(
         st.keys.as_ref(),
         &issuer,
@@ -102,6 +111,7 @@ fn proof(st: &CarrierState, rec: &ShipmentRecord) -> AppResult<Option<ProofOfDel
         &rec.order_id,
         &rec.tracking_number,
         at,
+        &digest,
     )
     .map(Some)
     .map_err(|e| AppError::internal("attesting a delivery", &e))

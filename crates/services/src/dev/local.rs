@@ -394,7 +394,7 @@ impl Local {
             directory.clone(),
         );
         let issuer = IssuerState::new(ik, Arc::new(is.clone()));
-        let carrier = CarrierState::new(ck, Arc::new(cs.clone()));
+        let carrier = CarrierState::with_directory(ck, Arc::new(cs.clone()), directory.clone());
         for guard in [merchant.guard(), issuer.guard(), carrier.guard()] {
             guard.operator().set(opts.operator.clone());
         }

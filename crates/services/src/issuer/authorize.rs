@@ -125,6 +125,8 @@ async fn authorize(
             amount,
             currency: currency.clone(),
             payment_method: method,
+            carrier_id: header.carrier.as_ref().map(ToString::to_string),
+            header_digest: header.digest(),
             now_ms: crate::now_ms(),
         })
         .await

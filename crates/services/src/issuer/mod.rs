@@ -6,13 +6,17 @@
 //! `POST /v1/authorizations` (merchants only); after it, the payment's lifecycle for the
 //! order's merchant (capture, void, refunds, read, and a dispute answered with the carrier's
 //! proof of delivery), and `GET /v1/statement` for a cardholder (its cards without their
-//! numbers, its orders with payment method and instalments). Every lifecycle `POST` is
-//! idempotent: a retry gets the first answer and moves no money twice.
+//! numbers, its orders with payment method and instalments), and for the order's carrier
+//! `GET /v1/authorizations/{merchant}/{order_id}/live` (whether the payment still stands).
+//! Every lifecycle `POST` is idempotent: a retry gets the first answer and moves no money
+//! twice. Refund ids are scoped to the order; a dispute accepts a proof of delivery only
+//! from the carrier the order names, over the header digest recorded at authorization.
 
 //!
 //! - [`state`]: the issuer's keys, store and session guard.
 //! - [`authorize`]: opening the card part and deciding, bound to the order.
-//! - [`payments`]: the payment's lifecycle (capture, void, refunds) and disputes.
+//! - [`payments`]: the payment's lifecycle (capture, void, refunds), disputes, and the
+//!   carrier's liveness question.
 //! - [`statement`]: the cardholder's statement.
 //! - [`dashboard`]: the operator's HTML dashboard.
 

@@ -1,6 +1,8 @@
 //! The payment's lifecycle for the order's merchant: read, capture, void and refunds, each
 //! idempotent (a retry gets the first answer and moves no money twice), and a dispute answered
-//! with the carrier's proof of delivery.
+//! with the carrier's proof of delivery (only from the carrier the order names, over the
+//! header digest recorded at authorization). For the order's carrier: whether the
+//! authorization still stands, asked before it accepts a shipment.
 
 use std::sync::Arc;
 
@@ -9,15 +11,19 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+use warifu_core::keysource::KeySource;
 use warifu_core::order::PaymentMethod;
 use warifu_core::{PartyId, Role};
-use warifu_store::{Applied, AuthorizationRecord, AuthorizationStatus, StoreError};
+use warifu_store::{
+    Applied, AuthorizationBinding, AuthorizationRecord, AuthorizationStatus, StoreError, rules,
+};
 
 use super::state::IssuerState;
 use crate::attest;
 use crate::error::{AppError, AppResult, ErrorCode};
 use crate::http::idempotency::Idempotent;
 use crate::http::service::{fingerprint, store_error};
+use crate::protocol::carrier_issuer::{AuthorizationLiveness, PATH_AUTHORIZATION_LIVE};
 use crate::protocol::merchant_issuer::{
     CaptureRequest, DisputeAnswer, PATH_AUTHORIZATION, PATH_CAPTURE, PATH_PROOF_OF_DELIVERY,
     PATH_REFUNDS, PATH_VOID, PaymentReceipt, ProofOfDelivery, RefundRequest, VoidRequest,
@@ -105,6 +111,7 @@ pub(super) fn routes() -> OpenApiRouter<Arc<IssuerState>> {
         .routes(routes!(void))
         .routes(routes!(refund))
         .routes(routes!(dispute))
+        .routes(routes!(liveness))
 }
 
 #[utoipa::path(get, path = PATH_AUTHORIZATION, responses((status = 200, description = "The order's payment", body = PaymentReceipt)))]
@@ -244,10 +251,11 @@ async fn refund(
             "a refund amount must be more than zero",
         ));
     }
-    // Refund ids are the merchant's, unique across its orders (as in the store).
+    // Refund ids are the merchant's, scoped to the order (as in the store): "cancel" on two
+    // orders is two refunds.
     let (scope, key, fp) = (
         format!("refund:{peer}"),
-        req.refund_id.clone(),
+        format!("{order_id}/{}", req.refund_id),
         fingerprint(&[b"refund", order_id.as_bytes(), &req.amount.to_be_bytes()]),
     );
     let step = Idempotent {
@@ -308,21 +316,78 @@ async fn dispute(
             format!("this proof is for {}, not {}", proof.issuer, st.id()),
         ));
     }
-    st.store
-        .get_authorization(peer.as_str(), &order_id)
+    let binding = st
+        .store
+        .authorization_binding(peer.as_str(), &order_id)
         .await
         .map_err(store_error("reading an authorization"))?
         .ok_or_else(|| unknown_order(&order_id))?;
-    let proof_valid = match attest::verify_proof_of_delivery(st.keys.as_ref(), &proof) {
-        Ok(()) => true,
-        Err(attest::AttestError::Invalid) => false,
-        // No key for the named carrier: it cannot have attested.
-        Err(attest::AttestError::Key(_)) => false,
-    };
+    let proof_valid = proof_accepted(st.keys.as_ref(), &proof, &binding);
     tracing::info!(%order_id, merchant = %peer, carrier = %proof.carrier, proof_valid, "dispute: proof of delivery");
     Ok(Json(DisputeAnswer {
         order_id,
         proof_valid,
         delivered_at_ms: proof.delivered_at_ms,
+    }))
+}
+
+/// Whether a proof of delivery proves delivery of the order bound as `binding`: it comes from
+/// the carrier the order names (none for an order without carrier, or one authorized before
+/// the issuer recorded carriers), and its MAC verifies over the recorded header digest.
+pub fn proof_accepted(
+    issuer: &dyn KeySource,
+    proof: &ProofOfDelivery,
+    binding: &AuthorizationBinding,
+) -> bool {
+    let (Some(carrier), Some(digest)) = (&binding.carrier_id, &binding.header_digest) else {
+        return false;
+    };
+    if proof.carrier.as_str() != carrier {
+        return false;
+    }
+    // A wrong MAC, or no key for the named carrier: it did not attest.
+    attest::verify_proof_of_delivery(issuer, proof, digest).is_ok()
+}
+
+#[utoipa::path(get, path = PATH_AUTHORIZATION_LIVE, responses((status = 200, description = "Whether the order's authorization still stands (the order's carrier only)", body = AuthorizationLiveness)))]
+async fn liveness(
+    State(st): State<Arc<IssuerState>>,
+    Peer(peer): Peer,
+    Path((merchant, order_id)): Path<(String, String)>,
+) -> AppResult<Json<AuthorizationLiveness>> {
+    let unknown = || {
+        AppError::new(
+            ErrorCode::UnknownOrder,
+            format!("no authorization of {merchant} for order {order_id} shipped by this caller"),
+        )
+    };
+    if peer.role() != Role::Carrier {
+        return Err(AppError::new(
+            ErrorCode::Forbidden,
+            "only the order's carrier may ask whether its authorization stands",
+        ));
+    }
+    let binding = st
+        .store
+        .authorization_binding(&merchant, &order_id)
+        .await
+        .map_err(store_error("reading an authorization"))?
+        .ok_or_else(unknown)?;
+    if binding.carrier_id.as_deref() != Some(peer.as_str()) {
+        return Err(unknown());
+    }
+    let a = st
+        .store
+        .get_authorization(&merchant, &order_id)
+        .await
+        .map_err(store_error("reading an authorization"))?
+        .ok_or_else(unknown)?;
+    let live = rules::live(a.status);
+    tracing::info!(%order_id, %merchant, carrier = %peer, live, "liveness asked");
+    Ok(Json(AuthorizationLiveness {
+        merchant,
+        order_id,
+        state: payment_state(&a).to_owned(),
+        live,
     }))
 }

@@ -9,6 +9,8 @@
 //! - [`merchant_carrier`]: the shipment request and its receipt, and its cancellation.
 //! - [`cardholder_carrier`]: tracking (the merchant reads it too, without the destination).
 //! - [`cardholder_issuer`]: the cardholder's statement.
+//! - [`carrier_issuer`]: whether an order's authorization still stands (asked before a
+//!   shipment is accepted).
 //! - [`operator`]: the bodies and paths of the people who run a party (order list and refunds,
 //!   shipment list and moves).
 //! - [`schema`]: OpenAPI schemas of the core types the bodies carry.
@@ -20,6 +22,7 @@
 pub mod cardholder_carrier;
 pub mod cardholder_issuer;
 pub mod cardholder_merchant;
+pub mod carrier_issuer;
 pub mod handshake;
 pub mod merchant_carrier;
 pub mod merchant_issuer;

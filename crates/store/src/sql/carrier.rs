@@ -4,6 +4,7 @@ use warifu_core::secret::Secret;
 
 use super::common::*;
 use crate::error::{Result, StoreError};
+use crate::rules;
 use crate::sql::{check_id, short};
 use crate::types::*;
 
@@ -61,8 +62,9 @@ async fn accept_shipment_in(c: &mut Conn, s: &NewShipment) -> Result<Inserted<Sh
     check_id("issuer id", &s.issuer_id)?;
     let q = sqlx::query(
         "INSERT INTO carrier_shipments (tracking_number, merchant_id, order_id, cardholder_id, \
-         addressee, address, parcel, status, created_at_ms, updated_at_ms, issuer_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10) ON CONFLICT DO NOTHING",
+         addressee, address, parcel, status, created_at_ms, updated_at_ms, issuer_id, \
+         header_digest) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11) ON CONFLICT DO NOTHING",
     )
     .bind(&s.tracking_number)
     .bind(&s.merchant_id)
@@ -73,7 +75,8 @@ async fn accept_shipment_in(c: &mut Conn, s: &NewShipment) -> Result<Inserted<Sh
     .bind(&s.parcel)
     .bind(ShipmentStatus::Accepted.as_str())
     .bind(s.now_ms)
-    .bind(&s.issuer_id);
+    .bind(&s.issuer_id)
+    .bind(&s.header_digest[..]);
     if exec(&mut *c, OP, q).await? == 0 {
         let sql = ship_by_order();
         let q = sqlx::query(&sql).bind(&s.merchant_id).bind(&s.order_id);
@@ -143,6 +146,11 @@ async fn advance_shipment_in(
     now_ms: i64,
 ) -> Result<bool> {
     const OP: &str = "advance_shipment";
+    if !rules::shipment_move(from, to) {
+        return Err(StoreError::Conflict(format!(
+            "a shipment that is {from} cannot become {to}"
+        )));
+    }
     let q = sqlx::query(
         "UPDATE carrier_shipments SET status = $3, updated_at_ms = $4, \
          delivered_at_ms = COALESCE(delivered_at_ms, $5) \
@@ -170,6 +178,111 @@ async fn advance_shipment_in(
 write_op!(advance_shipment = advance_shipment_in(tracking: &str => tracking.to_owned(),
     from: ShipmentStatus, to: ShipmentStatus, note: Option<&str> => note.map(str::to_owned),
     now_ms: i64) -> bool);
+
+async fn cancel_shipment_in(
+    c: &mut Conn,
+    merchant_id: &str,
+    order_id: &str,
+    tombstone_tracking: &str,
+    now_ms: i64,
+) -> Result<ShipmentCancel> {
+    const OP: &str = "cancel_shipment";
+    check_id("merchant id", merchant_id)?;
+    check_id("order id", order_id)?;
+    check_id("tracking number", tombstone_tracking)?;
+    // A tombstone first, unless a shipment exists (then its row is locked and moved): a
+    // concurrent shipment request either comes first (and is cancelled here) or finds the
+    // tombstone.
+    let q = sqlx::query(
+        "INSERT INTO carrier_shipments (tracking_number, merchant_id, order_id, \
+         cardholder_id, addressee, address, parcel, status, created_at_ms, updated_at_ms) \
+         VALUES ($1, $2, $3, '', '', '', '', $4, $5, $5) ON CONFLICT DO NOTHING",
+    )
+    .bind(tombstone_tracking)
+    .bind(merchant_id)
+    .bind(order_id)
+    .bind(ShipmentStatus::Cancelled.as_str())
+    .bind(now_ms);
+    if exec(&mut *c, OP, q).await? == 1 {
+        add_event(
+            c,
+            tombstone_tracking,
+            ShipmentStatus::Cancelled,
+            Some("cancelled before any shipment request"),
+            now_ms,
+            OP,
+        )
+        .await?;
+        return Ok(ShipmentCancel {
+            record: ShipmentRecord {
+                tracking_number: tombstone_tracking.to_owned(),
+                merchant_id: merchant_id.to_owned(),
+                order_id: order_id.to_owned(),
+                cardholder_id: String::new(),
+                addressee: Secret::new(String::new()),
+                address: Secret::new(String::new()),
+                parcel: String::new(),
+                status: ShipmentStatus::Cancelled,
+                issuer_id: None,
+                delivered_at_ms: None,
+                created_at_ms: now_ms,
+                updated_at_ms: now_ms,
+            },
+            applied: true,
+        });
+    }
+    let sql = format!("{}{FOR_UPDATE}", ship_by_order());
+    let q = sqlx::query(&sql).bind(merchant_id).bind(order_id);
+    let Some(mut rec) = optional(&mut *c, OP, q, ship_row).await? else {
+        return Err(StoreError::Conflict(
+            "the tracking number is already used for another shipment".into(),
+        ));
+    };
+    let to = rules::shipment_cancel(Some(rec.status))?;
+    if to == rec.status {
+        return Ok(ShipmentCancel {
+            record: rec,
+            applied: false,
+        });
+    }
+    let q = sqlx::query(
+        "UPDATE carrier_shipments SET status = $3, updated_at_ms = $4 \
+         WHERE tracking_number = $1 AND status = $2",
+    )
+    .bind(&rec.tracking_number)
+    .bind(rec.status.as_str())
+    .bind(to.as_str())
+    .bind(now_ms);
+    if exec(&mut *c, OP, q).await? != 1 {
+        return Err(StoreError::Conflict(
+            "the shipment moved during the cancellation; retry".into(),
+        ));
+    }
+    add_event(c, &rec.tracking_number, to, Some("cancelled by the merchant"), now_ms, OP).await?;
+    rec.status = to;
+    rec.updated_at_ms = now_ms;
+    Ok(ShipmentCancel {
+        record: rec,
+        applied: true,
+    })
+}
+
+write_op!(cancel_shipment = cancel_shipment_in(merchant_id: &str => merchant_id.to_owned(),
+    order_id: &str => order_id.to_owned(),
+    tombstone_tracking: &str => tombstone_tracking.to_owned(), now_ms: i64) -> ShipmentCancel);
+
+pub(crate) async fn shipment_header_digest(p: &P, tracking: &str) -> Result<Option<[u8; 32]>> {
+    let q = sqlx::query("SELECT header_digest FROM carrier_shipments WHERE tracking_number = $1")
+        .bind(tracking);
+    let digest: Option<Option<Vec<u8>>> = optional(&p.reader, "shipment_header_digest", q, |r| {
+        get(r, "header_digest")
+    })
+    .await?;
+    digest
+        .flatten()
+        .map(|d| <[u8; 32]>::try_from(d.as_slice()).map_err(|_| StoreError::Corrupt("header_digest")))
+        .transpose()
+}
 
 pub(crate) async fn shipment_events(p: &P, tracking: &str) -> Result<Vec<ShipmentEvent>> {
     let q = sqlx::query(

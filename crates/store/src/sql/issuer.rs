@@ -1,11 +1,12 @@
 //! The issuer's SQL: cards, authorizations and their capture, void and refund, the ledger.
 
-use warifu_core::order::{Expiry, PaymentMethod, year_month};
+use warifu_core::order::{Expiry, PaymentMethod};
 use warifu_core::secret::Secret;
 
 use super::common::*;
 use crate::error::{Result, StoreError};
-use crate::sql::{check_id, normalize_name, same_secret, to_i64, to_u64};
+use crate::rules::{self, PriorRefund, Step};
+use crate::sql::{check_id, to_i64, to_u64};
 use crate::types::*;
 
 const CARD_COLS: &str = "card_id, cardholder_id, holder_name, number, expiry_year, expiry_month, \
@@ -214,47 +215,6 @@ async fn auth_in_tx(
     optional(&mut *c, op, q, auth_row).await
 }
 
-/// The issuer's decision for a request given the cardholder's cards (all locked).
-fn decide<'c>(
-    req: &AuthorizeRequest,
-    cards: &'c [CardRecord],
-) -> core::result::Result<&'c CardRecord, (DeclineCode, Option<&'c CardRecord>)> {
-    if cards.is_empty() {
-        return Err((DeclineCode::UnknownCardholder, None));
-    }
-    let Some(card) = cards
-        .iter()
-        .find(|c| same_secret(c.number.expose(), req.card_number.expose()))
-    else {
-        return Err((DeclineCode::CardMismatch, None));
-    };
-    let decline = |code| Err((code, Some(card)));
-    if normalize_name(&card.holder_name) != normalize_name(&req.holder_name) {
-        return decline(DeclineCode::NameMismatch);
-    }
-    if card.expiry != req.expiry {
-        return decline(DeclineCode::ExpiryMismatch);
-    }
-    if card.status == CardStatus::Blocked {
-        return decline(DeclineCode::Blocked);
-    }
-    let now_s = u64::try_from(req.now_ms.max(0) / 1000).unwrap_or(0);
-    let (y, m) = year_month(now_s);
-    if card.status == CardStatus::Expired || (y, m) > (card.expiry.year, card.expiry.month) {
-        return decline(DeclineCode::Expired);
-    }
-    if card.currency != req.currency {
-        return decline(DeclineCode::CurrencyMismatch);
-    }
-    if req.amount == 0 || i64::try_from(req.amount).is_err() {
-        return decline(DeclineCode::InvalidAmount);
-    }
-    if card.available < req.amount {
-        return decline(DeclineCode::InsufficientCredit);
-    }
-    Ok(card)
-}
-
 async fn authorize_in(
     c: &mut Conn,
     req: &AuthorizeRequest,
@@ -284,7 +244,10 @@ async fn authorize_in(
             created: false,
         });
     }
-    let decision = decide(req, &cards);
+    if let Some(carrier) = &req.carrier_id {
+        check_id("carrier id", carrier)?;
+    }
+    let decision = rules::decide(req, &cards);
     let (card_id, decline, held) = match decision {
         Ok(card) => (Some(card.card_id.clone()), None, req.amount),
         Err((code, card)) => (card.map(|c| c.card_id.clone()), Some(code), 0),
@@ -300,8 +263,8 @@ async fn authorize_in(
     let q = sqlx::query(
         "INSERT INTO issuer_authorizations (authorization_id, merchant_id, order_id, \
          cardholder_id, card_id, amount, currency, payment_method, decline_code, status, held, \
-         captured, refunded, created_at_ms, updated_at_ms) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0, 0, $12, $12) \
+         captured, refunded, created_at_ms, updated_at_ms, carrier_id, header_digest) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0, 0, $12, $12, $13, $14) \
          ON CONFLICT DO NOTHING",
     )
     .bind(&req.authorization_id)
@@ -315,7 +278,9 @@ async fn authorize_in(
     .bind(decline.map(DeclineCode::as_str))
     .bind(status.as_str())
     .bind(held_col)
-    .bind(req.now_ms);
+    .bind(req.now_ms)
+    .bind(&req.carrier_id)
+    .bind(&req.header_digest[..]);
     if exec(&mut *c, OP, q).await? == 0 {
         // Lost a race for this order (no card row to lock), or the authorization id is taken.
         let existing = auth_in_tx(c, &req.merchant_id, &req.order_id, false, OP).await?;
@@ -389,6 +354,30 @@ pub(crate) async fn get_authorization(
     );
     let q = sqlx::query(&sql).bind(merchant_id).bind(order_id);
     optional(&p.reader, "get_authorization", q, auth_row).await
+}
+
+pub(crate) async fn authorization_binding(
+    p: &P,
+    merchant_id: &str,
+    order_id: &str,
+) -> Result<Option<AuthorizationBinding>> {
+    let q = sqlx::query(
+        "SELECT carrier_id, header_digest FROM issuer_authorizations \
+         WHERE merchant_id = $1 AND order_id = $2",
+    )
+    .bind(merchant_id)
+    .bind(order_id);
+    optional(&p.reader, "authorization_binding", q, |r| {
+        let digest: Option<Vec<u8>> = get(r, "header_digest")?;
+        Ok(AuthorizationBinding {
+            carrier_id: get(r, "carrier_id")?,
+            header_digest: digest
+                .map(|d| <[u8; 32]>::try_from(d.as_slice()))
+                .transpose()
+                .map_err(|_| StoreError::Corrupt("header_digest"))?,
+        })
+    })
+    .await
 }
 
 pub(crate) async fn authorizations_for_cardholder(
@@ -480,11 +469,12 @@ async fn apply(
     })
 }
 
-fn conflict(a: &AuthorizationRecord, what: &str) -> StoreError {
-    StoreError::Conflict(format!(
-        "cannot {what} an authorization that is {}",
-        a.status
-    ))
+/// What an unchanged step answers: the authorization as it is.
+fn repeat(a: AuthorizationRecord) -> Result<Applied> {
+    Ok(Applied {
+        authorization: a,
+        applied: false,
+    })
 }
 
 async fn capture_in(
@@ -495,45 +485,20 @@ async fn capture_in(
     now_ms: i64,
 ) -> Result<Applied> {
     const OP: &str = "capture";
-    let mut a = lifecycle_start(c, merchant_id, order_id, OP).await?;
-    match a.status {
-        AuthorizationStatus::Held => {}
-        AuthorizationStatus::Captured | AuthorizationStatus::Refunded
-            if amount.is_none_or(|x| x == a.captured) =>
-        {
-            return Ok(Applied {
-                authorization: a,
-                applied: false,
-            });
-        }
-        AuthorizationStatus::Captured | AuthorizationStatus::Refunded => {
-            return Err(StoreError::Conflict(
-                "already captured, with a different amount".into(),
-            ));
-        }
-        _ => {
-            return Err(conflict(&a, "capture"));
-        }
-    }
-    let held = a.held;
-    let cap = amount.unwrap_or(held);
-    if cap == 0 || cap > held {
-        return Err(StoreError::Conflict(
-            "the capture amount must be more than zero and at most the amount held".into(),
-        ));
-    }
+    let a = lifecycle_start(c, merchant_id, order_id, OP).await?;
+    let next = match rules::capture(&a, amount)? {
+        Step::Repeat => return repeat(a),
+        Step::Apply(next) => next,
+    };
     let card_id = a.card_id.clone().ok_or(StoreError::Corrupt("card_id"))?;
-    let (held_i, c_i) = (to_i64(held, "held")?, to_i64(cap, "amount")?);
+    let (held_i, c_i) = (to_i64(a.held, "held")?, to_i64(next.captured, "amount")?);
     add_available(c, &card_id, held_i - c_i, OP).await?;
-    a.status = AuthorizationStatus::Captured;
-    a.held = 0;
-    a.captured = cap;
     let entries = [
         (held_account(&card_id), -held_i),
         (available_account(&card_id), held_i - c_i),
         (merchant_account(merchant_id), c_i),
     ];
-    apply(c, a, "capture", "capture", &entries, now_ms, OP).await
+    apply(c, next, "capture", "capture", &entries, now_ms, OP).await
 }
 
 write_op!(capture = capture_in(merchant_id: &str => merchant_id.to_owned(),
@@ -541,29 +506,19 @@ write_op!(capture = capture_in(merchant_id: &str => merchant_id.to_owned(),
 
 async fn void_in(c: &mut Conn, merchant_id: &str, order_id: &str, now_ms: i64) -> Result<Applied> {
     const OP: &str = "void";
-    let mut a = lifecycle_start(c, merchant_id, order_id, OP).await?;
-    match a.status {
-        AuthorizationStatus::Held => {}
-        AuthorizationStatus::Voided => {
-            return Ok(Applied {
-                authorization: a,
-                applied: false,
-            });
-        }
-        _ => {
-            return Err(conflict(&a, "void"));
-        }
-    }
+    let a = lifecycle_start(c, merchant_id, order_id, OP).await?;
+    let next = match rules::void(&a)? {
+        Step::Repeat => return repeat(a),
+        Step::Apply(next) => next,
+    };
     let card_id = a.card_id.clone().ok_or(StoreError::Corrupt("card_id"))?;
     let held_i = to_i64(a.held, "held")?;
     add_available(c, &card_id, held_i, OP).await?;
-    a.status = AuthorizationStatus::Voided;
-    a.held = 0;
     let entries = [
         (held_account(&card_id), -held_i),
         (available_account(&card_id), held_i),
     ];
-    apply(c, a, "void", "void", &entries, now_ms, OP).await
+    apply(c, next, "void", "void", &entries, now_ms, OP).await
 }
 
 write_op!(void = void_in(merchant_id: &str => merchant_id.to_owned(),
@@ -580,64 +535,44 @@ async fn refund_in(
     const OP: &str = "refund";
     check_id("refund id", refund_id)?;
     let r_i = to_i64(amount, "amount")?;
-    let mut a = lifecycle_start(c, merchant_id, order_id, OP).await?;
+    let a = lifecycle_start(c, merchant_id, order_id, OP).await?;
     let q = sqlx::query(
-        "SELECT authorization_id, amount FROM issuer_refunds WHERE merchant_id = $1 AND refund_id = $2",
+        "SELECT authorization_id, amount FROM issuer_refunds \
+         WHERE merchant_id = $1 AND order_id = $2 AND refund_id = $3",
     )
     .bind(merchant_id)
+    .bind(order_id)
     .bind(refund_id);
     let prior = optional(&mut *c, OP, q, |r| {
-        Ok((
-            get::<String>(r, "authorization_id")?,
-            get::<i64>(r, "amount")?,
-        ))
+        Ok(PriorRefund {
+            authorization_id: get(r, "authorization_id")?,
+            amount: to_u64(get(r, "amount")?, "amount")?,
+        })
     })
     .await?;
-    if let Some((aid, amt)) = prior {
-        if aid == a.authorization_id && amt == r_i {
-            return Ok(Applied {
-                authorization: a,
-                applied: false,
-            });
-        }
-        return Err(StoreError::Conflict(
-            "this refund id was used for another refund".into(),
-        ));
-    }
-    if !matches!(
-        a.status,
-        AuthorizationStatus::Captured | AuthorizationStatus::Refunded
-    ) {
-        return Err(conflict(&a, "refund"));
-    }
-    if amount == 0 || a.refunded.saturating_add(amount) > a.captured {
-        return Err(StoreError::Conflict(
-            "a refund must be more than zero and at most the captured amount not yet refunded"
-                .into(),
-        ));
-    }
+    let next = match rules::refund(&a, prior.as_ref(), amount)? {
+        Step::Repeat => return repeat(a),
+        Step::Apply(next) => next,
+    };
     let card_id = a.card_id.clone().ok_or(StoreError::Corrupt("card_id"))?;
     let q = sqlx::query(
-        "INSERT INTO issuer_refunds (merchant_id, refund_id, authorization_id, amount, \
-         created_at_ms) VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO issuer_refunds (merchant_id, order_id, refund_id, authorization_id, amount, \
+         created_at_ms) VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(merchant_id)
+    .bind(order_id)
     .bind(refund_id)
     .bind(&a.authorization_id)
     .bind(r_i)
     .bind(now_ms);
     exec(&mut *c, OP, q).await?;
     add_available(c, &card_id, r_i, OP).await?;
-    a.refunded += amount;
-    if a.refunded == a.captured {
-        a.status = AuthorizationStatus::Refunded;
-    }
     let entries = [
         (merchant_account(merchant_id), -r_i),
         (available_account(&card_id), r_i),
     ];
     let movement = format!("refund:{refund_id}");
-    apply(c, a, &movement, "refund", &entries, now_ms, OP).await
+    apply(c, next, &movement, "refund", &entries, now_ms, OP).await
 }
 
 write_op!(refund = refund_in(merchant_id: &str => merchant_id.to_owned(),

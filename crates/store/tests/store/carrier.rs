@@ -18,6 +18,7 @@ pub fn shipment(order: &str, tracking: &str) -> NewShipment {
         addressee: Secret::new("Hanako Gift"),
         address: Secret::new(ADDRESS),
         parcel: r#"{"parcels":1,"weight_g":800}"#.into(),
+        header_digest: [9; 32],
         now_ms: NOW,
     }
 }
@@ -25,7 +26,10 @@ pub fn shipment(order: &str, tracking: &str) -> NewShipment {
 both!(
     accept_is_idempotent,
     lifecycle_is_compare_and_set,
-    delivery_records_issuer_and_time
+    delivery_records_issuer_and_time,
+    cancel_before_pickup_never_moves_again,
+    cancel_after_pickup_returns,
+    cancel_without_shipment_leaves_a_tombstone
 );
 
 async fn accept_is_idempotent(db: &TestDb) {
@@ -197,4 +201,151 @@ async fn a_version_1_database_is_upgraded() {
     let old = s.shipment_by_tracking("TRK-OLD").await.unwrap().unwrap();
     assert_eq!((old.status, old.delivered_at_ms), (Delivered, Some(NOW)));
     s.close().await;
+}
+
+/// Issue 12.2: a shipment cancelled before pick-up never moves again; a delivered one refuses
+/// the cancel. The header digest is kept for the proof of delivery.
+async fn cancel_before_pickup_never_moves_again(db: &TestDb) {
+    use ShipmentStatus::*;
+    let s = &db.store;
+    let m = "merchant:shop.example";
+    s.accept_shipment(&shipment("O-1", "TRK-1")).await.unwrap();
+    assert_eq!(
+        s.shipment_header_digest("TRK-1").await.unwrap(),
+        Some([9; 32])
+    );
+    let c = s
+        .cancel_shipment(m, "O-1", "TOMB-1", NOW + 1)
+        .await
+        .unwrap();
+    assert!(c.applied);
+    assert_eq!(
+        (c.record.status, c.record.tracking_number.as_str()),
+        (Cancelled, "TRK-1")
+    );
+    let again = s
+        .cancel_shipment(m, "O-1", "TOMB-2", NOW + 2)
+        .await
+        .unwrap();
+    assert!(!again.applied);
+    assert_eq!(again.record.status, Cancelled);
+    for to in [PickedUp, InTransit, Delivered, Returned] {
+        assert!(
+            matches!(
+                s.advance_shipment("TRK-1", Cancelled, to, None, NOW + 3)
+                    .await,
+                Err(StoreError::Conflict(_))
+            ),
+            "cancelled → {to}"
+        );
+    }
+    // A retried shipment request finds it cancelled.
+    let late = s.accept_shipment(&shipment("O-1", "TRK-9")).await.unwrap();
+    assert!(!late.created);
+    assert_eq!(late.record.status, Cancelled);
+    // Delivered: the cancel is refused and nothing changes.
+    s.accept_shipment(&shipment("O-2", "TRK-2")).await.unwrap();
+    for (from, to) in [
+        (Accepted, PickedUp),
+        (PickedUp, InTransit),
+        (InTransit, Delivered),
+    ] {
+        assert!(
+            s.advance_shipment("TRK-2", from, to, None, NOW + 4)
+                .await
+                .unwrap()
+        );
+    }
+    assert!(matches!(
+        s.cancel_shipment(m, "O-2", "TOMB-3", NOW + 5).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let d = s.shipment_by_tracking("TRK-2").await.unwrap().unwrap();
+    assert_eq!(d.status, Delivered);
+    let ev = s.shipment_events("TRK-1").await.unwrap();
+    assert_eq!(
+        ev.iter().map(|e| e.status).collect::<Vec<_>>(),
+        [Accepted, Cancelled]
+    );
+}
+
+/// Issue 12.2: cancelled after pick-up, a parcel returns: it can become returned, never
+/// delivered.
+async fn cancel_after_pickup_returns(db: &TestDb) {
+    use ShipmentStatus::*;
+    let s = &db.store;
+    let m = "merchant:shop.example";
+    s.accept_shipment(&shipment("O-1", "TRK-1")).await.unwrap();
+    s.advance_shipment("TRK-1", Accepted, PickedUp, None, NOW + 1)
+        .await
+        .unwrap();
+    let c = s
+        .cancel_shipment(m, "O-1", "TOMB-1", NOW + 2)
+        .await
+        .unwrap();
+    assert!(c.applied);
+    assert_eq!(c.record.status, Returning);
+    assert!(
+        !s.cancel_shipment(m, "O-1", "TOMB-1", NOW + 3)
+            .await
+            .unwrap()
+            .applied
+    );
+    assert!(matches!(
+        s.advance_shipment("TRK-1", Returning, Delivered, None, NOW + 4)
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    // A move from the state before the cancel no longer applies.
+    assert!(
+        !s.advance_shipment("TRK-1", PickedUp, InTransit, None, NOW + 4)
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.advance_shipment("TRK-1", Returning, Returned, None, NOW + 5)
+            .await
+            .unwrap()
+    );
+    let r = s.shipment_by_tracking("TRK-1").await.unwrap().unwrap();
+    assert_eq!((r.status, r.delivered_at_ms), (Returned, None));
+    // Cancelling a returned parcel changes nothing.
+    let again = s
+        .cancel_shipment(m, "O-1", "TOMB-2", NOW + 6)
+        .await
+        .unwrap();
+    assert_eq!((again.applied, again.record.status), (false, Returned));
+}
+
+/// Issue 12.2: a cancel for an order the carrier holds no shipment for leaves a tombstone, so a
+/// late shipment request for it finds the cancellation, not a new shipment.
+async fn cancel_without_shipment_leaves_a_tombstone(db: &TestDb) {
+    use ShipmentStatus::*;
+    let s = &db.store;
+    let m = "merchant:shop.example";
+    let c = s.cancel_shipment(m, "O-1", "TOMB-1", NOW).await.unwrap();
+    assert!(c.applied);
+    assert_eq!(
+        (c.record.status, c.record.tracking_number.as_str()),
+        (Cancelled, "TOMB-1")
+    );
+    assert_eq!(c.record.address.expose(), "");
+    let stored = s.get_shipment(m, "O-1").await.unwrap().unwrap();
+    assert_eq!(stored, c.record);
+    assert_eq!(s.shipment_header_digest("TOMB-1").await.unwrap(), None);
+    let again = s
+        .cancel_shipment(m, "O-1", "TOMB-2", NOW + 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.applied, again.record.tracking_number.as_str()),
+        (false, "TOMB-1")
+    );
+    let late = s.accept_shipment(&shipment("O-1", "TRK-1")).await.unwrap();
+    assert!(!late.created);
+    assert_eq!(
+        (late.record.status, late.record.tracking_number.as_str()),
+        (Cancelled, "TOMB-1")
+    );
+    assert!(s.shipment_by_tracking("TRK-1").await.unwrap().is_none());
 }

@@ -43,6 +43,8 @@ pub fn request(order: &str, amount: u64) -> AuthorizeRequest {
         amount,
         currency: "JPY".into(),
         payment_method: PaymentMethod::Installments { count: 3 },
+        carrier_id: Some("carrier:post.example".into()),
+        header_digest: [7; 32],
         now_ms: NOW,
     }
 }
@@ -90,6 +92,8 @@ both!(
     concurrent_authorizations_never_exceed_the_limit,
     concurrent_retries_hold_once,
     capture_void_refund,
+    refund_ids_are_scoped_to_the_order,
+    authorizations_record_carrier_and_digest,
     partial_capture_and_settlement,
 );
 
@@ -452,4 +456,144 @@ async fn audit_finds_a_tampered_card() {
     assert!(!audit.is_clean());
     assert_eq!(audit.card_mismatches, vec!["C-2".to_string()]);
     assert_eq!((audit.ledger_sum, audit.cards), (0, 2));
+}
+
+/// Issue 12.1: the merchant names refunds per order ("cancel", "returned", "op-1"), so the
+/// issuer keys them on (merchant, order, refund id). Before, the second order refunded under
+/// "cancel" was refused as a reused refund id.
+async fn refund_ids_are_scoped_to_the_order(db: &TestDb) {
+    let s = &db.store;
+    s.enroll_card(&card("C-1", 10_000)).await.unwrap();
+    for o in ["O-1", "O-2", "O-3"] {
+        s.authorize(&request(o, 1000)).await.unwrap();
+        s.capture(SHOP, o, None, NOW + 1).await.unwrap();
+    }
+    // Two orders refunded under the same id: both refund.
+    for o in ["O-1", "O-2"] {
+        let r = s.refund(SHOP, o, "cancel", 1000, NOW + 2).await.unwrap();
+        assert!(r.applied, "{o}");
+        assert_eq!(r.authorization.status, AuthorizationStatus::Refunded);
+    }
+    // A retry of either is a repeat, not a second refund.
+    assert!(
+        !s.refund(SHOP, "O-2", "cancel", 1000, NOW + 3)
+            .await
+            .unwrap()
+            .applied
+    );
+    // Equal partial refunds on one order under distinct ids; never beyond the capture.
+    for id in ["op-1", "op-2", "op-3"] {
+        let r = s.refund(SHOP, "O-3", id, 300, NOW + 4).await.unwrap();
+        assert!(r.applied, "{id}");
+    }
+    assert!(matches!(
+        s.refund(SHOP, "O-3", "op-4", 300, NOW + 5).await,
+        Err(StoreError::Conflict(_))
+    ));
+    // The same id on the same order with another amount is a conflict.
+    assert!(matches!(
+        s.refund(SHOP, "O-3", "op-1", 100, NOW + 5).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let r = s.refund(SHOP, "O-3", "op-4", 100, NOW + 6).await.unwrap();
+    assert_eq!(
+        (r.authorization.refunded, r.authorization.status),
+        (1000, AuthorizationStatus::Refunded)
+    );
+    assert_eq!(s.get_card("C-1").await.unwrap().unwrap().available, 10_000);
+    assert_books(s).await;
+}
+
+/// Issue 12.7: each authorization records the order's carrier (or none) and header digest.
+async fn authorizations_record_carrier_and_digest(db: &TestDb) {
+    let s = &db.store;
+    s.enroll_card(&card("C-1", 10_000)).await.unwrap();
+    s.authorize(&request("O-1", 1000)).await.unwrap();
+    let mut digital = request("O-2", 500);
+    digital.carrier_id = None;
+    digital.header_digest = [8; 32];
+    s.authorize(&digital).await.unwrap();
+    // A declined one is bound too.
+    let mut declined = request("O-3", 1_000_000);
+    declined.header_digest = [3; 32];
+    assert!(!s.authorize(&declined).await.unwrap().record.approved());
+    let b = |o: &'static str| async move { s.authorization_binding(SHOP, o).await.unwrap() };
+    assert_eq!(
+        b("O-1").await,
+        Some(AuthorizationBinding {
+            carrier_id: Some("carrier:post.example".into()),
+            header_digest: Some([7; 32]),
+        })
+    );
+    assert_eq!(
+        b("O-2").await,
+        Some(AuthorizationBinding {
+            carrier_id: None,
+            header_digest: Some([8; 32]),
+        })
+    );
+    assert_eq!(b("O-3").await.unwrap().header_digest, Some([3; 32]));
+    assert_eq!(b("O-404").await, None);
+    let mut bad = request("O-4", 10);
+    bad.carrier_id = Some(String::new());
+    assert!(matches!(
+        s.authorize(&bad).await,
+        Err(StoreError::Invalid(_))
+    ));
+}
+
+/// A version-3 issuer database (refunds keyed by merchant and refund id) is brought to version
+/// 4: its refunds keep their order, and a retry of one still repeats.
+#[tokio::test]
+async fn a_version_3_refund_table_is_upgraded() {
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("issuer.db");
+    {
+        let mut c =
+            sqlx::SqliteConnection::connect(&format!("sqlite://{}?mode=rwc", path.display()))
+                .await
+                .unwrap();
+        let render = |sql: &str| {
+            sql.replace("{id}", "INTEGER PRIMARY KEY AUTOINCREMENT")
+                .replace("{blob}", "BLOB")
+        };
+        for sql in [
+            include_str!("../../src/migrations/0001_init.sql"),
+            include_str!("../../src/migrations/0002_lifecycle.sql"),
+            include_str!("../../src/migrations/0003_merchant_lifecycle.sql"),
+        ] {
+            sqlx::raw_sql(&render(sql)).execute(&mut c).await.unwrap();
+        }
+        sqlx::raw_sql(
+            "CREATE TABLE schema_version (version BIGINT PRIMARY KEY, name TEXT NOT NULL, \
+             applied_at_ms BIGINT NOT NULL); \
+             INSERT INTO schema_version VALUES (1, 'a', 0), (2, 'b', 0), (3, 'c', 0); \
+             INSERT INTO issuer_authorizations (authorization_id, merchant_id, order_id, \
+             cardholder_id, card_id, amount, currency, payment_method, decline_code, status, \
+             held, captured, refunded, created_at_ms, updated_at_ms) VALUES ('A-OLD', \
+             'merchant:shop.example', 'O-OLD', 'cardholder:a@mail.example', NULL, 1000, 'JPY', \
+             '{\"kind\":\"lump_sum\"}', NULL, 'captured', 0, 1000, 300, 1, 1); \
+             INSERT INTO issuer_refunds (merchant_id, refund_id, authorization_id, amount, \
+             created_at_ms) VALUES ('merchant:shop.example', 'cancel', 'A-OLD', 300, 1);",
+        )
+        .execute(&mut c)
+        .await
+        .unwrap();
+    }
+    let s = Store::open(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    assert!(s.schema_version().await.unwrap() >= 4);
+    // The old refund is found under its order: the same request repeats.
+    let again = s.refund(SHOP, "O-OLD", "cancel", 300, NOW).await.unwrap();
+    assert!(!again.applied);
+    assert_eq!(
+        s.authorization_binding(SHOP, "O-OLD").await.unwrap(),
+        Some(AuthorizationBinding {
+            carrier_id: None,
+            header_digest: None,
+        })
+    );
+    s.close().await;
 }
