@@ -84,11 +84,13 @@ impl Setup {
                     product_number: "P-1".into(),
                     name: "Sencha, 100 g".into(),
                     unit_price: 1200,
+                    ships: true,
                 },
                 CatalogItem {
                     product_number: "P-2".into(),
                     name: "Tea cup".into(),
                     unit_price: 800,
+                    ships: true,
                 },
             ],
             expires_at: now + 86_400,

@@ -726,11 +726,13 @@ fn form(order_id: &str, carrier: bool, policy: Policy) -> OrderForm {
                     name: "Tea cup".into(),
                     unit_price: 800,
                 },
+                    ships: true,
             ]
         } else {
             vec![CatalogItem {
                 product_number: "E-7".into(),
                 name: "E-book: \"Tea\" \\ a history".into(),
+                    ships: true,
                 unit_price: 1500,
             }]
         },
@@ -738,6 +740,7 @@ fn form(order_id: &str, carrier: bool, policy: Policy) -> OrderForm {
         policy,
     }
 }
+                ships: false,
 
 fn card() -> Card {
     Card {

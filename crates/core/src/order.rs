@@ -22,6 +22,20 @@ pub struct CatalogItem {
     pub name: String,
     /// Unit price in minor units of the form's currency.
     pub unit_price: u64,
+    /// Whether it is physical goods that a carrier delivers (default, and what a form
+    /// without the member means); `false` for digital goods. An order holding any item that
+    /// ships needs the form's carrier. Written only when `false`.
+    #[serde(default = "ships_default", skip_serializing_if = "is_true")]
+    pub ships: bool,
+}
+
+fn ships_default() -> bool {
+    true
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 /// What the merchant hands the cardholder before an order (【0028】–【0034】).
@@ -296,6 +310,12 @@ impl Order {
             if line.product_name != item.name {
                 return bad("a product name does not match the catalog");
             }
+            if item.ships && form.carrier.is_none() {
+                return Err(Error::InvalidOrder(format!(
+                    "{:?} is delivered by a carrier, and this order form has none",
+                    line.product_number
+                )));
+            }
             if line.quantity == 0 {
                 return bad("quantities must be at least 1");
             }
@@ -369,11 +389,13 @@ pub(crate) mod tests {
                     product_number: "P-1".into(),
                     name: "Tea".into(),
                     unit_price: 1200,
+                    ships: carrier,
                 },
                 CatalogItem {
                     product_number: "P-2".into(),
                     name: "Cup".into(),
                     unit_price: 800,
+                    ships: carrier,
                 },
             ],
             expires_at: 4_000_000_000,
@@ -407,6 +429,29 @@ pub(crate) mod tests {
     }
 
     const NOW: u64 = 1_800_000_000; // 2027-01
+
+    /// Issue 12.4: physical goods cannot be bought without a carrier.
+    #[test]
+    fn goods_that_ship_need_a_carrier() {
+        let mut f = form(false);
+        f.catalog[0].ships = true;
+        let e = order(&form(false)).validate(&f, NOW);
+        assert!(
+            matches!(&e, Err(Error::InvalidOrder(m)) if m.contains("carrier")),
+            "{e:?}"
+        );
+        // A form without the member reads as physical goods; digital goods write it.
+        let json = r#"{"product_number":"P","name":"N","unit_price":1}"#;
+        let item: CatalogItem = serde_json::from_str(json).expect("item");
+        assert!(item.ships);
+        assert_eq!(serde_json::to_string(&item).expect("json"), json);
+        let digital = CatalogItem {
+            ships: false,
+            ..item
+        };
+        let back = serde_json::to_string(&digital).expect("json");
+        assert!(back.contains(r#""ships":false"#), "{back}");
+    }
 
     #[test]
     fn a_good_order_validates() {

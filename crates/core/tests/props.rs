@@ -160,6 +160,7 @@ fn purchase() -> impl Strategy<Value = Purchase> {
                             product_number: format!("P-{i}"),
                             name: name.clone(),
                             unit_price: *unit_price,
+                            ships: carrier.is_some(),
                         })
                         .collect(),
                     expires_at: NOW + 3600,
@@ -461,6 +462,9 @@ proptest! {
         b.form.merchant = a.form.merchant.clone();
         b.form.accepted_issuers = a.form.accepted_issuers.clone();
         b.form.carrier = a.form.carrier.clone();
+        for item in &mut b.form.catalog {
+            item.ships = b.form.carrier.is_some();
+        }
         b.form.policy = a.form.policy.clone();
         b.order.destination = a.order.destination.clone();
         let id = &a.form.order_id;
@@ -562,6 +566,7 @@ fn regression_no_carrier_with_destination_for_the_merchant() {
             product_number: "P-1".into(),
             name: "E-book".into(),
             unit_price: 1200,
+            ships: false,
         }],
         expires_at: NOW + 3600,
         policy: policy.clone(),

@@ -38,6 +38,9 @@ pub enum ErrorCode {
     /// 422: the merchant's opened part does not agree with its order form (catalog, prices,
     /// currency, carrier, issuer).
     OrderInvalid,
+    /// 422: the order holds goods that a carrier delivers, and its form has no carrier
+    /// (a "digital goods only" form); ask for a form with delivery.
+    DeliveryRequired,
     /// 410: the order form has expired; fetch a new one.
     FormExpired,
     /// 422: the amount or currency differs between two parties' views of one order.
@@ -78,7 +81,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for documentation and tests.
-    pub const ALL: [ErrorCode; 27] = [
+    pub const ALL: [ErrorCode; 28] = [
         ErrorCode::MalformedRequest,
         ErrorCode::PayloadTooLarge,
         ErrorCode::NotFound,
@@ -89,6 +92,7 @@ impl ErrorCode {
         ErrorCode::SealedPartInvalid,
         ErrorCode::SchemeMismatch,
         ErrorCode::OrderInvalid,
+        ErrorCode::DeliveryRequired,
         ErrorCode::FormExpired,
         ErrorCode::AmountMismatch,
         ErrorCode::OrderConflict,
@@ -121,6 +125,7 @@ impl ErrorCode {
             ErrorCode::SealedPartInvalid => "sealed_part_invalid",
             ErrorCode::SchemeMismatch => "scheme_mismatch",
             ErrorCode::OrderInvalid => "order_invalid",
+            ErrorCode::DeliveryRequired => "delivery_required",
             ErrorCode::FormExpired => "form_expired",
             ErrorCode::AmountMismatch => "amount_mismatch",
             ErrorCode::OrderConflict => "order_conflict",
@@ -153,6 +158,7 @@ impl ErrorCode {
             | ErrorCode::SealedPartInvalid
             | ErrorCode::SchemeMismatch
             | ErrorCode::OrderInvalid
+            | ErrorCode::DeliveryRequired
             | ErrorCode::AmountMismatch => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorCode::FormExpired => StatusCode::GONE,
             ErrorCode::OrderConflict | ErrorCode::Replay => StatusCode::CONFLICT,

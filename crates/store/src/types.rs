@@ -112,8 +112,14 @@ text_enum! {
         Captured = "captured",
         /// The carrier delivered the parcel.
         Delivered = "delivered",
-        /// Cancelled before any money moved, or the authorization is being voided.
+        /// Cancelled: the hold is being voided or the capture refunded (see the decline code).
         Cancelled = "cancelled",
+        /// Cancelled after the carrier accepted the parcel: the carrier is being told to stop
+        /// it; its answer decides between `cancelled` (not picked up) and `returning`.
+        Cancelling = "cancelling",
+        /// Cancelled after pick-up: the parcel is on its way back to the merchant; when the
+        /// carrier reports it `returned`, the order is cancelled and the capture refunded.
+        Returning = "returning",
         /// The authorization was voided (final).
         Voided = "voided",
         /// The captured payment was refunded (final).
@@ -263,6 +269,9 @@ pub struct Transition {
     pub to: OrderState,
     /// Sets the decline / failure code.
     pub decline_code: Option<String>,
+    /// Applies only if the order is still at this version (serializes concurrent changes that
+    /// stay in the same state, such as two operator refunds).
+    pub version: Option<i64>,
     /// Sets the authorization id.
     pub authorization_id: Option<String>,
     /// Sets the tracking number.
@@ -290,6 +299,7 @@ impl Transition {
             from: vec![from],
             to,
             decline_code: None,
+            version: None,
             authorization_id: None,
             tracking_number: None,
             clear_carrier_part: false,
@@ -301,6 +311,11 @@ impl Transition {
     /// Also applies when the order is in `state`.
     pub fn or_from(mut self, state: OrderState) -> Transition {
         self.from.push(state);
+        self
+    }
+    /// Applies only if the order is still at `version`.
+    pub fn at_version(mut self, version: i64) -> Transition {
+        self.version = Some(version);
         self
     }
     /// Sets the decline code.

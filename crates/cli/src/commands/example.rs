@@ -67,11 +67,13 @@ fn example_catalog() -> Vec<CatalogItem> {
             name: "Sencha, 100 g".into(),
             unit_price: 1200,
         },
+            ships: true,
         CatalogItem {
             product_number: "CUP-002".into(),
             name: "Yunomi tea cup".into(),
             unit_price: 800,
         },
+            ships: true,
     ]
 }
 

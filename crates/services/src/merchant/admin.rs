@@ -5,15 +5,17 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::response::Response;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use warifu_core::{PartyId, Role};
 use warifu_store::{OrderFilter, OrderState, Transition};
 
 use super::lifecycle::{SCOPE_CANCEL, cancel_order, invalid, outcome_of, read_any_order};
+use super::machine::{Command, Event};
 use super::state::{BUNDLE_CONFLICT, MerchantState};
-use super::worker;
+use super::worker::{self, Applied};
 use crate::error::{AppError, AppResult, ErrorCode};
 use crate::http::idempotency::Idempotent;
 use crate::http::service::{fingerprint, peer_error, store_error};
@@ -71,36 +73,57 @@ async fn admin_cancel(
 
 /// The operator refunds all or part of a captured order. A full refund ends the order
 /// `refunded`; a partial one leaves it where it is (the payment shows `partially_refunded`).
-#[utoipa::path(post, path = "/v1/admin/orders/{order_id}/refund", request_body = OperatorRefund, responses((status = 200, description = "The refunded order", body = OrderOutcome)))]
+/// Each request is a new refund, `op-<n>` (the order's next operator-refund number), so two
+/// equal partial refunds are two refunds; a request with an `Idempotency-Key` header (or the
+/// body's `refund_id`) is refunded once under `op-<key>`, and its retries answer the first.
+#[utoipa::path(post, path = "/v1/admin/orders/{order_id}/refund", request_body = OperatorRefund,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Refund once under this key (1–60 characters)")),
+    responses((status = 200, description = "The refunded order", body = OrderOutcome)))]
 async fn admin_refund(
     State(st): State<Arc<MerchantState>>,
     _: Operator,
+    headers: HeaderMap,
     Path(order_id): Path<String>,
     JsonBody(req): JsonBody<OperatorRefund>,
 ) -> AppResult<Response> {
     let order = read_any_order(&st, &order_id).await?;
-    let refund_id = match (&req.refund_id, req.amount) {
-        (Some(id), _) => id.clone(),
-        (None, None) => "op-full".to_owned(),
-        (None, Some(a)) => format!("op-{a}"),
+    let key = match headers.get("idempotency-key") {
+        Some(v) => Some(
+            v.to_str()
+                .map_err(|_| AppError::new(ErrorCode::MalformedRequest, "a bad Idempotency-Key"))?
+                .to_owned(),
+        ),
+        None => req.refund_id.clone(),
     };
-    if refund_id.is_empty() || refund_id.len() > 64 || refund_id.chars().any(char::is_control) {
+    if let Some(k) = &key
+        && (k.is_empty()
+            || k.len() > 60
+            || !k
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b)))
+    {
         return Err(AppError::new(
             ErrorCode::MalformedRequest,
-            "a refund id is 1–64 characters",
+            "an idempotency key (or refund id) is 1–60 characters of A–Z, a–z, 0–9, '-', '_', '.' or ':'",
         ));
     }
-    let key = format!("{order_id}/{refund_id}");
     let fp = fingerprint(&[&req.amount.unwrap_or(0).to_be_bytes()]);
-    let once = Idempotent {
+    let scoped = key.as_ref().map(|k| format!("{order_id}/op-{k}"));
+    let once = scoped.as_deref().map(|key| Idempotent {
         scope: SCOPE_REFUND,
-        key: &key,
+        key,
         fp: &fp,
         conflict: BUNDLE_CONFLICT,
-    };
-    if let Some(first) = once.earlier(st.store.as_ref()).await? {
+    });
+    if let Some(once) = &once
+        && let Some(first) = once.earlier(st.store.as_ref()).await?
+    {
         return Ok(first);
     }
+    let refund_id = match &key {
+        Some(k) => format!("op-{k}"),
+        None => next_operator_refund(&st, &order_id).await?,
+    };
     if !matches!(order.state, OrderState::Captured | OrderState::Delivered) {
         return Err(invalid(
             "only a captured or delivered order can be refunded",
@@ -113,22 +136,48 @@ async fn admin_refund(
             "the refund must be between 1 and what is left of the capture ({left})"
         )));
     }
-    let t = Transition::new(&order_id, order.state, order.state, crate::now_ms()).send(
-        worker::KIND_REFUND,
-        worker::refund_message(&refund_id, if req.amount.is_some() { amount } else { 0 })?,
-    );
-    if !st
-        .store
-        .transition(&t)
-        .await
-        .map_err(store_error("recording a refund"))?
-    {
-        return Err(invalid("the order changed meanwhile; try again"));
+    let event = Event::OperatorRefund {
+        refund_id: refund_id.clone(),
+        amount: if req.amount.is_some() { amount } else { 0 },
+    };
+    // At the version read: two refunds at once cannot take the same number.
+    let version = order.version;
+    let edit = move |t: Transition| t.at_version(version);
+    match worker::advance(&st, &order, &event, None, &edit, None).await? {
+        Applied::To(_) => {}
+        Applied::Refused(r) => return Err(invalid(r.message)),
+        Applied::Moved => return Err(invalid("the order changed meanwhile; try again")),
     }
     tracing::info!(%order_id, %refund_id, amount, "operator refund");
     let order = worker::drive(&st, &order_id).await?;
     let outcome = outcome_of(&st, &order).await?;
-    once.answer(st.store.as_ref(), &outcome).await
+    match &once {
+        Some(once) => once.answer(st.store.as_ref(), &outcome).await,
+        None => Ok(Json(outcome).into_response()),
+    }
+}
+
+/// The order's next operator-refund id, `op-<n>`: one more than the operator refunds it
+/// already sent (skipping an id a key already took).
+async fn next_operator_refund(st: &MerchantState, order_id: &str) -> AppResult<String> {
+    let sent: Vec<String> = st
+        .store
+        .outbox_for_order(order_id)
+        .await
+        .map_err(store_error("reading the outbox"))?
+        .into_iter()
+        .filter_map(|m| match Command::decode(&m.kind, &m.payload) {
+            Ok(Command::Refund { refund_id, .. }) if refund_id.starts_with("op-") => {
+                Some(refund_id)
+            }
+            _ => None,
+        })
+        .collect();
+    let mut n = sent.len() + 1;
+    while sent.contains(&format!("op-{n}")) {
+        n += 1;
+    }
+    Ok(format!("op-{n}"))
 }
 
 /// The operator answers a dispute: the carrier's proof of delivery, kept when the worker

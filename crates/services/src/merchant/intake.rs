@@ -15,8 +15,9 @@ use warifu_core::sealed::{Disclosed, ForMerchant, SealedOrder, View};
 use warifu_store::{NewOrder, NewOutboxMessage, OrderFormRecord, StoredResponse};
 
 use super::lifecycle::outcome_of;
+use super::machine::Kind;
 use super::state::{BUNDLE_CONFLICT, MerchantState, require_cardholder};
-use super::worker::{self, KIND_AUTHORIZE};
+use super::worker;
 use crate::error::{AppError, AppResult, ErrorCode};
 use crate::http::idempotency::Idempotent;
 use crate::http::service::{fingerprint, random_id, store_error, to_json};
@@ -119,6 +120,12 @@ fn check_view(form: &OrderForm, view: &Disclosed) -> AppResult<(u64, String)> {
         let item = form
             .item(number)
             .ok_or_else(|| bad("a product is not in the catalog"))?;
+        if item.ships && form.carrier.is_none() {
+            return Err(AppError::new(
+                ErrorCode::DeliveryRequired,
+                format!("{number} is delivered by a carrier: order it on a form with delivery"),
+            ));
+        }
         if line.product_name.as_deref().is_some_and(|n| n != item.name) {
             return Err(bad("a product name does not match the catalog"));
         }
@@ -263,7 +270,10 @@ async fn submit(
                 carrier_part,
                 now_ms: crate::now_ms(),
             },
-            &[NewOutboxMessage::new(KIND_AUTHORIZE, to_json(&authorize)?)],
+            &[NewOutboxMessage::new(
+                Kind::Authorize.as_str(),
+                to_json(&authorize)?,
+            )],
         )
         .await
         .map_err(store_error("recording an order"))?;

@@ -9,15 +9,16 @@ use axum::response::Response;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use warifu_core::PartyId;
-use warifu_store::{OrderRecord, OrderState, Transition};
+use warifu_store::{OrderRecord, Transition};
 
+use super::machine::{Event, Kind};
 use super::state::{BUNDLE_CONFLICT, MerchantState, require_cardholder};
-use super::worker;
+use super::worker::{self, Applied};
 use crate::error::{AppError, AppResult, ErrorCode};
 use crate::http::idempotency::Idempotent;
-use crate::http::service::{fingerprint, store_error, to_json};
+use crate::http::service::{fingerprint, store_error};
 use crate::protocol::cardholder_merchant::{CancelRequest, OrderOutcome};
-use crate::protocol::merchant_issuer::{Decision, VoidRequest};
+use crate::protocol::merchant_issuer::Decision;
 use crate::session::server::{JsonBody, Peer};
 
 /// Idempotency scope holding the first answer to a cancellation.
@@ -98,61 +99,49 @@ pub(super) fn invalid(message: &str) -> AppError {
     AppError::new(ErrorCode::InvalidTransition, message)
 }
 
-/// Cancels an order: before shipping the authorization is voided (→ `voided`); after capture
-/// (or delivery) the capture is refunded in full (→ `refunded`). While the authorization or
-/// the capture is in flight (`received`, `shipped`) it answers `invalid_transition`: cancel
-/// again a moment later. A cancelled order answers its current state again.
+/// Cancels an order as the lifecycle says (see [`super::machine`]): before the carrier
+/// accepted anything the hold is voided (→ `voided`; a delivery request already sent is
+/// withdrawn with `cancel_shipment`); after it accepted, the carrier is told first
+/// (`cancelling`) and its answer decides: not picked up → `cancelled` → `voided` or
+/// `refunded`; picked up → `returning`, refunded when the parcel is back; delivered → the
+/// cancellation is refused (`invalid_transition`) and the order stays delivered. A digital
+/// order after capture is refunded at once. A delivered order answers `invalid_transition`; a
+/// cancelled one answers its current state again.
 pub(super) async fn cancel_order(st: &MerchantState, order: OrderRecord) -> AppResult<OrderRecord> {
     let order_id = order.order_id.clone();
+    // The messages the cancellation replaces; an authorization in flight stays (its approval
+    // is then voided).
     let pending: Vec<i64> = st
         .store
         .outbox_for_order(&order_id)
         .await
         .map_err(store_error("reading the outbox"))?
         .into_iter()
-        .filter(|m| !m.done)
+        .filter(|m| !m.done && m.kind != Kind::Authorize.as_str())
         .map(|m| m.id)
         .collect();
-    let now = crate::now_ms();
-    let mut t = match order.state {
-        OrderState::Authorized | OrderState::ShippingRequested => {
-            Transition::new(&order_id, order.state, OrderState::Cancelled, now)
-                .clear_carrier_part()
-                .send(worker::KIND_VOID, to_json(&VoidRequest {})?)
+    let from = order.state;
+    let edit = move |mut t: Transition| {
+        if t.to != from {
+            for id in &pending {
+                t = t.complete(*id);
+            }
+            t = t.clear_carrier_part();
         }
-        OrderState::Captured | OrderState::Delivered => {
-            Transition::new(&order_id, order.state, OrderState::Cancelled, now)
-                .send(worker::KIND_REFUND, worker::refund_message("cancel", 0)?)
-        }
-        OrderState::Cancelled | OrderState::Voided | OrderState::Refunded => {
-            return worker::drive(st, &order_id).await;
-        }
-        OrderState::Received => {
-            return Err(invalid(
-                "the order is being authorized; cancel again in a moment",
-            ));
-        }
-        OrderState::Shipped => {
-            return Err(invalid(
-                "the payment is being captured; cancel again in a moment (the order is then refunded)",
-            ));
-        }
-        _ => return Err(invalid("this order can no longer be cancelled")),
+        t
     };
-    for id in pending {
-        t = t.complete(id);
+    match worker::advance(st, &order, &Event::Cancel, None, &edit, None).await? {
+        Applied::To(to) if to != from => {
+            tracing::info!(%order_id, %from, %to, "order cancelled");
+        }
+        Applied::To(_) => {}
+        Applied::Refused(r) => return Err(invalid(r.message)),
+        Applied::Moved => {
+            return Err(invalid(
+                "the order changed while being cancelled; try again",
+            ));
+        }
     }
-    let applied = st
-        .store
-        .transition(&t)
-        .await
-        .map_err(store_error("recording a cancellation"))?;
-    if !applied {
-        return Err(invalid(
-            "the order changed while being cancelled; try again",
-        ));
-    }
-    tracing::info!(%order_id, from = %order.state, "order cancelled");
     worker::drive(st, &order_id).await
 }
 

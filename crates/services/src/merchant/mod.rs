@@ -31,6 +31,7 @@ pub mod admin;
 pub mod dashboard;
 pub mod intake;
 pub mod lifecycle;
+pub mod machine;
 pub mod state;
 pub mod worker;
 

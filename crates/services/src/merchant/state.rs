@@ -17,7 +17,8 @@ use crate::session::server::{Guard, GuardLimits};
 /// What a merchant sells and how.
 #[derive(Debug, Clone)]
 pub struct MerchantConfig {
-    /// The catalog.
+    /// The catalog (each item says whether it ships: an order of any item that ships needs
+    /// the carrier).
     pub catalog: Vec<CatalogItem>,
     /// ISO 4217 currency.
     pub currency: String,
@@ -36,7 +37,7 @@ pub struct MerchantConfig {
 }
 
 impl MerchantConfig {
-    /// A small example shop: tea and cups in JPY, one issuer and one carrier, the patent's
+    /// A small example shop: tea and cups (which ship) and an e-book (digital) in JPY, one issuer and one carrier, the patent's
     /// default policy.
     pub fn example(issuer: PartyId, carrier: Option<PartyId>) -> MerchantConfig {
         MerchantConfig {
@@ -45,16 +46,19 @@ impl MerchantConfig {
                     product_number: "TEA-001".into(),
                     name: "Sencha green tea, 100 g".into(),
                     unit_price: 1200,
+                    ships: true,
                 },
                 CatalogItem {
                     product_number: "CUP-002".into(),
                     name: "Arita porcelain cup".into(),
                     unit_price: 3500,
+                    ships: true,
                 },
                 CatalogItem {
                     product_number: "EBOOK-003".into(),
                     name: "The Book of Tea (e-book)".into(),
                     unit_price: 800,
+                    ships: false,
                 },
             ],
             currency: "JPY".into(),

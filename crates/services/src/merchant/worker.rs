@@ -33,31 +33,20 @@ use warifu_core::sealed::ForwardedPart;
 use warifu_core::{PartyId, Role};
 use warifu_store::{OrderFact, OrderRecord, OrderState, OutboxMessage, Transition};
 
+use super::machine::{self, Command, Event, Facts, Kind, REFUND_RETURNED};
 use super::state::MerchantState;
 use crate::error::{AppError, AppResult, ErrorCode};
 use crate::http::service::{peer_error, store_error, to_json};
 use crate::protocol::cardholder_carrier::{TrackingView, track_path};
 use crate::protocol::merchant_carrier::{
-    DeliveryRequest, PATH_SHIPMENTS, ShipmentReceipt, ShipmentRequest,
+    CancelShipmentRequest, DeliveryRequest, PATH_SHIPMENTS, ShipmentReceipt, ShipmentRequest,
+    cancel_path,
 };
 use crate::protocol::merchant_issuer::{
     AuthorizeRequest, CaptureRequest, Decision, PATH_AUTHORIZATION, PATH_AUTHORIZE, PATH_CAPTURE,
     PATH_REFUNDS, PATH_VOID, PaymentReceipt, RefundRequest, VoidRequest, order_path,
 };
 use crate::session::client::ClientError;
-
-/// Outbox kind: ask the issuer to authorize (hold) the amount.
-pub const KIND_AUTHORIZE: &str = "authorize";
-/// Outbox kind: ask the carrier to accept the shipment.
-pub const KIND_SHIP: &str = "ship";
-/// Outbox kind: ask the issuer to capture the hold.
-pub const KIND_CAPTURE: &str = "capture";
-/// Outbox kind: ask the issuer to release the hold.
-pub const KIND_VOID: &str = "void";
-/// Outbox kind: ask the issuer to refund (payload: `RefundRequest`).
-pub const KIND_REFUND: &str = "refund";
-/// Outbox kind: poll the carrier for the delivery status.
-pub const KIND_TRACK: &str = "track";
 
 /// Order fact: the issuer's last `PaymentReceipt`.
 pub const FACT_PAYMENT: &str = "payment";
@@ -238,35 +227,106 @@ pub(crate) async fn refundable(st: &MerchantState, order: &OrderRecord) -> AppRe
     })
 }
 
-/// The refund message for `amount` under `refund_id`; an amount of 0 refunds what is left
-/// of the capture when the message is sent.
-pub(crate) fn refund_message(refund_id: &str, amount: u64) -> AppResult<Vec<u8>> {
-    to_json(&RefundRequest {
-        refund_id: refund_id.to_owned(),
-        amount,
+/// What the merchant knows of an order besides its state: whether it ships, and whether the
+/// issuer captured (its last payment receipt).
+pub(crate) async fn facts_of(st: &MerchantState, order: &OrderRecord) -> AppResult<Facts> {
+    Ok(Facts {
+        ships: order.carrier_id.is_some(),
+        captured: payment_of(st, &order.order_id)
+            .await?
+            .is_some_and(|p| p.captured > 0),
     })
 }
 
-/// Runs one outbox message: the step for its kind, from the order's current state.
+/// What applying an event did.
+#[derive(Debug)]
+pub(crate) enum Applied {
+    /// The order is now in this state (the commands it causes are in the outbox).
+    To(OrderState),
+    /// The lifecycle does not allow the event in the order's state.
+    Refused(machine::Refused),
+    /// The order changed meanwhile (only for a request; a peer's answer is re-applied).
+    Moved,
+}
+
+/// Applies `event` to `order` as the lifecycle ([`machine::next`]) decides: the new state and
+/// its commands in one compare-and-set transaction, which also completes message `done`.
+/// `edit` sets the transition's other fields; `ship` is the body of a `ship` command. A
+/// peer's answer (`done` is set) finding the order moved on is applied again from the state
+/// it is now in; a request (`done` is `None`) is answered [`Applied::Moved`].
+pub(crate) async fn advance(
+    st: &MerchantState,
+    order: &OrderRecord,
+    event: &Event,
+    done: Option<i64>,
+    edit: &(dyn Fn(Transition) -> Transition + Sync),
+    ship: Option<&[u8]>,
+) -> AppResult<Applied> {
+    let mut order = order.clone();
+    for _ in 0..4 {
+        let facts = facts_of(st, &order).await?;
+        let next = match machine::next(order.state, facts, event) {
+            Ok(n) => n,
+            Err(r) => {
+                tracing::warn!(order_id = %order.order_id, state = %order.state, ?event, reason = r.message, "event refused by the lifecycle");
+                if let Some(id) = done {
+                    st.store()
+                        .complete_outbox(id)
+                        .await
+                        .map_err(store_error("completing a message"))?;
+                }
+                return Ok(Applied::Refused(r));
+            }
+        };
+        let mut t = Transition::new(&order.order_id, order.state, next.to, now());
+        for c in &next.send {
+            let body = match c {
+                Command::Ship => Some(
+                    ship.ok_or_else(|| {
+                        AppError::internal("requesting delivery", &"no shipment request")
+                    })?
+                    .to_vec(),
+                ),
+                _ => None,
+            };
+            t.outbox.push(c.message(body));
+        }
+        if let Some(id) = done {
+            t = t.complete(id);
+        }
+        let t = edit(t);
+        if apply(st, &t).await? {
+            if order.state != next.to {
+                tracing::info!(order_id = %order.order_id, from = %order.state, to = %next.to, ?event, "order transition");
+            }
+            return Ok(Applied::To(next.to));
+        }
+        if done.is_none() {
+            return Ok(Applied::Moved);
+        }
+        order = read_order(st, &order.order_id).await?;
+    }
+    Err(AppError::new(
+        ErrorCode::Busy,
+        "the order keeps changing; try again",
+    ))
+}
+
+/// Runs one outbox message: the step for its command, from the order's current state.
 pub(crate) async fn run_step(st: &MerchantState, msg: &OutboxMessage) -> AppResult<Step> {
     let order = read_order(st, &msg.order_id).await?;
-    let expected: &[OrderState] = match msg.kind.as_str() {
-        KIND_AUTHORIZE => &[OrderState::Received],
-        KIND_SHIP => &[OrderState::ShippingRequested],
-        KIND_CAPTURE => &[OrderState::Shipped, OrderState::Authorized],
-        KIND_VOID => &[OrderState::Cancelled],
-        KIND_REFUND => &[
-            OrderState::Cancelled,
-            OrderState::Captured,
-            OrderState::Delivered,
-        ],
-        KIND_TRACK => &[OrderState::Captured],
-        other => {
-            tracing::error!(order_id = %msg.order_id, kind = other, "unknown outbox message abandoned");
-            &[]
+    let command = match Command::decode(&msg.kind, &msg.payload) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(order_id = %msg.order_id, kind = %msg.kind, error = %e.0, "undecodable outbox message abandoned");
+            st.store()
+                .complete_outbox(msg.id)
+                .await
+                .map_err(store_error("completing a message"))?;
+            return Ok(Step::Advanced);
         }
     };
-    if !expected.contains(&order.state) {
+    if !machine::expected(command.kind()).contains(&order.state) {
         // The order moved on (a cancellation, or another worker): nothing left to send.
         tracing::debug!(order_id = %order.order_id, kind = %msg.kind, state = %order.state, "stale message completed");
         st.store()
@@ -275,13 +335,16 @@ pub(crate) async fn run_step(st: &MerchantState, msg: &OutboxMessage) -> AppResu
             .map_err(store_error("completing a message"))?;
         return Ok(Step::Advanced);
     }
-    match msg.kind.as_str() {
-        KIND_AUTHORIZE => step_authorize(st, &order, msg).await,
-        KIND_SHIP => step_ship(st, &order, msg).await,
-        KIND_CAPTURE => step_capture(st, &order, msg).await,
-        KIND_VOID => step_void(st, &order, msg).await,
-        KIND_REFUND => step_refund(st, &order, msg).await,
-        _ => step_track(st, &order, msg).await,
+    match command {
+        Command::Authorize => step_authorize(st, &order, msg).await,
+        Command::Ship => step_ship(st, &order, msg).await,
+        Command::Capture => step_capture(st, &order, msg).await,
+        Command::Void => step_void(st, &order, msg).await,
+        Command::Refund { refund_id, amount } => {
+            step_refund(st, &order, msg, RefundRequest { refund_id, amount }).await
+        }
+        Command::CancelShipment => step_cancel_shipment(st, &order, msg).await,
+        Command::Track => step_track(st, &order, msg).await,
     }
 }
 
@@ -312,6 +375,10 @@ fn peer_or_retry(
     st.peer(id, role).map_err(Step::Retry)
 }
 
+fn same(t: Transition) -> Transition {
+    t
+}
+
 async fn step_authorize(
     st: &MerchantState,
     order: &OrderRecord,
@@ -332,11 +399,10 @@ async fn step_authorize(
         }
         Err(e) => {
             tracing::warn!(%order_id, error = %e, "authorization refused");
-            let t = Transition::new(order_id, OrderState::Received, OrderState::Failed, now())
-                .decline_code(e.code().unwrap_or("peer_error"))
-                .clear_carrier_part()
-                .complete(msg.id);
-            apply(st, &t).await?;
+            let code = e.code().unwrap_or("peer_error").to_owned();
+            let edit = move |t: Transition| t.decline_code(code.clone()).clear_carrier_part();
+            let ev = Event::Refused(Kind::Authorize);
+            advance(st, order, &ev, Some(msg.id), &edit, None).await?;
             return Ok(Step::Refused(peer_error(e)));
         }
     };
@@ -355,16 +421,14 @@ async fn step_authorize(
     let at = now();
     if decision.amount != order.amount || decision.currency != order.currency {
         tracing::error!(%order_id, "the issuer decided on another amount than the merchant's view");
-        let mut t = Transition::new(order_id, OrderState::Received, OrderState::Failed, at)
-            .decline_code(ErrorCode::AmountMismatch.as_str())
-            .clear_carrier_part()
-            .complete(msg.id);
-        if decision.approved() {
-            // Something is held for an amount this order does not have: release it.
-            t.to = OrderState::Cancelled;
-            t = t.send(KIND_VOID, to_json(&VoidRequest {})?);
-        }
-        apply(st, &t).await?;
+        let edit = |t: Transition| {
+            t.decline_code(ErrorCode::AmountMismatch.as_str())
+                .clear_carrier_part()
+        };
+        let ev = Event::AmountMismatch {
+            approved: decision.approved(),
+        };
+        advance(st, order, &ev, Some(msg.id), &edit, None).await?;
         return Ok(Step::Refused(AppError::new(
             ErrorCode::AmountMismatch,
             "the issuer's decision is for another amount than this order's",
@@ -383,22 +447,16 @@ async fn step_authorize(
         )
         .await
         .map_err(store_error("recording a decision"))?;
-    let t = match (&decision.reason, &header.carrier) {
-        (Some(reason), _) => {
-            tracing::info!(%order_id, %reason, "declined by the issuer");
-            Transition::new(order_id, OrderState::Received, OrderState::Declined, at)
-                .decline_code(reason.as_str())
-                .clear_carrier_part()
-                .complete(msg.id)
-        }
-        (None, None) => {
-            tracing::info!(%order_id, "authorized (no delivery); capturing");
-            Transition::new(order_id, OrderState::Received, OrderState::Authorized, at)
-                .authorization_id(decision.authorization_id.clone().unwrap_or_default())
-                .send(KIND_CAPTURE, to_json(&CaptureRequest { amount: None })?)
-                .complete(msg.id)
-        }
-        (None, Some(_)) => {
+    if let Some(reason) = &decision.reason {
+        tracing::info!(%order_id, %reason, "declined by the issuer");
+        let code = reason.as_str().to_owned();
+        let edit = move |t: Transition| t.decline_code(code.clone()).clear_carrier_part();
+        advance(st, order, &Event::Declined, Some(msg.id), &edit, None).await?;
+        return Ok(Step::Advanced);
+    }
+    let authorization_id = decision.authorization_id.clone().unwrap_or_default();
+    let ship = match (&header.carrier, order.state) {
+        (Some(_), OrderState::Received) => {
             let part = order.carrier_part.as_deref().ok_or_else(|| {
                 AppError::internal("requesting delivery", &"the carrier part is missing")
             })?;
@@ -410,7 +468,7 @@ async fn step_authorize(
                     "the issuer approved without an approval for the carrier",
                 )));
             };
-            let ship = ShipmentRequest {
+            Some(to_json(&ShipmentRequest {
                 forwarded,
                 policy: req.policy.clone(),
                 approval,
@@ -418,20 +476,25 @@ async fn step_authorize(
                     parcel: st.config().parcel.clone(),
                     pickup: st.config().pickup.clone(),
                 },
-            };
-            tracing::info!(%order_id, "authorized; requesting delivery");
-            Transition::new(
-                order_id,
-                OrderState::Received,
-                OrderState::ShippingRequested,
-                at,
-            )
-            .authorization_id(decision.authorization_id.clone().unwrap_or_default())
-            .send(KIND_SHIP, to_json(&ship)?)
-            .complete(msg.id)
+            })?)
         }
+        _ => None,
     };
-    apply(st, &t).await?;
+    tracing::info!(%order_id, state = %order.state, ships = ship.is_some(), "authorized");
+    let cancelled = order.state != OrderState::Received;
+    let edit = move |t: Transition| {
+        let t = t.authorization_id(authorization_id.clone());
+        if cancelled { t.clear_carrier_part() } else { t }
+    };
+    advance(
+        st,
+        order,
+        &Event::Approved,
+        Some(msg.id),
+        &edit,
+        ship.as_deref(),
+    )
+    .await?;
     Ok(Step::Advanced)
 }
 
@@ -455,17 +518,10 @@ async fn step_ship(
         Err(e) => {
             // The carrier refuses: release the hold (void), the order ends voided.
             tracing::warn!(%order_id, error = %e, "delivery refused by the carrier; voiding");
-            let t = Transition::new(
-                order_id,
-                OrderState::ShippingRequested,
-                OrderState::Cancelled,
-                now(),
-            )
-            .decline_code(e.code().unwrap_or("peer_error"))
-            .clear_carrier_part()
-            .send(KIND_VOID, to_json(&VoidRequest {})?)
-            .complete(msg.id);
-            apply(st, &t).await?;
+            let code = e.code().unwrap_or("peer_error").to_owned();
+            let edit = move |t: Transition| t.decline_code(code.clone()).clear_carrier_part();
+            let ev = Event::Refused(Kind::Ship);
+            advance(st, order, &ev, Some(msg.id), &edit, None).await?;
             return Ok(Step::Refused(peer_error(e)));
         }
     };
@@ -475,23 +531,12 @@ async fn step_ship(
             "the carrier's receipt is not about this order",
         )));
     }
-    tracing::info!(%order_id, tracking = %receipt.tracking_number, "shipped; capturing");
-    let t = Transition::new(
-        order_id,
-        OrderState::ShippingRequested,
-        OrderState::Shipped,
-        now(),
-    )
-    .tracking_number(receipt.tracking_number)
-    .clear_carrier_part()
-    .send(KIND_CAPTURE, to_json(&CaptureRequest { amount: None })?)
-    .complete(msg.id);
-    if !apply(st, &t).await? {
-        let now_state = read_order(st, order_id).await?.state;
-        if matches!(now_state, OrderState::Cancelled | OrderState::Voided) {
-            tracing::warn!(%order_id, "the carrier accepted a shipment for a cancelled order: the parcel is not to be handed over");
-        }
-    }
+    tracing::info!(%order_id, tracking = %receipt.tracking_number, "shipment accepted");
+    let tracking = receipt.tracking_number;
+    let edit = move |t: Transition| t.tracking_number(tracking.clone()).clear_carrier_part();
+    // A cancellation that came meanwhile makes this a late answer: the carrier is told to
+    // stop the parcel (`cancel_shipment`).
+    advance(st, order, &Event::ShipAccepted, Some(msg.id), &edit, None).await?;
     Ok(Step::Advanced)
 }
 
@@ -536,17 +581,24 @@ fn refusal(e: ClientError) -> AppError {
     peer_error(e)
 }
 
-/// Records a refused payment step: the order fails with the peer's code.
-async fn fail(
+/// Records a refused step of `kind`: the lifecycle decides (the order fails, or stays), with
+/// the peer's code as the decline code.
+async fn refused(
     st: &MerchantState,
     order: &OrderRecord,
     msg: &OutboxMessage,
+    kind: Kind,
     e: AppError,
 ) -> AppResult<Step> {
-    let t = Transition::new(&order.order_id, order.state, OrderState::Failed, now())
-        .decline_code(e.code.as_str())
-        .complete(msg.id);
-    apply(st, &t).await?;
+    let code = e.code.as_str();
+    let edit = move |t: Transition| {
+        if t.to == OrderState::Failed {
+            t.decline_code(code)
+        } else {
+            t
+        }
+    };
+    advance(st, order, &Event::Refused(kind), Some(msg.id), &edit, None).await?;
     Ok(Step::Refused(e))
 }
 
@@ -558,17 +610,12 @@ async fn step_capture(
     let req: CaptureRequest = payload(msg)?;
     let receipt = match payment_call(st, order, PATH_CAPTURE, Some(&req)).await {
         Ok(r) => r,
-        Err(Step::Refused(e)) => return fail(st, order, msg, e).await,
+        Err(Step::Refused(e)) => return refused(st, order, msg, Kind::Capture, e).await,
         Err(s) => return Ok(s),
     };
     put_fact(st, &order.order_id, FACT_PAYMENT, to_json(&receipt)?).await?;
     tracing::info!(order_id = %order.order_id, captured = receipt.captured, "captured");
-    let mut t =
-        Transition::new(&order.order_id, order.state, OrderState::Captured, now()).complete(msg.id);
-    if order.carrier_id.is_some() {
-        t = t.send(KIND_TRACK, b"{}".to_vec());
-    }
-    apply(st, &t).await?;
+    advance(st, order, &Event::Captured, Some(msg.id), &same, None).await?;
     Ok(Step::Advanced)
 }
 
@@ -579,19 +626,28 @@ async fn step_void(
 ) -> AppResult<Step> {
     let receipt = match payment_call(st, order, PATH_VOID, Some(&VoidRequest {})).await {
         Ok(r) => r,
-        Err(Step::Refused(e)) => return fail(st, order, msg, e).await,
+        Err(Step::Refused(e)) => {
+            // A capture that was in flight when the order was cancelled may have won: then
+            // the capture is refunded instead.
+            match payment_call::<()>(st, order, PATH_AUTHORIZATION, None).await {
+                Ok(r) if r.captured > 0 => {
+                    tracing::warn!(order_id = %order.order_id, "void refused: the issuer captured; refunding instead");
+                    put_fact(st, &order.order_id, FACT_PAYMENT, to_json(&r)?).await?;
+                    advance(st, order, &Event::Captured, Some(msg.id), &same, None).await?;
+                    return Ok(Step::Advanced);
+                }
+                Ok(r) if r.state == "voided" => r,
+                Ok(_) | Err(Step::Refused(_)) => {
+                    return refused(st, order, msg, Kind::Void, e).await;
+                }
+                Err(s) => return Ok(s),
+            }
+        }
         Err(s) => return Ok(s),
     };
     put_fact(st, &order.order_id, FACT_PAYMENT, to_json(&receipt)?).await?;
     tracing::info!(order_id = %order.order_id, "authorization voided");
-    let t = Transition::new(
-        &order.order_id,
-        OrderState::Cancelled,
-        OrderState::Voided,
-        now(),
-    )
-    .complete(msg.id);
-    apply(st, &t).await?;
+    advance(st, order, &Event::Voided, Some(msg.id), &same, None).await?;
     Ok(Step::Advanced)
 }
 
@@ -599,8 +655,8 @@ async fn step_refund(
     st: &MerchantState,
     order: &OrderRecord,
     msg: &OutboxMessage,
+    mut req: RefundRequest,
 ) -> AppResult<Step> {
-    let mut req: RefundRequest = payload(msg)?;
     let mut done = None;
     if req.amount == 0 {
         // "The rest": what is left of the capture as the issuer says now (so a partial refund
@@ -608,9 +664,7 @@ async fn step_refund(
         match payment_call::<()>(st, order, PATH_AUTHORIZATION, None).await {
             Ok(r) if r.captured > r.refunded => req.amount = r.captured - r.refunded,
             Ok(r) => done = Some(r),
-            Err(Step::Refused(e)) if order.state == OrderState::Cancelled => {
-                return fail(st, order, msg, e).await;
-            }
+            Err(Step::Refused(e)) => return refused(st, order, msg, Kind::Refund, e).await,
             Err(s) => return Ok(s),
         }
     }
@@ -620,16 +674,7 @@ async fn step_refund(
     };
     let receipt = match paid {
         Ok(r) => r,
-        Err(Step::Refused(e)) if order.state == OrderState::Cancelled => {
-            return fail(st, order, msg, e).await;
-        }
-        Err(Step::Refused(e)) => {
-            // An operator's refund the issuer refuses leaves the order as it is.
-            let t =
-                Transition::new(&order.order_id, order.state, order.state, now()).complete(msg.id);
-            apply(st, &t).await?;
-            return Ok(Step::Refused(e));
-        }
+        Err(Step::Refused(e)) => return refused(st, order, msg, Kind::Refund, e).await,
         Err(s) => return Ok(s),
     };
     put_fact(st, &order.order_id, FACT_PAYMENT, to_json(&receipt)?).await?;
@@ -641,13 +686,73 @@ async fn step_refund(
         full,
         "refunded"
     );
-    let to = if full || order.state == OrderState::Cancelled {
-        OrderState::Refunded
-    } else {
-        order.state
+    advance(
+        st,
+        order,
+        &Event::Refunded { full },
+        Some(msg.id),
+        &same,
+        None,
+    )
+    .await?;
+    Ok(Step::Advanced)
+}
+
+async fn step_cancel_shipment(
+    st: &MerchantState,
+    order: &OrderRecord,
+    msg: &OutboxMessage,
+) -> AppResult<Step> {
+    let order_id = order.order_id.as_str();
+    let carrier = match peer_or_retry(st, &carrier_of(order)?, Role::Carrier) {
+        Ok(c) => c,
+        Err(s) => return Ok(s),
     };
-    let t = Transition::new(&order.order_id, order.state, to, now()).complete(msg.id);
-    apply(st, &t).await?;
+    let answer: Result<ShipmentReceipt, ClientError> = carrier
+        .post(&cancel_path(order_id), &CancelShipmentRequest {})
+        .await;
+    let event = match answer {
+        Ok(r) if r.order_id != order_id => {
+            return Ok(Step::Retry(AppError::new(
+                ErrorCode::PeerError,
+                "the carrier's receipt is not about this order",
+            )));
+        }
+        Ok(r) => match r.status.as_str() {
+            "cancelled" => Event::ShipmentCancelled,
+            "returning" | "returned" => Event::ShipmentReturning,
+            other => {
+                return Ok(Step::Retry(AppError::new(
+                    ErrorCode::PeerError,
+                    format!("the carrier answered a cancellation with status {other:?}"),
+                )));
+            }
+        },
+        Err(e) if transient(&e) => {
+            tracing::warn!(%order_id, error = %e, "shipment cancellation not reached; kept for a retry");
+            return Ok(Step::Retry(peer_error(e)));
+        }
+        Err(e) if e.code() == Some(ErrorCode::InvalidTransition.as_str()) => {
+            tracing::warn!(%order_id, error = %e, "the carrier refuses the cancellation: the parcel was delivered");
+            Event::ShipmentDelivered
+        }
+        Err(e) => {
+            // Any other verdict is not an answer the lifecycle knows: keep asking (and alert).
+            tracing::error!(%order_id, error = %e, "the carrier refuses the shipment's cancellation");
+            return Ok(Step::Retry(peer_error(e)));
+        }
+    };
+    tracing::info!(%order_id, ?event, "the carrier answered the cancellation");
+    if event == Event::ShipmentDelivered && order.state != OrderState::Cancelling {
+        tracing::error!(%order_id, state = %order.state, "the parcel of a cancelled order was delivered");
+    }
+    advance(st, order, &event, Some(msg.id), &same, None).await?;
+    if event == Event::ShipmentDelivered && order.state == OrderState::Cancelling {
+        return Ok(Step::Refused(AppError::new(
+            ErrorCode::InvalidTransition,
+            "the parcel was already delivered: the order cannot be cancelled",
+        )));
+    }
     Ok(Step::Advanced)
 }
 
@@ -691,28 +796,31 @@ async fn step_track(
         )
         .await?;
     }
-    match view.status.as_str() {
+    let event = match view.status.as_str() {
         "delivered" => {
             if let Some(proof) = &view.proof_of_delivery {
                 put_fact(st, order_id, FACT_PROOF, to_json(proof)?).await?;
             }
-            tracing::info!(%order_id, "delivered");
-            let t = Transition::new(order_id, OrderState::Captured, OrderState::Delivered, now())
-                .complete(msg.id);
-            apply(st, &t).await?;
-            Ok(Step::Advanced)
+            Event::TrackDelivered
         }
-        "returned" => {
-            // The parcel came back: the cardholder is refunded in full.
-            tracing::info!(%order_id, "returned by the carrier; refunding");
-            let t = Transition::new(order_id, OrderState::Captured, OrderState::Cancelled, now())
-                .decline_code("returned")
-                .send(KIND_REFUND, refund_message("returned", 0)?)
-                .complete(msg.id);
-            apply(st, &t).await?;
-            Ok(Step::Advanced)
+        // The parcel came back: the cardholder is refunded in full.
+        "returned" => Event::TrackReturned,
+        other => return Ok(Step::Waiting(other.to_owned())),
+    };
+    let edit = |t: Transition| {
+        if event == Event::TrackReturned {
+            t.decline_code(REFUND_RETURNED)
+        } else {
+            t
         }
-        other => Ok(Step::Waiting(other.to_owned())),
+    };
+    tracing::info!(%order_id, status = %view.status, "tracking");
+    match advance(st, order, &event, Some(msg.id), &edit, None).await? {
+        Applied::Refused(r) => Ok(Step::Refused(AppError::new(
+            ErrorCode::PeerError,
+            r.message,
+        ))),
+        _ => Ok(Step::Advanced),
     }
 }
 
@@ -729,13 +837,16 @@ pub(crate) async fn drive(st: &MerchantState, order_id: &str) -> AppResult<Order
             .map_err(store_error("reading the outbox"))?;
         let Some(msg) = pending
             .into_iter()
-            .find(|m| !m.done && m.kind != KIND_TRACK)
+            .find(|m| !m.done && m.kind != Kind::Track.as_str())
         else {
             break;
         };
         match run_step(st, &msg).await? {
             Step::Advanced | Step::Waiting(_) => {}
             Step::Refused(e) => refused = Some(e),
+            // Telling an unreachable carrier of a cancellation is the worker's: the order
+            // is answered as it is (cancelled, voided, refunded, or cancelling).
+            Step::Retry(_) if msg.kind == Kind::CancelShipment.as_str() => break,
             Step::Retry(e) => return Err(e),
         }
     }

@@ -203,8 +203,8 @@ async fn transition_in(c: &mut Conn, t: &Transition) -> Result<bool> {
          tracking_number = COALESCE($5, tracking_number), \
          carrier_part = CASE WHEN $6 THEN NULL ELSE carrier_part END, \
          version = version + 1, updated_at_ms = $7 \
-         WHERE order_id = $1 AND state IN ({})",
-        placeholders(8, t.from.len())
+         WHERE order_id = $1 AND version = COALESCE($8, version) AND state IN ({})",
+        placeholders(9, t.from.len())
     );
     let mut q = sqlx::query(&sql)
         .bind(&t.order_id)
@@ -213,7 +213,8 @@ async fn transition_in(c: &mut Conn, t: &Transition) -> Result<bool> {
         .bind(&t.authorization_id)
         .bind(&t.tracking_number)
         .bind(t.clear_carrier_part)
-        .bind(t.now_ms);
+        .bind(t.now_ms)
+        .bind(t.version);
     for s in &t.from {
         q = q.bind(s.as_str());
     }
