@@ -15,15 +15,17 @@
 //! step is a compare-and-set committed with the message it causes, and the issuer and carrier
 //! are idempotent on the order id (and refund id), so nothing is charged or shipped twice.
 //!
-//! Cancelling: `authorized` / `shipping_requested` → `cancelled` → `voided` (the hold is
-//! released); `captured` / `delivered` → `cancelled` → `refunded` (in full); `received` and
-//! `shipped` (a step in flight) answer `invalid_transition` — cancel again a moment later.
+//! Cancelling (see [`machine`] and `docs/LIFECYCLE.md`): before the carrier accepted anything
+//! the hold is voided (`cancelled` → `voided`); after, the carrier is told (`cancelling`) and
+//! its answer decides: `cancelled` → `voided` / `refunded`, `returning` → refunded once
+//! `returned`, delivered → refused. A delivered order answers `invalid_transition`.
 
 //!
 //! - [`state`]: what the merchant sells ([`MerchantConfig`]) and holds ([`MerchantState`]).
 //! - [`intake`]: the catalog, order forms and the sealed submission.
 //! - [`lifecycle`]: an order's outcome as the cardholder reads it, and cancelling.
 //! - [`admin`]: the operator's routes (order list, cancel, refund, dispute).
+//! - [`machine`]: the lifecycle: commands, events and the pure transition function.
 //! - [`worker`]: the outbox worker and the order steps it shares with the handlers.
 //! - [`dashboard`]: the operator's HTML dashboard.
 

@@ -13,16 +13,18 @@
 //!   acknowledged: what was committed is in the outbox, and the peers are idempotent on the
 //!   order id (and refund id), so a step run twice acts once.
 //!
-//! The lifecycle (see `docs/PROTOCOL.md` and the contract in issue 4):
+//! The lifecycle is [`super::machine`] (the full table there and in `docs/LIFECYCLE.md`);
+//! what each message's step turns a peer's answer into:
 //!
-//! | message     | from state                      | success                              | authenticated refusal              |
-//! |-------------|---------------------------------|--------------------------------------|------------------------------------|
-//! | `authorize` | received                        | declined / shipping_requested (+ship) / authorized (+capture) | failed          |
-//! | `ship`      | shipping_requested              | shipped (+capture)                   | cancelled (+void) → voided         |
-//! | `capture`   | shipped, authorized             | captured (+track if shipped)         | failed                             |
-//! | `void`      | cancelled                       | voided                               | failed                             |
-//! | `refund`    | cancelled, captured, delivered  | refunded (in full) / unchanged (part)| failed (cancelled) / unchanged     |
-//! | `track`     | captured                        | delivered / returned → cancelled (+refund) | polled again with backoff    |
+//! | message           | expected in                        | answer → event                                                    |
+//! |-------------------|------------------------------------|-------------------------------------------------------------------|
+//! | `authorize`       | received, cancelled                | approved / declined / amount mismatch; a refusal → `Refused`      |
+//! | `ship`            | shipping_requested                 | accepted (a late one after a cancel → `cancel_shipment`) / refused |
+//! | `capture`         | shipped, authorized                | captured / refused                                                |
+//! | `void`            | cancelled                          | voided; refused but the issuer captured → captured (then refund) |
+//! | `refund`          | cancelled, captured, delivered     | refunded (in full or not) / refused                               |
+//! | `cancel_shipment` | cancelling, and after a cancel     | cancelled / returning / refused because delivered                 |
+//! | `track`           | captured, returning                | delivered / returned; otherwise polled again with backoff         |
 
 use std::sync::Arc;
 use std::time::Duration;
