@@ -34,8 +34,9 @@ use warifu_core::sealed::{
 };
 use warifu_core::secret::{Key32, Secret};
 use warifu_core::session::{
-    Challenge, Confirm, Hello, INITIATOR_TAG, Initiator, MessageAuth, PendingHandshake,
-    REQUEST_TAG, RESPONDER_TAG, RESPONSE_TAG, SESSION_LABEL, Session,
+    self, Challenge, Confirm, Direction, Hello, INITIATOR_TAG, Initiator, MessageAuth,
+    PendingHandshake, RECORD_NONCE_LEN, REQUEST_SEAL_LABEL, REQUEST_TAG, RESPONDER_TAG,
+    RESPONSE_SEAL_LABEL, RESPONSE_TAG, SESSION_LABEL, Session,
 };
 use warifu_core::sok::{self, DST_G1, DST_G2, SokMaster};
 use warifu_core::{Error, PartyId, Role};
@@ -102,10 +103,13 @@ fn main() -> Res<()> {
         });
     std::fs::create_dir_all(&out)?;
     let out = out.canonicalize()?;
+    let k4 = blom_file(4, true)?;
+    let records = records_file(&k4, "blom_k4.json")?;
     let files = [
         ("primitives.json", primitives_file()?),
-        ("blom_k4.json", blom_file(4, true)?),
+        ("blom_k4.json", k4),
         ("blom_k1024.json", blom_file(blom::DEFAULT_K, false)?),
+        ("session_records.json", records),
     ];
     for (name, file) in files {
         let mut text = serde_json::to_string_pretty(&file)?;
@@ -342,6 +346,7 @@ fn primitives_file() -> Res<VectorFile> {
         sealed: Vec::new(),
         key_files: Vec::new(),
         sessions: Vec::new(),
+        records: Vec::new(),
         fail,
     })
 }
@@ -635,6 +640,7 @@ fn blom_file(k: u32, full: bool) -> Res<VectorFile> {
         sealed: sealed_vectors,
         key_files,
         sessions,
+        records: Vec::new(),
         fail,
     })
 }
@@ -720,27 +726,27 @@ fn form(order_id: &str, carrier: bool, policy: Policy) -> OrderForm {
                     product_number: "P-1".into(),
                     name: "Green tea 100 g".into(),
                     unit_price: 1200,
+                    ships: true,
                 },
                 CatalogItem {
                     product_number: "P-2".into(),
                     name: "Tea cup".into(),
                     unit_price: 800,
-                },
                     ships: true,
+                },
             ]
         } else {
             vec![CatalogItem {
                 product_number: "E-7".into(),
                 name: "E-book: \"Tea\" \\ a history".into(),
-                    ships: true,
                 unit_price: 1500,
+                ships: false,
             }]
         },
         expires_at: 4_000_000_000,
         policy,
     }
 }
-                ships: false,
 
 fn card() -> Card {
     Card {
@@ -2377,6 +2383,303 @@ fn session_vector(
         fails.push(f);
     }
     Ok((v, fails))
+}
+
+// ---------------------------------------------------------------- session records
+
+/// The record layer (§12.4) under the keys of the first session of `k4`: a request with a
+/// body, its response, and an empty GET answered with an empty body; each computed by the
+/// library and again from the spec, with tamper twins.
+fn records_file(k4: &VectorFile, from_file: &str) -> Res<VectorFile> {
+    let s = k4.sessions.first().ok_or("no session vector")?;
+    let request_key: [u8; 32] = unhex(&s.request_key_hex)
+        .and_then(|k| k.try_into().ok())
+        .ok_or("request key")?;
+    let response_key: [u8; 32] = unhex(&s.response_key_hex)
+        .and_then(|k| k.try_into().ok())
+        .ok_or("response key")?;
+    let sid = s.session_id.clone();
+    let spec_key = |key: &[u8; 32], label: &[u8]| -> Res<[u8; 32]> {
+        let mut info = (label.len() as u16).to_be_bytes().to_vec();
+        info.extend_from_slice(label);
+        let mut k = [0u8; 32];
+        Hkdf::<Sha256>::from_prk(key)
+            .map_err(|_| "prk")?
+            .expand(&info, &mut k)
+            .map_err(|_| "hkdf")?;
+        Ok(k)
+    };
+    let keys = [
+        (
+            Direction::Request,
+            "request",
+            request_key,
+            REQUEST_SEAL_LABEL,
+            REQUEST_TAG,
+        ),
+        (
+            Direction::Response,
+            "response",
+            response_key,
+            RESPONSE_SEAL_LABEL,
+            RESPONSE_TAG,
+        ),
+    ];
+    // (name, direction index, seq, time, method, path, request mac, status, body)
+    let req_mac = [0x5au8; 32];
+    type Case<'a> = (
+        &'a str,
+        usize,
+        u64,
+        u64,
+        Option<&'a str>,
+        Option<&'a str>,
+        Option<[u8; 32]>,
+        Option<u16>,
+        &'a str,
+    );
+    let tracking =
+        r#"{"order_id":"ord-0001","destination":{"addressee":"Taro","address":"7-3-1 Hongo"}}"#;
+    let cases: [Case; 4] = [
+        (
+            "record_request_post",
+            0,
+            7,
+            NOW + 10,
+            Some("POST"),
+            Some("/v1/authorizations"),
+            None,
+            None,
+            r#"{"order_id":"ord-0001","amount":3200}"#,
+        ),
+        (
+            "record_request_get_empty",
+            0,
+            8,
+            NOW + 11,
+            Some("GET"),
+            Some("/v1/shipments/merchant:shop.example/ord-0001"),
+            None,
+            None,
+            "",
+        ),
+        (
+            "record_response_tracking",
+            1,
+            8,
+            NOW + 12,
+            None,
+            None,
+            Some(req_mac),
+            Some(200),
+            tracking,
+        ),
+        (
+            "record_response_empty",
+            1,
+            9,
+            NOW + 13,
+            None,
+            None,
+            Some(req_mac),
+            Some(404),
+            "",
+        ),
+    ];
+    let mut records = Vec::new();
+    let mut fail = Vec::new();
+    for (name, d, seq, time, method, path, rmac, status, body) in cases {
+        let (direction, dname, session_key, label, tag) = keys[d];
+        let seed = format!("warifu/vectors/{name}/nonce");
+        let mut nonce = [0u8; RECORD_NONCE_LEN];
+        SeededRandom::new(seed.as_bytes()).fill(&mut nonce)?;
+        // The library.
+        let key = session::record_key(&session_key, direction)?;
+        let aad = match direction {
+            Direction::Request => session::request_aad(
+                &sid,
+                seq,
+                time,
+                method.ok_or("method")?,
+                path.ok_or("path")?,
+            ),
+            Direction::Response => session::response_aad(
+                &sid,
+                seq,
+                &rmac.ok_or("request mac")?,
+                time,
+                status.ok_or("status")?,
+            ),
+        };
+        let record = session::seal_record(&key, &nonce, &aad, body.as_bytes())?;
+        ensure(
+            session::open_record(&key, &aad, &record)? == body.as_bytes(),
+            "record round trip",
+        )?;
+        // The spec.
+        let spec = spec_key(&session_key, label)?;
+        ensure(&spec == key.expose(), "record key")?;
+        let mut spec_aad = Vec::new();
+        str16(&mut spec_aad, sid.as_bytes());
+        spec_aad.extend_from_slice(&seq.to_be_bytes());
+        match direction {
+            Direction::Request => {
+                spec_aad.extend_from_slice(&time.to_be_bytes());
+                bytes32(&mut spec_aad, method.ok_or("method")?.as_bytes());
+                bytes32(&mut spec_aad, path.ok_or("path")?.as_bytes());
+            }
+            Direction::Response => {
+                spec_aad.extend_from_slice(&rmac.ok_or("request mac")?);
+                spec_aad.extend_from_slice(&time.to_be_bytes());
+                spec_aad.extend_from_slice(&status.ok_or("status")?.to_be_bytes());
+            }
+        }
+        ensure(spec_aad == aad, "associated data")?;
+        let ct = XChaCha20Poly1305::new((&spec).into())
+            .encrypt(
+                &XNonce::from(nonce),
+                Payload {
+                    msg: body.as_bytes(),
+                    aad: &spec_aad,
+                },
+            )
+            .map_err(|_| "aead")?;
+        ensure([&nonce[..], &ct].concat() == record, "record")?;
+        let mac = hmac(&session_key, &[tag, &spec_aad, &sha256(&[&record])])?;
+        records.push(RecordVector {
+            name: name.into(),
+            description: format!(
+                "a {dname} record{} in session {}",
+                if body.is_empty() {
+                    " of an empty body"
+                } else {
+                    ""
+                },
+                s.name
+            ),
+            session: s.name.clone(),
+            from_file: from_file.into(),
+            request_key_hex: s.request_key_hex.clone(),
+            response_key_hex: s.response_key_hex.clone(),
+            session_id: sid.clone(),
+            direction: dname.into(),
+            seq,
+            time,
+            method: method.map(str::to_owned),
+            path: path.map(str::to_owned),
+            request_mac_hex: rmac.map(|m| hex(&m)),
+            status,
+            body_utf8: body.into(),
+            nonce_seed_utf8: seed,
+            nonce_hex: hex(&nonce),
+            record_key_hex: hex(&spec),
+            aad_hex: hex(&aad),
+            record_hex: hex(&record),
+            mac_hex: hex(&mac),
+        });
+        // Twins: (suffix, description, direction opened as, aad, record)
+        let other = if d == 0 { "response" } else { "request" };
+        let mut other_seq = spec_aad.clone();
+        // seq sits right after str16(session id).
+        let at = 2 + sid.len() + 7;
+        other_seq[at] ^= 1;
+        let mut flipped_ct = record.clone();
+        flipped_ct[RECORD_NONCE_LEN] ^= 1;
+        let mut flipped_nonce = record.clone();
+        flipped_nonce[0] ^= 1;
+        let mut flipped_tag = record.clone();
+        let last = flipped_tag.len() - 1;
+        flipped_tag[last] ^= 0x80;
+        let twins: [(&str, String, &str, Vec<u8>, Vec<u8>); 6] = [
+            (
+                "flipped_ciphertext",
+                "first ciphertext bit flipped".into(),
+                dname,
+                aad.clone(),
+                flipped_ct,
+            ),
+            (
+                "flipped_nonce",
+                "first nonce bit flipped".into(),
+                dname,
+                aad.clone(),
+                flipped_nonce,
+            ),
+            (
+                "flipped_tag",
+                "last tag bit flipped".into(),
+                dname,
+                aad.clone(),
+                flipped_tag,
+            ),
+            (
+                "short_record",
+                "the record cut to its nonce and 15 bytes".into(),
+                dname,
+                aad.clone(),
+                record[..session::RECORD_OVERHEAD - 1].to_vec(),
+            ),
+            (
+                "other_seq",
+                "opened with another sequence number in the associated data".into(),
+                dname,
+                other_seq,
+                record.clone(),
+            ),
+            (
+                "wrong_direction",
+                format!("opened as a {other} record (the other direction's key)"),
+                other,
+                aad.clone(),
+                record.clone(),
+            ),
+        ];
+        for (suffix, description, as_dir, twin_aad, twin_record) in twins {
+            let input = serde_json::json!({
+                "direction": as_dir,
+                "aad_hex": hex(&twin_aad),
+                "record_hex": hex(&twin_record),
+            });
+            let (k, dir) = if as_dir == "request" {
+                (request_key, Direction::Request)
+            } else {
+                (response_key, Direction::Response)
+            };
+            let e =
+                match session::open_record(&session::record_key(&k, dir)?, &twin_aad, &twin_record)
+                {
+                    Ok(_) => return Err(format!("{name} {suffix} was accepted").into()),
+                    Err(e) => e,
+                };
+            fail.push(FailVector {
+                name: format!("fail_{name}_{suffix}"),
+                twin_of: name.into(),
+                description,
+                operation: "record_open".into(),
+                input_text: Some(input.to_string()),
+                error: kind(&e),
+                field: field_of(&e),
+                ..FailVector::blank()
+            });
+        }
+    }
+    Ok(VectorFile {
+        format: FORMAT.into(),
+        description: format!(
+            "The session record layer: sealed request and response bodies under the keys of \
+             session {} of {from_file}",
+            s.name
+        ),
+        primitives: None,
+        blom: None,
+        key_sources: None,
+        sok: None,
+        sealed: Vec::new(),
+        key_files: Vec::new(),
+        sessions: Vec::new(),
+        records,
+        fail,
+    })
 }
 
 /// Replays the honest handshake and exchanges of `v` up to the step `op` tampers with, then

@@ -34,7 +34,7 @@ use warifu_core::sealed::{
 };
 use warifu_core::secret::{Key32, Secret};
 use warifu_core::session::{
-    Challenge, Confirm, Hello, Initiator, MessageAuth, PendingHandshake, Session,
+    self, Challenge, Confirm, Direction, Hello, Initiator, MessageAuth, PendingHandshake, Session,
 };
 use warifu_core::sok::{self, SokMaster};
 use warifu_core::{Error, PartyId, Role};
@@ -1170,6 +1170,27 @@ fn run_twin(
     };
     let result: Result<(), Error> = match f.operation.as_str() {
         "parse_id" => PartyId::parse(&text).map(drop),
+        "record_open" => {
+            let v = file
+                .records
+                .iter()
+                .find(|v| v.name == f.twin_of)
+                .ok_or("twin_of names no record")?;
+            let input: Value = serde_json::from_str(&text).map_err(err("record input"))?;
+            let (key, dir) = match input["direction"].as_str() {
+                Some("request") => (&v.request_key_hex, Direction::Request),
+                Some("response") => (&v.response_key_hex, Direction::Response),
+                _ => return Err("direction".into()),
+            };
+            let key =
+                session::record_key(&array("session key", key)?, dir).map_err(err("record key"))?;
+            session::open_record(
+                &key,
+                &bytes("aad", input["aad_hex"].as_str().unwrap_or_default())?,
+                &bytes("record", input["record_hex"].as_str().unwrap_or_default())?,
+            )
+            .map(drop)
+        }
         op if op.starts_with("session_") => {
             let v = file
                 .sessions
@@ -1291,6 +1312,10 @@ fn check_rest(
             .map_err(|e| format!("{}: {e}", v.name))?;
         checked += 1;
     }
+    for v in &file.records {
+        check_record(v).map_err(|e| format!("{}: {e}", v.name))?;
+        checked += 1;
+    }
     for v in &file.sealed {
         check_sealed(v, world.ok_or("sealed orders need a blom section")?)?;
         checked += 1;
@@ -1305,7 +1330,8 @@ fn check_rest(
         .iter()
         .map(|s| s.name.as_str())
         .chain(file.key_files.iter().map(|k| k.name.as_str()))
-        .chain(file.sessions.iter().map(|k| k.name.as_str()));
+        .chain(file.sessions.iter().map(|k| k.name.as_str()))
+        .chain(file.records.iter().map(|k| k.name.as_str()));
     for name in names {
         check!(
             file.fail.iter().any(|f| f.twin_of == name),
@@ -1582,6 +1608,13 @@ const REASONS: &[(&str, &str, Option<&str>)] = &[
     ("request_as_response", "Decrypt", None),
     ("response_moved", "Decrypt", None),
     ("response_status_changed", "Decrypt", None),
+    // Session records (§12.4).
+    ("flipped_ciphertext", "Decrypt", None),
+    ("flipped_nonce", "Decrypt", None),
+    ("flipped_tag", "Decrypt", None),
+    ("short_record", "Decrypt", None),
+    ("other_seq", "Decrypt", None),
+    ("wrong_direction", "Decrypt", None),
 ];
 
 /// A plain key file (protection 0) of whole layout with its checksum recomputed (§11.1).
@@ -1611,6 +1644,19 @@ fn control(f: &FailVector, suffix: &str, file: &VectorFile) -> Result<Option<Fai
         c.input_hex = kf.hex.clone();
         c.input_ref = None;
         c.passphrase = kf.passphrase.clone();
+        return Ok(Some(c));
+    }
+    if f.operation == "record_open" {
+        // The record as sealed, opened in its own direction under its own associated data.
+        let v = file
+            .records
+            .iter()
+            .find(|v| v.name == f.twin_of)
+            .ok_or("twin_of names no record")?;
+        c.input_text = Some(
+            json!({"direction": v.direction, "aad_hex": v.aad_hex, "record_hex": v.record_hex})
+                .to_string(),
+        );
         return Ok(Some(c));
     }
     if !f.operation.starts_with("open_") {
@@ -2132,6 +2178,113 @@ fn check_session(v: &SessionVector, world: &World) -> Check {
         )?;
         check!(resp.mac == rmac, "response {n} MAC (spec)");
     }
+    Ok(())
+}
+
+/// A sealed record (§12.4), by the library and from the spec: record key, associated data,
+/// record, MAC; its session's keys agree with the session vector it names.
+fn check_record(v: &RecordVector) -> Check {
+    let (session_key, label, tag, dir): ([u8; 32], &[u8], &[u8], _) = match v.direction.as_str() {
+        "request" => (
+            array("request key", &v.request_key_hex)?,
+            b"warifu/v1/session/request-seal",
+            b"warifu/v1/session/request",
+            Direction::Request,
+        ),
+        "response" => (
+            array("response key", &v.response_key_hex)?,
+            b"warifu/v1/session/response-seal",
+            b"warifu/v1/session/response",
+            Direction::Response,
+        ),
+        other => return Err(format!("direction {other}")),
+    };
+    // The session vector it names holds the same keys and id.
+    let from = load(&vector_dir().join(&v.from_file));
+    let s = from
+        .sessions
+        .iter()
+        .find(|s| s.name == v.session)
+        .ok_or_else(|| format!("{} has no session {}", v.from_file, v.session))?;
+    check!(
+        s.request_key_hex == v.request_key_hex
+            && s.response_key_hex == v.response_key_hex
+            && s.session_id == v.session_id,
+        "the keys of session {} differ",
+        v.session
+    );
+    let mut nonce = [0u8; 24];
+    SeededRandom::new(v.nonce_seed_utf8.as_bytes())
+        .fill(&mut nonce)
+        .map_err(err("nonce"))?;
+    same_hex("nonce", &v.nonce_hex, &nonce)?;
+    // The spec: HKDF-Expand(PRK = session key, u16(len) ‖ label), the MAC input without the
+    // body digest as associated data, nonce ‖ XChaCha20-Poly1305.
+    let mut info = (label.len() as u16).to_be_bytes().to_vec();
+    info.extend_from_slice(label);
+    let mut key = [0u8; 32];
+    Hkdf::<Sha256>::from_prk(&session_key)
+        .map_err(err("prk"))?
+        .expand(&info, &mut key)
+        .map_err(err("hkdf"))?;
+    same_hex("record key (spec)", &v.record_key_hex, &key)?;
+    let mut aad = (v.session_id.len() as u16).to_be_bytes().to_vec();
+    aad.extend_from_slice(v.session_id.as_bytes());
+    aad.extend_from_slice(&v.seq.to_be_bytes());
+    let b32 = |out: &mut Vec<u8>, b: &[u8]| {
+        out.extend_from_slice(&(b.len() as u32).to_be_bytes());
+        out.extend_from_slice(b);
+    };
+    let (method, path) = (
+        v.method.clone().unwrap_or_default(),
+        v.path.clone().unwrap_or_default(),
+    );
+    let status = v.status.unwrap_or_default();
+    let rmac: [u8; 32] = match dir {
+        Direction::Request => {
+            aad.extend_from_slice(&v.time.to_be_bytes());
+            b32(&mut aad, method.as_bytes());
+            b32(&mut aad, path.as_bytes());
+            [0u8; 32]
+        }
+        Direction::Response => {
+            let m = array("request mac", v.request_mac_hex.as_deref().unwrap_or(""))?;
+            aad.extend_from_slice(&m);
+            aad.extend_from_slice(&v.time.to_be_bytes());
+            aad.extend_from_slice(&status.to_be_bytes());
+            m
+        }
+    };
+    same_hex("associated data (spec)", &v.aad_hex, &aad)?;
+    let ct = XChaCha20Poly1305::new((&key).into())
+        .encrypt(
+            &XNonce::from(nonce),
+            Payload {
+                msg: v.body_utf8.as_bytes(),
+                aad: &aad,
+            },
+        )
+        .map_err(err("aead"))?;
+    same_hex("record (spec)", &v.record_hex, &[&nonce[..], &ct].concat())?;
+    let record = bytes("record", &v.record_hex)?;
+    let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(&session_key).map_err(err("hmac"))?;
+    m.update(tag);
+    m.update(&aad);
+    m.update(&Sha256::digest(&record));
+    same_hex("MAC (spec)", &v.mac_hex, &m.finalize().into_bytes())?;
+    // The library.
+    let lib_key = session::record_key(&session_key, dir).map_err(err("record key"))?;
+    same_hex("record key (library)", &v.record_key_hex, lib_key.expose())?;
+    let lib_aad = match dir {
+        Direction::Request => session::request_aad(&v.session_id, v.seq, v.time, &method, &path),
+        Direction::Response => session::response_aad(&v.session_id, v.seq, &rmac, v.time, status),
+    };
+    same_hex("associated data (library)", &v.aad_hex, &lib_aad)?;
+    let sealed = session::seal_record(&lib_key, &nonce, &lib_aad, v.body_utf8.as_bytes())
+        .map_err(err("seal"))?;
+    same_hex("record (library)", &v.record_hex, &sealed)?;
+    let opened = session::open_record(&lib_key, &lib_aad, &record).map_err(err("open"))?;
+    check!(opened == v.body_utf8.as_bytes(), "opened body");
     Ok(())
 }
 

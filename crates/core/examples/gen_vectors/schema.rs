@@ -38,6 +38,9 @@ pub struct VectorFile {
     /// Mutual-confirmation handshakes and authenticated sessions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sessions: Vec<SessionVector>,
+    /// Sealed records of the session record layer (§12.4).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub records: Vec<RecordVector>,
     /// Tamper twins: inputs that must be refused with the named error.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fail: Vec<FailVector>,
@@ -342,6 +345,60 @@ pub struct SessionVector {
     pub exchanges: Vec<ExchangeVector>,
 }
 
+/// One sealed record of a session (§12.4): a request or response body, its record key,
+/// associated data, record and session MAC.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordVector {
+    /// A short name.
+    pub name: String,
+    /// What it shows.
+    pub description: String,
+    /// The session vector (in `from_file`) whose keys and id these are.
+    pub session: String,
+    /// The file holding that session vector.
+    pub from_file: String,
+    /// The session's request key (§12.2).
+    pub request_key_hex: String,
+    /// The session's response key.
+    pub response_key_hex: String,
+    /// The session id.
+    pub session_id: String,
+    /// "request" or "response".
+    pub direction: String,
+    /// The request's sequence number (a response repeats it).
+    pub seq: u64,
+    /// The sender's clock.
+    pub time: u64,
+    /// For a request: the HTTP method.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// For a request: the path with query.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// For a response: its request's MAC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_mac_hex: Option<String>,
+    /// For a response: the HTTP status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// The plain body.
+    pub body_utf8: String,
+    /// Seed of the sender's test stream: its first 24 bytes are the nonce.
+    pub nonce_seed_utf8: String,
+    /// The nonce.
+    pub nonce_hex: String,
+    /// HKDF-Expand(PRK = the direction's session key, info = u16(len(label)) ‖ label, 32).
+    pub record_key_hex: String,
+    /// The associated data: the MAC input without the body digest.
+    pub aad_hex: String,
+    /// The record, the body on the wire: nonce ‖ ciphertext ‖ tag.
+    pub record_hex: String,
+    /// The session MAC (`Warifu-Mac`): HMAC-SHA256(direction's session key, tag ‖ aad ‖
+    /// SHA-256(record)).
+    pub mac_hex: String,
+}
+
 /// One authenticated request and its response.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -523,7 +580,7 @@ pub struct FailVector {
     /// "open_sealed", "open_sealed_json", "open_forwarded", "open_forwarded_json",
     /// "open_with_key", "decode_key_file", "parse_id", or for a session (`twin_of` names it)
     /// "session_respond", "session_finish", "session_confirm", "session_verify_request",
-    /// "session_verify_response".
+    /// "session_verify_response", or for a record (`twin_of` names it) "record_open".
     pub operation: String,
     /// Binary input.
     #[serde(default, skip_serializing_if = "Option::is_none")]
