@@ -2590,7 +2590,8 @@ fn records_file(k4: &VectorFile, from_file: &str) -> Res<VectorFile> {
         let mut flipped_tag = record.clone();
         let last = flipped_tag.len() - 1;
         flipped_tag[last] ^= 0x80;
-        let twins: [(&str, String, &str, Vec<u8>, Vec<u8>); 6] = [
+        type Twin<'a> = (&'a str, String, &'a str, Vec<u8>, Vec<u8>);
+        let twins: [Twin; 6] = [
             (
                 "flipped_ciphertext",
                 "first ciphertext bit flipped".into(),
