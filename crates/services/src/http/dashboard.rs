@@ -196,9 +196,7 @@ pub fn heads(cols: &[&str]) -> Markup {
 
 /// The last four characters of a card number, masked: `•••• 6467`.
 pub fn last4(number: &str) -> String {
-    let n: Vec<char> = number.chars().collect();
-    let tail: String = n[n.len().saturating_sub(4)..].iter().collect();
-    format!("•••• {tail}")
+    format!("•••• {}", warifu_core::card::last4(number))
 }
 
 /// The navigation of a dashboard.

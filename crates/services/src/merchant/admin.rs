@@ -75,7 +75,7 @@ async fn admin_cancel(
 /// `refunded`; a partial one leaves it where it is (the payment shows `partially_refunded`).
 /// Each request is a new refund, `op-<n>` (the order's next operator-refund number), so two
 /// equal partial refunds are two refunds; a request with an `Idempotency-Key` header (or the
-/// body's `refund_id`) is refunded once under `op-<key>`, and its retries answer the first.
+/// body's `refund_id`) is refunded once under `op-key-<key>`, and its retries answer the first.
 #[utoipa::path(post, path = "/v1/admin/orders/{order_id}/refund", request_body = OperatorRefund,
     params(("Idempotency-Key" = Option<String>, Header, description = "Refund once under this key (1–60 characters)")),
     responses((status = 200, description = "The refunded order", body = OrderOutcome)))]
@@ -120,8 +120,9 @@ async fn admin_refund(
     {
         return Ok(first);
     }
+    // Keyed ids and numbered ids never meet: `op-key-<key>` and `op-<n>`.
     let refund_id = match &key {
-        Some(k) => format!("op-{k}"),
+        Some(k) => format!("op-key-{k}"),
         None => next_operator_refund(&st, &order_id).await?,
     };
     if !matches!(order.state, OrderState::Captured | OrderState::Delivered) {
