@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use warifu_core::keysource::KeySource;
 use warifu_core::order::{Order, OrderForm};
+use warifu_core::policy::Policy;
 use warifu_core::rand::OsRandom;
 use warifu_core::sealed::{self, SealedOrder};
 use warifu_core::{PartyId, Role};
@@ -41,6 +42,16 @@ pub enum CardholderError {
     /// The public catalog could not be fetched.
     #[error("cannot fetch the catalog of {0}: {1}")]
     Catalog(PartyId, String),
+    /// The merchant claims a state past the issuer's approval (`authorized`, `shipped`,
+    /// `captured`, …) without relaying an issuer's approval that verifies: nothing the
+    /// merchant says about the payment or the delivery is believed without it.
+    #[error(
+        "the merchant says the order is {state}, but relays no approval of the issuer that verifies"
+    )]
+    UnprovenState {
+        /// The state the merchant claimed.
+        state: String,
+    },
 }
 
 /// The result of a purchase.
@@ -113,11 +124,18 @@ impl OrderView {
     }
 }
 
+/// The merchant's states an answer may claim without an issuer's approval: before the
+/// decision, a decline, a cancellation before any decision, a failure. Every other state
+/// (`authorized`, `shipping_requested`, `shipped`, `captured`, `delivered`, `cancelling`,
+/// `returning`, `voided`, `refunded`, and any state this client does not know) needs one.
+pub const STATES_WITHOUT_APPROVAL: [&str; 4] = ["received", "declined", "cancelled", "failed"];
+
 /// A cardholder's client.
 pub struct Cardholder {
     keys: Arc<dyn KeySource>,
     directory: Arc<SharedDirectory>,
     peers: PeerClients,
+    ceiling: Policy,
 }
 
 impl core::fmt::Debug for Cardholder {
@@ -138,7 +156,21 @@ impl Cardholder {
             peers: PeerClients::new(keys.clone(), directory.clone()),
             keys,
             directory,
+            ceiling: Policy::patent_default(),
         }
+    }
+
+    /// The same client with `ceiling` as the most it discloses: a form whose policy gives a
+    /// field to a party the ceiling does not is refused before anything is sealed
+    /// ([`warifu_core::Error::DisclosureRefused`]). Without it, the patent's table.
+    pub fn with_ceiling(mut self, ceiling: Policy) -> Cardholder {
+        self.ceiling = ceiling;
+        self
+    }
+
+    /// The most this client discloses (see [`Cardholder::with_ceiling`]).
+    pub fn ceiling(&self) -> &Policy {
+        &self.ceiling
     }
 
     /// The cardholder's identifier.
@@ -202,10 +234,11 @@ impl Cardholder {
         issuer: &PartyId,
     ) -> Result<SealedOrder, CardholderError> {
         self.directory.get().lookup(issuer, Role::Issuer)?;
-        Ok(sealed::seal(
+        Ok(sealed::seal_within(
             form,
             order,
             issuer,
+            &self.ceiling,
             self.keys.as_ref(),
             crate::now_unix(),
             &mut OsRandom,
@@ -237,15 +270,30 @@ impl Cardholder {
         if outcome.order_id != sealed.header.order_id {
             return Err(CardholderError::ReceiptInvalid);
         }
+        if let Some(d) = &outcome.decision
+            && (d.header_digest != sealed.header.digest() || d.issuer != sealed.header.issuer)
+        {
+            return Err(CardholderError::ReceiptInvalid);
+        }
+        self.check_claim(outcome)
+    }
+
+    /// Checks what the merchant says of an order against the issuer's receipt it relays: the
+    /// receipt must verify under this cardholder's key and name this order, and a state past
+    /// the approval needs an approving receipt ([`STATES_WITHOUT_APPROVAL`]).
+    pub fn check_claim(&self, outcome: &OrderOutcome) -> Result<(), CardholderError> {
         if let Some(d) = &outcome.decision {
             attest::verify_cardholder_receipt(self.keys.as_ref(), d)
                 .map_err(|_| CardholderError::ReceiptInvalid)?;
-            if d.header_digest != sealed.header.digest()
-                || d.issuer != sealed.header.issuer
-                || d.order_id != sealed.header.order_id
-            {
+            if d.order_id != outcome.order_id {
                 return Err(CardholderError::ReceiptInvalid);
             }
+        }
+        let approved = outcome.decision.as_ref().is_some_and(|d| d.approved());
+        if !approved && !STATES_WITHOUT_APPROVAL.contains(&outcome.state.as_str()) {
+            return Err(CardholderError::UnprovenState {
+                state: outcome.state.clone(),
+            });
         }
         Ok(())
     }
@@ -276,7 +324,12 @@ impl Cardholder {
         order_id: &str,
     ) -> Result<OrderOutcome, CardholderError> {
         let client = self.peer(merchant, Role::Merchant)?;
-        Ok(client.get(&format!("/v1/orders/{order_id}")).await?)
+        let outcome: OrderOutcome = client.get(&format!("/v1/orders/{order_id}")).await?;
+        if outcome.order_id != order_id {
+            return Err(CardholderError::ReceiptInvalid);
+        }
+        self.check_claim(&outcome)?;
+        Ok(outcome)
     }
 
     /// One of this cardholder's orders: the merchant's state and payment, and the delivery

@@ -25,6 +25,7 @@ use warifu_services::cardholder::{Cardholder, CardholderError};
 use warifu_services::dev::local::{Local, LocalOptions, Storage};
 use warifu_services::session::client::ClientError;
 use warifu_store::Synchronous;
+
 /// `warifu bench`
 #[derive(Debug, Args)]
 pub struct BenchArgs {

@@ -19,6 +19,7 @@ use crate::support::demo_cardholder::{
 use crate::support::flags::SchemeArg;
 use crate::support::format::{bound_words, print};
 use crate::support::logging::init_logs;
+
 /// `warifu demo`
 #[derive(Debug, Args)]
 pub struct DemoArgs {

@@ -12,6 +12,7 @@ use warifu_core::rand::{OsRandom, Randomness};
 
 use crate::support::files::{now, pretty, read_json, read_policy};
 use crate::support::format::print;
+
 /// `warifu example …`
 #[derive(Debug, Subcommand)]
 pub enum ExampleCommand {
@@ -66,14 +67,14 @@ fn example_catalog() -> Vec<CatalogItem> {
             product_number: "TEA-001".into(),
             name: "Sencha, 100 g".into(),
             unit_price: 1200,
-        },
             ships: true,
+        },
         CatalogItem {
             product_number: "CUP-002".into(),
             name: "Yunomi tea cup".into(),
             unit_price: 800,
-        },
             ships: true,
+        },
     ]
 }
 

@@ -8,6 +8,7 @@ use warifu_core::Role;
 
 use crate::support::files::{Parcel, pretty, write_output};
 use crate::support::flags::Format;
+
 /// A party that receives a part.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum RecipientRole {

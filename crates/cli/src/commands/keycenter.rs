@@ -25,6 +25,7 @@ use warifu_core::keysource::{self, pairwise_key};
 use warifu_core::rand::OsRandom;
 use warifu_core::sok::{self, KeyScheme, SokMaster};
 use warifu_services::directory::{Directory, Entry};
+
 /// `warifu keycenter …`
 #[derive(Debug, Subcommand)]
 pub enum KeycenterCommand {

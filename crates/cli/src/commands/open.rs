@@ -14,6 +14,7 @@ use crate::support::files::{Parcel, pretty, read_json, read_policy};
 use crate::support::format::print;
 use crate::support::keystore;
 use crate::support::passphrase::PassphraseArgs;
+
 /// `warifu open`
 #[derive(Debug, Args)]
 pub struct OpenArgs {

@@ -8,6 +8,7 @@ use warifu_core::policy::{Field, Policy};
 
 use crate::support::files::read_policy;
 use crate::support::format::print;
+
 /// `warifu policy …`
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {

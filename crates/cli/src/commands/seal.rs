@@ -14,6 +14,7 @@ use crate::support::flags::DisclosureArgs;
 use crate::support::flags::Format;
 use crate::support::keystore;
 use crate::support::passphrase::PassphraseArgs;
+
 /// `warifu seal`
 #[derive(Debug, Args)]
 pub struct SealArgs {

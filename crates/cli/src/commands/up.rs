@@ -16,6 +16,7 @@ use crate::support::flags::SchemeArg;
 use crate::support::format::print;
 use crate::support::logging::{LogFormat, init_logs_as};
 use crate::support::profile::{Profile, write_profile};
+
 /// `warifu up`
 #[derive(Debug, Args)]
 pub struct UpArgs {

@@ -12,10 +12,12 @@ use warifu_core::order::{Order, OrderForm, PaymentMethod};
 use warifu_services::cardholder::Cardholder;
 use warifu_services::directory::SharedDirectory;
 
+use crate::support::flags::DisclosureArgs;
 use crate::support::format::print;
 use crate::support::keystore;
 use crate::support::passphrase::PassphraseArgs;
 use crate::support::profile::read_profile;
+
 /// `warifu wallet …`
 #[derive(Debug, Subcommand)]
 pub enum WalletCommand {
@@ -79,6 +81,9 @@ pub struct BuyArgs {
     /// Print the merchant's answer as JSON.
     #[arg(long)]
     pub json: bool,
+    /// What the cardholder allows the merchant's form to disclose.
+    #[command(flatten)]
+    pub disclosure: DisclosureArgs,
 }
 
 /// `warifu wallet status`
@@ -242,6 +247,7 @@ fn parse_items(items: &[String]) -> Result<Vec<(String, u32)>> {
 
 async fn buy(a: &BuyArgs) -> Result<()> {
     let (wallet, merchant) = client(&a.common)?;
+    let wallet = wallet.with_ceiling(a.disclosure.ceiling()?);
     let profile = read_profile(&a.profile)?;
     let items = parse_items(&a.items)?;
     let method = match a.installments {

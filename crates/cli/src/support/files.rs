@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 use warifu_core::keysource::KeySource;
 use warifu_core::policy::Policy;
 use warifu_core::sealed::{Disclosed, ForwardedPart, Header, Recipient, SealedOrder};
+
 /// Permissions of files holding secrets.
 pub(crate) const SECRET_MODE: u32 = 0o600;
 /// Permissions of files that are not secret (sealed orders, the register).

@@ -2,6 +2,7 @@
 //! and the cardholder's disclosure ceiling.
 
 use clap::{Args, ValueEnum};
+
 /// A key scheme on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SchemeArg {

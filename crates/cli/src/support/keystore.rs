@@ -17,6 +17,7 @@ use warifu_core::rand::OsRandom;
 use warifu_core::secret::Secret;
 use warifu_core::sok::{KeyScheme, PartyKeys, SokMaster};
 use zeroize::Zeroizing;
+
 /// The Blom master's file name inside a key center directory.
 pub const MASTER_FILE: &str = "master.key";
 /// The SOK master's file name inside a key center directory (the hybrid's second center).

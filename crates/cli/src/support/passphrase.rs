@@ -9,6 +9,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use warifu_core::secret::Secret;
 use zeroize::Zeroizing;
+
 /// The environment variable holding a passphrase when no `--passphrase-file` is given.
 pub const PASSPHRASE_ENV: &str = "WARIFU_PASSPHRASE";
 /// How a key file being written is protected.

@@ -6,6 +6,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use warifu_core::PartyId;
 use warifu_core::order::{Card, Destination};
+
 /// The cardholder's own details, kept in a local file (0600): who pays, with which card, where
 /// the goods go by default.
 #[derive(Debug, Clone, Serialize, Deserialize)]

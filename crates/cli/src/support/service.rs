@@ -16,6 +16,7 @@ use crate::support::files;
 use crate::support::format::print;
 use crate::support::keystore;
 use crate::support::passphrase::PassphraseArgs;
+
 /// Where a party's database is.
 #[derive(Debug, Clone, Args)]
 pub struct DbArgs {

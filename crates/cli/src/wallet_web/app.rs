@@ -22,6 +22,7 @@ use warifu_services::carrier::CarrierState;
 use warifu_services::http::dashboard as shared;
 use warifu_services::issuer::IssuerState;
 use warifu_services::merchant::MerchantState;
+
 /// The parties of an in-process deployment (`warifu up`), whose stores the order page reads
 /// to draw one order across every party.
 #[derive(Clone)]

@@ -36,8 +36,10 @@ use warifu_core::sok::KeyScheme;
 
 use crate::support::format::print;
 use app::{App, Shared, page, random_token};
+
 pub use app::{Deployment, WebConfig};
 use handlers::*;
+
 /// `warifu wallet web`
 #[derive(Debug, clap::Args)]
 pub struct WebArgs {
