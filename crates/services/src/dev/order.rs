@@ -318,8 +318,39 @@ pub async fn holdings_of(
     ])
 }
 
-/// The field × party matrix: what each party holds, against what the policy gave it.
-pub fn matrix(policy: &Policy, held: &[(Role, Holdings); 3]) -> Markup {
+/// Whether each party (merchant, issuer, carrier, as in [`holdings_of`]) received anything of
+/// the order: the merchant the sealed order, the issuer an authorization request, the carrier a
+/// delivery request. The carrier of a declined or a digital order received nothing.
+pub async fn received_by(
+    s: Stores<'_>,
+    merchant_id: &str,
+    order_id: &str,
+) -> Result<[bool; 3], StoreError> {
+    Ok([
+        s.merchant.get_order(order_id).await?.is_some(),
+        s.issuer
+            .get_authorization(merchant_id, order_id)
+            .await?
+            .is_some(),
+        s.carrier
+            .get_shipment(merchant_id, order_id)
+            .await?
+            .is_some(),
+    ])
+}
+
+/// The cell of `field` at a party: as [`holdings::cell`], except that a party that received
+/// nothing of the order shows "never received" (—), not "received, not kept" (○).
+pub fn cell(policy: &Policy, role: Role, held: &Holdings, received: bool, field: Field) -> Cell {
+    match holdings::cell(policy, role, held, field) {
+        Cell::NotKept if !received => Cell::Never,
+        c => c,
+    }
+}
+
+/// The field × party matrix: what each party holds, against what the policy gave it (and
+/// `received`, per party as in [`received_by`], whether it was given anything at all).
+pub fn matrix(policy: &Policy, held: &[(Role, Holdings); 3], received: &[bool; 3]) -> Markup {
     html! {
         table.matrix {
             caption.muted { "What each party holds about this order, read back from its own database" }
@@ -331,8 +362,8 @@ pub fn matrix(policy: &Policy, held: &[(Role, Holdings); 3]) -> Markup {
                 @for f in Field::ALL {
                     tr {
                         th scope="row" { (f.name().replace('_', " ")) }
-                        @for (r, h) in held {
-                            @let c = holdings::cell(policy, *r, h, f);
+                        @for ((r, h), got) in held.iter().zip(received) {
+                            @let c = cell(policy, *r, h, *got, f);
                             td class=(match c { Cell::Holds => "yes", Cell::Leak => "leak", _ => "no" })
                                data-cell=(format!("{}:{}", f.name(), r.as_str())) {
                                 (c.symbol())
@@ -355,11 +386,12 @@ pub async fn across(
 ) -> Result<Markup, StoreError> {
     let msgs = messages(s, merchant_id, order_id).await?;
     let held = holdings_of(s, merchant_id, order_id).await?;
+    let received = received_by(s, merchant_id, order_id).await?;
     Ok(html! {
         h2 { "The order across every party" }
         (timeline(&msgs))
         h2 { "Who holds which field" }
-        (matrix(policy, &held))
+        (matrix(policy, &held, &received))
     })
 }
 
