@@ -216,7 +216,13 @@ pub fn finish(service: &str, mut api: OpenApi) -> OpenApi {
         SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
             "Warifu-Session",
             "The session id from the handshake; `Warifu-Seq`, `Warifu-Time` and `Warifu-Mac` \
-             (HMAC over session, sequence, time, method, path and body digest) go with it.",
+             (HMAC over session, sequence, time, method, path and body digest) go with it. \
+             Every body in a session, request or response, empty or not, errors included, is \
+             sealed: an XChaCha20-Poly1305 record (24-byte nonce ‖ ciphertext ‖ 16-byte tag) \
+             under the direction's record key, sent as `Content-Type: \
+             application/vnd.warifu.sealed`, and the MAC covers the record, not the JSON \
+             (docs/PROTOCOL.md §12.3-12.4). The JSON schemas here describe the sealed \
+             plaintext.",
         ))),
     );
     components.security_schemes.insert(
