@@ -6,6 +6,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use warifu_core::Role;
 use warifu_services::carrier;
+use warifu_services::directory::SharedDirectory;
 use warifu_services::http::dashboard::time_ms as utc;
 use warifu_services::protocol::cardholder_carrier::TrackingView;
 use warifu_services::protocol::operator::{self, ShipmentList};
@@ -20,12 +21,26 @@ use crate::support::service::{
 #[derive(Debug, Subcommand)]
 pub enum CarrierCommand {
     /// Run the carrier's service.
-    Serve(ServeArgs),
+    Serve(CarrierServeArgs),
     /// Move a shipment on: to `picked_up`, `in_transit`, `delivered` or `returned`. Towards
     /// `delivered` it takes every step still missing, one move each (operator).
     Advance(AdvanceArgs),
     /// List the shipments, newest first (operator; no destinations).
     Shipments(ListArgs),
+}
+
+/// `warifu carrier serve`
+#[derive(Debug, Args)]
+pub struct CarrierServeArgs {
+    /// Key, data, address, logs and operator access.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    /// The key center's directory (JSON), re-read when it changes. With it the carrier asks
+    /// the order's issuer whether the payment still stands before it accepts a shipment (a
+    /// voided or refunded order is refused); without it the issuer's approval alone is
+    /// trusted.
+    #[arg(long, value_name = "FILE")]
+    pub directory: Option<std::path::PathBuf>,
 }
 
 /// `warifu carrier advance`
@@ -46,8 +61,8 @@ pub struct AdvanceArgs {
 }
 /// Runs `warifu carrier …`.
 pub fn carrier(cmd: &CarrierCommand) -> Result<()> {
-    let a = match cmd {
-        CarrierCommand::Serve(a) => a,
+    let (a, directory) = match cmd {
+        CarrierCommand::Serve(a) => (&a.serve, &a.directory),
         CarrierCommand::Advance(a) => return carrier_advance(a),
         CarrierCommand::Shipments(a) => return carrier_shipments(a),
     };
@@ -56,7 +71,14 @@ pub fn carrier(cmd: &CarrierCommand) -> Result<()> {
     let operator = operator_auth(a)?;
     runtime()?.block_on(async {
         let store = open_store(&a.db, Party::Carrier).await?;
-        let state = carrier::CarrierState::new(keys, Arc::new(store));
+        let state = match directory {
+            Some(path) => {
+                let dir = SharedDirectory::from_file(path)
+                    .with_context(|| format!("cannot read the directory {}", path.display()))?;
+                carrier::CarrierState::with_directory(keys, Arc::new(store), Arc::new(dir))
+            }
+            None => carrier::CarrierState::new(keys, Arc::new(store)),
+        };
         state.guard().operator().set(operator);
         let l = listen(a.listen, state.id()).await?;
         carrier::run(l, state, ctrl_c()).await?;

@@ -68,8 +68,9 @@ pub struct OperatorRefund {
     /// The amount in minor units; `None` refunds what is left of the capture.
     #[serde(default)]
     pub amount: Option<u64>,
-    /// The refund's id (a retry under it refunds once); default `op-full` for the rest, or
-    /// `op-<amount>` for a partial refund.
+    /// An idempotency key for this refund (as the `Idempotency-Key` header): refunded once as
+    /// `op-key-<key>`, retries answer the first. Without one, each request is a new refund,
+    /// `op-<n>`.
     #[serde(default)]
     pub refund_id: Option<String>,
 }

@@ -79,6 +79,9 @@ pub struct CatalogItemDoc {
     name: String,
     /// Unit price in minor units of the form's currency.
     unit_price: u64,
+    /// Whether the item is shipped (default true; written only when false): an order holding
+    /// one needs a form with a carrier.
+    ships: Option<bool>,
 }
 
 /// A delivery destination (`warifu_core::order::Destination`); only the carrier and the
