@@ -233,12 +233,24 @@ impl Cardholder {
         order: &Order,
         issuer: &PartyId,
     ) -> Result<SealedOrder, CardholderError> {
+        self.seal_within(form, order, issuer, &self.ceiling)
+    }
+
+    /// Seals as [`Cardholder::seal`], under `ceiling` for this order instead of the client's
+    /// own (a wallet page's explicit per-order acceptance of a wider disclosure).
+    pub fn seal_within(
+        &self,
+        form: &OrderForm,
+        order: &Order,
+        issuer: &PartyId,
+        ceiling: &Policy,
+    ) -> Result<SealedOrder, CardholderError> {
         self.directory.get().lookup(issuer, Role::Issuer)?;
         Ok(sealed::seal_within(
             form,
             order,
             issuer,
-            &self.ceiling,
+            ceiling,
             self.keys.as_ref(),
             crate::now_unix(),
             &mut OsRandom,

@@ -568,7 +568,8 @@ pub(crate) async fn preview(
             r
         }
         Ok((order, issuer, last4)) => {
-            let body = views::preview(&s.csrf, &draft.form, &order, issuer.as_str(), &[]);
+            let beyond = views::beyond(&draft.form, s.wallet.ceiling());
+            let body = views::preview(&s.csrf, &draft.form, &order, issuer.as_str(), &[], &beyond);
             draft.pending = Some((order, issuer, last4));
             s.keep_draft(draft);
             page(StatusCode::OK, "Preview", views::nav(&s.csrf), body)
@@ -599,10 +600,21 @@ pub(crate) async fn submit(Posted { s, form: input }: Posted) -> Response {
         s.keep_draft(draft);
         return r;
     };
+    // What the form discloses beyond the wallet's ceiling is sealed only where the cardholder
+    // ticked "I accept disclosing FIELD to PARTY" for this order.
+    let beyond = views::beyond(&draft.form, s.wallet.ceiling());
+    let mut ceiling = s.wallet.ceiling().clone();
+    for (f, r) in &beyond {
+        if input.contains_key(&format!("accept:{}={}", f.name(), r.as_str()))
+            && let Ok(wider) = ceiling.widened(*f, *r)
+        {
+            ceiling = wider;
+        }
+    }
     // Seal once; a retry after an outage resubmits the same bundle, which the merchant resumes.
     let sealed = match &draft.sealed {
         Some(b) => b.clone(),
-        None => match s.wallet.seal(&draft.form, &order, &issuer) {
+        None => match s.wallet.seal_within(&draft.form, &order, &issuer, &ceiling) {
             Ok(b) => b,
             Err(e) => {
                 let body = views::preview(
@@ -611,6 +623,7 @@ pub(crate) async fn submit(Posted { s, form: input }: Posted) -> Response {
                     &order,
                     issuer.as_str(),
                     &[e.to_string()],
+                    &beyond,
                 );
                 s.keep_draft(draft);
                 return page(
@@ -660,6 +673,7 @@ pub(crate) async fn submit(Posted { s, form: input }: Posted) -> Response {
                 &[format!(
                     "The order could not be sent: {e}. Sending again resends the same sealed order."
                 )],
+                &[],
             );
             s.keep_draft(draft);
             page(

@@ -335,6 +335,7 @@ pub fn preview(
     order: &Order,
     issuer: &str,
     errs: &[String],
+    beyond: &[(Field, Role)],
 ) -> Markup {
     let policy: &Policy = &form.policy;
     let n = order.card.number.expose();
@@ -413,9 +414,30 @@ pub fn preview(
             @if policy.recipients(Field::DeliveryDestination).eq([Role::Carrier]) { "; the delivery destination to the carrier only" }
             "."
         }
+        @if !beyond.is_empty() {
+            div.error id="beyond" role="alert" {
+                p { strong { "This merchant's form asks for more than your wallet discloses." } }
+                ul {
+                    @for (f, r) in beyond {
+                        li data-grant=(format!("{}={}", f.name(), r.as_str())) {
+                            "It gives your " (f.name().replace('_', " ")) " to the " (r.as_str()) "."
+                        }
+                    }
+                }
+                p { "Nothing is sealed unless you accept each of these for this order below." }
+            }
+        }
         form method="post" action="/order/submit" {
             input type="hidden" name="csrf" value=(csrf);
             input type="hidden" name="form_id" value=(form.order_id);
+            @for (f, r) in beyond {
+                @let name = format!("accept:{}={}", f.name(), r.as_str());
+                label {
+                    input type="checkbox" name=(name) value="yes";
+                    " I accept disclosing " (f.name().replace('_', " ")) " to the " (r.as_str()) " for this order"
+                }
+                br;
+            }
             button type="submit" id="send" { "Seal and send the order" }
         }
         form method="post" action="/order/edit" style="margin-top:.6rem" {
@@ -424,6 +446,20 @@ pub fn preview(
             button.secondary type="submit" { "Change the order" }
         }
     }
+}
+
+/// The grants of `form`'s policy beyond `ceiling`: each field and party the form would
+/// disclose that the cardholder's ceiling does not allow.
+pub fn beyond(form: &OrderForm, ceiling: &Policy) -> Vec<(Field, Role)> {
+    let mut out = Vec::new();
+    for f in Field::ALL {
+        for r in [Role::Merchant, Role::Issuer, Role::Carrier] {
+            if form.policy.receives(r, f) && !ceiling.receives(r, f) {
+                out.push((f, r));
+            }
+        }
+    }
+    out
 }
 
 /// The orders table.
@@ -555,5 +591,84 @@ pub fn order_page(
         }
         @if let Some(a) = across { (a) }
         @if !settled { p.muted { "This page refreshes itself while the order moves." } }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use warifu_core::PartyId;
+    use warifu_core::order::{Card, CatalogItem, Destination, Expiry, PaymentMethod};
+
+    use super::*;
+
+    fn form(policy: Policy) -> OrderForm {
+        let id = |s: &str| PartyId::parse(s).expect("id");
+        OrderForm {
+            order_id: "ord-1".into(),
+            merchant: id("merchant:shop.example"),
+            carrier: Some(id("carrier:post.example")),
+            accepted_issuers: vec![id("issuer:bank.example")],
+            currency: "JPY".into(),
+            catalog: vec![CatalogItem {
+                product_number: "TEA-001".into(),
+                name: "Sencha".into(),
+                unit_price: 1200,
+                ships: true,
+            }],
+            expires_at: u64::MAX / 2,
+            policy,
+        }
+    }
+
+    /// Issue 19.1 on the wallet page: a form beyond the ceiling is named on the preview, field
+    /// and party, with one explicit per-order checkbox each; a form within it shows none.
+    #[test]
+    fn the_preview_names_what_a_greedy_form_asks_and_offers_an_explicit_choice() {
+        let greedy = form(
+            Policy::patent_default()
+                .widened(Field::DeliveryDestination, Role::Merchant)
+                .expect("widen"),
+        );
+        let (lines, amount) = Order::lines_from(&greedy, &[("TEA-001", 1)]).expect("lines");
+        let order = Order {
+            cardholder_name: "Hanako Yamada".into(),
+            cardholder_address: "1-1 Chiyoda".into(),
+            telephone: "+81-3-0000-0000".into(),
+            fax: None,
+            card: Card {
+                number: "4539148803436467".into(),
+                expiry: Expiry {
+                    year: 2035,
+                    month: 7,
+                },
+            },
+            lines,
+            amount,
+            currency: "JPY".into(),
+            payment_method: PaymentMethod::LumpSum,
+            destination: Some(Destination {
+                addressee: "Taro".into(),
+                address: "2-2 Umeda".into(),
+            }),
+        };
+        let ceiling = Policy::patent_default();
+        let beyond = beyond(&greedy, &ceiling);
+        assert_eq!(beyond, [(Field::DeliveryDestination, Role::Merchant)]);
+        let html = preview("t", &greedy, &order, "issuer:bank.example", &[], &beyond).into_string();
+        assert!(
+            html.contains("data-grant=\"delivery_destination=merchant\""),
+            "{html}"
+        );
+        assert!(
+            html.contains("name=\"accept:delivery_destination=merchant\""),
+            "{html}"
+        );
+        assert!(html.contains("I accept disclosing delivery destination to the merchant"));
+        assert!(!html.contains("checked"), "never ticked for the cardholder");
+
+        let fair = form(Policy::patent_default());
+        assert!(super::beyond(&fair, &ceiling).is_empty());
+        let html = preview("t", &fair, &order, "issuer:bank.example", &[], &[]).into_string();
+        assert!(!html.contains("accept:"), "{html}");
     }
 }
