@@ -114,8 +114,13 @@ async fn run_demo(args: &DemoArgs, dir: &Path) -> Result<()> {
         Storage::Sqlite => format!("SQLite files in {}", dir.display()),
         Storage::Postgres { .. } => format!("PostgreSQL schemas {prefix}_*"),
     };
+    let kept = if args.keep.is_some() {
+        "kept after the run"
+    } else {
+        "deleted after the run; --keep DIR keeps it"
+    };
     print(&format!(
-        "Warifu demo: JP H10-78988 on loopback; data in {}\n\n",
+        "Warifu demo: JP H10-78988 on loopback; data in {} ({kept})\n\n",
         dir.display()
     ))?;
     let local = Local::start(opts)

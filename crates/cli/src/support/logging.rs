@@ -15,8 +15,11 @@ pub enum LogFormat {
 
 /// Installs a log subscriber on standard error in `format`.
 pub fn init_logs_as(filter: &str, format: LogFormat) {
+    use std::io::IsTerminal as _;
+    // Colour only for a terminal: a redirected log file gets no escape codes.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
