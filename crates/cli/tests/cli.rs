@@ -1126,3 +1126,25 @@ fn a_greedy_form_is_refused_unless_the_cardholder_allows_it() {
         "widened knowingly, the merchant gets the destination: {merchant}"
     );
 }
+
+/// Issue 15: a new master or key passphrase has at least 8 characters (as the wallet's), and
+/// the refusal does not echo it.
+#[test]
+fn a_short_new_passphrase_is_refused() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let short = tmp.path().join("short.txt");
+    fs::write(&short, "abcde\n").expect("write");
+    let center = tmp.path().join("kc");
+    let out = warifu(&[
+        &"keycenter",
+        &"init",
+        &"--dir",
+        &center,
+        &"--k",
+        &"4",
+        &"--passphrase-file",
+        &short,
+    ]);
+    fails(out, "at least 8 characters", &["abcde"]);
+    assert!(!center.join("master.key").exists(), "no master written");
+}

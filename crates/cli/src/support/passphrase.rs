@@ -67,18 +67,29 @@ pub(crate) fn prompt(text: &str) -> Result<Secret> {
         .context("cannot read the passphrase from the terminal")
 }
 
+/// The fewest characters a new passphrase may have (as the wallet asks).
+pub const MIN_PASSPHRASE: usize = 8;
+
+/// A new passphrase of at least [`MIN_PASSPHRASE`] characters; the error never shows it.
+fn long_enough(p: Secret) -> Result<Secret> {
+    if p.expose().chars().count() < MIN_PASSPHRASE {
+        bail!("a new passphrase needs at least {MIN_PASSPHRASE} characters");
+    }
+    Ok(p)
+}
+
 /// The passphrase to seal a new file with, or `None` to write it unsealed. Order: the flag's
 /// file, `--no-passphrase`, WARIFU_PASSPHRASE, a prompt (twice, empty for none) on a terminal;
 /// otherwise an error, so a secret is never written unsealed by accident.
 pub fn new_passphrase(args: &NewPassphraseArgs, what: &str) -> Result<Option<Secret>> {
     if let Some(file) = &args.passphrase_file {
-        return passphrase_from_file(file).map(Some);
+        return passphrase_from_file(file).and_then(long_enough).map(Some);
     }
     if args.no_passphrase {
         return Ok(None);
     }
     if let Some(p) = passphrase_from_env()? {
-        return Ok(Some(p));
+        return long_enough(p).map(Some);
     }
     if !can_prompt() {
         bail!(
@@ -92,6 +103,7 @@ pub fn new_passphrase(args: &NewPassphraseArgs, what: &str) -> Result<Option<Sec
     if first.expose().is_empty() {
         return Ok(None);
     }
+    let first = long_enough(first)?;
     let again = prompt("Repeat the passphrase: ")?;
     if first != again {
         bail!("the passphrases do not match");
