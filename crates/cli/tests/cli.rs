@@ -1003,7 +1003,8 @@ fn operators_advance_shipments_refund_and_read_statements() {
     };
     assert!(disputed.contains("proof of delivery valid"), "{disputed}");
 
-    // The merchant's operator: list, partial refund, cancel (refunds the rest).
+    // The merchant's operator: list, partial refund; a delivered order cannot be cancelled
+    // (issue 12.3), the rest is refunded by a refund without an amount.
     let orders = stdout(&ok(op(&["merchant", "orders", "--url", &merchant_url])));
     assert!(orders.contains(&order_id), "{orders}");
     let refunded = stdout(&ok(op(&[
@@ -1019,14 +1020,19 @@ fn operators_advance_shipments_refund_and_read_statements() {
         refunded.contains("partially_refunded") && refunded.contains("refunded 400"),
         "{refunded}"
     );
-    let cancelled = stdout(&ok(op(&[
+    fails(
+        op(&["merchant", "cancel", "--url", &merchant_url, &order_id]),
+        "invalid_transition",
+        &[],
+    );
+    let rest = stdout(&ok(op(&[
         "merchant",
-        "cancel",
+        "refund",
         "--url",
         &merchant_url,
         &order_id,
     ])));
-    assert!(cancelled.contains("refunded 2400"), "{cancelled}");
+    assert!(rest.contains("refunded 2400"), "{rest}");
 
     // The issuer's books, read from its database.
     let statement = stdout(&ok(lifecycle_cmd(&[

@@ -75,6 +75,12 @@ fn example_catalog() -> Vec<CatalogItem> {
             unit_price: 800,
             ships: true,
         },
+        CatalogItem {
+            product_number: "EBOOK-003".into(),
+            name: "The way of tea (e-book)".into(),
+            unit_price: 1500,
+            ships: false,
+        },
     ]
 }
 
@@ -121,9 +127,11 @@ fn example_order(a: &ExampleOrderArgs) -> Result<Order> {
             policy: None,
         })?,
     };
+    // Goods that ship only when the form has a carrier (digital goods otherwise).
     let picks: Vec<(&str, u32)> = form
         .catalog
         .iter()
+        .filter(|item| form.carrier.is_some() == item.ships)
         .take(2)
         .zip([2, 1])
         .map(|(item, q)| (item.product_number.as_str(), q))
