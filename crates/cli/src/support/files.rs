@@ -152,29 +152,7 @@ pub(crate) fn redact_serde(e: &serde_json::Error) -> String {
         Some(i) => msg.split_at(i),
         None => (msg.as_str(), ""),
     };
-    let mut out = String::with_capacity(msg.len());
-    let mut quote: Option<char> = None;
-    for c in head.chars() {
-        match quote {
-            Some(q) if c == q => {
-                out.push_str("<redacted>");
-                out.push(c);
-                quote = None;
-            }
-            Some(_) => {}
-            None => {
-                out.push(c);
-                if c == '`' || c == '"' {
-                    quote = Some(c);
-                }
-            }
-        }
-    }
-    if quote.is_some() {
-        out.push_str("<redacted>");
-    }
-    out.push_str(tail);
-    out
+    format!("{}{tail}", warifu_services::error::redact_quoted(head))
 }
 
 /// Reads a JSON file into `T`, with an error naming the file and what it should be.

@@ -90,11 +90,7 @@ pub(crate) fn random_token() -> Result<String> {
 }
 
 pub(crate) fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+    warifu_core::secret::ct_eq(a, b)
 }
 pub(crate) fn page(status: StatusCode, title: &str, nav: Markup, body: Markup) -> Response {
     shared::respond(

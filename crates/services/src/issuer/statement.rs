@@ -25,12 +25,6 @@ pub(super) fn routes() -> OpenApiRouter<Arc<IssuerState>> {
     OpenApiRouter::new().routes(routes!(statement))
 }
 
-/// The last four characters of a card number (the statement never shows more).
-fn last4(number: &str) -> String {
-    let digits: Vec<char> = number.chars().filter(char::is_ascii_digit).collect();
-    digits[digits.len().saturating_sub(4)..].iter().collect()
-}
-
 #[utoipa::path(get, path = PATH_STATEMENT, responses((status = 200, description = "The cardholder's cards and orders (never a full card number)", body = Statement)))]
 async fn statement(
     State(st): State<Arc<IssuerState>>,
@@ -60,7 +54,7 @@ pub async fn statement_for(
         .await?
         .into_iter()
         .map(|c| StatementCard {
-            last4: last4(c.number.expose()),
+            last4: warifu_core::card::last4(c.number.expose()).to_owned(),
             card_id: c.card_id,
             status: c.status.as_str().to_owned(),
             credit_limit: c.credit_limit,

@@ -88,8 +88,7 @@ pub(crate) fn normalize_name(s: &str) -> String {
 
 /// Constant-time comparison of two card numbers.
 pub(crate) fn same_secret(a: &str, b: &str) -> bool {
-    use subtle::ConstantTimeEq;
-    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+    warifu_core::secret::ct_eq(a, b)
 }
 
 /// Keeps an error note short (it is stored and may be shown).
