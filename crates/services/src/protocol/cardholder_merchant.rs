@@ -51,9 +51,9 @@ pub struct SubmitRequest {
     pub sealed: SealedOrder,
 }
 
-/// The merchant's answer to a submission, and to `GET /v1/orders/{id}`.
+/// The merchant's answer to a submission, and to `GET /v1/orders/{id}`. A client ignores
+/// members it does not know (later revisions add members only so).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct OrderOutcome {
     /// The order id.
     pub order_id: String,
