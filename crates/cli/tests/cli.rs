@@ -1154,3 +1154,38 @@ fn a_short_new_passphrase_is_refused() {
     fails(out, "at least 8 characters", &["abcde"]);
     assert!(!center.join("master.key").exists(), "no master written");
 }
+
+/// Issue 15: reads are bounded: a device as a key file is refused at once (it used to fill
+/// memory), an oversized input is refused before it is read, each naming the file.
+#[cfg(unix)]
+#[test]
+fn reads_are_bounded() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let form = tmp.path().join("form.json");
+    fs::write(&form, ok(warifu(&[&"example", &"form"])).stdout).expect("form");
+    let order = tmp.path().join("order.json");
+    fs::write(
+        &order,
+        ok(warifu(&[&"example", &"order", &"--form", &form])).stdout,
+    )
+    .expect("order");
+    let started = std::time::Instant::now();
+    let out = warifu(&[
+        &"seal",
+        &"--key",
+        &"/dev/zero",
+        &"--form",
+        &form,
+        &"--order",
+        &order,
+        &"--out",
+        &tmp.path().join("sealed.json"),
+    ]);
+    fails(out, "/dev/zero is not a regular file", &[]);
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    let big = tmp.path().join("big.json");
+    let f = fs::File::create(&big).expect("create");
+    f.set_len(17 << 20).expect("sparse 17 MiB");
+    let out = warifu(&[&"example", &"order", &"--form", &big]);
+    fails(out, "larger than the 16384 KiB allowed", &[]);
+}

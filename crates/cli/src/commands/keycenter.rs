@@ -451,7 +451,7 @@ struct ShowReport {
 /// collusion bound and no register), with the time to issue a key and derive a pairwise key.
 fn show_sok(dir: &std::path::Path, args: &ShowArgs) -> Result<()> {
     let path = dir.join(SOK_MASTER_FILE);
-    let sealed = KeyFile::is_sealed(&files::read_file(&path)?);
+    let sealed = KeyFile::is_sealed(&files::read_bounded(&path, files::MAX_KEY_FILE)?);
     let master = keystore::load_sok_master(&path, &args.passphrase)?;
     let a = PartyId::parse("cardholder:show@keycenter.invalid")?;
     let b = PartyId::parse("issuer:show.keycenter.invalid")?;
@@ -526,7 +526,7 @@ fn show(args: &ShowArgs) -> Result<()> {
         }
         (Some(dir), _) => {
             let path = dir.join(MASTER_FILE);
-            let sealed = KeyFile::is_sealed(&files::read_file(&path)?);
+            let sealed = KeyFile::is_sealed(&files::read_bounded(&path, files::MAX_KEY_FILE)?);
             let master = keystore::load_master(&path, &args.passphrase)?;
             let issued = Register::read(&dir.join(REGISTER_FILE))?.len();
             (Some(master), Some(issued), Some(sealed))

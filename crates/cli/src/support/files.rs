@@ -109,18 +109,58 @@ pub fn ensure_private_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Reads a whole file, naming it in the error.
-pub fn read_file(path: &Path) -> Result<Vec<u8>> {
-    fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+/// The largest input file read (forms, orders, sealed orders, policies, directories,
+/// profiles, personal keys): 16 MiB.
+pub const MAX_INPUT: u64 = 16 << 20;
+/// The largest key file read: a Blom master at the largest k (about 1.07 GB) and a little.
+pub const MAX_KEY_FILE: u64 = {
+    let k = warifu_core::blom::MAX_K as u64;
+    (k + 1) * (k + 2) * 16 + (1 << 20)
+};
+
+fn too_large(what: &str, limit: u64) -> anyhow::Error {
+    anyhow!("{what} is larger than the {} KiB allowed", limit / 1024)
 }
 
-/// Reads a file, or standard input for `-`.
+/// Reads a whole regular file of at most `limit` bytes, naming it in every error: a device,
+/// a pipe or a larger file is refused before it is read (`/dev/zero` cannot fill memory).
+pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>> {
+    let file = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let meta = file
+        .metadata()
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    if !meta.is_file() {
+        bail!("{} is not a regular file", path.display());
+    }
+    if meta.len() > limit {
+        return Err(too_large(&path.display().to_string(), limit));
+    }
+    let mut buf = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.take(limit + 1)
+        .read_to_end(&mut buf)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    if buf.len() as u64 > limit {
+        return Err(too_large(&path.display().to_string(), limit));
+    }
+    Ok(buf)
+}
+
+/// Reads a whole input file (at most [`MAX_INPUT`]), naming it in the error.
+pub fn read_file(path: &Path) -> Result<Vec<u8>> {
+    read_bounded(path, MAX_INPUT)
+}
+
+/// Reads a file, or standard input for `-` (at most [`MAX_INPUT`] either way).
 pub fn read_input(path: &Path) -> Result<Vec<u8>> {
     if path == Path::new("-") {
         let mut buf = Vec::new();
         std::io::stdin()
+            .take(MAX_INPUT + 1)
             .read_to_end(&mut buf)
             .context("cannot read standard input")?;
+        if buf.len() as u64 > MAX_INPUT {
+            return Err(too_large("standard input", MAX_INPUT));
+        }
         return Ok(buf);
     }
     read_file(path)

@@ -5,7 +5,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use crate::support::files::{PUBLIC_MODE, parent, read_file, sync_dir};
+use crate::support::files::{MAX_KEY_FILE, PUBLIC_MODE, parent, read_bounded, sync_dir};
 use crate::support::passphrase::{PassphraseArgs, existing_passphrase};
 use anyhow::{Context, Result, anyhow, bail};
 use sha2::{Digest, Sha256};
@@ -29,7 +29,7 @@ pub const KEY_EXT: &str = "key";
 
 /// Reads and decodes a key file, asking for its passphrase only if it is sealed.
 pub fn load_key_file(path: &Path, pass: &PassphraseArgs) -> Result<KeyFile> {
-    let bytes = Zeroizing::new(read_file(path)?);
+    let bytes = Zeroizing::new(read_bounded(path, MAX_KEY_FILE)?);
     let secret = if KeyFile::is_sealed(&bytes) {
         Some(existing_passphrase(pass, path)?)
     } else {
@@ -53,7 +53,7 @@ pub fn load_master(path: &Path, pass: &PassphraseArgs) -> Result<Master> {
 
 /// Loads a SOK key center's master.
 pub fn load_sok_master(path: &Path, pass: &PassphraseArgs) -> Result<SokMaster> {
-    let bytes = Zeroizing::new(read_file(path)?);
+    let bytes = Zeroizing::new(read_bounded(path, MAX_KEY_FILE)?);
     let secret = if KeyFile::is_sealed(&bytes) {
         Some(existing_passphrase(pass, path)?)
     } else {
@@ -100,7 +100,7 @@ pub fn load_party_keys(
     let mut keys = PartyKeys::new();
     let mut table = None;
     for path in paths {
-        let bytes = Zeroizing::new(read_file(path)?);
+        let bytes = Zeroizing::new(read_bounded(path, MAX_KEY_FILE)?);
         let secret = if KeyFile::is_sealed(&bytes) {
             Some(existing_passphrase(pass, path)?)
         } else {

@@ -1,7 +1,6 @@
 //! Passphrases of sealed files: their flags, and reading one from a file, WARIFU_PASSPHRASE or a
 //! terminal prompt.
 
-use std::fs;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
@@ -35,7 +34,7 @@ pub struct PassphraseArgs {
 /// Reads a passphrase file: its first line, without the line ending. Never empty.
 pub(crate) fn passphrase_from_file(path: &Path) -> Result<Secret> {
     let bytes = Zeroizing::new(
-        fs::read(path)
+        crate::support::files::read_bounded(path, 64 * 1024)
             .with_context(|| format!("cannot read passphrase file {}", path.display()))?,
     );
     let text = std::str::from_utf8(&bytes)

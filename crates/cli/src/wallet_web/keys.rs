@@ -16,7 +16,7 @@ use crate::support::files;
 /// Whether any of the key files is sealed under a passphrase.
 pub fn any_sealed(paths: &[PathBuf]) -> bool {
     paths.iter().any(|p| {
-        std::fs::read(p)
+        files::read_bounded(p, files::MAX_KEY_FILE)
             .map(|b| KeyFile::is_sealed(&Zeroizing::new(b)))
             .unwrap_or(false)
     })
@@ -32,7 +32,7 @@ pub fn load(
 ) -> Result<Arc<dyn KeySource>> {
     let mut keys = PartyKeys::new();
     for path in paths {
-        let bytes = Zeroizing::new(files::read_file(path)?);
+        let bytes = Zeroizing::new(files::read_bounded(path, files::MAX_KEY_FILE)?);
         let secret = if KeyFile::is_sealed(&bytes) {
             match pass {
                 Some(p) => Some(p),
