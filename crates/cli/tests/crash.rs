@@ -23,7 +23,8 @@ use warifu_services::directory::SharedDirectory;
 use warifu_services::session::client::ClientError;
 use warifu_store::{
     AuthorizationRecord, AuthorizationStatus, CarrierStore, IssuerStore, MerchantStore,
-    OrderFilter, OrderRecord, OrderState, Party, ShipmentRecord, Store, StoreOptions,
+    OrderFilter, OrderRecord, OrderState, Party, ShipmentRecord, ShipmentStatus, Store,
+    StoreOptions,
 };
 
 const MERCHANT: &str = "merchant:shop.example";
@@ -208,6 +209,8 @@ struct Ack {
     order_id: String,
     approved: bool,
     state: String,
+    /// The cardholder cancelled it afterwards and the merchant took the cancel.
+    cancelled: bool,
 }
 
 fn card_number(i: usize) -> String {
@@ -295,6 +298,31 @@ fn problems(acks: &[Ack], b: &Books) -> Vec<String> {
             Some(_) => {}
         }
     }
+    // 1b. A cancel the merchant took ends with nothing paid: voided or refunded in full.
+    for a in acks.iter().filter(|a| a.cancelled) {
+        if let Some(o) = orders.get(a.order_id.as_str())
+            && !matches!(o.state, OrderState::Voided | OrderState::Refunded)
+        {
+            out.push(format!(
+                "cancelled order {} rests in {}",
+                a.order_id,
+                o.state.as_str()
+            ));
+        }
+        if let Some(z) = b
+            .authorizations
+            .iter()
+            .find(|z| z.order_id == a.order_id && z.captured != z.refunded)
+        {
+            out.push(format!(
+                "cancelled order {}: the issuer keeps {} (captured {}, refunded {})",
+                a.order_id,
+                z.captured - z.refunded,
+                z.captured,
+                z.refunded
+            ));
+        }
+    }
     // Orders nobody heard about (the answer was lost in a crash) must rest too.
     for o in &b.orders {
         if !resting(o.state) {
@@ -370,8 +398,19 @@ fn problems(acks: &[Ack], b: &Books) -> Vec<String> {
     }
     // 3. Exactly one shipment per shipped order, and none for an order not shipped.
     let mut shipments: BTreeMap<&str, u32> = BTreeMap::new();
+    let tracked: BTreeMap<&str, bool> = b
+        .orders
+        .iter()
+        .map(|o| (o.order_id.as_str(), o.tracking_number.is_some()))
+        .collect();
     for s in &b.shipments {
-        *shipments.entry(s.order_id.as_str()).or_default() += 1;
+        // A cancel that reached the carrier before the shipment did leaves a tombstone (a
+        // cancelled shipment the merchant never got a tracking number for).
+        let tombstone = s.status == ShipmentStatus::Cancelled
+            && !tracked.get(s.order_id.as_str()).copied().unwrap_or(false);
+        if !tombstone {
+            *shipments.entry(s.order_id.as_str()).or_default() += 1;
+        }
     }
     for o in &b.orders {
         let n = shipments.get(o.order_id.as_str()).copied().unwrap_or(0);
@@ -595,6 +634,7 @@ fn crash_run(db: Db, root: &Path) {
         let (stop, acks, errors) = (stop.clone(), acks.clone(), errors.clone());
         let (merchant, issuer, number) = (merchant.clone(), issuer.clone(), card_number(i));
         tasks.push(rt.spawn(async move {
+            let mut approvals = 0u32;
             while !stop.load(Ordering::Relaxed) {
                 let r = ch
                     .purchase(&merchant, &issuer, false, |f| order_for(f, &number))
@@ -602,10 +642,28 @@ fn crash_run(db: Db, root: &Path) {
                 match r {
                     Ok(p) => {
                         let approved = p.outcome.decision.as_ref().is_some_and(|d| d.approved());
+                        // Every fourth approved order is cancelled by its cardholder at once
+                        // (mostly after the carrier accepted it: the carrier is told, the
+                        // payment refunded), under the same crashes.
+                        approvals += u32::from(approved);
+                        let mut cancelled = false;
+                        if approved && approvals % 4 == 0 {
+                            match ch.cancel(&merchant, &p.outcome.order_id).await {
+                                Ok(_) => cancelled = true,
+                                Err(e) => {
+                                    *errors
+                                        .lock()
+                                        .expect("errors")
+                                        .entry(format!("cancel:{}", error_code(&e)))
+                                        .or_default() += 1;
+                                }
+                            }
+                        }
                         acks.lock().expect("acks").push(Ack {
                             order_id: p.outcome.order_id.clone(),
                             approved,
                             state: p.outcome.state.clone(),
+                            cancelled,
                         });
                         if !approved {
                             // The small-limit card: a decline now and then is enough.
@@ -675,6 +733,15 @@ fn crash_run(db: Db, root: &Path) {
             .expect("shipments");
         rt.block_on(c.close());
         let carrier_url = format!("http://127.0.0.1:{}", services[1].port);
+        let newest: Vec<_> = newest
+            .into_iter()
+            .filter(|s| {
+                matches!(
+                    s.status,
+                    ShipmentStatus::Accepted | ShipmentStatus::PickedUp | ShipmentStatus::InTransit
+                )
+            })
+            .collect();
         for s in &newest {
             ok(warifu()
                 .args(["carrier", "advance", "--url", &carrier_url])
@@ -841,7 +908,7 @@ fn the_checks_fail_on_a_lost_order_a_double_capture_and_a_second_shipment() {
         addressee: "x".into(),
         address: "y".into(),
         parcel: "p".into(),
-        status: warifu_store::ShipmentStatus::Accepted,
+        status: ShipmentStatus::Accepted,
         issuer_id: Some(ISSUER.into()),
         delivered_at_ms: None,
         created_at_ms: 0,
@@ -858,8 +925,15 @@ fn the_checks_fail_on_a_lost_order_a_double_capture_and_a_second_shipment() {
         order_id: id.into(),
         approved: true,
         state: "captured".into(),
+        cancelled: false,
     };
     assert_eq!(problems(&[ack("o1")], &good()), Vec::<String>::new());
+    // A cancelled order still captured (nothing refunded) is caught.
+    let cancelled = Ack {
+        cancelled: true,
+        ..ack("o1")
+    };
+    assert!(!problems(&[cancelled], &good()).is_empty());
     // A lost order.
     assert!(!problems(&[ack("o1"), ack("o2")], &good()).is_empty());
     // A double capture, in the authorization and in the settlement.
