@@ -647,7 +647,7 @@ fn crash_run(db: Db, root: &Path) {
                         // payment refunded), under the same crashes.
                         approvals += u32::from(approved);
                         let mut cancelled = false;
-                        if approved && approvals % 4 == 0 {
+                        if approved && approvals.is_multiple_of(4) {
                             match ch.cancel(&merchant, &p.outcome.order_id).await {
                                 Ok(_) => cancelled = true,
                                 Err(e) => {
