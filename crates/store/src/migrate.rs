@@ -39,7 +39,7 @@ const MIGRATIONS: &[Migration] = &[
 ];
 
 /// The highest schema version this program knows.
-pub(crate) const LATEST: i64 = 4;
+pub(crate) const LATEST: i64 = MIGRATIONS[MIGRATIONS.len() - 1].version;
 
 fn render(sql: &str, sqlite: bool) -> String {
     let (id, blob) = if sqlite {
