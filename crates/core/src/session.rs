@@ -51,6 +51,22 @@ pub const TIME_WINDOW: u64 = 300;
 pub const SESSION_LIFETIME: u64 = 3600;
 /// How many sequence numbers below the highest seen are still accepted once.
 pub const REPLAY_WINDOW: u64 = 1024;
+/// HKDF salt of a responder's own secret, the source of its cookie and ticket keys (§12.5).
+pub const RESPONDER_SECRET_LABEL: &[u8] = b"warifu/v1/responder-secret";
+/// HKDF-Expand label of the cookie key.
+pub const COOKIE_KEY_LABEL: &[u8] = b"warifu/v1/handshake/cookie-key";
+/// MAC tag of a cookie (the stateless responder's `nonce_r`).
+pub const COOKIE_TAG: &[u8] = b"warifu/v1/handshake/cookie";
+/// HKDF-Expand label of the ticket key.
+pub const TICKET_KEY_LABEL: &[u8] = b"warifu/v1/session/ticket-key";
+/// Associated-data label of a session ticket.
+pub const TICKET_LABEL: &[u8] = b"warifu/v1/session/ticket";
+/// The ticket format this build writes and reads.
+pub const TICKET_VERSION: u8 = 1;
+/// How long a cookie stays valid, in seconds either side of the responder's clock.
+pub const COOKIE_LIFETIME: u64 = 30;
+/// The longest ticket accepted on the wire, in base64url characters.
+pub const MAX_TICKET_LEN: usize = 1024;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -120,6 +136,31 @@ fn mac(key: &[u8; 32], parts: &[&[u8]]) -> [u8; 32] {
 fn check_time(time: u64, now: u64) -> Result<()> {
     if time.abs_diff(now) > TIME_WINDOW {
         return Err(Error::Stale);
+    }
+    Ok(())
+}
+
+/// The responder's checks of a [`Hello`] that need no key: the version
+/// ([`Error::UnsupportedVersion`]), that it is addressed to `owner` ([`Error::HeaderMismatch`])
+/// and its time ([`Error::Stale`]). A service runs them before it pays for a key derivation.
+pub fn check_hello(hello: &Hello, owner: &PartyId, now: u64) -> Result<()> {
+    check_addressed(hello, owner)?;
+    check_time(hello.time, now)
+}
+
+fn check_addressed(hello: &Hello, owner: &PartyId) -> Result<()> {
+    if hello.version != VERSION {
+        return Err(Error::UnsupportedVersion {
+            what: "handshake",
+            found: hello.version,
+            supported: VERSION,
+        });
+    }
+    if &hello.responder != owner {
+        return Err(Error::HeaderMismatch(format!(
+            "this party is {owner}, not {}",
+            hello.responder
+        )));
     }
     Ok(())
 }
@@ -197,24 +238,18 @@ impl PendingHandshake {
         now: u64,
         rng: &mut dyn Randomness,
     ) -> Result<(PendingHandshake, Challenge)> {
-        if hello.version != VERSION {
-            return Err(Error::UnsupportedVersion {
-                what: "handshake",
-                found: hello.version,
-                supported: VERSION,
-            });
-        }
-        if &hello.responder != keys.owner() {
-            return Err(Error::HeaderMismatch(format!(
-                "this party is {}, not {}",
-                keys.owner(),
-                hello.responder
-            )));
-        }
-        check_time(hello.time, now)?;
+        check_hello(hello, keys.owner(), now)?;
         let key = pairwise_key(keys, &hello.initiator)?;
         let mut nonce_r = [0u8; 32];
         rng.fill(&mut nonce_r)?;
+        PendingHandshake::answer(hello, nonce_r, key)
+    }
+
+    fn answer(
+        hello: &Hello,
+        nonce_r: [u8; 32],
+        key: PairwiseKey,
+    ) -> Result<(PendingHandshake, Challenge)> {
         if nonce_r == hello.nonce_i {
             return Err(Error::Rng);
         }
@@ -249,14 +284,299 @@ impl PendingHandshake {
         if confirm.nonce_r != self.nonce_r {
             return Err(Error::Decrypt);
         }
+        // The responder's session lives from its own clock, not the initiator's claimed time.
+        self.check_initiator(&confirm.mac, now)
+    }
+
+    /// Checks mac_I; on success the responder's session, living from `established`.
+    fn check_initiator(self, mac_i: &[u8; 32], established: u64) -> Result<Session> {
         let t = transcript(&self.hello, &self.nonce_r);
         let expected = mac(self.key.expose(), &[INITIATOR_TAG, &t]);
-        if expected.ct_eq(&confirm.mac).unwrap_u8() == 0 {
+        if expected.ct_eq(mac_i).unwrap_u8() == 0 {
             return Err(Error::Decrypt);
         }
-        // The responder's session lives from its own clock, not the initiator's claimed time.
-        Session::derive(&self.key, &self.hello, &self.nonce_r, Side::Responder, now)
+        Session::derive(
+            &self.key,
+            &self.hello,
+            &self.nonce_r,
+            Side::Responder,
+            established,
+        )
     }
+}
+
+/// Message 3 of the stateless handshake (§12.5): the [`Confirm`] together with the [`Hello`]
+/// it answers, so that a responder that kept nothing can check it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HelloConfirm {
+    /// The initiator's message 1, unchanged.
+    pub hello: Hello,
+    /// The responder's nonce (its cookie).
+    #[serde(with = "crate::sealed::b64_array")]
+    pub nonce_r: [u8; 32],
+    /// HMAC(K, INITIATOR_TAG ‖ transcript).
+    #[serde(with = "crate::sealed::b64_array")]
+    pub mac: [u8; 32],
+}
+
+impl HelloConfirm {
+    /// Message 3 of the stateless handshake from the [`Hello`] sent and the [`Confirm`] made.
+    pub fn new(hello: Hello, confirm: Confirm) -> HelloConfirm {
+        HelloConfirm {
+            hello,
+            nonce_r: confirm.nonce_r,
+            mac: confirm.mac,
+        }
+    }
+}
+
+/// HKDF-Expand(PRK = `prk`, info = u16(len(label)) ‖ label, L = 32).
+fn expand_label(prk: &[u8; 32], label: &[u8]) -> Result<Key32> {
+    let len = u16::try_from(label.len()).map_err(|_| Error::Rng)?;
+    let hk = Hkdf::<Sha256>::from_prk(prk).map_err(|_| Error::Rng)?;
+    let mut k = [0u8; 32];
+    hk.expand_multi_info(&[&len.to_be_bytes(), label], &mut k)
+        .map_err(|_| Error::Rng)?;
+    Ok(Key32::from_bytes(k))
+}
+
+/// A party's stateless responder (§12.5): it keeps nothing per handshake and nothing per
+/// session. Its challenge's `nonce_r` is a cookie (the responder's clock and a MAC under its
+/// cookie key over the Hello), checked when message 3 comes back with the Hello; an
+/// established session is a ticket (the session keys sealed under its ticket key) that the
+/// initiator carries as the session's name. Every replica holding the party's key derives the
+/// same two keys, so any replica answers any message.
+pub struct Responder {
+    owner: PartyId,
+    cookie_key: Key32,
+    ticket_key: Key32,
+}
+
+impl core::fmt::Debug for Responder {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "Responder {{ owner: {}, keys: <redacted> }}", self.owner)
+    }
+}
+
+/// The session a ticket restores, before it is checked against a request.
+struct TicketBody {
+    key_id: [u8; 16],
+    expires: u64,
+    request_key: [u8; 32],
+    response_key: [u8; 32],
+    peer: PartyId,
+}
+
+impl Responder {
+    /// The responder secret of `keys`' owner: HKDF-SHA256(salt = RESPONDER_SECRET_LABEL,
+    /// ikm = the owner's shared secret with itself, info = u8(scheme) ‖ str16(owner)). Only
+    /// the owner (and its key center) can compute it: a Blom or SOK key serves its own
+    /// identifier like any other; a predistributed table does not ([`Error::NoPairwiseKey`]).
+    pub fn secret(keys: &dyn KeySource) -> Result<Key32> {
+        let owner = keys.owner();
+        let ikm = keys.shared_secret(owner)?;
+        let mut info = Writer::new();
+        info.u8(keys.scheme().code())
+            .bytes16(owner.as_str().as_bytes());
+        let mut okm = [0u8; 32];
+        Hkdf::<Sha256>::new(Some(RESPONDER_SECRET_LABEL), &ikm)
+            .expand(&info.finish(), &mut okm)
+            .map_err(|_| Error::Rng)?;
+        Ok(Key32::from_bytes(okm))
+    }
+
+    /// The responder of `keys`' owner, its keys from [`Responder::secret`].
+    pub fn new(keys: &dyn KeySource) -> Result<Responder> {
+        Responder::from_secret(keys.owner().clone(), &Responder::secret(keys)?)
+    }
+
+    /// The responder of `owner` with the given secret: cookie key = HKDF-Expand(secret,
+    /// u16(30) ‖ "warifu/v1/handshake/cookie-key"), ticket key = HKDF-Expand(secret, u16(28) ‖
+    /// "warifu/v1/session/ticket-key").
+    pub fn from_secret(owner: PartyId, secret: &Key32) -> Result<Responder> {
+        Ok(Responder {
+            cookie_key: expand_label(secret.expose(), COOKIE_KEY_LABEL)?,
+            ticket_key: expand_label(secret.expose(), TICKET_KEY_LABEL)?,
+            owner,
+        })
+    }
+
+    /// The party this responder answers for.
+    pub fn owner(&self) -> &PartyId {
+        &self.owner
+    }
+
+    /// The cookie for `hello` issued at `issued`: u64(issued) ‖ the first 24 bytes of
+    /// HMAC-SHA256(cookie key, COOKIE_TAG ‖ u8(version) ‖ str16(id_I) ‖ str16(id_R) ‖ nonce_i ‖
+    /// u64(time) ‖ u64(issued)).
+    pub fn cookie(&self, hello: &Hello, issued: u64) -> [u8; 32] {
+        let mut w = Writer::new();
+        w.u8(hello.version)
+            .bytes16(hello.initiator.as_str().as_bytes())
+            .bytes16(hello.responder.as_str().as_bytes())
+            .raw(&hello.nonce_i)
+            .u64(hello.time)
+            .u64(issued);
+        let tag = mac(self.cookie_key.expose(), &[COOKIE_TAG, &w.finish()]);
+        let mut cookie = [0u8; 32];
+        cookie[..8].copy_from_slice(&issued.to_be_bytes());
+        cookie[8..].copy_from_slice(&tag[..24]);
+        cookie
+    }
+
+    /// Answers `hello` at `now` with message 2, whose `nonce_r` is the cookie: the checks of
+    /// [`check_hello`], then the pairwise key (the costly step). Nothing is kept.
+    pub fn challenge(&self, keys: &dyn KeySource, hello: &Hello, now: u64) -> Result<Challenge> {
+        check_hello(hello, &self.owner, now)?;
+        let key = pairwise_key(keys, &hello.initiator)?;
+        PendingHandshake::answer(hello, self.cookie(hello, now), key).map(|(_, c)| c)
+    }
+
+    /// Checks message 3 at `now`, in this order: the Hello's version and responder, the
+    /// cookie's time (|now − issued| > [`COOKIE_LIFETIME`]: [`Error::Stale`]) and MAC
+    /// ([`Error::Decrypt`]), the Hello's time ([`Error::Stale`]), the pairwise key, mac_I
+    /// ([`Error::Decrypt`]). The session lives from the cookie's time, the responder's own
+    /// clock at the Hello, so a Confirm replayed within the cookie's life restores the very
+    /// same session (same id, keys and end).
+    pub fn confirm(&self, keys: &dyn KeySource, msg: &HelloConfirm, now: u64) -> Result<Session> {
+        let hello = &msg.hello;
+        check_addressed(hello, &self.owner)?;
+        let mut issued = [0u8; 8];
+        issued.copy_from_slice(&msg.nonce_r[..8]);
+        let issued = u64::from_be_bytes(issued);
+        if issued.abs_diff(now) > COOKIE_LIFETIME {
+            return Err(Error::Stale);
+        }
+        if self.cookie(hello, issued).ct_eq(&msg.nonce_r).unwrap_u8() == 0 {
+            return Err(Error::Decrypt);
+        }
+        check_time(hello.time, now)?;
+        let key = pairwise_key(keys, &hello.initiator)?;
+        PendingHandshake {
+            hello: hello.clone(),
+            nonce_r: msg.nonce_r,
+            key,
+        }
+        .check_initiator(&msg.mac, issued)
+    }
+
+    fn ticket_aad(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.raw(TICKET_LABEL).bytes16(self.owner.as_str().as_bytes());
+        w.finish()
+    }
+
+    /// The ticket of a responder's `session`, sealed with `nonce` (24 random bytes):
+    /// base64url(nonce ‖ XChaCha20-Poly1305(ticket key, nonce, aad = TICKET_LABEL ‖
+    /// str16(id_R), u8(1) ‖ key id (16 bytes) ‖ u64(expires) ‖ request_key ‖ response_key ‖
+    /// str16(id_I))).
+    pub fn ticket(&self, session: &Session, nonce: &[u8; RECORD_NONCE_LEN]) -> Result<String> {
+        if session.side != Side::Responder || session.me != self.owner {
+            return Err(Error::HeaderMismatch(
+                "a ticket is issued by the session's responder".into(),
+            ));
+        }
+        let key_id = hex_decode16(&session.key_id)?;
+        let mut w = Writer::new();
+        w.u8(TICKET_VERSION)
+            .raw(&key_id)
+            .u64(session.expires_at())
+            .raw(session.request_key.expose())
+            .raw(session.response_key.expose())
+            .bytes16(session.peer.as_str().as_bytes());
+        let plain = zeroize::Zeroizing::new(w.finish());
+        let sealed = seal_record(&self.ticket_key, nonce, &self.ticket_aad(), &plain)?;
+        use base64::Engine as _;
+        Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sealed))
+    }
+
+    /// The responder's session named by `ticket` at `now`. A ticket that is malformed, was
+    /// sealed under another key or for another responder, or has expired is
+    /// [`Error::Decrypt`] (the caller answers `session_unknown`: handshake again).
+    pub fn resume(&self, ticket: &str, now: u64) -> Result<Session> {
+        check_ticket_text(ticket).map_err(|_| Error::Decrypt)?;
+        use base64::Engine as _;
+        let sealed = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(ticket.as_bytes())
+            .map_err(|_| Error::Decrypt)?;
+        let plain =
+            zeroize::Zeroizing::new(open_record(&self.ticket_key, &self.ticket_aad(), &sealed)?);
+        let body = TicketBody::decode(&plain).map_err(|_| Error::Decrypt)?;
+        if now > body.expires {
+            return Err(Error::Decrypt);
+        }
+        Ok(Session {
+            id: ticket.to_owned(),
+            key_id: body.key_id.iter().map(|b| format!("{b:02x}")).collect(),
+            side: Side::Responder,
+            me: self.owner.clone(),
+            peer: body.peer,
+            request_seal: record_key(&body.request_key, Direction::Request)?,
+            response_seal: record_key(&body.response_key, Direction::Response)?,
+            request_key: Key32::from_bytes(body.request_key),
+            response_key: Key32::from_bytes(body.response_key),
+            established: body.expires.saturating_sub(SESSION_LIFETIME),
+            next_seq: 1,
+            window: ReplayWindow::default(),
+        })
+    }
+}
+
+impl TicketBody {
+    fn decode(plain: &[u8]) -> Result<TicketBody> {
+        let mut r = crate::codec::Reader::new(plain);
+        let version = r.u8("ticket version")?;
+        if version != TICKET_VERSION {
+            return Err(Error::UnsupportedVersion {
+                what: "ticket",
+                found: version,
+                supported: TICKET_VERSION,
+            });
+        }
+        let key_id = r.array::<16>("ticket key id")?;
+        let expires = r.u64("ticket expiry")?;
+        let request_key = r.array::<32>("ticket request key")?;
+        let response_key = r.array::<32>("ticket response key")?;
+        let peer = PartyId::parse(r.str16("ticket peer")?)?;
+        r.finish("ticket")?;
+        Ok(TicketBody {
+            key_id,
+            expires,
+            request_key,
+            response_key,
+            peer,
+        })
+    }
+}
+
+fn check_ticket_text(ticket: &str) -> Result<()> {
+    let ok = !ticket.is_empty()
+        && ticket.len() <= MAX_TICKET_LEN
+        && ticket
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::malformed(
+            "ticket",
+            format!("1 to {MAX_TICKET_LEN} base64url characters"),
+        ))
+    }
+}
+
+fn hex_decode16(s: &str) -> Result<[u8; 16]> {
+    let bytes = s.as_bytes();
+    if bytes.len() != 32 {
+        return Err(Error::malformed("session id", "32 hex digits"));
+    }
+    let mut out = [0u8; 16];
+    for (o, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+        let text = core::str::from_utf8(pair).map_err(|_| Error::malformed("session id", "hex"))?;
+        *o = u8::from_str_radix(text, 16).map_err(|_| Error::malformed("session id", "hex"))?;
+    }
+    Ok(out)
 }
 
 /// Which end of a session this is.
@@ -285,7 +605,11 @@ pub struct MessageAuth {
 
 /// An established session: directional keys, the peer's proven identity, replay state.
 pub struct Session {
+    /// The session's name on the wire: the derived id, or the responder's ticket once the
+    /// initiator adopted it (§12.5).
     id: String,
+    /// The derived id (hex), the same for every ticket of this session.
+    key_id: String,
     side: Side,
     me: PartyId,
     peer: PartyId,
@@ -335,12 +659,13 @@ impl Session {
             .chain_update(SESSION_LABEL)
             .chain_update(&t)
             .finalize();
-        let id = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+        let id: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
         let (me, peer) = match side {
             Side::Initiator => (hello.initiator.clone(), hello.responder.clone()),
             Side::Responder => (hello.responder.clone(), hello.initiator.clone()),
         };
         Ok(Session {
+            key_id: id.clone(),
             id,
             side,
             me,
@@ -355,9 +680,34 @@ impl Session {
         })
     }
 
-    /// The session id.
+    /// The session's name on the wire (the `Warifu-Session` header): the derived id of
+    /// §12.2, or the ticket of §12.5 once [`Session::adopt_ticket`] took it.
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// The derived session id of §12.2 (32 hex characters), the same for every ticket of
+    /// the session: what logs name and replay records are keyed by.
+    pub fn key_id(&self) -> &str {
+        &self.key_id
+    }
+
+    /// When the session ends (Unix seconds).
+    pub fn expires_at(&self) -> u64 {
+        self.established.saturating_add(SESSION_LIFETIME)
+    }
+
+    /// Initiator: names the session by the responder's ticket (§12.5) from now on; later
+    /// requests carry it as their session id, and their MACs cover it.
+    pub fn adopt_ticket(&mut self, ticket: &str) -> Result<()> {
+        if self.side != Side::Initiator {
+            return Err(Error::HeaderMismatch(
+                "only the initiator carries a ticket".into(),
+            ));
+        }
+        check_ticket_text(ticket)?;
+        self.id = ticket.to_owned();
+        Ok(())
     }
 
     /// The authenticated peer.
@@ -611,13 +961,7 @@ impl Direction {
 /// A direction's record key: HKDF-Expand(PRK = that direction's session key (request key or
 /// response key), info = u16(len(label)) ‖ label, L = 32).
 pub fn record_key(session_key: &[u8; 32], direction: Direction) -> Result<Key32> {
-    let label = direction.label();
-    let len = u16::try_from(label.len()).map_err(|_| Error::Rng)?;
-    let hk = Hkdf::<Sha256>::from_prk(session_key).map_err(|_| Error::Rng)?;
-    let mut k = [0u8; 32];
-    hk.expand_multi_info(&[&len.to_be_bytes(), label], &mut k)
-        .map_err(|_| Error::Rng)?;
-    Ok(Key32::from_bytes(k))
+    expand_label(session_key, direction.label())
 }
 
 /// A request record's associated data: the request MAC's input without the body digest,
@@ -682,13 +1026,15 @@ pub fn open_record(key: &Key32, aad: &[u8], record: &[u8]) -> Result<Vec<u8>> {
 /// Sliding-window anti-replay (as in IPsec): each sequence number is accepted once, and only
 /// if it is within [`REPLAY_WINDOW`] of the highest seen.
 #[derive(Debug, Default)]
-struct ReplayWindow {
+pub struct ReplayWindow {
     highest: u64,
     seen: std::collections::BTreeSet<u64>,
 }
 
 impl ReplayWindow {
-    fn accept(&mut self, seq: u64) -> bool {
+    /// Whether `seq` is accepted (and from now on seen): not 0, not seen, not
+    /// [`REPLAY_WINDOW`] or more below the highest seen.
+    pub fn accept(&mut self, seq: u64) -> bool {
         if seq == 0 || seq.saturating_add(REPLAY_WINDOW) <= self.highest || self.seen.contains(&seq)
         {
             return false;
@@ -956,6 +1302,112 @@ mod tests {
             record_key(&[1u8; 32], Direction::Request).map(|k| *k.expose()),
             record_key(&[1u8; 32], Direction::Response).map(|k| *k.expose())
         );
+    }
+
+    #[test]
+    fn a_stateless_responder_keeps_nothing_and_any_replica_answers() {
+        let (m, i, fake) = keys();
+        let a = Responder::new(&i).expect("responder");
+        let b = Responder::new(&i).expect("another replica");
+        let mut rng = SeededRandom::new(b"stateless");
+        let (init, hello) = Initiator::start(&m, i.owner(), NOW, &mut rng).expect("start");
+        let challenge = a.challenge(&i, &hello, NOW).expect("challenge");
+        assert_eq!(&challenge.nonce_r[..8], &NOW.to_be_bytes());
+        let (mut client, confirm) = init.finish(&challenge).expect("finish");
+        let msg = HelloConfirm::new(hello.clone(), confirm);
+        // Message 3 at the other replica.
+        let server = b.confirm(&i, &msg, NOW + 2).expect("confirm");
+        assert_eq!(server.key_id(), client.key_id());
+        assert_eq!(server.expires_at(), NOW + SESSION_LIFETIME);
+        let ticket = b.ticket(&server, &[9u8; RECORD_NONCE_LEN]).expect("ticket");
+        client.adopt_ticket(&ticket).expect("adopt");
+        assert_eq!(client.id(), ticket);
+        // The first replica resumes the session from the ticket alone.
+        let mut at_a = a.resume(&ticket, NOW + 3).expect("resume");
+        assert_eq!(at_a.peer(), m.owner());
+        assert_eq!(at_a.key_id(), client.key_id());
+        let (auth, record) = client
+            .seal_request("POST", "/v1/x", b"{}", NOW + 3, &mut rng)
+            .expect("seal");
+        assert_eq!(auth.session, ticket);
+        assert_eq!(
+            at_a.open_request(&auth, "POST", "/v1/x", &record, NOW + 3)
+                .as_deref(),
+            Ok(&b"{}"[..])
+        );
+        let (resp, rrec) = at_a
+            .seal_response(&auth, 200, b"ok", NOW + 3, &mut rng)
+            .expect("seal response");
+        assert_eq!(
+            client
+                .open_response(&auth, &resp, 200, &rrec, NOW + 3)
+                .as_deref(),
+            Ok(&b"ok"[..])
+        );
+        // A Confirm replayed within the cookie's life restores the same session.
+        let again = a.confirm(&i, &msg, NOW + 20).expect("replayed confirm");
+        assert_eq!(
+            (again.key_id(), again.expires_at()),
+            (server.key_id(), server.expires_at())
+        );
+        // Too late, a forged or misapplied cookie, a reflected MAC.
+        assert_eq!(
+            a.confirm(&i, &msg, NOW + COOKIE_LIFETIME + 1).err(),
+            Some(Error::Stale)
+        );
+        let mut forged = msg.clone();
+        forged.nonce_r[20] ^= 1;
+        assert_eq!(a.confirm(&i, &forged, NOW).err(), Some(Error::Decrypt));
+        let mut other_hello = msg.clone();
+        other_hello.hello.nonce_i[0] ^= 1;
+        assert_eq!(a.confirm(&i, &other_hello, NOW).err(), Some(Error::Decrypt));
+        let reflected = HelloConfirm {
+            mac: challenge.mac,
+            ..msg.clone()
+        };
+        assert_eq!(a.confirm(&i, &reflected, NOW).err(), Some(Error::Decrypt));
+        let mut misaddressed = msg.clone();
+        misaddressed.hello.responder = fake.owner().clone();
+        assert!(matches!(
+            a.confirm(&i, &misaddressed, NOW),
+            Err(Error::HeaderMismatch(_))
+        ));
+        // Another party's responder neither takes the cookie nor the ticket.
+        let other = Responder::new(&fake).expect("other");
+        assert_ne!(other.cookie(&hello, NOW), a.cookie(&hello, NOW));
+        assert_eq!(other.resume(&ticket, NOW).err(), Some(Error::Decrypt));
+        // A tampered, expired, truncated or foreign ticket is unknown.
+        let mut chars = ticket.clone().into_bytes();
+        chars[40] = if chars[40] == b'A' { b'B' } else { b'A' };
+        let tampered = String::from_utf8(chars).expect("ascii");
+        assert_eq!(a.resume(&tampered, NOW).err(), Some(Error::Decrypt));
+        assert_eq!(
+            a.resume(&ticket, NOW + SESSION_LIFETIME + 1).err(),
+            Some(Error::Decrypt)
+        );
+        assert_eq!(a.resume(&ticket[..30], NOW).err(), Some(Error::Decrypt));
+        assert_eq!(a.resume("not a ticket!", NOW).err(), Some(Error::Decrypt));
+        // Only the responder issues tickets, only the initiator adopts them.
+        assert!(a.ticket(&client, &[0u8; RECORD_NONCE_LEN]).is_err());
+        assert!(at_a.adopt_ticket(&ticket).is_err());
+        assert!(client.adopt_ticket("bad ticket").is_err());
+    }
+
+    #[test]
+    fn responder_secrets_are_per_party_and_need_a_self_key() {
+        let (m, i, _) = keys();
+        let sm = Responder::secret(&m).expect("secret");
+        let si = Responder::secret(&i).expect("secret");
+        assert_ne!(sm.expose(), si.expose());
+        assert_eq!(Responder::secret(&m).expect("again").expose(), sm.expose());
+        let table = crate::keysource::Predistributed::new(
+            i.owner().clone(),
+            std::collections::BTreeMap::new(),
+        );
+        assert!(matches!(
+            Responder::secret(&table),
+            Err(Error::NoPairwiseKey { .. })
+        ));
     }
 
     #[test]

@@ -75,13 +75,16 @@ pub enum ErrorCode {
     InvalidTransition,
     /// 503: too many handshakes or sessions in progress; retry later.
     Busy,
+    /// 429: too many key derivations for unknown identities from this source or in all;
+    /// retry after the `Retry-After` seconds.
+    RateLimited,
     /// 500: something failed inside this service (storage); details are in its log.
     Internal,
 }
 
 impl ErrorCode {
     /// Every code, for documentation and tests.
-    pub const ALL: [ErrorCode; 28] = [
+    pub const ALL: [ErrorCode; 29] = [
         ErrorCode::MalformedRequest,
         ErrorCode::PayloadTooLarge,
         ErrorCode::NotFound,
@@ -109,6 +112,7 @@ impl ErrorCode {
         ErrorCode::OperatorRequired,
         ErrorCode::InvalidTransition,
         ErrorCode::Busy,
+        ErrorCode::RateLimited,
         ErrorCode::Internal,
     ];
 
@@ -142,6 +146,7 @@ impl ErrorCode {
             ErrorCode::OperatorRequired => "operator_required",
             ErrorCode::InvalidTransition => "invalid_transition",
             ErrorCode::Busy => "busy",
+            ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Internal => "internal",
         }
     }
@@ -173,6 +178,7 @@ impl ErrorCode {
                 StatusCode::BAD_GATEWAY
             }
             ErrorCode::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -36,6 +36,7 @@ mod impls;
 mod migrate;
 mod open;
 pub mod rules;
+mod sessions;
 mod sql;
 mod types;
 
@@ -43,11 +44,12 @@ use async_trait::async_trait;
 
 pub use error::{Result, StoreError};
 pub use open::{Store, StoreOptions, Synchronous};
+pub use sessions::SessionStore;
 pub use types::*;
 
 /// What every party's store offers: health and idempotency records.
 #[async_trait]
-pub trait PartyStore: Send + Sync {
+pub trait PartyStore: SessionStore + Send + Sync {
     /// The database behind the store.
     fn backend(&self) -> Backend;
 

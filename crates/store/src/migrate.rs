@@ -36,6 +36,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "issuer and carrier bindings: refunds keyed by order, each authorization's carrier and header digest, each shipment's header digest",
         sql: include_str!("migrations/0004_issuer_carrier.sql"),
     },
+    Migration {
+        version: 8,
+        name: "sessions: replay records shared by a party's replicas",
+        sql: include_str!("migrations/0008_session_seen.sql"),
+    },
 ];
 
 /// The highest schema version this program knows.

@@ -4,12 +4,15 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use warifu_core::keysource::KeySource;
 use warifu_core::{PartyId, Role};
+use warifu_services::http::listen::Limits;
 use warifu_services::session::operator::OperatorAuth;
+use warifu_services::session::server::{GuardLimits, Rate, ReplayMode};
 use warifu_store::{Party, Store, StoreOptions};
 
 use crate::support::files;
@@ -61,6 +64,83 @@ pub struct ServeArgs {
     /// Log format on standard error: `text` or `json` (one object per line).
     #[arg(long, value_enum, default_value_t = crate::support::logging::LogFormat::Text)]
     pub log_format: crate::support::logging::LogFormat,
+    /// Connection and handshake limits.
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// How much a service lets its clients hold and cost it.
+#[derive(Debug, Clone, Args)]
+pub struct LimitArgs {
+    /// Open connections at most; further clients wait in the listen backlog.
+    #[arg(long, value_name = "N", default_value_t = Limits::BUILTIN.max_connections)]
+    pub max_connections: usize,
+    /// Seconds a client has to send a request's headers (also the idle time of a kept-alive
+    /// connection).
+    #[arg(long, value_name = "SECS", default_value_t = Limits::BUILTIN.header_timeout.as_secs())]
+    pub header_timeout: u64,
+    /// Seconds a request body may pause between two pieces.
+    #[arg(long, value_name = "SECS", default_value_t = Limits::BUILTIN.body_timeout.as_secs())]
+    pub body_timeout: u64,
+    /// Key derivations per second for identities not yet proven here, per source address
+    /// (burst: twice as many); beyond it a hello gets `429 rate_limited`.
+    #[arg(long, value_name = "N", default_value_t = GuardLimits::BUILTIN.unknown_per_source.per_second)]
+    pub hello_rate_per_source: f64,
+    /// Key derivations per second for identities not yet proven here, in all (burst: twice as
+    /// many).
+    #[arg(long, value_name = "N", default_value_t = GuardLimits::BUILTIN.unknown_global.per_second)]
+    pub hello_rate_global: f64,
+    /// Where accepted session requests are recorded against replays: `auto` (the database
+    /// when it is PostgreSQL, which replicas share; else this process), `memory` or
+    /// `database`.
+    #[arg(long, value_enum, default_value_t = ReplayArg::Auto)]
+    pub replay: ReplayArg,
+}
+
+/// `--replay`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReplayArg {
+    /// The database when it is PostgreSQL, else this process.
+    Auto,
+    /// This process (one replica).
+    Memory,
+    /// The party's database (replicas).
+    Database,
+}
+
+impl LimitArgs {
+    /// Makes these the limits of every service this process serves.
+    pub(crate) fn apply(&self) -> Result<()> {
+        let rate = |per_second: f64, flag: &str| {
+            if per_second.is_finite() && per_second > 0.0 {
+                Ok(Rate {
+                    per_second,
+                    burst: (2.0 * per_second).max(1.0),
+                })
+            } else {
+                bail!("{flag} must be a positive number")
+            }
+        };
+        if self.max_connections == 0 || self.header_timeout == 0 || self.body_timeout == 0 {
+            bail!("--max-connections, --header-timeout and --body-timeout must be positive");
+        }
+        Limits::set_process_default(Limits {
+            max_connections: self.max_connections,
+            header_timeout: Duration::from_secs(self.header_timeout),
+            body_timeout: Duration::from_secs(self.body_timeout),
+        });
+        GuardLimits::set_process_default(GuardLimits {
+            unknown_per_source: rate(self.hello_rate_per_source, "--hello-rate-per-source")?,
+            unknown_global: rate(self.hello_rate_global, "--hello-rate-global")?,
+            replay: match self.replay {
+                ReplayArg::Auto => ReplayMode::Auto,
+                ReplayArg::Memory => ReplayMode::Memory,
+                ReplayArg::Database => ReplayMode::Database,
+            },
+            ..GuardLimits::BUILTIN
+        });
+        Ok(())
+    }
 }
 /// How an operator command reaches a running service.
 #[derive(Debug, Clone, Args)]
@@ -116,7 +196,10 @@ pub(crate) async fn open_store(db: &DbArgs, party: Party) -> Result<Store> {
     store.with_context(|| format!("cannot open the {} database", party.as_str()))
 }
 
+/// Loads the party's keys for serving; also makes `args`' limits this process's (every
+/// serve command loads its keys before it builds its service).
 pub(crate) fn load_keys(args: &ServeArgs, role: Role) -> Result<Arc<dyn KeySource>> {
+    args.limits.apply()?;
     let keys = keystore::party_key_source(&args.key, &args.keys, &args.passphrase)?;
     if keys.owner().role() != role {
         bail!(

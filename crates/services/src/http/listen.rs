@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::Request;
+use axum::extract::{ConnectInfo, Request};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -35,14 +35,29 @@ pub struct Limits {
     pub body_timeout: Duration,
 }
 
+impl Limits {
+    /// The built-in defaults: 4,096 connections, 10 s for headers (and idle), 15 s between
+    /// body pieces.
+    pub const BUILTIN: Limits = Limits {
+        max_connections: 4096,
+        header_timeout: Duration::from_secs(10),
+        body_timeout: Duration::from_secs(15),
+    };
+
+    /// Sets the limits every service of this process is served with by default (a
+    /// service's flags); the first call wins. Returns whether it was set.
+    pub fn set_process_default(limits: Limits) -> bool {
+        PROCESS_LIMITS.set(limits).is_ok()
+    }
+}
+
+static PROCESS_LIMITS: std::sync::OnceLock<Limits> = std::sync::OnceLock::new();
+
 impl Default for Limits {
-    /// 4,096 connections, 10 s for headers (and idle), 15 s between body pieces.
+    /// The process's limits if [`Limits::set_process_default`] set them, else
+    /// [`Limits::BUILTIN`].
     fn default() -> Limits {
-        Limits {
-            max_connections: 4096,
-            header_timeout: Duration::from_secs(10),
-            body_timeout: Duration::from_secs(15),
-        }
+        PROCESS_LIMITS.get().copied().unwrap_or(Limits::BUILTIN)
     }
 }
 
@@ -72,9 +87,9 @@ pub async fn serve_limited(
             },
             () = &mut shutdown => break,
         };
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of descriptors or a connection reset before accept: wait a moment.
                     tracing::warn!(error = %e, "accept failed");
@@ -85,10 +100,13 @@ pub async fn serve_limited(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(
-            app.clone()
-                .map_request(|req: Request<Incoming>| req.map(axum::body::Body::new)),
-        );
+        // The client's address, for the per-source limits (`ConnectInfo<SocketAddr>`).
+        let service =
+            TowerToHyperService::new(app.clone().map_request(move |req: Request<Incoming>| {
+                let mut req = req.map(axum::body::Body::new);
+                req.extensions_mut().insert(ConnectInfo(peer));
+                req
+            }));
         let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
             let _permit = permit;

@@ -421,6 +421,7 @@ pub fn build(
     ops: Ops,
 ) -> (Router, utoipa::openapi::OpenApi) {
     let service = ops.service;
+    guard.use_store(ops.store.clone());
     let (auth_router, mut auth_api) = authenticated.split_for_parts();
     openapi::require(&mut auth_api, openapi::SESSION);
     let auth_router = auth_router.route_layer(middleware::from_fn_with_state(
@@ -489,7 +490,8 @@ async fn json_errors(req: Request, next: Next) -> Response {
         StatusCode::NOT_FOUND => ErrorCode::NotFound,
         StatusCode::METHOD_NOT_ALLOWED => ErrorCode::MethodNotAllowed,
         StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::PayloadTooLarge,
-        StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS => ErrorCode::Busy,
+        StatusCode::SERVICE_UNAVAILABLE => ErrorCode::Busy,
+        StatusCode::TOO_MANY_REQUESTS => ErrorCode::RateLimited,
         s if s.is_client_error() => ErrorCode::MalformedRequest,
         _ => ErrorCode::Internal,
     };

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Header carrying the session id of an authenticated message.
+/// Header carrying the session of an authenticated message: its ticket (PROTOCOL.md §12.5).
 pub const HEADER_SESSION: &str = "warifu-session";
 
 /// Header carrying the message's sequence number.
@@ -25,8 +25,11 @@ pub const PATH_CONFIRM: &str = "/v1/handshake/confirm";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SessionEstablished {
-    /// The session id both sides derived.
+    /// The session id both sides derived (§12.2).
     pub session: String,
     /// When the session ends, Unix seconds.
     pub expires_at: u64,
+    /// The session's ticket (§12.5): the initiator sends it as `Warifu-Session` on every
+    /// request of the session; any replica of the responder opens it.
+    pub ticket: String,
 }

@@ -17,7 +17,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use warifu_core::keysource::KeySource;
 use warifu_core::rand::OsRandom;
-use warifu_core::session::{Challenge, Initiator, SEALED_CONTENT_TYPE, Session};
+use warifu_core::session::{Challenge, HelloConfirm, Initiator, SEALED_CONTENT_TYPE, Session};
 use warifu_core::{Error as CoreError, PartyId, Role};
 
 use super::headers::{read_auth, write_auth};
@@ -91,6 +91,9 @@ impl ClientError {
         }
     }
 }
+
+/// How often a rate-limited hello is tried again.
+pub const HELLO_RETRIES: u64 = 4;
 
 /// An authenticated client for one peer.
 pub struct PeerClient {
@@ -188,23 +191,50 @@ impl PeerClient {
                     source,
                 },
             )?;
-        let challenge: Challenge = self.post_plain(PATH_HELLO, &hello).await?;
-        let (session, confirm) =
+        let challenge: Challenge = self.post_hello(&hello).await?;
+        let (mut session, confirm) =
             initiator
                 .finish(&challenge)
                 .map_err(|_| ClientError::NotAuthentic {
                     peer: self.peer.clone(),
                     step: "its handshake proof does not verify",
                 })?;
-        let established: SessionEstablished = self.post_plain(PATH_CONFIRM, &confirm).await?;
-        if established.session != session.id() {
+        // Message 3 carries the Hello: the responder kept nothing (PROTOCOL.md §12.5).
+        let established: SessionEstablished = self
+            .post_plain(PATH_CONFIRM, &HelloConfirm::new(hello, confirm))
+            .await?;
+        if established.session != session.key_id() {
             return Err(ClientError::NotAuthentic {
                 peer: self.peer.clone(),
                 step: "it derived another session",
             });
         }
-        tracing::debug!(peer = %self.peer, session = %session.id(), "session established");
+        session
+            .adopt_ticket(&established.ticket)
+            .map_err(|_| self.protocol("not a session ticket"))?;
+        tracing::debug!(peer = %self.peer, session = %session.key_id(), "session established");
         Ok(session)
+    }
+
+    /// Sends message 1; a `rate_limited` answer is waited out (its `Retry-After`, at most
+    /// [`HELLO_RETRIES`] times, a few seconds each).
+    async fn post_hello(
+        &self,
+        hello: &warifu_core::session::Hello,
+    ) -> Result<Challenge, ClientError> {
+        let mut tries = 0;
+        loop {
+            match self.post_plain(PATH_HELLO, hello).await {
+                Err(e)
+                    if tries < HELLO_RETRIES
+                        && e.code() == Some(ErrorCode::RateLimited.as_str()) =>
+                {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(500 * tries)).await;
+                }
+                other => return other,
+            }
+        }
     }
 
     async fn post_plain<T: Serialize, R: DeserializeOwned>(

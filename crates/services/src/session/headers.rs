@@ -1,10 +1,11 @@
-//! The four session headers of an authenticated request or response (`Warifu-Session`,
-//! `Warifu-Seq`, `Warifu-Time`, `Warifu-Mac`), read and written alike by server and client.
+//! The four session headers of an authenticated request or response (`Warifu-Session`: the
+//! session's ticket, `Warifu-Seq`, `Warifu-Time`, `Warifu-Mac`), read and written alike by
+//! server and client.
 
 use axum::http::{HeaderMap, HeaderValue};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use warifu_core::session::MessageAuth;
+use warifu_core::session::{MAX_TICKET_LEN, MessageAuth};
 
 use crate::error::{AppError, AppResult, ErrorCode};
 use crate::protocol::handshake::{HEADER_MAC, HEADER_SEQ, HEADER_SESSION, HEADER_TIME};
@@ -29,7 +30,7 @@ pub fn read_auth(headers: &HeaderMap) -> AppResult<MessageAuth> {
         .ok()
         .and_then(|m| m.try_into().ok())
         .ok_or_else(bad)?;
-    if session.len() > 64 {
+    if session.len() > MAX_TICKET_LEN {
         return Err(bad());
     }
     Ok(MessageAuth {

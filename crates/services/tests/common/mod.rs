@@ -323,14 +323,18 @@ pub async fn raw_handshake(
         .json()
         .await
         .expect("challenge");
-    let (session, confirm) = init.finish(&challenge).expect("responder proof");
+    let (mut session, confirm) = init.finish(&challenge).expect("responder proof");
+    // Message 3 carries the Hello; the answer is the session's ticket (PROTOCOL.md §12.5).
     let r = http
         .post(format!("{endpoint}/v1/handshake/confirm"))
-        .json(&confirm)
+        .json(&warifu_core::session::HelloConfirm::new(hello, confirm))
         .send()
         .await
         .expect("confirm");
     assert!(r.status().is_success(), "confirm refused: {}", r.status());
+    let established: warifu_services::protocol::handshake::SessionEstablished =
+        r.json().await.expect("established");
+    session.adopt_ticket(&established.ticket).expect("ticket");
     session
 }
 

@@ -132,8 +132,9 @@ macro_rules! backend {
             mod issuer;
             mod lifecycle;
             mod merchant;
+            mod sessions;
 
-            pub(crate) use {carrier::*, common::*, issuer::*, lifecycle::*, merchant::*};
+            pub(crate) use {carrier::*, common::*, issuer::*, lifecycle::*, merchant::*, sessions::*};
         }
     };
 }

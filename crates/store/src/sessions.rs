@@ -1,0 +1,38 @@
+//! Session replay records shared by a party's replicas (PROTOCOL.md §12.5): each request of a
+//! session (its derived id and sequence number) is accepted once, whichever replica it
+//! reaches; a record lives until the request's time window has closed.
+
+use async_trait::async_trait;
+
+use crate::error::Result;
+use crate::open::{Db, Store};
+use crate::sql::{postgres, sqlite};
+
+/// Replay records of session requests, in the party's database.
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    /// Records request `seq` of session `session` (the derived id), kept until `until_s`
+    /// (Unix seconds). `true` if this is the first record of it, `false` if it was already
+    /// recorded (a replay).
+    async fn session_seen(&self, session: &str, seq: u64, until_s: u64) -> Result<bool>;
+
+    /// Deletes the records kept until before `now_s`; returns how many.
+    async fn session_seen_purge(&self, now_s: u64) -> Result<u64>;
+}
+
+#[async_trait]
+impl SessionStore for Store {
+    async fn session_seen(&self, session: &str, seq: u64, until_s: u64) -> Result<bool> {
+        match &self.db {
+            Db::Sqlite(p) => sqlite::session_seen(p, session, seq, until_s).await,
+            Db::Postgres(p) => postgres::session_seen(p, session, seq, until_s).await,
+        }
+    }
+
+    async fn session_seen_purge(&self, now_s: u64) -> Result<u64> {
+        match &self.db {
+            Db::Sqlite(p) => sqlite::session_seen_purge(p, now_s).await,
+            Db::Postgres(p) => postgres::session_seen_purge(p, now_s).await,
+        }
+    }
+}

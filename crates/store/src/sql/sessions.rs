@@ -1,0 +1,42 @@
+//! Session replay records (`session_seen`, migration 8): insert-once per (session, seq), and
+//! the purge of closed time windows.
+
+use super::SQLITE;
+use super::common::*;
+use crate::error::Result;
+use crate::sql::{check_id, to_i64};
+
+async fn session_seen_in(c: &mut Conn, session: &str, seq: u64, until_s: u64) -> Result<bool> {
+    const OP: &str = "session_seen";
+    check_id("session", session)?;
+    if !SQLITE {
+        // A replay record lost in a crash of the database server itself (not of a replica)
+        // only reopens the last moments' requests, whose own writes are idempotent: the
+        // record need not wait for its own flush.
+        exec(
+            &mut *c,
+            OP,
+            sqlx::query("SET LOCAL synchronous_commit TO OFF"),
+        )
+        .await?;
+    }
+    let q = sqlx::query(
+        "INSERT INTO session_seen (session, seq, until_s) VALUES ($1, $2, $3) \
+         ON CONFLICT (session, seq) DO NOTHING",
+    )
+    .bind(session)
+    .bind(to_i64(seq, "seq")?)
+    .bind(to_i64(until_s, "until_s")?);
+    Ok(exec(&mut *c, OP, q).await? == 1)
+}
+
+write_op!(session_seen = session_seen_in(session: &str => session.to_owned(), seq: u64,
+    until_s: u64) -> bool);
+
+async fn session_seen_purge_in(c: &mut Conn, now_s: u64) -> Result<u64> {
+    let q =
+        sqlx::query("DELETE FROM session_seen WHERE until_s < $1").bind(to_i64(now_s, "now_s")?);
+    exec(&mut *c, "session_seen_purge", q).await
+}
+
+write_op!(session_seen_purge = session_seen_purge_in(now_s: u64) -> u64);
