@@ -187,6 +187,11 @@ impl<S: KeySource> KeySource for CachedKeys<S> {
         self.source.scheme()
     }
     fn shared_secret(&self, peer: &PartyId) -> Result<Zeroizing<Vec<u8>>> {
+        // The owner's secret with itself (the stateless responder's, PROTOCOL.md §12.5) has
+        // no pairwise key to cache.
+        if peer == self.source.owner() {
+            return self.source.shared_secret(peer);
+        }
         self.entry(peer, |e| e.ikm.clone())
     }
 }

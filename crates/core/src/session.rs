@@ -1396,10 +1396,20 @@ mod tests {
     #[test]
     fn responder_secrets_are_per_party_and_need_a_self_key() {
         let (m, i, _) = keys();
+        let sok = crate::sok::SokMaster::generate(&mut SeededRandom::new(b"sok"))
+            .expect("sok master")
+            .personal_key(m.owner());
+        assert!(Responder::secret(&sok).is_ok(), "a SOK key serves itself");
         let sm = Responder::secret(&m).expect("secret");
         let si = Responder::secret(&i).expect("secret");
         assert_ne!(sm.expose(), si.expose());
         assert_eq!(Responder::secret(&m).expect("again").expose(), sm.expose());
+        // Behind the pairwise-key cache (as the services hold keys) the secret is the same.
+        let cached = crate::keycache::CachedKeys::new(m, 4);
+        assert_eq!(
+            Responder::secret(&cached).expect("cached").expose(),
+            sm.expose()
+        );
         let table = crate::keysource::Predistributed::new(
             i.owner().clone(),
             std::collections::BTreeMap::new(),

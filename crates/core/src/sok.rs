@@ -162,8 +162,8 @@ impl SokKey {
     }
 
     /// The shared pairing value with `peer`, e(H1(lo), H2(hi))^s, as [`GT_BYTES`] bytes
-    /// (see [`gt_bytes`]). One hash to G2 or G1 and one pairing. Equal identifiers are
-    /// refused.
+    /// (see [`gt_bytes`]). One hash to G2 or G1 and one pairing. With its own identifier it
+    /// is e(H1(id), H2(id))^s.
     pub fn shared_gt(&self, peer: &PartyId) -> Result<Zeroizing<Vec<u8>>> {
         let mine = self.id.as_str().as_bytes();
         let theirs = peer.as_str().as_bytes();
@@ -172,12 +172,10 @@ impl SokKey {
             core::cmp::Ordering::Less => miller_g1_key(&self.g1, theirs)?,
             // I am hi: e(H1(peer), s·H2(me)).
             core::cmp::Ordering::Greater => miller_g2_key(&self.g2, theirs)?,
-            core::cmp::Ordering::Equal => {
-                return Err(Error::NoPairwiseKey {
-                    owner: self.id.to_string(),
-                    peer: peer.to_string(),
-                });
-            }
+            // Its own identifier: e(s·H1(me), H2(me)), which only this holder and the center
+            // compute; the stateless responder's secret (PROTOCOL.md §12.5). `pairwise_key`
+            // still refuses a key with oneself.
+            core::cmp::Ordering::Equal => miller_g1_key(&self.g1, theirs)?,
         };
         let mut gt = ml.final_exp();
         wipe_fp12(&mut ml);
@@ -483,7 +481,9 @@ mod tests {
         assert_eq!(ab.len(), GT_BYTES);
         assert_eq!(ab, keys[1].shared_gt(&ids[0]).expect("gt"));
         assert_ne!(ab, keys[0].shared_gt(&ids[2]).expect("gt"));
-        assert!(keys[0].shared_gt(&ids[0]).is_err());
+        let own = keys[0].shared_gt(&ids[0]).expect("own value");
+        assert_ne!(own, ab);
+        assert_ne!(own, keys[1].shared_gt(&ids[1]).expect("own value"));
         assert_eq!(
             pairwise_key(&keys[2], &ids[1]).expect("k"),
             pairwise_key(&keys[1], &ids[2]).expect("k")

@@ -331,9 +331,15 @@ pub async fn raw_handshake(
         .send()
         .await
         .expect("confirm");
-    assert!(r.status().is_success(), "confirm refused: {}", r.status());
+    let status = r.status();
+    let body = r.bytes().await.expect("confirm answer");
+    assert!(
+        status.is_success(),
+        "confirm refused: {status} {}",
+        String::from_utf8_lossy(&body)
+    );
     let established: warifu_services::protocol::handshake::SessionEstablished =
-        r.json().await.expect("established");
+        serde_json::from_slice(&body).expect("established");
     session.adopt_ticket(&established.ticket).expect("ticket");
     session
 }
