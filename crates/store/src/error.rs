@@ -37,6 +37,10 @@ pub enum StoreError {
     /// The argument is invalid (empty identifier, zero amount, ...).
     #[error("invalid argument: {0}")]
     Invalid(String),
+    /// The keys of the data encrypted at rest are missing or do not open (no or a wrong
+    /// key-encryption key; see `atrest`).
+    #[error("data keys: {0}")]
+    DataKey(String),
 }
 
 /// The store's result type.

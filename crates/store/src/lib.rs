@@ -30,6 +30,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod atrest;
 mod batch;
 mod error;
 mod impls;

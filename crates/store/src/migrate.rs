@@ -37,6 +37,11 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("migrations/0004_issuer_carrier.sql"),
     },
     Migration {
+        version: 5,
+        name: "data at rest: card numbers and destinations encrypted under wrapped data keys",
+        sql: include_str!("migrations/0005_at_rest.sql"),
+    },
+    Migration {
         version: 8,
         name: "sessions: replay records shared by a party's replicas",
         sql: include_str!("migrations/0008_session_seen.sql"),

@@ -39,6 +39,9 @@ pub struct StoreOptions {
     pub synchronous: Synchronous,
     /// How long to wait for a lock or a connection. Default 10 s.
     pub busy_timeout: Duration,
+    /// Where the key-encryption key of card numbers and destinations comes from (default:
+    /// the environment, else a SQLite file's `NAME.kek`; see [`crate::atrest`]).
+    pub kek: Option<crate::atrest::KekSource>,
 }
 
 impl StoreOptions {
@@ -50,7 +53,14 @@ impl StoreOptions {
             max_connections: 8,
             synchronous: Synchronous::Full,
             busy_timeout: Duration::from_secs(10),
+            kek: None,
         }
+    }
+
+    /// Sets where the key-encryption key comes from.
+    pub fn kek(mut self, source: crate::atrest::KekSource) -> StoreOptions {
+        self.kek = Some(source);
+        self
     }
 
     /// Sets the PostgreSQL schema.
@@ -81,6 +91,8 @@ pub(crate) struct Pools<DB: sqlx::Database> {
     pub(crate) reader: Pool<DB>,
     /// SQLite: the group-commit writer over `writer`.
     pub(crate) batcher: Option<Arc<Batcher>>,
+    /// The keys of the data encrypted at rest.
+    pub(crate) at_rest: Arc<crate::atrest::AtRest>,
 }
 
 impl<DB: sqlx::Database> Clone for Pools<DB> {
@@ -89,6 +101,7 @@ impl<DB: sqlx::Database> Clone for Pools<DB> {
             writer: self.writer.clone(),
             reader: self.reader.clone(),
             batcher: self.batcher.clone(),
+            at_rest: self.at_rest.clone(),
         }
     }
 }
@@ -214,6 +227,7 @@ async fn open_sqlite(rest: &str, opts: &StoreOptions) -> Result<Pools<Sqlite>> {
             .await
             .map_err(|e| StoreError::Connect(StoreError::db("open", e).to_string()))?;
         return Ok(Pools {
+            at_rest: crate::atrest::AtRest::new(opts.kek.as_ref(), None, true)?,
             batcher: Some(Arc::new(Batcher::start(pool.clone()))),
             writer: pool.clone(),
             reader: pool,
@@ -253,6 +267,7 @@ async fn open_sqlite(rest: &str, opts: &StoreOptions) -> Result<Pools<Sqlite>> {
         .await
         .map_err(|e| StoreError::Connect(format!("{path}: {}", StoreError::db("open", e))))?;
     Ok(Pools {
+        at_rest: crate::atrest::AtRest::new(opts.kek.as_ref(), Some(Path::new(path)), false)?,
         batcher: Some(Arc::new(Batcher::start(writer.clone()))),
         writer,
         reader,
@@ -349,6 +364,7 @@ async fn open_postgres(url: &str, opts: &StoreOptions) -> Result<Pools<Postgres>
         writer: pool.clone(),
         reader: pool,
         batcher: None,
+        at_rest: crate::atrest::AtRest::new(opts.kek.as_ref(), None, false)?,
     })
 }
 

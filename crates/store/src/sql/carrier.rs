@@ -2,21 +2,43 @@
 
 use warifu_core::secret::Secret;
 
+use std::sync::Arc;
+
 use super::common::*;
+use super::datakeys::with_keys;
+use crate::atrest::{DESTINATION, Keyring, Sealed};
 use crate::error::{Result, StoreError};
 use crate::rules;
 use crate::sql::{check_id, short};
 use crate::types::*;
 
 const SHIP_COLS: &str = "tracking_number, merchant_id, order_id, cardholder_id, addressee, address, \
-     parcel, status, issuer_id, delivered_at_ms, created_at_ms, updated_at_ms";
+     destination_enc, key_id, parcel, status, issuer_id, delivered_at_ms, created_at_ms, \
+     updated_at_ms";
 
-fn ship_row(r: &DbRow) -> Result<ShipmentRecord> {
+/// A destination as encrypted: the JSON array `[addressee, address]`.
+fn destination_plain(addressee: &Secret, address: &Secret) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+    serde_json::to_vec(&(addressee.expose(), address.expose()))
+        .map(zeroize::Zeroizing::new)
+        .map_err(|_| StoreError::Invalid("the destination".into()))
+}
+
+/// A shipment row; its destination decrypted with `ring` (a tombstone has none; a row from
+/// before schema version 5 not encrypted yet keeps it in `addressee` and `address`).
+fn ship_row(ring: &Keyring, r: &DbRow) -> Result<ShipmentRecord> {
     let status: String = get(r, "status")?;
-    let addressee: String = get(r, "addressee")?;
-    let address: String = get(r, "address")?;
+    let tracking_number: String = get(r, "tracking_number")?;
+    let (addressee, address) = match get::<Option<i64>>(r, "key_id")? {
+        None => (get::<String>(r, "addressee")?, get::<String>(r, "address")?),
+        Some(key_id) => {
+            let blob: Vec<u8> = get(r, "destination_enc")?;
+            let plain = ring.open(DESTINATION, &tracking_number, key_id, &blob)?;
+            serde_json::from_slice::<(String, String)>(&plain)
+                .map_err(|_| StoreError::Corrupt(DESTINATION))?
+        }
+    };
     Ok(ShipmentRecord {
-        tracking_number: get(r, "tracking_number")?,
+        tracking_number,
         merchant_id: get(r, "merchant_id")?,
         order_id: get(r, "order_id")?,
         cardholder_id: get(r, "cardholder_id")?,
@@ -54,7 +76,12 @@ async fn add_event(
     Ok(())
 }
 
-async fn accept_shipment_in(c: &mut Conn, s: &NewShipment) -> Result<Inserted<ShipmentRecord>> {
+async fn accept_shipment_in(
+    c: &mut Conn,
+    s: &NewShipment,
+    destination: &Sealed,
+    ring: &Keyring,
+) -> Result<Inserted<ShipmentRecord>> {
     const OP: &str = "accept_shipment";
     check_id("merchant id", &s.merchant_id)?;
     check_id("order id", &s.order_id)?;
@@ -63,24 +90,25 @@ async fn accept_shipment_in(c: &mut Conn, s: &NewShipment) -> Result<Inserted<Sh
     let q = sqlx::query(
         "INSERT INTO carrier_shipments (tracking_number, merchant_id, order_id, cardholder_id, \
          addressee, address, parcel, status, created_at_ms, updated_at_ms, issuer_id, \
-         header_digest) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11) ON CONFLICT DO NOTHING",
+         header_digest, destination_enc, key_id) \
+         VALUES ($1, $2, $3, $4, '', '', $5, $6, $7, $7, $8, $9, $10, $11) \
+         ON CONFLICT DO NOTHING",
     )
     .bind(&s.tracking_number)
     .bind(&s.merchant_id)
     .bind(&s.order_id)
     .bind(&s.cardholder_id)
-    .bind(s.addressee.expose())
-    .bind(s.address.expose())
     .bind(&s.parcel)
     .bind(ShipmentStatus::Accepted.as_str())
     .bind(s.now_ms)
     .bind(&s.issuer_id)
-    .bind(&s.header_digest[..]);
+    .bind(&s.header_digest[..])
+    .bind(&destination.blob)
+    .bind(destination.key_id);
     if exec(&mut *c, OP, q).await? == 0 {
         let sql = ship_by_order();
         let q = sqlx::query(&sql).bind(&s.merchant_id).bind(&s.order_id);
-        return match optional(&mut *c, OP, q, ship_row).await? {
+        return match optional(&mut *c, OP, q, |r| ship_row(ring, r)).await? {
             Some(record) => Ok(Inserted {
                 record,
                 created: false,
@@ -118,8 +146,20 @@ async fn accept_shipment_in(c: &mut Conn, s: &NewShipment) -> Result<Inserted<Sh
     })
 }
 
-write_op!(accept_shipment = accept_shipment_in(s: &NewShipment => s.clone())
+write_op!(accept_shipment_tx = accept_shipment_in(s: &NewShipment => s.clone(),
+    destination: &Sealed => destination.clone(), ring: &Arc<Keyring> => ring.clone())
     -> Inserted<ShipmentRecord>);
+
+/// Accepts a shipment, its destination encrypted under the active data key.
+pub(crate) async fn accept_shipment(p: &P, s: &NewShipment) -> Result<Inserted<ShipmentRecord>> {
+    let plain = destination_plain(&s.addressee, &s.address)?;
+    let plain = &plain;
+    with_keys(p, |ring| async move {
+        let sealed = ring.seal(DESTINATION, &s.tracking_number, plain)?;
+        accept_shipment_tx(p, s, &sealed, &ring).await
+    })
+    .await
+}
 
 pub(crate) async fn get_shipment(
     p: &P,
@@ -127,14 +167,20 @@ pub(crate) async fn get_shipment(
     order_id: &str,
 ) -> Result<Option<ShipmentRecord>> {
     let sql = ship_by_order();
-    let q = sqlx::query(&sql).bind(merchant_id).bind(order_id);
-    optional(&p.reader, "get_shipment", q, ship_row).await
+    with_keys(p, |ring| {
+        let q = sqlx::query(&sql).bind(merchant_id).bind(order_id);
+        async move { optional(&p.reader, "get_shipment", q, |r| ship_row(&ring, r)).await }
+    })
+    .await
 }
 
 pub(crate) async fn shipment_by_tracking(p: &P, tracking: &str) -> Result<Option<ShipmentRecord>> {
     let sql = format!("SELECT {SHIP_COLS} FROM carrier_shipments WHERE tracking_number = $1");
-    let q = sqlx::query(&sql).bind(tracking);
-    optional(&p.reader, "shipment_by_tracking", q, ship_row).await
+    with_keys(p, |ring| {
+        let q = sqlx::query(&sql).bind(tracking);
+        async move { optional(&p.reader, "shipment_by_tracking", q, |r| ship_row(&ring, r)).await }
+    })
+    .await
 }
 
 async fn advance_shipment_in(
@@ -185,6 +231,7 @@ async fn cancel_shipment_in(
     order_id: &str,
     tombstone_tracking: &str,
     now_ms: i64,
+    ring: &Keyring,
 ) -> Result<ShipmentCancel> {
     const OP: &str = "cancel_shipment";
     check_id("merchant id", merchant_id)?;
@@ -233,7 +280,7 @@ async fn cancel_shipment_in(
     }
     let sql = format!("{}{FOR_UPDATE}", ship_by_order());
     let q = sqlx::query(&sql).bind(merchant_id).bind(order_id);
-    let Some(mut rec) = optional(&mut *c, OP, q, ship_row).await? else {
+    let Some(mut rec) = optional(&mut *c, OP, q, |r| ship_row(ring, r)).await? else {
         return Err(StoreError::Conflict(
             "the tracking number is already used for another shipment".into(),
         ));
@@ -258,7 +305,15 @@ async fn cancel_shipment_in(
             "the shipment moved during the cancellation; retry".into(),
         ));
     }
-    add_event(c, &rec.tracking_number, to, Some("cancelled by the merchant"), now_ms, OP).await?;
+    add_event(
+        c,
+        &rec.tracking_number,
+        to,
+        Some("cancelled by the merchant"),
+        now_ms,
+        OP,
+    )
+    .await?;
     rec.status = to;
     rec.updated_at_ms = now_ms;
     Ok(ShipmentCancel {
@@ -267,9 +322,23 @@ async fn cancel_shipment_in(
     })
 }
 
-write_op!(cancel_shipment = cancel_shipment_in(merchant_id: &str => merchant_id.to_owned(),
+write_op!(cancel_shipment_tx = cancel_shipment_in(merchant_id: &str => merchant_id.to_owned(),
     order_id: &str => order_id.to_owned(),
-    tombstone_tracking: &str => tombstone_tracking.to_owned(), now_ms: i64) -> ShipmentCancel);
+    tombstone_tracking: &str => tombstone_tracking.to_owned(), now_ms: i64,
+    ring: &Arc<Keyring> => ring.clone()) -> ShipmentCancel);
+
+pub(crate) async fn cancel_shipment(
+    p: &P,
+    merchant_id: &str,
+    order_id: &str,
+    tombstone_tracking: &str,
+    now_ms: i64,
+) -> Result<ShipmentCancel> {
+    with_keys(p, |ring| async move {
+        cancel_shipment_tx(p, merchant_id, order_id, tombstone_tracking, now_ms, &ring).await
+    })
+    .await
+}
 
 pub(crate) async fn shipment_header_digest(p: &P, tracking: &str) -> Result<Option<[u8; 32]>> {
     let q = sqlx::query("SELECT header_digest FROM carrier_shipments WHERE tracking_number = $1")
@@ -280,7 +349,9 @@ pub(crate) async fn shipment_header_digest(p: &P, tracking: &str) -> Result<Opti
     .await?;
     digest
         .flatten()
-        .map(|d| <[u8; 32]>::try_from(d.as_slice()).map_err(|_| StoreError::Corrupt("header_digest")))
+        .map(|d| {
+            <[u8; 32]>::try_from(d.as_slice()).map_err(|_| StoreError::Corrupt("header_digest"))
+        })
         .transpose()
 }
 
@@ -305,10 +376,13 @@ pub(crate) async fn list_shipments(p: &P, limit: u32, offset: u32) -> Result<Vec
         "SELECT {SHIP_COLS} FROM carrier_shipments \
          ORDER BY created_at_ms DESC, tracking_number DESC LIMIT $1 OFFSET $2"
     );
-    let q = sqlx::query(&sql)
-        .bind(i64::from(limit))
-        .bind(i64::from(offset));
-    all(&p.reader, "list_shipments", q, ship_row).await
+    with_keys(p, |ring| {
+        let q = sqlx::query(&sql)
+            .bind(i64::from(limit))
+            .bind(i64::from(offset));
+        async move { all(&p.reader, "list_shipments", q, |r| ship_row(&ring, r)).await }
+    })
+    .await
 }
 
 pub(crate) async fn count_shipments_by_status(p: &P) -> Result<Vec<(ShipmentStatus, u64)>> {

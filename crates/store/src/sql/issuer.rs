@@ -3,22 +3,36 @@
 use warifu_core::order::{Expiry, PaymentMethod};
 use warifu_core::secret::Secret;
 
+use std::sync::Arc;
+
 use super::common::*;
+use super::datakeys::with_keys;
+use crate::atrest::{CARD_NUMBER, Keyring, Sealed};
 use crate::error::{Result, StoreError};
 use crate::rules::{self, PriorRefund, Step};
 use crate::sql::{check_id, to_i64, to_u64};
 use crate::types::*;
 
-const CARD_COLS: &str = "card_id, cardholder_id, holder_name, number, expiry_year, expiry_month, \
-     status, credit_limit, available, currency, created_at_ms";
+const CARD_COLS: &str = "card_id, cardholder_id, holder_name, number, number_enc, key_id, \
+     expiry_year, expiry_month, status, credit_limit, available, currency, created_at_ms";
 
-fn card_row(r: &DbRow) -> Result<CardRecord> {
+/// A card row; its number decrypted with `ring` (a row from before schema version 5 that is
+/// not encrypted yet keeps it in `number`).
+fn card_row(ring: &Keyring, r: &DbRow) -> Result<CardRecord> {
     let status: String = get(r, "status")?;
     let year: i64 = get(r, "expiry_year")?;
     let month: i64 = get(r, "expiry_month")?;
-    let number: String = get(r, "number")?;
+    let card_id: String = get(r, "card_id")?;
+    let number = match get::<Option<i64>>(r, "key_id")? {
+        None => get::<String>(r, "number")?,
+        Some(key_id) => {
+            let blob: Vec<u8> = get(r, "number_enc")?;
+            let plain = ring.open(CARD_NUMBER, &card_id, key_id, &blob)?;
+            String::from_utf8(plain.to_vec()).map_err(|_| StoreError::Corrupt(CARD_NUMBER))?
+        }
+    };
     Ok(CardRecord {
-        card_id: get(r, "card_id")?,
+        card_id,
         cardholder_id: get(r, "cardholder_id")?,
         holder_name: get(r, "holder_name")?,
         number: Secret::new(number),
@@ -83,7 +97,12 @@ fn merchant_account(merchant_id: &str) -> String {
 }
 const CREDIT_ACCOUNT: &str = "issuer:credit";
 
-async fn enroll_card_in(conn: &mut Conn, card: &NewCard) -> Result<CardRecord> {
+async fn enroll_card_in(
+    conn: &mut Conn,
+    card: &NewCard,
+    number: &Sealed,
+    number_mac: &[u8],
+) -> Result<CardRecord> {
     const OP: &str = "enroll_card";
     check_id("card id", &card.card_id)?;
     check_id("cardholder id", &card.cardholder_id)?;
@@ -96,19 +115,22 @@ async fn enroll_card_in(conn: &mut Conn, card: &NewCard) -> Result<CardRecord> {
     let limit = to_i64(card.credit_limit, "credit limit")?;
     let q = sqlx::query(
         "INSERT INTO issuer_cards (card_id, cardholder_id, holder_name, number, expiry_year, \
-         expiry_month, status, credit_limit, available, currency, created_at_ms) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10)",
+         expiry_month, status, credit_limit, available, currency, created_at_ms, number_enc, \
+         key_id, number_mac) \
+         VALUES ($1, $2, $3, '', $4, $5, $6, $7, $7, $8, $9, $10, $11, $12)",
     )
     .bind(&card.card_id)
     .bind(&card.cardholder_id)
     .bind(&card.holder_name)
-    .bind(card.number.expose())
     .bind(i64::from(card.expiry.year))
     .bind(i64::from(card.expiry.month))
     .bind(CardStatus::Active.as_str())
     .bind(limit)
     .bind(&card.currency)
-    .bind(card.now_ms);
+    .bind(card.now_ms)
+    .bind(&number.blob)
+    .bind(number.key_id)
+    .bind(number_mac);
     insert_new(&mut *conn, OP, q, "a card").await?;
     let avail = available_account(&card.card_id);
     book(
@@ -134,32 +156,47 @@ async fn enroll_card_in(conn: &mut Conn, card: &NewCard) -> Result<CardRecord> {
     })
 }
 
-write_op!(enroll_card = enroll_card_in(card: &NewCard => card.clone()) -> CardRecord);
+write_op!(enroll_card_tx = enroll_card_in(card: &NewCard => card.clone(),
+    number: &Sealed => number.clone(), number_mac: &[u8] => number_mac.to_vec()) -> CardRecord);
+
+/// Enrolls a card, its number encrypted under the active data key.
+pub(crate) async fn enroll_card(p: &P, card: &NewCard) -> Result<CardRecord> {
+    with_keys(p, |ring| async move {
+        let number = card.number.expose();
+        let sealed = ring.seal(CARD_NUMBER, &card.card_id, number.as_bytes())?;
+        enroll_card_tx(p, card, &sealed, &ring.number_mac(number)).await
+    })
+    .await
+}
 
 pub(crate) async fn get_card(p: &P, card_id: &str) -> Result<Option<CardRecord>> {
     let sql = format!("SELECT {CARD_COLS} FROM issuer_cards WHERE card_id = $1");
-    optional(
-        &p.reader,
-        "get_card",
-        sqlx::query(&sql).bind(card_id),
-        card_row,
-    )
+    with_keys(p, |ring| {
+        let q = sqlx::query(&sql).bind(card_id);
+        async move { optional(&p.reader, "get_card", q, |r| card_row(&ring, r)).await }
+    })
     .await
 }
 
 pub(crate) async fn cards_for_cardholder(p: &P, cardholder_id: &str) -> Result<Vec<CardRecord>> {
     let sql =
         format!("SELECT {CARD_COLS} FROM issuer_cards WHERE cardholder_id = $1 ORDER BY card_id");
-    let q = sqlx::query(&sql).bind(cardholder_id);
-    all(&p.reader, "cards_for_cardholder", q, card_row).await
+    with_keys(p, |ring| {
+        let q = sqlx::query(&sql).bind(cardholder_id);
+        async move { all(&p.reader, "cards_for_cardholder", q, |r| card_row(&ring, r)).await }
+    })
+    .await
 }
 
 pub(crate) async fn list_cards(p: &P, limit: u32, offset: u32) -> Result<Vec<CardRecord>> {
     let sql = format!("SELECT {CARD_COLS} FROM issuer_cards ORDER BY card_id LIMIT $1 OFFSET $2");
-    let q = sqlx::query(&sql)
-        .bind(i64::from(limit))
-        .bind(i64::from(offset));
-    all(&p.reader, "list_cards", q, card_row).await
+    with_keys(p, |ring| {
+        let q = sqlx::query(&sql)
+            .bind(i64::from(limit))
+            .bind(i64::from(offset));
+        async move { all(&p.reader, "list_cards", q, |r| card_row(&ring, r)).await }
+    })
+    .await
 }
 
 async fn set_card_status_in(c: &mut Conn, card_id: &str, status: CardStatus) -> Result<bool> {
@@ -218,6 +255,7 @@ async fn auth_in_tx(
 async fn authorize_in(
     c: &mut Conn,
     req: &AuthorizeRequest,
+    ring: &Keyring,
 ) -> Result<Inserted<AuthorizationRecord>> {
     const OP: &str = "authorize";
     check_id("merchant id", &req.merchant_id)?;
@@ -235,7 +273,7 @@ async fn authorize_in(
         &mut *c,
         OP,
         sqlx::query(&sql).bind(&req.cardholder_id),
-        card_row,
+        |r| card_row(ring, r),
     )
     .await?;
     if let Some(existing) = auth_in_tx(c, &req.merchant_id, &req.order_id, false, OP).await? {
@@ -341,8 +379,16 @@ async fn authorize_in(
     })
 }
 
-write_op!(authorize = authorize_in(req: &AuthorizeRequest => req.clone())
-    -> Inserted<AuthorizationRecord>);
+write_op!(authorize_tx = authorize_in(req: &AuthorizeRequest => req.clone(),
+    ring: &Arc<Keyring> => ring.clone()) -> Inserted<AuthorizationRecord>);
+
+/// Decides an authorization (the cardholder's cards decrypted with the store's keys).
+pub(crate) async fn authorize(
+    p: &P,
+    req: &AuthorizeRequest,
+) -> Result<Inserted<AuthorizationRecord>> {
+    with_keys(p, |ring| async move { authorize_tx(p, req, &ring).await }).await
+}
 
 pub(crate) async fn get_authorization(
     p: &P,

@@ -129,12 +129,16 @@ macro_rules! backend {
 
             mod carrier;
             mod common;
+            mod datakeys;
             mod issuer;
             mod lifecycle;
             mod merchant;
             mod sessions;
 
-            pub(crate) use {carrier::*, common::*, issuer::*, lifecycle::*, merchant::*, sessions::*};
+            pub(crate) use {
+                carrier::*, common::*, datakeys::*, issuer::*, lifecycle::*, merchant::*,
+                sessions::*,
+            };
         }
     };
 }
