@@ -337,9 +337,13 @@ async fn open_store(opts: &LocalOptions, party: Party) -> Result<Store, LocalErr
     let o = match &opts.storage {
         Storage::Sqlite => StoreOptions::new(Store::party_url(&opts.data_dir, party)?)
             .synchronous(opts.synchronous),
-        Storage::Postgres { url, schema_prefix } => {
-            StoreOptions::new(url.clone()).schema(format!("{schema_prefix}_{}", party.as_str()))
-        }
+        // The key-encryption key of card numbers and destinations: a 0600 file in the data
+        // directory, as SQLite's beside its database (issue 15).
+        Storage::Postgres { url, schema_prefix } => StoreOptions::new(url.clone())
+            .schema(format!("{schema_prefix}_{}", party.as_str()))
+            .kek(warifu_store::atrest::KekSource::FileOrCreate(
+                opts.data_dir.join(format!("{}.kek", party.as_str())),
+            )),
     };
     Ok(Store::open_with(o).await?)
 }

@@ -361,9 +361,11 @@ impl World {
 async fn open(storage: &Storage, dir: &std::path::Path, party: Party, observer: bool) -> Store {
     let o = match storage {
         Storage::Sqlite => StoreOptions::new(Store::party_url(dir, party).expect("sqlite url")),
-        Storage::Postgres { url, schema_prefix } => {
-            StoreOptions::new(url.clone()).schema(format!("{schema_prefix}_{}", party.as_str()))
-        }
+        Storage::Postgres { url, schema_prefix } => StoreOptions::new(url.clone())
+            .schema(format!("{schema_prefix}_{}", party.as_str()))
+            .kek(warifu_store::atrest::KekSource::FileOrCreate(
+                dir.join(format!("{}.kek", party.as_str())),
+            )),
     };
     let o = if observer { o.max_connections(2) } else { o };
     Store::open_with(o).await.expect("open a store")

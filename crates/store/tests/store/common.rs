@@ -52,7 +52,11 @@ impl TestDb {
                 .map(|d| d.subsec_nanos())
                 .unwrap_or(0)
         );
-        let opts = StoreOptions::new(url.clone()).schema(schema.clone());
+        // A KEK of its own (kept in the options, so a reopen reads the same data keys).
+        let kek = warifu_store::atrest::Kek::generate().expect("a KEK");
+        let opts = StoreOptions::new(url.clone())
+            .schema(schema.clone())
+            .kek(warifu_store::atrest::KekSource::Key(kek));
         match Store::open_with(opts.clone()).await {
             Ok(store) => Some(TestDb {
                 store,
