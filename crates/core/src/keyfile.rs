@@ -1,11 +1,8 @@
 //! Key files: a versioned binary format for the master and for personal keys, optionally
-//! sealed under a passphrase (Argon2id + XChaCha20-Poly1305).
+//! sealed under a passphrase (the [`crate::envelope`]: Argon2id + XChaCha20-Poly1305).
 
 use std::collections::BTreeMap;
 
-use argon2::{Algorithm, Argon2, Params, Version};
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use zeroize::Zeroizing;
 
 use crate::blom::{LANES, Master, PersonalKey};
@@ -23,42 +20,7 @@ pub const MAGIC: &[u8; 4] = b"WRFK";
 /// The key-file format version this build writes and reads.
 pub const VERSION: u8 = 1;
 
-/// Argon2id cost parameters for a passphrase-sealed file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct KdfParams {
-    /// Memory in KiB.
-    pub m_cost: u32,
-    /// Passes.
-    pub t_cost: u32,
-    /// Lanes of parallelism.
-    pub p_cost: u32,
-}
-
-impl Default for KdfParams {
-    /// OWASP's Argon2id recommendation: 19 MiB, 2 passes, 1 lane.
-    fn default() -> KdfParams {
-        KdfParams {
-            m_cost: 19 * 1024,
-            t_cost: 2,
-            p_cost: 1,
-        }
-    }
-}
-
-impl KdfParams {
-    /// The most a file may ask for (1 GiB, 10 passes, 8 lanes), so a hostile file cannot make
-    /// opening it exhaust the machine.
-    fn check(self) -> Result<Params> {
-        if self.m_cost > 1 << 20 || self.t_cost > 10 || self.p_cost > 8 {
-            return Err(Error::malformed(
-                "kdf parameters",
-                "costs exceed the allowed maximum",
-            ));
-        }
-        Params::new(self.m_cost, self.t_cost, self.p_cost, Some(32))
-            .map_err(|e| Error::malformed("kdf parameters", e.to_string()))
-    }
-}
+pub use crate::envelope::KdfParams;
 
 /// The contents of a key file.
 #[derive(Debug)]
@@ -354,28 +316,18 @@ fn seal_envelope(
             w.raw(&checksum);
         }
         Some((pass, params)) => {
-            let mut salt = [0u8; 16];
-            let mut nonce = [0u8; 24];
-            rng.fill(&mut salt)?;
-            rng.fill(&mut nonce)?;
-            w.u8(1)
-                .raw(&salt)
-                .u32(params.m_cost)
-                .u32(params.t_cost)
-                .u32(params.p_cost)
-                .raw(&nonce);
-            let key = derive(pass, &salt, params)?;
-            let aad = w.as_bytes().to_vec();
-            let ct = XChaCha20Poly1305::new(key.expose().into())
-                .encrypt(
-                    &XNonce::from(nonce),
-                    Payload {
-                        msg: body,
-                        aad: &aad,
-                    },
-                )
-                .map_err(|_| Error::Decrypt)?;
-            w.bytes32(&ct);
+            w.u8(1);
+            let prefix = w.finish();
+            return crate::envelope::SealingKey::new(pass, params, rng)?.seal(
+                &prefix,
+                body,
+                rng,
+                |out, ct| {
+                    let mut framed = Writer::new();
+                    framed.bytes32(ct);
+                    out.extend_from_slice(&framed.finish());
+                },
+            );
         }
     }
     Ok(w.finish())
@@ -422,29 +374,13 @@ fn open_envelope(bytes: &[u8], passphrase: Option<&Secret>) -> Result<(u8, Zeroi
             Ok((kind, Zeroizing::new(body.to_vec())))
         }
         1 => {
-            let salt: [u8; 16] = r.array("salt")?;
-            let params = KdfParams {
-                m_cost: r.u32("memory cost")?,
-                t_cost: r.u32("time cost")?,
-                p_cost: r.u32("parallelism")?,
-            };
-            let nonce: [u8; 24] = r.array("nonce")?;
+            let header = crate::envelope::Header::read(&mut r)?;
             let aad_len = bytes.len() - r.remaining();
             let ct = r.bytes32("sealed body")?;
             r.finish("key file")?;
             let pass = passphrase.ok_or(Error::PassphraseRequired)?;
-            let key = derive(pass, &salt, params)?;
-            let body = Zeroizing::new(
-                XChaCha20Poly1305::new(key.expose().into())
-                    .decrypt(
-                        &XNonce::from(nonce),
-                        Payload {
-                            msg: ct,
-                            aad: &bytes[..aad_len],
-                        },
-                    )
-                    .map_err(|_| Error::WrongPassphrase)?,
-            );
+            let (_, body) =
+                crate::envelope::SealingKey::open(pass, &header, &bytes[..aad_len], ct)?;
             Ok((kind, body))
         }
         other => Err(Error::malformed(
@@ -452,15 +388,6 @@ fn open_envelope(bytes: &[u8], passphrase: Option<&Secret>) -> Result<(u8, Zeroi
             format!("unknown code {other}"),
         )),
     }
-}
-
-fn derive(pass: &Secret, salt: &[u8; 16], params: KdfParams) -> Result<Key32> {
-    let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.check()?);
-    let mut out = [0u8; 32];
-    argon
-        .hash_password_into(pass.expose().as_bytes(), salt, &mut out)
-        .map_err(|e| Error::malformed("kdf parameters", e.to_string()))?;
-    Ok(Key32::from_bytes(out))
 }
 
 /// Refuses a k outside 1..=MAX_K before any size is computed from it.

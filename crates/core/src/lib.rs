@@ -9,7 +9,8 @@
 //! - [`sok`]: SOK identity-based key agreement and the Blom ⊕ SOK hybrid (the default);
 //!   [`keycache`]: a bounded cache of derived pairwise keys.
 //! - [`order`], [`policy`]: the order of Fig. 2 and who receives which field.
-//! - [`sealed`]: the sealed order format; [`keyfile`]: key files.
+//! - [`sealed`]: the sealed order format; [`keyfile`]: key files; [`envelope`]: the
+//!   passphrase envelope of key files and the wallet file.
 //! - [`secret`], [`card`]: secret values and card numbers (redacted, constant-time equal).
 //! - [`session`]: mutual confirmation (claim 5) and authenticated sessions.
 #![forbid(unsafe_code)]
@@ -19,6 +20,7 @@ pub mod blom;
 pub mod card;
 pub mod codec;
 pub mod collusion;
+pub mod envelope;
 mod error;
 pub mod field;
 pub mod id;
