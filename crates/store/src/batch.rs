@@ -132,6 +132,9 @@ async fn writer(pool: Pool<Sqlite>, mut rx: mpsc::Receiver<Box<dyn Job>>) {
     }
 }
 
+/// Runs a batch: `BEGIN IMMEDIATE`, each job under its own savepoint, one `COMMIT`. The
+/// savepoint statements ride with their neighbours (`RELEASE w; SAVEPOINT w` is one call to
+/// the connection's worker thread), so a job costs one call more than its own statements.
 async fn run_batch(pool: &Pool<Sqlite>, jobs: Vec<Box<dyn Job>>) {
     let fail_all = |jobs: Vec<Box<dyn Job>>, e: StoreError| {
         for j in jobs {
@@ -142,33 +145,35 @@ async fn run_batch(pool: &Pool<Sqlite>, jobs: Vec<Box<dyn Job>>) {
         Ok(c) => c,
         Err(e) => return fail_all(jobs, StoreError::db("group commit", e)),
     };
-    if exec(&mut conn, "BEGIN IMMEDIATE").await.is_err() {
+    let savepoints = jobs.len() > 1;
+    let begin = if savepoints {
+        "BEGIN IMMEDIATE; SAVEPOINT w"
+    } else {
+        "BEGIN IMMEDIATE"
+    };
+    if exec(&mut conn, begin).await.is_err() {
         // A transaction left open by a cancelled batch: close it and try once more.
         let _ = exec(&mut conn, "ROLLBACK").await;
-        if let Err(e) = exec(&mut conn, "BEGIN IMMEDIATE").await {
+        if let Err(e) = exec(&mut conn, begin).await {
             return fail_all(jobs, e);
         }
     }
-    let savepoints = jobs.len() > 1;
-    let mut dones: Vec<Box<dyn Done>> = Vec::with_capacity(jobs.len());
+    let total = jobs.len();
+    let mut dones: Vec<Box<dyn Done>> = Vec::with_capacity(total);
     let mut broken: Option<StoreError> = None;
     let mut jobs = jobs.into_iter();
-    for job in jobs.by_ref() {
-        if savepoints && let Err(e) = exec(&mut conn, "SAVEPOINT w").await {
-            job.fail(e.clone());
-            broken = Some(e);
-            break;
-        }
+    for (i, job) in jobs.by_ref().enumerate() {
         let done = job.run(&mut conn).await;
         if savepoints {
-            let r = if done.ok() {
-                exec(&mut conn, "RELEASE w").await
-            } else {
-                match exec(&mut conn, "ROLLBACK TO w").await {
-                    Ok(()) => exec(&mut conn, "RELEASE w").await,
-                    Err(e) => Err(e),
-                }
+            // Close this job's savepoint and open the next job's in the same call.
+            let last = i + 1 == total;
+            let sql = match (done.ok(), last) {
+                (true, false) => "RELEASE w; SAVEPOINT w",
+                (true, true) => "RELEASE w",
+                (false, false) => "ROLLBACK TO w; RELEASE w; SAVEPOINT w",
+                (false, true) => "ROLLBACK TO w; RELEASE w",
             };
+            let r = exec(&mut conn, sql).await;
             dones.push(done);
             if let Err(e) = r {
                 broken = Some(e);

@@ -55,6 +55,14 @@ impl MerchantStore for Store {
     ) -> Result<Inserted<OrderRecord>> {
         dispatch!(self, insert_order(order, outbox))
     }
+    async fn insert_order_pinned(
+        &self,
+        pin: &Pin,
+        order: &NewOrder,
+        outbox: &[NewOutboxMessage],
+    ) -> Result<Inserted<AppliedTransition>> {
+        dispatch!(self, insert_order_pinned(pin, order, outbox))
+    }
     async fn get_order(&self, order_id: &str) -> Result<Option<OrderRecord>> {
         dispatch!(self, get_order(order_id))
     }
@@ -62,6 +70,9 @@ impl MerchantStore for Store {
         dispatch!(self, list_orders(filter))
     }
     async fn transition(&self, t: &Transition) -> Result<bool> {
+        Ok(dispatch!(self, transition(t))?.is_some())
+    }
+    async fn apply_transition(&self, t: &Transition) -> Result<Option<AppliedTransition>> {
         dispatch!(self, transition(t))
     }
     async fn claim_outbox(
@@ -74,6 +85,9 @@ impl MerchantStore for Store {
     }
     async fn complete_outbox(&self, id: i64) -> Result<()> {
         dispatch!(self, complete_outbox(id))
+    }
+    async fn hold_outbox(&self, id: i64, due_ms: i64) -> Result<bool> {
+        dispatch!(self, hold_outbox(id, due_ms))
     }
     async fn retry_outbox(&self, id: i64, next_attempt_at_ms: i64, error: &str) -> Result<()> {
         dispatch!(self, retry_outbox(id, next_attempt_at_ms, error))

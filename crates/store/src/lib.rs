@@ -22,8 +22,10 @@
 //! - PostgreSQL runs each write in its own transaction; row locks (`FOR UPDATE`, `SKIP
 //!   LOCKED` for the outbox) keep concurrent replicas correct. [`StoreOptions::schema`] puts a
 //!   party (or a test run) in its own schema.
-//! - Every multi-row change is one transaction: an order and its first outbox message; a state
-//!   transition, the messages it causes and the outbox entry it completes; an authorization,
+//! - Every multi-row change is one transaction: an order, the pin of the request that placed
+//!   it and its first outbox message; a state transition, the messages it causes, the outbox
+//!   entry it completes and the facts and answers it learned (returning the new row and the
+//!   new messages, so the caller reads nothing back); an authorization,
 //!   its hold, the card's available credit and the balanced ledger movement.
 //!
 //! Times are Unix milliseconds passed by the caller; amounts are minor units.
@@ -91,6 +93,17 @@ pub trait MerchantStore: PartyStore {
         outbox: &[NewOutboxMessage],
     ) -> Result<Inserted<OrderRecord>>;
 
+    /// [`MerchantStore::insert_order`] behind a pin, in one transaction: the first request
+    /// under the pin's key records its fingerprint; a request with another fingerprint under
+    /// the key writes nothing and fails with [`StoreError::Conflict`]. The record holds the
+    /// order and the messages enqueued now (none if it existed).
+    async fn insert_order_pinned(
+        &self,
+        pin: &Pin,
+        order: &NewOrder,
+        outbox: &[NewOutboxMessage],
+    ) -> Result<Inserted<AppliedTransition>>;
+
     /// The order with `order_id`.
     async fn get_order(&self, order_id: &str) -> Result<Option<OrderRecord>>;
 
@@ -102,6 +115,11 @@ pub trait MerchantStore: PartyStore {
     /// Returns whether it applied; `false` writes nothing. [`StoreError::NotFound`] if there
     /// is no such order.
     async fn transition(&self, t: &Transition) -> Result<bool>;
+
+    /// [`MerchantStore::transition`] that also stores `t.facts` and `t.records` and returns
+    /// the order as it now is with the messages it enqueued (`None`: not applied, nothing
+    /// written). Every state change of an order passes here, inside its transaction.
+    async fn apply_transition(&self, t: &Transition) -> Result<Option<AppliedTransition>>;
 
     /// Claims up to `limit` due messages (not done, `next_attempt_at_ms <= now_ms`), oldest
     /// first: each one's attempts grow by one and it is leased until `now_ms + lease_ms`, so
@@ -115,6 +133,11 @@ pub trait MerchantStore: PartyStore {
 
     /// Marks a message delivered.
     async fn complete_outbox(&self, id: i64) -> Result<()>;
+
+    /// Keeps a message that is being sent from being claimed: moves its due time up to
+    /// `due_ms` (never back; a claim waits for the due time plus its grace). Returns whether
+    /// it moved (`false`: done, or already due later).
+    async fn hold_outbox(&self, id: i64, due_ms: i64) -> Result<bool>;
 
     /// Records a failed attempt: not before `next_attempt_at_ms` again.
     async fn retry_outbox(&self, id: i64, next_attempt_at_ms: i64, error: &str) -> Result<()>;

@@ -282,6 +282,10 @@ pub struct Transition {
     pub outbox: Vec<NewOutboxMessage>,
     /// Outbox messages to mark done in the same transaction (the one whose answer caused this).
     pub complete_outbox: Vec<i64>,
+    /// Facts learned with this transition, stored (or replaced) in the same transaction.
+    pub facts: Vec<OrderFact>,
+    /// Answers to keep under (scope, key), stored in the same transaction unless one is there.
+    pub records: Vec<(String, String, StoredResponse)>,
     /// The time of the transition.
     pub now_ms: i64,
 }
@@ -305,8 +309,31 @@ impl Transition {
             clear_carrier_part: false,
             outbox: Vec::new(),
             complete_outbox: Vec::new(),
+            facts: Vec::new(),
+            records: Vec::new(),
             now_ms,
         }
+    }
+    /// Stores fact `kind` of the order in the same transaction.
+    pub fn fact(mut self, kind: impl Into<String>, body: impl Into<Vec<u8>>) -> Transition {
+        self.facts.push(OrderFact {
+            order_id: self.order_id.clone(),
+            kind: kind.into(),
+            body: body.into(),
+            updated_at_ms: self.now_ms,
+        });
+        self
+    }
+    /// Keeps `response` under (`scope`, `key`) in the same transaction (a first answer is
+    /// never replaced).
+    pub fn record(
+        mut self,
+        scope: impl Into<String>,
+        key: impl Into<String>,
+        response: StoredResponse,
+    ) -> Transition {
+        self.records.push((scope.into(), key.into(), response));
+        self
     }
     /// Also applies when the order is in `state`.
     pub fn or_from(mut self, state: OrderState) -> Transition {
@@ -361,6 +388,28 @@ pub struct OrderFilter {
     pub limit: Option<u32>,
     /// Skip this many.
     pub offset: Option<u32>,
+}
+
+/// What an applied transition (or a new order) left: the order as it now is and the messages
+/// it enqueued, so the caller runs them without reading them back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppliedTransition {
+    /// The order after the change.
+    pub order: OrderRecord,
+    /// The messages the change enqueued, oldest first.
+    pub outbox: Vec<OutboxMessage>,
+}
+
+/// A pin of the first request under an idempotency key: (scope, key, the request's
+/// fingerprint). A different fingerprint under the key is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pin {
+    /// The scope.
+    pub scope: String,
+    /// The key.
+    pub key: String,
+    /// The request's fingerprint.
+    pub fingerprint: Vec<u8>,
 }
 
 /// What inserting an order did.

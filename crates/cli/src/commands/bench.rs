@@ -13,6 +13,7 @@ use crate::support::flags::SchemeArg;
 use crate::support::format::print;
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
+use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use tracing_subscriber::Layer as _;
@@ -185,11 +186,73 @@ struct Deployment {
     cardholders: Vec<(Arc<Cardholder>, String)>,
     rounds: Vec<RoundResult>,
     cpu_secs: f64,
+    /// CPU seconds by thread group and mode over the measured rounds (see [`thread_cpu`]).
+    cpu_split: BTreeMap<String, f64>,
 }
 
 struct RoundResult {
     wall: Duration,
-    samples: Vec<Sample>,
+    tally: Tally,
+}
+
+/// What a round's orders add up to: latencies in an HDR histogram (µs, 3 significant
+/// digits) instead of every sample, step sums, resting states and error codes.
+struct Tally {
+    latency_us: Histogram<u64>,
+    orders: u64,
+    ok: u64,
+    form_us: u64,
+    seal_us: u64,
+    submit_us: u64,
+    states: BTreeMap<String, u64>,
+    errors: BTreeMap<String, u64>,
+}
+
+impl Tally {
+    fn new() -> Tally {
+        Tally {
+            // 1 µs to 10 min (a longer order is clamped), 3 significant digits.
+            latency_us: Histogram::new_with_bounds(1, 600_000_000, 3)
+                .unwrap_or_else(|_| unreachable!("valid histogram bounds")),
+            orders: 0,
+            ok: 0,
+            form_us: 0,
+            seal_us: 0,
+            submit_us: 0,
+            states: BTreeMap::new(),
+            errors: BTreeMap::new(),
+        }
+    }
+
+    fn add(&mut self, s: Sample) {
+        self.orders += 1;
+        match s.outcome {
+            Ok(state) => {
+                self.ok += 1;
+                self.latency_us.saturating_record(s.total_us.max(1));
+                self.form_us += s.form_us;
+                self.seal_us += s.seal_us;
+                self.submit_us += s.submit_us;
+                *self.states.entry(state).or_insert(0) += 1;
+            }
+            Err(code) => *self.errors.entry(code).or_insert(0) += 1,
+        }
+    }
+
+    fn merge(&mut self, o: &Tally) {
+        let _ = self.latency_us.add(&o.latency_us);
+        self.orders += o.orders;
+        self.ok += o.ok;
+        self.form_us += o.form_us;
+        self.seal_us += o.seal_us;
+        self.submit_us += o.submit_us;
+        for (k, v) in &o.states {
+            *self.states.entry(k.clone()).or_insert(0) += v;
+        }
+        for (k, v) in &o.errors {
+            *self.errors.entry(k.clone()).or_insert(0) += v;
+        }
+    }
 }
 
 fn card_number(i: usize) -> String {
@@ -305,6 +368,7 @@ impl Deployment {
             cardholders: Vec::new(),
             rounds: Vec::new(),
             cpu_secs: 0.0,
+            cpu_split: BTreeMap::new(),
         };
         d.up(args.cardholders).await?;
         d.down().await;
@@ -401,13 +465,14 @@ impl Deployment {
         let started = Instant::now();
         let deadline = args.duration.map(|s| started + Duration::from_secs_f64(s));
         let cpu0 = process_cpu_secs();
+        let split0 = thread_cpu();
         MEASURING.store(index, Ordering::Relaxed);
         let mut tasks = Vec::new();
         for (ch, number) in &self.cardholders {
             let (ch, number, m, i) = (ch.clone(), number.clone(), merchant.clone(), issuer.clone());
             let (next, pb, orders) = (next.clone(), pb.clone(), args.orders);
             tasks.push(tokio::spawn(async move {
-                let mut samples = Vec::new();
+                let mut tally = Tally::new();
                 loop {
                     match deadline {
                         Some(d) if Instant::now() >= d => break,
@@ -428,26 +493,31 @@ impl Deployment {
                             next.fetch_add(1, Ordering::Relaxed) + 1
                         ));
                     }
-                    samples.push(s);
+                    tally.add(s);
                 }
-                samples
+                tally
             }));
         }
-        let mut samples = Vec::new();
+        let mut tally = Tally::new();
         for t in tasks {
-            samples.extend(t.await.context("a cardholder task failed")?);
+            tally.merge(&t.await.context("a cardholder task failed")?);
         }
         let wall = started.elapsed();
         MEASURING.store(0, Ordering::Relaxed);
         self.cpu_secs += process_cpu_secs() - cpu0;
+        for (k, v) in thread_cpu() {
+            let before = split0.get(&k).copied().unwrap_or(0.0);
+            *self.cpu_split.entry(k).or_insert(0.0) += (v - before).max(0.0);
+        }
         pb.finish_and_clear();
-        let ok = samples.iter().filter(|s| s.outcome.is_ok()).count();
+        let ok = tally.ok;
         print(&format!(
-            "{label:>22}: {ok} orders in {:.2} s = {:.0} orders/s\n",
+            "{label:>22}: {ok} orders in {:.2} s = {:.0} orders/s, p99 {:.1} ms\n",
             wall.as_secs_f64(),
-            ok as f64 / wall.as_secs_f64()
+            ok as f64 / wall.as_secs_f64(),
+            tally.latency_us.value_at_quantile(0.99) as f64 / 1000.0
         ))?;
-        self.rounds.push(RoundResult { wall, samples });
+        self.rounds.push(RoundResult { wall, tally });
         Ok(())
     }
 }
@@ -473,6 +543,41 @@ fn process_cpu_secs() -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
+/// CPU seconds of this process's live threads by group and mode, from `/proc/self/task`
+/// (Linux; empty elsewhere). The attribution is by thread, so approximate: the SQLite worker
+/// threads (sqlx runs each connection on its own thread) do the SQL in user mode and the
+/// fsyncs, writes and wake-ups in kernel mode; the async workers do HTTP, sessions and their
+/// MACs, sealing and opening, JSON and the services' logic (user), and sockets and wake-ups
+/// (kernel). The cardholders' sealing is measured apart (the seal step's mean).
+fn thread_cpu() -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return out;
+    };
+    for t in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(t.path().join("stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let name = &stat[open + 1..close];
+        let group = if name.starts_with("sqlx-sqlite") {
+            "SQLite worker threads"
+        } else if name.starts_with("tokio") {
+            "async workers"
+        } else {
+            "other threads"
+        };
+        let f: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        // utime and stime are fields 14 and 15 (1-based), i.e. 11 and 12 here; USER_HZ is 100.
+        *out.entry(format!("{group}, user")).or_insert(0.0) += ticks(11) / 100.0;
+        *out.entry(format!("{group}, kernel")).or_insert(0.0) += ticks(12) / 100.0;
+    }
+    out
+}
+
 /// The figures of one deployment over all its rounds.
 #[derive(Debug, Serialize)]
 struct Figures {
@@ -486,90 +591,86 @@ struct Figures {
     latency_ms: BTreeMap<String, f64>,
     steps_mean_ms: BTreeMap<String, f64>,
     cpu_ms_per_order: f64,
+    /// CPU ms per order by thread group and mode (see [`thread_cpu`]).
+    cpu_split_ms_per_order: BTreeMap<String, f64>,
     states: BTreeMap<String, u64>,
     errors: BTreeMap<String, u64>,
     server_routes_mean_ms: BTreeMap<String, (u64, f64)>,
     #[serde(skip)]
-    latencies_us: Vec<u64>,
-}
-
-fn percentile(sorted: &[u64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1] as f64 / 1000.0
+    latency_us: Histogram<u64>,
 }
 
 fn figures(d: &Deployment, scheme: &str, routes: &RouteTimes) -> Figures {
-    let all: Vec<&Sample> = d.rounds.iter().flat_map(|r| &r.samples).collect();
-    let wall: f64 = d.rounds.iter().map(|r| r.wall.as_secs_f64()).sum();
-    let ok: Vec<&&Sample> = all.iter().filter(|s| s.outcome.is_ok()).collect();
-    let mut lat: Vec<u64> = ok.iter().map(|s| s.total_us).collect();
-    lat.sort_unstable();
-    let mut states = BTreeMap::new();
-    let mut errors = BTreeMap::new();
-    for s in &all {
-        match &s.outcome {
-            Ok(state) => *states.entry(state.clone()).or_insert(0) += 1,
-            Err(code) => *errors.entry(code.clone()).or_insert(0) += 1,
-        }
+    let mut all = Tally::new();
+    for r in &d.rounds {
+        all.merge(&r.tally);
     }
-    let mean = |f: fn(&Sample) -> u64| {
-        if ok.is_empty() {
+    let wall: f64 = d.rounds.iter().map(|r| r.wall.as_secs_f64()).sum();
+    let h = &all.latency_us;
+    let at = |q: f64| {
+        if h.is_empty() {
             0.0
         } else {
-            ok.iter().map(|s| f(s) as f64).sum::<f64>() / ok.len() as f64 / 1000.0
+            h.value_at_quantile(q) as f64 / 1000.0
+        }
+    };
+    let mean = |sum: u64| {
+        if all.ok == 0 {
+            0.0
+        } else {
+            sum as f64 / all.ok as f64 / 1000.0
         }
     };
     let latency_ms = BTreeMap::from([
-        ("p50".to_owned(), percentile(&lat, 50.0)),
-        ("p95".to_owned(), percentile(&lat, 95.0)),
-        ("p99".to_owned(), percentile(&lat, 99.0)),
-        ("max".to_owned(), percentile(&lat, 100.0)),
-        ("mean".to_owned(), mean(|s| s.total_us)),
+        ("p50".to_owned(), at(0.50)),
+        ("p95".to_owned(), at(0.95)),
+        ("p99".to_owned(), at(0.99)),
+        ("max".to_owned(), h.max() as f64 / 1000.0),
+        ("mean".to_owned(), h.mean() / 1000.0),
     ]);
     let steps_mean_ms = BTreeMap::from([
-        ("1 order form (merchant)".to_owned(), mean(|s| s.form_us)),
-        ("2 seal (cardholder)".to_owned(), mean(|s| s.seal_us)),
+        ("1 order form (merchant)".to_owned(), mean(all.form_us)),
+        ("2 seal (cardholder)".to_owned(), mean(all.seal_us)),
         (
             "3 submit (merchant → issuer → carrier)".to_owned(),
-            mean(|s| s.submit_us),
+            mean(all.submit_us),
         ),
     ]);
     Figures {
         name: d.name.to_owned(),
         scheme: scheme.to_owned(),
-        orders_ok: ok.len(),
-        orders_failed: all.len() - ok.len(),
+        orders_ok: all.ok as usize,
+        orders_failed: (all.orders - all.ok) as usize,
         wall_secs: wall,
         orders_per_sec: if wall > 0.0 {
-            ok.len() as f64 / wall
+            all.ok as f64 / wall
         } else {
             0.0
         },
         rounds_orders_per_sec: d
             .rounds
             .iter()
-            .map(|r| {
-                r.samples.iter().filter(|s| s.outcome.is_ok()).count() as f64
-                    / r.wall.as_secs_f64().max(1e-9)
-            })
+            .map(|r| r.tally.ok as f64 / r.wall.as_secs_f64().max(1e-9))
             .collect(),
         latency_ms,
         steps_mean_ms,
-        cpu_ms_per_order: if all.is_empty() {
+        cpu_ms_per_order: if all.orders == 0 {
             0.0
         } else {
-            d.cpu_secs * 1000.0 / all.len() as f64
+            d.cpu_secs * 1000.0 / all.orders as f64
         },
-        states,
-        errors,
+        cpu_split_ms_per_order: d
+            .cpu_split
+            .iter()
+            .map(|(k, v)| (k.clone(), v * 1000.0 / all.orders.max(1) as f64))
+            .collect(),
+        states: all.states,
+        errors: all.errors,
         server_routes_mean_ms: routes
             .iter()
             .map(|(k, (n, us))| (k.clone(), (*n, *us as f64 / (*n).max(1) as f64 / 1000.0)))
             .collect(),
-        latencies_us: lat,
+        latency_us: all.latency_us,
     }
 }
 
@@ -807,6 +908,14 @@ fn text(r: &Report) -> String {
     row(&mut s, "CPU per order (ms)", &|f| {
         format!("{:.2}", f.cpu_ms_per_order)
     });
+    for group in r.sealed.cpu_split_ms_per_order.keys() {
+        row(&mut s, &format!("  CPU {group} (ms)"), &|f| {
+            format!(
+                "{:.2}",
+                f.cpu_split_ms_per_order.get(group).copied().unwrap_or(0.0)
+            )
+        });
+    }
     for step in r.sealed.steps_mean_ms.keys() {
         row(&mut s, &format!("mean {step} (ms)"), &|f| {
             format!("{:.2}", f.steps_mean_ms.get(step).copied().unwrap_or(0.0))
@@ -877,16 +986,15 @@ fn svg(r: &Report) -> String {
         .collect();
     let lo = runs
         .iter()
-        .filter_map(|(f, _)| f.latencies_us.first())
+        .filter(|(f, _)| !f.latency_us.is_empty())
+        .map(|(f, _)| f.latency_us.min())
         .min()
-        .copied()
         .unwrap_or(1)
         .max(1) as f64;
     let hi = runs
         .iter()
-        .filter_map(|(f, _)| f.latencies_us.last())
+        .map(|(f, _)| f.latency_us.max())
         .max()
-        .copied()
         .unwrap_or(2)
         .max(2) as f64;
     let hi = hi.max(lo * 1.01);
@@ -901,10 +1009,10 @@ fn svg(r: &Report) -> String {
         .iter()
         .map(|(f, _)| {
             let mut counts = vec![0.0; BINS];
-            for &v in &f.latencies_us {
-                counts[bin(v)] += 1.0;
+            for v in f.latency_us.iter_recorded() {
+                counts[bin(v.value_iterated_to())] += v.count_at_value() as f64;
             }
-            let n = f.latencies_us.len().max(1) as f64;
+            let n = f.latency_us.len().max(1) as f64;
             counts.iter().map(|c| c / n).collect()
         })
         .collect();
@@ -1020,10 +1128,34 @@ mod tests {
     }
 
     #[test]
-    fn percentiles_by_rank() {
-        let v: Vec<u64> = (1..=100).map(|i| i * 1000).collect();
-        assert_eq!(percentile(&v, 50.0), 50.0);
-        assert_eq!(percentile(&v, 99.0), 99.0);
-        assert_eq!(percentile(&[], 50.0), 0.0);
+    fn a_tally_keeps_percentiles_without_the_samples() {
+        let mut a = Tally::new();
+        let mut b = Tally::new();
+        for i in 1..=100u64 {
+            let t = if i % 2 == 0 { &mut a } else { &mut b };
+            t.add(Sample {
+                total_us: i * 1000,
+                form_us: 1,
+                seal_us: 2,
+                submit_us: 3,
+                outcome: Ok("captured".into()),
+            });
+        }
+        b.add(Sample {
+            total_us: 5,
+            form_us: 0,
+            seal_us: 0,
+            submit_us: 0,
+            outcome: Err("busy".into()),
+        });
+        a.merge(&b);
+        assert_eq!((a.orders, a.ok), (101, 100));
+        let p50 = a.latency_us.value_at_quantile(0.5) as f64;
+        let p99 = a.latency_us.value_at_quantile(0.99) as f64;
+        assert!((p50 - 50_000.0).abs() <= 50.0, "{p50}");
+        assert!((p99 - 99_000.0).abs() <= 99.0, "{p99}");
+        assert_eq!(a.states["captured"], 100);
+        assert_eq!(a.errors["busy"], 1);
+        assert_eq!(a.seal_us, 200);
     }
 }

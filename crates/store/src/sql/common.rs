@@ -195,7 +195,7 @@ pub(crate) async fn idempotency_get(
     optional(&p.reader, "idempotency_get", q, stored_response).await
 }
 
-async fn idempotency_put_in(
+pub(super) async fn idempotency_put_in(
     c: &mut Conn,
     scope: &str,
     key: &str,
@@ -206,7 +206,8 @@ async fn idempotency_put_in(
     check_id("idempotency key", key)?;
     let q = sqlx::query(
         "INSERT INTO idempotency (scope, key, status, body, fingerprint, created_at_ms) \
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (scope, key) DO NOTHING",
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (scope, key) DO NOTHING \
+         RETURNING status, body, fingerprint, created_at_ms",
     )
     .bind(scope)
     .bind(key)
@@ -214,7 +215,9 @@ async fn idempotency_put_in(
     .bind(&resp.body)
     .bind(&resp.fingerprint)
     .bind(resp.created_at_ms);
-    exec(&mut *c, OP, q).await?;
+    if let Some(stored) = optional(&mut *c, OP, q, stored_response).await? {
+        return Ok(stored);
+    }
     let q = sqlx::query(IDEM_GET).bind(scope).bind(key);
     one(&mut *c, OP, q, stored_response).await
 }

@@ -5,7 +5,7 @@ use crate::error::Result;
 use crate::sql::check_id;
 use crate::types::OrderFact;
 
-async fn put_order_fact_in(c: &mut Conn, f: &OrderFact) -> Result<()> {
+pub(super) async fn put_order_fact_in(c: &mut Conn, f: &OrderFact) -> Result<()> {
     check_id("order id", &f.order_id)?;
     check_id("fact kind", &f.kind)?;
     let q = sqlx::query(

@@ -1,6 +1,7 @@
 //! The merchant's SQL: order forms, orders and their state transitions, the outbox.
 
 use super::common::*;
+use super::lifecycle::put_order_fact_in;
 use crate::error::{Result, StoreError};
 use crate::sql::{check_id, short, to_i64, to_u64};
 use crate::types::*;
@@ -66,34 +67,37 @@ fn order_by_id() -> String {
     format!("SELECT {ORDER_COLS} FROM merchant_orders WHERE order_id = $1")
 }
 
+/// Enqueues `msgs` for the order; returns them as stored.
 async fn enqueue(
     c: &mut Conn,
     order_id: &str,
     msgs: &[NewOutboxMessage],
     now_ms: i64,
     op: &'static str,
-) -> Result<()> {
+) -> Result<Vec<OutboxMessage>> {
+    let sql = format!(
+        "INSERT INTO merchant_outbox \
+         (order_id, kind, payload, attempts, next_attempt_at_ms, done, created_at_ms) \
+         VALUES ($1, $2, $3, 0, $4, FALSE, $4) RETURNING {OUTBOX_COLS}"
+    );
+    let mut out = Vec::with_capacity(msgs.len());
     for m in msgs {
         check_id("outbox kind", &m.kind)?;
-        let q = sqlx::query(
-            "INSERT INTO merchant_outbox \
-             (order_id, kind, payload, attempts, next_attempt_at_ms, done, created_at_ms) \
-             VALUES ($1, $2, $3, 0, $4, FALSE, $4)",
-        )
-        .bind(order_id)
-        .bind(&m.kind)
-        .bind(&m.payload)
-        .bind(now_ms);
-        exec(&mut *c, op, q).await?;
+        let q = sqlx::query(&sql)
+            .bind(order_id)
+            .bind(&m.kind)
+            .bind(&m.payload)
+            .bind(now_ms);
+        out.push(one(&mut *c, op, q, outbox_row).await?);
     }
-    Ok(())
+    Ok(out)
 }
 
 async fn insert_order_in(
     c: &mut Conn,
     o: &NewOrder,
     outbox: &[NewOutboxMessage],
-) -> Result<Inserted<OrderRecord>> {
+) -> Result<Inserted<AppliedTransition>> {
     const OP: &str = "insert_order";
     check_id("order id", &o.order_id)?;
     check_id("cardholder id", &o.cardholder_id)?;
@@ -118,37 +122,85 @@ async fn insert_order_in(
     .bind(o.now_ms);
     if exec(&mut *c, OP, q).await? == 0 {
         let sql = order_by_id();
-        let record = one(&mut *c, OP, sqlx::query(&sql).bind(&o.order_id), order_row).await?;
+        let order = one(&mut *c, OP, sqlx::query(&sql).bind(&o.order_id), order_row).await?;
         return Ok(Inserted {
-            record,
+            record: AppliedTransition {
+                order,
+                outbox: Vec::new(),
+            },
             created: false,
         });
     }
-    enqueue(c, &o.order_id, outbox, o.now_ms, OP).await?;
+    let outbox = enqueue(c, &o.order_id, outbox, o.now_ms, OP).await?;
     Ok(Inserted {
-        record: OrderRecord {
-            order_id: o.order_id.clone(),
-            cardholder_id: o.cardholder_id.clone(),
-            issuer_id: o.issuer_id.clone(),
-            carrier_id: o.carrier_id.clone(),
-            merchant_view: o.merchant_view.clone(),
-            amount: o.amount,
-            currency: o.currency.clone(),
-            state: OrderState::Received,
-            decline_code: None,
-            authorization_id: None,
-            tracking_number: None,
-            carrier_part: o.carrier_part.clone(),
-            version: 1,
-            created_at_ms: o.now_ms,
-            updated_at_ms: o.now_ms,
+        record: AppliedTransition {
+            order: OrderRecord {
+                order_id: o.order_id.clone(),
+                cardholder_id: o.cardholder_id.clone(),
+                issuer_id: o.issuer_id.clone(),
+                carrier_id: o.carrier_id.clone(),
+                merchant_view: o.merchant_view.clone(),
+                amount: o.amount,
+                currency: o.currency.clone(),
+                state: OrderState::Received,
+                decline_code: None,
+                authorization_id: None,
+                tracking_number: None,
+                carrier_part: o.carrier_part.clone(),
+                version: 1,
+                created_at_ms: o.now_ms,
+                updated_at_ms: o.now_ms,
+            },
+            outbox,
         },
         created: true,
     })
 }
 
-write_op!(insert_order = insert_order_in(o: &NewOrder => o.clone(),
+async fn insert_order_only(
+    c: &mut Conn,
+    o: &NewOrder,
+    outbox: &[NewOutboxMessage],
+) -> Result<Inserted<OrderRecord>> {
+    let i = insert_order_in(c, o, outbox).await?;
+    Ok(Inserted {
+        record: i.record.order,
+        created: i.created,
+    })
+}
+
+write_op!(insert_order = insert_order_only(o: &NewOrder => o.clone(),
     outbox: &[NewOutboxMessage] => outbox.to_vec()) -> Inserted<OrderRecord>);
+
+async fn insert_order_pinned_in(
+    c: &mut Conn,
+    pin: &Pin,
+    o: &NewOrder,
+    outbox: &[NewOutboxMessage],
+) -> Result<Inserted<AppliedTransition>> {
+    let first = idempotency_put_in(
+        &mut *c,
+        &pin.scope,
+        &pin.key,
+        &StoredResponse {
+            status: 0,
+            body: Vec::new(),
+            fingerprint: pin.fingerprint.clone(),
+            created_at_ms: o.now_ms,
+        },
+    )
+    .await?;
+    if first.fingerprint != pin.fingerprint {
+        return Err(StoreError::Conflict(
+            "another request was pinned under this key".into(),
+        ));
+    }
+    insert_order_in(c, o, outbox).await
+}
+
+write_op!(insert_order_pinned = insert_order_pinned_in(pin: &Pin => pin.clone(),
+    o: &NewOrder => o.clone(), outbox: &[NewOutboxMessage] => outbox.to_vec())
+    -> Inserted<AppliedTransition>);
 
 pub(crate) async fn get_order(p: &P, order_id: &str) -> Result<Option<OrderRecord>> {
     let sql = order_by_id();
@@ -190,7 +242,9 @@ pub(crate) async fn list_orders(p: &P, f: &OrderFilter) -> Result<Vec<OrderRecor
     all(&p.reader, "list_orders", q, order_row).await
 }
 
-async fn transition_in(c: &mut Conn, t: &Transition) -> Result<bool> {
+/// Every change of an order's state passes here, inside its transaction: the compare-and-set,
+/// the messages it enqueues and completes, the facts and answers it stores.
+async fn transition_in(c: &mut Conn, t: &Transition) -> Result<Option<AppliedTransition>> {
     const OP: &str = "transition";
     if t.from.is_empty() {
         return Err(StoreError::Invalid(
@@ -203,7 +257,8 @@ async fn transition_in(c: &mut Conn, t: &Transition) -> Result<bool> {
          tracking_number = COALESCE($5, tracking_number), \
          carrier_part = CASE WHEN $6 THEN NULL ELSE carrier_part END, \
          version = version + 1, updated_at_ms = $7 \
-         WHERE order_id = $1 AND version = COALESCE($8, version) AND state IN ({})",
+         WHERE order_id = $1 AND version = COALESCE($8, version) AND state IN ({}) \
+         RETURNING {ORDER_COLS}",
         placeholders(9, t.from.len())
     );
     let mut q = sqlx::query(&sql)
@@ -218,24 +273,30 @@ async fn transition_in(c: &mut Conn, t: &Transition) -> Result<bool> {
     for s in &t.from {
         q = q.bind(s.as_str());
     }
-    if exec(&mut *c, OP, q).await? == 0 {
+    let Some(order) = optional(&mut *c, OP, q, order_row).await? else {
         let q = sqlx::query_scalar("SELECT version FROM merchant_orders WHERE order_id = $1")
             .bind(&t.order_id);
         let exists: Option<i64> = scalar_opt(&mut *c, OP, q).await?;
         return match exists {
             None => Err(StoreError::NotFound("order")),
-            Some(_) => Ok(false),
+            Some(_) => Ok(None),
         };
-    }
-    enqueue(c, &t.order_id, &t.outbox, t.now_ms, OP).await?;
+    };
+    let outbox = enqueue(c, &t.order_id, &t.outbox, t.now_ms, OP).await?;
     for id in &t.complete_outbox {
         let q = sqlx::query("UPDATE merchant_outbox SET done = TRUE WHERE id = $1").bind(id);
         exec(&mut *c, OP, q).await?;
     }
-    Ok(true)
+    for f in &t.facts {
+        put_order_fact_in(&mut *c, f).await?;
+    }
+    for (scope, key, response) in &t.records {
+        idempotency_put_in(&mut *c, scope, key, response).await?;
+    }
+    Ok(Some(AppliedTransition { order, outbox }))
 }
 
-write_op!(transition = transition_in(t: &Transition => t.clone()) -> bool);
+write_op!(transition = transition_in(t: &Transition => t.clone()) -> Option<AppliedTransition>);
 
 const OUTBOX_COLS: &str =
     "id, order_id, kind, payload, attempts, next_attempt_at_ms, done, last_error, created_at_ms";
@@ -289,6 +350,18 @@ async fn complete_outbox_in(c: &mut Conn, id: i64) -> Result<()> {
 }
 
 write_op!(complete_outbox = complete_outbox_in(id: i64) -> ());
+
+async fn hold_outbox_in(c: &mut Conn, id: i64, due_ms: i64) -> Result<bool> {
+    let q = sqlx::query(
+        "UPDATE merchant_outbox SET next_attempt_at_ms = $2 \
+         WHERE id = $1 AND done = FALSE AND next_attempt_at_ms < $2",
+    )
+    .bind(id)
+    .bind(due_ms);
+    Ok(exec(&mut *c, "hold_outbox", q).await? > 0)
+}
+
+write_op!(hold_outbox = hold_outbox_in(id: i64, due_ms: i64) -> bool);
 
 async fn retry_outbox_in(c: &mut Conn, id: i64, next_ms: i64, error: &str) -> Result<()> {
     const OP: &str = "retry_outbox";

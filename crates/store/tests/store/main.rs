@@ -5,6 +5,7 @@
 mod carrier;
 mod common;
 mod crash;
+mod hotpath;
 mod issuer;
 mod merchant;
 mod platform;
