@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 use warifu_core::Role;
 use warifu_core::order::OrderForm;
 use warifu_core::sealed::{Disclosed, ForMerchant, SealedOrder, View};
-use warifu_store::{NewOrder, NewOutboxMessage, OrderFormRecord, StoredResponse};
+use warifu_store::{NewOrder, NewOutboxMessage, OrderFormRecord, Pin, StoreError};
 
 use super::lifecycle::outcome_of;
 use super::machine::Kind;
@@ -192,12 +192,15 @@ async fn submit(
         .ok_or_else(|| AppError::new(ErrorCode::UnknownOrder, "no order form with this id"))?;
     let form: OrderForm = serde_json::from_str(&form_rec.form_json)
         .map_err(|e| AppError::internal("reading a stored order form", &e))?;
-    let existing = st
-        .store
-        .get_order(&order_id)
-        .await
-        .map_err(store_error("reading an order"))?;
-    if existing.is_none() && crate::now_unix() >= form.expires_at {
+    // An expired form still answers a resubmission of the order it became.
+    if crate::now_unix() >= form.expires_at
+        && st
+            .store
+            .get_order(&order_id)
+            .await
+            .map_err(store_error("reading an order"))?
+            .is_none()
+    {
         return Err(AppError::new(
             ErrorCode::FormExpired,
             "the order form has expired; fetch a new one",
@@ -222,24 +225,6 @@ async fn submit(
         AppError::sealed()
     })?;
     let (amount, currency) = check_view(&form, &view.fields)?;
-    let pinned = st
-        .store
-        .idempotency_put(
-            SCOPE_BUNDLE,
-            &order_id,
-            &StoredResponse {
-                status: 0,
-                body: Vec::new(),
-                fingerprint: fp.clone(),
-                created_at_ms: crate::now_ms(),
-            },
-        )
-        .await
-        .map_err(store_error("recording a submission"))?;
-    if pinned.fingerprint != fp {
-        tracing::warn!(%order_id, "a different bundle for an order already submitted");
-        return Err(AppError::new(ErrorCode::OrderConflict, BUNDLE_CONFLICT));
-    }
     let forward = |role| {
         sealed
             .forward(role)
@@ -255,28 +240,39 @@ async fn submit(
         Some(_) => Some(forward(Role::Carrier)?.encode()),
         None => None,
     };
-    let inserted = st
+    let now_ms = crate::now_ms();
+    // The bundle's pin, the order and its authorization message in one transaction (this
+    // request runs the message at once, holding it from the worker).
+    let pin = Pin {
+        scope: SCOPE_BUNDLE.to_owned(),
+        key: order_id.clone(),
+        fingerprint: fp.clone(),
+    };
+    let new_order = NewOrder {
+        order_id: order_id.clone(),
+        cardholder_id: peer.to_string(),
+        issuer_id: header.issuer.to_string(),
+        carrier_id: header.carrier.as_ref().map(|c| c.to_string()),
+        merchant_view: serde_json::to_string(&view.fields)
+            .map_err(|e| AppError::internal("encoding the merchant's view", &e))?,
+        amount,
+        currency,
+        carrier_part,
+        now_ms,
+    };
+    let message = NewOutboxMessage::new(Kind::Authorize.as_str(), to_json(&authorize)?);
+    let inserted = match st
         .store
-        .insert_order(
-            &NewOrder {
-                order_id: order_id.clone(),
-                cardholder_id: peer.to_string(),
-                issuer_id: header.issuer.to_string(),
-                carrier_id: header.carrier.as_ref().map(|c| c.to_string()),
-                merchant_view: serde_json::to_string(&view.fields)
-                    .map_err(|e| AppError::internal("encoding the merchant's view", &e))?,
-                amount,
-                currency,
-                carrier_part,
-                now_ms: crate::now_ms(),
-            },
-            &[NewOutboxMessage::new(
-                Kind::Authorize.as_str(),
-                to_json(&authorize)?,
-            )],
-        )
+        .insert_order_pinned(&pin, &new_order, &[message])
         .await
-        .map_err(store_error("recording an order"))?;
+    {
+        Ok(i) => i,
+        Err(StoreError::Conflict(_)) => {
+            tracing::warn!(%order_id, "a different bundle for an order already submitted");
+            return Err(AppError::new(ErrorCode::OrderConflict, BUNDLE_CONFLICT));
+        }
+        Err(e) => return Err(store_error("recording an order")(e)),
+    };
     tracing::info!(
         %order_id,
         cardholder = %peer,
@@ -284,7 +280,11 @@ async fn submit(
         resumed = !inserted.created,
         "order received"
     );
-    let order = worker::drive(&st, &inserted.record.order_id).await?;
+    let order = if inserted.created {
+        worker::drive_from(&st, inserted.record).await?
+    } else {
+        worker::drive(&st, &order_id).await?
+    };
     let outcome = outcome_of(&st, &order).await?;
     once.answer(st.store.as_ref(), &outcome).await
 }

@@ -131,8 +131,8 @@ pub(super) async fn cancel_order(st: &MerchantState, order: OrderRecord) -> AppR
         t
     };
     match worker::advance(st, &order, &Event::Cancel, None, &edit, None).await? {
-        Applied::To(to) if to != from => {
-            tracing::info!(%order_id, %from, %to, "order cancelled");
+        Applied::To(a) if a.order.state != from => {
+            tracing::info!(%order_id, %from, to = %a.order.state, "order cancelled");
         }
         Applied::To(_) => {}
         Applied::Refused(r) => return Err(invalid(r.message)),

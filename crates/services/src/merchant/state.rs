@@ -2,6 +2,8 @@
 //! session guard, and its clients of issuers and carriers).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use warifu_core::keysource::KeySource;
 use warifu_core::order::CatalogItem;
@@ -9,6 +11,7 @@ use warifu_core::policy::Policy;
 use warifu_core::{PartyId, Role};
 use warifu_store::MerchantStore;
 
+use super::worker::WorkerOptions;
 use crate::directory::{DirectoryError, SharedDirectory};
 use crate::error::{AppError, AppResult, ErrorCode};
 use crate::session::client::{PeerClient, PeerClients};
@@ -79,6 +82,9 @@ pub struct MerchantState {
     pub(super) store: Arc<dyn MerchantStore>,
     pub(super) guard: Arc<Guard>,
     pub(super) peers: PeerClients,
+    /// The outbox worker's grace in ms (how long it leaves a due message to the request that
+    /// runs it inline); set when a worker starts or ticks.
+    worker_grace_ms: AtomicU64,
 }
 
 impl MerchantState {
@@ -96,7 +102,22 @@ impl MerchantState {
             keys,
             config,
             store,
+            worker_grace_ms: AtomicU64::new(
+                u64::try_from(WorkerOptions::default().grace.as_millis()).unwrap_or(u64::MAX),
+            ),
         })
+    }
+
+    /// The outbox worker's grace (see [`WorkerOptions::grace`]).
+    pub(crate) fn worker_grace(&self) -> Duration {
+        Duration::from_millis(self.worker_grace_ms.load(Ordering::Relaxed))
+    }
+
+    /// Records the outbox worker's grace: an inline step holds its message from the worker
+    /// while it runs longer than half of it.
+    pub(crate) fn set_worker_grace(&self, grace: Duration) {
+        let ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX);
+        self.worker_grace_ms.store(ms, Ordering::Relaxed);
     }
 
     /// The merchant's identifier.

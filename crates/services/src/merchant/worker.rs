@@ -6,7 +6,11 @@
 //! the next one, in one transaction. The same step functions run in two places:
 //!
 //! - inline, in the request that caused them ([`drive`]: the cardholder's submission or
-//!   cancellation gets its answer after the synchronous steps);
+//!   cancellation gets its answer after the synchronous steps). Each step runs on the order
+//!   and messages the previous write returned (no read back), writes its facts, answers and
+//!   next messages in the one transaction of its transition, and holds its message from the
+//!   worker while it runs (`held`: a step outlasting half the worker's grace moves the
+//!   message's due time up, so no worker of any replica sends it meanwhile);
 //! - in the [`Worker`], a tokio task that claims due messages with a lease
 //!   (`claim_outbox`), runs them, and on an outage reschedules them with exponential backoff
 //!   and jitter (`retry_outbox`). After a crash it finishes every order the merchant
@@ -33,7 +37,9 @@ use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 use warifu_core::sealed::ForwardedPart;
 use warifu_core::{PartyId, Role};
-use warifu_store::{OrderFact, OrderRecord, OrderState, OutboxMessage, Transition};
+use warifu_store::{
+    AppliedTransition, OrderFact, OrderRecord, OrderState, OutboxMessage, Transition,
+};
 
 use super::machine::{self, Command, Event, Facts, Kind, REFUND_RETURNED};
 use super::state::MerchantState;
@@ -131,10 +137,12 @@ pub fn backoff(attempts: u32, base: Duration, max: Duration) -> Duration {
 /// What running one outbox message did.
 #[derive(Debug)]
 pub(crate) enum Step {
-    /// Handled: the transition it causes applied (or the order had already moved on).
-    Advanced,
-    /// The peer refused it with an authenticated answer; the failure path is recorded.
-    Refused(AppError),
+    /// Handled: the transition it causes applied (the order as it now is, with the messages
+    /// it enqueued), or the order had already moved on (`None`).
+    Advanced(Option<AppliedTransition>),
+    /// The peer refused it with an authenticated answer; the failure path is recorded (the
+    /// order as it now is, if the refusal moved it).
+    Refused(AppError, Option<AppliedTransition>),
     /// The peer is down or could not be authenticated: the message stays, to be retried.
     Retry(AppError),
     /// The carrier has not delivered yet (its status): poll again later.
@@ -163,6 +171,17 @@ fn transient(e: &ClientError) -> bool {
     }
 }
 
+/// A peer's failure of a step: an outage (or a transient answer) keeps the message for a
+/// retry (`Err`); an authenticated verdict on the order is returned (`Ok`) for [`refused`].
+fn verdict(order_id: &str, what: &str, e: ClientError) -> Result<ClientError, Step> {
+    if transient(&e) {
+        tracing::warn!(%order_id, error = %e, "{what} not reached; kept for a retry");
+        return Err(Step::Retry(peer_error(e)));
+    }
+    tracing::warn!(%order_id, error = %e, "{what} refused");
+    Ok(e)
+}
+
 fn now() -> i64 {
     crate::now_ms()
 }
@@ -173,18 +192,6 @@ async fn read_order(st: &MerchantState, order_id: &str) -> AppResult<OrderRecord
         .await
         .map_err(store_error("reading an order"))?
         .ok_or_else(|| AppError::internal("reading an order", &"it vanished"))
-}
-
-async fn apply(st: &MerchantState, t: &Transition) -> AppResult<bool> {
-    let applied = st
-        .store()
-        .transition(t)
-        .await
-        .map_err(store_error("recording a transition"))?;
-    if !applied {
-        tracing::debug!(order_id = %t.order_id, to = %t.to, "another worker moved the order first");
-    }
-    Ok(applied)
 }
 
 /// Stores what the merchant learned about an order.
@@ -240,22 +247,53 @@ pub(crate) async fn facts_of(st: &MerchantState, order: &OrderRecord) -> AppResu
     })
 }
 
+/// What the lifecycle decides for `event` in the order's state: the facts are read only if
+/// the decision depends on them (whether the issuer captured).
+async fn decide(
+    st: &MerchantState,
+    order: &OrderRecord,
+    event: &Event,
+) -> AppResult<Result<machine::Next, machine::Refused>> {
+    let ships = order.carrier_id.is_some();
+    let assume = |captured| machine::next(order.state, Facts { ships, captured }, event);
+    let (without, with) = (assume(false), assume(true));
+    if without == with {
+        return Ok(without);
+    }
+    Ok(machine::next(
+        order.state,
+        facts_of(st, order).await?,
+        event,
+    ))
+}
+
 /// What applying an event did.
 #[derive(Debug)]
 pub(crate) enum Applied {
-    /// The order is now in this state (the commands it causes are in the outbox).
-    To(OrderState),
+    /// The order is now as given (the commands it causes are in the outbox, and in hand).
+    To(AppliedTransition),
     /// The lifecycle does not allow the event in the order's state.
     Refused(machine::Refused),
     /// The order changed meanwhile (only for a request; a peer's answer is re-applied).
     Moved,
 }
 
-/// Applies `event` to `order` as the lifecycle ([`machine::next`]) decides: the new state and
-/// its commands in one compare-and-set transaction, which also completes message `done`.
-/// `edit` sets the transition's other fields; `ship` is the body of a `ship` command. A
-/// peer's answer (`done` is set) finding the order moved on is applied again from the state
-/// it is now in; a request (`done` is `None`) is answered [`Applied::Moved`].
+impl Applied {
+    /// The order as the event left it, if it moved it.
+    fn applied(self) -> Option<AppliedTransition> {
+        match self {
+            Applied::To(a) => Some(a),
+            Applied::Refused(_) | Applied::Moved => None,
+        }
+    }
+}
+
+/// Applies `event` to `order` as the lifecycle ([`machine::next`]) decides: the new state, its
+/// commands, and what `edit` adds (fields, facts, answers to keep) in one compare-and-set
+/// transaction, which also completes message `done`. `ship` is the body of a `ship` command.
+/// The caller runs the commands inline (`drive`) or leaves them to the worker. A peer's answer (`done` is set) finding the order moved on is applied again
+/// from the state it is now in; a request (`done` is `None`) is answered [`Applied::Moved`].
+/// Refused by the lifecycle, a peer's answer still keeps the facts and answers it carries.
 pub(crate) async fn advance(
     st: &MerchantState,
     order: &OrderRecord,
@@ -266,12 +304,22 @@ pub(crate) async fn advance(
 ) -> AppResult<Applied> {
     let mut order = order.clone();
     for _ in 0..4 {
-        let facts = facts_of(st, &order).await?;
-        let next = match machine::next(order.state, facts, event) {
+        let at = now();
+        let next = match decide(st, &order, event).await? {
             Ok(n) => n,
             Err(r) => {
                 tracing::warn!(order_id = %order.order_id, state = %order.state, ?event, reason = r.message, "event refused by the lifecycle");
                 if let Some(id) = done {
+                    keep_learned(
+                        st,
+                        &edit(Transition::new(
+                            &order.order_id,
+                            order.state,
+                            order.state,
+                            at,
+                        )),
+                    )
+                    .await?;
                     st.store()
                         .complete_outbox(id)
                         .await
@@ -280,7 +328,7 @@ pub(crate) async fn advance(
                 return Ok(Applied::Refused(r));
             }
         };
-        let mut t = Transition::new(&order.order_id, order.state, next.to, now());
+        let mut t = Transition::new(&order.order_id, order.state, next.to, at);
         for c in &next.send {
             let body = match c {
                 Command::Ship => Some(
@@ -297,11 +345,21 @@ pub(crate) async fn advance(
             t = t.complete(id);
         }
         let t = edit(t);
-        if apply(st, &t).await? {
-            if order.state != next.to {
-                tracing::info!(order_id = %order.order_id, from = %order.state, to = %next.to, ?event, "order transition");
+        match st
+            .store()
+            .apply_transition(&t)
+            .await
+            .map_err(store_error("recording a transition"))?
+        {
+            Some(applied) => {
+                if order.state != next.to {
+                    tracing::info!(order_id = %order.order_id, from = %order.state, to = %next.to, ?event, "order transition");
+                }
+                return Ok(Applied::To(applied));
             }
-            return Ok(Applied::To(next.to));
+            None => {
+                tracing::debug!(order_id = %t.order_id, to = %t.to, "another worker moved the order first");
+            }
         }
         if done.is_none() {
             return Ok(Applied::Moved);
@@ -314,9 +372,34 @@ pub(crate) async fn advance(
     ))
 }
 
+/// Stores the facts and answers a transition carries without applying it (a peer's answer
+/// the lifecycle refuses is still what the peer did).
+async fn keep_learned(st: &MerchantState, t: &Transition) -> AppResult<()> {
+    for f in &t.facts {
+        put_fact(st, &f.order_id, &f.kind, f.body.clone()).await?;
+    }
+    for (scope, key, response) in &t.records {
+        st.store()
+            .idempotency_put(scope, key, response)
+            .await
+            .map_err(store_error("recording an answer"))?;
+    }
+    Ok(())
+}
+
 /// Runs one outbox message: the step for its command, from the order's current state.
 pub(crate) async fn run_step(st: &MerchantState, msg: &OutboxMessage) -> AppResult<Step> {
     let order = read_order(st, &msg.order_id).await?;
+    run_step_on(st, &order, msg).await
+}
+
+/// Runs one outbox message on `order` as the caller holds it (the compare-and-set of its
+/// transition catches an order that moved meanwhile).
+async fn run_step_on(
+    st: &MerchantState,
+    order: &OrderRecord,
+    msg: &OutboxMessage,
+) -> AppResult<Step> {
     let command = match Command::decode(&msg.kind, &msg.payload) {
         Ok(c) => c,
         Err(e) => {
@@ -325,7 +408,7 @@ pub(crate) async fn run_step(st: &MerchantState, msg: &OutboxMessage) -> AppResu
                 .complete_outbox(msg.id)
                 .await
                 .map_err(store_error("completing a message"))?;
-            return Ok(Step::Advanced);
+            return Ok(Step::Advanced(None));
         }
     };
     if !machine::expected(command.kind()).contains(&order.state) {
@@ -335,18 +418,18 @@ pub(crate) async fn run_step(st: &MerchantState, msg: &OutboxMessage) -> AppResu
             .complete_outbox(msg.id)
             .await
             .map_err(store_error("completing a message"))?;
-        return Ok(Step::Advanced);
+        return Ok(Step::Advanced(None));
     }
     match command {
-        Command::Authorize => step_authorize(st, &order, msg).await,
-        Command::Ship => step_ship(st, &order, msg).await,
-        Command::Capture => step_capture(st, &order, msg).await,
-        Command::Void => step_void(st, &order, msg).await,
+        Command::Authorize => step_authorize(st, order, msg).await,
+        Command::Ship => step_ship(st, order, msg).await,
+        Command::Capture => step_capture(st, order, msg).await,
+        Command::Void => step_void(st, order, msg).await,
         Command::Refund { refund_id, amount } => {
-            step_refund(st, &order, msg, RefundRequest { refund_id, amount }).await
+            step_refund(st, order, msg, RefundRequest { refund_id, amount }).await
         }
-        Command::CancelShipment => step_cancel_shipment(st, &order, msg).await,
-        Command::Track => step_track(st, &order, msg).await,
+        Command::CancelShipment => step_cancel_shipment(st, order, msg).await,
+        Command::Track => step_track(st, order, msg).await,
     }
 }
 
@@ -381,6 +464,29 @@ fn same(t: Transition) -> Transition {
     t
 }
 
+/// Advances with `event` on a peer's answer to `msg` (completing it) and reports the step.
+async fn answered(
+    st: &MerchantState,
+    order: &OrderRecord,
+    msg: &OutboxMessage,
+    event: &Event,
+    edit: &(dyn Fn(Transition) -> Transition + Sync),
+    ship: Option<&[u8]>,
+) -> AppResult<Step> {
+    let applied = advance(st, order, event, Some(msg.id), edit, ship).await?;
+    Ok(Step::Advanced(applied.applied()))
+}
+
+/// An answer to keep: status 200 and `body`.
+fn kept(body: Vec<u8>, at: i64) -> warifu_store::StoredResponse {
+    warifu_store::StoredResponse {
+        status: 200,
+        body,
+        fingerprint: Vec::new(),
+        created_at_ms: at,
+    }
+}
+
 async fn step_authorize(
     st: &MerchantState,
     order: &OrderRecord,
@@ -395,18 +501,7 @@ async fn step_authorize(
     };
     let decision: Decision = match issuer.post(PATH_AUTHORIZE, &req).await {
         Ok(d) => d,
-        Err(e) if transient(&e) => {
-            tracing::warn!(%order_id, error = %e, "authorization not reached; kept for a retry");
-            return Ok(Step::Retry(peer_error(e)));
-        }
-        Err(e) => {
-            tracing::warn!(%order_id, error = %e, "authorization refused");
-            let code = e.code().unwrap_or("peer_error").to_owned();
-            let edit = move |t: Transition| t.decline_code(code.clone()).clear_carrier_part();
-            let ev = Event::Refused(Kind::Authorize);
-            advance(st, order, &ev, Some(msg.id), &edit, None).await?;
-            return Ok(Step::Refused(peer_error(e)));
-        }
+        Err(e) => return peer_failed(st, order, msg, Kind::Authorize, "authorization", e).await,
     };
     let consistent = decision.order_id == order_id
         && &decision.merchant == st.id()
@@ -430,31 +525,23 @@ async fn step_authorize(
         let ev = Event::AmountMismatch {
             approved: decision.approved(),
         };
-        advance(st, order, &ev, Some(msg.id), &edit, None).await?;
-        return Ok(Step::Refused(AppError::new(
-            ErrorCode::AmountMismatch,
-            "the issuer's decision is for another amount than this order's",
-        )));
+        let applied = advance(st, order, &ev, Some(msg.id), &edit, None).await?;
+        return Ok(Step::Refused(
+            AppError::new(
+                ErrorCode::AmountMismatch,
+                "the issuer's decision is for another amount than this order's",
+            ),
+            applied.applied(),
+        ));
     }
-    st.store()
-        .idempotency_put(
-            SCOPE_DECISION,
-            order_id,
-            &warifu_store::StoredResponse {
-                status: 200,
-                body: to_json(&decision)?,
-                fingerprint: Vec::new(),
-                created_at_ms: at,
-            },
-        )
-        .await
-        .map_err(store_error("recording a decision"))?;
+    // The decision is kept with the transition it causes (one write).
+    let record = kept(to_json(&decision)?, at);
+    let keep = move |t: Transition| t.record(SCOPE_DECISION, order_id, record.clone());
     if let Some(reason) = &decision.reason {
         tracing::info!(%order_id, %reason, "declined by the issuer");
         let code = reason.as_str().to_owned();
-        let edit = move |t: Transition| t.decline_code(code.clone()).clear_carrier_part();
-        advance(st, order, &Event::Declined, Some(msg.id), &edit, None).await?;
-        return Ok(Step::Advanced);
+        let edit = move |t: Transition| keep(t).decline_code(code.clone()).clear_carrier_part();
+        return answered(st, order, msg, &Event::Declined, &edit, None).await;
     }
     let authorization_id = decision.authorization_id.clone().unwrap_or_default();
     let ship = match (&header.carrier, order.state) {
@@ -485,19 +572,10 @@ async fn step_authorize(
     tracing::info!(%order_id, state = %order.state, ships = ship.is_some(), "authorized");
     let cancelled = order.state != OrderState::Received;
     let edit = move |t: Transition| {
-        let t = t.authorization_id(authorization_id.clone());
+        let t = keep(t).authorization_id(authorization_id.clone());
         if cancelled { t.clear_carrier_part() } else { t }
     };
-    advance(
-        st,
-        order,
-        &Event::Approved,
-        Some(msg.id),
-        &edit,
-        ship.as_deref(),
-    )
-    .await?;
-    Ok(Step::Advanced)
+    answered(st, order, msg, &Event::Approved, &edit, ship.as_deref()).await
 }
 
 async fn step_ship(
@@ -513,19 +591,8 @@ async fn step_ship(
     };
     let receipt: ShipmentReceipt = match carrier.post(PATH_SHIPMENTS, &req).await {
         Ok(r) => r,
-        Err(e) if transient(&e) => {
-            tracing::warn!(%order_id, error = %e, "delivery request not reached; kept for a retry");
-            return Ok(Step::Retry(peer_error(e)));
-        }
-        Err(e) => {
-            // The carrier refuses: release the hold (void), the order ends voided.
-            tracing::warn!(%order_id, error = %e, "delivery refused by the carrier; voiding");
-            let code = e.code().unwrap_or("peer_error").to_owned();
-            let edit = move |t: Transition| t.decline_code(code.clone()).clear_carrier_part();
-            let ev = Event::Refused(Kind::Ship);
-            advance(st, order, &ev, Some(msg.id), &edit, None).await?;
-            return Ok(Step::Refused(peer_error(e)));
-        }
+        // The carrier refuses: release the hold (void), the order ends voided.
+        Err(e) => return peer_failed(st, order, msg, Kind::Ship, "delivery request", e).await,
     };
     if receipt.order_id != order_id {
         return Ok(Step::Retry(AppError::new(
@@ -538,8 +605,7 @@ async fn step_ship(
     let edit = move |t: Transition| t.tracking_number(tracking.clone()).clear_carrier_part();
     // A cancellation that came meanwhile makes this a late answer: the carrier is told to
     // stop the parcel (`cancel_shipment`).
-    advance(st, order, &Event::ShipAccepted, Some(msg.id), &edit, None).await?;
-    Ok(Step::Advanced)
+    answered(st, order, msg, &Event::ShipAccepted, &edit, None).await
 }
 
 /// Calls the issuer's payment route `template` for the order with `body`.
@@ -564,13 +630,9 @@ async fn payment_call<T: serde::Serialize>(
             ErrorCode::PeerError,
             "the issuer's receipt is not about this order",
         ))),
-        Err(e) if transient(&e) => {
-            tracing::warn!(order_id = %order.order_id, error = %e, "payment call not reached; kept for a retry");
-            Err(Step::Retry(peer_error(e)))
-        }
         Err(e) => {
-            tracing::warn!(order_id = %order.order_id, error = %e, "payment call refused");
-            Err(Step::Refused(refusal(e)))
+            let e = verdict(&order.order_id, "payment call", e)?;
+            Err(Step::Refused(refusal(e), None))
         }
     }
 }
@@ -583,9 +645,56 @@ fn refusal(e: ClientError) -> AppError {
     peer_error(e)
 }
 
-/// Records a refused step of `kind`: the lifecycle decides (the order fails, or stays), with
-/// the peer's code as the decline code.
+/// A peer's failure of the `kind` step of `msg`: an outage is kept for a retry; a verdict is
+/// recorded as [`refused`], with the peer's own code as the decline code.
+async fn peer_failed(
+    st: &MerchantState,
+    order: &OrderRecord,
+    msg: &OutboxMessage,
+    kind: Kind,
+    what: &str,
+    e: ClientError,
+) -> AppResult<Step> {
+    match verdict(&order.order_id, what, e) {
+        Err(step) => Ok(step),
+        Ok(e) => {
+            let code = e.code().unwrap_or("peer_error").to_owned();
+            refused(st, order, msg, kind, &code, peer_error(e)).await
+        }
+    }
+}
+
+/// Records a refused step of `kind` (`Event::Refused(kind)`): the lifecycle decides (the order
+/// fails, or stays). `code` is the decline code of a failed order; a refused authorization or
+/// delivery request also records it and erases the carrier part (nothing will be shipped).
 async fn refused(
+    st: &MerchantState,
+    order: &OrderRecord,
+    msg: &OutboxMessage,
+    kind: Kind,
+    code: &str,
+    e: AppError,
+) -> AppResult<Step> {
+    let ends_delivery = matches!(kind, Kind::Authorize | Kind::Ship);
+    let code = code.to_owned();
+    let edit = move |t: Transition| {
+        let t = if ends_delivery {
+            t.clear_carrier_part()
+        } else {
+            t
+        };
+        if ends_delivery || t.to == OrderState::Failed {
+            t.decline_code(code.clone())
+        } else {
+            t
+        }
+    };
+    let applied = advance(st, order, &Event::Refused(kind), Some(msg.id), &edit, None).await?;
+    Ok(Step::Refused(e, applied.applied()))
+}
+
+/// A payment step's refusal by the issuer, recorded with the refusal's code.
+async fn payment_refused(
     st: &MerchantState,
     order: &OrderRecord,
     msg: &OutboxMessage,
@@ -593,15 +702,13 @@ async fn refused(
     e: AppError,
 ) -> AppResult<Step> {
     let code = e.code.as_str();
-    let edit = move |t: Transition| {
-        if t.to == OrderState::Failed {
-            t.decline_code(code)
-        } else {
-            t
-        }
-    };
-    advance(st, order, &Event::Refused(kind), Some(msg.id), &edit, None).await?;
-    Ok(Step::Refused(e))
+    refused(st, order, msg, kind, code, e).await
+}
+
+/// The issuer's receipt kept as the order's payment fact, with the transition it causes.
+fn with_receipt(receipt: &PaymentReceipt) -> AppResult<impl Fn(Transition) -> Transition + Sync> {
+    let body = to_json(receipt)?;
+    Ok(move |t: Transition| t.fact(FACT_PAYMENT, body.clone()))
 }
 
 async fn step_capture(
@@ -612,13 +719,19 @@ async fn step_capture(
     let req: CaptureRequest = payload(msg)?;
     let receipt = match payment_call(st, order, PATH_CAPTURE, Some(&req)).await {
         Ok(r) => r,
-        Err(Step::Refused(e)) => return refused(st, order, msg, Kind::Capture, e).await,
+        Err(Step::Refused(e, _)) => return payment_refused(st, order, msg, Kind::Capture, e).await,
         Err(s) => return Ok(s),
     };
-    put_fact(st, &order.order_id, FACT_PAYMENT, to_json(&receipt)?).await?;
     tracing::info!(order_id = %order.order_id, captured = receipt.captured, "captured");
-    advance(st, order, &Event::Captured, Some(msg.id), &same, None).await?;
-    Ok(Step::Advanced)
+    answered(
+        st,
+        order,
+        msg,
+        &Event::Captured,
+        &with_receipt(&receipt)?,
+        None,
+    )
+    .await
 }
 
 async fn step_void(
@@ -628,29 +741,34 @@ async fn step_void(
 ) -> AppResult<Step> {
     let receipt = match payment_call(st, order, PATH_VOID, Some(&VoidRequest {})).await {
         Ok(r) => r,
-        Err(Step::Refused(e)) => {
+        Err(Step::Refused(e, _)) => {
             // A capture that was in flight when the order was cancelled may have won: then
             // the capture is refunded instead.
             match payment_call::<()>(st, order, PATH_AUTHORIZATION, None).await {
                 Ok(r) if r.captured > 0 => {
                     tracing::warn!(order_id = %order.order_id, "void refused: the issuer captured; refunding instead");
-                    put_fact(st, &order.order_id, FACT_PAYMENT, to_json(&r)?).await?;
-                    advance(st, order, &Event::Captured, Some(msg.id), &same, None).await?;
-                    return Ok(Step::Advanced);
+                    let edit = with_receipt(&r)?;
+                    return answered(st, order, msg, &Event::Captured, &edit, None).await;
                 }
                 Ok(r) if r.state == "voided" => r,
-                Ok(_) | Err(Step::Refused(_)) => {
-                    return refused(st, order, msg, Kind::Void, e).await;
+                Ok(_) | Err(Step::Refused(..)) => {
+                    return payment_refused(st, order, msg, Kind::Void, e).await;
                 }
                 Err(s) => return Ok(s),
             }
         }
         Err(s) => return Ok(s),
     };
-    put_fact(st, &order.order_id, FACT_PAYMENT, to_json(&receipt)?).await?;
     tracing::info!(order_id = %order.order_id, "authorization voided");
-    advance(st, order, &Event::Voided, Some(msg.id), &same, None).await?;
-    Ok(Step::Advanced)
+    answered(
+        st,
+        order,
+        msg,
+        &Event::Voided,
+        &with_receipt(&receipt)?,
+        None,
+    )
+    .await
 }
 
 async fn step_refund(
@@ -666,7 +784,9 @@ async fn step_refund(
         match payment_call::<()>(st, order, PATH_AUTHORIZATION, None).await {
             Ok(r) if r.captured > r.refunded => req.amount = r.captured - r.refunded,
             Ok(r) => done = Some(r),
-            Err(Step::Refused(e)) => return refused(st, order, msg, Kind::Refund, e).await,
+            Err(Step::Refused(e, _)) => {
+                return payment_refused(st, order, msg, Kind::Refund, e).await;
+            }
             Err(s) => return Ok(s),
         }
     }
@@ -676,10 +796,9 @@ async fn step_refund(
     };
     let receipt = match paid {
         Ok(r) => r,
-        Err(Step::Refused(e)) => return refused(st, order, msg, Kind::Refund, e).await,
+        Err(Step::Refused(e, _)) => return payment_refused(st, order, msg, Kind::Refund, e).await,
         Err(s) => return Ok(s),
     };
-    put_fact(st, &order.order_id, FACT_PAYMENT, to_json(&receipt)?).await?;
     let full = receipt.captured > 0 && receipt.refunded >= receipt.captured;
     tracing::info!(
         order_id = %order.order_id,
@@ -688,16 +807,8 @@ async fn step_refund(
         full,
         "refunded"
     );
-    advance(
-        st,
-        order,
-        &Event::Refunded { full },
-        Some(msg.id),
-        &same,
-        None,
-    )
-    .await?;
-    Ok(Step::Advanced)
+    let event = Event::Refunded { full };
+    answered(st, order, msg, &event, &with_receipt(&receipt)?, None).await
 }
 
 async fn step_cancel_shipment(
@@ -730,32 +841,34 @@ async fn step_cancel_shipment(
                 )));
             }
         },
-        Err(e) if transient(&e) => {
-            tracing::warn!(%order_id, error = %e, "shipment cancellation not reached; kept for a retry");
-            return Ok(Step::Retry(peer_error(e)));
-        }
-        Err(e) if e.code() == Some(ErrorCode::InvalidTransition.as_str()) => {
-            tracing::warn!(%order_id, error = %e, "the carrier refuses the cancellation: the parcel was delivered");
-            Event::ShipmentDelivered
-        }
-        Err(e) => {
-            // Any other verdict is not an answer the lifecycle knows: keep asking (and alert).
-            tracing::error!(%order_id, error = %e, "the carrier refuses the shipment's cancellation");
-            return Ok(Step::Retry(peer_error(e)));
-        }
+        Err(e) => match verdict(order_id, "shipment cancellation", e) {
+            Err(step) => return Ok(step),
+            Ok(e) if e.code() == Some(ErrorCode::InvalidTransition.as_str()) => {
+                tracing::warn!(%order_id, error = %e, "the carrier refuses the cancellation: the parcel was delivered");
+                Event::ShipmentDelivered
+            }
+            Ok(e) => {
+                // Any other verdict is not an answer the lifecycle knows: keep asking (and alert).
+                tracing::error!(%order_id, error = %e, "the carrier refuses the shipment's cancellation");
+                return Ok(Step::Retry(peer_error(e)));
+            }
+        },
     };
     tracing::info!(%order_id, ?event, "the carrier answered the cancellation");
     if event == Event::ShipmentDelivered && order.state != OrderState::Cancelling {
         tracing::error!(%order_id, state = %order.state, "the parcel of a cancelled order was delivered");
     }
-    advance(st, order, &event, Some(msg.id), &same, None).await?;
+    let applied = advance(st, order, &event, Some(msg.id), &same, None).await?;
     if event == Event::ShipmentDelivered && order.state == OrderState::Cancelling {
-        return Ok(Step::Refused(AppError::new(
-            ErrorCode::InvalidTransition,
-            "the parcel was already delivered: the order cannot be cancelled",
-        )));
+        return Ok(Step::Refused(
+            AppError::new(
+                ErrorCode::InvalidTransition,
+                "the parcel was already delivered: the order cannot be cancelled",
+            ),
+            applied.applied(),
+        ));
     }
-    Ok(Step::Advanced)
+    Ok(Step::Advanced(applied.applied()))
 }
 
 async fn step_track(
@@ -789,40 +902,37 @@ async fn step_track(
         .into_iter()
         .find(|f| f.kind == FACT_DELIVERY)
         .map(|f| f.body);
-    if seen.as_deref() != Some(view.status.as_bytes()) {
-        put_fact(
-            st,
-            order_id,
-            FACT_DELIVERY,
-            view.status.clone().into_bytes(),
-        )
-        .await?;
-    }
     let event = match view.status.as_str() {
-        "delivered" => {
-            if let Some(proof) = &view.proof_of_delivery {
-                put_fact(st, order_id, FACT_PROOF, to_json(proof)?).await?;
-            }
-            Event::TrackDelivered
-        }
+        "delivered" => Event::TrackDelivered,
         // The parcel came back: the cardholder is refunded in full.
         "returned" => Event::TrackReturned,
-        other => return Ok(Step::Waiting(other.to_owned())),
-    };
-    let edit = |t: Transition| {
-        if event == Event::TrackReturned {
-            t.decline_code(REFUND_RETURNED)
-        } else {
-            t
+        other => {
+            if seen.as_deref() != Some(other.as_bytes()) {
+                put_fact(st, order_id, FACT_DELIVERY, other.as_bytes().to_vec()).await?;
+            }
+            return Ok(Step::Waiting(other.to_owned()));
         }
+    };
+    let status = view.status.clone();
+    let returned = event == Event::TrackReturned;
+    let proof = view.proof_of_delivery.as_ref().map(to_json).transpose()?;
+    let edit = move |t: Transition| {
+        let mut t = t.fact(FACT_DELIVERY, status.clone().into_bytes());
+        if let Some(p) = &proof {
+            t = t.fact(FACT_PROOF, p.clone());
+        }
+        if returned {
+            t = t.decline_code(REFUND_RETURNED);
+        }
+        t
     };
     tracing::info!(%order_id, status = %view.status, "tracking");
     match advance(st, order, &event, Some(msg.id), &edit, None).await? {
-        Applied::Refused(r) => Ok(Step::Refused(AppError::new(
-            ErrorCode::PeerError,
-            r.message,
-        ))),
-        _ => Ok(Step::Advanced),
+        Applied::Refused(r) => Ok(Step::Refused(
+            AppError::new(ErrorCode::PeerError, r.message),
+            None,
+        )),
+        a => Ok(Step::Advanced(a.applied())),
     }
 }
 
@@ -830,31 +940,90 @@ async fn step_track(
 /// is down, or a peer refused. Returns the order as it then is; a refusal or an outage is
 /// returned as the error to answer (the order is kept, and the worker resumes it).
 pub(crate) async fn drive(st: &MerchantState, order_id: &str) -> AppResult<OrderRecord> {
+    let order = read_order(st, order_id).await?;
+    let pending = st
+        .store()
+        .outbox_for_order(order_id)
+        .await
+        .map_err(store_error("reading the outbox"))?;
+    drive_from(
+        st,
+        AppliedTransition {
+            order,
+            outbox: pending,
+        },
+    )
+    .await
+}
+
+/// [`drive`] from what the last write left: the order and the messages it enqueued, run
+/// inline without reading them back (each step's transition hands over the next ones), each
+/// held from the worker while it runs ([`held`]).
+pub(crate) async fn drive_from(
+    st: &MerchantState,
+    from: AppliedTransition,
+) -> AppResult<OrderRecord> {
+    let AppliedTransition { mut order, outbox } = from;
+    let mut pending: Vec<OutboxMessage> = outbox;
     let mut refused = None;
     for _ in 0..8 {
-        let pending = st
-            .store()
-            .outbox_for_order(order_id)
-            .await
-            .map_err(store_error("reading the outbox"))?;
-        let Some(msg) = pending
-            .into_iter()
-            .find(|m| !m.done && m.kind != Kind::Track.as_str())
-        else {
+        pending.retain(|m| !m.done && m.kind != Kind::Track.as_str());
+        if pending.is_empty() {
             break;
+        }
+        let msg = pending.remove(0);
+        let (moved, stop) = match held(st, msg.id, run_step_on(st, &order, &msg)).await? {
+            Step::Advanced(a) => (a, None),
+            Step::Waiting(_) => (None, None),
+            Step::Refused(e, a) => {
+                refused = Some(e);
+                (a, None)
+            }
+            // The message stays due: the worker takes it after its grace.
+            Step::Retry(e) => (None, Some(e)),
         };
-        match run_step(st, &msg).await? {
-            Step::Advanced | Step::Waiting(_) => {}
-            Step::Refused(e) => refused = Some(e),
+        match moved {
+            Some(a) => {
+                order = a.order;
+                pending.extend(a.outbox);
+            }
+            None => order = read_order(st, &order.order_id).await?,
+        }
+        match stop {
             // Telling an unreachable carrier of a cancellation is the worker's: the order
             // is answered as it is (cancelled, voided, refunded, or cancelling).
-            Step::Retry(_) if msg.kind == Kind::CancelShipment.as_str() => break,
-            Step::Retry(e) => return Err(e),
+            Some(_) if msg.kind == Kind::CancelShipment.as_str() => break,
+            Some(e) => return Err(e),
+            None => {}
         }
     }
     match refused {
         Some(e) => Err(e),
-        None => read_order(st, order_id).await,
+        None => Ok(order),
+    }
+}
+
+/// Runs `step`, the inline run of message `id`, holding the message from the worker (of
+/// this replica or another) while it lasts: the worker leaves a message alone for its grace
+/// after it is due, so a step that outlasts half the grace moves the due time up to now,
+/// again every half grace. A step shorter than that writes nothing. Without grace (a worker
+/// that takes every due message at once) there is nothing to hold.
+async fn held<F: std::future::Future>(st: &MerchantState, id: i64, step: F) -> F::Output {
+    let grace = st.worker_grace();
+    if grace.is_zero() {
+        return step.await;
+    }
+    let mut step = std::pin::pin!(step);
+    let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + grace / 2, grace / 2);
+    loop {
+        tokio::select! {
+            out = &mut step => return out,
+            _ = beat.tick() => {
+                if let Err(e) = st.store().hold_outbox(id, now()).await {
+                    tracing::warn!(id, error = %e, "cannot hold a message being sent; the worker may send it too");
+                }
+            }
+        }
     }
 }
 
@@ -882,6 +1051,7 @@ pub struct Worker;
 impl Worker {
     /// Starts the worker for `state` on the current tokio runtime.
     pub fn start(state: Arc<MerchantState>, opts: WorkerOptions) -> WorkerHandle {
+        state.set_worker_grace(opts.grace);
         let (tx, rx) = watch::channel(false);
         let task = tokio::spawn(run(state, opts, rx));
         WorkerHandle { stop: tx, task }
@@ -898,6 +1068,7 @@ fn ms(d: Duration) -> i64 {
 }
 
 async fn tick(st: &Arc<MerchantState>, opts: &WorkerOptions) -> AppResult<usize> {
+    st.set_worker_grace(opts.grace);
     let grace = ms(opts.grace);
     let claimed = st
         .store()
@@ -924,7 +1095,7 @@ async fn tick(st: &Arc<MerchantState>, opts: &WorkerOptions) -> AppResult<usize>
 
 async fn handle(st: &MerchantState, opts: &WorkerOptions, msg: OutboxMessage) {
     let (delay, note) = match run_step(st, &msg).await {
-        Ok(Step::Advanced) | Ok(Step::Refused(_)) => return,
+        Ok(Step::Advanced(_)) | Ok(Step::Refused(..)) => return,
         Ok(Step::Waiting(status)) => (
             backoff(msg.attempts, opts.track_base, opts.track_max),
             format!("waiting: {status}"),
