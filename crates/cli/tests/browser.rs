@@ -234,7 +234,23 @@ impl Driver {
         }
     }
 
+    /// Runs `script` in the page and returns its value.
+    async fn js(&self, script: &str) -> Value {
+        self.post("/execute/sync", json!({ "script": script, "args": [] }))
+            .await
+    }
+
+    /// A screenshot of the page, after checking that it does not scroll sideways (the
+    /// window is 1280 px wide).
     async fn shot(&self, name: &str) {
+        let w = self
+            .js("return [document.documentElement.scrollWidth, document.documentElement.clientWidth];")
+            .await;
+        let (scroll, client) = (w[0].as_i64().unwrap_or(0), w[1].as_i64().unwrap_or(0));
+        assert!(
+            scroll <= client,
+            "{name}: the page scrolls sideways at 1280 px ({scroll} > {client})"
+        );
         let b64 = self.get("/screenshot").await;
         let png = base64::engine::general_purpose::STANDARD
             .decode(b64.as_str().expect("screenshot"))
@@ -274,11 +290,15 @@ async fn a_cardholder_buys_in_a_real_browser() {
         .expect("warifu up");
     let stdout = up.stdout.take().expect("stdout");
     let up = Killed(up);
-    let (wallet_url, dashboards) = tokio::task::spawn_blocking(move || {
+    let (wallet_url, dashboards, pay_link) = tokio::task::spawn_blocking(move || {
         let mut wallet = None;
         let mut dashboards = Vec::new();
+        let mut pay_link = String::new();
         for line in BufReader::new(stdout).lines() {
             let line = line.expect("up output");
+            if line.trim_start().starts_with("http://") && line.contains("/pay?") {
+                pay_link = line.trim().to_owned();
+            }
             if let Some(rest) = line.strip_prefix("Dashboards (read-only): ") {
                 dashboards = rest.split_whitespace().map(str::to_owned).collect();
             }
@@ -289,7 +309,11 @@ async fn a_cardholder_buys_in_a_real_browser() {
                 break;
             }
         }
-        (wallet.expect("the wallet URL is printed"), dashboards)
+        (
+            wallet.expect("the wallet URL is printed"),
+            dashboards,
+            pay_link,
+        )
     })
     .await
     .expect("reading up");
@@ -357,6 +381,27 @@ async fn a_cardholder_buys_in_a_real_browser() {
     d.goto(&format!("{wallet_url}shop")).await;
     let shop = d.source().await;
     assert!(shop.contains("Sencha green tea") && shop.contains("TEA-001"));
+    // Radios and checkboxes sit beside their labels (issue 18.2), and the instalment count is
+    // hidden while lump sum is chosen.
+    let gaps = d
+        .js("return [...document.querySelectorAll('.choice')].map(c => { \
+               const i = c.querySelector('input').getBoundingClientRect(); \
+               const l = c.querySelector('label').getBoundingClientRect(); \
+               return [l.left - i.right, Math.abs((l.top + l.bottom) / 2 - (i.top + i.bottom) / 2)]; });")
+        .await;
+    let gaps = gaps.as_array().expect("gaps");
+    assert!(gaps.len() >= 6, "radios on the order form: {gaps:?}");
+    for g in gaps {
+        let (dx, dy) = (g[0].as_f64().unwrap_or(99.0), g[1].as_f64().unwrap_or(99.0));
+        assert!(
+            (0.0..=16.0).contains(&dx) && dy <= 8.0,
+            "a radio far from its label: {g}"
+        );
+    }
+    let shown = d
+        .js("return document.getElementById('instalments').offsetParent !== null;")
+        .await;
+    assert_eq!(shown, json!(false), "no instalment count under lump sum");
     d.shot("03-order-form").await;
     // First without a product: a clear message.
     d.click("#preview").await;
@@ -368,6 +413,10 @@ async fn a_cardholder_buys_in_a_real_browser() {
     d.fill("#qty_TEA-001", "2").await;
     d.fill("#qty_CUP-002", "1").await;
     d.click("#method_installments").await;
+    let shown = d
+        .js("return document.getElementById('instalments').offsetParent !== null;")
+        .await;
+    assert_eq!(shown, json!(true), "the count shows for instalments");
     d.fill("#instalments", "6").await;
     d.click("#dest_gift").await;
     d.fill("#gift_addressee", GIFT_NAME).await;
@@ -537,12 +586,81 @@ async fn a_cardholder_buys_in_a_real_browser() {
     }
     d.shot("11-cancelled").await;
 
+    // The order list: each order's merchant and state; the declined one says so.
+    d.goto(&format!("{wallet_url}orders")).await;
+    let list = d.source().await;
+    assert!(list.contains("data-state=\"declined\""), "{list}");
+    assert!(list.contains("merchant:shop.example"));
+    d.shot("12-orders").await;
+
+    // A payment link from `up`: the wallet goes straight to that order's preview.
+    assert!(
+        pay_link.contains("/pay?merchant="),
+        "up prints a payment link"
+    );
+    let qr = http
+        .get(pay_link.replace("/pay?", "/pay/qr.svg?"))
+        .send()
+        .await
+        .expect("qr");
+    assert_eq!(qr.status(), 200);
+    assert!(qr.text().await.expect("svg").contains("<svg"));
+    d.goto(&format!("{wallet_url}link")).await;
+    d.fill("#url", &pay_link).await;
+    d.click("#open-link").await;
+    d.wait_text("who receives what").await;
+    assert!(d.text("#field-product_number").await.contains("TEA-001"));
+    assert!(d.text("#field-quantity").await.contains('2'));
+    d.shot("13-payment-link-preview").await;
+    d.click("#send").await;
+    let link_order = d.wait_url("/orders/").await;
+    assert!(link_order.contains("/orders/ord_"));
+    // A link whose endpoint is not the directory's is refused.
+    d.goto(&format!("{wallet_url}link")).await;
+    d.fill(
+        "#url",
+        "http://127.0.0.1:9/pay?merchant=merchant:shop.example&items=TEA-001:1",
+    )
+    .await;
+    d.click("#open-link").await;
+    d.wait_text("not opened").await;
+
+    // An order placed with `wallet buy` shows in the web wallet: one history.
+    let data = tmp.path().join("data");
+    let pass = tmp.path().join("wallet-pass.txt");
+    std::fs::write(&pass, "correct horse battery\n").expect("pass");
+    let bought = Command::new(env!("CARGO_BIN_EXE_warifu"))
+        .args([
+            "wallet",
+            "buy",
+            "--merchant",
+            "merchant:shop.example",
+            "--json",
+        ])
+        .arg("--key")
+        .arg(data.join("wallet/hanako.key"))
+        .arg("--profile")
+        .arg(data.join("wallet/hanako.json"))
+        .arg("--directory")
+        .arg(data.join("directory.json"))
+        .args(["--item", "CUP-002:1", "--method", "bonus"])
+        .arg("--wallet-passphrase-file")
+        .arg(&pass)
+        .output()
+        .expect("wallet buy");
+    assert!(bought.status.success(), "{bought:?}");
+    let v: Value = serde_json::from_slice(&bought.stdout).expect("json");
+    let shell_order = v["order_id"].as_str().expect("order id").to_owned();
+    d.goto(&format!("{wallet_url}orders")).await;
+    d.wait_text(&shell_order).await;
+    d.shot("14-orders-with-shell-order").await;
+
     let _ = d.call(reqwest::Method::DELETE, "", None).await;
     drop(up);
     let took = started.elapsed();
     eprintln!("browser test took {:.1} s", took.as_secs_f64());
     assert!(
-        took < Duration::from_secs(90),
+        took < Duration::from_secs(120),
         "the browser test took {took:?}"
     );
 }

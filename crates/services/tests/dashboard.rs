@@ -147,6 +147,12 @@ async fn dashboards_need_the_token_and_show_only_what_each_party_holds() {
         !html.contains("class=\"leak\""),
         "a field held without the policy"
     );
+    // Issue 18.3: the offsets count from the submission; the form was issued before it.
+    assert!(html.contains(">+0 ms</text>"), "the submission is +0 ms");
+    assert!(
+        html.contains(">−"),
+        "the order form shows a negative offset"
+    );
     assert!(!html.contains(CARD) && !html.contains(ADDRESS));
     common::finish(env).await;
 }

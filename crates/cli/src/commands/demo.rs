@@ -37,8 +37,8 @@ pub struct DemoArgs {
     #[arg(long, value_name = "DIR")]
     pub keep: Option<PathBuf>,
     /// Keep the parties' databases in PostgreSQL at this URL (one schema per party) instead
-    /// of SQLite files.
-    #[arg(long, value_name = "URL")]
+    /// of SQLite files (`--postgres` is the same).
+    #[arg(long = "db", alias = "postgres", value_name = "URL", value_parser = crate::support::flags::postgres_url)]
     pub postgres: Option<String>,
     /// Show the services' logs on standard error (a filter such as `info` or
     /// `warifu_services=debug`).

@@ -26,20 +26,22 @@ pub enum ExampleCommand {
 #[derive(Debug, Args)]
 pub struct ExampleFormArgs {
     /// The merchant.
-    #[arg(long, default_value = "merchant:shop.example")]
+    #[arg(long, value_name = "ID", default_value = "merchant:shop.example")]
     pub merchant: String,
     /// The accepted issuer.
-    #[arg(long, default_value = "issuer:bank.example")]
+    #[arg(long, value_name = "ID", default_value = "issuer:bank.example")]
     pub issuer: String,
     /// The carrier.
     #[arg(
         long,
+        value_name = "ID",
         default_value = "carrier:post.example",
         conflicts_with = "no_carrier"
     )]
     pub carrier: String,
-    /// Digital goods: no carrier and no delivery destination (【0052】).
-    #[arg(long)]
+    /// Digital goods: no carrier and no delivery destination (【0052】), as `wallet buy
+    /// --digital` (`--no-carrier` is the same).
+    #[arg(long = "digital", alias = "no-carrier")]
     pub no_carrier: bool,
     /// A disclosure policy (TOML) instead of the patent's default.
     #[arg(long, value_name = "POLICY.toml")]

@@ -25,7 +25,7 @@ pub struct ForwardArgs {
     #[arg(long = "in", value_name = "FILE")]
     pub input: PathBuf,
     /// Whose part to extract.
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, value_name = "PARTY")]
     pub to: RecipientRole,
     /// Output wire form.
     #[arg(long, value_enum, default_value_t = Format::Json)]

@@ -7,6 +7,7 @@ use clap::Args;
 use warifu_core::PartyId;
 use warifu_core::order::{Card, Destination};
 use warifu_services::dev::local::{Local, LocalOptions};
+use warifu_services::merchant::links::{self, LinkItem};
 
 use crate::support::demo_cardholder::{
     ADDRESS, ADDRESSEE, CARD_EXPIRY, CARD_NAME, CARD_NUMBER, CARDHOLDER, enroll_demo_card, runtime,
@@ -33,11 +34,13 @@ pub struct UpArgs {
     /// How many counterparties' pairwise keys each party keeps in memory (0: none).
     #[arg(long, value_name = "N", default_value_t = warifu_services::keys::DEFAULT_KEY_CACHE)]
     pub key_cache: usize,
-    /// The merchant's port; the issuer and the carrier take the next two (0: any free ports).
-    #[arg(long, default_value_t = 0)]
-    pub port: u16,
-    /// Keep the databases in PostgreSQL at this URL (one schema per party).
-    #[arg(long, value_name = "URL")]
+    /// The merchant's port; the issuer, the carrier and the wallet page take the next three.
+    /// Default: the ports of the last run on this data directory (kept in DIR/ports.json, so
+    /// an open wallet tab survives a restart), else free ones.
+    #[arg(long, value_name = "PORT")]
+    pub port: Option<u16>,
+    /// Keep the databases in PostgreSQL at this URL (one schema per party) (`--postgres` is the same).
+    #[arg(long = "db", alias = "postgres", value_name = "URL", value_parser = crate::support::flags::postgres_url)]
     pub postgres: Option<String>,
     /// Log filter for standard error.
     #[arg(long, value_name = "FILTER", default_value = "info")]
@@ -57,14 +60,14 @@ async fn run_up(args: &UpArgs) -> Result<()> {
     opts.storage = storage(args.postgres.as_deref(), "warifu_up");
     opts.scheme = args.scheme.into();
     opts.key_cache = args.key_cache;
-    if args.port != 0 {
-        let p = args.port;
-        opts.ports = [
-            p,
-            p.checked_add(1).context("--port too high")?,
-            p.checked_add(2).context("--port too high")?,
-        ];
-    }
+    let ports = match args.port {
+        Some(p) => {
+            let next = |i: u16| p.checked_add(i).context("--port too high");
+            [p, next(1)?, next(2)?, next(3)?]
+        }
+        None => remembered_ports(&args.data),
+    };
+    opts.ports = [ports[0], ports[1], ports[2]];
     let local = Local::start(opts)
         .await
         .context("cannot start the parties")?;
@@ -98,11 +101,11 @@ async fn run_up(args: &UpArgs) -> Result<()> {
             },
         )?;
     }
-    let web_port = match args.port {
-        0 => 0,
-        p => p.checked_add(3).context("--port too high")?,
-    };
-    let (web_listener, web_url) = crate::wallet_web::bind(web_port).await?;
+    let (web_listener, web_url) = crate::wallet_web::bind(ports[3]).await?;
+    let bound = [local.merchant.id(), local.issuer.id(), local.carrier.id()]
+        .map(|id| port_of(&local.endpoint(id).unwrap_or_default()));
+    let web_port = web_listener.local_addr().map(|a| a.port()).unwrap_or(0);
+    remember_ports(&args.data, [bound[0], bound[1], bound[2], web_port]);
     let (web_stop, web_stopped) = tokio::sync::oneshot::channel::<()>();
     let web_task = tokio::spawn(crate::wallet_web::serve(
         web_listener,
@@ -136,6 +139,16 @@ async fn run_up(args: &UpArgs) -> Result<()> {
             .collect::<Vec<_>>()
             .join("  ")
     ));
+    let items = vec![LinkItem {
+        product_number: "TEA-001".into(),
+        quantity: 2,
+    }];
+    if let Ok(l) = links::link(&local.merchant, items) {
+        text.push_str(&format!(
+            "A payment link of the merchant (paste it on the wallet's \"Pay a link\" page; QR code: {}):\n  {}\n",
+            l.qr_svg_url, l.url
+        ));
+    }
     text.push_str(&format!(
         "Directory: {}\nBuy as {CARDHOLDER} from another terminal:\n  \
          warifu wallet buy --key {} --profile {} --directory {} --merchant {} --item TEA-001:2\n\
@@ -157,6 +170,44 @@ async fn run_up(args: &UpArgs) -> Result<()> {
     Ok(())
 }
 
+/// Where `up` keeps the ports of its last run in the data directory.
+const PORTS_FILE: &str = "ports.json";
+
+/// The ports of the last run on `data` (merchant, issuer, carrier, wallet page), each one
+/// still free; 0 (any free port) for a port taken meanwhile or when none were kept.
+fn remembered_ports(data: &Path) -> [u16; 4] {
+    let kept: Option<[u16; 4]> = std::fs::read(data.join(PORTS_FILE))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    let Some(kept) = kept else {
+        return [0; 4];
+    };
+    kept.map(|p| {
+        let free = p != 0 && std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
+        if !free && p != 0 {
+            eprintln!("port {p} of the last run is taken now: using a free port instead");
+        }
+        if free { p } else { 0 }
+    })
+}
+
+/// Keeps the ports of this run for the next one on `data` (best effort).
+fn remember_ports(data: &Path, ports: [u16; 4]) {
+    let text = serde_json::to_vec(&ports).unwrap_or_default();
+    if let Err(e) = std::fs::write(data.join(PORTS_FILE), text) {
+        tracing::warn!(error = %e, "cannot keep the ports for the next run");
+    }
+}
+
+/// The port of an `http://host:port` endpoint (0 if it has none).
+fn port_of(endpoint: &str) -> u16 {
+    endpoint
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.trim_end_matches('/').parse().ok())
+        .unwrap_or(0)
+}
+
 /// The wallet page of `warifu up`: the demo cardholder's key, its wallet file next to it, the
 /// deployment's stores for the order-across-parties view, and the demo card and addresses
 /// offered when the wallet is created.
@@ -172,6 +223,7 @@ fn up_wallet_config(
         key_cache: warifu_services::keys::DEFAULT_KEY_CACHE,
         directory: local.directory_path.clone(),
         merchant: local.merchant.id().clone(),
+        link: None,
         vault: wallet_dir.join("wallet.vault"),
         deployment: Some(crate::wallet_web::Deployment {
             merchant: local.merchant.clone(),

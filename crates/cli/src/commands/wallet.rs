@@ -11,12 +11,15 @@ use warifu_core::PartyId;
 use warifu_core::order::{Order, OrderForm, PaymentMethod};
 use warifu_services::cardholder::Cardholder;
 use warifu_services::directory::SharedDirectory;
+use warifu_services::http::dashboard::money;
 
 use crate::support::flags::DisclosureArgs;
 use crate::support::format::print;
 use crate::support::keystore;
-use crate::support::passphrase::PassphraseArgs;
+use crate::support::passphrase::{self, PassphraseArgs};
 use crate::support::profile::read_profile;
+use crate::wallet_web::history;
+use warifu_core::secret::Secret;
 
 /// `warifu wallet …`
 #[derive(Debug, Subcommand)]
@@ -72,18 +75,63 @@ pub struct BuyArgs {
     /// What to buy, `PRODUCT-NUMBER:QUANTITY`, repeatable.
     #[arg(long = "item", value_name = "PN:QTY", required = true)]
     pub items: Vec<String>,
-    /// Digital goods: no carrier, no destination.
-    #[arg(long)]
+    /// Digital goods: no carrier, no destination (`--no-carrier` is the same).
+    #[arg(long, alias = "no-carrier")]
     pub digital: bool,
-    /// Pay in this many monthly instalments (2–60) instead of a lump sum.
-    #[arg(long, value_name = "N")]
-    pub installments: Option<u8>,
+    /// How to pay. Default: lump sum, or instalments when `--instalments N` is given.
+    #[arg(long, value_enum, value_name = "METHOD")]
+    pub method: Option<MethodArg>,
+    /// Pay in this many monthly instalments (2–60).
+    #[arg(long, value_name = "N", alias = "installments")]
+    pub instalments: Option<u8>,
     /// Print the merchant's answer as JSON.
     #[arg(long)]
     pub json: bool,
     /// What the cardholder allows the merchant's form to disclose.
     #[command(flatten)]
     pub disclosure: DisclosureArgs,
+    /// The wallet file whose order history records the order (the one `wallet web` shows).
+    /// Default: `wallet.vault` next to the first key file, when it exists.
+    #[arg(long, value_name = "FILE")]
+    pub wallet: Option<PathBuf>,
+    /// The wallet passphrase (first line of this file); else WARIFU_WALLET_PASSPHRASE, or a
+    /// prompt on a terminal. Given with a wallet file that does not exist yet, creates it.
+    #[arg(long, value_name = "FILE")]
+    pub wallet_passphrase_file: Option<PathBuf>,
+}
+
+/// A payment method on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MethodArg {
+    /// One payment.
+    LumpSum,
+    /// Monthly instalments (`--instalments N`, default 3).
+    Instalments,
+    /// Revolving credit.
+    Revolving,
+    /// With the next bonus.
+    Bonus,
+}
+
+/// The environment variable holding the wallet passphrase for `wallet buy`.
+pub const WALLET_PASSPHRASE_ENV: &str = "WARIFU_WALLET_PASSPHRASE";
+
+impl BuyArgs {
+    /// The payment method the flags ask for.
+    fn payment_method(&self) -> Result<PaymentMethod> {
+        Ok(match (self.method, self.instalments) {
+            (None | Some(MethodArg::Instalments), Some(count)) => {
+                PaymentMethod::Installments { count }
+            }
+            (Some(MethodArg::Instalments), None) => PaymentMethod::Installments { count: 3 },
+            (None | Some(MethodArg::LumpSum), None) => PaymentMethod::LumpSum,
+            (Some(MethodArg::Revolving), None) => PaymentMethod::Revolving,
+            (Some(MethodArg::Bonus), None) => PaymentMethod::Bonus,
+            (Some(m), Some(_)) => {
+                bail!("--instalments goes only with --method instalments, not {m:?}")
+            }
+        })
+    }
 }
 
 /// `warifu wallet status`
@@ -193,21 +241,41 @@ pub fn run(cmd: &WalletCommand) -> Result<()> {
     })
 }
 
+/// A payment method as the issuer's receipt names it (`installments(3)`), in words.
+fn method_words(wire: &str) -> String {
+    match wire
+        .strip_prefix("installments(")
+        .and_then(|r| r.strip_suffix(')'))
+    {
+        Some(n) => format!("{n} monthly instalments"),
+        None => wire.replace('_', " "),
+    }
+}
+
 /// The three states of an order, one per line: merchant, payment, delivery.
 fn status_lines(v: &warifu_services::cardholder::OrderView) -> String {
     let o = &v.outcome;
     let mut out = format!("order {}\n  merchant: {}\n", o.order_id, v.merchant_state());
     let payment = match (&o.payment, v.payment_state()) {
         (Some(p), _) => format!(
-            "{} — {} {} authorized, {} captured, {} refunded, {}",
-            p.state, p.amount, p.currency, p.captured, p.refunded, p.payment_method
+            "{} — {} authorized, {} captured, {} refunded, {}",
+            p.state,
+            money(p.amount, &p.currency),
+            money(p.captured, &p.currency),
+            money(p.refunded, &p.currency),
+            method_words(&p.payment_method)
         ),
         (None, Some(s)) => s,
         (None, None) => "-".into(),
     };
     out.push_str(&format!("  payment:  {payment}\n"));
     if let Some(i) = v.instalments().filter(|i| i.len() > 1) {
-        let list: Vec<String> = i.iter().map(u64::to_string).collect();
+        let currency = o
+            .payment
+            .as_ref()
+            .map(|p| p.currency.as_str())
+            .unwrap_or("");
+        let list: Vec<String> = i.iter().map(|x| money(*x, currency)).collect();
         out.push_str(&format!("  instalments: {}\n", list.join(" + ")));
     }
     let delivery = match (&v.tracking, v.delivery_state()) {
@@ -230,6 +298,49 @@ fn status_lines(v: &warifu_services::cardholder::OrderView) -> String {
     out
 }
 
+/// Records the order in the wallet file's history when there is a wallet to record it in; says
+/// on standard error why not otherwise (the order itself went through either way).
+fn remember(a: &BuyArgs, file: &std::path::Path, entry: crate::wallet_web::vault::OrderRef) {
+    let explicit = a.wallet.is_some() || a.wallet_passphrase_file.is_some();
+    if !file.exists() && !explicit {
+        eprintln!(
+            "(no wallet file at {}: the order is in no wallet's history; `--wallet FILE \
+             --wallet-passphrase-file FILE` keeps it there)",
+            file.display()
+        );
+        return;
+    }
+    let pass = match wallet_passphrase(a, file) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("(the order is not recorded in the wallet: {e:#})");
+            return;
+        }
+    };
+    match history::record(file, &pass, entry) {
+        Ok(()) => eprintln!("(recorded in the wallet {})", file.display()),
+        Err(e) => eprintln!("(the order is not recorded in the wallet: {e:#})"),
+    }
+}
+
+/// The wallet passphrase: `--wallet-passphrase-file`, WARIFU_WALLET_PASSPHRASE, or a prompt.
+fn wallet_passphrase(a: &BuyArgs, file: &std::path::Path) -> Result<Secret> {
+    if let Some(f) = &a.wallet_passphrase_file {
+        return passphrase::passphrase_from_file(f);
+    }
+    match std::env::var(WALLET_PASSPHRASE_ENV) {
+        Ok(v) if !v.is_empty() => return Ok(Secret::new(v)),
+        _ => {}
+    }
+    if !passphrase::can_prompt() {
+        bail!(
+            "{} is sealed: give --wallet-passphrase-file FILE or set {WALLET_PASSPHRASE_ENV}",
+            file.display()
+        );
+    }
+    passphrase::prompt(&format!("Passphrase of the wallet {}: ", file.display()))
+}
+
 fn parse_items(items: &[String]) -> Result<Vec<(String, u32)>> {
     items
         .iter()
@@ -250,14 +361,16 @@ async fn buy(a: &BuyArgs) -> Result<()> {
     let wallet = wallet.with_ceiling(a.disclosure.ceiling()?);
     let profile = read_profile(&a.profile)?;
     let items = parse_items(&a.items)?;
-    let method = match a.installments {
-        Some(count) => PaymentMethod::Installments { count },
-        None => PaymentMethod::LumpSum,
-    };
+    let method = a.payment_method()?;
+    let wallet_file = a
+        .wallet
+        .clone()
+        .unwrap_or_else(|| history::default_path(&a.common.key));
+    let mut placed: Option<Order> = None;
     let fill = |form: &OrderForm| {
         let picks: Vec<(&str, u32)> = items.iter().map(|(p, q)| (p.as_str(), *q)).collect();
         let (lines, amount) = Order::lines_from(form, &picks)?;
-        Ok(Order {
+        let order = Order {
             cardholder_name: profile.name.clone(),
             cardholder_address: profile.address.clone(),
             telephone: profile.telephone.clone(),
@@ -271,11 +384,18 @@ async fn buy(a: &BuyArgs) -> Result<()> {
                 .carrier
                 .as_ref()
                 .and_then(|_| profile.destination.clone()),
-        })
+        };
+        placed = Some(order.clone());
+        Ok(order)
     };
     let p = wallet
         .purchase(&merchant, &profile.issuer, a.digital, fill)
         .await?;
+    if let Some(order) = &placed {
+        let last4 = warifu_core::card::last4(order.card.number.expose()).to_owned();
+        let entry = history::entry(&p.form, order, &profile.issuer, &last4, &p.outcome.state);
+        remember(a, &wallet_file, entry);
+    }
     if a.json {
         return print(&(serde_json::to_string_pretty(&p.outcome)? + "\n"));
     }

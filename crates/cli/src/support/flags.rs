@@ -69,3 +69,83 @@ pub enum Format {
     /// The binary encoding of docs/PROTOCOL.md.
     Binary,
 }
+
+/// A PostgreSQL URL for `--db` on `demo` and `up` (their SQLite files live in the data
+/// directory, so only PostgreSQL is named by URL).
+pub fn postgres_url(s: &str) -> Result<String, String> {
+    if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+        Ok(s.to_owned())
+    } else {
+        Err(
+            "expected a PostgreSQL URL (postgres://user@host:port/db); without --db the \
+             databases are SQLite files in the data directory"
+                .into(),
+        )
+    }
+}
+
+/// A service's base URL for `--url`: `http://host:port` or `https://…`; a bare `host:port`
+/// (as `up` and `serve` print ports) gets `http://`. Anything else is refused with an example.
+pub fn base_url(s: &str) -> Result<String, String> {
+    let s = s.trim().trim_end_matches('/');
+    let with_scheme = if s.contains("://") {
+        s.to_owned()
+    } else {
+        format!("http://{s}")
+    };
+    let ok = (with_scheme.starts_with("http://") || with_scheme.starts_with("https://"))
+        && with_scheme
+            .split_once("://")
+            .is_some_and(|(_, rest)| !rest.is_empty() && !rest.contains(char::is_whitespace));
+    if ok {
+        Ok(with_scheme)
+    } else {
+        Err(format!(
+            "{s:?} is not a service URL: expected http://HOST:PORT (e.g. http://127.0.0.1:8081)"
+        ))
+    }
+}
+
+/// Which party answers at `url`, from its `/healthz` (`merchant:shop.example (merchant)`), to
+/// say so when a command reached the wrong service.
+pub async fn who_answers(url: &str) -> Option<String> {
+    let v: serde_json::Value = warifu_services::session::client::http_client()
+        .get(format!("{}/healthz", url.trim_end_matches('/')))
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    let party = v.get("party")?.as_str()?;
+    Some(match v.get("service").and_then(|s| s.as_str()) {
+        Some(service) => format!("{party} (the {service} service)"),
+        None => party.to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_url_without_scheme_gets_http_and_nonsense_is_refused() {
+        assert_eq!(
+            base_url("127.0.0.1:44223").as_deref(),
+            Ok("http://127.0.0.1:44223")
+        );
+        assert_eq!(
+            base_url("http://127.0.0.1:1/").as_deref(),
+            Ok("http://127.0.0.1:1")
+        );
+        assert_eq!(
+            base_url("https://shop.example").as_deref(),
+            Ok("https://shop.example")
+        );
+        for bad in ["ftp://x", "", "http://", "a b"] {
+            assert!(base_url(bad).is_err(), "{bad}");
+        }
+        assert!(postgres_url("postgres://postgres@127.0.0.1/x").is_ok());
+        assert!(postgres_url("sqlite://x.db").is_err());
+    }
+}

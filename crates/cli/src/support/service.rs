@@ -145,8 +145,8 @@ impl LimitArgs {
 /// How an operator command reaches a running service.
 #[derive(Debug, Clone, Args)]
 pub struct OperatorArgs {
-    /// The service's base URL, e.g. `http://127.0.0.1:8081`.
-    #[arg(long, value_name = "URL")]
+    /// The service's base URL, e.g. `http://127.0.0.1:8081` (`127.0.0.1:8081` means http).
+    #[arg(long, value_name = "URL", value_parser = crate::support::flags::base_url)]
     pub url: String,
     /// The operator token (first line of the file); default WARIFU_OPERATOR_TOKEN. Without
     /// either the request goes without a token (a loopback deployment such as `warifu up`
@@ -301,12 +301,20 @@ pub(crate) async fn op_call<R: serde::de::DeserializeOwned>(
     if !status.is_success() {
         let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
         let field = |k: &str| v.get(k).and_then(|c| c.as_str()).unwrap_or("").to_owned();
+        // A route this service does not have: say which service answered (a wrong --url).
+        let who = match status.as_u16() {
+            404 | 405 => crate::support::flags::who_answers(&op.url)
+                .await
+                .map(|w| format!(" (the service at {} is {w}: is --url the right one?)", op.url)),
+            _ => None,
+        };
         bail!(
-            "{} answered {}: {}: {}",
+            "{} answered {}: {}: {}{}",
             op.url,
             status.as_u16(),
             field("code"),
-            field("message")
+            field("message"),
+            who.unwrap_or_default()
         );
     }
     let r = serde_json::from_slice(&bytes)

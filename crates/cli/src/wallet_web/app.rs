@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use super::history;
 use super::vault::{Vault, VaultData};
 use super::views;
 use anyhow::{Context, Result};
@@ -16,6 +17,7 @@ use warifu_core::PartyId;
 use warifu_core::order::{Order, OrderForm};
 use warifu_core::rand::{OsRandom, Randomness};
 use warifu_core::sealed::SealedOrder;
+use warifu_core::secret::Secret;
 use warifu_core::sok::KeyScheme;
 use warifu_services::cardholder::Cardholder;
 use warifu_services::carrier::CarrierState;
@@ -47,6 +49,8 @@ pub struct WebConfig {
     pub directory: PathBuf,
     /// The merchant to shop at.
     pub merchant: PartyId,
+    /// A payment link to open after unlocking.
+    pub link: Option<String>,
     /// The wallet file.
     pub vault: PathBuf,
     /// The local deployment, when there is one.
@@ -68,7 +72,14 @@ pub(crate) struct Session {
     pub(crate) cookie: String,
     pub(crate) csrf: String,
     pub(crate) wallet: Cardholder,
+    /// The open wallet file; read it through [`Session::vault`], change it through
+    /// `handlers::save_change`, which see what another process (`wallet buy`) wrote.
     pub(crate) vault: tokio::sync::Mutex<Vault>,
+    pub(crate) vault_path: PathBuf,
+    /// The wallet passphrase, to reopen the file after another process changed it.
+    pub(crate) pass: Secret,
+    /// The wallet file's version last read or written here.
+    pub(crate) stamp: Mutex<history::Stamp>,
     pub(crate) drafts: Mutex<Vec<Draft>>,
 }
 
@@ -187,6 +198,29 @@ pub(crate) fn problem(s: &Session, status: StatusCode, title: &str, message: Str
 }
 
 impl Session {
+    /// The wallet file's contents, reopened first if another process (`wallet buy`) changed
+    /// the file since this page last read or wrote it.
+    pub(crate) async fn vault(&self) -> tokio::sync::MutexGuard<'_, Vault> {
+        let mut v = self.vault.lock().await;
+        let now = history::stamp(&self.vault_path);
+        let mut seen = self.stamp.lock().unwrap_or_else(|p| p.into_inner());
+        if now != *seen {
+            match Vault::open(&self.vault_path, &self.pass) {
+                Ok(fresh) => {
+                    *v = fresh;
+                    *seen = now;
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot reread the wallet file"),
+            }
+        }
+        v
+    }
+
+    /// Notes that the wallet file on disk is the version this page just wrote.
+    pub(crate) fn wrote(&self) {
+        *self.stamp.lock().unwrap_or_else(|p| p.into_inner()) = history::stamp(&self.vault_path);
+    }
+
     pub(crate) fn keep_draft(&self, d: Draft) {
         let mut drafts = self.drafts.lock().unwrap_or_else(|p| p.into_inner());
         drafts.retain(|x| x.form.order_id != d.form.order_id);

@@ -4,9 +4,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use super::app::*;
+use super::history;
 use super::keys;
 use super::vault::{self, Vault};
-use super::vault::{Address, OrderRef, StoredCard, VaultData};
+use super::vault::{Address, StoredCard, VaultData};
 use super::views;
 use anyhow::{Context, Result};
 use axum::Form;
@@ -22,6 +23,7 @@ use warifu_services::cardholder::Cardholder;
 use warifu_services::dev::order::{Stores, across};
 use warifu_services::directory::SharedDirectory;
 use warifu_services::http::dashboard as shared;
+use warifu_services::merchant::links;
 use warifu_store::OrderState;
 pub(crate) fn unlock_page(app: &App, status: StatusCode, errs: &[String]) -> Response {
     let body = views::unlock(
@@ -39,7 +41,8 @@ pub(crate) fn unlock_page(app: &App, status: StatusCode, errs: &[String]) -> Res
 pub(crate) async fn index(State(app): State<Shared>, headers: HeaderMap) -> Response {
     match app.session(&headers) {
         Some(s) => {
-            let v = s.vault.lock().await;
+            refresh_states(&s).await;
+            let v = s.vault().await;
             page(
                 StatusCode::OK,
                 "Wallet",
@@ -72,6 +75,7 @@ pub(crate) async fn unlock(
     let wallet_pass = Secret::new(form.get("wallet_passphrase").cloned().unwrap_or_default());
     let repeat = form.get("wallet_passphrase2").cloned();
     let seed = form.contains_key("seed");
+    let pass = wallet_pass.clone();
     let app2 = app.clone();
     let opened = tokio::task::spawn_blocking(move || -> Result<(Cardholder, Vault)> {
         let cfg = &app2.cfg;
@@ -126,9 +130,16 @@ pub(crate) async fn unlock(
         csrf,
         wallet,
         vault: tokio::sync::Mutex::new(vault),
+        vault_path: app.cfg.vault.clone(),
+        pass,
+        stamp: Mutex::new(history::stamp(&app.cfg.vault)),
         drafts: Mutex::new(Vec::new()),
     }));
-    let mut r = redirect("/");
+    let mut r = redirect(if app.cfg.link.is_some() {
+        "/link?open=start"
+    } else {
+        "/"
+    });
     if let Ok(v) = HeaderValue::from_str(&set) {
         r.headers_mut().insert(header::SET_COOKIE, v);
     }
@@ -163,7 +174,7 @@ pub(crate) async fn render_wallet(
             .map(|e| e.id.as_str().to_owned())
             .collect();
     }
-    let v = s.vault.lock().await;
+    let v = s.vault().await;
     page(
         status,
         "Cards & addresses",
@@ -206,9 +217,13 @@ pub(crate) async fn save_change(
     s: &Session,
     change: impl FnOnce(&mut VaultData),
 ) -> Result<(), String> {
-    let mut v = s.vault.lock().await;
+    // Under the wallet file's lock, on its latest version: `wallet buy` may have added an order.
+    let _lock = history::Lock::take(&s.vault_path).map_err(|e| format!("{e:#}"))?;
+    let mut v = s.vault().await;
     change(&mut v.data);
-    v.save().map_err(|e| format!("{e:#}"))
+    let saved = v.save().map_err(|e| format!("{e:#}"));
+    s.wrote();
+    saved
 }
 
 /// Saves `change`; the wallet page with `notice`, and with the error if saving failed.
@@ -375,7 +390,7 @@ pub(crate) async fn order_form_page(
     input: &HashMap<String, String>,
     errs: &[String],
 ) -> Response {
-    let v = s.vault.lock().await;
+    let v = s.vault().await;
     page(
         status,
         "Order",
@@ -519,10 +534,7 @@ pub(crate) fn build_order(
     Ok((order, card.issuer.clone(), card.last4()))
 }
 
-pub(crate) async fn preview(
-    State(app): State<Shared>,
-    Posted { s, form: input }: Posted,
-) -> Response {
+pub(crate) async fn preview(Posted { s, form: input }: Posted) -> Response {
     let Some(mut draft) = s.take_draft(&field(&input, "form_id")) else {
         return problem(
             &s,
@@ -535,7 +547,7 @@ pub(crate) async fn preview(
     // Digital goods need a form without a carrier, and physical goods one with a carrier.
     let digital = field(&input, "destination") == "digital";
     if digital == draft.form.carrier.is_some() {
-        match s.wallet.order_form(&app.cfg.merchant, digital).await {
+        match s.wallet.order_form(&draft.form.merchant, digital).await {
             Ok(f) => draft.form = f,
             Err(e) => {
                 return problem(
@@ -547,8 +559,18 @@ pub(crate) async fn preview(
             }
         }
     }
+    preview_or_form(&s, draft, input).await
+}
+
+/// The disclosure preview of `draft` filled with `input`, or its order form again with what is
+/// wrong; the draft is kept either way.
+pub(crate) async fn preview_or_form(
+    s: &Session,
+    mut draft: Draft,
+    input: HashMap<String, String>,
+) -> Response {
     let built = {
-        let v = s.vault.lock().await;
+        let v = s.vault().await;
         build_order(&draft.form, &v.data, &input)
     };
     draft.input = input;
@@ -556,7 +578,7 @@ pub(crate) async fn preview(
     match built {
         Err(errs) => {
             let r = order_form_page(
-                &s,
+                s,
                 StatusCode::UNPROCESSABLE_ENTITY,
                 &draft.form,
                 &draft.input,
@@ -637,30 +659,13 @@ pub(crate) async fn submit(Posted { s, form: input }: Posted) -> Response {
     };
     draft.sealed = Some(sealed.clone());
     let order_id = draft.form.order_id.clone();
-    let oref = OrderRef {
-        order_id: order_id.clone(),
-        merchant: draft.form.merchant.clone(),
-        issuer: issuer.clone(),
-        carrier: draft.form.carrier.clone(),
-        amount: order.amount,
-        currency: order.currency.clone(),
-        summary: views::summary(&order),
-        payment: views::payment_words(order.payment_method),
-        card_last4: last4,
-        policy: draft.form.policy.clone(),
-        placed_at_ms: warifu_services::now_ms(),
-    };
     match s.wallet.submit(&sealed).await {
         Ok(outcome) => {
             tracing::info!(order_id = %order_id, state = %outcome.state, "order sent from the wallet page");
-            let mut v = s.vault.lock().await;
-            if !v.data.orders.iter().any(|o| o.order_id == order_id) {
-                v.data.orders.push(oref);
-            }
-            if let Err(e) = v.save() {
+            let oref = history::entry(&draft.form, &order, &issuer, &last4, &outcome.state);
+            if let Err(e) = save_change(&s, |d| history::upsert(d, oref)).await {
                 tracing::warn!(error = %e, "cannot save the wallet after an order");
             }
-            drop(v);
             redirect(&format!("/orders/{order_id}"))
         }
         Err(e) => {
@@ -686,11 +691,65 @@ pub(crate) async fn submit(Posted { s, form: input }: Posted) -> Response {
     }
 }
 
+/// Stores the merchant's `state` of an order in the history, if it changed.
+async fn remember_state(s: &Session, order_id: &str, state: &str) {
+    let changed = {
+        let v = s.vault().await;
+        v.data
+            .orders
+            .iter()
+            .any(|o| o.order_id == order_id && o.state.as_deref() != Some(state))
+    };
+    if changed
+        && let Err(e) = save_change(s, |d| {
+            history::set_state(d, order_id, state);
+        })
+        .await
+    {
+        tracing::warn!(error = %e, "cannot save an order's state in the wallet");
+    }
+}
+
+/// How many unsettled orders a list asks their merchants about before it is shown.
+const REFRESH_AT_MOST: usize = 8;
+
+/// Asks the merchants of the newest unsettled orders for their state (each at most 2 s) and
+/// keeps the answers, so the order list shows each order's state.
+pub(crate) async fn refresh_states(s: &Session) {
+    let open: Vec<(String, PartyId)> = {
+        let v = s.vault().await;
+        v.data
+            .orders
+            .iter()
+            .rev()
+            .filter(|o| {
+                !o.state
+                    .as_deref()
+                    .and_then(OrderState::parse)
+                    .is_some_and(|st| st.is_final())
+            })
+            .take(REFRESH_AT_MOST)
+            .map(|o| (o.order_id.clone(), o.merchant.clone()))
+            .collect()
+    };
+    for (id, merchant) in open {
+        let asked = tokio::time::timeout(
+            std::time::Duration::from_secs(2),
+            s.wallet.order_view(&merchant, &id),
+        )
+        .await;
+        if let Ok(Ok(v)) = asked {
+            remember_state(s, &id, v.merchant_state()).await;
+        }
+    }
+}
+
 pub(crate) async fn orders(State(app): State<Shared>, headers: HeaderMap) -> Response {
     let Some(s) = app.session(&headers) else {
         return redirect("/");
     };
-    let v = s.vault.lock().await;
+    refresh_states(&s).await;
+    let v = s.vault().await;
     page(
         StatusCode::OK,
         "Orders",
@@ -708,7 +767,7 @@ pub(crate) async fn order_page(
         return redirect("/");
     };
     let oref = {
-        let v = s.vault.lock().await;
+        let v = s.vault().await;
         v.data
             .orders
             .iter()
@@ -757,6 +816,9 @@ pub(crate) async fn order_page(
         }
         None => None,
     };
+    if let Some(v) = &view {
+        remember_state(&s, &o.order_id, v.merchant_state()).await;
+    }
     let settled = view
         .as_ref()
         .and_then(|v| OrderState::parse(v.merchant_state()))
@@ -772,7 +834,7 @@ pub(crate) async fn order_page(
 
 pub(crate) async fn cancel(Path(order_id): Path<String>, Posted { s, .. }: Posted) -> Response {
     let merchant = {
-        let v = s.vault.lock().await;
+        let v = s.vault().await;
         v.data
             .orders
             .iter()
@@ -799,4 +861,132 @@ pub(crate) async fn cancel(Path(order_id): Path<String>, Posted { s, .. }: Poste
             format!("{e}"),
         ),
     }
+}
+
+/// `GET /link`: the page to paste a payment link into; with `?open=start`, opens the link the
+/// wallet was started with (`wallet web --link URL`).
+pub(crate) async fn link_page(
+    State(app): State<Shared>,
+    headers: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<HashMap<String, String>>,
+) -> Response {
+    let Some(s) = app.session(&headers) else {
+        return redirect("/");
+    };
+    if q.get("open").map(String::as_str) == Some("start")
+        && let Some(url) = app.cfg.link.clone()
+    {
+        return open_link(&app, &s, &url).await;
+    }
+    link_form(&s, StatusCode::OK, "", &[])
+}
+
+fn link_form(s: &Session, status: StatusCode, url: &str, errs: &[String]) -> Response {
+    page(
+        status,
+        "Pay a link",
+        views::nav(&s.csrf),
+        views::link_form(&s.csrf, url, errs),
+    )
+}
+
+/// `POST /link`: opens a pasted payment link.
+pub(crate) async fn post_link(State(app): State<Shared>, Posted { s, form }: Posted) -> Response {
+    open_link(&app, &s, &field(&form, "url")).await
+}
+
+/// Opens a payment link: checks its merchant and endpoint against the key center's directory,
+/// asks that merchant for an order form (a digital one when no item ships), fills in the
+/// link's items, the first card and address, and shows the disclosure preview (or the form
+/// with what is missing).
+async fn open_link(app: &App, s: &Session, url: &str) -> Response {
+    let refuse = |e: String| link_form(s, StatusCode::UNPROCESSABLE_ENTITY, url, &[e]);
+    let link = match links::parse_link(url) {
+        Ok(l) => l,
+        Err(e) => return refuse(e.to_string()),
+    };
+    let listed = SharedDirectory::from_file(&app.cfg.directory)
+        .ok()
+        .and_then(|d| d.get().get(&link.merchant).map(|e| e.endpoint.clone()));
+    match listed {
+        None => {
+            return refuse(format!(
+                "The key center's directory does not list {}: this wallet cannot confirm who the link is from.",
+                link.merchant
+            ));
+        }
+        Some(e) if e.trim_end_matches('/') != link.endpoint => {
+            return refuse(format!(
+                "The link points at {}, but the key center's directory lists {} at {e}: not opened.",
+                link.endpoint, link.merchant
+            ));
+        }
+        Some(_) => {}
+    }
+    let mut form = match s.wallet.order_form(&link.merchant, false).await {
+        Ok(f) => f,
+        Err(e) => return refuse(format!("{} did not give an order form: {e}", link.merchant)),
+    };
+    let ships = |pn: &str| {
+        form.catalog
+            .iter()
+            .any(|c| c.product_number == pn && c.ships)
+    };
+    let digital = !link.items.iter().any(|i| ships(&i.product_number));
+    if digital && form.carrier.is_some() {
+        match s.wallet.order_form(&link.merchant, true).await {
+            Ok(f) => form = f,
+            Err(e) => {
+                return refuse(format!("{} did not give an order form: {e}", link.merchant));
+            }
+        }
+    }
+    let mut input: HashMap<String, String> = link
+        .items
+        .iter()
+        .map(|i| (format!("qty_{}", i.product_number), i.quantity.to_string()))
+        .collect();
+    input.insert("method".into(), "lump_sum".into());
+    {
+        let v = s.vault().await;
+        if let Some(c) = v.data.cards.first() {
+            input.insert("card".into(), c.id.clone());
+        }
+        let dest = match v.data.addresses.first() {
+            _ if digital => "digital".to_owned(),
+            Some(a) => format!("addr:{}", a.id),
+            None => "gift".to_owned(),
+        };
+        input.insert("destination".into(), dest);
+    }
+    let unknown: Vec<&str> = link
+        .items
+        .iter()
+        .filter(|i| {
+            !form
+                .catalog
+                .iter()
+                .any(|c| c.product_number == i.product_number)
+        })
+        .map(|i| i.product_number.as_str())
+        .collect();
+    if !unknown.is_empty() {
+        return refuse(format!(
+            "{} does not sell {}.",
+            link.merchant,
+            unknown.join(", ")
+        ));
+    }
+    tracing::info!(merchant = %link.merchant, "payment link opened");
+    preview_or_form(
+        s,
+        Draft {
+            form,
+            input: HashMap::new(),
+            pending: None,
+            sealed: None,
+        },
+        input,
+    )
+    .await
 }

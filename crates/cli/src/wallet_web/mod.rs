@@ -14,6 +14,7 @@
 
 mod app;
 mod handlers;
+pub mod history;
 pub mod keys;
 pub mod vault;
 mod views;
@@ -53,9 +54,13 @@ pub struct WebArgs {
     /// The key center's directory (JSON).
     #[arg(long, value_name = "FILE")]
     pub directory: PathBuf,
-    /// The merchant to shop at.
-    #[arg(long, value_name = "ID")]
-    pub merchant: String,
+    /// The merchant to shop at (default: the one the `--link` names).
+    #[arg(long, value_name = "ID", required_unless_present = "link")]
+    pub merchant: Option<String>,
+    /// A merchant's payment link to open right after unlocking (its shop and disclosure
+    /// preview); links can also be pasted on the page.
+    #[arg(long, value_name = "URL")]
+    pub link: Option<String>,
     /// The wallet file (cards, addresses, orders; encrypted). Default: `wallet.vault` next to
     /// the first key file.
     #[arg(long, value_name = "FILE")]
@@ -67,21 +72,21 @@ pub struct WebArgs {
 
 /// Runs `warifu wallet web` until Ctrl-C.
 pub async fn run(a: &WebArgs) -> Result<()> {
-    let vault = match &a.wallet {
-        Some(w) => w.clone(),
-        None => a
-            .key
-            .first()
-            .and_then(|k| k.parent())
-            .unwrap_or(std::path::Path::new("."))
-            .join("wallet.vault"),
-    };
+    let vault = a
+        .wallet
+        .clone()
+        .unwrap_or_else(|| history::default_path(&a.key));
     let cfg = WebConfig {
         key_paths: a.key.clone(),
         scheme: a.keys.scheme.map(KeyScheme::from),
         key_cache: a.keys.key_cache,
         directory: a.directory.clone(),
-        merchant: PartyId::parse(&a.merchant)?,
+        merchant: match (&a.merchant, &a.link) {
+            (Some(m), _) => PartyId::parse(m)?,
+            (None, Some(l)) => warifu_services::merchant::links::parse_link(l)?.merchant,
+            (None, None) => anyhow::bail!("give --merchant ID or --link URL"),
+        },
+        link: a.link.clone(),
         vault,
         deployment: None,
         seed: None,
@@ -138,6 +143,7 @@ fn router(app: Shared) -> Router {
         .route("/order/preview", post(preview))
         .route("/order/edit", post(edit))
         .route("/order/submit", post(submit))
+        .route("/link", get(link_page).post(post_link))
         .route("/orders", get(orders))
         .route("/orders/{order_id}", get(order_page))
         .route("/orders/{order_id}/cancel", post(cancel))

@@ -105,6 +105,9 @@ pub struct OrderRef {
     pub policy: Policy,
     /// When it was placed.
     pub placed_at_ms: i64,
+    /// The merchant's state of the order when last seen (`declined`, `captured`, …).
+    #[serde(default)]
+    pub state: Option<String>,
 }
 
 /// Everything the wallet file holds.

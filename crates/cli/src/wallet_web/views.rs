@@ -5,11 +5,12 @@ use std::collections::HashMap;
 
 use maud::{Markup, html};
 use warifu_core::Role;
-use warifu_core::order::{Order, OrderForm, PaymentMethod};
+use warifu_core::order::{Order, OrderForm};
 use warifu_core::policy::{Field, Policy};
 use warifu_services::cardholder::OrderView;
 use warifu_services::http::dashboard::{money, state_class, time_ms};
 
+use super::history::payment_words;
 use super::vault::{OrderRef, VaultData};
 
 /// The navigation bar of an unlocked wallet.
@@ -19,6 +20,7 @@ pub fn nav(csrf: &str) -> Markup {
         a href="/shop" { "Shop" } " · "
         a href="/wallet" { "Cards & addresses" } " · "
         a href="/orders" { "Orders" } " · "
+        a href="/link" { "Pay a link" } " · "
         form method="post" action="/lock" style="display:inline" {
             input type="hidden" name="csrf" value=(csrf);
             button.secondary type="submit" { "Lock" }
@@ -33,6 +35,21 @@ fn errors(list: &[String]) -> Markup {
                 strong { "Please correct the following:" }
                 ul { @for e in list { li { (e) } } }
             }
+        }
+    }
+}
+
+/// The page to paste a merchant's payment link into.
+pub fn link_form(csrf: &str, url: &str, errs: &[String]) -> Markup {
+    html! {
+        h1 { "Pay a link" }
+        (errors(errs))
+        p { "A merchant's payment link names the merchant, its address and what to order. The wallet checks both against the key center's directory, asks the merchant for an order form and shows what each party would receive before anything is sealed." }
+        form.stack method="post" action="/link" {
+            input type="hidden" name="csrf" value=(csrf);
+            label for="url" { "Payment link" }
+            input id="url" name="url" type="url" required value=(url) placeholder="http://127.0.0.1:PORT/pay?merchant=…&items=…";
+            p { button type="submit" id="open-link" { "Open the link" } }
         }
     }
 }
@@ -72,10 +89,9 @@ pub fn unlock(
                 label for="wallet_passphrase2" { "Repeat the passphrase" }
                 input id="wallet_passphrase2" name="wallet_passphrase2" type="password" autocomplete="new-password" minlength="8" required;
                 @if can_seed {
-                    p {
+                    div.choice {
                         input id="seed" name="seed" type="checkbox" value="1" checked;
-                        " "
-                        label for="seed" style="display:inline" { "Fill in the demo cardholder's details, the card the demo issuer enrolled, and two addresses" }
+                        label for="seed" { "Fill in the demo cardholder's details, the card the demo issuer enrolled, and two addresses" }
                     }
                 }
             }
@@ -258,73 +274,54 @@ pub fn order_form(
                 }
                 @for (i, c) in data.cards.iter().enumerate() {
                     @let id = format!("card_{}", c.id);
-                    div {
+                    div.choice {
                         input type="radio" id=(id) name="card" value=(c.id) checked[v("card") == c.id || (v("card").is_empty() && i == 0)];
-                        " "
-                        label for=(id) style="display:inline" { "•••• " (c.last4()) " — " (c.holder_name) ", expires " (format!("{}-{:02}", c.expiry.year, c.expiry.month)) " (" (c.issuer) ")" }
+                        label for=(id) { "•••• " (c.last4()) " — " (c.holder_name) ", expires " (format!("{}-{:02}", c.expiry.year, c.expiry.month)) " (" (c.issuer) ")" }
                     }
                 }
             }
-            fieldset {
+            fieldset.method {
                 legend { "Payment method" }
                 @for (val, text) in [("lump_sum", "Lump sum"), ("installments", "Instalments"), ("revolving", "Revolving credit"), ("bonus", "With the next bonus")] {
-                    div {
+                    div.choice {
                         input type="radio" id=(format!("method_{val}")) name="method" value=(val) checked[method == val];
-                        " " label for=(format!("method_{val}")) style="display:inline" { (text) }
+                        label for=(format!("method_{val}")) { (text) }
+                    }
+                    @if val == "installments" {
+                        // Shown only while instalments are chosen (CSS :has, no script); the
+                        // count is ignored for any other method.
+                        div.count {
+                            label for="instalments" { "Number of instalments (2–60)" }
+                            input id="instalments" name="instalments" type="number" min="2" max="60" value=(input.get("instalments").cloned().unwrap_or_else(|| "3".into()));
+                        }
                     }
                 }
-                label for="instalments" { "Number of instalments (2–60, for instalments)" }
-                input id="instalments" name="instalments" type="number" min="2" max="60" value=(input.get("instalments").cloned().unwrap_or_else(|| "3".into()));
             }
             fieldset {
                 legend { "Delivery destination" }
                 @for a in &data.addresses {
                     @let val = format!("addr:{}", a.id);
-                    div {
+                    div.choice {
                         input type="radio" id=(format!("dest_{}", a.id)) name="destination" value=(val) checked[dest == val];
-                        " " label for=(format!("dest_{}", a.id)) style="display:inline" { (a.label) ": " (a.addressee.expose()) ", " (a.address.expose()) }
+                        label for=(format!("dest_{}", a.id)) { (a.label) ": " (a.addressee.expose()) ", " (a.address.expose()) }
                     }
                 }
-                div {
+                div.choice {
                     input type="radio" id="dest_gift" name="destination" value="gift" checked[dest == "gift"];
-                    " " label for="dest_gift" style="display:inline" { "A gift to another address:" }
+                    label for="dest_gift" { "A gift to another address:" }
                 }
                 label for="gift_addressee" { "Gift addressee" }
                 input id="gift_addressee" name="gift_addressee" value=(v("gift_addressee"));
                 label for="gift_address" { "Gift address" }
                 textarea id="gift_address" name="gift_address" rows="2" { (v("gift_address")) }
-                div {
+                div.choice {
                     input type="radio" id="dest_digital" name="destination" value="digital" checked[dest == "digital"];
-                    " " label for="dest_digital" style="display:inline" { "No delivery: digital goods only (no carrier learns anything)" }
+                    label for="dest_digital" { "No delivery: digital goods only (no carrier learns anything)" }
                 }
             }
             p { button type="submit" id="preview" { "Preview what each party receives" } }
         }
     }
-}
-
-fn method_words(m: PaymentMethod) -> String {
-    match m {
-        PaymentMethod::LumpSum => "lump sum".into(),
-        PaymentMethod::Installments { count } => format!("{count} monthly instalments"),
-        PaymentMethod::Revolving => "revolving credit".into(),
-        PaymentMethod::Bonus => "with the next bonus".into(),
-    }
-}
-
-/// What was bought, in words.
-pub fn summary(order: &Order) -> String {
-    order
-        .lines
-        .iter()
-        .map(|l| format!("{} × {}", l.quantity, l.product_name))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// The payment method in words.
-pub fn payment_words(m: PaymentMethod) -> String {
-    method_words(m)
 }
 
 /// The disclosure preview: every field of the order, its value (the card masked) and which
@@ -363,7 +360,7 @@ pub fn preview(
                 money(order.amount, &order.currency),
                 lines(&|l| money(l.amount, &order.currency))
             ),
-            Field::PaymentMethod => method_words(order.payment_method),
+            Field::PaymentMethod => payment_words(order.payment_method),
             Field::DeliveryDestination => match &order.destination {
                 Some(d) => format!("{}, {}", d.addressee.expose(), d.address.expose()),
                 None => "(none: digital goods)".into(),
@@ -389,7 +386,7 @@ pub fn preview(
             "under the disclosure policy of the merchant's order form. Each party can open only its own part."
         }
         table id="disclosure" {
-            caption { "Disclosure preview — " (money(order.amount, &order.currency)) ", " (method_words(order.payment_method)) }
+            caption { "Disclosure preview — " (money(order.amount, &order.currency)) ", " (payment_words(order.payment_method)) }
             thead { tr {
                 th scope="col" { "Field" } th scope="col" { "Your value" }
                 @for (r, who) in &parties { th scope="col" { (r.as_str()) br; span.muted { (who) } } }
@@ -469,13 +466,15 @@ pub fn orders_table(orders: &[OrderRef]) -> Markup {
             p { "No orders yet." }
         } @else {
             table {
-                thead { tr { th scope="col" { "Order" } th scope="col" { "Placed" } th scope="col" { "Merchant" } th scope="col" { "Goods" } th scope="col" { "Amount" } th scope="col" { "Card" } } }
+                thead { tr { th scope="col" { "Order" } th scope="col" { "Placed" } th scope="col" { "Merchant" } th scope="col" { "State" } th scope="col" { "Goods" } th scope="col" { "Amount" } th scope="col" { "Card" } } }
                 tbody {
                     @for o in orders.iter().rev() {
-                        tr {
+                        @let state = o.state.as_deref().unwrap_or("unknown");
+                        tr id=(format!("order-{}", o.order_id)) {
                             td { a href=(format!("/orders/{}", o.order_id)) { (o.order_id) } }
                             td { (time_ms(o.placed_at_ms)) }
                             td { (o.merchant) }
+                            td { span class=(state_class(state)) data-state=(state) { (state) } }
                             td { (o.summary) }
                             td.num { (money(o.amount, &o.currency)) }
                             td { "•••• " (o.card_last4) }

@@ -45,7 +45,7 @@ async fn dashboard(
         @if rows.is_empty() {
             p { "No shipments yet." }
         } @else {
-            table {
+            table.wide {
                 (heads(&["Tracking", "Merchant", "Order", "Status", "Addressee", "Address", "Parcel", "History", "Accepted"]))
                 tbody {
                     @for (s, events) in &rows {

@@ -10,6 +10,7 @@ use warifu_store::{CarrierStore, IssuerStore, MerchantStore, ShipmentStatus, Sto
 
 use super::holdings::{self, Cell, Holdings};
 use crate::http::dashboard::{heads, money, time_ms};
+use crate::merchant::worker::{FACT_DELIVERY, FACT_PROOF};
 use crate::protocol::cardholder_merchant::OrderOutcome;
 
 /// The three parties' stores.
@@ -84,6 +85,20 @@ pub struct Message {
     pub source: &'static str,
 }
 
+/// The label of the cardholder's submission: the timeline's times count from it.
+const SUBMISSION: &str = "sealed order (merchant, issuer, carrier parts)";
+
+/// A time offset in words: `+312 ms`, `+4.2 s`, `−26.8 s` (before the submission).
+fn offset(dt: i64) -> String {
+    let sign = if dt < 0 { "−" } else { "+" };
+    let a = dt.unsigned_abs();
+    if a < 1000 {
+        format!("{sign}{a} ms")
+    } else {
+        format!("{sign}{}.{} s", a / 1000, (a % 1000) / 100)
+    }
+}
+
 /// The order's messages, oldest first, from each party's store.
 pub async fn messages(
     s: Stores<'_>,
@@ -115,7 +130,7 @@ pub async fn messages(
             o.created_at_ms,
             Lane::Cardholder,
             Lane::Merchant,
-            "sealed order (merchant, issuer, carrier parts)".into(),
+            SUBMISSION.into(),
             "merchant: order",
         );
         for m in s.merchant.outbox_for_order(order_id).await? {
@@ -195,6 +210,34 @@ pub async fn messages(
             );
         }
     }
+    // The cardholder's cancel (its first answer is kept under the "cancel" scope).
+    if let Some(c) = s.merchant.idempotency_get("cancel", order_id).await? {
+        push(
+            c.created_at_ms,
+            Lane::Cardholder,
+            Lane::Merchant,
+            "cancel".into(),
+            "merchant: cancel",
+        );
+    }
+    // What the merchant learned from the carrier's tracking (the last status, and the proof).
+    for f in s.merchant.order_facts(order_id).await? {
+        let label = match f.kind.as_str() {
+            FACT_DELIVERY => format!(
+                "tracking: {} (the merchant learns)",
+                String::from_utf8_lossy(&f.body).replace('_', " ")
+            ),
+            FACT_PROOF => "proof of delivery (kept by the merchant)".to_owned(),
+            _ => continue,
+        };
+        push(
+            f.updated_at_ms,
+            Lane::Carrier,
+            Lane::Merchant,
+            label,
+            "merchant: order facts",
+        );
+    }
     if let Some(first) = s.merchant.idempotency_get("submit", order_id).await?
         && let Ok(o) = serde_json::from_slice::<OrderOutcome>(&first.body)
     {
@@ -215,11 +258,19 @@ pub async fn messages(
 pub fn timeline(messages: &[Message]) -> Markup {
     const TOP: i64 = 56;
     const ROW: i64 = 38;
+    const WIDTH: i64 = 880;
     let height = TOP + ROW * i64::try_from(messages.len()).unwrap_or(0) + 24;
-    let t0 = messages.first().map(|m| m.at_ms).unwrap_or(0);
+    // Times count from the cardholder's submission, not from the form's issue (a cardholder
+    // may take minutes to fill a form): the form shows a negative offset.
+    let t0 = messages
+        .iter()
+        .find(|m| m.label == SUBMISSION)
+        .or(messages.first())
+        .map(|m| m.at_ms)
+        .unwrap_or(0);
     let mut svg = String::new();
     svg.push_str(&format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"820\" height=\"{height}\" viewBox=\"0 0 820 {height}\" role=\"img\" aria-labelledby=\"tl-title\">"
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{height}\" viewBox=\"0 0 {WIDTH} {height}\" role=\"img\" aria-labelledby=\"tl-title\">"
     ));
     svg.push_str("<title id=\"tl-title\">Sequence of the order's messages between cardholder, merchant, issuer and carrier</title>");
     svg.push_str("<defs><marker id=\"arrow\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"8\" markerHeight=\"8\" orient=\"auto-start-reverse\"><path d=\"M0,0 L10,5 L0,10 z\" fill=\"#1b1f24\"/></marker></defs>");
@@ -236,18 +287,27 @@ pub fn timeline(messages: &[Message]) -> Markup {
         let y = TOP + ROW * i64::try_from(i).unwrap_or(0) + 14;
         let dt = m.at_ms - t0;
         svg.push_str(&format!(
-            "<text x=\"4\" y=\"{}\" fill=\"#57606a\">+{} ms</text><text x=\"4\" y=\"{}\" fill=\"#8c959f\" font-size=\"10\">{}</text>",
+            "<text x=\"4\" y=\"{}\" fill=\"#57606a\">{}</text><text x=\"4\" y=\"{}\" fill=\"#8c959f\" font-size=\"10\">{}</text>",
             y + 4,
-            dt,
+            offset(dt),
             y + 16,
             escape(&time_ms(m.at_ms)[11..])
         ));
         let (x1, x2) = (m.from.x(), m.to.x());
         if x1 == x2 {
+            // A step inside a party: a loop towards the middle, its label beside it, so the
+            // rightmost lane's labels stay inside the picture.
+            let (dir, anchor) = if m.from == Lane::Carrier {
+                (-1, "end")
+            } else {
+                (1, "start")
+            };
             svg.push_str(&format!(
-                "<path d=\"M{x1},{} h40 v14 h-38\" fill=\"none\" stroke=\"#1b1f24\" marker-end=\"url(#arrow)\"/><text x=\"{}\" y=\"{}\">{}</text>",
+                "<path d=\"M{x1},{} h{} v14 h{}\" fill=\"none\" stroke=\"#1b1f24\" marker-end=\"url(#arrow)\"/><text x=\"{}\" y=\"{}\" text-anchor=\"{anchor}\">{}</text>",
                 y - 4,
-                x1 + 46,
+                40 * dir,
+                -38 * dir,
+                x1 + 46 * dir,
                 y + 7,
                 escape(&m.label)
             ));
@@ -264,7 +324,7 @@ pub fn timeline(messages: &[Message]) -> Markup {
     html! {
         figure {
             (PreEscaped(svg))
-            figcaption.muted { "Times from each party's own records: order forms, orders and outbox at the merchant, authorizations at the issuer, shipments and events at the carrier." }
+            figcaption.muted { "Offsets count from the sealed order's arrival at the merchant (the order form was issued before it). Times from each party's own records: order forms, orders and outbox at the merchant, authorizations at the issuer, shipments and events at the carrier." }
         }
         details {
             summary { "The same messages as a table" }
@@ -402,4 +462,44 @@ pub fn has_leak(policy: &Policy, held: &[(Role, Holdings); 3]) -> bool {
             .into_iter()
             .any(|f| holdings::cell(policy, *r, h, f) == Cell::Leak)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_in_words_and_loops_inside_the_picture() {
+        assert_eq!(offset(0), "+0 ms");
+        assert_eq!(offset(312), "+312 ms");
+        assert_eq!(offset(4_250), "+4.2 s");
+        assert_eq!(offset(-26_810), "−26.8 s");
+        let m = |from, to, at_ms, label: &str| Message {
+            at_ms,
+            from,
+            to,
+            label: label.into(),
+            source: "test",
+        };
+        let svg = timeline(&[
+            m(
+                Lane::Merchant,
+                Lane::Cardholder,
+                0,
+                "order form (catalog, policy)",
+            ),
+            m(Lane::Cardholder, Lane::Merchant, 26_810, SUBMISSION),
+            m(Lane::Carrier, Lane::Carrier, 27_000, "delivered"),
+        ])
+        .into_string();
+        assert!(
+            svg.contains(">−26.8 s</text>") && svg.contains(">+0 ms</text>"),
+            "{svg}"
+        );
+        // The carrier's own step loops left, its label ends before the lane.
+        assert!(
+            svg.contains("text-anchor=\"end\">delivered</text>"),
+            "{svg}"
+        );
+    }
 }

@@ -39,9 +39,11 @@ body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:var(--fg
 header.top{background:#123;color:#fff;padding:.6rem 1.2rem;display:flex;gap:1.2rem;align-items:center;flex-wrap:wrap}
 header.top a{color:#fff}
 header.top strong{font-size:1.05rem}
-main{padding:1rem 1.2rem;max-width:72rem}
+main{padding:1rem 1.2rem;max-width:78rem}
 h1{font-size:1.4rem;margin:.4rem 0 .8rem}h2{font-size:1.15rem;margin:1.4rem 0 .5rem}
-table{border-collapse:collapse;margin:.4rem 0 1rem;font-size:.92rem}
+table{border-collapse:collapse;margin:.4rem 0 1rem;font-size:.92rem;max-width:100%}
+table.wide{width:100%;font-size:.85rem}
+td code,td{overflow-wrap:anywhere}
 th,td{border:1px solid var(--line);padding:.3rem .55rem;text-align:left;vertical-align:top}
 th{background:var(--bg2)}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
@@ -53,7 +55,13 @@ a:focus,button:focus,input:focus,select:focus,textarea:focus{outline:3px solid #
 .error{border:2px solid var(--bad);background:#ffebe9;padding:.6rem .8rem;margin:.6rem 0;border-radius:.3rem}
 .notice{border:2px solid var(--good);background:#dafbe1;padding:.6rem .8rem;margin:.6rem 0;border-radius:.3rem}
 form.stack label{display:block;margin:.6rem 0 .15rem;font-weight:600}
-form.stack input,form.stack select,form.stack textarea{font:inherit;padding:.3rem .4rem;min-width:18rem;max-width:100%}
+form.stack input,form.stack select,form.stack textarea{font:inherit;padding:.3rem .4rem;max-width:100%}
+form.stack input:not([type=checkbox]):not([type=radio]),form.stack select,form.stack textarea{min-width:18rem}
+form.stack input[type=checkbox],form.stack input[type=radio]{margin:0 .4rem 0 0;vertical-align:middle}
+.choice{display:flex;align-items:center;gap:.4rem;margin:.25rem 0}
+.choice label{display:inline;margin:0;font-weight:400}
+fieldset.method:not(:has(#method_installments:checked)) .count{display:none}
+svg{max-width:100%;height:auto}
 fieldset{border:1px solid var(--line);margin:.8rem 0;padding:.4rem .9rem .8rem}
 legend{font-weight:700}
 button{font:inherit;padding:.4rem 1rem;border-radius:.3rem;border:1px solid #1f6feb;background:#1f6feb;color:#fff;cursor:pointer}

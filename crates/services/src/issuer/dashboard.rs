@@ -114,14 +114,13 @@ async fn dashboard(State(st): State<Arc<IssuerState>>, op: Result<Operator, AppE
         @if auths.is_empty() {
             p { "No authorizations yet." }
         } @else {
-            table {
-                (heads(&["Order", "Merchant", "Decided", "Status", "Amount", "Payment", "Held", "Captured", "Refunded", "Card", "Authorization", "Updated"]))
+            table.wide {
+                (heads(&["Order", "Merchant", "Status", "Amount", "Payment", "Held", "Captured", "Refunded", "Card · authorization", "Decided · updated (UTC)"]))
                 tbody {
                     @for a in &auths {
                         tr id=(format!("auth-{}", a.order_id)) {
                             td { code { (a.order_id) } }
                             td { (a.merchant_id) }
-                            td { (time_ms(a.created_at_ms)) }
                             td {
                                 span class=(state_class(a.status.as_str())) { (a.status.as_str()) }
                                 @if let Some(c) = a.decline_code { " " span.muted { "(" (c.as_str()) ")" } }
@@ -131,15 +130,14 @@ async fn dashboard(State(st): State<Arc<IssuerState>>, op: Result<Operator, AppE
                                 (method_words(a.payment_method))
                                 @let sched = a.schedule();
                                 @if sched.len() > 1 {
-                                    br; span.muted { (sched.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(" + ")) }
+                                    br; span.muted.schedule { (sched.iter().map(|x| money(*x, &a.currency)).collect::<Vec<_>>().join(" + ")) }
                                 }
                             }
                             td.num { (money(a.held, &a.currency)) }
                             td.num { (money(a.captured, &a.currency)) }
                             td.num { (money(a.refunded, &a.currency)) }
-                            td { (a.card_id.as_deref().unwrap_or("—")) }
-                            td { code { (a.authorization_id) } }
-                            td { (time_ms(a.updated_at_ms)) }
+                            td { (a.card_id.as_deref().unwrap_or("—")) br; code { (a.authorization_id) } }
+                            td { (time_ms(a.created_at_ms)) br; span.muted { (time_ms(a.updated_at_ms)) } }
                         }
                     }
                 }

@@ -94,20 +94,22 @@ async fn dashboard(
                 @for (s, n) in &counts {
                     tr { td { span class=(state_class(s.as_str())) { (s.as_str()) } } td.num { (n) } }
                 }
-                tr { td { "messages waiting in the outbox" } td.num { (pending) } }
+                tr {
+                    td { "outbox: messages not yet done" br; span.muted { "includes each shipped order's delivery check, kept until the carrier reports delivery" } }
+                    td.num id="outbox-pending" { (pending) }
+                }
             }
         }
         h2 { "Orders" }
         @if orders.is_empty() {
             p { "No orders yet." }
         } @else {
-            table {
-                (heads(&["Order", "Received", "State", "Amount", "Goods", "Payment", "Cardholder", "Issuer", "Authorization", "Carrier", "Tracking", "Updated"]))
+            table.wide {
+                (heads(&["Order", "State", "Amount", "Goods", "Payment", "Cardholder", "Issuer · authorization", "Carrier · tracking", "Received · updated (UTC)"]))
                 tbody {
                     @for o in &orders {
                         tr id=(format!("order-{}", o.order_id)) {
                             td { code { (o.order_id) } }
-                            td { (time_ms(o.created_at_ms)) }
                             td {
                                 span class=(state_class(o.state.as_str())) { (o.state.as_str()) }
                                 @if let Some(c) = &o.decline_code { " " span.muted { "(" (c) ")" } }
@@ -116,11 +118,9 @@ async fn dashboard(
                             td { @for g in goods(&o.merchant_view) { (g) br; } }
                             td { (payment(&o.merchant_view)) }
                             td { (o.cardholder_id) }
-                            td { (o.issuer_id) }
-                            td { (o.authorization_id.as_deref().unwrap_or("—")) }
-                            td { (o.carrier_id.as_deref().unwrap_or("— (digital)")) }
-                            td { (o.tracking_number.as_deref().unwrap_or("—")) }
-                            td { (time_ms(o.updated_at_ms)) }
+                            td { (o.issuer_id) br; span.muted { (o.authorization_id.as_deref().unwrap_or("—")) } }
+                            td { (o.carrier_id.as_deref().unwrap_or("— (digital)")) br; span.muted { (o.tracking_number.as_deref().unwrap_or("—")) } }
+                            td { (time_ms(o.created_at_ms)) br; span.muted { (time_ms(o.updated_at_ms)) } }
                         }
                     }
                 }

@@ -28,11 +28,13 @@
 //! - [`machine`]: the lifecycle: commands, events and the pure transition function.
 //! - [`worker`]: the outbox worker and the order steps it shares with the handlers.
 //! - [`dashboard`]: the operator's HTML dashboard.
+//! - [`links`]: payment links and their QR codes.
 
 pub mod admin;
 pub mod dashboard;
 pub mod intake;
 pub mod lifecycle;
+pub mod links;
 pub mod machine;
 pub mod state;
 pub mod worker;
@@ -55,6 +57,7 @@ pub fn app(state: Arc<MerchantState>) -> Router {
         .with_state(state.clone());
     let public = intake::public_routes()
         .merge(admin::routes())
+        .merge(links::routes())
         .with_state(state.clone());
     let pages = dashboard::routes().with_state(state.clone());
     let c = &state.config;
