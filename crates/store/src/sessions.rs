@@ -36,3 +36,32 @@ impl SessionStore for Store {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn check(store: &Store) {
+        assert!(store.session_seen("s1", 1, 100).await.expect("first"));
+        assert!(!store.session_seen("s1", 1, 100).await.expect("replay"));
+        assert!(store.session_seen("s1", 2, 200).await.expect("next"));
+        assert!(
+            store
+                .session_seen("s2", 1, 100)
+                .await
+                .expect("other session")
+        );
+        assert_eq!(store.session_seen_purge(150).await.expect("purge"), 2);
+        // Once its window closed, a record is gone (the request is stale by then anyway).
+        assert!(store.session_seen("s1", 1, 300).await.expect("after purge"));
+        assert!(!store.session_seen("s1", 2, 300).await.expect("kept"));
+    }
+
+    #[tokio::test]
+    async fn a_request_is_recorded_once_until_its_window_closes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("s.db").display());
+        // (PostgreSQL: services/tests/replicas.rs, whose replicas record here.)
+        check(&Store::open(&url).await.expect("sqlite")).await;
+    }
+}
