@@ -145,49 +145,42 @@ async fn capture(
         ));
     }
     let amount_bytes = req.amount.map(u64::to_be_bytes);
-    let (scope, key, fp) = (
-        format!("capture:{peer}"),
-        order_id.clone(),
-        fingerprint(&[
-            b"capture",
-            amount_bytes.as_ref().map_or(&[][..], |a| &a[..]),
-        ]),
-    );
-    let step = Idempotent {
-        scope: &scope,
-        key: &key,
-        fp: &fp,
-        conflict: STEP_CONFLICT,
-    };
-    if let Some(r) = step.earlier(st.store.as_ref()).await? {
-        return Ok(r);
-    }
-    let done = match st
-        .store
-        .capture(peer.as_str(), &order_id, req.amount, crate::now_ms())
-        .await
-    {
-        Ok(done) => done,
-        Err(StoreError::Conflict(why)) => {
-            // Captured before with another amount: a conflicting request, not a bad step.
-            let now = st
-                .store
-                .get_authorization(peer.as_str(), &order_id)
-                .await
-                .map_err(store_error("reading an authorization"))?;
-            let code = match now.map(|a| a.status) {
-                Some(AuthorizationStatus::Captured | AuthorizationStatus::Refunded) => {
-                    ErrorCode::OrderConflict
-                }
-                _ => ErrorCode::InvalidTransition,
-            };
-            return Err(AppError::new(code, why));
+    let fp = fingerprint(&[
+        b"capture",
+        amount_bytes.as_ref().map_or(&[][..], |a| &a[..]),
+    ]);
+    let apply = async {
+        match st
+            .store
+            .capture(peer.as_str(), &order_id, req.amount, crate::now_ms())
+            .await
+        {
+            Ok(done) => Ok(done),
+            Err(StoreError::Conflict(why)) => {
+                // Captured before with another amount: a conflicting request, not a bad step.
+                let now = st
+                    .store
+                    .get_authorization(peer.as_str(), &order_id)
+                    .await
+                    .map_err(store_error("reading an authorization"))?;
+                let code = match now.map(|a| a.status) {
+                    Some(AuthorizationStatus::Captured | AuthorizationStatus::Refunded) => {
+                        ErrorCode::OrderConflict
+                    }
+                    _ => ErrorCode::InvalidTransition,
+                };
+                Err(AppError::new(code, why))
+            }
+            Err(e) => Err(step_error(&order_id, "capturing", e)),
         }
-        Err(e) => return Err(step_error(&order_id, "capturing", e)),
     };
-    log_step("captured", &peer, &order_id, &done);
-    step.answer(st.store.as_ref(), &receipt(&done.authorization))
-        .await
+    let step = Step {
+        what: "captured",
+        scope: format!("capture:{peer}"),
+        key: order_id.clone(),
+        fp,
+    };
+    step.take(&st, &peer, &order_id, apply).await
 }
 
 #[utoipa::path(post, path = PATH_VOID, request_body = VoidRequest, responses((status = 200, description = "The payment after the void", body = PaymentReceipt)))]
@@ -198,28 +191,19 @@ async fn void(
     JsonBody(VoidRequest {}): JsonBody<VoidRequest>,
 ) -> AppResult<Response> {
     merchant_only(&peer)?;
-    let (scope, key, fp) = (
-        format!("void:{peer}"),
-        order_id.clone(),
-        fingerprint(&[b"void"]),
-    );
-    let step = Idempotent {
-        scope: &scope,
-        key: &key,
-        fp: &fp,
-        conflict: STEP_CONFLICT,
+    let apply = async {
+        st.store
+            .void(peer.as_str(), &order_id, crate::now_ms())
+            .await
+            .map_err(|e| step_error(&order_id, "voiding", e))
     };
-    if let Some(r) = step.earlier(st.store.as_ref()).await? {
-        return Ok(r);
-    }
-    let done = st
-        .store
-        .void(peer.as_str(), &order_id, crate::now_ms())
-        .await
-        .map_err(|e| step_error(&order_id, "voiding", e))?;
-    log_step("voided", &peer, &order_id, &done);
-    step.answer(st.store.as_ref(), &receipt(&done.authorization))
-        .await
+    let step = Step {
+        what: "voided",
+        scope: format!("void:{peer}"),
+        key: order_id.clone(),
+        fp: fingerprint(&[b"void"]),
+    };
+    step.take(&st, &peer, &order_id, apply).await
 }
 
 /// The longest refund id accepted.
@@ -251,49 +235,75 @@ async fn refund(
             "a refund amount must be more than zero",
         ));
     }
-    // Refund ids are the merchant's, scoped to the order (as in the store): "cancel" on two
-    // orders is two refunds.
-    let (scope, key, fp) = (
-        format!("refund:{peer}"),
-        format!("{order_id}/{}", req.refund_id),
-        fingerprint(&[b"refund", order_id.as_bytes(), &req.amount.to_be_bytes()]),
-    );
-    let step = Idempotent {
-        scope: &scope,
-        key: &key,
-        fp: &fp,
-        conflict: STEP_CONFLICT,
+    let apply = async {
+        st.store
+            .refund(
+                peer.as_str(),
+                &order_id,
+                &req.refund_id,
+                req.amount,
+                crate::now_ms(),
+            )
+            .await
+            .map_err(|e| step_error(&order_id, "refunding", e))
     };
-    if let Some(r) = step.earlier(st.store.as_ref()).await? {
-        return Ok(r);
-    }
-    let done = st
-        .store
-        .refund(
-            peer.as_str(),
-            &order_id,
-            &req.refund_id,
-            req.amount,
-            crate::now_ms(),
-        )
-        .await
-        .map_err(|e| step_error(&order_id, "refunding", e))?;
-    log_step("refunded", &peer, &order_id, &done);
-    step.answer(st.store.as_ref(), &receipt(&done.authorization))
-        .await
+    let step = Step {
+        what: "refunded",
+        scope: format!("refund:{peer}"),
+        // Refund ids are the merchant's, scoped to the order (as in the store): "cancel" on
+        // two orders is two refunds.
+        key: format!("{order_id}/{}", req.refund_id),
+        fp: fingerprint(&[b"refund", order_id.as_bytes(), &req.amount.to_be_bytes()]),
+    };
+    step.take(&st, &peer, &order_id, apply).await
 }
 
-fn log_step(what: &'static str, merchant: &PartyId, order_id: &str, done: &Applied) {
-    let a = &done.authorization;
-    tracing::info!(
-        %order_id,
-        %merchant,
-        applied = done.applied,
-        captured = a.captured,
-        refunded = a.refunded,
-        status = %a.status,
-        "{what}"
-    );
+/// One payment step of the order's merchant under its idempotency key: an earlier identical
+/// request gets the first answer and moves nothing; otherwise the step is applied, logged
+/// and its receipt stored as the first answer.
+struct Step {
+    /// The log line's verb (`captured`, `voided`, `refunded`).
+    what: &'static str,
+    /// The idempotency scope (`capture:<merchant>`, …).
+    scope: String,
+    /// The key in the scope (the order id, `<order id>/<refund id>`).
+    key: String,
+    /// The request's fingerprint.
+    fp: Vec<u8>,
+}
+
+impl Step {
+    async fn take(
+        &self,
+        st: &IssuerState,
+        merchant: &PartyId,
+        order_id: &str,
+        apply: impl Future<Output = AppResult<Applied>>,
+    ) -> AppResult<Response> {
+        let step = Idempotent {
+            scope: &self.scope,
+            key: &self.key,
+            fp: &self.fp,
+            conflict: STEP_CONFLICT,
+        };
+        if let Some(r) = step.earlier(st.store.as_ref()).await? {
+            return Ok(r);
+        }
+        let done = apply.await?;
+        let a = &done.authorization;
+        tracing::info!(
+            %order_id,
+            %merchant,
+            applied = done.applied,
+            captured = a.captured,
+            refunded = a.refunded,
+            status = %a.status,
+            "{}",
+            self.what
+        );
+        step.answer(st.store.as_ref(), &receipt(&done.authorization))
+            .await
+    }
 }
 
 #[utoipa::path(post, path = PATH_PROOF_OF_DELIVERY, request_body = ProofOfDelivery, responses((status = 200, description = "Whether the carrier's proof verifies", body = DisputeAnswer)))]
