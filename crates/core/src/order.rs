@@ -125,6 +125,7 @@ pub struct Expiry {
 #[serde(deny_unknown_fields)]
 pub struct Card {
     /// The primary account number, digits only.
+    #[serde(serialize_with = "crate::secret::serialize_exposed")]
     pub number: Secret,
     /// The expiry month.
     pub expiry: Expiry,
@@ -152,8 +153,10 @@ pub enum PaymentMethod {
 #[serde(deny_unknown_fields)]
 pub struct Destination {
     /// Who receives the parcel.
+    #[serde(serialize_with = "crate::secret::serialize_exposed")]
     pub addressee: Secret,
     /// The delivery address.
+    #[serde(serialize_with = "crate::secret::serialize_exposed")]
     pub address: Secret,
 }
 

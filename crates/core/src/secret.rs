@@ -1,11 +1,13 @@
-//! Wrappers for secret values: zeroized on drop, redacted in `Debug` and `Display`.
+//! Wrappers for secret values: zeroized on drop, redacted in `Debug` and `Display`, written
+//! out by serde only where a field opts in with [`serialize_exposed`].
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 /// A secret string (card number, address, passphrase). It prints as `<redacted>`, is wiped
 /// from memory when dropped, exposes its value only through [`Secret::expose`], and compares
-/// in constant time (for equal lengths; the length is not secret).
+/// in constant time (for equal lengths; the length is not secret). A field that must carry
+/// it on the wire or to a file says so with `#[serde(serialize_with = "serialize_exposed")]`.
 #[derive(Clone, Default, Zeroize, ZeroizeOnDrop)]
 pub struct Secret(String);
 
@@ -58,10 +60,18 @@ impl core::fmt::Display for Secret {
     }
 }
 
+// Kept only until every serializing caller opts in with `serialize_exposed` (issue 11).
 impl Serialize for Secret {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0)
+        serialize_exposed(self, s)
     }
+}
+
+/// Writes a secret's value as a string: the explicit opt-in of a field that must carry it
+/// (`#[serde(serialize_with = "warifu_core::secret::serialize_exposed")]`), so that no
+/// struct holding a secret serializes it by accident.
+pub fn serialize_exposed<S: Serializer>(secret: &Secret, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&secret.0)
 }
 
 impl<'de> Deserialize<'de> for Secret {
