@@ -1,10 +1,13 @@
 //! Runs the real `warifu` binary: key center, issuance, seal and open from the shell, and the
 //! failures a user meets (wrong passphrase, damaged files, overwriting a master).
 
+mod common;
+
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
+use common::{Deployment, Options, ok};
 use serde_json::Value;
 
 const CARD: &str = "4111111111111111";
@@ -23,10 +26,8 @@ fn warifu(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
 }
 
 fn warifu_env(args: &[&dyn AsRef<std::ffi::OsStr>], pass_env: Option<&str>) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_warifu"));
-    cmd.args(args.iter().map(|a| a.as_ref()))
-        .env_remove("WARIFU_PASSPHRASE")
-        .stdin(Stdio::null());
+    let mut cmd = common::warifu();
+    cmd.args(args.iter().map(|a| a.as_ref()));
     if let Some(p) = pass_env {
         cmd.env("WARIFU_PASSPHRASE", p);
     }
@@ -39,17 +40,6 @@ fn stdout(o: &Output) -> String {
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-#[track_caller]
-fn ok(o: Output) -> Output {
-    assert!(
-        o.status.success(),
-        "warifu failed: {}\n{}",
-        stderr(&o),
-        stdout(&o)
-    );
-    o
 }
 
 /// Asserts a clean failure: exit code 1, one line `warifu: error: …` containing `expect`,
@@ -263,53 +253,20 @@ fn init_issue_show_seal_open_round_trip() {
     ]));
     let fwd = open_view_with_pass(&s, IDS[2], &part, &form);
     assert_eq!(fwd["fields"]["card"]["number"], CARD);
-    let out = warifu_env(
-        &[
-            &"open",
-            &"--key",
-            &key_path(&s.keys, IDS[3]),
-            &"--form",
-            &form,
-            &"--in",
-            &part,
-        ],
-        Some(KEY_PASS),
-    );
+    let out = open_as(&s, IDS[3], &[&"--form", &form, &"--in", &part]);
     fails(out, "no part for the carrier", &[CARD]);
 
     // The policy must be the one sealed under: the default policy file works, a changed one
     // does not.
     let policy = s.root.join("policy.toml");
     fs::write(&policy, ok(warifu(&[&"policy", &"default"])).stdout).expect("policy");
-    let out = warifu_env(
-        &[
-            &"open",
-            &"--key",
-            &key_path(&s.keys, IDS[1]),
-            &"--policy",
-            &policy,
-            &"--in",
-            &sealed,
-        ],
-        Some(KEY_PASS),
-    );
+    let out = open_as(&s, IDS[1], &[&"--policy", &policy, &"--in", &sealed]);
     ok(out);
     let custom = fs::read_to_string(&policy)
         .expect("policy")
         .replace("fax = [\"merchant\", \"issuer\", \"carrier\"]", "fax = []");
     fs::write(&policy, custom).expect("policy");
-    let out = warifu_env(
-        &[
-            &"open",
-            &"--key",
-            &key_path(&s.keys, IDS[1]),
-            &"--policy",
-            &policy,
-            &"--in",
-            &sealed,
-        ],
-        Some(KEY_PASS),
-    );
+    let out = open_as(&s, IDS[1], &[&"--policy", &policy, &"--in", &sealed]);
     fails(out, "another disclosure policy", &[CARD]);
 
     // A binary seal opens too; a tampered one is refused.
@@ -338,38 +295,15 @@ fn init_issue_show_seal_open_round_trip() {
     let last = bytes.len() - 1;
     bytes[last] ^= 1;
     fs::write(&bin, &bytes).expect("tamper");
-    let out = warifu_env(
-        &[
-            &"open",
-            &"--key",
-            &key_path(&s.keys, IDS[3]),
-            &"--form",
-            &form,
-            &"--in",
-            &bin,
-        ],
-        Some(KEY_PASS),
-    );
+    let out = open_as(&s, IDS[3], &[&"--form", &form, &"--in", &bin]);
     fails(out, "decryption failed", &[CARD, "Umeda"]);
     bytes.truncate(last - 10);
     fs::write(&bin, &bytes).expect("truncate");
-    let out = warifu_env(
-        &[&"open", &"--key", &key_path(&s.keys, IDS[3]), &"--in", &bin],
-        Some(KEY_PASS),
-    );
+    let out = open_as(&s, IDS[3], &[&"--in", &bin]);
     fails(out, "truncated", &[]);
 
     // The cardholder cannot open; nobody opens without the passphrase.
-    let out = warifu_env(
-        &[
-            &"open",
-            &"--key",
-            &key_path(&s.keys, IDS[0]),
-            &"--in",
-            &sealed,
-        ],
-        Some(KEY_PASS),
-    );
+    let out = open_as(&s, IDS[0], &[&"--in", &sealed]);
     fails(out, "is a cardholder", &[]);
     let out = warifu(&[
         &"open",
@@ -379,6 +313,14 @@ fn init_issue_show_seal_open_round_trip() {
         &sealed,
     ]);
     fails(out, "sealed under a passphrase", &[]);
+}
+
+/// `warifu open` with the key of `id`, its passphrase from the environment, and `args`.
+fn open_as(s: &Setup, id: &str, args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
+    let key = key_path(&s.keys, id);
+    let mut all: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![&"open", &"--key", &key];
+    all.extend_from_slice(args);
+    warifu_env(&all, Some(KEY_PASS))
 }
 
 fn open_view_with_pass(s: &Setup, id: &str, sealed: &Path, form: &Path) -> Value {
@@ -708,210 +650,29 @@ fn show_reads_a_sok_only_center() {
 // ------------------------------------------------------------------------------------------
 // Operators' lifecycle commands against separately served parties (issue 4).
 
-/// A served party, killed when dropped.
-struct Served(std::process::Child);
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// `warifu` without any operator token or passphrase from the environment.
 fn lifecycle_cmd(args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_warifu"));
-    cmd.args(args)
-        .env_remove("WARIFU_PASSPHRASE")
-        .env_remove("WARIFU_OPERATOR_TOKEN")
-        .stdin(Stdio::null());
+    let mut cmd = common::warifu();
+    cmd.args(args);
     cmd
-}
-
-/// Starts `warifu <party> serve …` and returns it with the URL it printed.
-fn lifecycle_serve(args: &[&str]) -> (Served, String) {
-    use std::io::{BufRead, BufReader};
-    let mut child = Served(
-        lifecycle_cmd(args)
-            .args(["--log", "warn"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn"),
-    );
-    let out = child.0.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(out).lines();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while std::time::Instant::now() < deadline {
-        let Some(Ok(line)) = lines.next() else { break };
-        if let Some(url) = line.split("listening on ").nth(1) {
-            return (child, url.trim().to_owned());
-        }
-    }
-    panic!("{args:?} did not print its address");
 }
 
 #[test]
 fn operators_advance_shipments_refund_and_read_statements() {
-    let tmp = tempfile::tempdir().expect("tmp");
+    let d = Deployment::start(Options {
+        operator_token: Some("op-token-7Hq2mWv9Lx4".into()),
+        ..Options::default()
+    });
     let p = |x: &Path| x.to_str().expect("utf-8").to_owned();
-    let (kc, keys, data) = (
-        tmp.path().join("kc"),
-        tmp.path().join("keys"),
-        tmp.path().join("data"),
+    let (data, carrier_url, merchant_url) = (
+        d.data.clone(),
+        d.carrier_url.clone(),
+        d.merchant_url.clone(),
     );
-    let dir = tmp.path().join("directory.json");
-    let token = tmp.path().join("operator.token");
-    fs::write(&token, "op-token-7Hq2mWv9Lx4\n").expect("token");
-    let card = "4539148803436467";
-    ok(lifecycle_cmd(&[
-        "keycenter",
-        "init",
-        "--dir",
-        &p(&kc),
-        "--k",
-        "16",
-        "--no-passphrase",
-    ])
-    .output()
-    .expect("run"));
-    ok(lifecycle_cmd(&[
-        "keycenter",
-        "issue",
-        "--dir",
-        &p(&kc),
-        "--out",
-        &p(&keys),
-        "merchant:shop.example",
-        "issuer:bank.example",
-        "carrier:post.example",
-        "cardholder:hanako@mail.example",
-    ])
-    .output()
-    .expect("run"));
-    let key = |name: &str| p(&keys.join(name));
-    ok(lifecycle_cmd(&[
-        "issuer",
-        "enroll",
-        "--data",
-        &p(&data),
-        "--card-id",
-        "c1",
-        "--cardholder",
-        "cardholder:hanako@mail.example",
-        "--name",
-        "Hanako Yamada",
-        "--expiry",
-        "2035-07",
-        "--limit",
-        "100000",
-    ])
-    .env("WARIFU_CARD_NUMBER", card)
-    .output()
-    .expect("run"));
-    let tok = p(&token);
-    let (_issuer, issuer_url) = lifecycle_serve(&[
-        "issuer",
-        "serve",
-        "--key",
-        &key("issuer_bank.example.key"),
-        "--data",
-        &p(&data),
-        "--operator-token-file",
-        &tok,
-    ]);
-    let (_carrier, carrier_url) = lifecycle_serve(&[
-        "carrier",
-        "serve",
-        "--key",
-        &key("carrier_post.example.key"),
-        "--data",
-        &p(&data),
-        "--operator-token-file",
-        &tok,
-    ]);
-    for (id, url) in [
-        ("issuer:bank.example", &issuer_url),
-        ("carrier:post.example", &carrier_url),
-    ] {
-        ok(lifecycle_cmd(&[
-            "keycenter",
-            "directory",
-            "add",
-            "--file",
-            &p(&dir),
-            "--id",
-            id,
-            "--endpoint",
-            url,
-        ])
-        .output()
-        .expect("run"));
-    }
-    let (_merchant, merchant_url) = lifecycle_serve(&[
-        "merchant",
-        "serve",
-        "--key",
-        &key("merchant_shop.example.key"),
-        "--data",
-        &p(&data),
-        "--directory",
-        &p(&dir),
-        "--issuer",
-        "issuer:bank.example",
-        "--carrier",
-        "carrier:post.example",
-        "--operator-token-file",
-        &tok,
-    ]);
-    ok(lifecycle_cmd(&[
-        "keycenter",
-        "directory",
-        "add",
-        "--file",
-        &p(&dir),
-        "--id",
-        "merchant:shop.example",
-        "--endpoint",
-        &merchant_url,
-    ])
-    .output()
-    .expect("run"));
-    let profile = tmp.path().join("hanako.json");
-    fs::write(
-        &profile,
-        format!(
-            r#"{{"name": "Hanako Yamada", "address": "1-1 Chiyoda, Tokyo", "telephone": "+81-3-0000-0000",
-            "card": {{"number": "{card}", "expiry": {{"year": 2035, "month": 7}}}},
-            "issuer": "issuer:bank.example",
-            "destination": {{"addressee": "Taro Suzuki", "address": "2-2 Umeda, Osaka"}}}}"#
-        ),
-    )
-    .expect("profile");
-    let bought = stdout(&ok(lifecycle_cmd(&[
-        "wallet",
-        "buy",
-        "--key",
-        &key("cardholder_hanako@mail.example.key"),
-        "--directory",
-        &p(&dir),
-        "--merchant",
-        "merchant:shop.example",
-        "--profile",
-        &p(&profile),
-        "--item",
-        "TEA-001:2",
-        "--installments",
-        "3",
-    ])
-    .output()
-    .expect("run")));
-    let order_id = bought
-        .split_whitespace()
-        .nth(1)
-        .expect("order id")
-        .trim_end_matches(':')
-        .to_owned();
+    let tok = p(d.token_file.as_deref().expect("token file"));
+    let card = common::HANAKO_CARD;
+    let bought = stdout(&ok(d.buy(&["--item", "TEA-001:2", "--installments", "3"])));
+    let order_id = common::order_id_of(&bought);
 
     // Without the token the operator routes answer operator_required.
     fails(

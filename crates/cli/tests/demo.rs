@@ -2,16 +2,11 @@
 //! matrix; and a whole deployment from separate commands (`keycenter`, `directory`,
 //! `issuer enroll`, three `serve` processes, `wallet buy`).
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
-fn warifu() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_warifu"));
-    c.env_remove("WARIFU_PASSPHRASE").stdin(Stdio::null());
-    c
-}
+use std::time::Instant;
+
+use common::{Deployment, MERCHANT, Options, ok, order_id_of, path, stdout_ok, warifu};
 
 /// The matrix row of `field`: its cells, merchant, issuer, carrier.
 fn row<'a>(out: &'a str, field: &str) -> Vec<&'a str> {
@@ -63,212 +58,26 @@ fn demo_runs_a_whole_purchase_and_prints_the_matrix() {
     assert!(!stdout.contains("4539148803436467") && !stderr.contains("4539148803436467"));
 }
 
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `warifu <party> serve …` and returns it with the URL it printed.
-fn serve(args: &[&str]) -> (Killed, String) {
-    let mut child = Killed(
-        warifu()
-            .args(args)
-            .args(["--log", "warn"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn"),
-    );
-    let stdout = child.0.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        let Some(Ok(line)) = lines.next() else { break };
-        if let Some(url) = line.split("listening on ").nth(1) {
-            return (child, url.trim().to_owned());
-        }
-    }
-    panic!("{args:?} did not print its address");
-}
-
-fn ok(c: &mut Command) -> String {
-    let out = c.output().expect("run");
-    assert!(
-        out.status.success(),
-        "{:?}\n{}\n{}",
-        c,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
-
 #[test]
 fn separate_processes_buy_through_the_directory() {
-    let tmp = tempfile::tempdir().expect("tmp");
-    let kc = tmp.path().join("kc");
-    let keys = tmp.path().join("keys");
-    let dir = tmp.path().join("directory.json");
-    ok(warifu().args([
-        "keycenter",
-        "init",
-        "--dir",
-        path(&kc),
-        "--k",
-        "16",
-        "--no-passphrase",
-    ]));
-    ok(warifu().args([
-        "keycenter",
-        "issue",
-        "--dir",
-        path(&kc),
-        "--out",
-        path(&keys),
-        "merchant:shop.example",
-        "issuer:bank.example",
-        "carrier:post.example",
-        "cardholder:hanako@mail.example",
-    ]));
-    let key = |name: &str| keys.join(name).to_str().expect("utf-8").to_owned();
-    let data = tmp.path().join("data");
-    ok(warifu()
-        .args([
-            "issuer",
-            "enroll",
-            "--data",
-            path(&data),
-            "--card-id",
-            "c1",
-            "--cardholder",
-            "cardholder:hanako@mail.example",
-            "--name",
-            "Hanako Yamada",
-            "--expiry",
-            "2035-07",
-            "--limit",
-            "100000",
-        ])
-        .env("WARIFU_CARD_NUMBER", "4539 1488 0343 6467"));
-    let (_issuer, issuer_url) = serve(&[
-        "issuer",
-        "serve",
-        "--key",
-        &key("issuer_bank.example.key"),
-        "--data",
-        path(&data),
-    ]);
-    let (_carrier, carrier_url) = serve(&[
-        "carrier",
-        "serve",
-        "--key",
-        &key("carrier_post.example.key"),
-        "--data",
-        path(&data),
-    ]);
-    for (id, url) in [
-        ("issuer:bank.example", &issuer_url),
-        ("carrier:post.example", &carrier_url),
-    ] {
-        ok(warifu().args([
-            "keycenter",
-            "directory",
-            "add",
-            "--file",
-            path(&dir),
-            "--id",
-            id,
-            "--endpoint",
-            url,
-        ]));
-    }
-    let (_merchant, merchant_url) = serve(&[
-        "merchant",
-        "serve",
-        "--key",
-        &key("merchant_shop.example.key"),
-        "--data",
-        path(&data),
-        "--directory",
-        path(&dir),
-        "--issuer",
-        "issuer:bank.example",
-        "--carrier",
-        "carrier:post.example",
-    ]);
-    ok(warifu().args([
-        "keycenter",
-        "directory",
-        "add",
-        "--file",
-        path(&dir),
-        "--id",
-        "merchant:shop.example",
-        "--endpoint",
-        &merchant_url,
-    ]));
-    let listed = ok(warifu().args(["keycenter", "directory", "list", "--file", path(&dir)]));
+    let d = Deployment::start(Options {
+        enroll_card: Some("4539 1488 0343 6467".into()),
+        ..Options::default()
+    });
+    let listed =
+        stdout_ok(warifu().args(["keycenter", "directory", "list", "--file", path(&d.dir)]));
     assert_eq!(listed.lines().count(), 3, "{listed}");
-    let profile = tmp.path().join("hanako.json");
-    std::fs::write(
-        &profile,
-        r#"{"name": "Hanako Yamada", "address": "1-1 Chiyoda, Tokyo", "telephone": "+81-3-0000-0000",
-            "card": {"number": "4539148803436467", "expiry": {"year": 2035, "month": 7}},
-            "issuer": "issuer:bank.example",
-            "destination": {"addressee": "Taro Suzuki", "address": "2-2 Umeda, Osaka"}}"#,
-    )
-    .expect("profile");
-    let bought = ok(warifu().args([
-        "wallet",
-        "buy",
-        "--key",
-        &key("cardholder_hanako@mail.example.key"),
-        "--directory",
-        path(&dir),
-        "--merchant",
-        "merchant:shop.example",
-        "--profile",
-        path(&profile),
-        "--item",
-        "TEA-001:2",
-        "--installments",
-        "3",
-    ]));
+    let bought =
+        String::from_utf8_lossy(&ok(d.buy(&["--item", "TEA-001:2", "--installments", "3"])).stdout)
+            .into_owned();
     assert!(
         bought.contains("captured") && bought.contains("approved"),
         "{bought}"
     );
     assert!(bought.contains("receipt verified"), "{bought}");
     // The order's three states, then a cancellation after capture: refunded.
-    let order_id = bought
-        .split_whitespace()
-        .nth(1)
-        .expect("order id")
-        .trim_end_matches(':')
-        .to_owned();
-    let wallet_cmd = |cmd: &str| {
-        ok(warifu().args([
-            "wallet",
-            cmd,
-            "--key",
-            &key("cardholder_hanako@mail.example.key"),
-            "--directory",
-            path(&dir),
-            "--merchant",
-            "merchant:shop.example",
-            "--order-id",
-            &order_id,
-        ]))
-    };
-    let status = wallet_cmd("status");
+    let order_id = order_id_of(&bought);
+    let status = d.wallet("status", &order_id);
     for needle in [
         "merchant: captured",
         "payment:  captured",
@@ -279,40 +88,14 @@ fn separate_processes_buy_through_the_directory() {
     ] {
         assert!(status.contains(needle), "{needle:?} missing:\n{status}");
     }
-    let cancelled = wallet_cmd("cancel");
+    let cancelled = d.wallet("cancel", &order_id);
     assert!(
         cancelled.contains(": refunded") && cancelled.contains("refunded 2400 JPY"),
         "{cancelled}"
     );
     // A fake merchant endpoint (the issuer's, which holds no merchant key) gets nothing.
-    ok(warifu().args([
-        "keycenter",
-        "directory",
-        "add",
-        "--file",
-        path(&dir),
-        "--id",
-        "merchant:shop.example",
-        "--endpoint",
-        &carrier_url,
-    ]));
-    let out = warifu()
-        .args([
-            "wallet",
-            "buy",
-            "--key",
-            &key("cardholder_hanako@mail.example.key"),
-            "--directory",
-            path(&dir),
-            "--merchant",
-            "merchant:shop.example",
-            "--profile",
-            path(&profile),
-            "--item",
-            "TEA-001:1",
-        ])
-        .output()
-        .expect("run");
+    d.directory_add(MERCHANT, &d.carrier_url);
+    let out = d.buy(&["--item", "TEA-001:1"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -1,0 +1,332 @@
+//! Shared set-up of the CLI's integration tests: the `warifu` binary with a clean environment,
+//! served parties killed on drop, and a whole deployment from separate commands (key center,
+//! issuance, enrolment, three `serve` processes, the directory, the cardholder's profile).
+#![allow(dead_code)]
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The card number enrolled in a [`Deployment`] and written in its profile.
+pub const HANAKO_CARD: &str = "4539148803436467";
+/// The cardholder of a [`Deployment`].
+pub const HANAKO: &str = "cardholder:hanako@mail.example";
+/// The merchant of a [`Deployment`].
+pub const MERCHANT: &str = "merchant:shop.example";
+/// The issuer of a [`Deployment`].
+pub const ISSUER: &str = "issuer:bank.example";
+/// The carrier of a [`Deployment`].
+pub const CARRIER: &str = "carrier:post.example";
+
+/// `warifu` without any passphrase or operator token from the environment, and no terminal
+/// on stdin.
+pub fn warifu() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_warifu"));
+    c.env_remove("WARIFU_PASSPHRASE")
+        .env_remove("WARIFU_OPERATOR_TOKEN")
+        .stdin(Stdio::null());
+    c
+}
+
+/// Asserts that `o` succeeded, showing its output otherwise.
+#[track_caller]
+pub fn ok(o: Output) -> Output {
+    assert!(
+        o.status.success(),
+        "warifu failed: {}\n{}",
+        String::from_utf8_lossy(&o.stderr),
+        String::from_utf8_lossy(&o.stdout)
+    );
+    o
+}
+
+/// Runs `c`, asserts it succeeded, and returns its standard output.
+#[track_caller]
+pub fn stdout_ok(c: &mut Command) -> String {
+    let out = c.output().expect("run warifu");
+    assert!(
+        out.status.success(),
+        "{c:?}\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A path as the `&str` argument of a command.
+pub fn path(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+/// The order id of a `wallet buy` answer (`order <id>: …`).
+pub fn order_id_of(bought: &str) -> String {
+    bought
+        .split_whitespace()
+        .nth(1)
+        .expect("order id")
+        .trim_end_matches(':')
+        .to_owned()
+}
+
+/// A served party, killed when dropped.
+pub struct Served(pub Child);
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `warifu <party> serve …` and returns it with the URL it printed.
+pub fn serve(args: &[&str]) -> (Served, String) {
+    let mut child = Served(
+        warifu()
+            .args(args)
+            .args(["--log", "warn"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn"),
+    );
+    let out = child.0.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(out).lines();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let Some(Ok(line)) = lines.next() else { break };
+        if let Some(url) = line.split("listening on ").nth(1) {
+            return (child, url.trim().to_owned());
+        }
+    }
+    panic!("{args:?} did not print its address");
+}
+
+/// How to start a [`Deployment`].
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// The operator token every party serves with (written to a file), if any.
+    pub operator_token: Option<String>,
+    /// The merchant's disclosure policy (TOML text), if not the default.
+    pub merchant_policy: Option<String>,
+    /// The card number as given to `issuer enroll` (WARIFU_CARD_NUMBER); [`HANAKO_CARD`] if
+    /// `None`.
+    pub enroll_card: Option<String>,
+}
+
+/// A deployment of separate processes: a key center with k = 16 and no passphrase, keys for
+/// the four parties, Hanako's card enrolled (limit 100 000), the issuer, carrier and merchant
+/// served on SQLite under `data`, all three in the directory file, and Hanako's profile
+/// (card [`HANAKO_CARD`], destination "Taro Suzuki, 2-2 Umeda, Osaka").
+pub struct Deployment {
+    /// The temporary directory holding everything.
+    pub tmp: tempfile::TempDir,
+    /// The key files.
+    pub keys: PathBuf,
+    /// The parties' data directory.
+    pub data: PathBuf,
+    /// The directory file.
+    pub dir: PathBuf,
+    /// Hanako's wallet profile.
+    pub profile: PathBuf,
+    /// The operator token file, if the parties have one.
+    pub token_file: Option<PathBuf>,
+    /// The issuer's URL.
+    pub issuer_url: String,
+    /// The carrier's URL.
+    pub carrier_url: String,
+    /// The merchant's URL.
+    pub merchant_url: String,
+    _served: [Served; 3],
+}
+
+impl Deployment {
+    /// Starts a deployment as `opts` says.
+    pub fn start(opts: Options) -> Deployment {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let (kc, keys, data) = (
+            tmp.path().join("kc"),
+            tmp.path().join("keys"),
+            tmp.path().join("data"),
+        );
+        let dir = tmp.path().join("directory.json");
+        stdout_ok(warifu().args([
+            "keycenter",
+            "init",
+            "--dir",
+            path(&kc),
+            "--k",
+            "16",
+            "--no-passphrase",
+        ]));
+        stdout_ok(warifu().args([
+            "keycenter",
+            "issue",
+            "--dir",
+            path(&kc),
+            "--out",
+            path(&keys),
+            MERCHANT,
+            ISSUER,
+            CARRIER,
+            HANAKO,
+        ]));
+        stdout_ok(
+            warifu()
+                .args([
+                    "issuer",
+                    "enroll",
+                    "--data",
+                    path(&data),
+                    "--card-id",
+                    "c1",
+                    "--cardholder",
+                    HANAKO,
+                    "--name",
+                    "Hanako Yamada",
+                    "--expiry",
+                    "2035-07",
+                    "--limit",
+                    "100000",
+                ])
+                .env(
+                    "WARIFU_CARD_NUMBER",
+                    opts.enroll_card.as_deref().unwrap_or(HANAKO_CARD),
+                ),
+        );
+        let token_file = opts.operator_token.as_ref().map(|t| {
+            let file = tmp.path().join("operator.token");
+            fs::write(&file, format!("{t}\n")).expect("token");
+            file
+        });
+        let serve_party = |party: &str, key: &str, extra: &[&str]| {
+            let key = keys.join(key);
+            let mut args = vec![party, "serve", "--key", path(&key), "--data", path(&data)];
+            args.extend_from_slice(extra);
+            if let Some(t) = &token_file {
+                args.extend(["--operator-token-file", path(t)]);
+            }
+            serve(&args)
+        };
+        let add = |id: &str, url: &str| {
+            stdout_ok(warifu().args([
+                "keycenter",
+                "directory",
+                "add",
+                "--file",
+                path(&dir),
+                "--id",
+                id,
+                "--endpoint",
+                url,
+            ]));
+        };
+        let (issuer, issuer_url) = serve_party("issuer", "issuer_bank.example.key", &[]);
+        let (carrier, carrier_url) = serve_party("carrier", "carrier_post.example.key", &[]);
+        add(ISSUER, &issuer_url);
+        add(CARRIER, &carrier_url);
+        let policy = opts.merchant_policy.as_ref().map(|text| {
+            let file = tmp.path().join("merchant-policy.toml");
+            fs::write(&file, text).expect("policy");
+            file
+        });
+        let mut merchant_extra = vec![
+            "--directory",
+            path(&dir),
+            "--issuer",
+            ISSUER,
+            "--carrier",
+            CARRIER,
+        ];
+        if let Some(p) = &policy {
+            merchant_extra.extend(["--policy", path(p)]);
+        }
+        let (merchant, merchant_url) =
+            serve_party("merchant", "merchant_shop.example.key", &merchant_extra);
+        add(MERCHANT, &merchant_url);
+        let profile = tmp.path().join("hanako.json");
+        fs::write(
+            &profile,
+            format!(
+                r#"{{"name": "Hanako Yamada", "address": "1-1 Chiyoda, Tokyo", "telephone": "+81-3-0000-0000",
+            "card": {{"number": "{HANAKO_CARD}", "expiry": {{"year": 2035, "month": 7}}}},
+            "issuer": "{ISSUER}",
+            "destination": {{"addressee": "Taro Suzuki", "address": "2-2 Umeda, Osaka"}}}}"#
+            ),
+        )
+        .expect("profile");
+        Deployment {
+            tmp,
+            keys,
+            data,
+            dir,
+            profile,
+            token_file,
+            issuer_url,
+            carrier_url,
+            merchant_url,
+            _served: [issuer, carrier, merchant],
+        }
+    }
+
+    /// The key file of a party's key (`merchant_shop.example.key`, …).
+    pub fn key(&self, name: &str) -> String {
+        path(&self.keys.join(name)).to_owned()
+    }
+
+    /// Hanako's key file.
+    pub fn hanako_key(&self) -> String {
+        self.key("cardholder_hanako@mail.example.key")
+    }
+
+    /// `warifu keycenter directory add` of `id` at `url` to the deployment's directory.
+    pub fn directory_add(&self, id: &str, url: &str) {
+        stdout_ok(warifu().args([
+            "keycenter",
+            "directory",
+            "add",
+            "--file",
+            path(&self.dir),
+            "--id",
+            id,
+            "--endpoint",
+            url,
+        ]));
+    }
+
+    /// `warifu wallet buy` from the merchant as Hanako, with `extra` arguments (items, …).
+    pub fn buy(&self, extra: &[&str]) -> Output {
+        let key = self.hanako_key();
+        let mut args = vec![
+            "wallet",
+            "buy",
+            "--key",
+            &key,
+            "--directory",
+            path(&self.dir),
+            "--merchant",
+            MERCHANT,
+            "--profile",
+            path(&self.profile),
+        ];
+        args.extend_from_slice(extra);
+        warifu().args(args).output().expect("run")
+    }
+
+    /// `warifu wallet <cmd>` (status, cancel) of an order, as Hanako; its standard output.
+    pub fn wallet(&self, cmd: &str, order_id: &str) -> String {
+        stdout_ok(warifu().args([
+            "wallet",
+            cmd,
+            "--key",
+            &self.hanako_key(),
+            "--directory",
+            path(&self.dir),
+            "--merchant",
+            MERCHANT,
+            "--order-id",
+            order_id,
+        ]))
+    }
+}
