@@ -130,13 +130,7 @@ async fn tampered_and_truncated_parts_are_refused_opaquely() {
         },
     ];
     for (i, mutate) in cases.iter().enumerate() {
-        let form = env
-            .alice
-            .order_form(&env.merchant(), false)
-            .await
-            .expect("form");
-        let order = Fill::default().order(&form).expect("order");
-        let mut bad = env.alice.seal(&form, &order, &env.issuer()).expect("seal");
+        let (form, _, mut bad) = env.sealed_at(&env.merchant(), false).await;
         mutate(&mut bad);
         let (status, code, verified) =
             refusal(env.alice.submit(&bad).await.expect_err("tampered accepted"));
@@ -168,23 +162,9 @@ async fn tampered_and_truncated_parts_are_refused_opaquely() {
                 .is_none_or(|a| !a.approved())
         );
     }
-    let card = env
-        .local
-        .issuer
-        .store()
-        .get_card("card-1")
-        .await
-        .expect("r")
-        .expect("card");
-    assert_eq!(card.available, 100_000);
+    assert_eq!(env.available().await, 100_000);
     // A genuine bundle still goes through.
-    let form = env
-        .alice
-        .order_form(&env.merchant(), false)
-        .await
-        .expect("form");
-    let order = Fill::default().order(&form).expect("order");
-    let sealed = env.alice.seal(&form, &order, &env.issuer()).expect("seal");
+    let (_, _, sealed) = env.sealed_at(&env.merchant(), false).await;
     let ok = env.alice.submit(&sealed).await.expect("genuine");
     assert_eq!(ok.state, "captured");
     common::finish(env).await;
@@ -196,13 +176,7 @@ async fn unknown_issuer_and_a_peer_that_is_down() {
         return;
     };
     let original: Directory = (*env.local.directory.get()).clone();
-    let form = env
-        .alice
-        .order_form(&env.merchant(), false)
-        .await
-        .expect("form");
-    let order = Fill::default().order(&form).expect("order");
-    let sealed = env.alice.seal(&form, &order, &env.issuer()).expect("seal");
+    let (form, _, sealed) = env.sealed_at(&env.merchant(), false).await;
     // The issuer leaves the directory: the merchant refuses before writing anything.
     let mut without = original.clone();
     assert!(without.remove(&env.issuer()));
@@ -247,15 +221,7 @@ async fn unknown_issuer_and_a_peer_that_is_down() {
     let done = env.alice.submit(&sealed).await.expect("resumed");
     assert_eq!(done.state, "captured");
     assert_eq!(env.alice.submit(&sealed).await.expect("again"), done);
-    let card = env
-        .local
-        .issuer
-        .store()
-        .get_card("card-1")
-        .await
-        .expect("r")
-        .expect("card");
-    assert_eq!(card.available, 100_000 - 5_900);
+    assert_eq!(env.available().await, 100_000 - 5_900);
     // A bundle for another merchant is not for this one.
     let other = common::id("merchant:elsewhere.example");
     let mut d: Directory = (*env.local.directory.get()).clone();
@@ -306,13 +272,7 @@ async fn an_order_sealed_under_another_scheme_gets_scheme_mismatch() {
     let Some(env) = common::start(Db::Sqlite).await else {
         return;
     };
-    let form = env
-        .alice
-        .order_form(&env.merchant(), false)
-        .await
-        .expect("form");
-    let order = Fill::default().order(&form).expect("order");
-    let sealed = env.alice.seal(&form, &order, &env.issuer()).expect("seal");
+    let (_, _, sealed) = env.sealed_at(&env.merchant(), false).await;
     assert_eq!(sealed.header.scheme, warifu_core::keysource::Scheme::Hybrid);
     for other in [
         warifu_core::keysource::Scheme::Blom,

@@ -9,19 +9,12 @@ use warifu_services::cardholder::Purchase;
 use warifu_services::protocol::merchant_issuer::DeclineReason;
 use warifu_store::{CardStatus, OrderState};
 
-async fn buy(env: &common::Env, digital: bool, fill: &Fill) -> Purchase {
-    env.alice
-        .purchase(&env.merchant(), &env.issuer(), digital, |f| fill.order(f))
-        .await
-        .expect("purchase")
-}
-
 async fn approved(db: Db) {
     let Some(env) = common::start(db).await else {
         return;
     };
     // With a carrier: authorized, then shipped with a tracking number.
-    let p = buy(&env, false, &Fill::default()).await;
+    let p = env.buy(false, &Fill::default()).await;
     let order_id = p.form.order_id.clone();
     assert_eq!(p.outcome.state, "captured", "{:?}", p.outcome);
     let d = p.outcome.decision.clone().expect("decision");
@@ -46,15 +39,7 @@ async fn approved(db: Db) {
     assert_eq!(order.tracking_number.as_deref(), Some(tracking.as_str()));
     assert!(order.carrier_part.is_none(), "carrier part kept after use");
     // The issuer holds the amount.
-    let card = env
-        .local
-        .issuer
-        .store()
-        .get_card("card-1")
-        .await
-        .expect("read")
-        .expect("card");
-    assert_eq!(card.available, 100_000 - 5_900);
+    assert_eq!(env.available().await, 100_000 - 5_900);
     // The cardholder tracks with the carrier and sees the destination it sealed; the status
     // at the merchant is the same.
     let t = env
@@ -74,7 +59,7 @@ async fn approved(db: Db) {
     assert_eq!(status, p.outcome);
 
     // Without a carrier (digital goods, 【0052】): authorized, nothing shipped.
-    let p = buy(&env, true, &Fill::default()).await;
+    let p = env.buy(true, &Fill::default()).await;
     assert_eq!(p.outcome.state, "captured", "{:?}", p.outcome);
     assert!(p.outcome.decision.as_ref().is_some_and(|d| d.approved()));
     assert!(p.outcome.carrier.is_none() && p.outcome.tracking_number.is_none());
@@ -116,7 +101,7 @@ async fn declines(db: Db) {
         (wrong_name, DeclineReason::CardMismatch),
         (wrong_expiry, DeclineReason::CardMismatch),
     ] {
-        let p = buy(&env, false, &fill).await;
+        let p = env.buy(false, &fill).await;
         assert_declined(&env, &p, reason).await;
     }
     // Over the limit (100 000 JPY): 29 cups.
@@ -124,7 +109,7 @@ async fn declines(db: Db) {
         picks: vec![("CUP-002", 29)],
         ..Fill::default()
     };
-    let p = buy(&env, false, &big).await;
+    let p = env.buy(false, &big).await;
     assert_declined(&env, &p, DeclineReason::InsufficientCredit).await;
     // Blocked, then expired (by the issuer's status), with and without a carrier.
     assert!(
@@ -133,15 +118,15 @@ async fn declines(db: Db) {
             .await
             .expect("status")
     );
-    let p = buy(&env, false, &Fill::default()).await;
+    let p = env.buy(false, &Fill::default()).await;
     assert_declined(&env, &p, DeclineReason::Blocked).await;
-    let p = buy(&env, true, &Fill::default()).await;
+    let p = env.buy(true, &Fill::default()).await;
     assert_declined(&env, &p, DeclineReason::Blocked).await;
     issuer_store
         .set_card_status("card-1", CardStatus::Expired)
         .await
         .expect("status");
-    let p = buy(&env, false, &Fill::default()).await;
+    let p = env.buy(false, &Fill::default()).await;
     assert_declined(&env, &p, DeclineReason::Expired).await;
     // A cardholder the issuer does not know (holding a genuine key).
     let bob_id = common::id("cardholder:bob@mail.example");
@@ -194,25 +179,9 @@ async fn assert_declined(env: &common::Env, p: &Purchase, reason: DeclineReason)
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn approved_on_sqlite() {
-    approved(Db::Sqlite).await;
-}
+common::on_both_databases!(approved: approved_on_sqlite, approved_on_postgres);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn approved_on_postgres() {
-    approved(Db::Postgres).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn declines_on_sqlite() {
-    declines(Db::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn declines_on_postgres() {
-    declines(Db::Postgres).await;
-}
+common::on_both_databases!(declines: declines_on_sqlite, declines_on_postgres);
 
 #[test]
 fn fixtures_are_consistent() {
@@ -325,13 +294,7 @@ async fn several_merchants_and_issuers_coexist() {
             .expect("a2")
             .is_empty()
     );
-    let shipments = env
-        .local
-        .carrier
-        .store()
-        .list_shipments(10, 0)
-        .await
-        .expect("shipments");
+    let shipments = env.shipments().await;
     let mut merchants: Vec<_> = shipments.iter().map(|s| s.merchant_id.clone()).collect();
     merchants.sort();
     assert_eq!(

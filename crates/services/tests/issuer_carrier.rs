@@ -100,6 +100,23 @@ fn code(r: Result<impl std::fmt::Debug, ClientError>) -> String {
     }
 }
 
+/// The error code of a refund of `amount` under `refund_id` at `path`.
+async fn refund_code(c: &PeerClient, path: &str, refund_id: &str, amount: u64) -> String {
+    let req = RefundRequest {
+        refund_id: refund_id.into(),
+        amount,
+    };
+    code(c.post::<_, PaymentReceipt>(path, &req).await)
+}
+
+/// The error code of a capture of `amount` at `path`.
+async fn capture_code(c: &PeerClient, path: &str, amount: Option<u64>) -> String {
+    code(
+        c.post::<_, PaymentReceipt>(path, &CaptureRequest { amount })
+            .await,
+    )
+}
+
 async fn raw(c: &PeerClient, path: &str, body: &impl serde::Serialize) -> Vec<u8> {
     let (_, b) = c
         .call_raw(Method::POST, path, serde_json::to_vec(body).expect("json"))
@@ -114,16 +131,6 @@ async fn payments(db: Db) {
     };
     let shop2 = client(&env, SHOP2, &env.issuer());
     let path = |t: &str, o: &str| merchant_issuer::order_path(t, o);
-    let available = || async {
-        env.local
-            .issuer
-            .store()
-            .get_card("card-1")
-            .await
-            .expect("read")
-            .expect("card")
-            .available
-    };
     hold(&env, SHOP2, "O-full", 1_000, PaymentMethod::LumpSum).await;
     hold(
         &env,
@@ -134,7 +141,7 @@ async fn payments(db: Db) {
     )
     .await;
     hold(&env, SHOP2, "O-void", 500, PaymentMethod::Bonus).await;
-    assert_eq!(available().await, 100_000 - 2_500);
+    assert_eq!(env.available().await, 100_000 - 2_500);
 
     // Read before anything moved.
     let r: PaymentReceipt = shop2
@@ -159,16 +166,9 @@ async fn payments(db: Db) {
     assert_eq!(first, again, "a retried capture answers the first answer");
     let r: PaymentReceipt = serde_json::from_slice(&first).expect("receipt");
     assert_eq!((r.state.as_str(), r.captured), ("captured", 1_000));
-    assert_eq!(available().await, 100_000 - 2_500);
+    assert_eq!(env.available().await, 100_000 - 2_500);
     // Capturing it again for another amount is a conflicting request.
-    assert_eq!(
-        code(
-            shop2
-                .post::<_, PaymentReceipt>(&cap, &CaptureRequest { amount: Some(10) })
-                .await
-        ),
-        "order_conflict"
-    );
+    assert_eq!(capture_code(&shop2, &cap, Some(10)).await, "order_conflict");
 
     // Partial capture: the rest of the hold is released.
     let r: PaymentReceipt = shop2
@@ -179,29 +179,25 @@ async fn payments(db: Db) {
         .await
         .expect("partial capture");
     assert_eq!((r.state.as_str(), r.captured), ("captured", 600));
-    assert_eq!(available().await, 100_000 - 1_000 - 600 - 500);
+    assert_eq!(env.available().await, 100_000 - 1_000 - 600 - 500);
     // More than held, or zero, is refused before anything moves.
     hold(&env, SHOP2, "O-big", 100, PaymentMethod::LumpSum).await;
     assert_eq!(
-        code(
-            shop2
-                .post::<_, PaymentReceipt>(
-                    &path(merchant_issuer::PATH_CAPTURE, "O-big"),
-                    &CaptureRequest { amount: Some(101) }
-                )
-                .await
-        ),
+        capture_code(
+            &shop2,
+            &path(merchant_issuer::PATH_CAPTURE, "O-big"),
+            Some(101)
+        )
+        .await,
         "invalid_transition"
     );
     assert_eq!(
-        code(
-            shop2
-                .post::<_, PaymentReceipt>(
-                    &path(merchant_issuer::PATH_CAPTURE, "O-big"),
-                    &CaptureRequest { amount: Some(0) }
-                )
-                .await
-        ),
+        capture_code(
+            &shop2,
+            &path(merchant_issuer::PATH_CAPTURE, "O-big"),
+            Some(0)
+        )
+        .await,
         "malformed_request"
     );
 
@@ -216,35 +212,15 @@ async fn payments(db: Db) {
     assert_eq!(first, again, "a retried refund answers the first answer");
     let r: PaymentReceipt = serde_json::from_slice(&first).expect("receipt");
     assert_eq!((r.state.as_str(), r.refunded), ("partially_refunded", 300));
-    assert_eq!(available().await, 100_000 - 1_000 - 300 - 500 - 100);
+    assert_eq!(env.available().await, 100_000 - 1_000 - 300 - 500 - 100);
     // The same refund id for another amount is a conflict, not a second refund.
     assert_eq!(
-        code(
-            shop2
-                .post::<_, PaymentReceipt>(
-                    &refunds,
-                    &RefundRequest {
-                        refund_id: "r-1".into(),
-                        amount: 200
-                    }
-                )
-                .await
-        ),
+        refund_code(&shop2, &refunds, "r-1", 200).await,
         "order_conflict"
     );
     // More than what is left of the capture.
     assert_eq!(
-        code(
-            shop2
-                .post::<_, PaymentReceipt>(
-                    &refunds,
-                    &RefundRequest {
-                        refund_id: "r-2".into(),
-                        amount: 301
-                    }
-                )
-                .await
-        ),
+        refund_code(&shop2, &refunds, "r-2", 301).await,
         "invalid_transition"
     );
     let r: PaymentReceipt = shop2
@@ -259,31 +235,11 @@ async fn payments(db: Db) {
         .expect("second refund");
     assert_eq!((r.state.as_str(), r.refunded), ("refunded", 600));
     assert_eq!(
-        code(
-            shop2
-                .post::<_, PaymentReceipt>(
-                    &refunds,
-                    &RefundRequest {
-                        refund_id: "r-3".into(),
-                        amount: 1
-                    }
-                )
-                .await
-        ),
+        refund_code(&shop2, &refunds, "r-3", 1).await,
         "invalid_transition"
     );
     assert_eq!(
-        code(
-            shop2
-                .post::<_, PaymentReceipt>(
-                    &refunds,
-                    &RefundRequest {
-                        refund_id: "bad id with spaces".into(),
-                        amount: 1
-                    }
-                )
-                .await
-        ),
+        refund_code(&shop2, &refunds, "bad id with spaces", 1).await,
         "malformed_request"
     );
 
@@ -313,17 +269,13 @@ async fn payments(db: Db) {
     }
     // Refunding a hold that was never captured, or voiding a captured one.
     assert_eq!(
-        code(
-            shop2
-                .post::<_, PaymentReceipt>(
-                    &path(merchant_issuer::PATH_REFUNDS, "O-big"),
-                    &RefundRequest {
-                        refund_id: "r-big".into(),
-                        amount: 1
-                    }
-                )
-                .await
-        ),
+        refund_code(
+            &shop2,
+            &path(merchant_issuer::PATH_REFUNDS, "O-big"),
+            "r-big",
+            1
+        )
+        .await,
         "invalid_transition"
     );
     assert_eq!(
@@ -402,7 +354,7 @@ async fn payments(db: Db) {
     assert_eq!(s.cards[0].status, "active");
     assert_eq!(
         (s.cards[0].credit_limit, s.cards[0].available),
-        (100_000, available().await)
+        (100_000, env.available().await)
     );
     let entry = |o: &str| {
         s.entries
@@ -486,20 +438,9 @@ async fn delivery(db: Db) {
         return;
     };
     let token = "op-token-Zq8v3LrT2";
-    env.local
-        .carrier
-        .guard()
-        .operator()
-        .set(OperatorAuth::token(token));
-    let carrier_url = env.local.endpoint(&env.carrier()).expect("carrier");
+    let carrier_url = env.carrier_operator(token);
 
-    let p = env
-        .alice
-        .purchase(&env.merchant(), &env.issuer(), false, |f| {
-            Fill::default().order(f)
-        })
-        .await
-        .expect("purchase");
+    let p = env.buy(false, &Fill::default()).await;
     let order_id = p.form.order_id.clone();
     let tracking = p.outcome.tracking_number.clone().expect("tracking number");
     let advance = operator::advance_path(&tracking);
@@ -922,17 +863,7 @@ async fn refunds_per_order(db: Db) {
         assert_eq!(r.refunded, 300 * (i as u64 + 1));
     }
     assert_eq!(
-        code(
-            shop2
-                .post::<_, PaymentReceipt>(
-                    &refunds,
-                    &RefundRequest {
-                        refund_id: "op-4".into(),
-                        amount: 1
-                    }
-                )
-                .await
-        ),
+        refund_code(&shop2, &refunds, "op-4", 1).await,
         "invalid_transition"
     );
     let audit = env.local.issuer.store().audit().await.expect("audit");
@@ -943,14 +874,7 @@ async fn refunds_per_order(db: Db) {
 /// A sealed order of the test cardholder that the deployment's merchant never sees: the test
 /// plays the merchant.
 async fn sealed(env: &common::Env) -> (OrderForm, Order, SealedOrder) {
-    let form = env
-        .alice
-        .order_form(&env.merchant(), false)
-        .await
-        .expect("form");
-    let order = Fill::default().order(&form).expect("order");
-    let sealed = env.alice.seal(&form, &order, &env.issuer()).expect("seal");
-    (form, order, sealed)
+    env.sealed_at(&env.merchant(), false).await
 }
 
 /// The merchant's side of one order: authorize at the issuer, ship, cancel.
@@ -1050,12 +974,7 @@ async fn cancel_and_liveness(db: Db) {
         return;
     };
     let token = "op-token-Zq8v3LrT2";
-    env.local
-        .carrier
-        .guard()
-        .operator()
-        .set(OperatorAuth::token(token));
-    let carrier_url = env.local.endpoint(&env.carrier()).expect("carrier");
+    let carrier_url = env.carrier_operator(token);
     let advance = |tracking: &str, to: &str| {
         let url = carrier_url.clone();
         let path = operator::advance_path(tracking);
@@ -1211,12 +1130,7 @@ async fn disputes_bind_the_carrier(db: Db) {
     let Some(env) = common::start(db).await else {
         return;
     };
-    env.local
-        .carrier
-        .guard()
-        .operator()
-        .set(OperatorAuth::token("op-token-Zq8v3LrT2"));
-    let carrier_url = env.local.endpoint(&env.carrier()).expect("carrier");
+    let carrier_url = env.carrier_operator("op-token-Zq8v3LrT2");
     let m = AsMerchant::new(&env).await;
     let d = m.authorize().await;
     let r = m.ship(&d).await.expect("ship");
@@ -1331,52 +1245,20 @@ async fn disputes_bind_the_carrier(db: Db) {
     common::finish(env).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn refunds_per_order_sqlite() {
-    refunds_per_order(Db::Sqlite).await;
-}
+common::on_both_databases!(refunds_per_order: refunds_per_order_sqlite, refunds_per_order_postgres);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn refunds_per_order_postgres() {
-    refunds_per_order(Db::Postgres).await;
-}
+common::on_both_databases!(
+    cancel_and_liveness:
+    cancel_and_liveness_sqlite,
+    cancel_and_liveness_postgres
+);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cancel_and_liveness_sqlite() {
-    cancel_and_liveness(Db::Sqlite).await;
-}
+common::on_both_databases!(
+    disputes_bind_the_carrier:
+    disputes_bind_the_carrier_sqlite,
+    disputes_bind_the_carrier_postgres
+);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cancel_and_liveness_postgres() {
-    cancel_and_liveness(Db::Postgres).await;
-}
+common::on_both_databases!(payments: payments_sqlite, payments_postgres);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn disputes_bind_the_carrier_sqlite() {
-    disputes_bind_the_carrier(Db::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn disputes_bind_the_carrier_postgres() {
-    disputes_bind_the_carrier(Db::Postgres).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn payments_sqlite() {
-    payments(Db::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn payments_postgres() {
-    payments(Db::Postgres).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn delivery_sqlite() {
-    delivery(Db::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn delivery_postgres() {
-    delivery(Db::Postgres).await;
-}
+common::on_both_databases!(delivery: delivery_sqlite, delivery_postgres);

@@ -13,7 +13,7 @@ use common::{Db, Fill};
 use warifu_core::PartyId;
 use warifu_core::sealed::SealedOrder;
 use warifu_services::cardholder::CardholderError;
-use warifu_services::dev::local::{Local, LocalOptions, Storage};
+use warifu_services::dev::local::Local;
 use warifu_services::directory::{Directory, Entry};
 use warifu_services::merchant::worker::{Worker, WorkerOptions};
 use warifu_services::merchant::{self, MerchantConfig, MerchantState};
@@ -65,9 +65,7 @@ async fn state_of(env: &common::Env, order_id: &str) -> OrderState {
 
 /// A sealed bundle for a fresh form at `merchant` (not yet submitted).
 async fn sealed(env: &common::Env, merchant: &PartyId, digital: bool) -> SealedOrder {
-    let form = env.alice.order_form(merchant, digital).await.expect("form");
-    let order = Fill::default().order(&form).expect("order");
-    env.alice.seal(&form, &order, &env.issuer()).expect("seal")
+    env.sealed_at(merchant, digital).await.2
 }
 
 fn refusal(e: CardholderError) -> (u16, String) {
@@ -518,25 +516,10 @@ async fn outage_cancel_and_restart(db: Db) {
     }
     local.directory.replace(original).expect("restore");
     local.stop().await;
-    let mut opts = LocalOptions::new(tmp.path(), common::K);
-    if let Some(prefix) = &schema_prefix {
-        opts.storage = Storage::Postgres {
-            url: common::postgres_url(),
-            schema_prefix: prefix.clone(),
-        };
-    }
+    let mut opts = common::options(tmp.path(), schema_prefix.as_deref());
     opts.worker = Some(WorkerOptions::fast());
     let local = Local::start(opts).await.expect("restart");
-    let alice_id = common::id("cardholder:hanako@mail.example");
-    let alice = local.cardholder(&alice_id).expect("cardholder");
-    let env = common::Env {
-        local,
-        tmp,
-        alice,
-        alice_id,
-        db,
-        schema_prefix,
-    };
+    let env = common::Env::with_local(local, tmp, db, schema_prefix);
     wait_state(
         &**env.local.merchant.store(),
         &b_id,
@@ -544,13 +527,7 @@ async fn outage_cancel_and_restart(db: Db) {
         10,
     )
     .await;
-    let shipments = env
-        .local
-        .carrier
-        .store()
-        .list_shipments(10, 0)
-        .await
-        .expect("shipments");
+    let shipments = env.shipments().await;
     // A's cancellation reached the carrier once it was back: at most a tombstone.
     let shipped: Vec<&str> = shipments
         .iter()
@@ -566,15 +543,7 @@ async fn outage_cancel_and_restart(db: Db) {
     let done = env.alice.submit(&b).await.expect("resubmit");
     assert_eq!(done.state, "captured");
     assert_books(&env, 1).await;
-    let card = env
-        .local
-        .issuer
-        .store()
-        .get_card("card-1")
-        .await
-        .expect("r")
-        .expect("card");
-    assert_eq!(card.available, 100_000 - AMOUNT);
+    assert_eq!(env.available().await, 100_000 - AMOUNT);
     common::finish(env).await;
 }
 
@@ -657,44 +626,19 @@ async fn carrier_refuses(db: Db) {
     common::finish(env).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn captured_delivered_refunded_on_sqlite() {
-    captured_delivered_refunded(Db::Sqlite).await;
-}
+common::on_both_databases!(
+    captured_delivered_refunded:
+    captured_delivered_refunded_on_sqlite,
+    captured_delivered_refunded_on_postgres
+);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn captured_delivered_refunded_on_postgres() {
-    if std::env::var("WARIFU_TEST_POSTGRES").is_err() {
-        return;
-    }
-    captured_delivered_refunded(Db::Postgres).await;
-}
+common::on_both_databases!(
+    outage_cancel_and_restart:
+    outage_cancel_and_restart_on_sqlite,
+    outage_cancel_and_restart_on_postgres
+);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn outage_cancel_and_restart_on_sqlite() {
-    outage_cancel_and_restart(Db::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn outage_cancel_and_restart_on_postgres() {
-    if std::env::var("WARIFU_TEST_POSTGRES").is_err() {
-        return;
-    }
-    outage_cancel_and_restart(Db::Postgres).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn carrier_refuses_on_sqlite() {
-    carrier_refuses(Db::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn carrier_refuses_on_postgres() {
-    if std::env::var("WARIFU_TEST_POSTGRES").is_err() {
-        return;
-    }
-    carrier_refuses(Db::Postgres).await;
-}
+common::on_both_databases!(carrier_refuses: carrier_refuses_on_sqlite, carrier_refuses_on_postgres);
 
 /// The merchant's order state, waiting (at most 10 s) until it is `state`.
 async fn wait_for(env: &common::Env, order_id: &str, state: OrderState) {
@@ -914,15 +858,4 @@ async fn issue12(db: Db) {
     common::finish(env).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn issue12_on_sqlite() {
-    issue12(Db::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn issue12_on_postgres() {
-    if std::env::var("WARIFU_TEST_POSTGRES").is_err() {
-        return;
-    }
-    issue12(Db::Postgres).await;
-}
+common::on_both_databases!(issue12: issue12_on_sqlite, issue12_on_postgres);

@@ -154,13 +154,7 @@ async fn metrics_move_after_a_purchase(db: Db) {
     };
     assert_eq!(submits(&before), 0.0, "{before}");
 
-    let p = env
-        .alice
-        .purchase(&env.merchant(), &env.issuer(), false, |f| {
-            Fill::default().order(f)
-        })
-        .await
-        .expect("purchase");
+    let p = env.buy(false, &Fill::default()).await;
     let declined = Fill {
         name: "Wrong Name".into(),
         ..Fill::default()
@@ -247,13 +241,7 @@ async fn logs_correlate_by_order_id_and_hold_no_secret() {
     ] {
         guard.operator().set(OperatorAuth::token(TOKEN));
     }
-    let p = env
-        .alice
-        .purchase(&env.merchant(), &env.issuer(), false, |f| {
-            Fill::default().order(f)
-        })
-        .await
-        .expect("purchase");
+    let p = env.buy(false, &Fill::default()).await;
     let order_id = p.form.order_id.clone();
     env.alice
         .order_status(&env.merchant(), &order_id)

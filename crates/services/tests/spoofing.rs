@@ -194,13 +194,7 @@ async fn a_real_identifier_without_its_key_gets_nothing() {
 async fn sealed_pair(env: &common::Env) -> (SealedOrder, SealedOrder) {
     let mut out = Vec::new();
     for _ in 0..2 {
-        let form = env
-            .alice
-            .order_form(&env.merchant(), false)
-            .await
-            .expect("form");
-        let order = Fill::default().order(&form).expect("order");
-        out.push(env.alice.seal(&form, &order, &env.issuer()).expect("seal"));
+        out.push(env.sealed_at(&env.merchant(), false).await.2);
     }
     let b = out.pop().expect("b");
     (out.pop().expect("a"), b)
@@ -262,13 +256,7 @@ async fn a_man_in_the_middle_swapping_parts_between_two_orders_is_refused() {
         Some("sealed_part_invalid")
     );
     // A tampered body in transit breaks the session MAC.
-    let endpoint = env.local.endpoint(&env.merchant()).expect("endpoint");
-    let mut session = common::raw_handshake(
-        env.local.issue(&env.alice_id).expect("key").as_ref(),
-        &env.merchant(),
-        &endpoint,
-    )
-    .await;
+    let (endpoint, mut session) = env.alice_session().await;
     let body = serde_json::to_vec(&serde_json::json!({ "sealed": a })).expect("json");
     let (auth, _) = common::seal(&mut session, &Method::POST, "/v1/orders", &body);
     let other = serde_json::to_vec(&serde_json::json!({ "sealed": b })).expect("json");
@@ -314,13 +302,7 @@ async fn a_replayed_submission_is_never_processed_twice() {
     let other_client = env.local.cardholder(&env.alice_id).expect("client");
     assert_eq!(other_client.submit(&a).await.expect("new session"), first);
     // The same HTTP message replayed byte for byte: refused by the session.
-    let endpoint = env.local.endpoint(&env.merchant()).expect("endpoint");
-    let mut session = common::raw_handshake(
-        env.local.issue(&env.alice_id).expect("key").as_ref(),
-        &env.merchant(),
-        &endpoint,
-    )
-    .await;
+    let (endpoint, mut session) = env.alice_session().await;
     let body = serde_json::to_vec(&serde_json::json!({ "sealed": a })).expect("json");
     let (auth, record, status, _, _) =
         common::signed(&mut session, &endpoint, Method::POST, "/v1/orders", body).await;
@@ -369,25 +351,8 @@ async fn a_replayed_submission_is_never_processed_twice() {
         .await
         .expect("auths");
     assert_eq!(auths.len(), 1);
-    let card = env
-        .local
-        .issuer
-        .store()
-        .get_card("card-1")
-        .await
-        .expect("r")
-        .expect("card");
-    assert_eq!(card.available, 100_000 - 5_900);
-    assert_eq!(
-        env.local
-            .carrier
-            .store()
-            .list_shipments(10, 0)
-            .await
-            .expect("l")
-            .len(),
-        1
-    );
+    assert_eq!(env.available().await, 100_000 - 5_900);
+    assert_eq!(env.shipments().await.len(), 1);
     common::finish(env).await;
 }
 

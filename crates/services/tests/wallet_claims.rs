@@ -16,11 +16,7 @@ async fn a_post_authorization_state_needs_the_issuers_receipt() {
         return;
     };
     let fill = Fill::default();
-    let p = env
-        .alice
-        .purchase(&env.merchant(), &env.issuer(), false, |f| fill.order(f))
-        .await
-        .expect("purchase");
+    let p = env.buy(false, &fill).await;
     assert!(p.outcome.decision.as_ref().is_some_and(|d| d.approved()));
     env.alice
         .check_outcome(&p.sealed, &p.outcome)

@@ -8,8 +8,11 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use warifu_core::PartyId;
 use warifu_core::order::{Card, Destination, Expiry, Order, OrderForm, PaymentMethod};
-use warifu_services::cardholder::Cardholder;
+use warifu_core::sealed::SealedOrder;
+use warifu_services::cardholder::{Cardholder, Purchase};
 use warifu_services::dev::local::{Local, LocalOptions, Storage};
+use warifu_services::session::operator::OperatorAuth;
+use warifu_store::ShipmentRecord;
 
 /// The card number of the test cardholder (Luhn-valid, distinctive for the leak scan).
 pub const CARD: &str = "4539148803436467";
@@ -114,26 +117,38 @@ fn unique_prefix() -> String {
     )
 }
 
+/// The options of a deployment in `dir`, on PostgreSQL under `schema_prefix` if given, else
+/// on SQLite.
+pub fn options(dir: &std::path::Path, schema_prefix: Option<&str>) -> LocalOptions {
+    let mut opts = LocalOptions::new(dir, K);
+    if let Some(prefix) = schema_prefix {
+        opts.storage = Storage::Postgres {
+            url: postgres_url(),
+            schema_prefix: prefix.to_owned(),
+        };
+    }
+    opts
+}
+
+/// The test cardholder's identifier.
+pub fn alice_id() -> PartyId {
+    id("cardholder:hanako@mail.example")
+}
+
 /// Starts a deployment on `db` with the test cardholder enrolled (limit 100 000 JPY).
 /// Returns `None` only when PostgreSQL is skipped on purpose (WARIFU_SKIP_POSTGRES=1).
 pub async fn start(db: Db) -> Option<Env> {
     logs();
     let tmp = tempfile::tempdir().expect("tempdir");
-    let mut opts = LocalOptions::new(tmp.path(), K);
     let mut schema_prefix = None;
     if db == Db::Postgres {
         if skip_postgres() {
             eprintln!("WARIFU_SKIP_POSTGRES=1: skipping a PostgreSQL test");
             return None;
         }
-        let prefix = unique_prefix();
-        opts.storage = Storage::Postgres {
-            url: postgres_url(),
-            schema_prefix: prefix.clone(),
-        };
-        schema_prefix = Some(prefix);
+        schema_prefix = Some(unique_prefix());
     }
-    let local = match Local::start(opts).await {
+    let local = match Local::start(options(tmp.path(), schema_prefix.as_deref())).await {
         Ok(l) => l,
         Err(e) if db == Db::Postgres => panic!(
             "PostgreSQL at {} is unreachable or refused ({e}); start it, point WARIFU_TEST_POSTGRES \
@@ -142,23 +157,116 @@ pub async fn start(db: Db) -> Option<Env> {
         ),
         Err(e) => panic!("cannot start the deployment: {e}"),
     };
-    let alice_id = id("cardholder:hanako@mail.example");
     local
-        .enroll("card-1", &alice_id, NAME, CARD, EXPIRY, 100_000, "JPY")
+        .enroll("card-1", &alice_id(), NAME, CARD, EXPIRY, 100_000, "JPY")
         .await
         .expect("enroll");
-    let alice = local.cardholder(&alice_id).expect("cardholder");
-    Some(Env {
-        local,
-        tmp,
-        alice,
-        alice_id,
-        db,
-        schema_prefix,
-    })
+    Some(Env::with_local(local, tmp, db, schema_prefix))
 }
 
+/// Two tests of one scenario `async fn $scenario(db: Db)`: `$sqlite` on SQLite and
+/// `$postgres` on PostgreSQL.
+#[allow(unused_macros)]
+macro_rules! on_both_databases {
+    ($scenario:ident: $sqlite:ident, $postgres:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $sqlite() {
+            $scenario($crate::common::Db::Sqlite).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $postgres() {
+            $scenario($crate::common::Db::Postgres).await;
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use on_both_databases;
+
 impl Env {
+    /// The environment of a running deployment `local` (in `tmp`, on `db`) whose test
+    /// cardholder is enrolled.
+    pub fn with_local(
+        local: Local,
+        tmp: tempfile::TempDir,
+        db: Db,
+        schema_prefix: Option<String>,
+    ) -> Env {
+        let alice_id = alice_id();
+        let alice = local.cardholder(&alice_id).expect("cardholder");
+        Env {
+            local,
+            tmp,
+            alice,
+            alice_id,
+            db,
+            schema_prefix,
+        }
+    }
+    /// The test cardholder buys `fill` from the merchant, paying at the issuer (with the
+    /// carrier unless `digital`).
+    pub async fn buy(&self, digital: bool, fill: &Fill) -> Purchase {
+        self.alice
+            .purchase(&self.merchant(), &self.issuer(), digital, |f| fill.order(f))
+            .await
+            .expect("purchase")
+    }
+    /// A bundle of `Fill::default()` sealed by the test cardholder on a fresh form of
+    /// `merchant` (not submitted), for the issuer.
+    pub async fn sealed_at(
+        &self,
+        merchant: &PartyId,
+        digital: bool,
+    ) -> (OrderForm, Order, SealedOrder) {
+        let form = self
+            .alice
+            .order_form(merchant, digital)
+            .await
+            .expect("form");
+        let order = Fill::default().order(&form).expect("order");
+        let sealed = self
+            .alice
+            .seal(&form, &order, &self.issuer())
+            .expect("seal");
+        (form, order, sealed)
+    }
+    /// The test card's available credit at the issuer.
+    pub async fn available(&self) -> u64 {
+        self.local
+            .issuer
+            .store()
+            .get_card("card-1")
+            .await
+            .expect("read")
+            .expect("card")
+            .available
+    }
+    /// The carrier's shipments (the first ten).
+    pub async fn shipments(&self) -> Vec<ShipmentRecord> {
+        self.local
+            .carrier
+            .store()
+            .list_shipments(10, 0)
+            .await
+            .expect("shipments")
+    }
+    /// The merchant's endpoint and a session of the test cardholder with it, by a handshake
+    /// run by hand.
+    pub async fn alice_session(&self) -> (String, warifu_core::session::Session) {
+        let endpoint = self.local.endpoint(&self.merchant()).expect("endpoint");
+        let keys = self.local.issue(&self.alice_id).expect("key");
+        let session = raw_handshake(keys.as_ref(), &self.merchant(), &endpoint).await;
+        (endpoint, session)
+    }
+    /// Lets the carrier's operator in with `token`; the carrier's endpoint.
+    pub fn carrier_operator(&self, token: &str) -> String {
+        self.local
+            .carrier
+            .guard()
+            .operator()
+            .set(OperatorAuth::token(token));
+        self.local.endpoint(&self.carrier()).expect("carrier")
+    }
     /// The merchant's identifier.
     pub fn merchant(&self) -> PartyId {
         self.local.merchant.id().clone()
