@@ -73,6 +73,12 @@ pub enum ErrorCode {
     /// 409: the order or shipment is not in a state that allows this step (for example a
     /// refund before capture, or delivering a shipment not yet picked up).
     InvalidTransition,
+    /// 404: no card with this id at the issuer (operator card routes).
+    UnknownCard,
+    /// 404: no merchant webhook endpoint with this id.
+    UnknownWebhookEndpoint,
+    /// 409: a card or webhook endpoint with this id exists already.
+    AlreadyExists,
     /// 503: too many handshakes or sessions in progress; retry later.
     Busy,
     /// 429: too many key derivations for unknown identities from this source or in all;
@@ -84,7 +90,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for documentation and tests.
-    pub const ALL: [ErrorCode; 29] = [
+    pub const ALL: [ErrorCode; 32] = [
         ErrorCode::MalformedRequest,
         ErrorCode::PayloadTooLarge,
         ErrorCode::NotFound,
@@ -111,6 +117,9 @@ impl ErrorCode {
         ErrorCode::PeerError,
         ErrorCode::OperatorRequired,
         ErrorCode::InvalidTransition,
+        ErrorCode::UnknownCard,
+        ErrorCode::UnknownWebhookEndpoint,
+        ErrorCode::AlreadyExists,
         ErrorCode::Busy,
         ErrorCode::RateLimited,
         ErrorCode::Internal,
@@ -145,6 +154,9 @@ impl ErrorCode {
             ErrorCode::PeerError => "peer_error",
             ErrorCode::OperatorRequired => "operator_required",
             ErrorCode::InvalidTransition => "invalid_transition",
+            ErrorCode::UnknownCard => "unknown_card",
+            ErrorCode::UnknownWebhookEndpoint => "unknown_webhook_endpoint",
+            ErrorCode::AlreadyExists => "already_exists",
             ErrorCode::Busy => "busy",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Internal => "internal",
@@ -156,7 +168,10 @@ impl ErrorCode {
         match self {
             ErrorCode::MalformedRequest => StatusCode::BAD_REQUEST,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorCode::NotFound | ErrorCode::UnknownOrder => StatusCode::NOT_FOUND,
+            ErrorCode::NotFound
+            | ErrorCode::UnknownOrder
+            | ErrorCode::UnknownCard
+            | ErrorCode::UnknownWebhookEndpoint => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::UnknownParty
             | ErrorCode::NotAddressedHere
@@ -173,7 +188,7 @@ impl ErrorCode {
             | ErrorCode::AuthenticationFailed
             | ErrorCode::StaleMessage
             | ErrorCode::OperatorRequired => StatusCode::UNAUTHORIZED,
-            ErrorCode::InvalidTransition => StatusCode::CONFLICT,
+            ErrorCode::InvalidTransition | ErrorCode::AlreadyExists => StatusCode::CONFLICT,
             ErrorCode::PeerUnavailable | ErrorCode::PeerNotAuthentic | ErrorCode::PeerError => {
                 StatusCode::BAD_GATEWAY
             }

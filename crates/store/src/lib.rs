@@ -34,6 +34,7 @@
 
 pub mod atrest;
 mod batch;
+mod cards;
 mod error;
 mod impls;
 mod migrate;
@@ -42,13 +43,16 @@ pub mod rules;
 mod sessions;
 mod sql;
 mod types;
+mod webhooks;
 
 use async_trait::async_trait;
 
+pub use cards::CardAdminStore;
 pub use error::{Result, StoreError};
 pub use open::{Store, StoreOptions, Synchronous};
 pub use sessions::SessionStore;
 pub use types::*;
+pub use webhooks::*;
 
 /// What every party's store offers: health and idempotency records.
 #[async_trait]
@@ -77,7 +81,7 @@ pub trait PartyStore: SessionStore + Send + Sync {
 
 /// The merchant's aggregate: order forms, orders as a state machine, and the outbox.
 #[async_trait]
-pub trait MerchantStore: PartyStore {
+pub trait MerchantStore: PartyStore + WebhookStore {
     /// Records an order form it issued. Fails with [`StoreError::Conflict`] if the id is taken.
     async fn put_order_form(&self, form: &OrderFormRecord) -> Result<()>;
 
@@ -160,7 +164,7 @@ pub trait MerchantStore: PartyStore {
 
 /// The issuer's aggregate: cards, authorizations and the double-entry ledger.
 #[async_trait]
-pub trait IssuerStore: PartyStore {
+pub trait IssuerStore: PartyStore + CardAdminStore {
     /// Enrolls a card and books its credit line in the ledger. Fails with
     /// [`StoreError::Conflict`] if the card id is taken.
     async fn enroll_card(&self, card: &NewCard) -> Result<CardRecord>;

@@ -42,6 +42,11 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("migrations/0005_at_rest.sql"),
     },
     Migration {
+        version: 6,
+        name: "merchant webhooks: endpoints, events recorded with each order transition, deliveries and their attempts",
+        sql: include_str!("migrations/0006_webhooks.sql"),
+    },
+    Migration {
         version: 8,
         name: "sessions: replay records shared by a party's replicas",
         sql: include_str!("migrations/0008_session_seen.sql"),

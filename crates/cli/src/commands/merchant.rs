@@ -1,5 +1,5 @@
 //! `warifu merchant`: the merchant's service alone, and its operator's commands (refund,
-//! cancel, dispute, orders) over the service's operator routes.
+//! cancel, dispute, orders, webhooks) over the service's operator routes.
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -14,7 +14,11 @@ use warifu_services::merchant;
 use warifu_services::merchant::MerchantConfig;
 use warifu_services::protocol::cardholder_merchant::OrderOutcome;
 use warifu_services::protocol::merchant_issuer::DisputeAnswer;
-use warifu_services::protocol::operator::{AdminOrderList, OperatorRefund};
+use warifu_services::protocol::operator::{
+    AdminOrderList, OperatorRefund, PATH_WEBHOOK_DELIVERIES, PATH_WEBHOOK_ENDPOINTS,
+    PATH_WEBHOOK_REPLAY, WebhookDeliveryList, WebhookEndpointChange, WebhookEndpointCreated,
+    WebhookEndpointList, WebhookEndpointRequest, WebhookReplayAnswer, WebhookReplayRequest,
+};
 use warifu_store::Party;
 
 use crate::support::files;
@@ -38,6 +42,111 @@ pub enum MerchantCommand {
     /// Answer a dispute: show the issuer the carrier's proof of delivery of a delivered
     /// order (no address in it) and print whether the issuer found it valid (operator).
     Dispute(OrderArgs),
+    /// The webhooks to the shop's backend: endpoints, the delivery log, replay (operator).
+    #[command(subcommand)]
+    Webhooks(WebhooksCommand),
+}
+
+/// `warifu merchant webhooks …`
+#[derive(Debug, Subcommand)]
+pub enum WebhooksCommand {
+    /// The delivery log, newest first: each event to each endpoint, its status and attempts.
+    List(WebhookListArgs),
+    /// Send failed deliveries again (or one event's, whatever their status), in order per
+    /// order, with the same event ids.
+    Replay(WebhookReplayArgs),
+    /// The configured endpoints (never their secrets).
+    Endpoints(OperatorArgs),
+    /// Add an endpoint; prints its signing secret once.
+    Add(WebhookAddArgs),
+    /// Change an endpoint: URL, events, enabled, or a new secret (printed once).
+    Set(WebhookSetArgs),
+}
+
+/// `warifu merchant webhooks list`
+#[derive(Debug, Args)]
+pub struct WebhookListArgs {
+    /// The service and the token.
+    #[command(flatten)]
+    pub op: OperatorArgs,
+    /// Only this order's deliveries.
+    #[arg(long, value_name = "ORDER_ID")]
+    pub order: Option<String>,
+    /// Only to this endpoint.
+    #[arg(long, value_name = "ID")]
+    pub endpoint: Option<String>,
+    /// Only this event's.
+    #[arg(long, value_name = "EVENT_ID")]
+    pub event: Option<String>,
+    /// Only `pending`, `delivered` or `failed` ones.
+    #[arg(long)]
+    pub status: Option<String>,
+    /// At most this many.
+    #[arg(long, default_value_t = 100)]
+    pub limit: u32,
+    /// Print every attempt (time, HTTP status, latency, error).
+    #[arg(long)]
+    pub attempts: bool,
+}
+
+/// `warifu merchant webhooks replay`
+#[derive(Debug, Args)]
+pub struct WebhookReplayArgs {
+    /// The service and the token.
+    #[command(flatten)]
+    pub op: OperatorArgs,
+    /// This event's deliveries, whatever their status (a resend).
+    #[arg(long, value_name = "EVENT_ID")]
+    pub event: Option<String>,
+    /// Only this order's failed deliveries.
+    #[arg(long, value_name = "ORDER_ID")]
+    pub order: Option<String>,
+    /// Only this endpoint's failed deliveries.
+    #[arg(long, value_name = "ID")]
+    pub endpoint: Option<String>,
+}
+
+/// `warifu merchant webhooks add`
+#[derive(Debug, Args)]
+pub struct WebhookAddArgs {
+    /// The service and the token.
+    #[command(flatten)]
+    pub op: OperatorArgs,
+    /// The endpoint's id (a–z, 0–9, '-', '_').
+    #[arg(value_name = "ENDPOINT_ID")]
+    pub endpoint_id: String,
+    /// Where the shop's backend receives events.
+    #[arg(long, value_name = "URL")]
+    pub endpoint_url: String,
+    /// Only these event types (comma-separated; default all).
+    #[arg(long, value_delimiter = ',')]
+    pub events: Vec<String>,
+}
+
+/// `warifu merchant webhooks set`
+#[derive(Debug, Args)]
+pub struct WebhookSetArgs {
+    /// The service and the token.
+    #[command(flatten)]
+    pub op: OperatorArgs,
+    /// The endpoint's id.
+    #[arg(value_name = "ENDPOINT_ID")]
+    pub endpoint_id: String,
+    /// A new URL.
+    #[arg(long, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+    /// New event types (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub events: Option<Vec<String>>,
+    /// Enable it.
+    #[arg(long, conflicts_with = "disable")]
+    pub enable: bool,
+    /// Disable it (nothing new is recorded for it; what is pending waits).
+    #[arg(long)]
+    pub disable: bool,
+    /// Derive a new signing secret (printed once).
+    #[arg(long)]
+    pub rotate_secret: bool,
 }
 /// An operator command on one order.
 #[derive(Debug, Args)]
@@ -95,6 +204,7 @@ pub fn merchant(cmd: &MerchantCommand) -> Result<()> {
         MerchantCommand::Cancel(a) => return merchant_cancel(a),
         MerchantCommand::Orders(a) => return merchant_orders(a),
         MerchantCommand::Dispute(a) => return merchant_dispute(a),
+        MerchantCommand::Webhooks(c) => return webhooks(c),
     };
     init_logs_as(&a.serve.log, a.serve.log_format);
     let keys = load_keys(&a.serve, Role::Merchant)?;
@@ -125,8 +235,10 @@ pub fn merchant(cmd: &MerchantCommand) -> Result<()> {
         let l = listen(a.serve.listen, state.id()).await?;
         let worker =
             warifu_services::merchant::worker::Worker::start(state.clone(), Default::default());
+        let webhooks = merchant::webhooks::Deliverer::start(state.clone(), Default::default());
         merchant::run(l, state, ctrl_c()).await?;
         worker.stop().await;
+        webhooks.stop().await;
         Ok(())
     })
 }
@@ -208,4 +320,159 @@ fn merchant_orders(a: &ListArgs) -> Result<()> {
             out
         })
     })
+}
+
+fn webhooks(cmd: &WebhooksCommand) -> Result<()> {
+    runtime()?.block_on(async {
+        match cmd {
+            WebhooksCommand::List(a) => webhooks_list(a).await,
+            WebhooksCommand::Replay(a) => {
+                let body = serde_json::to_value(WebhookReplayRequest {
+                    event_id: a.event.clone(),
+                    order_id: a.order.clone(),
+                    endpoint_id: a.endpoint.clone(),
+                })?;
+                let (r, raw): (WebhookReplayAnswer, _) =
+                    op_call(&a.op, true, PATH_WEBHOOK_REPLAY, Some(body)).await?;
+                answer(a.op.json, &raw, || {
+                    format!("{} deliveries queued again\n", r.replayed)
+                })
+            }
+            WebhooksCommand::Endpoints(op) => {
+                let (l, raw): (WebhookEndpointList, _) =
+                    op_call(op, false, PATH_WEBHOOK_ENDPOINTS, None).await?;
+                answer(op.json, &raw, || {
+                    let mut out = String::new();
+                    for e in &l.endpoints {
+                        let events = if e.events.is_empty() {
+                            "all events".to_owned()
+                        } else {
+                            e.events.join(",")
+                        };
+                        out.push_str(&format!(
+                            "{:<20} {:<8} {} ({events})\n",
+                            e.endpoint_id,
+                            if e.enabled { "enabled" } else { "disabled" },
+                            e.url
+                        ));
+                    }
+                    out
+                })
+            }
+            WebhooksCommand::Add(a) => {
+                let body = serde_json::to_value(WebhookEndpointRequest {
+                    endpoint_id: a.endpoint_id.clone(),
+                    url: a.endpoint_url.clone(),
+                    events: a.events.clone(),
+                })?;
+                let (c, raw): (WebhookEndpointCreated, _) =
+                    op_call(&a.op, true, PATH_WEBHOOK_ENDPOINTS, Some(body)).await?;
+                answer(a.op.json, &raw, || endpoint_line(&c))
+            }
+            WebhooksCommand::Set(a) => {
+                let enabled = match (a.enable, a.disable) {
+                    (true, _) => Some(true),
+                    (_, true) => Some(false),
+                    _ => None,
+                };
+                let body = serde_json::to_value(WebhookEndpointChange {
+                    url: a.endpoint_url.clone(),
+                    events: a.events.clone(),
+                    enabled,
+                    rotate_secret: a.rotate_secret,
+                })?;
+                let path = format!("{PATH_WEBHOOK_ENDPOINTS}/{}", a.endpoint_id);
+                let (c, raw): (WebhookEndpointCreated, _) =
+                    op_call(&a.op, true, &path, Some(body)).await?;
+                answer(a.op.json, &raw, || endpoint_line(&c))
+            }
+        }
+    })
+}
+
+fn endpoint_line(c: &WebhookEndpointCreated) -> String {
+    let e = &c.endpoint;
+    let mut out = format!(
+        "endpoint {} ({}): {}\n",
+        e.endpoint_id,
+        if e.enabled { "enabled" } else { "disabled" },
+        e.url
+    );
+    if let Some(s) = &c.secret {
+        out.push_str(&format!(
+            "signing secret (shown once; keep it in the shop's backend): {s}\n"
+        ));
+    }
+    out
+}
+
+async fn webhooks_list(a: &WebhookListArgs) -> Result<()> {
+    let mut query = vec![format!("limit={}", a.limit)];
+    for (k, v) in [
+        ("order_id", &a.order),
+        ("endpoint_id", &a.endpoint),
+        ("event_id", &a.event),
+        ("status", &a.status),
+    ] {
+        if let Some(v) = v {
+            query.push(format!("{k}={}", url_escape(v)));
+        }
+    }
+    let path = format!("{PATH_WEBHOOK_DELIVERIES}?{}", query.join("&"));
+    let (l, raw): (WebhookDeliveryList, _) = op_call(&a.op, false, &path, None).await?;
+    answer(a.op.json, &raw, || {
+        let mut out = String::new();
+        for d in &l.deliveries {
+            out.push_str(&format!(
+                "{} {:<16} {:<24} {:<28} {:<12} {:<9} attempts {}{}\n",
+                utc(d.created_at_ms),
+                d.event_type,
+                d.order_id,
+                d.event_id,
+                d.endpoint_id,
+                d.status,
+                d.attempts,
+                d.last_error
+                    .as_deref()
+                    .map(|e| format!(" (last: {e})"))
+                    .unwrap_or_default()
+            ));
+            if a.attempts {
+                for t in &d.log {
+                    out.push_str(&format!(
+                        "    #{} {} {} {} ms{}\n",
+                        t.attempt,
+                        utc(t.at_ms),
+                        t.http_status
+                            .map(|s| format!("HTTP {s}"))
+                            .unwrap_or_else(|| "no answer".into()),
+                        t.latency_ms,
+                        t.error
+                            .as_deref()
+                            .map(|e| format!(" {e}"))
+                            .unwrap_or_default()
+                    ));
+                }
+            }
+        }
+        out.push_str(&format!(
+            "{} deliveries shown; {} pending, {} failed (replay: warifu merchant webhooks replay)\n",
+            l.deliveries.len(),
+            l.pending,
+            l.failed
+        ));
+        out
+    })
+}
+
+/// Percent-escapes a query value (ids are plain, but a value is never trusted).
+fn url_escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b':' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

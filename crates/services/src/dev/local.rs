@@ -25,6 +25,7 @@ use crate::cardholder::Cardholder;
 use crate::carrier::{self, CarrierState};
 use crate::directory::{Directory, Entry, SharedDirectory};
 use crate::issuer::{self, IssuerState};
+use crate::merchant::webhooks::{Deliverer, DelivererHandle, WebhookOptions};
 use crate::merchant::worker::{Worker, WorkerHandle, WorkerOptions};
 use crate::merchant::{self, MerchantConfig, MerchantState};
 use crate::session::operator::OperatorAuth;
@@ -140,6 +141,7 @@ pub struct Local {
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<std::io::Result<()>>>,
     worker: Option<WorkerHandle>,
+    webhooks: Option<DelivererHandle>,
 }
 
 impl core::fmt::Debug for Local {
@@ -416,6 +418,9 @@ impl Local {
             .worker
             .clone()
             .map(|w| Worker::start(merchant.clone(), w));
+        let webhooks = worker
+            .as_ref()
+            .map(|_| Deliverer::start(merchant.clone(), WebhookOptions::default()));
         Ok(Local {
             merchant,
             issuer,
@@ -437,6 +442,7 @@ impl Local {
             shutdown: tx,
             tasks,
             worker,
+            webhooks,
         })
     }
 
@@ -527,9 +533,21 @@ impl Local {
         self.worker = Some(Worker::start(self.merchant.clone(), opts));
     }
 
+    /// Replaces the merchant's webhook deliverer (started with the outbox worker, default
+    /// options) by one with `opts`.
+    pub async fn start_webhooks(&mut self, opts: WebhookOptions) {
+        if let Some(d) = self.webhooks.take() {
+            d.stop().await;
+        }
+        self.webhooks = Some(Deliverer::start(self.merchant.clone(), opts));
+    }
+
     /// Stops the worker and the services (finishing in-flight requests) and closes the stores.
     pub async fn stop(mut self) {
         self.stop_worker().await;
+        if let Some(d) = self.webhooks.take() {
+            d.stop().await;
+        }
         let _ = self.shutdown.send(true);
         for t in self.tasks {
             match t.await {

@@ -139,6 +139,9 @@ fn describe_param(name: &str) -> &'static str {
         "order_id" => "The merchant's order id (from its order form).",
         "merchant" => "The merchant's identifier, e.g. `merchant:shop.example`.",
         "tracking_number" => "The carrier's tracking number.",
+        "card_id" => "The issuer's id of a card.",
+        "cardholder" => "The cardholder's identifier, e.g. `cardholder:hanako@mail.example`.",
+        "endpoint_id" => "The id of a merchant webhook endpoint.",
         _ => "A path parameter.",
     }
 }
@@ -238,6 +241,9 @@ pub fn finish(service: &str, mut api: OpenApi) -> OpenApi {
         ),
     );
     api.components = Some(ComponentsBuilder::from(components).build());
+    if service == "merchant" {
+        crate::protocol::webhooks::document(&mut api);
+    }
     api
 }
 

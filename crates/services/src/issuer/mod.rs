@@ -18,9 +18,12 @@
 //! - [`payments`]: the payment's lifecycle (capture, void, refunds), disputes, and the
 //!   carrier's liveness question.
 //! - [`statement`]: the cardholder's statement.
+//! - [`cards`]: the operator's card administration (enroll, block, limit, list, statement,
+//!   settlement) under `/v1/admin/…`.
 //! - [`dashboard`]: the operator's HTML dashboard.
 
 pub mod authorize;
+pub mod cards;
 pub mod dashboard;
 pub mod payments;
 pub mod state;
@@ -31,7 +34,6 @@ use std::sync::Arc;
 
 use axum::Router;
 use tokio::net::TcpListener;
-use utoipa_axum::router::OpenApiRouter;
 
 pub use state::IssuerState;
 
@@ -43,11 +45,12 @@ pub fn app(state: Arc<IssuerState>) -> Router {
         .merge(payments::routes())
         .merge(statement::routes())
         .with_state(state.clone());
+    let public = cards::routes().with_state(state.clone());
     let pages = dashboard::routes().with_state(state.clone());
     let ops = service::Ops::issuer(state.keys.clone(), state.store.clone());
     service::assemble_with(
         state.guard.clone(),
-        OpenApiRouter::new(),
+        public,
         authenticated,
         pages,
         ops,

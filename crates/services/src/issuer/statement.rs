@@ -82,6 +82,8 @@ pub async fn statement_for(
                 order_id: a.order_id,
                 merchant: a.merchant_id,
                 amount: a.amount,
+                captured: a.captured,
+                refunded: a.refunded,
                 currency: a.currency,
                 created_at_ms: a.created_at_ms,
             }

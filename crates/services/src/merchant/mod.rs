@@ -28,6 +28,7 @@
 //! - [`machine`]: the lifecycle: commands, events and the pure transition function.
 //! - [`worker`]: the outbox worker and the order steps it shares with the handlers.
 //! - [`dashboard`]: the operator's HTML dashboard.
+//! - [`webhooks`]: the webhooks to the shop's backend: delivery worker and operator routes.
 //! - [`links`]: payment links and their QR codes.
 
 pub mod admin;
@@ -37,6 +38,7 @@ pub mod lifecycle;
 pub mod links;
 pub mod machine;
 pub mod state;
+pub mod webhooks;
 pub mod worker;
 
 use std::future::Future;
@@ -57,6 +59,7 @@ pub fn app(state: Arc<MerchantState>) -> Router {
         .with_state(state.clone());
     let public = intake::public_routes()
         .merge(admin::routes())
+        .merge(webhooks::routes())
         .merge(links::routes())
         .with_state(state.clone());
     let pages = dashboard::routes().with_state(state.clone());

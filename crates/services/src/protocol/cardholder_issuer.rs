@@ -44,6 +44,12 @@ pub struct StatementEntry {
     /// The monthly instalments of what is owed (remainder on the first); empty for lump
     /// sum, revolving, bonus, and orders that owe nothing.
     pub instalments: Vec<u64>,
+    /// Captured so far, in minor units.
+    #[serde(default)]
+    pub captured: u64,
+    /// Refunded so far (a partly refunded order shows it here), in minor units.
+    #[serde(default)]
+    pub refunded: u64,
     /// When the issuer decided.
     pub created_at_ms: i64,
 }

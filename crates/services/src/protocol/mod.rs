@@ -13,6 +13,7 @@
 //!   shipment is accepted).
 //! - [`operator`]: the bodies and paths of the people who run a party (order list and refunds,
 //!   shipment list and moves).
+//! - [`webhooks`]: merchant → the shop's backend: the event body and its signature.
 //! - [`schema`]: OpenAPI schemas of the core types the bodies carry.
 //! - [`b64_array`], [`b64_opt`]: serde for MACs and digests.
 //!
@@ -28,6 +29,7 @@ pub mod merchant_carrier;
 pub mod merchant_issuer;
 pub mod operator;
 pub mod schema;
+pub mod webhooks;
 
 /// Serde for `[u8; N]` as unpadded base64url.
 pub mod b64_array {

@@ -293,6 +293,7 @@ async fn transition_in(c: &mut Conn, t: &Transition) -> Result<Option<AppliedTra
     for (scope, key, response) in &t.records {
         idempotency_put_in(&mut *c, scope, key, response).await?;
     }
+    super::webhooks::on_transition(c, t).await?;
     Ok(Some(AppliedTransition { order, outbox }))
 }
 

@@ -127,6 +127,7 @@ macro_rules! backend {
             const SQLITE: bool = $sqlite;
             use super::$write as run_write;
 
+            mod cards;
             mod carrier;
             mod common;
             mod datakeys;
@@ -134,10 +135,11 @@ macro_rules! backend {
             mod lifecycle;
             mod merchant;
             mod sessions;
+            mod webhooks;
 
             pub(crate) use {
-                carrier::*, common::*, datakeys::*, issuer::*, lifecycle::*, merchant::*,
-                sessions::*,
+                cards::*, carrier::*, common::*, datakeys::*, issuer::*, lifecycle::*,
+                merchant::*, sessions::*, webhooks::*,
             };
         }
     };
