@@ -893,7 +893,9 @@ fn sealed_vector(
     let src = world.source(CARDHOLDER, key_kind)?;
     let issuer = form.accepted_issuers[0].clone();
     // Vectors cover the 【0033】 variant too: the cardholder allows each form's policy.
-    let s = sealed::seal_within(
+    // Version 1 (gen_vectors_v2 writes the version-2 vectors).
+    let s = sealed::seal_version(
+        sealed::FORMAT_V1,
         form,
         order,
         &issuer,
@@ -1175,10 +1177,10 @@ fn sealed_fails(
         ));
     }
     let mut bytes = s.encode();
-    bytes[4] = 2;
+    bytes[4] = 3;
     binary.push((
         "version",
-        "format version byte set to 2".into(),
+        "format version byte set to 3 (1 and 2 are read)".into(),
         bytes,
         Role::Merchant,
     ));
@@ -1308,11 +1310,11 @@ fn sealed_fails(
         key_source: Some(kk.into()),
         ..FailVector::blank()
     });
-    let json = s.to_json().replacen("\"version\":1", "\"version\":2", 1);
+    let json = s.to_json().replacen("\"version\":1", "\"version\":3", 1);
     out.push(FailVector {
         name: format!("fail_{base}_json_version"),
         twin_of: base.clone(),
-        description: "JSON form with version 2".into(),
+        description: "JSON form with version 3".into(),
         operation: "open_sealed_json".into(),
         input_text: Some(json),
         open_as: Some("merchant".into()),

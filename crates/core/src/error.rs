@@ -34,6 +34,25 @@ pub enum Error {
     /// Two identifiers map to the same field element (refused at issuance).
     #[error("identifier {0} collides with an already issued identifier")]
     IdentifierCollision(String),
+    /// Issuing one more Blom key would pass the center's limit, a margin below the collusion
+    /// bound k (see `keycenter::margin`): k+1 key holders together recover the master.
+    #[error(
+        "the Blom center has issued {issued} identifiers and its limit is {limit} (k = {k}, \
+         margin {margin}); one more would bring a coalition that recovers the master within reach"
+    )]
+    CollusionBound {
+        /// The master's k.
+        k: u32,
+        /// The margin kept below k.
+        margin: u32,
+        /// The identifiers the limit allows for this issuance.
+        limit: u32,
+        /// The identifiers issued so far (revoked ones included).
+        issued: u32,
+    },
+    /// The identity is on the key center's revocation list.
+    #[error("identity {0} is revoked")]
+    Revoked(String),
     /// A key was asked for a pair it cannot serve.
     #[error("no pairwise key between {owner} and {peer}")]
     NoPairwiseKey {

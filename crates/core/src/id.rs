@@ -84,7 +84,42 @@ impl PartyId {
                 "name must be non-empty without spaces or control characters",
             ));
         }
+        if let Some((_, tail)) = name.rsplit_once(EPOCH_SEPARATOR)
+            && !tail.is_empty()
+            && tail.bytes().all(|b| b.is_ascii_digit())
+            && epoch_number(tail).is_none()
+        {
+            return Err(bad("an epoch suffix is ~2, ~3, … (epoch 1 has none)"));
+        }
         Ok(PartyId(s.to_owned()))
+    }
+
+    /// The key epoch: `cardholder:alice@mail.example~2` is the identity
+    /// `cardholder:alice@mail.example` re-issued under epoch 2; an identifier without a
+    /// suffix is epoch 1. Each epoch is a distinct identifier with its own keys, so revoking
+    /// one epoch leaves the next working.
+    pub fn epoch(&self) -> u32 {
+        self.0
+            .rsplit_once(EPOCH_SEPARATOR)
+            .and_then(|(_, tail)| epoch_number(tail))
+            .unwrap_or(1)
+    }
+
+    /// The identifier without its epoch suffix (the identity every epoch shares).
+    pub fn identity(&self) -> &str {
+        match self.0.rsplit_once(EPOCH_SEPARATOR) {
+            Some((head, tail)) if epoch_number(tail).is_some() => head,
+            _ => &self.0,
+        }
+    }
+
+    /// The same identity under `epoch` (1: no suffix).
+    pub fn with_epoch(&self, epoch: u32) -> Result<PartyId> {
+        match epoch {
+            0 => Err(Error::InvalidIdentifier("epochs start at 1".into())),
+            1 => PartyId::parse(self.identity()),
+            n => PartyId::parse(&format!("{}{EPOCH_SEPARATOR}{n}", self.identity())),
+        }
     }
 
     /// The identifier's role.
@@ -100,6 +135,17 @@ impl PartyId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// Separates an identifier from its key epoch (see [`PartyId::epoch`]).
+pub const EPOCH_SEPARATOR: char = '~';
+
+/// A canonical epoch suffix: decimal, no leading zero, at least 2.
+fn epoch_number(tail: &str) -> Option<u32> {
+    if tail.starts_with('0') || !tail.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    tail.parse::<u32>().ok().filter(|n| *n >= 2)
 }
 
 fn truncate(s: &str) -> String {
@@ -135,6 +181,27 @@ impl From<PartyId> for String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn epochs_are_suffixes_of_one_identity() {
+        let a = PartyId::parse("cardholder:alice@mail.example").expect("id");
+        assert_eq!(a.epoch(), 1);
+        let a2 = a.with_epoch(2).expect("epoch 2");
+        assert_eq!(a2.as_str(), "cardholder:alice@mail.example~2");
+        assert_eq!((a2.epoch(), a2.identity()), (2, a.as_str()));
+        assert_eq!(
+            a2.with_epoch(7).expect("7").as_str(),
+            "cardholder:alice@mail.example~7"
+        );
+        assert_eq!(a2.with_epoch(1).expect("1"), a);
+        assert_eq!(a2.role(), Role::Cardholder);
+        for bad in ["cardholder:a~1", "cardholder:a~0", "cardholder:a~02"] {
+            assert!(PartyId::parse(bad).is_err(), "{bad}");
+        }
+        let odd = PartyId::parse("cardholder:a~b").expect("not an epoch");
+        assert_eq!((odd.epoch(), odd.identity()), (1, "cardholder:a~b"));
+        assert!(a.with_epoch(0).is_err());
+    }
 
     #[test]
     fn parses_roles() {

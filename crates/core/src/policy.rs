@@ -138,6 +138,12 @@ impl Policy {
                         field.name()
                     )));
                 }
+                if p.masks[field.code() as usize] & bit(role) != 0 {
+                    return Err(Error::InvalidPolicy(format!(
+                        "{}: {role} is listed twice",
+                        field.name()
+                    )));
+                }
                 p.masks[field.code() as usize] |= bit(role);
             }
         }
@@ -393,5 +399,24 @@ mod tests {
         ] {
             assert!(Policy::from_toml(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_party_listed_twice_is_refused() {
+        let twice = Policy::patent_default().to_toml().replace(
+            "fax = [\"merchant\", \"issuer\", \"carrier\"]",
+            "fax = [\"carrier\", \"issuer\", \"carrier\"]",
+        );
+        assert!(twice.contains("\"carrier\", \"issuer\", \"carrier\""));
+        let err = Policy::from_toml(&twice).expect_err("duplicate refused");
+        assert!(err.to_string().contains("carrier is listed twice"), "{err}");
+        let json = serde_json::to_string(&Policy::patent_default())
+            .expect("json")
+            .replace(
+                "\"fax\":[\"merchant\",",
+                "\"fax\":[\"merchant\",\"merchant\",",
+            );
+        assert!(json.contains("\"merchant\",\"merchant\""));
+        assert!(serde_json::from_str::<Policy>(&json).is_err());
     }
 }

@@ -18,12 +18,16 @@ use crate::id::{PartyId, Role};
 use crate::keysource::{KeySource, PairwiseKey, PlaintextBaseline, Scheme, pairwise_key};
 use crate::order::{Card, Destination, Order, OrderForm, PaymentMethod};
 use crate::policy::{Field, Policy};
+use crate::purpose::{Purpose, purpose_key};
 use crate::rand::Randomness;
 use crate::secret::Key32;
 use crate::{Error, Result};
 
-/// The sealed-order format version this build writes and reads.
-pub const FORMAT_VERSION: u8 = 1;
+/// The sealed-order format version this build writes (it reads [`FORMAT_V1`] too).
+pub const FORMAT_VERSION: u8 = 2;
+/// The first format version: no padding, part keys expanded from K directly. Still opened
+/// (orders sealed before version 2), never written.
+pub const FORMAT_V1: u8 = 1;
 /// The first four bytes of an encoded header.
 pub const MAGIC: &[u8; 4] = b"WRFS";
 /// Label hashed in front of the header bytes to give the header digest.
@@ -34,6 +38,28 @@ pub const PART_KEY_LABEL: &[u8] = b"warifu/v1/part-key";
 pub const COMMIT_KEY_LABEL: &[u8] = b"warifu/v1/part-commit";
 /// Prefix of every part's associated data.
 pub const AAD_LABEL: &[u8] = b"warifu/v1/part-aad";
+/// Version 2: HKDF info label of a part's encryption key, under the seal purpose key.
+pub const PART_KEY_LABEL_V2: &[u8] = b"warifu/v2/part-key";
+/// Version 2: HKDF info label of a part's commitment key, under the seal purpose key.
+pub const COMMIT_KEY_LABEL_V2: &[u8] = b"warifu/v2/part-commit";
+/// Version 2: prefix of every part's associated data.
+pub const AAD_LABEL_V2: &[u8] = b"warifu/v2/part-aad";
+/// Version 2: the smallest padded part plaintext; buckets double up to [`PAD_STEP`].
+pub const PAD_MIN: usize = 256;
+/// Version 2: above this, plaintexts are padded to a multiple of it.
+pub const PAD_STEP: usize = 4096;
+
+/// Version 2: the padded length of a part plaintext of `n` bytes — the smallest of 256, 512,
+/// 1024, 2048, 4096 that holds it, above that the next multiple of 4096 — so that a part's
+/// length tells only its bucket (a 15- and a 19-digit card, a short and a long address, seal
+/// to the same length).
+pub fn padded_len(n: usize) -> usize {
+    if n <= PAD_STEP {
+        n.max(PAD_MIN).next_power_of_two()
+    } else {
+        n.div_ceil(PAD_STEP) * PAD_STEP
+    }
+}
 /// Prefix of a part's commitment under the plaintext benchmark baseline (an unkeyed hash).
 pub const BASELINE_COMMIT_LABEL: &[u8] = b"warifu/v1/baseline-commit";
 /// The largest part ciphertext accepted, in bytes.
@@ -109,13 +135,7 @@ impl Header {
             return Err(Error::malformed("magic", "not a Warifu sealed order"));
         }
         let version = r.u8("version")?;
-        if version != FORMAT_VERSION {
-            return Err(Error::UnsupportedVersion {
-                what: "sealed order",
-                found: version,
-                supported: FORMAT_VERSION,
-            });
-        }
+        check_version(version)?;
         let scheme_code = r.u8("scheme")?;
         let scheme = Scheme::from_code(scheme_code)
             .ok_or_else(|| Error::malformed("scheme", format!("unknown code {scheme_code}")))?;
@@ -154,13 +174,7 @@ impl Header {
 
     /// Structural checks shared by the binary and JSON decoders.
     fn check(&self) -> Result<()> {
-        if self.version != FORMAT_VERSION {
-            return Err(Error::UnsupportedVersion {
-                what: "sealed order",
-                found: self.version,
-                supported: FORMAT_VERSION,
-            });
-        }
+        check_version(self.version)?;
         if self.order_id.is_empty() || self.order_id.len() > 64 {
             return Err(Error::malformed("order id", "must be 1–64 bytes"));
         }
@@ -179,6 +193,18 @@ impl Header {
         h.update(self.encode());
         h.finalize().into()
     }
+}
+
+/// Versions 1 and 2 are read; others are [`Error::UnsupportedVersion`].
+fn check_version(version: u8) -> Result<()> {
+    if version != FORMAT_VERSION && version != FORMAT_V1 {
+        return Err(Error::UnsupportedVersion {
+            what: "sealed order",
+            found: version,
+            supported: FORMAT_VERSION,
+        });
+    }
+    Ok(())
 }
 
 /// One recipient's sealed part.
@@ -479,7 +505,7 @@ impl ForwardedPart {
         } else {
             let header_bytes = self.header.encode();
             let keys = PartKeys::derive(key, R::ROLE, &self.header)?;
-            let aad = associated_data(&header_bytes, &commitments);
+            let aad = associated_data(self.header.version, &header_bytes, &commitments);
             let plaintext = Zeroizing::new(
                 XChaCha20Poly1305::new(keys.encrypt.expose().into())
                     .decrypt(
@@ -497,6 +523,9 @@ impl ForwardedPart {
                 .unwrap_u8()
                 == 0
             {
+                return Err(Error::Decrypt);
+            }
+            if self.header.version != FORMAT_V1 && padded_len(plaintext.len()) != plaintext.len() {
                 return Err(Error::Decrypt);
             }
             plaintext
@@ -599,20 +628,31 @@ struct PartKeys {
 }
 
 impl PartKeys {
-    /// Per-order subkeys: HKDF-Expand(PRK = pairwise key, info = label ‖ u8(role) ‖ header
-    /// digest), one for the AEAD and one for the commitment.
+    /// Per-order subkeys, one for the AEAD and one for the commitment. Version 2:
+    /// HKDF-Expand(PRK = the seal purpose key of K, info = u16-len label ‖ label ‖ u8(role) ‖
+    /// header digest). Version 1: HKDF-Expand(PRK = K, info = label ‖ u8(role) ‖ digest).
     fn derive(pairwise: &PairwiseKey, role: Role, header: &Header) -> Result<PartKeys> {
-        let hk = Hkdf::<Sha256>::from_prk(pairwise.expose()).map_err(|_| Error::Rng)?;
+        let v1 = header.version == FORMAT_V1;
+        let seal_key = purpose_key(pairwise, Purpose::Seal)?;
+        let prk = if v1 { pairwise } else { &seal_key };
+        let hk = Hkdf::<Sha256>::from_prk(prk.expose()).map_err(|_| Error::Rng)?;
         let digest = header.digest();
         let expand = |label: &[u8]| -> Result<Key32> {
             let mut k = [0u8; 32];
-            hk.expand_multi_info(&[label, &[role.code()], &digest], &mut k)
+            let len = (label.len() as u16).to_be_bytes();
+            let prefix: &[u8] = if v1 { &[] } else { &len };
+            hk.expand_multi_info(&[prefix, label, &[role.code()], &digest], &mut k)
                 .map_err(|_| Error::Rng)?;
             Ok(Key32::from_bytes(k))
         };
+        let (encrypt, commit) = if v1 {
+            (PART_KEY_LABEL, COMMIT_KEY_LABEL)
+        } else {
+            (PART_KEY_LABEL_V2, COMMIT_KEY_LABEL_V2)
+        };
         Ok(PartKeys {
-            encrypt: expand(PART_KEY_LABEL)?,
-            commit: expand(COMMIT_KEY_LABEL)?,
+            encrypt: expand(encrypt)?,
+            commit: expand(commit)?,
         })
     }
 
@@ -665,10 +705,16 @@ fn seal_baseline(form: &OrderForm, order: &Order, header: Header) -> Result<Seal
     Ok(SealedOrder { header, parts })
 }
 
-/// AAD = AAD_LABEL ‖ header bytes ‖ u8(count) ‖ (u8 role ‖ commitment)* in role order.
-fn associated_data(header: &[u8], commitments: &[Commitment]) -> Vec<u8> {
+/// AAD = label ‖ header bytes ‖ u8(count) ‖ (u8 role ‖ commitment)* in role order, the label
+/// [`AAD_LABEL`] (version 1) or [`AAD_LABEL_V2`].
+fn associated_data(version: u8, header: &[u8], commitments: &[Commitment]) -> Vec<u8> {
+    let label = if version == FORMAT_V1 {
+        AAD_LABEL
+    } else {
+        AAD_LABEL_V2
+    };
     let mut w = Writer::new();
-    w.raw(AAD_LABEL).raw(header).u8(commitments.len() as u8);
+    w.raw(label).raw(header).u8(commitments.len() as u8);
     for c in commitments {
         w.u8(c.recipient.code()).raw(&c.commitment);
     }
@@ -702,6 +748,24 @@ pub fn seal_within(
     now: u64,
     rng: &mut dyn Randomness,
 ) -> Result<SealedOrder> {
+    seal_version(FORMAT_VERSION, form, order, issuer, ceiling, keys, now, rng)
+}
+
+/// [`seal_within`] in a given format version: [`FORMAT_VERSION`], or [`FORMAT_V1`] only to
+/// reproduce the version-1 test vectors (nothing else writes version 1).
+#[doc(hidden)]
+#[allow(clippy::too_many_arguments)]
+pub fn seal_version(
+    version: u8,
+    form: &OrderForm,
+    order: &Order,
+    issuer: &PartyId,
+    ceiling: &Policy,
+    keys: &dyn KeySource,
+    now: u64,
+    rng: &mut dyn Randomness,
+) -> Result<SealedOrder> {
+    check_version(version)?;
     form.policy.within(ceiling)?;
     order.validate(form, now)?;
     if keys.owner().role() != Role::Cardholder {
@@ -716,7 +780,7 @@ pub fn seal_within(
         )));
     }
     let header = Header {
-        version: FORMAT_VERSION,
+        version,
         scheme: keys.scheme(),
         order_id: form.order_id.clone(),
         cardholder: keys.owner().clone(),
@@ -735,10 +799,15 @@ pub fn seal_within(
             .party(role)
             .ok_or(Error::MissingPart(role_name(role)))?;
         let part_keys = PartKeys::derive(&pairwise_key(keys, peer)?, role, &header)?;
-        let plaintext = Zeroizing::new(
+        let mut plaintext = Zeroizing::new(
             serde_json::to_vec(&Disclosed::from_order(order, &form.policy, role))
                 .map_err(|e| Error::InvalidOrder(e.to_string()))?,
         );
+        if version != FORMAT_V1 {
+            // JSON white space: the opener's parser skips it (§8.4).
+            let padded = padded_len(plaintext.len());
+            plaintext.resize(padded, b' ');
+        }
         let commitment = part_keys.commit(&plaintext);
         staged.push((role, part_keys, plaintext, commitment));
     }
@@ -749,7 +818,7 @@ pub fn seal_within(
             commitment: *commitment,
         })
         .collect();
-    let aad = associated_data(&header.encode(), &commitments);
+    let aad = associated_data(version, &header.encode(), &commitments);
     let mut parts = Vec::new();
     for (recipient, part_keys, plaintext, commitment) in staged {
         let mut nonce = [0u8; 24];
@@ -983,7 +1052,7 @@ pub(crate) mod b64_array {
     }
 }
 
-mod b64_vec {
+pub(crate) mod b64_vec {
     use super::B64;
     use base64::Engine as _;
     use serde::{Deserialize, Deserializer, Serializer, de::Error};
@@ -1237,6 +1306,97 @@ mod tests {
             moved
                 .open::<ForMerchant>(&f.policy, &base("merchant:shop.example"))
                 .err(),
+            Some(Error::Decrypt)
+        );
+    }
+
+    #[test]
+    fn parts_are_padded_so_card_and_address_lengths_do_not_show() {
+        let w = world();
+        let f = form(true);
+        let issuer = &f.accepted_issuers[0];
+        let sealed_with = |card: &str, address: &str| {
+            let mut o = order(&f);
+            o.card.number = card.into();
+            if let Some(d) = o.destination.as_mut() {
+                d.address = address.into();
+            }
+            seal(
+                &f,
+                &o,
+                issuer,
+                &w.cardholder,
+                NOW,
+                &mut SeededRandom::new(b"p"),
+            )
+            .expect("seal")
+        };
+        let amex = sealed_with("378282246310005", "1 A St");
+        let long = sealed_with(
+            "6011000000000000001",
+            "Flat 12, 3-4-5 Nishi-Shinjuku, Shinjuku-ku, Tokyo 160-0023",
+        );
+        let lens = |s: &SealedOrder| {
+            s.parts
+                .iter()
+                .map(|p| p.ciphertext.len())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(lens(&amex), lens(&long));
+        assert_eq!(amex.encode().len(), long.encode().len());
+        for len in lens(&amex) {
+            assert_eq!(padded_len(len - 16), len - 16, "a bucket, plus the tag");
+        }
+        let i: View<ForIssuer> = long.open(&f.policy, &w.issuer).expect("issuer");
+        assert_eq!(
+            i.fields.card.as_ref().map(|c| c.number.expose()),
+            Some("6011000000000000001")
+        );
+        assert_eq!(
+            (
+                padded_len(0),
+                padded_len(257),
+                padded_len(4096),
+                padded_len(4097)
+            ),
+            (256, 512, 4096, 8192)
+        );
+    }
+
+    #[test]
+    fn version_1_still_opens_and_is_no_longer_written() {
+        let w = world();
+        let f = form(true);
+        let o = order(&f);
+        let issuer = &f.accepted_issuers[0];
+        let ceiling = Policy::patent_default();
+        let v1 = seal_version(
+            FORMAT_V1,
+            &f,
+            &o,
+            issuer,
+            &ceiling,
+            &w.cardholder,
+            NOW,
+            &mut SeededRandom::new(b"1"),
+        )
+        .expect("v1");
+        let (_, v2) = sealed(&w, true, b"1");
+        assert_eq!((v1.header.version, v2.header.version), (1, 2));
+        // Version 1 is unpadded (its weakness: lengths show) and keyed without purpose keys.
+        assert_ne!(v1.parts[1].ciphertext.len(), v2.parts[1].ciphertext.len());
+        let back = SealedOrder::decode(&v1.encode()).expect("decode v1");
+        let i: View<ForIssuer> = back.open(&f.policy, &w.issuer).expect("v1 opens");
+        assert_eq!(
+            i.fields.card.as_ref().map(|c| c.number.expose()),
+            Some(CARD)
+        );
+        // A v1 part relabelled as v2 (or the reverse) does not open: the header digest and
+        // the keys differ.
+        let mut relabelled = v1.clone();
+        relabelled.header.version = 2;
+        assert_eq!(
+            relabelled.open::<ForIssuer>(&f.policy, &w.issuer).err(),
             Some(Error::Decrypt)
         );
     }

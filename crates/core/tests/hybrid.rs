@@ -684,10 +684,12 @@ fn build_vectors() -> Value {
     let mut sealed = Vec::new();
     for scheme in [KeyScheme::Hybrid, KeyScheme::Sok] {
         let ch = party_source(&w, CARDHOLDER, scheme);
-        let s = seal(
+        let s = warifu_core::sealed::seal_version(
+            warifu_core::sealed::FORMAT_V1,
             &form,
             &order,
             &id(ISSUER),
+            &warifu_core::policy::Policy::patent_default(),
             &ch,
             NOW,
             &mut SeededRandom::new(format!("{SEAL_SEED}/{scheme}").as_bytes()),
@@ -977,10 +979,13 @@ fn check_vectors(v: &Value) -> usize {
     for sv in v["sealed"].as_array().expect("sealed") {
         let scheme = s(sv, "scheme");
         let bytes = unhex(s(sv, "binary_hex"));
-        let resealed = seal(
+        // The SOK vectors are of format version 1 (v2/sealed.json covers version 2).
+        let resealed = warifu_core::sealed::seal_version(
+            warifu_core::sealed::FORMAT_V1,
             &form,
             &order,
             &id(s(sv, "issuer")),
+            &warifu_core::policy::Policy::patent_default(),
             &source(CARDHOLDER, scheme),
             sv["now"].as_u64().expect("now"),
             &mut SeededRandom::new(s(sv, "rng_seed_utf8").as_bytes()),

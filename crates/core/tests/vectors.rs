@@ -30,7 +30,8 @@ use warifu_core::order::{Order, OrderForm};
 use warifu_core::policy::{Field, Policy};
 use warifu_core::rand::{Randomness, SeededRandom};
 use warifu_core::sealed::{
-    Disclosed, ForCarrier, ForIssuer, ForMerchant, ForwardedPart, SealedOrder, seal_within,
+    Disclosed, FORMAT_V1, ForCarrier, ForIssuer, ForMerchant, ForwardedPart, SealedOrder,
+    seal_version,
 };
 use warifu_core::secret::{Key32, Secret};
 use warifu_core::session::{
@@ -639,7 +640,9 @@ fn check_sealed_inner(v: &SealedVector, world: &World) -> Check {
     let order: Order = serde_json::from_value(v.order.clone()).map_err(err("order"))?;
     let cardholder = world.source(&v.cardholder, &v.key_source)?;
     // A vector's form may carry the 【0033】 variant: its cardholder allows the form's policy.
-    let sealed = seal_within(
+    // The version-1 vectors: nothing else writes version 1 (v2/sealed.json covers version 2).
+    let sealed = seal_version(
+        FORMAT_V1,
         &form,
         &order,
         &id(&v.issuer)?,
