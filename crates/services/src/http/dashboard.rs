@@ -23,7 +23,7 @@ use time::{Date, OffsetDateTime};
 use warifu_core::PartyId;
 
 use crate::error::AppError;
-use crate::session::operator::{COOKIE, Operator, OperatorAccess};
+use crate::session::operator::{Operator, OperatorAccess};
 use crate::session::server::Guard;
 
 /// The dashboard's path on every service.
@@ -227,7 +227,7 @@ pub fn login_page(who: &str, refusal: &AppError, failed: bool) -> Response {
             input id="token" name="token" type="password" autocomplete="current-password" required;
             p { button type="submit" { "Sign in" } }
         }
-        p.muted { "The token is kept in an HttpOnly, SameSite=Strict cookie for this service's dashboard only." }
+        p.muted { "Signing in sets an HttpOnly, SameSite=Strict cookie for this service's dashboard only: a 12-hour proof of the sign-in, not the token." }
     };
     respond(
         StatusCode::UNAUTHORIZED,
@@ -261,11 +261,10 @@ pub fn login(access: &Arc<OperatorAccess>, who: &str, form: Form<LoginForm>) -> 
         let refusal = AppError::new(crate::error::ErrorCode::OperatorRequired, "refused");
         return login_page(who, &refusal, true);
     }
-    let cookie = format!(
-        "{COOKIE}={token}; HttpOnly; SameSite=Strict; Path={PATH_DASHBOARD}; Max-Age=43200"
-    );
+    // A MAC under this service's own cookie name, never the token (operator.rs).
+    let cookie = access.get().sign_in_cookie(who, PATH_DASHBOARD);
     let mut r = (StatusCode::SEE_OTHER, "").into_response();
-    if let Ok(v) = HeaderValue::from_str(&cookie) {
+    if let Some(v) = cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
         r.headers_mut().insert(header::SET_COOKIE, v);
     }
     r.headers_mut()
