@@ -303,9 +303,12 @@ pub(crate) async fn op_call<R: serde::de::DeserializeOwned>(
         let field = |k: &str| v.get(k).and_then(|c| c.as_str()).unwrap_or("").to_owned();
         // A route this service does not have: say which service answered (a wrong --url).
         let who = match status.as_u16() {
-            404 | 405 => crate::support::flags::who_answers(&op.url)
-                .await
-                .map(|w| format!(" (the service at {} is {w}: is --url the right one?)", op.url)),
+            404 | 405 => crate::support::flags::who_answers(&op.url).await.map(|w| {
+                format!(
+                    " (the service at {} is {w}: is --url the right one?)",
+                    op.url
+                )
+            }),
             _ => None,
         };
         bail!(

@@ -48,13 +48,7 @@ pub fn app(state: Arc<IssuerState>) -> Router {
     let public = cards::routes().with_state(state.clone());
     let pages = dashboard::routes().with_state(state.clone());
     let ops = service::Ops::issuer(state.keys.clone(), state.store.clone());
-    service::assemble_with(
-        state.guard.clone(),
-        public,
-        authenticated,
-        pages,
-        ops,
-    )
+    service::assemble_with(state.guard.clone(), public, authenticated, pages, ops)
 }
 
 /// Serves the issuer on `listener` until `shutdown`.
