@@ -52,7 +52,7 @@ fn is_bucket(n: usize) -> bool {
     if n <= 4096 {
         n >= 256 && n.is_power_of_two()
     } else {
-        n % 4096 == 0
+        n.is_multiple_of(4096)
     }
 }
 

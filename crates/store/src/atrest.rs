@@ -586,10 +586,7 @@ mod tests {
             "bound to its row"
         );
         assert!(is_unknown_key(
-            &ring
-                .open(CARD_NUMBER, "C-1", 9, &s.blob)
-                .err()
-                .expect("err")
+            &ring.open(CARD_NUMBER, "C-1", 9, &s.blob).expect_err("err")
         ));
         assert_eq!(ring.number_mac("1"), ring.number_mac("1"));
         assert_ne!(ring.number_mac("1"), ring.number_mac("2"));

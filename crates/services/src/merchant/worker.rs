@@ -173,6 +173,8 @@ fn transient(e: &ClientError) -> bool {
 
 /// A peer's failure of a step: an outage (or a transient answer) keeps the message for a
 /// retry (`Err`); an authenticated verdict on the order is returned (`Ok`) for [`refused`].
+// A step's outcome carries the applied row in hand (read once, never re-read): kept unboxed.
+#[allow(clippy::result_large_err)]
 fn verdict(order_id: &str, what: &str, e: ClientError) -> Result<ClientError, Step> {
     if transient(&e) {
         tracing::warn!(%order_id, error = %e, "{what} not reached; kept for a retry");
@@ -269,6 +271,7 @@ async fn decide(
 
 /// What applying an event did.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // the new row in hand, moved once
 pub(crate) enum Applied {
     /// The order is now as given (the commands it causes are in the outbox, and in hand).
     To(AppliedTransition),
@@ -452,6 +455,7 @@ fn carrier_of(order: &OrderRecord) -> AppResult<PartyId> {
 }
 
 /// A peer listed in the directory, or a retryable error (it may be listed again later).
+#[allow(clippy::result_large_err)]
 fn peer_or_retry(
     st: &MerchantState,
     id: &PartyId,

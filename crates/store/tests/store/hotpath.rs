@@ -51,7 +51,7 @@ async fn pinned_intake_is_one_transaction(db: &TestDb) {
     let mut other = new_order("P-1", 9999);
     other.merchant_view = "{}".into();
     assert!(matches!(
-        s.insert_order_pinned(&pin("P-1", b"fp-b"), &other, &[msg.clone()])
+        s.insert_order_pinned(&pin("P-1", b"fp-b"), &other, std::slice::from_ref(&msg))
             .await,
         Err(StoreError::Conflict(_))
     ));
@@ -85,7 +85,11 @@ async fn a_held_message_is_not_claimed_while_its_run_lasts(db: &TestDb) {
     let grace = 2_000;
     let msg = NewOutboxMessage::new("authorize", b"{}".to_vec());
     let placed = s
-        .insert_order_pinned(&pin("L-1", b"fp"), &new_order("L-1", 100), &[msg.clone()])
+        .insert_order_pinned(
+            &pin("L-1", b"fp"),
+            &new_order("L-1", 100),
+            std::slice::from_ref(&msg),
+        )
         .await
         .unwrap();
     let id = placed.record.outbox[0].id;
