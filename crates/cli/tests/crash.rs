@@ -81,9 +81,16 @@ impl Rng {
     }
 }
 
+/// The key-encryption key of every party's data at rest in this test (issue 15): PostgreSQL
+/// deployments must name one; SQLite ones use it too, so the test's own reads share it.
+const TEST_KEK: &str = "6b656b206f662074686520637261736820746573742c206e6f74206120736563";
+
 fn warifu() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_warifu"));
-    c.env_remove("WARIFU_PASSPHRASE").stdin(Stdio::null());
+    c.env_remove("WARIFU_PASSPHRASE")
+        .env_remove("WARIFU_DATA_KEK_FILE")
+        .env("WARIFU_DATA_KEK", TEST_KEK)
+        .stdin(Stdio::null());
     c
 }
 
@@ -136,7 +143,10 @@ impl Db {
                 StoreOptions::new(url.clone()).schema(format!("{prefix}_{}", party.as_str()))
             }
         };
-        Store::open_with(o).await.expect("open a party's store")
+        let kek = warifu_store::atrest::Kek::from_hex(TEST_KEK).expect("kek");
+        Store::open_with(o.kek(warifu_store::atrest::KekSource::Key(kek)))
+            .await
+            .expect("open a party's store")
     }
 }
 
