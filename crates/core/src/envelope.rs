@@ -27,6 +27,16 @@ pub struct KdfParams {
     pub p_cost: u32,
 }
 
+impl KdfParams {
+    /// The cheapest parameters Argon2 accepts: tests only (seconds saved per test).
+    #[cfg(test)]
+    pub(crate) const FAST_FOR_TESTS: KdfParams = KdfParams {
+        m_cost: 64,
+        t_cost: 1,
+        p_cost: 1,
+    };
+}
+
 impl Default for KdfParams {
     /// OWASP's Argon2id floor: 19 MiB, 2 passes, 1 lane (personal key files).
     fn default() -> KdfParams {
@@ -247,11 +257,7 @@ mod tests {
     use super::*;
     use crate::rand::SeededRandom;
 
-    const FAST: KdfParams = KdfParams {
-        m_cost: 64,
-        t_cost: 1,
-        p_cost: 1,
-    };
+    const FAST: KdfParams = KdfParams::FAST_FOR_TESTS;
 
     #[test]
     fn seal_open_and_keep_the_key() {

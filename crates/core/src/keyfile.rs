@@ -439,11 +439,7 @@ mod tests {
     use crate::keysource::{KeySource, pairwise_key};
     use crate::rand::SeededRandom;
 
-    const FAST: KdfParams = KdfParams {
-        m_cost: 64,
-        t_cost: 1,
-        p_cost: 1,
-    };
+    const FAST: KdfParams = KdfParams::FAST_FOR_TESTS;
 
     fn id(s: &str) -> PartyId {
         PartyId::parse(s).expect("id")

@@ -94,13 +94,7 @@ async fn an_eavesdropper_learns_neither_card_nor_destination_nor_any_part() {
     env.local.directory.replace(dir).expect("directory");
 
     // A purchase with a carrier, its tracking with the carrier, the statement at the issuer.
-    let p = env
-        .alice
-        .purchase(&env.merchant(), &env.issuer(), false, |f| {
-            Fill::default().order(f)
-        })
-        .await
-        .expect("purchase");
+    let p = env.buy(false, &Fill::default()).await;
     assert_eq!(p.outcome.state, "captured", "{:?}", p.outcome);
     let order_id = p.form.order_id.clone();
     let t = env

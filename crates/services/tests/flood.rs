@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use common::{Db, Fill};
 use warifu_core::PartyId;
 use warifu_core::rand::{OsRandom, Randomness};
-use warifu_core::session::{Challenge, Hello, HelloConfirm, Initiator, VERSION};
+use warifu_core::session::{Hello, HelloConfirm, VERSION};
 use warifu_services::now_unix;
 use warifu_services::session::server::{GuardLimits, Rate};
 
@@ -106,18 +106,9 @@ async fn a_hello_flood_neither_evicts_nor_stalls_a_genuine_cardholder() {
     let endpoint = env.local.endpoint(&merchant).expect("endpoint");
     // A handshake begun before the flood.
     let alice_keys = env.local.issue(&env.alice_id).expect("key");
-    let (init, hello) =
-        Initiator::start(alice_keys.as_ref(), &merchant, now_unix(), &mut OsRandom).expect("start");
+    let (init, hello, challenge) =
+        common::raw_hello(alice_keys.as_ref(), &merchant, &endpoint).await;
     let http = reqwest::Client::new();
-    let challenge: Challenge = http
-        .post(format!("{endpoint}/v1/handshake/hello"))
-        .json(&hello)
-        .send()
-        .await
-        .expect("hello")
-        .json()
-        .await
-        .expect("challenge");
 
     let flood_started = Instant::now();
     let (stop, tally, handles) = start_flood(&env, 4);

@@ -144,13 +144,7 @@ async fn card_administration(db: Db) {
         .ok(true, &card_path(PATH_CARD_BLOCK, "card-1"), Some(json!({})))
         .await;
     assert_eq!(blocked.status, "blocked");
-    let p = env
-        .alice
-        .purchase(&env.merchant(), &env.issuer(), false, |f| {
-            Fill::default().order(f)
-        })
-        .await
-        .expect("purchase");
+    let p = env.buy(false, &Fill::default()).await;
     assert_eq!(p.outcome.state, "declined");
     let d = p.outcome.decision.expect("decision");
     assert_eq!(
@@ -165,13 +159,7 @@ async fn card_administration(db: Db) {
         )
         .await;
     assert_eq!(active.status, "active");
-    let p = env
-        .alice
-        .purchase(&env.merchant(), &env.issuer(), false, |f| {
-            Fill::default().order(f)
-        })
-        .await
-        .expect("purchase");
+    let p = env.buy(false, &Fill::default()).await;
     assert_eq!(p.outcome.state, "captured");
     let amount = p.outcome.payment.as_ref().expect("payment").captured;
     assert!(amount > 0);
@@ -257,12 +245,4 @@ async fn card_administration(db: Db) {
     common::finish(env).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn card_administration_sqlite() {
-    card_administration(Db::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn card_administration_postgres() {
-    card_administration(Db::Postgres).await;
-}
+common::on_both_databases!(card_administration: card_administration_sqlite, card_administration_postgres; threads = 4);

@@ -725,13 +725,7 @@ async fn delivery(db: Db) {
     );
 
     // Operator read of one shipment and a returned parcel.
-    let p2 = env
-        .alice
-        .purchase(&env.merchant(), &env.issuer(), false, |f| {
-            Fill::default().order(f)
-        })
-        .await
-        .expect("second purchase");
+    let p2 = env.buy(false, &Fill::default()).await;
     let t2 = p2.outcome.tracking_number.clone().expect("tracking number");
     let (status, body) = operator(
         &carrier_url,

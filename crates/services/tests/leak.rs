@@ -13,13 +13,7 @@ async fn scan(db: Db) {
         return;
     };
     // An approved order with delivery, a declined one, a digital one.
-    let p = env
-        .alice
-        .purchase(&env.merchant(), &env.issuer(), false, |f| {
-            Fill::default().order(f)
-        })
-        .await
-        .expect("purchase");
+    let p = env.buy(false, &Fill::default()).await;
     assert_eq!(p.outcome.state, "captured");
     let wrong = Fill {
         name: "Wrong Name".into(),
@@ -31,12 +25,7 @@ async fn scan(db: Db) {
         .await
         .expect("declined");
     assert_eq!(d.outcome.state, "declined");
-    env.alice
-        .purchase(&env.merchant(), &env.issuer(), true, |f| {
-            Fill::default().order(f)
-        })
-        .await
-        .expect("digital");
+    env.buy(true, &Fill::default()).await;
     let order_id = p.form.order_id.clone();
 
     let mut contents = Vec::new();
@@ -88,12 +77,4 @@ async fn scan(db: Db) {
     common::finish(env).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn leak_scan_on_sqlite() {
-    scan(Db::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn leak_scan_on_postgres() {
-    scan(Db::Postgres).await;
-}
+common::on_both_databases!(scan: leak_scan_on_sqlite, leak_scan_on_postgres);

@@ -12,7 +12,7 @@ use warifu_core::blom::Master;
 use warifu_core::keysource::KeySource;
 use warifu_core::rand::OsRandom;
 use warifu_core::sealed::SealedOrder;
-use warifu_core::session::{Challenge, Confirm, Initiator};
+use warifu_core::session::Confirm;
 use warifu_services::cardholder::{Cardholder, CardholderError};
 use warifu_services::directory::{Directory, Entry, SharedDirectory};
 use warifu_services::merchant::{self, MerchantConfig, MerchantState};
@@ -364,22 +364,8 @@ async fn reflected_handshake_messages_are_refused() {
     let endpoint = env.local.endpoint(&env.merchant()).expect("endpoint");
     let http = reqwest::Client::new();
     let alice_keys = env.local.issue(&env.alice_id).expect("key");
-    let (_, hello) = Initiator::start(
-        alice_keys.as_ref(),
-        &env.merchant(),
-        warifu_services::now_unix(),
-        &mut OsRandom,
-    )
-    .expect("start");
-    let challenge: Challenge = http
-        .post(format!("{endpoint}/v1/handshake/hello"))
-        .json(&hello)
-        .send()
-        .await
-        .expect("hello")
-        .json()
-        .await
-        .expect("challenge");
+    let (_, hello, challenge) =
+        common::raw_hello(alice_keys.as_ref(), &env.merchant(), &endpoint).await;
     // The responder's own proof sent back as the initiator's.
     let reflected = Confirm {
         nonce_r: challenge.nonce_r,
@@ -504,13 +490,7 @@ async fn the_carrier_refuses_an_order_the_issuer_declined() {
         return;
     };
     // An approved order A (its approval is genuine) and a declined order D (wrong name).
-    let approved = env
-        .alice
-        .purchase(&env.merchant(), &env.issuer(), false, |f| {
-            Fill::default().order(f)
-        })
-        .await
-        .expect("approved");
+    let approved = env.buy(false, &Fill::default()).await;
     assert_eq!(approved.outcome.state, "captured");
     let wrong = Fill {
         name: "Someone Else".into(),

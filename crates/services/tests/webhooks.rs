@@ -155,12 +155,7 @@ async fn settle(env: &common::Env, deadline: Duration) -> Vec<warifu_store::Webh
 }
 
 async fn buy(env: &common::Env, digital: bool, fill: Fill) -> String {
-    env.alice
-        .purchase(&env.merchant(), &env.issuer(), digital, |f| fill.order(f))
-        .await
-        .expect("purchase")
-        .outcome
-        .order_id
+    env.buy(digital, &fill).await.outcome.order_id
 }
 
 async fn carrier_advance(env: &common::Env, tracking: &str, to: ShipmentStatus) {
@@ -403,15 +398,7 @@ async fn fails_times_out_and_recovers(db: Db) {
     common::finish(env).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn receiver_fails_times_out_and_recovers_sqlite() {
-    fails_times_out_and_recovers(Db::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn receiver_fails_times_out_and_recovers_postgres() {
-    fails_times_out_and_recovers(Db::Postgres).await;
-}
+common::on_both_databases!(fails_times_out_and_recovers: receiver_fails_times_out_and_recovers_sqlite, receiver_fails_times_out_and_recovers_postgres; threads = 4);
 
 /// An endpoint down past the retry window: the order's first event is `failed`, its later
 /// events wait (never sent before it); a replay sends them all, in order, same ids.
@@ -505,15 +492,7 @@ async fn down_then_replayed(db: Db) {
     common::finish(env).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn down_past_the_window_then_replayed_sqlite() {
-    down_then_replayed(Db::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn down_past_the_window_then_replayed_postgres() {
-    down_then_replayed(Db::Postgres).await;
-}
+common::on_both_databases!(down_then_replayed: down_past_the_window_then_replayed_sqlite, down_past_the_window_then_replayed_postgres; threads = 4);
 
 /// Bad operator input gets stable codes; operator routes need the token; no endpoint, no
 /// events recorded.
@@ -721,19 +700,7 @@ async fn example_backend_receives_and_verifies() {
     let (child, lines) = spawn();
     wait_for(lines.clone(), 1).await; // "listening PORT"
     let first = buy(&env, false, Fill::default()).await;
-    let seen = wait_for(lines.clone(), 4).await;
-    let types: Vec<String> = seen[1..]
-        .iter()
-        .map(|l| {
-            let v: Value = serde_json::from_str(l).expect("json line");
-            assert_eq!(v["order_id"], first.as_str());
-            v["type"].as_str().expect("type").to_owned()
-        })
-        .collect();
-    assert_eq!(
-        types,
-        ["order.authorized", "order.shipped", "order.captured"]
-    );
+    assert_backend_saw(&wait_for(lines.clone(), 4).await, &first);
 
     // Down: the endpoint cannot be reached; nothing is lost.
     drop(child);
@@ -756,19 +723,7 @@ async fn example_backend_receives_and_verifies() {
             .any(|d| d.last_error.as_deref() == Some("cannot connect"))
     );
     let (_child, lines) = spawn();
-    let seen = wait_for(lines.clone(), 4).await;
-    let types: Vec<String> = seen[1..]
-        .iter()
-        .map(|l| {
-            let v: Value = serde_json::from_str(l).expect("json line");
-            assert_eq!(v["order_id"], second.as_str());
-            v["type"].as_str().expect("type").to_owned()
-        })
-        .collect();
-    assert_eq!(
-        types,
-        ["order.authorized", "order.shipped", "order.captured"]
-    );
+    assert_backend_saw(&wait_for(lines.clone(), 4).await, &second);
 
     // Bad input to the backend.
     let http = reqwest::Client::new();
@@ -825,4 +780,20 @@ async fn example_backend_receives_and_verifies() {
         200
     );
     common::finish(env).await;
+}
+
+/// The backend's lines after its "listening" line: one order's events, in order.
+fn assert_backend_saw(lines: &[String], order: &str) {
+    let types: Vec<String> = lines[1..]
+        .iter()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).expect("json line");
+            assert_eq!(v["order_id"], order);
+            v["type"].as_str().expect("type").to_owned()
+        })
+        .collect();
+    assert_eq!(
+        types,
+        ["order.authorized", "order.shipped", "order.captured"]
+    );
 }

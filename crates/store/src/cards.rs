@@ -4,8 +4,8 @@
 use async_trait::async_trait;
 
 use crate::error::Result;
-use crate::open::{Db, Store};
-use crate::sql::{postgres, sqlite};
+use crate::impls::dispatch;
+use crate::open::Store;
 
 /// Card administration (every [`crate::IssuerStore`] has it).
 #[async_trait]
@@ -20,9 +20,6 @@ pub trait CardAdminStore: Send + Sync {
 #[async_trait]
 impl CardAdminStore for Store {
     async fn set_card_limit(&self, card_id: &str, credit_limit: u64, now_ms: i64) -> Result<bool> {
-        match &self.db {
-            Db::Sqlite(p) => sqlite::set_card_limit(p, card_id, credit_limit, now_ms).await,
-            Db::Postgres(p) => postgres::set_card_limit(p, card_id, credit_limit, now_ms).await,
-        }
+        dispatch!(self, set_card_limit(card_id, credit_limit, now_ms))
     }
 }

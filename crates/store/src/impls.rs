@@ -2,19 +2,20 @@
 
 use async_trait::async_trait;
 
-use crate::open::{Db, Store};
-use crate::sql::{postgres, sqlite};
+use crate::open::Store;
 use crate::types::*;
 use crate::{CarrierStore, IssuerStore, MerchantStore, PartyStore, Result};
 
+/// `dispatch!(self, f(args…))`: the backend's `sql::{sqlite,postgres}::f(pool, args…)`.
 macro_rules! dispatch {
     ($s:ident, $f:ident($($a:expr),*)) => {
         match &$s.db {
-            Db::Sqlite(p) => sqlite::$f(p $(, $a)*).await,
-            Db::Postgres(p) => postgres::$f(p $(, $a)*).await,
+            $crate::open::Db::Sqlite(p) => $crate::sql::sqlite::$f(p $(, $a)*).await,
+            $crate::open::Db::Postgres(p) => $crate::sql::postgres::$f(p $(, $a)*).await,
         }
     };
 }
+pub(crate) use dispatch;
 
 #[async_trait]
 impl PartyStore for Store {

@@ -15,42 +15,53 @@ struct Migration {
     sql: &'static str,
 }
 
+/// `migration!(version, "file in migrations/", "name")`.
+macro_rules! migration {
+    ($version:literal, $file:literal, $name:literal) => {
+        Migration {
+            version: $version,
+            name: $name,
+            sql: include_str!(concat!("migrations/", $file)),
+        }
+    };
+}
+
 const MIGRATIONS: &[Migration] = &[
-    Migration {
-        version: 1,
-        name: "parties: idempotency, merchant orders and outbox, issuer cards and ledger, carrier shipments",
-        sql: include_str!("migrations/0001_init.sql"),
-    },
-    Migration {
-        version: 2,
-        name: "carrier lifecycle: each shipment's issuer and delivery time (proof of delivery)",
-        sql: include_str!("migrations/0002_lifecycle.sql"),
-    },
-    Migration {
-        version: 3,
-        name: "merchant lifecycle: order facts (payment receipt, delivery status, proof of delivery)",
-        sql: include_str!("migrations/0003_merchant_lifecycle.sql"),
-    },
-    Migration {
-        version: 4,
-        name: "issuer and carrier bindings: refunds keyed by order, each authorization's carrier and header digest, each shipment's header digest",
-        sql: include_str!("migrations/0004_issuer_carrier.sql"),
-    },
-    Migration {
-        version: 5,
-        name: "data at rest: card numbers and destinations encrypted under wrapped data keys",
-        sql: include_str!("migrations/0005_at_rest.sql"),
-    },
-    Migration {
-        version: 6,
-        name: "merchant webhooks: endpoints, events recorded with each order transition, deliveries and their attempts",
-        sql: include_str!("migrations/0006_webhooks.sql"),
-    },
-    Migration {
-        version: 8,
-        name: "sessions: replay records shared by a party's replicas",
-        sql: include_str!("migrations/0008_session_seen.sql"),
-    },
+    migration!(
+        1,
+        "0001_init.sql",
+        "parties: idempotency, merchant orders and outbox, issuer cards and ledger, carrier shipments"
+    ),
+    migration!(
+        2,
+        "0002_lifecycle.sql",
+        "carrier lifecycle: each shipment's issuer and delivery time (proof of delivery)"
+    ),
+    migration!(
+        3,
+        "0003_merchant_lifecycle.sql",
+        "merchant lifecycle: order facts (payment receipt, delivery status, proof of delivery)"
+    ),
+    migration!(
+        4,
+        "0004_issuer_carrier.sql",
+        "issuer and carrier bindings: refunds keyed by order, each authorization's carrier and header digest, each shipment's header digest"
+    ),
+    migration!(
+        5,
+        "0005_at_rest.sql",
+        "data at rest: card numbers and destinations encrypted under wrapped data keys"
+    ),
+    migration!(
+        6,
+        "0006_webhooks.sql",
+        "merchant webhooks: endpoints, events recorded with each order transition, deliveries and their attempts"
+    ),
+    migration!(
+        8,
+        "0008_session_seen.sql",
+        "sessions: replay records shared by a party's replicas"
+    ),
 ];
 
 /// The highest schema version this program knows.

@@ -5,8 +5,8 @@
 use async_trait::async_trait;
 
 use crate::error::Result;
-use crate::open::{Db, Store};
-use crate::sql::{postgres, sqlite};
+use crate::impls::dispatch;
+use crate::open::Store;
 
 /// Replay records of session requests, in the party's database.
 #[async_trait]
@@ -23,17 +23,11 @@ pub trait SessionStore: Send + Sync {
 #[async_trait]
 impl SessionStore for Store {
     async fn session_seen(&self, session: &str, seq: u64, until_s: u64) -> Result<bool> {
-        match &self.db {
-            Db::Sqlite(p) => sqlite::session_seen(p, session, seq, until_s).await,
-            Db::Postgres(p) => postgres::session_seen(p, session, seq, until_s).await,
-        }
+        dispatch!(self, session_seen(session, seq, until_s))
     }
 
     async fn session_seen_purge(&self, now_s: u64) -> Result<u64> {
-        match &self.db {
-            Db::Sqlite(p) => sqlite::session_seen_purge(p, now_s).await,
-            Db::Postgres(p) => postgres::session_seen_purge(p, now_s).await,
-        }
+        dispatch!(self, session_seen_purge(now_s))
     }
 }
 

@@ -10,8 +10,8 @@
 use async_trait::async_trait;
 
 use crate::error::Result;
-use crate::open::{Db, Store};
-use crate::sql::{postgres, sqlite};
+use crate::impls::dispatch;
+use crate::open::Store;
 use crate::types::OrderState;
 
 /// The event types, as sent in `type`.
@@ -288,15 +288,6 @@ pub trait WebhookStore: Send + Sync {
 
     /// How many deliveries are in each status.
     async fn count_webhooks_by_status(&self) -> Result<Vec<(DeliveryStatus, u64)>>;
-}
-
-macro_rules! dispatch {
-    ($s:ident, $f:ident($($a:expr),*)) => {
-        match &$s.db {
-            Db::Sqlite(p) => sqlite::$f(p $(, $a)*).await,
-            Db::Postgres(p) => postgres::$f(p $(, $a)*).await,
-        }
-    };
 }
 
 #[async_trait]

@@ -169,12 +169,15 @@ pub async fn start(db: Db) -> Option<Env> {
 #[allow(unused_macros)]
 macro_rules! on_both_databases {
     ($scenario:ident: $sqlite:ident, $postgres:ident) => {
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        $crate::common::on_both_databases!($scenario: $sqlite, $postgres; threads = 2);
+    };
+    ($scenario:ident: $sqlite:ident, $postgres:ident; threads = $threads:literal) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = $threads)]
         async fn $sqlite() {
             $scenario($crate::common::Db::Sqlite).await;
         }
 
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        #[tokio::test(flavor = "multi_thread", worker_threads = $threads)]
         async fn $postgres() {
             $scenario($crate::common::Db::Postgres).await;
         }
@@ -407,22 +410,25 @@ pub async fn finish(env: Env) {
     }
 }
 
-/// Runs the handshake by hand (as an attacker or a test would), returning the session.
-pub async fn raw_handshake(
+/// Sends a handshake's first message by hand (as an attacker or a test would): the
+/// initiator's state, its hello and the responder's challenge.
+pub async fn raw_hello(
     keys: &dyn warifu_core::keysource::KeySource,
     peer: &PartyId,
     endpoint: &str,
-) -> warifu_core::session::Session {
-    use warifu_core::session::{Challenge, Initiator};
-    let http = reqwest::Client::new();
-    let (init, hello) = Initiator::start(
+) -> (
+    warifu_core::session::Initiator,
+    warifu_core::session::Hello,
+    warifu_core::session::Challenge,
+) {
+    let (init, hello) = warifu_core::session::Initiator::start(
         keys,
         peer,
         warifu_services::now_unix(),
         &mut warifu_core::rand::OsRandom,
     )
     .expect("start");
-    let challenge: Challenge = http
+    let challenge = reqwest::Client::new()
         .post(format!("{endpoint}/v1/handshake/hello"))
         .json(&hello)
         .send()
@@ -431,6 +437,17 @@ pub async fn raw_handshake(
         .json()
         .await
         .expect("challenge");
+    (init, hello, challenge)
+}
+
+/// Runs the handshake by hand (as an attacker or a test would), returning the session.
+pub async fn raw_handshake(
+    keys: &dyn warifu_core::keysource::KeySource,
+    peer: &PartyId,
+    endpoint: &str,
+) -> warifu_core::session::Session {
+    let http = reqwest::Client::new();
+    let (init, hello, challenge) = raw_hello(keys, peer, endpoint).await;
     let (mut session, confirm) = init.finish(&challenge).expect("responder proof");
     // Message 3 carries the Hello; the answer is the session's ticket (PROTOCOL.md §12.5).
     let r = http
