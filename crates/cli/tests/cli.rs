@@ -950,3 +950,61 @@ fn reads_are_bounded() {
     let out = warifu(&[&"example", &"order", &"--form", &big]);
     fails(out, "larger than the 16384 KiB allowed", &[]);
 }
+
+/// Issue 19: a Blom center refuses a new identity past k − margin (k = 8: margin 1, limit 7),
+/// re-issuing a registered one still works, and `show` counts what remains; a hybrid center
+/// goes on past the limit and warns that its keys rest on SOK alone.
+#[test]
+fn issuing_past_the_collusion_bound() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let ids: Vec<String> = (0..8)
+        .map(|i| format!("cardholder:c{i}@mail.example"))
+        .collect();
+    for scheme in ["blom", "hybrid"] {
+        let kc = tmp.path().join(scheme);
+        let keys = tmp.path().join(format!("{scheme}-keys"));
+        ok(warifu(&[
+            &"keycenter",
+            &"init",
+            &"--dir",
+            &kc,
+            &"--k",
+            &"8",
+            &"--scheme",
+            &scheme,
+            &"--no-passphrase",
+        ]));
+        let issue = |ids: &[String]| {
+            let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> =
+                vec![&"keycenter", &"issue", &"--dir", &kc, &"--out", &keys];
+            args.extend(ids.iter().map(|s| s as &dyn AsRef<std::ffi::OsStr>));
+            warifu(&args)
+        };
+        let first = ok(issue(&ids[..7]));
+        assert!(stderr(&first).is_empty(), "{}", stderr(&first));
+        let show = |kc: &Path| -> Value {
+            let out = ok(warifu(&[&"keycenter", &"show", &"--dir", &kc, &"--json"]));
+            serde_json::from_slice(&out.stdout).expect("json")
+        };
+        let v = show(&kc);
+        assert_eq!(
+            (v["issue_limit"].as_u64(), v["remaining"].as_u64()),
+            (Some(7), Some(0))
+        );
+        // Issuing a registered identifier again counts nothing and is never refused.
+        ok(issue(&ids[..1]));
+        let eighth = issue(&ids[7..]);
+        if scheme == "blom" {
+            fails(eighth, "recovers the master", &[]);
+            assert!(!key_path(&keys, &ids[7]).exists(), "no key past the bound");
+        } else {
+            let eighth = ok(eighth);
+            assert!(
+                stderr(&eighth).contains("rest on SOK alone"),
+                "{}",
+                stderr(&eighth)
+            );
+            assert!(key_path(&keys, &ids[7]).exists());
+        }
+    }
+}

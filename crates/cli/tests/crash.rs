@@ -7,6 +7,8 @@
 //! SQLite always; PostgreSQL too when WARIFU_TEST_POSTGRES holds a URL (one schema per party
 //! per run).
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -15,6 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::{path, stdout_ok as ok};
 use warifu_core::PartyId;
 use warifu_core::order::{Card, Destination, Expiry, Order, OrderForm, PaymentMethod};
 use warifu_core::sok::{KeyScheme, PartyKeys};
@@ -86,27 +89,10 @@ impl Rng {
 const TEST_KEK: &str = "6b656b206f662074686520637261736820746573742c206e6f74206120736563";
 
 fn warifu() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_warifu"));
-    c.env_remove("WARIFU_PASSPHRASE")
-        .env_remove("WARIFU_DATA_KEK_FILE")
-        .env("WARIFU_DATA_KEK", TEST_KEK)
-        .stdin(Stdio::null());
+    let mut c = common::warifu();
+    c.env_remove("WARIFU_DATA_KEK_FILE")
+        .env("WARIFU_DATA_KEK", TEST_KEK);
     c
-}
-
-fn ok(c: &mut Command) -> String {
-    let out = c.output().expect("run warifu");
-    assert!(
-        out.status.success(),
-        "{c:?}\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
 }
 
 fn free_port() -> u16 {

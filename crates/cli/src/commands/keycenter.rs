@@ -19,7 +19,7 @@ use serde::Serialize;
 use std::path::PathBuf;
 use warifu_core::PartyId;
 use warifu_core::blom::{self, Master, Sizing};
-use warifu_core::keycenter::KeyCenter;
+use warifu_core::keycenter::{self, KeyCenter};
 use warifu_core::keyfile::{KeyFile, SokKeyFile};
 use warifu_core::keysource::{self, pairwise_key};
 use warifu_core::rand::OsRandom;
@@ -354,12 +354,21 @@ fn issue(args: &IssueArgs) -> Result<()> {
     files::ensure_private_dir(&args.out)?;
     let bar = progress(ids.len() as u64);
     let (mut fresh, mut again) = (0usize, 0usize);
+    let mut past_bound = false;
     let mut written = Vec::with_capacity(ids.len());
     for id in &ids {
         bar.set_message(id.to_string());
-        let key = center
-            .issue(id)
-            .with_context(|| format!("cannot issue a key for {id}"))?;
+        let key = if sok_master.is_some() {
+            let (key, past) = center
+                .issue_in_hybrid(id)
+                .with_context(|| format!("cannot issue a key for {id}"))?;
+            past_bound |= past;
+            key
+        } else {
+            center
+                .issue(id)
+                .with_context(|| format!("cannot issue a key for {id}"))?
+        };
         // Register first: a registered identifier without a key file is harmless (issuing
         // again gives the same key), a key whose identifier is not registered is not.
         if register.contains(id) {
@@ -396,6 +405,16 @@ fn issue(args: &IssueArgs) -> Result<()> {
     )?;
     for (id, path) in written {
         writeln!(out, "  {id}  {}", path.display())?;
+    }
+    if past_bound {
+        eprintln!(
+            "warning: the register holds {} identifiers, past the Blom half's limit of {} (k = {}): \
+             any {} key holders together can recover the Blom master, so these keys rest on SOK alone",
+            center.count(),
+            center.limit(),
+            center.master().k(),
+            center.master().k() + 1
+        );
     }
     print(&out)
 }
@@ -441,6 +460,10 @@ struct ShowReport {
     issue_samples: usize,
     /// Identifiers in the register (with `--dir`).
     issued: Option<usize>,
+    /// The most new identities a Blom center issues: k − margin (docs/PROTOCOL.md §18).
+    issue_limit: u32,
+    /// How many new identities it can still issue (with `--dir`).
+    remaining: Option<u32>,
     /// Whether master.key is sealed under a passphrase (with `--dir`).
     master_sealed: Option<bool>,
     /// Whether the times come from an unoptimized build.
@@ -568,6 +591,9 @@ fn show(args: &ShowArgs) -> Result<()> {
         derive_seconds: derive_time.map(|d| d.as_secs_f64()),
         issue_samples: samples,
         issued,
+        issue_limit: keycenter::limit(k),
+        remaining: issued
+            .map(|n| keycenter::limit(k).saturating_sub(u32::try_from(n).unwrap_or(u32::MAX))),
         master_sealed: sealed,
         debug_build: cfg!(debug_assertions),
     };
@@ -626,8 +652,14 @@ fn show(args: &ShowArgs) -> Result<()> {
             "                             (times from a debug build: use --release for real ones)"
         )?;
     }
-    if let Some(count) = issued {
-        writeln!(out, "identifiers issued           {count}")?;
+    writeln!(
+        out,
+        "issue limit                  {} new identities (k − margin {})",
+        report.issue_limit,
+        keycenter::margin(k)
+    )?;
+    if let (Some(count), Some(left)) = (issued, report.remaining) {
+        writeln!(out, "identifiers issued           {count} ({left} remain)")?;
     }
     if let Some(s) = sealed {
         writeln!(
