@@ -11,28 +11,26 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Child;
+use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{path, stdout_ok as ok};
+use common::books::{
+    Ack, Books, CARDHOLDER_NAME, Db, card_number, error_code, free_port, load_cardholder,
+    order_for, problems, read_books, resting, warifu,
+};
+use common::{CARRIER, ISSUER, MERCHANT, path, stdout_ok as ok};
 use warifu_core::PartyId;
-use warifu_core::order::{Card, Destination, Expiry, Order, OrderForm, PaymentMethod};
-use warifu_core::sok::{KeyScheme, PartyKeys};
-use warifu_services::cardholder::{Cardholder, CardholderError};
+use warifu_core::order::PaymentMethod;
 use warifu_services::directory::SharedDirectory;
-use warifu_services::session::client::ClientError;
 use warifu_store::{
-    AuthorizationRecord, AuthorizationStatus, CarrierStore, IssuerStore, MerchantStore,
-    OrderFilter, OrderRecord, OrderState, Party, ShipmentRecord, ShipmentStatus, Store,
-    StoreOptions,
+    AuthorizationRecord, AuthorizationStatus, CarrierStore, MerchantStore, OrderRecord, OrderState,
+    Party, ShipmentRecord, ShipmentStatus,
 };
 
-const MERCHANT: &str = "merchant:shop.example";
-const ISSUER: &str = "issuer:bank.example";
-const CARRIER: &str = "carrier:post.example";
 /// Cardholders buying at once; the last one has a small limit, so some orders are declined.
 const CARDHOLDERS: usize = 4;
 const SMALL_LIMIT: u64 = 12_000;
@@ -41,10 +39,6 @@ const LIMIT: u64 = 1_000_000_000;
 const CHAOS: Duration = Duration::from_secs(30);
 /// How long the merchant's worker gets to finish afterwards.
 const DRAIN: Duration = Duration::from_secs(60);
-const EXPIRY: Expiry = Expiry {
-    year: 2035,
-    month: 7,
-};
 
 /// How many shipments the carrier's operator delivers at the end.
 const DELIVER: u32 = 8;
@@ -81,58 +75,6 @@ impl Rng {
     }
     fn below(&mut self, n: u64) -> u64 {
         self.next() % n
-    }
-}
-
-/// The key-encryption key of every party's data at rest in this test (issue 15): PostgreSQL
-/// deployments must name one; SQLite ones use it too, so the test's own reads share it.
-const TEST_KEK: &str = "6b656b206f662074686520637261736820746573742c206e6f74206120736563";
-
-fn warifu() -> Command {
-    let mut c = common::warifu();
-    c.env_remove("WARIFU_DATA_KEK_FILE")
-        .env("WARIFU_DATA_KEK", TEST_KEK);
-    c
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-/// Where the parties' databases are.
-#[derive(Clone)]
-enum Db {
-    Sqlite(PathBuf),
-    Postgres { url: String, prefix: String },
-}
-
-impl Db {
-    fn args(&self, party: Party) -> Vec<String> {
-        match self {
-            Db::Sqlite(dir) => vec!["--data".into(), path(dir).into()],
-            Db::Postgres { url, prefix } => vec![
-                "--db".into(),
-                url.clone(),
-                "--schema".into(),
-                format!("{prefix}_{}", party.as_str()),
-            ],
-        }
-    }
-
-    async fn open(&self, party: Party) -> Store {
-        let o = match self {
-            Db::Sqlite(dir) => StoreOptions::new(Store::party_url(dir, party).expect("url")),
-            Db::Postgres { url, prefix } => {
-                StoreOptions::new(url.clone()).schema(format!("{prefix}_{}", party.as_str()))
-            }
-        };
-        let kek = warifu_store::atrest::Kek::from_hex(TEST_KEK).expect("kek");
-        Store::open_with(o.kek(warifu_store::atrest::KekSource::Key(kek)))
-            .await
-            .expect("open a party's store")
     }
 }
 
@@ -199,316 +141,6 @@ impl Drop for Service {
     }
 }
 
-/// What a cardholder was told: the merchant acknowledged the order with this outcome.
-#[derive(Debug, Clone)]
-struct Ack {
-    order_id: String,
-    approved: bool,
-    state: String,
-    /// The cardholder cancelled it afterwards and the merchant took the cancel.
-    cancelled: bool,
-}
-
-fn card_number(i: usize) -> String {
-    let base = format!("453914880343{:03}", i);
-    (0..10)
-        .map(|d| format!("{base}{d}"))
-        .find(|n| warifu_core::order::luhn(n))
-        .expect("a Luhn digit")
-}
-
-fn order_for(form: &OrderForm, number: &str) -> warifu_core::Result<Order> {
-    let (lines, amount) = Order::lines_from(form, &[("TEA-001", 1)])?;
-    Ok(Order {
-        cardholder_name: "Crash Tester".into(),
-        cardholder_address: "1-1 Chiyoda, Tokyo".into(),
-        telephone: "+81-3-0000-0000".into(),
-        fax: None,
-        card: Card {
-            number: number.into(),
-            expiry: EXPIRY,
-        },
-        lines,
-        amount,
-        currency: form.currency.clone(),
-        payment_method: PaymentMethod::LumpSum,
-        destination: form.carrier.as_ref().map(|_| Destination {
-            addressee: "Taro Suzuki".into(),
-            address: "2-2 Umeda, Osaka".into(),
-        }),
-    })
-}
-
-fn error_code(e: &CardholderError) -> String {
-    match e {
-        CardholderError::Client(ClientError::Refused { code, .. }) => code.clone(),
-        CardholderError::Client(ClientError::Unavailable { .. }) => "unavailable".into(),
-        CardholderError::Client(_) => "client".into(),
-        _ => "other".into(),
-    }
-}
-
-/// What the three databases hold at the end.
-struct Books {
-    orders: Vec<OrderRecord>,
-    authorizations: Vec<AuthorizationRecord>,
-    shipments: Vec<ShipmentRecord>,
-    /// Σ captured − refunded in the issuer's settlement report for the merchant.
-    settled: i64,
-    audit_problems: Vec<String>,
-}
-
-/// Merchant states an order may rest in once the worker is done: the final ones, and
-/// `captured` (paid, waiting for the carrier's delivery, which only a carrier operator moves).
-fn resting(s: OrderState) -> bool {
-    s.is_final() || s == OrderState::Captured
-}
-
-/// Every violation of the crash-test invariants (empty when all hold).
-fn problems(acks: &[Ack], b: &Books) -> Vec<String> {
-    let mut out = b.audit_problems.clone();
-    let orders: BTreeMap<&str, &OrderRecord> =
-        b.orders.iter().map(|o| (o.order_id.as_str(), o)).collect();
-    if orders.len() != b.orders.len() {
-        out.push("the merchant holds an order id twice".into());
-    }
-    // 1. Every acknowledged order is there and rests; approved ones were paid, declined not.
-    for a in acks {
-        match orders.get(a.order_id.as_str()) {
-            None => out.push(format!("acknowledged order {} is lost", a.order_id)),
-            Some(o) if !resting(o.state) => out.push(format!(
-                "acknowledged order {} is stuck in {} (acknowledged as {})",
-                a.order_id,
-                o.state.as_str(),
-                a.state
-            )),
-            Some(o) if a.approved && o.state == OrderState::Declined => out.push(format!(
-                "order {} was acknowledged approved but is declined",
-                a.order_id
-            )),
-            Some(o) if !a.approved && o.state != OrderState::Declined => out.push(format!(
-                "order {} was acknowledged declined but is {}",
-                a.order_id,
-                o.state.as_str()
-            )),
-            Some(_) => {}
-        }
-    }
-    // 1b. A cancel the merchant took ends with nothing paid: voided or refunded in full.
-    for a in acks.iter().filter(|a| a.cancelled) {
-        if let Some(o) = orders.get(a.order_id.as_str())
-            && !matches!(o.state, OrderState::Voided | OrderState::Refunded)
-        {
-            out.push(format!(
-                "cancelled order {} rests in {}",
-                a.order_id,
-                o.state.as_str()
-            ));
-        }
-        if let Some(z) = b
-            .authorizations
-            .iter()
-            .find(|z| z.order_id == a.order_id && z.captured != z.refunded)
-        {
-            out.push(format!(
-                "cancelled order {}: the issuer keeps {} (captured {}, refunded {})",
-                a.order_id,
-                z.captured - z.refunded,
-                z.captured,
-                z.refunded
-            ));
-        }
-    }
-    // Orders nobody heard about (the answer was lost in a crash) must rest too.
-    for o in &b.orders {
-        if !resting(o.state) {
-            out.push(format!(
-                "order {} is stuck in {}",
-                o.order_id,
-                o.state.as_str()
-            ));
-        }
-    }
-    // 2. One authorization per order, captured at most once and never beyond the hold.
-    let mut auths: BTreeMap<(&str, &str), &AuthorizationRecord> = BTreeMap::new();
-    for a in &b.authorizations {
-        if auths
-            .insert((a.merchant_id.as_str(), a.order_id.as_str()), a)
-            .is_some()
-        {
-            out.push(format!("order {} was authorized twice", a.order_id));
-        }
-        if a.captured > a.amount || a.refunded > a.captured {
-            out.push(format!(
-                "order {}: captured {} and refunded {} of {}",
-                a.order_id, a.captured, a.refunded, a.amount
-            ));
-        }
-    }
-    let mut paid = 0i64;
-    for o in &b.orders {
-        let auth = auths.get(&(MERCHANT, o.order_id.as_str()));
-        let captured_here = matches!(o.state, OrderState::Captured | OrderState::Delivered);
-        match (captured_here, auth) {
-            (true, Some(a)) if a.status == AuthorizationStatus::Captured => {
-                if a.captured != o.amount {
-                    out.push(format!(
-                        "order {}: the issuer captured {} of {}",
-                        o.order_id, a.captured, o.amount
-                    ));
-                }
-                paid += o.amount as i64;
-            }
-            (true, a) => out.push(format!(
-                "order {} is {} at the merchant but {} at the issuer",
-                o.order_id,
-                o.state.as_str(),
-                a.map_or("missing", |a| a.status.as_str())
-            )),
-            (false, Some(a)) if a.status == AuthorizationStatus::Captured => out.push(format!(
-                "order {} is captured at the issuer but {} at the merchant",
-                o.order_id,
-                o.state.as_str()
-            )),
-            (false, Some(a)) if a.status == AuthorizationStatus::Held => out.push(format!(
-                "order {} still holds money at the issuer while {} at the merchant",
-                o.order_id,
-                o.state.as_str()
-            )),
-            _ => {}
-        }
-    }
-    for a in auths.values() {
-        if !orders.contains_key(a.order_id.as_str()) {
-            out.push(format!(
-                "the issuer has an authorization for an order the merchant never stored: {}",
-                a.order_id
-            ));
-        }
-    }
-    if b.settled != paid {
-        out.push(format!(
-            "the issuer settled {} for the merchant but the merchant's captured orders total {paid}",
-            b.settled
-        ));
-    }
-    // 3. Exactly one shipment per shipped order, and none for an order not shipped.
-    let mut shipments: BTreeMap<&str, u32> = BTreeMap::new();
-    let tracked: BTreeMap<&str, bool> = b
-        .orders
-        .iter()
-        .map(|o| (o.order_id.as_str(), o.tracking_number.is_some()))
-        .collect();
-    for s in &b.shipments {
-        // A cancel that reached the carrier before the shipment did leaves a tombstone (a
-        // cancelled shipment the merchant never got a tracking number for).
-        let tombstone = s.status == ShipmentStatus::Cancelled
-            && !tracked.get(s.order_id.as_str()).copied().unwrap_or(false);
-        if !tombstone {
-            *shipments.entry(s.order_id.as_str()).or_default() += 1;
-        }
-    }
-    for o in &b.orders {
-        let n = shipments.get(o.order_id.as_str()).copied().unwrap_or(0);
-        match (&o.tracking_number, n) {
-            (Some(_), 1) | (None, 0) => {}
-            (t, n) => out.push(format!(
-                "order {} ({}, tracking {:?}) has {n} shipments",
-                o.order_id,
-                o.state.as_str(),
-                t
-            )),
-        }
-    }
-    for s in &b.shipments {
-        if !orders.contains_key(s.order_id.as_str()) {
-            out.push(format!(
-                "the carrier ships an order the merchant never stored: {}",
-                s.order_id
-            ));
-        }
-    }
-    out
-}
-
-async fn read_books(db: &Db) -> Books {
-    let m = db.open(Party::Merchant).await;
-    let i = db.open(Party::Issuer).await;
-    let c = db.open(Party::Carrier).await;
-    let mut orders = Vec::new();
-    loop {
-        let page = m
-            .list_orders(&OrderFilter {
-                limit: Some(500),
-                offset: Some(orders.len() as u32),
-                ..OrderFilter::default()
-            })
-            .await
-            .expect("list orders");
-        let n = page.len();
-        orders.extend(page);
-        if n < 500 {
-            break;
-        }
-    }
-    let mut authorizations = Vec::new();
-    loop {
-        let page = i
-            .list_authorizations(500, authorizations.len() as u32)
-            .await
-            .expect("list authorizations");
-        let n = page.len();
-        authorizations.extend(page);
-        if n < 500 {
-            break;
-        }
-    }
-    let mut shipments = Vec::new();
-    loop {
-        let page = c
-            .list_shipments(500, shipments.len() as u32)
-            .await
-            .expect("list shipments");
-        let n = page.len();
-        shipments.extend(page);
-        if n < 500 {
-            break;
-        }
-    }
-    let settled = i
-        .settlement_report(MERCHANT)
-        .await
-        .expect("settlement report")
-        .iter()
-        .map(|d| d.captured as i64 - d.refunded as i64)
-        .sum();
-    let audit = i.audit().await.expect("audit");
-    let mut audit_problems = Vec::new();
-    if !audit.is_clean() {
-        audit_problems.push(format!("the issuer's audit is not clean: {audit:?}"));
-    }
-    for s in [m, i, c] {
-        s.close().await;
-    }
-    Books {
-        orders,
-        authorizations,
-        shipments,
-        settled,
-        audit_problems,
-    }
-}
-
-fn load_cardholder(keys: &Path, id: &str, dir: &Arc<SharedDirectory>) -> Cardholder {
-    let (role, name) = id.split_once(':').expect("role:name");
-    let bytes = std::fs::read(keys.join(format!("{role}_{name}.key"))).expect("key file");
-    let mut k = PartyKeys::new();
-    k.add_file(&bytes, None).expect("a personal key");
-    let scheme = k.available().last().copied().unwrap_or(KeyScheme::Hybrid);
-    let source = k.key_source(scheme).expect("key source");
-    Cardholder::new(warifu_services::keys::cached(source, 64), Arc::clone(dir))
-}
-
 fn crash_run(db: Db, root: &Path) {
     let seed = std::env::var("WARIFU_CRASH_SEED")
         .ok()
@@ -548,7 +180,7 @@ fn crash_run(db: Db, root: &Path) {
             .args(["issuer", "enroll"])
             .args(db.args(Party::Issuer))
             .args(["--card-id", &format!("card-{i}"), "--cardholder", ch])
-            .args(["--name", "Crash Tester", "--expiry", "2035-07"])
+            .args(["--name", CARDHOLDER_NAME, "--expiry", "2035-07"])
             .args(["--limit", &limit.to_string()])
             .env("WARIFU_CARD_NUMBER", card_number(i)));
     }
@@ -838,24 +470,16 @@ fn services_killed_at_random_lose_nothing_and_do_nothing_twice_postgres() {
         return;
     };
     let tmp = tempfile::tempdir().expect("tmp");
-    let prefix = format!("crash_{}", std::process::id());
-    crash_run(
-        Db::Postgres {
-            url: url.clone(),
-            prefix: prefix.clone(),
-        },
-        tmp.path(),
-    );
-    let rt = tokio::runtime::Builder::new_current_thread()
+    let db = Db::Postgres {
+        url,
+        prefix: format!("crash_{}", std::process::id()),
+    };
+    crash_run(db.clone(), tmp.path());
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .expect("runtime");
-    for p in [Party::Merchant, Party::Issuer, Party::Carrier] {
-        let _ = rt.block_on(Store::drop_postgres_schema(
-            &url,
-            &format!("{prefix}_{}", p.as_str()),
-        ));
-    }
+        .expect("runtime")
+        .block_on(db.drop_schemas());
 }
 
 /// The checks catch what they are for: a lost order, a double capture, a second shipment,

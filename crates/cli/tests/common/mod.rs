@@ -1,13 +1,23 @@
 //! Shared set-up of the CLI's integration tests: the `warifu` binary with a clean environment,
 //! served parties killed on drop, and a whole deployment from separate commands (key center,
-//! issuance, enrolment, three `serve` processes, the directory, the cardholder's profile).
+//! issuance, enrolment, the `serve` processes, the directory, the cardholder's profile); the
+//! parties' books and their invariants in [`books`].
 #![allow(dead_code)]
+
+pub mod books;
 
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
+
+use books::Db;
+use warifu_services::cardholder::Cardholder;
+use warifu_services::directory::SharedDirectory;
+use warifu_store::Party;
 
 /// The card number enrolled in a [`Deployment`] and written in its profile.
 pub const HANAKO_CARD: &str = "4539148803436467";
@@ -80,11 +90,11 @@ impl Drop for Served {
     }
 }
 
-/// Starts `warifu <party> serve …` and returns it with the URL it printed.
-pub fn serve(args: &[&str]) -> (Served, String) {
+/// Starts `<cmd> <party> serve …` (`cmd`: [`warifu`] with its environment) and returns it
+/// with the URL it printed.
+pub fn serve(mut cmd: Command, args: &[String]) -> (Served, String) {
     let mut child = Served(
-        warifu()
-            .args(args)
+        cmd.args(args)
             .args(["--log", "warn"])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -113,12 +123,21 @@ pub struct Options {
     /// The card number as given to `issuer enroll` (WARIFU_CARD_NUMBER); [`HANAKO_CARD`] if
     /// `None`.
     pub enroll_card: Option<String>,
+    /// A PostgreSQL URL: every party's database there (a fresh schema per party) under
+    /// [`books::TEST_KEK`], instead of SQLite files under `data`.
+    pub postgres: Option<String>,
+    /// How many `merchant serve` processes serve the merchant's one database (1 if 0).
+    pub merchants: usize,
+    /// More cardholders, `cardholder:c<i>@mail.example`, each with card
+    /// [`books::card_number`]`(i)` enrolled with this limit.
+    pub cardholders: Vec<u64>,
 }
 
 /// A deployment of separate processes: a key center with k = 16 and no passphrase, keys for
-/// the four parties, Hanako's card enrolled (limit 100 000), the issuer, carrier and merchant
-/// served on SQLite under `data`, all three in the directory file, and Hanako's profile
-/// (card [`HANAKO_CARD`], destination "Taro Suzuki, 2-2 Umeda, Osaka").
+/// the parties, Hanako's card enrolled (limit 100 000), the issuer, carrier and merchant(s)
+/// served on SQLite under `data` (or PostgreSQL), all three in the directory file (the
+/// merchant at its first process), and Hanako's profile (card [`HANAKO_CARD`], destination
+/// "Taro Suzuki, 2-2 Umeda, Osaka").
 pub struct Deployment {
     /// The temporary directory holding everything.
     pub tmp: tempfile::TempDir,
@@ -136,14 +155,21 @@ pub struct Deployment {
     pub issuer_url: String,
     /// The carrier's URL.
     pub carrier_url: String,
-    /// The merchant's URL.
+    /// The merchant's URL (its first process).
     pub merchant_url: String,
-    _served: [Served; 3],
+    /// Where the parties' databases are.
+    pub db: Db,
+    /// The merchant's processes, all over its one database, and their URLs.
+    pub merchants: Vec<(Served, String)>,
+    /// The ids of [`Options::cardholders`].
+    pub cardholders: Vec<String>,
+    _served: [Served; 2],
 }
 
 impl Deployment {
     /// Starts a deployment as `opts` says.
     pub fn start(opts: Options) -> Deployment {
+        static DEPLOYMENTS: AtomicU32 = AtomicU32::new(0);
         let tmp = tempfile::tempdir().expect("tmp");
         let (kc, keys, data) = (
             tmp.path().join("kc"),
@@ -151,6 +177,24 @@ impl Deployment {
             tmp.path().join("data"),
         );
         let dir = tmp.path().join("directory.json");
+        // PostgreSQL stores need a key-encryption key: the test's.
+        let (db, cmd): (Db, fn() -> Command) = match &opts.postgres {
+            Some(url) => (
+                Db::Postgres {
+                    url: url.clone(),
+                    prefix: format!(
+                        "cli_{}_{}",
+                        std::process::id(),
+                        DEPLOYMENTS.fetch_add(1, Ordering::Relaxed)
+                    ),
+                },
+                books::warifu,
+            ),
+            None => (Db::Sqlite(data.clone()), warifu),
+        };
+        let cardholders: Vec<String> = (0..opts.cardholders.len())
+            .map(|i| format!("cardholder:c{i}@mail.example"))
+            .collect();
         stdout_ok(warifu().args([
             "keycenter",
             "init",
@@ -160,54 +204,67 @@ impl Deployment {
             "16",
             "--no-passphrase",
         ]));
-        stdout_ok(warifu().args([
-            "keycenter",
-            "issue",
-            "--dir",
-            path(&kc),
-            "--out",
-            path(&keys),
-            MERCHANT,
-            ISSUER,
-            CARRIER,
-            HANAKO,
-        ]));
         stdout_ok(
             warifu()
                 .args([
-                    "issuer",
-                    "enroll",
-                    "--data",
-                    path(&data),
-                    "--card-id",
-                    "c1",
-                    "--cardholder",
-                    HANAKO,
-                    "--name",
-                    "Hanako Yamada",
-                    "--expiry",
-                    "2035-07",
-                    "--limit",
-                    "100000",
+                    "keycenter",
+                    "issue",
+                    "--dir",
+                    path(&kc),
+                    "--out",
+                    path(&keys),
                 ])
-                .env(
-                    "WARIFU_CARD_NUMBER",
-                    opts.enroll_card.as_deref().unwrap_or(HANAKO_CARD),
-                ),
+                .args([MERCHANT, ISSUER, CARRIER, HANAKO])
+                .args(&cardholders),
         );
+        // (id, card id, name, number, limit).
+        let hanako_card = opts
+            .enroll_card
+            .as_deref()
+            .unwrap_or(HANAKO_CARD)
+            .to_owned();
+        let hanako = (
+            HANAKO.to_owned(),
+            "c1".to_owned(),
+            "Hanako Yamada",
+            hanako_card,
+            100_000,
+        );
+        let others = cardholders.iter().zip(&opts.cardholders).enumerate();
+        let others = others.map(|(i, (id, limit))| {
+            let card = books::card_number(i);
+            (
+                id.clone(),
+                format!("card-{i}"),
+                books::CARDHOLDER_NAME,
+                card,
+                *limit,
+            )
+        });
+        for (id, card_id, name, number, limit) in std::iter::once(hanako).chain(others) {
+            stdout_ok(
+                cmd()
+                    .args(["issuer", "enroll"])
+                    .args(db.args(Party::Issuer))
+                    .args(["--card-id", &card_id, "--cardholder", &id, "--name", name])
+                    .args(["--expiry", "2035-07", "--limit", &limit.to_string()])
+                    .env("WARIFU_CARD_NUMBER", number),
+            );
+        }
         let token_file = opts.operator_token.as_ref().map(|t| {
             let file = tmp.path().join("operator.token");
             fs::write(&file, format!("{t}\n")).expect("token");
             file
         });
-        let serve_party = |party: &str, key: &str, extra: &[&str]| {
-            let key = keys.join(key);
-            let mut args = vec![party, "serve", "--key", path(&key), "--data", path(&data)];
-            args.extend_from_slice(extra);
+        let serve_party = |party: Party, key: &str, extra: &[&str]| {
+            let mut args = vec![party.as_str().to_owned(), "serve".into(), "--key".into()];
+            args.push(path(&keys.join(key)).to_owned());
+            args.extend(db.args(party));
+            args.extend(extra.iter().map(|s| s.to_string()));
             if let Some(t) = &token_file {
-                args.extend(["--operator-token-file", path(t)]);
+                args.extend(["--operator-token-file".into(), path(t).to_owned()]);
             }
-            serve(&args)
+            serve(cmd(), &args)
         };
         let add = |id: &str, url: &str| {
             stdout_ok(warifu().args([
@@ -222,8 +279,8 @@ impl Deployment {
                 url,
             ]));
         };
-        let (issuer, issuer_url) = serve_party("issuer", "issuer_bank.example.key", &[]);
-        let (carrier, carrier_url) = serve_party("carrier", "carrier_post.example.key", &[]);
+        let (issuer, issuer_url) = serve_party(Party::Issuer, "issuer_bank.example.key", &[]);
+        let (carrier, carrier_url) = serve_party(Party::Carrier, "carrier_post.example.key", &[]);
         add(ISSUER, &issuer_url);
         add(CARRIER, &carrier_url);
         let policy = opts.merchant_policy.as_ref().map(|text| {
@@ -242,8 +299,16 @@ impl Deployment {
         if let Some(p) = &policy {
             merchant_extra.extend(["--policy", path(p)]);
         }
-        let (merchant, merchant_url) =
-            serve_party("merchant", "merchant_shop.example.key", &merchant_extra);
+        let merchants: Vec<_> = (0..opts.merchants.max(1))
+            .map(|_| {
+                serve_party(
+                    Party::Merchant,
+                    "merchant_shop.example.key",
+                    &merchant_extra,
+                )
+            })
+            .collect();
+        let merchant_url = merchants[0].1.clone();
         add(MERCHANT, &merchant_url);
         let profile = tmp.path().join("hanako.json");
         fs::write(
@@ -266,8 +331,18 @@ impl Deployment {
             issuer_url,
             carrier_url,
             merchant_url,
-            _served: [issuer, carrier, merchant],
+            db,
+            merchants,
+            cardholders,
+            _served: [issuer, carrier],
         }
+    }
+
+    /// The cardholder `id` (Hanako or one of [`Deployment::cardholders`]) as an in-process
+    /// client, finding the parties in the directory file as it is now.
+    pub fn cardholder(&self, id: &str) -> Cardholder {
+        let dir = SharedDirectory::from_file(&self.dir).expect("directory");
+        books::load_cardholder(&self.keys, id, &Arc::new(dir))
     }
 
     /// The key file of a party's key (`merchant_shop.example.key`, …).
