@@ -55,7 +55,7 @@ mod tests {
     async fn a_request_is_recorded_once_until_its_window_closes() {
         let dir = tempfile::tempdir().expect("tempdir");
         let url = format!("sqlite://{}", dir.path().join("s.db").display());
-        // (PostgreSQL: services/tests/replicas.rs, whose replicas record here.)
+        // (PostgreSQL: cli/tests/replicas.rs, whose replicas record here.)
         check(&Store::open(&url).await.expect("sqlite")).await;
     }
 }
