@@ -22,7 +22,7 @@ use common::books::{
     Ack, Books, CARDHOLDER_NAME, Db, card_number, error_code, free_port, load_cardholder,
     order_for, problems, read_books, resting, warifu,
 };
-use common::{CARRIER, ISSUER, MERCHANT, path, stdout_ok as ok};
+use common::{CARRIER, ISSUER, MERCHANT, key_center, path, stdout_ok as ok};
 use warifu_core::PartyId;
 use warifu_core::order::PaymentMethod;
 use warifu_services::directory::SharedDirectory;
@@ -155,21 +155,15 @@ fn crash_run(db: Db, root: &Path) {
     let kc = root.join("kc");
     let keys = root.join("keys");
     let dir_file = root.join("directory.json");
-    ok(warifu().args(["keycenter", "init", "--dir", path(&kc), "--no-passphrase"]));
     let cardholders: Vec<String> = (0..CARDHOLDERS)
         .map(|i| format!("cardholder:crash-{i}@mail.example"))
         .collect();
-    let mut issue = warifu();
-    issue.args([
-        "keycenter",
-        "issue",
-        "--dir",
-        path(&kc),
-        "--out",
-        path(&keys),
-    ]);
-    issue.args([MERCHANT, ISSUER, CARRIER]).args(&cardholders);
-    ok(&mut issue);
+    let ids = [MERCHANT, ISSUER, CARRIER].into_iter();
+    key_center(
+        &kc,
+        &keys,
+        ids.chain(cardholders.iter().map(String::as_str)),
+    );
     for (i, ch) in cardholders.iter().enumerate() {
         let limit = if i + 1 == CARDHOLDERS {
             SMALL_LIMIT

@@ -4,6 +4,7 @@
 //! authorized, captured or shipped twice, every order at rest).
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -331,51 +332,42 @@ pub fn problems(acks: &[Ack], b: &Books) -> Vec<String> {
     out
 }
 
+/// Rows per page when reading a whole list.
+const PAGE: u32 = 500;
+
+/// Every row of a list read a page at a time (`page(offset)`, at most [`PAGE`] rows).
+async fn every<T, F: Future<Output = warifu_store::Result<Vec<T>>>>(
+    mut page: impl FnMut(u32) -> F,
+) -> Vec<T> {
+    let mut all = Vec::new();
+    loop {
+        let rows = page(all.len() as u32).await.expect("a page of a list");
+        let n = rows.len();
+        all.extend(rows);
+        if n < PAGE as usize {
+            return all;
+        }
+    }
+}
+
 /// What the three parties' databases hold now.
 pub async fn read_books(db: &Db) -> Books {
-    let m = db.open(Party::Merchant).await;
-    let i = db.open(Party::Issuer).await;
-    let c = db.open(Party::Carrier).await;
-    let mut orders = Vec::new();
-    loop {
-        let page = m
-            .list_orders(&OrderFilter {
-                limit: Some(500),
-                offset: Some(orders.len() as u32),
-                ..OrderFilter::default()
-            })
-            .await
-            .expect("list orders");
-        let n = page.len();
-        orders.extend(page);
-        if n < 500 {
-            break;
-        }
-    }
-    let mut authorizations = Vec::new();
-    loop {
-        let page = i
-            .list_authorizations(500, authorizations.len() as u32)
-            .await
-            .expect("list authorizations");
-        let n = page.len();
-        authorizations.extend(page);
-        if n < 500 {
-            break;
-        }
-    }
-    let mut shipments = Vec::new();
-    loop {
-        let page = c
-            .list_shipments(500, shipments.len() as u32)
-            .await
-            .expect("list shipments");
-        let n = page.len();
-        shipments.extend(page);
-        if n < 500 {
-            break;
-        }
-    }
+    let (m, i, c) = (
+        &db.open(Party::Merchant).await,
+        &db.open(Party::Issuer).await,
+        &db.open(Party::Carrier).await,
+    );
+    let orders = every(|offset| async move {
+        let page = OrderFilter {
+            limit: Some(PAGE),
+            offset: Some(offset),
+            ..OrderFilter::default()
+        };
+        m.list_orders(&page).await
+    })
+    .await;
+    let authorizations = every(|offset| i.list_authorizations(PAGE, offset)).await;
+    let shipments = every(|offset| c.list_shipments(PAGE, offset)).await;
     let settled = i
         .settlement_report(MERCHANT)
         .await

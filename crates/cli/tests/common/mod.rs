@@ -80,6 +80,24 @@ pub fn order_id_of(bought: &str) -> String {
         .to_owned()
 }
 
+/// A key center in `kc` (k = 16, no passphrase) and the keys of `ids` it issued into `keys`.
+pub fn key_center<'a>(kc: &Path, keys: &Path, ids: impl IntoIterator<Item = &'a str>) {
+    stdout_ok(warifu().args([
+        "keycenter",
+        "init",
+        "--dir",
+        path(kc),
+        "--k",
+        "16",
+        "--no-passphrase",
+    ]));
+    stdout_ok(
+        warifu()
+            .args(["keycenter", "issue", "--dir", path(kc), "--out", path(keys)])
+            .args(ids),
+    );
+}
+
 /// A served party, killed when dropped.
 pub struct Served(pub Child);
 
@@ -195,27 +213,11 @@ impl Deployment {
         let cardholders: Vec<String> = (0..opts.cardholders.len())
             .map(|i| format!("cardholder:c{i}@mail.example"))
             .collect();
-        stdout_ok(warifu().args([
-            "keycenter",
-            "init",
-            "--dir",
-            path(&kc),
-            "--k",
-            "16",
-            "--no-passphrase",
-        ]));
-        stdout_ok(
-            warifu()
-                .args([
-                    "keycenter",
-                    "issue",
-                    "--dir",
-                    path(&kc),
-                    "--out",
-                    path(&keys),
-                ])
-                .args([MERCHANT, ISSUER, CARRIER, HANAKO])
-                .args(&cardholders),
+        let ids = [MERCHANT, ISSUER, CARRIER, HANAKO].into_iter();
+        key_center(
+            &kc,
+            &keys,
+            ids.chain(cardholders.iter().map(String::as_str)),
         );
         // (id, card id, name, number, limit).
         let hanako_card = opts
