@@ -20,6 +20,7 @@ mod common;
 mod raw;
 
 use std::future::Future;
+use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -289,7 +290,10 @@ fn replicas_behind_haproxy_lose_nothing_when_one_is_sigkilled() {
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         };
-        d.merchants[VICTIM].0.0.kill().expect("SIGKILL");
+        let victim = &mut d.merchants[VICTIM].0.0;
+        victim.kill().expect("SIGKILL");
+        let died = victim.wait().expect("reap the replica");
+        assert_eq!(died.signal(), Some(9), "the replica died of {died:?}");
         println!(
             "t={:.1}s: SIGKILL replica {VICTIM} with {in_flight} request(s) in flight, {} orders acknowledged",
             started.elapsed().as_secs_f64(),
@@ -304,7 +308,7 @@ fn replicas_behind_haproxy_lose_nothing_when_one_is_sigkilled() {
         }
         let per_replica = replica_stats(&http, &lb).await;
         assert!(
-            per_replica.iter().all(|(_, _, total)| *total > 0),
+            per_replica.len() == REPLICAS && per_replica.iter().all(|(_, _, total)| *total > 0),
             "round-robin did not reach every replica: {per_replica:?}"
         );
         let acks = acks.lock().expect("acks").clone();
