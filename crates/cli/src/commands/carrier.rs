@@ -14,8 +14,8 @@ use warifu_store::Party;
 
 use crate::support::logging::init_logs_as;
 use crate::support::service::{
-    ListArgs, OperatorArgs, ServeArgs, answer, ctrl_c, listen, load_keys, op_call, open_store,
-    operator_auth, runtime,
+    ListArgs, OperatorArgs, RotateArgs, ServeArgs, answer, ctrl_c, listen, load_keys, op_call,
+    open_store, operator_auth, rotate_data_key, runtime,
 };
 /// `warifu carrier …`
 #[derive(Debug, Subcommand)]
@@ -27,6 +27,10 @@ pub enum CarrierCommand {
     Advance(AdvanceArgs),
     /// List the shipments, newest first (operator; no destinations).
     Shipments(ListArgs),
+    /// Rotate the data key of the destinations while the service runs: a new key, every
+    /// destination re-encrypted under it, the old key dropped (optionally a new
+    /// key-encryption key).
+    RotateDataKey(RotateArgs),
 }
 
 /// `warifu carrier serve`
@@ -65,6 +69,7 @@ pub fn carrier(cmd: &CarrierCommand) -> Result<()> {
         CarrierCommand::Serve(a) => (&a.serve, &a.directory),
         CarrierCommand::Advance(a) => return carrier_advance(a),
         CarrierCommand::Shipments(a) => return carrier_shipments(a),
+        CarrierCommand::RotateDataKey(a) => return rotate_data_key(a, Party::Carrier),
     };
     init_logs_as(&a.log, a.log_format);
     let keys = load_keys(a, Role::Carrier)?;

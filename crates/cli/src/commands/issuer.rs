@@ -24,8 +24,8 @@ use warifu_store::{Party, Store};
 
 use crate::support::logging::init_logs_as;
 use crate::support::service::{
-    DbArgs, OperatorArgs, ServeArgs, answer, ctrl_c, listen, load_keys, op_call, open_store,
-    operator_auth, runtime,
+    DbArgs, OperatorArgs, RotateArgs, ServeArgs, answer, ctrl_c, listen, load_keys, op_call,
+    open_store, operator_auth, rotate_data_key, runtime,
 };
 /// `warifu issuer …`
 #[derive(Debug, Subcommand)]
@@ -48,6 +48,9 @@ pub enum IssuerCommand {
     Statement(StatementArgs),
     /// A merchant's settlement: captured − refunded, by UTC day.
     Settlement(SettlementArgs),
+    /// Rotate the data key of the card numbers while the service runs: a new key, every
+    /// card re-encrypted under it, the old key dropped (optionally a new key-encryption key).
+    RotateDataKey(RotateArgs),
 }
 
 /// Where an operator command acts: a running issuer (`--url`) or its database.
@@ -229,9 +232,12 @@ pub fn issuer(cmd: &IssuerCommand) -> Result<()> {
             Ok(())
         });
     }
+    if let IssuerCommand::RotateDataKey(a) = cmd {
+        return rotate_data_key(a, Party::Issuer);
+    }
     runtime()?.block_on(async {
         match cmd {
-            IssuerCommand::Serve(_) => Ok(()),
+            IssuerCommand::Serve(_) | IssuerCommand::RotateDataKey(_) => Ok(()),
             IssuerCommand::Enroll(a) => enroll(a).await,
             IssuerCommand::Block(a) | IssuerCommand::Unblock(a) => {
                 let blocked = matches!(cmd, IssuerCommand::Block(_));

@@ -333,3 +333,99 @@ pub(crate) fn answer(json: bool, raw: &str, text: impl FnOnce() -> String) -> Re
     }
     print(&text())
 }
+
+/// `warifu issuer|carrier rotate-data-key`.
+#[derive(Debug, Clone, Args)]
+pub struct RotateArgs {
+    /// The database (as the party's `serve` names it; the key-encryption key likewise:
+    /// WARIFU_DATA_KEK_FILE, WARIFU_DATA_KEK, else `NAME.kek` beside a SQLite file).
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Seconds to wait between making the new data key active and re-encrypting: running
+    /// services look for a new key every 30 s, so the old keys are dropped only once none
+    /// writes under them. 0 when no service uses the database now.
+    #[arg(long, value_name = "SECS", default_value_t = warifu_store::atrest::REFRESH.as_secs() + 5)]
+    pub grace: u64,
+    /// Also re-wrap every data key under the key-encryption key in this file (64 hex digits,
+    /// 0600); start the services with it (WARIFU_DATA_KEK_FILE) from then on. A SQLite
+    /// database's default `NAME.kek` is replaced by it.
+    #[arg(long, value_name = "FILE")]
+    pub new_kek_file: Option<PathBuf>,
+}
+
+/// Rotates `party`'s data key without stopping its services: a new active key, a wait of
+/// `--grace`, every row re-encrypted under it, the old keys no row uses dropped, optionally
+/// every key re-wrapped under a new key-encryption key. Prints counts, never a key.
+pub(crate) fn rotate_data_key(a: &RotateArgs, party: Party) -> Result<()> {
+    use warifu_store::atrest::{Kek, KekSource};
+    let new_kek = a.new_kek_file.as_deref().map(Kek::read_file).transpose()?;
+    runtime()?.block_on(async {
+        let store = open_store(&a.db, party).await?;
+        let rotated_at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let active = store
+            .rotate_data_key(rotated_at)
+            .await
+            .context("cannot rotate the data key")?;
+        print(&format!("data key {active} is active\n"))?;
+        if a.grace > 0 {
+            print(&format!(
+                "waiting {} s for running services to write under it…\n",
+                a.grace
+            ))?;
+            tokio::time::sleep(Duration::from_secs(a.grace)).await;
+        }
+        let moved = store.reencrypt(256).await.context("cannot re-encrypt")?;
+        let dropped = store
+            .retire_data_keys(rotated_at + 1)
+            .await
+            .context("cannot drop the old data keys")?;
+        let mut text = format!(
+            "re-encrypted {moved} rows; dropped {} old data keys\n",
+            dropped.len()
+        );
+        for k in store.data_keys().await? {
+            text.push_str(&format!(
+                "  {} key {}: {} rows{}\n",
+                k.purpose,
+                k.key_id,
+                k.rows,
+                if k.active { " (active)" } else { "" }
+            ));
+        }
+        print(&text)?;
+        if let (Some(kek), Some(file)) = (new_kek, &a.new_kek_file) {
+            let n = store
+                .rewrap_data_keys(&kek)
+                .await
+                .context("cannot re-wrap the data keys")?;
+            // The store's key-encryption key came from `NAME.kek` beside its SQLite file.
+            let sqlite = match (&a.db.data, &a.db.db) {
+                (Some(dir), _) => Some(Store::party_path(dir, party)),
+                (None, Some(url)) => url
+                    .strip_prefix("sqlite://")
+                    .map(|p| PathBuf::from(p.split('?').next().unwrap_or(p))),
+                _ => None,
+            };
+            let default = sqlite
+                .filter(|_| matches!(KekSource::from_env(), Ok(None)))
+                .map(|db| db.with_extension("kek"));
+            if let Some(d) = &default {
+                let mut hex = kek.to_hex();
+                hex.push('\n');
+                files::write_secret(d, hex.as_bytes(), files::Overwrite::Replace)?;
+            }
+            print(&format!(
+                "re-wrapped {n} keys under the key-encryption key of {}{}; restart the \
+                 running services with it\n",
+                file.display(),
+                default
+                    .map(|d| format!(" (now also in {})", d.display()))
+                    .unwrap_or_default()
+            ))?;
+        }
+        store.close().await;
+        Ok(())
+    })
+}

@@ -340,6 +340,15 @@ impl Deployment {
         }
     }
 
+    /// `warifu` as the deployment's services run it: with the test's key-encryption key on
+    /// PostgreSQL ([`books::TEST_KEK`]).
+    pub fn cmd(&self) -> Command {
+        match self.db {
+            Db::Postgres { .. } => books::warifu(),
+            Db::Sqlite(_) => warifu(),
+        }
+    }
+
     /// The cardholder `id` (Hanako or one of [`Deployment::cardholders`]) as an in-process
     /// client, finding the parties in the directory file as it is now.
     pub fn cardholder(&self, id: &str) -> Cardholder {
