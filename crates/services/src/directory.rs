@@ -192,10 +192,15 @@ impl Directory {
 
     /// Reads a directory file.
     pub fn load(path: &Path) -> Result<Directory, DirectoryError> {
-        let text = std::fs::read_to_string(path).map_err(|source| DirectoryError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
+        let bytes =
+            crate::files::read_bounded(path, crate::files::MAX_INPUT).map_err(|source| {
+                DirectoryError::Io {
+                    path: path.to_owned(),
+                    source,
+                }
+            })?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| DirectoryError::Invalid(format!("{} is not UTF-8", path.display())))?;
         Directory::from_json(&text)
     }
 

@@ -19,6 +19,7 @@
 //! - [`directory`]: identifier → role → endpoint.
 //! - [`keys`]: a party's key source for its scheme, behind a pairwise-key cache.
 //! - [`error`]: stable error codes.
+//! - [`files`]: reading files with a size limit.
 //! - [`dev`]: a whole deployment in one process (demo, `up`, tests), what each party holds,
 //!   the page of one order across every party.
 #![forbid(unsafe_code)]
@@ -30,6 +31,7 @@ pub mod carrier;
 pub mod dev;
 pub mod directory;
 pub mod error;
+pub mod files;
 pub mod http;
 pub mod issuer;
 pub mod keys;

@@ -96,58 +96,14 @@ pub(crate) fn sync_dir(dir: &Path) {
 
 /// Creates `dir` (and its parents) if missing; a directory this call creates gets 0700.
 pub fn ensure_private_dir(dir: &Path) -> Result<()> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-            .with_context(|| format!("cannot set permissions of {}", dir.display()))?;
-    }
-    Ok(())
+    Ok(warifu_services::files::create_private_dir(dir)?)
 }
 
-/// The largest input file read (forms, orders, sealed orders, policies, directories,
-/// profiles, personal keys): 16 MiB.
-pub const MAX_INPUT: u64 = 16 << 20;
-/// The largest key file read: a Blom master at the largest k (about 1.07 GB) and a little.
-pub const MAX_KEY_FILE: u64 = {
-    let k = warifu_core::blom::MAX_K as u64;
-    (k + 1) * (k + 2) * 16 + (1 << 20)
-};
-
-fn too_large(what: &str, limit: u64) -> anyhow::Error {
-    anyhow!("{what} is larger than the {} KiB allowed", limit / 1024)
-}
-
-/// Reads a whole regular file of at most `limit` bytes, naming it in every error: a device,
-/// a pipe or a larger file is refused before it is read (`/dev/zero` cannot fill memory).
-pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>> {
-    let file = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let meta = file
-        .metadata()
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    if !meta.is_file() {
-        bail!("{} is not a regular file", path.display());
-    }
-    if meta.len() > limit {
-        return Err(too_large(&path.display().to_string(), limit));
-    }
-    let mut buf = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
-    file.take(limit + 1)
-        .read_to_end(&mut buf)
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    if buf.len() as u64 > limit {
-        return Err(too_large(&path.display().to_string(), limit));
-    }
-    Ok(buf)
-}
+pub use warifu_services::files::{MAX_INPUT, MAX_KEY_FILE, read_bounded};
 
 /// Reads a whole input file (at most [`MAX_INPUT`]), naming it in the error.
 pub fn read_file(path: &Path) -> Result<Vec<u8>> {
-    read_bounded(path, MAX_INPUT)
+    Ok(read_bounded(path, MAX_INPUT)?)
 }
 
 /// Reads a file, or standard input for `-` (at most [`MAX_INPUT`] either way).
@@ -159,7 +115,7 @@ pub fn read_input(path: &Path) -> Result<Vec<u8>> {
             .read_to_end(&mut buf)
             .context("cannot read standard input")?;
         if buf.len() as u64 > MAX_INPUT {
-            return Err(too_large("standard input", MAX_INPUT));
+            return Err(warifu_services::files::too_large("standard input", MAX_INPUT).into());
         }
         return Ok(buf);
     }

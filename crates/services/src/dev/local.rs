@@ -273,7 +273,8 @@ fn load_or_create_sok_master(dir: &Path) -> Result<(SokMaster, bool), LocalError
     let path = kc.join(SOK_MASTER_FILE);
     if path.exists() {
         let bytes = zeroize::Zeroizing::new(
-            std::fs::read(&path).map_err(io(format!("reading {}", path.display())))?,
+            crate::files::read_bounded(&path, crate::files::MAX_KEY_FILE)
+                .map_err(io(format!("reading {}", path.display())))?,
         );
         return match SokKeyFile::decode(&bytes, None)? {
             SokKeyFile::Master(m) => Ok((m, false)),
@@ -282,7 +283,7 @@ fn load_or_create_sok_master(dir: &Path) -> Result<(SokMaster, bool), LocalError
             ))),
         };
     }
-    std::fs::create_dir_all(&kc).map_err(io(format!("creating {}", kc.display())))?;
+    crate::files::create_private_dir(&kc).map_err(io(format!("creating {}", kc.display())))?;
     let master = SokMaster::generate(&mut OsRandom)?;
     let bytes = zeroize::Zeroizing::new(
         SokKeyFile::Master(SokMaster::from_bytes(&master.to_bytes())?)
@@ -298,7 +299,8 @@ fn load_or_create_master(dir: &Path, k: u32) -> Result<(Master, bool), LocalErro
     let path = kc.join(MASTER_FILE);
     if path.exists() {
         let bytes = zeroize::Zeroizing::new(
-            std::fs::read(&path).map_err(io(format!("reading {}", path.display())))?,
+            crate::files::read_bounded(&path, crate::files::MAX_KEY_FILE)
+                .map_err(io(format!("reading {}", path.display())))?,
         );
         return match KeyFile::decode(&bytes, None)? {
             KeyFile::Master(m) => Ok((m, false)),
@@ -307,7 +309,7 @@ fn load_or_create_master(dir: &Path, k: u32) -> Result<(Master, bool), LocalErro
             ))),
         };
     }
-    std::fs::create_dir_all(&kc).map_err(io(format!("creating {}", kc.display())))?;
+    crate::files::create_private_dir(&kc).map_err(io(format!("creating {}", kc.display())))?;
     let master = Master::generate(k, &mut OsRandom)?;
     let file = KeyFile::Master(master);
     let bytes = zeroize::Zeroizing::new(file.encode(None, &mut OsRandom)?);
@@ -363,7 +365,7 @@ async fn bind(ip: IpAddr, port: u16) -> Result<(TcpListener, String), LocalError
 impl Local {
     /// Sets up the key center, the directory and the stores, and starts the three services.
     pub async fn start(opts: LocalOptions) -> Result<Local, LocalError> {
-        std::fs::create_dir_all(&opts.data_dir)
+        crate::files::create_private_dir(&opts.data_dir)
             .map_err(io(format!("creating {}", opts.data_dir.display())))?;
         let started = Instant::now();
         let (mut centers, k, created) = Centers::open(&opts.data_dir, opts.k, opts.scheme)?;
@@ -502,6 +504,14 @@ impl Local {
     /// The endpoint of a listed party.
     pub fn endpoint(&self, id: &PartyId) -> Option<String> {
         self.directory.get().get(id).map(|e| e.endpoint.clone())
+    }
+
+    /// Another store on `party`'s database, with its key-encryption key (as an operator's
+    /// command opens it: a data-key rotation, say).
+    pub async fn open_store(&self, party: Party) -> Result<Store, LocalError> {
+        let mut o = LocalOptions::new(&self.data_dir, 0);
+        o.storage = self.storage.clone();
+        open_store(&o, party).await
     }
 
     /// The SQLite files (with their `-wal` and `-shm` companions) of a party, if on SQLite.
