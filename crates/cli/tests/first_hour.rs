@@ -8,6 +8,8 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 
+mod common;
+
 const BIN: &str = env!("CARGO_BIN_EXE_warifu");
 
 struct Killed(Child);
@@ -26,6 +28,8 @@ fn up(data: &Path) -> (Killed, Vec<String>) {
             "up", "--log", "warn", "--scheme", "blom", "--k", "64", "--data",
         ])
         .arg(data)
+        // The demo wallet file is created at once (it alone keeps the card number).
+        .env("WARIFU_WALLET_PASSPHRASE", "correct horse battery")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -89,6 +93,19 @@ fn up_keeps_its_ports_and_urls_and_flags_are_consistent() {
         "the wallet page's port is kept too"
     );
     assert!(data.join("ports.json").exists());
+    // Issue 15: what `up` wrote is private (but the public directory and ports), and nothing
+    // holds the card number in clear (the profile, the cardholder's own 0600 file, keeps the
+    // default destination).
+    #[cfg(unix)]
+    assert_eq!(
+        common::not_private(&data, &["directory.json", "ports.json"]),
+        Vec::<String>::new()
+    );
+    let card = common::leaks(&data);
+    assert!(
+        !card.iter().any(|l| l.contains(common::HANAKO_CARD)),
+        "{card:?}"
+    );
 
     // Point 8: --url without a scheme works; a bad one is refused clearly.
     let bare = merchant.trim_start_matches("http://");
@@ -112,8 +129,11 @@ fn up_keeps_its_ports_and_urls_and_flags_are_consistent() {
     let directory = data.join("directory.json");
     let pass = tmp.path().join("wallet-pass.txt");
     std::fs::write(&pass, "correct horse battery\n").expect("pass");
-    let vault = tmp.path().join("mine.vault");
-    // `wallet buy` of one tea from the demo's shop, as hanako.
+    // The profile `up` wrote keeps no card number: the card comes from the wallet file.
+    let kept = std::fs::read_to_string(&profile).expect("profile");
+    assert!(!kept.contains("4539148803436467"), "{kept}");
+    let vault = data.join("wallet/wallet.vault");
+    // `wallet buy` of one tea from the demo's shop, as hanako, with her wallet's card.
     let buy = || {
         let mut c = Command::new(BIN);
         c.args(["wallet", "buy", "--merchant", "merchant:shop.example"])
@@ -147,7 +167,12 @@ fn up_keeps_its_ports_and_urls_and_flags_are_consistent() {
         "the history is encrypted"
     );
     // --instalments, with the old spelling as an alias; one spelling in the help.
-    let o = buy().args(["--installments", "4"]).output().expect("buy");
+    let o = buy()
+        .args(["--installments", "4"])
+        .arg("--wallet-passphrase-file")
+        .arg(&pass)
+        .output()
+        .expect("buy");
     assert!(o.status.success(), "{}", text(&o));
     let help = text(&run(&["wallet", "buy", "--help"]));
     assert!(help.contains("--instalments") && !help.contains("--installments"));

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::Args;
 use warifu_core::PartyId;
-use warifu_core::order::{Card, Destination};
+use warifu_core::order::Destination;
 use warifu_services::dev::local::{Local, LocalOptions};
 use warifu_services::merchant::links::{self, LinkItem};
 
@@ -74,8 +74,7 @@ async fn run_up(args: &UpArgs) -> Result<()> {
     let alice_id = PartyId::parse(CARDHOLDER)?;
     enroll_demo_card(&local, &alice_id).await?;
     let wallet_dir = args.data.join("wallet");
-    std::fs::create_dir_all(&wallet_dir)
-        .with_context(|| format!("cannot create {}", wallet_dir.display()))?;
+    crate::support::files::ensure_private_dir(&wallet_dir)?;
     let key_path = wallet_dir.join("hanako.key");
     if !key_path.exists() {
         local.write_key(&alice_id, &key_path)?;
@@ -89,10 +88,7 @@ async fn run_up(args: &UpArgs) -> Result<()> {
                 address: "1-1 Chiyoda, Chiyoda-ku, Tokyo 100-0001".into(),
                 telephone: "+81-3-1234-5678".into(),
                 fax: None,
-                card: Card {
-                    number: CARD_NUMBER.into(),
-                    expiry: CARD_EXPIRY,
-                },
+                card: None,
                 issuer: local.issuer.id().clone(),
                 destination: Some(Destination {
                     addressee: ADDRESSEE.into(),
@@ -101,19 +97,17 @@ async fn run_up(args: &UpArgs) -> Result<()> {
             },
         )?;
     }
+    let wallet = up_wallet_config(&local, &key_path, &wallet_dir);
+    seed_wallet(&wallet)?;
     let (web_listener, web_url) = crate::wallet_web::bind(ports[3]).await?;
     let bound = [local.merchant.id(), local.issuer.id(), local.carrier.id()]
         .map(|id| port_of(&local.endpoint(id).unwrap_or_default()));
     let web_port = web_listener.local_addr().map(|a| a.port()).unwrap_or(0);
     remember_ports(&args.data, [bound[0], bound[1], bound[2], web_port]);
     let (web_stop, web_stopped) = tokio::sync::oneshot::channel::<()>();
-    let web_task = tokio::spawn(crate::wallet_web::serve(
-        web_listener,
-        up_wallet_config(&local, &key_path, &wallet_dir),
-        async move {
-            let _ = web_stopped.await;
-        },
-    ));
+    let web_task = tokio::spawn(crate::wallet_web::serve(web_listener, wallet, async move {
+        let _ = web_stopped.await;
+    }));
     let mut text = format!(
         "Warifu is up (scheme {}{}, data in {}).\n",
         local.figures.scheme,
@@ -150,7 +144,8 @@ async fn run_up(args: &UpArgs) -> Result<()> {
         ));
     }
     text.push_str(&format!(
-        "Directory: {}\nBuy as {CARDHOLDER} from another terminal:\n  \
+        "Directory: {}\nBuy as {CARDHOLDER} from another terminal (the card is taken from the \
+         wallet file: create it on the wallet page first):\n  \
          warifu wallet buy --key {} --profile {} --directory {} --merchant {} --item TEA-001:2\n\
          Press Ctrl-C to stop.\n",
         local.directory_path.display(),
@@ -167,6 +162,20 @@ async fn run_up(args: &UpArgs) -> Result<()> {
         tracing::warn!(error = %e, "the wallet page stopped with an error");
     }
     local.stop().await;
+    Ok(())
+}
+
+/// With WARIFU_WALLET_PASSPHRASE set, creates the demo wallet file (the demo card and
+/// addresses) if missing, so `wallet buy` works before the wallet page is first opened; else
+/// the page creates it. The card number is kept only there.
+fn seed_wallet(cfg: &crate::wallet_web::WebConfig) -> Result<()> {
+    use crate::wallet_web::vault::Vault;
+    let pass = std::env::var(crate::support::passphrase::WALLET_PASSPHRASE_ENV).unwrap_or_default();
+    if pass.is_empty() || Vault::exists(&cfg.vault) {
+        return Ok(());
+    }
+    let seed = cfg.seed.clone().unwrap_or_default();
+    Vault::create(&cfg.vault, &warifu_core::secret::Secret::new(pass), seed)?;
     Ok(())
 }
 

@@ -1,6 +1,7 @@
 //! `warifu wallet` (alias `cardholder`): the cardholder's client from the shell. The card and
-//! the destination come from the cardholder's own profile file, never from the command line
-//! and never from a merchant's page; sealing happens in this process.
+//! the destination come from the cardholder's own profile file (or the card from the wallet
+//! file), never from the command line and never from a merchant's page; sealing happens in
+//! this process.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -8,7 +9,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use warifu_core::PartyId;
-use warifu_core::order::{Order, OrderForm, PaymentMethod};
+use warifu_core::order::{Card, Order, OrderForm, PaymentMethod};
 use warifu_services::cardholder::Cardholder;
 use warifu_services::directory::SharedDirectory;
 use warifu_services::http::dashboard::money;
@@ -113,8 +114,7 @@ pub enum MethodArg {
     Bonus,
 }
 
-/// The environment variable holding the wallet passphrase for `wallet buy`.
-pub const WALLET_PASSPHRASE_ENV: &str = "WARIFU_WALLET_PASSPHRASE";
+pub use crate::support::passphrase::WALLET_PASSPHRASE_ENV;
 
 impl BuyArgs {
     /// The payment method the flags ask for.
@@ -300,7 +300,12 @@ fn status_lines(v: &warifu_services::cardholder::OrderView) -> String {
 
 /// Records the order in the wallet file's history when there is a wallet to record it in; says
 /// on standard error why not otherwise (the order itself went through either way).
-fn remember(a: &BuyArgs, file: &std::path::Path, entry: crate::wallet_web::vault::OrderRef) {
+fn remember(
+    a: &BuyArgs,
+    file: &std::path::Path,
+    pass: Option<Secret>,
+    entry: crate::wallet_web::vault::OrderRef,
+) {
     let explicit = a.wallet.is_some() || a.wallet_passphrase_file.is_some();
     if !file.exists() && !explicit {
         eprintln!(
@@ -310,7 +315,7 @@ fn remember(a: &BuyArgs, file: &std::path::Path, entry: crate::wallet_web::vault
         );
         return;
     }
-    let pass = match wallet_passphrase(a, file) {
+    let pass = match pass.map_or_else(|| wallet_passphrase(a, file), Ok) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("(the order is not recorded in the wallet: {e:#})");
@@ -341,6 +346,28 @@ fn wallet_passphrase(a: &BuyArgs, file: &std::path::Path) -> Result<Secret> {
     passphrase::prompt(&format!("Passphrase of the wallet {}: ", file.display()))
 }
 
+/// The card of `issuer` kept in the wallet file at `file`.
+fn card_from_wallet(file: &std::path::Path, pass: &Secret, issuer: &PartyId) -> Result<Card> {
+    if !file.exists() {
+        bail!(
+            "the profile keeps no card number and there is no wallet file at {}: create it on \
+             the wallet page (or name it with --wallet FILE)",
+            file.display()
+        );
+    }
+    let v = crate::wallet_web::vault::Vault::open(file, pass)?;
+    let c = v
+        .data
+        .cards
+        .iter()
+        .find(|c| &c.issuer == issuer)
+        .with_context(|| format!("the wallet {} holds no card of {issuer}", file.display()))?;
+    Ok(Card {
+        number: c.number.clone(),
+        expiry: c.expiry,
+    })
+}
+
 fn parse_items(items: &[String]) -> Result<Vec<(String, u32)>> {
     items
         .iter()
@@ -366,6 +393,17 @@ async fn buy(a: &BuyArgs) -> Result<()> {
         .wallet
         .clone()
         .unwrap_or_else(|| history::default_path(&a.common.key));
+    // A profile without a card (as `warifu up` writes): the issuer's card in the wallet file.
+    let (card, pass) = match &profile.card {
+        Some(c) => (c.clone(), None),
+        None => {
+            let pass = wallet_passphrase(a, &wallet_file)?;
+            (
+                card_from_wallet(&wallet_file, &pass, &profile.issuer)?,
+                Some(pass),
+            )
+        }
+    };
     let mut placed: Option<Order> = None;
     let fill = |form: &OrderForm| {
         let picks: Vec<(&str, u32)> = items.iter().map(|(p, q)| (p.as_str(), *q)).collect();
@@ -375,7 +413,7 @@ async fn buy(a: &BuyArgs) -> Result<()> {
             cardholder_address: profile.address.clone(),
             telephone: profile.telephone.clone(),
             fax: profile.fax.clone(),
-            card: profile.card.clone(),
+            card: card.clone(),
             lines,
             amount,
             currency: form.currency.clone(),
@@ -394,7 +432,7 @@ async fn buy(a: &BuyArgs) -> Result<()> {
     if let Some(order) = &placed {
         let last4 = warifu_core::card::last4(order.card.number.expose()).to_owned();
         let entry = history::entry(&p.form, order, &profile.issuer, &last4, &p.outcome.state);
-        remember(a, &wallet_file, entry);
+        remember(a, &wallet_file, pass, entry);
     }
     if a.json {
         return print(&(serde_json::to_string_pretty(&p.outcome)? + "\n"));

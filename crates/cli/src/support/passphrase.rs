@@ -69,6 +69,9 @@ pub(crate) fn prompt(text: &str) -> Result<Secret> {
 /// The fewest characters a new passphrase may have (as the wallet asks).
 pub const MIN_PASSPHRASE: usize = 8;
 
+/// The environment variable holding the wallet passphrase (`wallet buy`, `up`).
+pub const WALLET_PASSPHRASE_ENV: &str = "WARIFU_WALLET_PASSPHRASE";
+
 /// A new passphrase of at least [`MIN_PASSPHRASE`] characters; the error never shows it.
 fn long_enough(p: Secret) -> Result<Secret> {
     if p.expose().chars().count() < MIN_PASSPHRASE {

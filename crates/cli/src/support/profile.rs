@@ -1,4 +1,5 @@
-//! The cardholder's profile file (0600): who pays, with which card, where goods go by default.
+//! The cardholder's profile file (0600): who pays, with which card (or none: the card is then
+//! taken from the encrypted wallet file), where goods go by default.
 use std::path::Path;
 
 use crate::support::files;
@@ -21,8 +22,10 @@ pub struct Profile {
     /// FAX, if any.
     #[serde(default)]
     pub fax: Option<String>,
-    /// The card.
-    pub card: Card,
+    /// The card; without it `wallet buy` takes the issuer's card from the wallet file (the
+    /// profile `warifu up` writes keeps no card number).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card: Option<Card>,
     /// The card's issuer.
     pub issuer: PartyId,
     /// Where goods go unless `--deliver-to` says otherwise.
