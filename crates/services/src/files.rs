@@ -47,19 +47,7 @@ pub fn read_bounded(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
     Ok(buf)
 }
 
-/// Creates `dir` and any missing parents, each directory this creates 0700 (an existing one
-/// is left as it is).
-pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    let mut b = std::fs::DirBuilder::new();
-    b.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
-    b.create(dir)
-        .map_err(|e| Error::new(e.kind(), format!("cannot create {}: {e}", dir.display())))
-}
+pub use warifu_store::create_private_dir;
 
 #[cfg(test)]
 mod tests {
@@ -76,6 +64,22 @@ mod tests {
         let e = read_bounded(&big, MAX_INPUT).expect_err("too large");
         assert!(e.to_string().contains("larger than the 16384 KiB"), "{e}");
         assert!(e.to_string().contains("big.json"), "{e}");
+        // The readers: a directory file (`serve --directory`, `up`) and a key-center master.
+        let e = crate::directory::Directory::load(&big).expect_err("directory");
+        assert!(e.to_string().contains("larger than"), "{e}");
+        let kc = dir.path().join(crate::dev::local::KEYCENTER_DIR);
+        create_private_dir(&kc).expect("keycenter");
+        File::create(kc.join(crate::dev::local::MASTER_FILE))
+            .and_then(|f| f.set_len(MAX_KEY_FILE + 1))
+            .expect("sparse master");
+        let opts = crate::dev::local::LocalOptions::new(dir.path(), 4);
+        let e = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(crate::dev::local::Local::start(opts))
+            .expect_err("master too large");
+        assert!(e.to_string().contains("larger than"), "{e}");
         #[cfg(unix)]
         {
             let e = read_bounded(Path::new("/dev/zero"), MAX_INPUT).expect_err("device");

@@ -49,7 +49,7 @@ use async_trait::async_trait;
 
 pub use cards::CardAdminStore;
 pub use error::{Result, StoreError};
-pub use open::{Store, StoreOptions, Synchronous};
+pub use open::{Store, StoreOptions, Synchronous, create_private_dir};
 pub use sessions::SessionStore;
 pub use types::*;
 pub use webhooks::*;

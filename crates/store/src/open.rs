@@ -274,8 +274,9 @@ async fn open_sqlite(rest: &str, opts: &StoreOptions) -> Result<Pools<Sqlite>> {
     })
 }
 
-/// Creates `dir` (and its parents) if missing; a directory this creates is 0700.
-fn private_dir(dir: &Path) -> Result<()> {
+/// Creates `dir` and any missing parents, each directory this creates 0700 (an existing one
+/// is left as it is).
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     if dir.is_dir() {
         return Ok(());
     }
@@ -284,7 +285,11 @@ fn private_dir(dir: &Path) -> Result<()> {
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
     b.create(dir)
-        .map_err(|e| StoreError::Connect(format!("cannot create {}: {e}", dir.display())))
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot create {}: {e}", dir.display())))
+}
+
+fn private_dir(dir: &Path) -> Result<()> {
+    create_private_dir(dir).map_err(|e| StoreError::Connect(e.to_string()))
 }
 
 /// Makes the SQLite file `path` private before SQLite opens it: created 0600 if missing, an
