@@ -135,7 +135,9 @@ fn rotation_keeps_everything_readable(postgres: Option<String>) {
     );
     assert!(rewrapped.contains("re-wrapped 2 keys"), "{rewrapped}");
     let mut cards = d.cmd();
-    cards.args(["issuer", "cards"]).args(d.db.args(Party::Issuer));
+    cards
+        .args(["issuer", "cards"])
+        .args(d.db.args(Party::Issuer));
     if matches!(d.db, Db::Postgres { .. }) {
         cards.env("WARIFU_DATA_KEK_FILE", &kek);
     }

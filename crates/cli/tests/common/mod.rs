@@ -416,3 +416,60 @@ impl Deployment {
         ]))
     }
 }
+
+/// Every file under `dir` (recursively).
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(dir).expect("read dir").flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// What must never be in clear in a party's or the wallet's files: Hanako's card number and
+/// the demo destination.
+pub const IN_CLEAR: [&str; 3] = [HANAKO_CARD, "Taro Suzuki", "2-2 Umeda"];
+
+/// The files under `dir` holding one of [`IN_CLEAR`] in clear.
+pub fn leaks(dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    for f in files_under(dir) {
+        let bytes = fs::read(&f).unwrap_or_default();
+        for s in IN_CLEAR {
+            if bytes.windows(s.len()).any(|w| w == s.as_bytes()) {
+                found.push(format!("{} holds {s:?}", f.display()));
+            }
+        }
+    }
+    found
+}
+
+/// The files under `dir` not 0600 (but those named in `public`) and the directories not 0700,
+/// `dir` included.
+#[cfg(unix)]
+pub fn not_private(dir: &Path, public: &[&str]) -> Vec<String> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = |p: &Path| fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+    let mut bad = Vec::new();
+    let mut dirs = vec![dir.to_owned()];
+    for f in files_under(dir) {
+        dirs.extend(f.parent().map(Path::to_owned));
+        let name = f.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        if mode(&f) != 0o600 && !public.contains(&name) {
+            bad.push(format!("{} is {:o}", f.display(), mode(&f)));
+        }
+    }
+    dirs.sort();
+    dirs.dedup();
+    for d in dirs {
+        if mode(&d) != 0o700 {
+            bad.push(format!("{}/ is {:o}", d.display(), mode(&d)));
+        }
+    }
+    bad
+}
