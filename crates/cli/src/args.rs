@@ -15,6 +15,9 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+    /// HTTPS: serving (certificate and key) and trusting peers (CA).
+    #[command(flatten)]
+    pub tls: crate::support::tls::TlsArgs,
 }
 
 /// The top-level subcommands.

@@ -25,7 +25,7 @@ use crate::commands::{
 };
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(&cli.command) {
+    match cli.tls.apply().and_then(|()| run(&cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {

@@ -329,7 +329,7 @@ async fn a_cardholder_buys_in_a_real_browser() {
             .spawn()
             .expect("chromedriver"),
     );
-    let http = reqwest::Client::new();
+    let http = warifu_services::http::tls::client(|b| b).expect("http client");
     let root = format!("http://127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
@@ -728,10 +728,9 @@ async fn wallet_web_guards_its_forms() {
         .expect("url printed")
         .trim_end_matches('/')
         .to_owned();
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
+    let http =
+        warifu_services::http::tls::client(|b| b.redirect(reqwest::redirect::Policy::none()))
+            .expect("client");
     let form = |path: &str, body: String, cookie: Option<&str>| {
         let mut r = http
             .post(format!("{url}{path}"))

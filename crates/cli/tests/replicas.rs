@@ -232,7 +232,7 @@ fn replicas_behind_haproxy_lose_nothing_when_one_is_sigkilled() {
         .enable_all()
         .build()
         .expect("runtime");
-    let http = reqwest::Client::new();
+    let http = warifu_services::http::tls::client(|b| b).expect("http client");
     let (acks, retries) = rt.block_on(async {
         let deadline = Instant::now() + Duration::from_secs(10);
         while !replica_stats(&http, &lb)

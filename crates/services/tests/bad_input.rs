@@ -28,7 +28,7 @@ async fn malformed_oversized_and_unknown_requests_get_stable_codes() {
         return;
     };
     let endpoint = env.local.endpoint(&env.merchant()).expect("endpoint");
-    let http = reqwest::Client::new();
+    let http = warifu_services::http::tls::client(|b| b).expect("http client");
     // Unauthenticated endpoint: not JSON, wrong JSON, too large.
     for (body, status, code) in [
         (b"{not json".to_vec(), 400, "malformed_request"),
@@ -299,7 +299,7 @@ async fn bad_queries_get_json_errors() {
     let Some(env) = common::start(Db::Sqlite).await else {
         return;
     };
-    let http = reqwest::Client::new();
+    let http = warifu_services::http::tls::client(|b| b).expect("http client");
     let merchant = env.local.endpoint(&env.merchant()).expect("endpoint");
     let carrier = env.local.endpoint(&env.carrier()).expect("endpoint");
     for url in [

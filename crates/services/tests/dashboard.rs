@@ -31,10 +31,7 @@ async fn dashboards_need_the_token_and_show_only_what_each_party_holds() {
     ] {
         g.operator().set(OperatorAuth::token(TOKEN));
     }
-    let http = reqwest::Client::builder()
-        .redirect(Policy::none())
-        .build()
-        .expect("client");
+    let http = warifu_services::http::tls::client(|b| b.redirect(Policy::none())).expect("client");
     let base = |id| env.local.endpoint(&id).expect("endpoint");
     let (m, i, c) = (
         base(env.merchant()),

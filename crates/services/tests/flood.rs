@@ -34,10 +34,8 @@ struct Tally {
 
 /// Sends hellos from fresh identities until `stop`, from `FLOOD_SOURCE`.
 async fn flood(endpoint: String, merchant: PartyId, stop: Arc<AtomicBool>, tally: Arc<Tally>) {
-    let http = reqwest::Client::builder()
-        .local_address(FLOOD_SOURCE)
-        .build()
-        .expect("client");
+    let http =
+        warifu_services::http::tls::client(|b| b.local_address(FLOOD_SOURCE)).expect("client");
     let mut n = 0u64;
     while !stop.load(Ordering::Relaxed) {
         n += 1;
@@ -108,7 +106,7 @@ async fn a_hello_flood_neither_evicts_nor_stalls_a_genuine_cardholder() {
     let alice_keys = env.local.issue(&env.alice_id).expect("key");
     let (init, hello, challenge) =
         common::raw_hello(alice_keys.as_ref(), &merchant, &endpoint).await;
-    let http = reqwest::Client::new();
+    let http = warifu_services::http::tls::client(|b| b).expect("http client");
 
     let flood_started = Instant::now();
     let (stop, tally, handles) = start_flood(&env, 4);

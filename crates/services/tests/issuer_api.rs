@@ -83,7 +83,7 @@ async fn card_administration(db: Db) {
         .set(OperatorAuth::token(TOKEN));
     let api = Api {
         base: env.local.endpoint(&env.issuer()).expect("issuer endpoint"),
-        http: reqwest::Client::new(),
+        http: warifu_services::http::tls::client(|b| b).expect("http client"),
     };
 
     // Without the token: operator_required, nothing enrolled.

@@ -421,7 +421,9 @@ async fn operator(
     token: Option<&str>,
     body: Option<serde_json::Value>,
 ) -> (u16, Vec<u8>) {
-    let mut req = reqwest::Client::new().request(method, format!("{endpoint}{path}"));
+    let mut req = warifu_services::http::tls::client(|b| b)
+        .expect("http client")
+        .request(method, format!("{endpoint}{path}"));
     if let Some(t) = token {
         req = req.bearer_auth(t);
     }

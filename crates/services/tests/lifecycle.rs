@@ -114,7 +114,8 @@ async fn advance(env: &common::Env, tracking: &str, from: ShipmentStatus, to: Sh
         .local
         .endpoint(&env.carrier())
         .expect("carrier endpoint");
-    let resp = reqwest::Client::new()
+    let resp = warifu_services::http::tls::client(|b| b)
+        .expect("http client")
         .post(format!(
             "{endpoint}{}",
             warifu_services::protocol::operator::advance_path(tracking)
@@ -154,7 +155,9 @@ async fn admin(
         .local
         .endpoint(&env.merchant())
         .expect("merchant endpoint");
-    let mut req = reqwest::Client::new().request(method, format!("{endpoint}{path}"));
+    let mut req = warifu_services::http::tls::client(|b| b)
+        .expect("http client")
+        .request(method, format!("{endpoint}{path}"));
     if let Some(b) = body {
         req = req.json(&b);
     }
@@ -704,7 +707,8 @@ async fn issue12(db: Db) {
         let endpoint = env.local.endpoint(&merchant_id).expect("endpoint");
         let path = path.clone();
         async move {
-            let resp = reqwest::Client::new()
+            let resp = warifu_services::http::tls::client(|b| b)
+                .expect("http client")
                 .post(format!("{endpoint}{path}"))
                 .header("Idempotency-Key", key)
                 .json(&serde_json::json!({ "amount": 500 }))

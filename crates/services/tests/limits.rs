@@ -37,6 +37,7 @@ async fn start() -> (String, tokio::sync::oneshot::Sender<()>) {
         },
         Duration::from_secs(1),
         LIMITS,
+        None,
     ));
     (addr, tx)
 }

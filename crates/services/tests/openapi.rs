@@ -136,7 +136,7 @@ async fn probe(http: &reqwest::Client, base: &str, method: &str, path: &str) -> 
 async fn documents_are_current_valid_and_complete() {
     let env = common::start(Db::Sqlite).await.expect("deployment");
     let write = std::env::var("WARIFU_WRITE_OPENAPI").is_ok_and(|v| v == "1");
-    let http = reqwest::Client::new();
+    let http = warifu_services::http::tls::client(|b| b).expect("http client");
     let services = [
         ("merchant", env.merchant()),
         ("issuer", env.issuer()),

@@ -18,15 +18,21 @@ use warifu_services::issuer::{self, IssuerState};
 use warifu_services::session::operator::OperatorAuth;
 use warifu_store::{Party, Store};
 
+/// A GET with the services' client (rustls with ring: reqwest alone has no provider).
+async fn get(url: impl reqwest::IntoUrl) -> reqwest::Result<reqwest::Response> {
+    let http = warifu_services::http::tls::client(|b| b).expect("http client");
+    http.get(url).send().await
+}
+
 async fn get_json(url: &str) -> (u16, Value) {
-    let r = reqwest::get(url).await.expect("GET");
+    let r = get(url).await.expect("GET");
     let status = r.status().as_u16();
     let v = r.json().await.expect("JSON body");
     (status, v)
 }
 
 async fn get_text(url: &str) -> (u16, String) {
-    let r = reqwest::get(url).await.expect("GET");
+    let r = get(url).await.expect("GET");
     let status = r.status().as_u16();
     (status, r.text().await.expect("text body"))
 }
@@ -256,7 +262,7 @@ async fn logs_correlate_by_order_id_and_hold_no_secret() {
         .await
         .expect("declined purchase");
     // Operator requests with the token, right and wrong, on every service.
-    let http = reqwest::Client::new();
+    let http = warifu_services::http::tls::client(|b| b).expect("http client");
     for (_, url) in endpoints(&env) {
         for token in [TOKEN, "not-the-token"] {
             let _ = http
@@ -341,9 +347,7 @@ async fn graceful_shutdown_finishes_in_flight_requests() {
     let in_flight = tokio::spawn({
         let url = url.clone();
         async move {
-            let r = reqwest::get(format!("{url}/slow"))
-                .await
-                .expect("in flight");
+            let r = get(format!("{url}/slow")).await.expect("in flight");
             (r.status().as_u16(), r.text().await.expect("body"))
         }
     });
@@ -359,7 +363,7 @@ async fn graceful_shutdown_finishes_in_flight_requests() {
         .expect("serve");
     assert!(stopped_at.elapsed() >= Duration::from_millis(300));
     // Stopped: new connections are refused.
-    assert!(reqwest::get(format!("{url}/slow")).await.is_err());
+    assert!(get(format!("{url}/slow")).await.is_err());
 
     // A request longer than the drain time does not hold the service up.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -375,7 +379,7 @@ async fn graceful_shutdown_finishes_in_flight_requests() {
         },
         Duration::from_millis(300),
     ));
-    let stuck = tokio::spawn(async move { reqwest::get(format!("{url}/very-slow")).await });
+    let stuck = tokio::spawn(async move { get(format!("{url}/very-slow")).await });
     tokio::time::sleep(Duration::from_millis(150)).await;
     let stopped_at = Instant::now();
     let _ = tx.send(());

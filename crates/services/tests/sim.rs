@@ -820,9 +820,7 @@ async fn run_seed(
         world,
         model: Vec::new(),
         bundles: Vec::new(),
-        http: reqwest::Client::builder()
-            .timeout(Duration::from_secs(20))
-            .build()
+        http: warifu_services::http::tls::client(|b| b.timeout(Duration::from_secs(20)))
             .expect("client"),
         step: 0,
         note: String::new(),

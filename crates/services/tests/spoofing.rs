@@ -362,7 +362,7 @@ async fn reflected_handshake_messages_are_refused() {
         return;
     };
     let endpoint = env.local.endpoint(&env.merchant()).expect("endpoint");
-    let http = reqwest::Client::new();
+    let http = warifu_services::http::tls::client(|b| b).expect("http client");
     let alice_keys = env.local.issue(&env.alice_id).expect("key");
     let (_, hello, challenge) =
         common::raw_hello(alice_keys.as_ref(), &env.merchant(), &endpoint).await;

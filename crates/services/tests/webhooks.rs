@@ -111,7 +111,8 @@ fn merchant_url(env: &common::Env) -> String {
 }
 
 async fn add_endpoint(env: &common::Env, id: &str, url: &str) -> String {
-    let r = reqwest::Client::new()
+    let r = warifu_services::http::tls::client(|b| b)
+        .expect("http client")
         .post(format!("{}{PATH_WEBHOOK_ENDPOINTS}", merchant_url(env)))
         .json(&serde_json::json!({ "endpoint_id": id, "url": url }))
         .send()
@@ -160,7 +161,8 @@ async fn buy(env: &common::Env, digital: bool, fill: Fill) -> String {
 
 async fn carrier_advance(env: &common::Env, tracking: &str, to: ShipmentStatus) {
     let endpoint = env.local.endpoint(&env.carrier()).expect("carrier");
-    let r = reqwest::Client::new()
+    let r = warifu_services::http::tls::client(|b| b)
+        .expect("http client")
         .post(format!(
             "{endpoint}{}",
             warifu_services::protocol::operator::advance_path(tracking)
@@ -234,7 +236,8 @@ async fn fails_times_out_and_recovers(db: Db) {
         .await
         .expect("cancel");
     let m = merchant_url(&env);
-    let r2 = reqwest::Client::new()
+    let r2 = warifu_services::http::tls::client(|b| b)
+        .expect("http client")
         .post(format!("{m}/v1/admin/orders/{refunded}/refund"))
         .json(&serde_json::json!({ "amount": 100 }))
         .send()
@@ -374,7 +377,7 @@ async fn fails_times_out_and_recovers(db: Db) {
     assert_eq!(v["data"]["state"], "captured");
 
     // The delivery log shows the failures with their status, the timeouts, the latencies.
-    let http = reqwest::Client::new();
+    let http = warifu_services::http::tls::client(|b| b).expect("http client");
     let list: WebhookDeliveryList = http
         .get(format!("{m}{PATH_WEBHOOK_DELIVERIES}?limit=1000"))
         .send()
@@ -452,7 +455,8 @@ async fn down_then_replayed(db: Db) {
     // The endpoint recovers; the operator replays the failed deliveries.
     r.lock().expect("lock").then = Some(Answer::Ok);
     let m = merchant_url(&env);
-    let replay: Value = reqwest::Client::new()
+    let replay: Value = warifu_services::http::tls::client(|b| b)
+        .expect("http client")
         .post(format!("{m}{PATH_WEBHOOK_REPLAY}"))
         .json(&serde_json::json!({}))
         .send()
@@ -474,7 +478,8 @@ async fn down_then_replayed(db: Db) {
     assert_eq!(acked, want, "in order, once each, after the replay");
 
     // A resend of one delivered event: the same id and body again.
-    let resend: Value = reqwest::Client::new()
+    let resend: Value = warifu_services::http::tls::client(|b| b)
+        .expect("http client")
         .post(format!("{m}{PATH_WEBHOOK_REPLAY}"))
         .json(&serde_json::json!({ "event_id": evs[1].1 }))
         .send()
@@ -502,7 +507,7 @@ async fn operator_routes_refuse_bad_input() {
         return;
     };
     let m = merchant_url(&env);
-    let http = reqwest::Client::new();
+    let http = warifu_services::http::tls::client(|b| b).expect("http client");
     // Without an endpoint nothing is recorded.
     buy(&env, true, Fill::default()).await;
     assert!(
@@ -726,7 +731,7 @@ async fn example_backend_receives_and_verifies() {
     assert_backend_saw(&wait_for(lines.clone(), 4).await, &second);
 
     // Bad input to the backend.
-    let http = reqwest::Client::new();
+    let http = warifu_services::http::tls::client(|b| b).expect("http client");
     let now = warifu_services::now_ms() / 1000;
     let body = br#"{"id":"evt_test_unknown","type":"order.teleported","created_at_ms":0,"data":{"order_id":"o-x","state":"x"}}"#;
     let send = |sig: String, body: Vec<u8>| {

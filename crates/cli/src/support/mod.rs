@@ -9,6 +9,7 @@
 //! - `service`: the party commands' plumbing (store, keys, operator token and routes).
 //! - `demo_cardholder`: the demo's cardholder, card and deployment storage (`demo`, `up`).
 //! - `profile`: the cardholder's profile file (`wallet`, `up`).
+//! - `tls`: the HTTPS flags (`--tls-cert`, `--tls-key`, `--tls-ca`) of every command.
 
 pub mod demo_cardholder;
 pub mod files;
@@ -19,3 +20,4 @@ pub mod logging;
 pub mod passphrase;
 pub mod profile;
 pub mod service;
+pub mod tls;

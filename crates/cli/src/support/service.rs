@@ -215,8 +215,9 @@ pub(crate) async fn listen(addr: SocketAddr, id: &PartyId) -> Result<tokio::net:
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     let bound = l.local_addr().context("cannot read the bound address")?;
+    let scheme = warifu_services::http::tls::scheme();
     print(&format!(
-        "{id} listening on http://{bound}\n(list it: warifu keycenter directory add --file DIRECTORY --id {id} --endpoint http://{bound})\n"
+        "{id} listening on {scheme}://{bound}\n(list it: warifu keycenter directory add --file DIRECTORY --id {id} --endpoint {scheme}://{bound})\n"
     ))?;
     Ok(l)
 }

@@ -359,7 +359,7 @@ async fn bind(ip: IpAddr, port: u16) -> Result<(TcpListener, String), LocalError
     let addr = listener
         .local_addr()
         .map_err(io("reading the bound address"))?;
-    Ok((listener, format!("http://{addr}")))
+    Ok((listener, format!("{}://{addr}", crate::http::tls::scheme())))
 }
 
 impl Local {

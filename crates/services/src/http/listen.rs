@@ -7,6 +7,9 @@
 //! burst), headers must arrive within [`Limits::header_timeout`] — hyper applies the same
 //! timer to a kept-alive connection waiting for its next request, so it is the idle timeout
 //! too — and a body that stops sending for [`Limits::body_timeout`] fails its request.
+//!
+//! With a [`ServerTls`] each connection is HTTPS: its TLS handshake runs in the connection's
+//! task, holding its permit, and must finish within the header timeout.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -22,6 +25,8 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tower::ServiceExt as _;
 use tower_http::timeout::RequestBodyTimeoutLayer;
+
+use super::tls::ServerTls;
 
 /// How much a service lets its clients hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,15 +66,16 @@ impl Default for Limits {
     }
 }
 
-/// Serves `app` on `listener` within `limits` until `shutdown` completes; then it accepts no
-/// new connection, lets in-flight requests finish, and after `drain` drops those still
-/// running.
+/// Serves `app` on `listener` within `limits`, over TLS if `tls` is given, until `shutdown`
+/// completes; then it accepts no new connection, lets in-flight requests finish, and after
+/// `drain` drops those still running.
 pub async fn serve_limited(
     listener: TcpListener,
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
     drain: Duration,
     limits: Limits,
+    tls: Option<ServerTls>,
 ) -> std::io::Result<()> {
     let app = app.layer(RequestBodyTimeoutLayer::new(limits.body_timeout));
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
@@ -107,10 +113,33 @@ pub async fn serve_limited(
                 req.extensions_mut().insert(ConnectInfo(peer));
                 req
             }));
-        let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        let (http, watcher, tls) = (http.clone(), graceful.watcher(), tls.clone());
         tokio::spawn(async move {
             let _permit = permit;
-            if let Err(e) = conn.await {
+            let ended = match tls {
+                None => {
+                    let io = TokioIo::new(stream);
+                    watcher.watch(http.serve_connection(io, service)).await
+                }
+                Some(tls) => {
+                    let handshake = tls.acceptor().accept(stream);
+                    match tokio::time::timeout(limits.header_timeout, handshake).await {
+                        Ok(Ok(stream)) => {
+                            let io = TokioIo::new(stream);
+                            watcher.watch(http.serve_connection(io, service)).await
+                        }
+                        Ok(Err(e)) => {
+                            tracing::debug!(error = %e, %peer, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            return;
+                        }
+                    }
+                }
+            };
+            if let Err(e) = ended {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
         });

@@ -30,6 +30,7 @@ use warifu_store::{CarrierStore, IssuerStore, MerchantStore, PartyStore, StoreEr
 use super::listen::{Limits, serve_limited};
 use super::metrics::{self, Metrics, label};
 use super::openapi;
+use super::tls::ServerTls;
 use crate::MAX_BODY;
 use crate::directory::SharedDirectory;
 use crate::error::{AppError, ErrorCode};
@@ -583,14 +584,23 @@ pub async fn serve(
 
 /// Serves `app` on `listener` until `shutdown` completes; then it accepts no new connection,
 /// lets in-flight requests finish, and after `drain` drops those still running. Connections
-/// are capped and timed out by the default [`Limits`].
+/// are capped and timed out by the default [`Limits`], and use the process's TLS if set
+/// ([`ServerTls::process_default`]).
 pub async fn serve_with_drain(
     listener: TcpListener,
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
     drain: Duration,
 ) -> std::io::Result<()> {
-    serve_limited(listener, app, shutdown, drain, Limits::default()).await
+    serve_limited(
+        listener,
+        app,
+        shutdown,
+        drain,
+        Limits::default(),
+        ServerTls::process_default(),
+    )
+    .await
 }
 
 /// Completes on SIGTERM or Ctrl-C (SIGINT), whichever comes first.

@@ -167,13 +167,13 @@ impl Deliverer {
 }
 
 fn client(opts: &WebhookOptions) -> AppResult<reqwest::Client> {
-    reqwest::Client::builder()
-        .timeout(opts.timeout)
-        .connect_timeout(opts.timeout)
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("warifu-webhooks/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| AppError::internal("building the webhook client", &e))
+    crate::http::tls::client(|b| {
+        b.timeout(opts.timeout)
+            .connect_timeout(opts.timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("warifu-webhooks/", env!("CARGO_PKG_VERSION")))
+    })
+    .map_err(|e| AppError::internal("building the webhook client", &e))
 }
 
 fn ms(d: Duration) -> i64 {

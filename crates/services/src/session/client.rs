@@ -116,14 +116,15 @@ impl core::fmt::Debug for PeerClient {
     }
 }
 
-/// An HTTP client with the timeouts the services use.
+/// An HTTP client with the timeouts the services use, trusting the process's CA roots for
+/// `https://` peers ([`crate::http::tls::client`]).
 pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(3))
-        .timeout(Duration::from_secs(15))
-        .pool_idle_timeout(Duration::from_secs(60))
-        .build()
-        .unwrap_or_default()
+    crate::http::tls::client(|b| {
+        b.connect_timeout(Duration::from_secs(3))
+            .timeout(Duration::from_secs(15))
+            .pool_idle_timeout(Duration::from_secs(60))
+    })
+    .unwrap_or_default()
 }
 
 impl PeerClient {
@@ -160,6 +161,8 @@ impl PeerClient {
             endpoint: self.endpoint.clone(),
             detail: if e.is_timeout() {
                 "timed out".into()
+            } else if let Some(tls) = crate::http::tls::failure(e) {
+                tls
             } else if e.is_connect() {
                 "connection refused or failed".into()
             } else {

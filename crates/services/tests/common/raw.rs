@@ -24,7 +24,7 @@ pub async fn raw_hello(
         &mut warifu_core::rand::OsRandom,
     )
     .expect("start");
-    let challenge = reqwest::Client::new()
+    let challenge = warifu_services::http::tls::client(|b| b).expect("http client")
         .post(format!("{endpoint}/v1/handshake/hello"))
         .json(&hello)
         .send()
@@ -42,7 +42,7 @@ pub async fn raw_handshake(
     peer: &PartyId,
     endpoint: &str,
 ) -> warifu_core::session::Session {
-    let http = reqwest::Client::new();
+    let http = warifu_services::http::tls::client(|b| b).expect("http client");
     let (init, hello, challenge) = raw_hello(keys, peer, endpoint).await;
     let (mut session, confirm) = init.finish(&challenge).expect("responder proof");
     // Message 3 carries the Hello; the answer is the session's ticket (PROTOCOL.md §12.5).
@@ -114,7 +114,7 @@ pub async fn send_with(
 ) -> (reqwest::StatusCode, reqwest::header::HeaderMap, Vec<u8>) {
     let mut headers = reqwest::header::HeaderMap::new();
     warifu_services::session::headers::write_auth(&mut headers, auth);
-    let resp = reqwest::Client::new()
+    let resp = warifu_services::http::tls::client(|b| b).expect("http client")
         .request(method, format!("{endpoint}{path}"))
         .headers(headers)
         .header("content-type", warifu_core::session::SEALED_CONTENT_TYPE)
