@@ -14,7 +14,7 @@ mod common;
 use std::io::ErrorKind;
 use std::sync::{Arc, Mutex};
 
-use common::{ADDRESS, ADDRESSEE, CARD, Db, Fill, NAME};
+use common::{ADDRESS, ADDRESSEE, CARD, Db, NAME};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use warifu_services::directory::Entry;
@@ -94,18 +94,8 @@ async fn an_eavesdropper_learns_neither_card_nor_destination_nor_any_part() {
     env.local.directory.replace(dir).expect("directory");
 
     // A purchase with a carrier, its tracking with the carrier, the statement at the issuer.
-    let p = env.buy(false, &Fill::default()).await;
-    assert_eq!(p.outcome.state, "captured", "{:?}", p.outcome);
+    let (p, statement) = env.buy_track_and_state().await;
     let order_id = p.form.order_id.clone();
-    let t = env
-        .alice
-        .tracking(&env.carrier(), &env.merchant(), &order_id)
-        .await
-        .expect("tracking");
-    let dest = t.destination.expect("the cardholder sees its destination");
-    assert_eq!(dest.address.expose(), ADDRESS);
-    let statement = env.alice.statement(&env.issuer()).await.expect("statement");
-    assert!(statement.entries.iter().any(|e| e.order_id == order_id));
     let last4 = &CARD[CARD.len() - 4..];
     assert!(statement.cards.iter().any(|c| c.last4 == last4));
     let status = env

@@ -1,13 +1,15 @@
 //! Hard to knock over (issue 13): idle, slow-header and slow-body clients are cut off, and a
 //! connection cap bounds what a flood of connections can hold.
 
-use std::time::{Duration, Instant};
+mod common;
+
+use std::time::Duration;
 
 use axum::Router;
 use axum::routing::{get, post};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use warifu_services::http::listen::{Limits, serve_limited};
+use warifu_services::http::listen::Limits;
 
 const LIMITS: Limits = Limits {
     max_connections: 2,
@@ -24,34 +26,8 @@ async fn start() -> (String, tokio::sync::oneshot::Sender<()>) {
     let app = Router::new()
         .route("/", get(|| async { "ok" }))
         .route("/echo", post(echo));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr").to_string();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(serve_limited(
-        listener,
-        app,
-        async move {
-            let _ = rx.await;
-        },
-        Duration::from_secs(1),
-        LIMITS,
-        None,
-    ));
-    (addr, tx)
-}
-
-/// Reads until the server closes the connection (or 5 s pass); returns what was read and
-/// how long it took.
-async fn until_closed(s: &mut TcpStream) -> (String, Duration) {
-    let started = Instant::now();
-    let mut out = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await;
-    (
-        String::from_utf8_lossy(&out).into_owned(),
-        started.elapsed(),
-    )
+    let (addr, stop) = common::serve_app(app, LIMITS, None).await;
+    (addr.to_string(), stop)
 }
 
 #[tokio::test]
@@ -59,14 +35,14 @@ async fn idle_and_slow_header_connections_are_closed() {
     let (addr, _stop) = start().await;
     // Idle: connects, says nothing.
     let mut idle = TcpStream::connect(&addr).await.expect("connect");
-    let (_, waited) = until_closed(&mut idle).await;
+    let (_, waited) = common::until_closed(&mut idle).await;
     assert!(waited < Duration::from_secs(3), "idle kept {waited:?}");
     // Slow header: half a request line, then nothing.
     let mut slow = TcpStream::connect(&addr).await.expect("connect");
     slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
         .await
         .expect("write");
-    let (_, waited) = until_closed(&mut slow).await;
+    let (_, waited) = common::until_closed(&mut slow).await;
     assert!(
         waited < Duration::from_secs(3),
         "slow header kept {waited:?}"
@@ -76,7 +52,7 @@ async fn idle_and_slow_header_connections_are_closed() {
     kept.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
         .expect("write");
-    let (answer, waited) = until_closed(&mut kept).await;
+    let (answer, waited) = common::until_closed(&mut kept).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(
         waited < Duration::from_secs(3),
@@ -91,7 +67,7 @@ async fn a_stalled_body_fails_its_request() {
     s.write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nhalf")
         .await
         .expect("write");
-    let (answer, waited) = until_closed(&mut s).await;
+    let (answer, waited) = common::until_closed(&mut s).await;
     assert!(
         waited < Duration::from_secs(3),
         "stalled body kept {waited:?}"
@@ -117,7 +93,7 @@ async fn the_connection_cap_holds_and_frees() {
     let early = tokio::time::timeout(Duration::from_millis(200), c.read(&mut buf)).await;
     assert!(early.is_err(), "answered beyond the cap");
     // ... and is served once the header timeout frees a permit.
-    let (answer, _) = until_closed(&mut c).await;
+    let (answer, _) = common::until_closed(&mut c).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     drop((a, b));
 }

@@ -6,15 +6,15 @@
 mod common;
 
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
-use common::{Db, Fill};
+use common::Db;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use warifu_services::http::listen::{Limits, serve_limited};
+use warifu_services::http::listen::Limits;
 use warifu_services::http::tls::{self, ServerTls};
 use warifu_services::session::client::{ClientError, PeerClient};
 
@@ -62,20 +62,9 @@ async fn the_parties_buy_track_and_state_over_https() {
         let endpoint = env.local.endpoint(&party).expect("endpoint");
         assert!(endpoint.starts_with("https://127.0.0.1:"), "{endpoint}");
     }
-    // Cardholder → merchant → issuer and carrier, all over TLS.
-    let p = env.buy(false, &Fill::default()).await;
-    assert_eq!(p.outcome.state, "captured", "{:?}", p.outcome);
-    let order_id = p.form.order_id.clone();
-    // Cardholder → carrier, cardholder → issuer.
-    let t = env
-        .alice
-        .tracking(&env.carrier(), &env.merchant(), &order_id)
-        .await
-        .expect("tracking");
-    let destination = t.destination.expect("the sealed destination");
-    assert_eq!(destination.addressee.expose(), common::ADDRESSEE);
-    let s = env.alice.statement(&env.issuer()).await.expect("statement");
-    assert!(s.entries.iter().any(|e| e.order_id == order_id), "{s:?}");
+    // Cardholder → merchant → issuer and carrier, then cardholder → carrier and → issuer, all
+    // over TLS.
+    env.buy_track_and_state().await;
     common::finish(env).await;
 }
 
@@ -103,14 +92,14 @@ async fn a_client_without_the_ca_is_refused_and_plain_http_is_closed() {
     s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
         .expect("write");
-    let (answer, took) = until_closed(&mut s).await;
+    let (answer, took) = common::until_closed(&mut s).await;
     assert!(
         took < Duration::from_secs(2),
         "plain HTTP held for {took:?}"
     );
     assert!(
-        !common::contains(&answer, b"HTTP/1.1"),
-        "plain HTTP answered"
+        !answer.contains("HTTP/1.1"),
+        "plain HTTP answered: {answer}"
     );
     // And the merchant's own client says what is wrong when a peer is plain HTTP.
     let plain = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -139,29 +128,15 @@ async fn a_stalled_tls_handshake_is_cut_by_the_header_timeout() {
         header_timeout: Duration::from_millis(400),
         body_timeout: Duration::from_millis(400),
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
     let server_tls = ServerTls::from_pem(pki.chain.as_bytes(), pki.key.as_bytes()).expect("tls");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let app = Router::new().route("/", get(|| async { "ok" }));
-    tokio::spawn(serve_limited(
-        listener,
-        app,
-        async move {
-            let _ = stopped.await;
-        },
-        Duration::from_secs(1),
-        limits,
-        Some(server_tls),
-    ));
+    let (addr, stop) = common::serve_app(app, limits, Some(server_tls)).await;
     // A TLS record header announcing a ClientHello, and then nothing.
     let mut s = TcpStream::connect(addr).await.expect("connect");
     s.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00])
         .await
         .expect("write");
-    let (_, took) = until_closed(&mut s).await;
+    let (_, took) = common::until_closed(&mut s).await;
     assert!(
         took >= Duration::from_millis(300) && took < Duration::from_secs(3),
         "a stalled handshake was held for {took:?}"
@@ -178,12 +153,4 @@ async fn a_stalled_tls_handshake_is_cut_by_the_header_timeout() {
         .expect("body");
     assert_eq!(body, "ok");
     let _ = stop.send(());
-}
-
-/// Reads until the peer closes (or 5 s pass): what was read and how long it took.
-async fn until_closed(s: &mut TcpStream) -> (Vec<u8>, Duration) {
-    let started = Instant::now();
-    let mut out = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await;
-    (out, started.elapsed())
 }

@@ -217,6 +217,33 @@ impl Env {
             .await
             .expect("purchase")
     }
+    /// The test cardholder buys `Fill::default()` with a carrier, asks the carrier for its
+    /// tracking and the issuer for its statement, checking each answer; the purchase and the
+    /// statement.
+    pub async fn buy_track_and_state(
+        &self,
+    ) -> (
+        Purchase,
+        warifu_services::protocol::cardholder_issuer::Statement,
+    ) {
+        let p = self.buy(false, &Fill::default()).await;
+        assert_eq!(p.outcome.state, "captured", "{:?}", p.outcome);
+        let order_id = &p.form.order_id;
+        let t = self
+            .alice
+            .tracking(&self.carrier(), &self.merchant(), order_id)
+            .await
+            .expect("tracking");
+        let dest = t.destination.expect("the cardholder sees its destination");
+        assert_eq!(dest.address.expose(), ADDRESS);
+        let statement = self
+            .alice
+            .statement(&self.issuer())
+            .await
+            .expect("statement");
+        assert!(statement.entries.iter().any(|e| &e.order_id == order_id));
+        (p, statement)
+    }
     /// A bundle of `Fill::default()` sealed by the test cardholder on a fresh form of
     /// `merchant` (not submitted), for the issuer.
     pub async fn sealed_at(
@@ -411,4 +438,42 @@ pub async fn finish(env: Env) {
     if let Some(p) = prefix {
         pg_drop(&p).await;
     }
+}
+
+/// Reads until the server closes the connection (or 5 s pass); returns what was read and
+/// how long it took.
+pub async fn until_closed(s: &mut tokio::net::TcpStream) -> (String, std::time::Duration) {
+    use tokio::io::AsyncReadExt as _;
+    let started = std::time::Instant::now();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), s.read_to_end(&mut out)).await;
+    (
+        String::from_utf8_lossy(&out).into_owned(),
+        started.elapsed(),
+    )
+}
+
+/// Serves `app` on a free loopback port within `limits` (over TLS if given): its address, and
+/// a sender that stops it.
+pub async fn serve_app(
+    app: axum::Router,
+    limits: warifu_services::http::listen::Limits,
+    tls: Option<warifu_services::http::tls::ServerTls>,
+) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(warifu_services::http::listen::serve_limited(
+        listener,
+        app,
+        async move {
+            let _ = rx.await;
+        },
+        std::time::Duration::from_secs(1),
+        limits,
+        tls,
+    ));
+    (addr, tx)
 }
