@@ -19,20 +19,20 @@ use warifu_services::session::operator::OperatorAuth;
 use warifu_store::{Party, Store};
 
 /// A GET with the services' client (rustls with ring: reqwest alone has no provider).
-async fn get(url: impl reqwest::IntoUrl) -> reqwest::Result<reqwest::Response> {
+async fn fetch(url: impl reqwest::IntoUrl) -> reqwest::Result<reqwest::Response> {
     let http = warifu_services::http::tls::client(|b| b).expect("http client");
     http.get(url).send().await
 }
 
 async fn get_json(url: &str) -> (u16, Value) {
-    let r = get(url).await.expect("GET");
+    let r = fetch(url).await.expect("GET");
     let status = r.status().as_u16();
     let v = r.json().await.expect("JSON body");
     (status, v)
 }
 
 async fn get_text(url: &str) -> (u16, String) {
-    let r = get(url).await.expect("GET");
+    let r = fetch(url).await.expect("GET");
     let status = r.status().as_u16();
     (status, r.text().await.expect("text body"))
 }
@@ -347,7 +347,7 @@ async fn graceful_shutdown_finishes_in_flight_requests() {
     let in_flight = tokio::spawn({
         let url = url.clone();
         async move {
-            let r = get(format!("{url}/slow")).await.expect("in flight");
+            let r = fetch(format!("{url}/slow")).await.expect("in flight");
             (r.status().as_u16(), r.text().await.expect("body"))
         }
     });
@@ -363,7 +363,7 @@ async fn graceful_shutdown_finishes_in_flight_requests() {
         .expect("serve");
     assert!(stopped_at.elapsed() >= Duration::from_millis(300));
     // Stopped: new connections are refused.
-    assert!(get(format!("{url}/slow")).await.is_err());
+    assert!(fetch(format!("{url}/slow")).await.is_err());
 
     // A request longer than the drain time does not hold the service up.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -379,7 +379,7 @@ async fn graceful_shutdown_finishes_in_flight_requests() {
         },
         Duration::from_millis(300),
     ));
-    let stuck = tokio::spawn(async move { get(format!("{url}/very-slow")).await });
+    let stuck = tokio::spawn(async move { fetch(format!("{url}/very-slow")).await });
     tokio::time::sleep(Duration::from_millis(150)).await;
     let stopped_at = Instant::now();
     let _ = tx.send(());
