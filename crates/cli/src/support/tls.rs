@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use warifu_services::http::tls::{ServerTls, trust_process_roots};
 
-use crate::support::files::{self, MAX_INPUT};
+use crate::support::files;
 
 /// HTTPS flags, accepted by every command (they matter to the services and to the clients).
 #[derive(Debug, Clone, Default, Args)]
@@ -32,29 +32,25 @@ impl TlsArgs {
         match (&self.tls_cert, &self.tls_key) {
             (Some(cert), Some(key)) => {
                 warn_if_readable_by_others(key);
-                let tls = ServerTls::from_pem(&read(cert)?, &read(key)?).with_context(|| {
-                    format!(
-                        "cannot serve HTTPS with {} and {}",
-                        cert.display(),
-                        key.display()
-                    )
-                })?;
+                let tls = ServerTls::from_pem(&files::read_file(cert)?, &files::read_file(key)?)
+                    .with_context(|| {
+                        format!(
+                            "cannot serve HTTPS with {} and {}",
+                            cert.display(),
+                            key.display()
+                        )
+                    })?;
                 tls.set_process_default();
             }
             (None, None) => {}
             _ => bail!("--tls-cert and --tls-key go together: give both, or neither"),
         }
         if let Some(ca) = &self.tls_ca {
-            trust_process_roots(&read(ca)?)
+            trust_process_roots(&files::read_file(ca)?)
                 .with_context(|| format!("cannot trust the CA file {}", ca.display()))?;
         }
         Ok(())
     }
-}
-
-/// A PEM file: small (at most [`MAX_INPUT`]), regular.
-fn read(path: &Path) -> Result<Vec<u8>> {
-    files::read_bounded(path, MAX_INPUT)
 }
 
 /// Warns when the private key's file is open to its group or others (wanted: 0600).

@@ -24,7 +24,8 @@ pub async fn raw_hello(
         &mut warifu_core::rand::OsRandom,
     )
     .expect("start");
-    let challenge = warifu_services::http::tls::client(|b| b).expect("http client")
+    let challenge = warifu_services::http::tls::client(|b| b)
+        .expect("http client")
         .post(format!("{endpoint}/v1/handshake/hello"))
         .json(&hello)
         .send()
@@ -114,7 +115,8 @@ pub async fn send_with(
 ) -> (reqwest::StatusCode, reqwest::header::HeaderMap, Vec<u8>) {
     let mut headers = reqwest::header::HeaderMap::new();
     warifu_services::session::headers::write_auth(&mut headers, auth);
-    let resp = warifu_services::http::tls::client(|b| b).expect("http client")
+    let resp = warifu_services::http::tls::client(|b| b)
+        .expect("http client")
         .request(method, format!("{endpoint}{path}"))
         .headers(headers)
         .header("content-type", warifu_core::session::SEALED_CONTENT_TYPE)
