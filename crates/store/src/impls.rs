@@ -102,6 +102,12 @@ impl MerchantStore for Store {
     async fn count_orders_by_state(&self) -> Result<Vec<(OrderState, u64)>> {
         dispatch!(self, count_orders_by_state())
     }
+    async fn order_buckets(&self, since_ms: i64, bucket_ms: i64) -> Result<Vec<Bucket>> {
+        dispatch!(self, order_buckets(since_ms, bucket_ms))
+    }
+    async fn outbox_pending_buckets(&self, since_ms: i64, bucket_ms: i64) -> Result<Vec<Bucket>> {
+        dispatch!(self, outbox_pending_buckets(since_ms, bucket_ms))
+    }
     async fn put_order_fact(&self, fact: &OrderFact) -> Result<()> {
         dispatch!(self, put_order_fact(fact))
     }
@@ -205,6 +211,9 @@ impl IssuerStore for Store {
     ) -> Result<Vec<(AuthorizationStatus, Option<DeclineCode>, u64)>> {
         dispatch!(self, count_authorizations())
     }
+    async fn authorization_buckets(&self, since_ms: i64, bucket_ms: i64) -> Result<Vec<Bucket>> {
+        dispatch!(self, authorization_buckets(since_ms, bucket_ms))
+    }
 }
 
 #[async_trait]
@@ -258,5 +267,8 @@ impl CarrierStore for Store {
     }
     async fn count_shipments_by_status(&self) -> Result<Vec<(ShipmentStatus, u64)>> {
         dispatch!(self, count_shipments_by_status())
+    }
+    async fn shipment_event_buckets(&self, since_ms: i64, bucket_ms: i64) -> Result<Vec<Bucket>> {
+        dispatch!(self, shipment_event_buckets(since_ms, bucket_ms))
     }
 }

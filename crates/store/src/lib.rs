@@ -155,6 +155,15 @@ pub trait MerchantStore: PartyStore + WebhookStore {
     /// How many orders are in each state.
     async fn count_orders_by_state(&self) -> Result<Vec<(OrderState, u64)>>;
 
+    /// Orders received since `since_ms`, by `bucket_ms`-wide bucket of their receipt and
+    /// outcome so far: the decline code of a declined order, `approved` once the issuer
+    /// approved, else the state (`received`, `failed`, …).
+    async fn order_buckets(&self, since_ms: i64, bucket_ms: i64) -> Result<Vec<Bucket>>;
+
+    /// The outbox's messages not done, by `bucket_ms`-wide bucket of their enqueueing and
+    /// kind; those enqueued before `since_ms` count in its bucket.
+    async fn outbox_pending_buckets(&self, since_ms: i64, bucket_ms: i64) -> Result<Vec<Bucket>>;
+
     /// Stores (or replaces) what the merchant last learned about an order (merchant lifecycle).
     async fn put_order_fact(&self, fact: &OrderFact) -> Result<()>;
 
@@ -270,6 +279,10 @@ pub trait IssuerStore: PartyStore + CardAdminStore {
     async fn count_authorizations(
         &self,
     ) -> Result<Vec<(AuthorizationStatus, Option<DeclineCode>, u64)>>;
+
+    /// Authorization decisions made since `since_ms`, by `bucket_ms`-wide bucket and decline
+    /// code (`approved` for an approval).
+    async fn authorization_buckets(&self, since_ms: i64, bucket_ms: i64) -> Result<Vec<Bucket>>;
 }
 
 /// The carrier's aggregate: shipments and their events.
@@ -330,4 +343,7 @@ pub trait CarrierStore: PartyStore {
 
     /// How many shipments are in each status, for the carrier's metrics.
     async fn count_shipments_by_status(&self) -> Result<Vec<(ShipmentStatus, u64)>>;
+
+    /// Shipment events since `since_ms`, by `bucket_ms`-wide bucket and the status moved to.
+    async fn shipment_event_buckets(&self, since_ms: i64, bucket_ms: i64) -> Result<Vec<Bucket>>;
 }

@@ -92,6 +92,17 @@ pub struct StoredResponse {
     pub created_at_ms: i64,
 }
 
+/// How many rows fell in one time bucket under one key: a point of a dashboard's chart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bucket {
+    /// The bucket's start: a multiple of the bucket width, Unix milliseconds.
+    pub start_ms: i64,
+    /// What the rows were (a state, a status, a decline code, …; each query says).
+    pub key: String,
+    /// How many rows.
+    pub count: u64,
+}
+
 // ------------------------------------------------------------------------------------------
 // Merchant
 

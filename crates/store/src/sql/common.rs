@@ -6,7 +6,7 @@ use super::{Db, SQLITE, run_write};
 use crate::error::{Result, StoreError};
 use crate::open::Pools;
 use crate::sql::{WriteFn, check_id, to_u64};
-use crate::types::StoredResponse;
+use crate::types::{Bucket, StoredResponse};
 
 pub(super) type P = Pools<Db>;
 pub(super) type Conn = <Db as sqlx::Database>::Connection;
@@ -161,6 +161,29 @@ pub(super) async fn count_by<K>(
     all(&p.reader, op, sqlx::query(sql), |r| {
         let k: String = get(r, "k")?;
         Ok((decode(&k)?, to_u64(get(r, "n")?, "count")?))
+    })
+    .await
+}
+
+/// Runs a `SELECT b, k, COUNT(*) AS n … GROUP BY b, k` whose `$1` is the window's start and
+/// `$2` the bucket width (both milliseconds; `b` is the bucket's start, `k` the key).
+pub(super) async fn buckets(
+    p: &P,
+    sql: &'static str,
+    op: &'static str,
+    since_ms: i64,
+    bucket_ms: i64,
+) -> Result<Vec<Bucket>> {
+    if bucket_ms <= 0 {
+        return Err(StoreError::Invalid("a bucket must be at least 1 ms wide".into()));
+    }
+    let q = sqlx::query(sql).bind(since_ms).bind(bucket_ms);
+    all(&p.reader, op, q, |r| {
+        Ok(Bucket {
+            start_ms: get(r, "b")?,
+            key: get(r, "k")?,
+            count: to_u64(get(r, "n")?, "count")?,
+        })
     })
     .await
 }

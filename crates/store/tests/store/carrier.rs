@@ -29,7 +29,8 @@ both!(
     delivery_records_issuer_and_time,
     cancel_before_pickup_never_moves_again,
     cancel_after_pickup_returns,
-    cancel_without_shipment_leaves_a_tombstone
+    cancel_without_shipment_leaves_a_tombstone,
+    buckets_by_minute,
 );
 
 async fn accept_is_idempotent(db: &TestDb) {
@@ -348,4 +349,44 @@ async fn cancel_without_shipment_leaves_a_tombstone(db: &TestDb) {
         (Cancelled, "TOMB-1")
     );
     assert!(s.shipment_by_tracking("TRK-1").await.unwrap().is_none());
+}
+
+/// The dashboard's chart: shipment events by minute and the status moved to.
+async fn buckets_by_minute(db: &TestDb) {
+    use ShipmentStatus::*;
+    const MIN: i64 = 60_000;
+    let s = &db.store;
+    assert!(s.shipment_event_buckets(NOW, MIN).await.unwrap().is_empty());
+    for (order, tracking) in [("O-1", "TRK-1"), ("O-2", "TRK-2")] {
+        s.accept_shipment(&shipment(order, tracking)).await.unwrap();
+    }
+    s.advance_shipment("TRK-1", Accepted, PickedUp, None, NOW + 5)
+        .await
+        .unwrap();
+    s.advance_shipment("TRK-1", PickedUp, InTransit, None, NOW + MIN)
+        .await
+        .unwrap();
+    s.advance_shipment("TRK-1", InTransit, Delivered, None, NOW + MIN + 1)
+        .await
+        .unwrap();
+    let got = s.shipment_event_buckets(NOW, MIN).await.unwrap();
+    let got: Vec<_> = got
+        .iter()
+        .map(|b| (b.start_ms, b.key.as_str(), b.count))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (NOW, "accepted", 2),
+            (NOW, "picked_up", 1),
+            (NOW + MIN, "delivered", 1),
+            (NOW + MIN, "in_transit", 1)
+        ]
+    );
+    assert!(
+        s.shipment_event_buckets(NOW + 2 * MIN, MIN)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

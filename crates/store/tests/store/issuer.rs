@@ -95,6 +95,7 @@ both!(
     refund_ids_are_scoped_to_the_order,
     authorizations_record_carrier_and_digest,
     partial_capture_and_settlement,
+    buckets_by_minute,
 );
 
 async fn enroll_cards(db: &TestDb) {
@@ -596,4 +597,36 @@ async fn a_version_3_refund_table_is_upgraded() {
         })
     );
     s.close().await;
+}
+
+/// The dashboard's chart: decisions by minute and decline code (`approved` for approvals).
+async fn buckets_by_minute(db: &TestDb) {
+    const MIN: i64 = 60_000;
+    let s = &db.store;
+    assert!(s.authorization_buckets(NOW, MIN).await.unwrap().is_empty());
+    s.enroll_card(&card("C-1", 1000)).await.unwrap();
+    for (order, amount, at) in [
+        ("O-old", 100, NOW - 2 * MIN),
+        ("O-1", 100, NOW),
+        ("O-2", 5000, NOW + 10),
+        ("O-3", 100, NOW + 20),
+        ("O-4", 100, NOW + MIN + 1),
+    ] {
+        let mut r = request(order, amount);
+        r.now_ms = at;
+        s.authorize(&r).await.unwrap();
+    }
+    let got = s.authorization_buckets(NOW - MIN, MIN).await.unwrap();
+    let got: Vec<_> = got
+        .iter()
+        .map(|b| (b.start_ms, b.key.as_str(), b.count))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (NOW, "approved", 2),
+            (NOW, "insufficient_credit", 1),
+            (NOW + MIN, "approved", 1)
+        ]
+    );
 }

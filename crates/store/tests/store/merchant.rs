@@ -33,6 +33,7 @@ both!(
     list_and_count,
     concurrent_transitions_apply_once,
     failed_writes_roll_back_alone,
+    buckets_by_minute,
 );
 
 async fn order_forms(db: &TestDb) {
@@ -399,4 +400,54 @@ async fn failed_writes_roll_back_alone(db: &TestDb) {
             );
         }
     }
+}
+
+/// The dashboard's charts: orders by minute of receipt and outcome, the outbox's pending
+/// messages by minute of enqueueing (older ones in the window's first minute).
+async fn buckets_by_minute(db: &TestDb) {
+    const MIN: i64 = 60_000;
+    let s = &db.store;
+    let b = |start_ms, key: &str, count| Bucket {
+        start_ms,
+        key: key.into(),
+        count,
+    };
+    assert!(s.order_buckets(NOW, MIN).await.unwrap().is_empty());
+    assert!(s.outbox_pending_buckets(NOW, MIN).await.unwrap().is_empty());
+    assert!(matches!(
+        s.order_buckets(NOW, 0).await,
+        Err(StoreError::Invalid(_))
+    ));
+    for (id, at) in [
+        ("O-old", NOW - 2 * MIN),
+        ("O-0", NOW),
+        ("O-1", NOW + 1000),
+        ("O-2", NOW + MIN),
+    ] {
+        let mut o = new_order(id, 100);
+        o.now_ms = at;
+        let msgs = [NewOutboxMessage::new("authorize", b"part".to_vec())];
+        s.insert_order(&o, if id == "O-2" { &[] } else { &msgs })
+            .await
+            .unwrap();
+    }
+    let t = |id, to, now| Transition::new(id, OrderState::Received, to, now);
+    s.transition(&t("O-1", OrderState::Declined, NOW + 2000).decline_code("insufficient_credit"))
+        .await
+        .unwrap();
+    s.transition(&t("O-2", OrderState::Authorized, NOW + MIN).authorization_id("AUTH-2"))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.order_buckets(NOW - MIN, MIN).await.unwrap(),
+        [
+            b(NOW, "insufficient_credit", 1),
+            b(NOW, "received", 1),
+            b(NOW + MIN, "approved", 1)
+        ]
+    );
+    assert_eq!(
+        s.outbox_pending_buckets(NOW - MIN, MIN).await.unwrap(),
+        [b(NOW - MIN, "authorize", 1), b(NOW, "authorize", 2)]
+    );
 }
