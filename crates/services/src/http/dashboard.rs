@@ -71,6 +71,15 @@ button.secondary{background:#fff;color:var(--accent)}
 .yes{color:var(--good);font-weight:700}.no{color:var(--muted)}
 .leak{color:#fff;background:var(--bad);font-weight:700}
 svg text{font:12px system-ui,sans-serif}
+.charts{display:flex;flex-wrap:wrap;gap:1rem;margin:.4rem 0 1rem}
+figure.chart{margin:0;flex:1 1 26rem;min-width:0;max-width:38rem;border:1px solid var(--line);border-radius:.4rem;padding:.5rem .7rem}
+figure.chart svg{display:block;width:100%;margin:.4rem 0}
+figure.chart text{fill:var(--muted)}
+figure.chart line{stroke:var(--line)}
+figure.chart rect,.swatch{fill:var(--c);background:var(--c)}
+.swatch{display:inline-block;width:.8em;height:.8em;margin-right:.3em;border-radius:.15em;vertical-align:baseline}
+.legend{margin:.2rem 0;font-size:.85rem}.legend .key{white-space:nowrap;margin-right:.8rem}
+.c-good{--c:#1a7f37}.c-bad{--c:#b3261e}.c-neutral{--c:#8c959f}.c0{--c:#0b5cad}.c1{--c:#8250df}.c2{--c:#bf8700}.c3{--c:#1b7c83}
 "#;
 
 /// A whole HTML page: `title`, a header bar naming `who`, and `body`.
@@ -143,18 +152,24 @@ pub fn money(amount: u64, currency: &str) -> String {
     } else {
         (amount / 100, Some(amount % 100))
     };
-    let digits = units.to_string();
-    let mut grouped = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            grouped.push(',');
-        }
-        grouped.push(c);
-    }
+    let grouped = grouped(units);
     match cents {
         Some(c) => format!("{currency} {grouped}.{c:02}"),
         None => format!("{currency} {grouped}"),
     }
+}
+
+/// A count with its thousands grouped: `1,234,567`.
+pub fn grouped(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// `YYYY-MM-DD HH:MM:SS`.
@@ -337,6 +352,9 @@ mod tests {
         assert_eq!(money(4700, "JPY"), "JPY 4,700");
         assert_eq!(money(1_234_567, "JPY"), "JPY 1,234,567");
         assert_eq!(money(1250, "EUR"), "EUR 12.50");
+        assert_eq!(grouped(0), "0");
+        assert_eq!(grouped(999), "999");
+        assert_eq!(grouped(u64::MAX), "18,446,744,073,709,551,615");
         assert_eq!(time_ms(0), "1970-01-01 00:00:00");
         assert_eq!(time_ms(951_782_400_000 + 3_661_000), "2000-02-29 01:01:01");
         assert_eq!(time_ms(-1), "1969-12-31 23:59:59");

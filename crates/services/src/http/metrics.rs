@@ -203,6 +203,60 @@ pub fn label(name: &str, value: impl Into<String>) -> (String, String) {
 mod tests {
     use super::*;
 
+    /// The Grafana dashboard in docs/ queries only metrics the services export: every name
+    /// `warifu_…` in every `expr` is a metric family (or a histogram's series) of the three
+    /// services' registries, and every expr names one.
+    #[test]
+    fn the_grafana_dashboard_queries_only_exported_metrics() {
+        let mut exported = std::collections::BTreeSet::new();
+        for service in ["merchant", "issuer", "carrier"] {
+            // A family is written out once it has a series: one request, every gauge.
+            let m = Metrics::new(service);
+            m.observe("GET", "/healthz", 200, Duration::from_millis(1));
+            for (name, _, _) in GAUGES {
+                m.set_one(name, 1);
+            }
+            let text = m.encode().expect("encode");
+            for line in text.lines().filter_map(|l| l.strip_prefix("# TYPE ")) {
+                let mut words = line.split_whitespace();
+                let (Some(name), Some(kind)) = (words.next(), words.next()) else {
+                    continue;
+                };
+                exported.insert(name.to_owned());
+                let series: &[&str] = match kind {
+                    "histogram" => &["_bucket", "_sum", "_count"],
+                    "counter" => &["_total"],
+                    _ => &[],
+                };
+                exported.extend(series.iter().map(|s| format!("{name}{s}")));
+            }
+        }
+        assert!(exported.contains(ORDERS) && exported.contains(STORAGE_UP));
+        let json: serde_json::Value =
+            serde_json::from_str(include_str!("../../../../docs/grafana-warifu.json"))
+                .expect("docs/grafana-warifu.json is JSON");
+        let panels = json["panels"].as_array().expect("panels");
+        let mut exprs = 0;
+        for panel in panels {
+            for target in panel["targets"].as_array().expect("targets") {
+                let expr = target["expr"].as_str().expect("expr");
+                exprs += 1;
+                let names: Vec<&str> = expr
+                    .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .filter(|w| w.starts_with("warifu_"))
+                    .collect();
+                assert!(!names.is_empty(), "{expr} names no Warifu metric");
+                for n in names {
+                    assert!(
+                        exported.contains(n),
+                        "{n} in {expr} is not exported: {exported:?}"
+                    );
+                }
+            }
+        }
+        assert!(exprs >= panels.len(), "every panel has a query");
+    }
+
     #[test]
     fn encodes_requests_and_gauges_per_service() {
         let m = Metrics::new("merchant");

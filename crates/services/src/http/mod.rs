@@ -9,7 +9,9 @@
 //! - [`idempotency`]: the first answer under a key, replayed to every retry of the same
 //!   request.
 //! - [`dashboard`]: the kit of the HTML dashboards (layout, formats, operator sign-in).
+//! - [`charts`]: the dashboards' small inline SVG charts.
 
+pub mod charts;
 pub mod dashboard;
 pub mod idempotency;
 pub mod listen;

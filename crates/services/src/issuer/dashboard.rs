@@ -14,6 +14,7 @@ use warifu_core::order::PaymentMethod;
 
 use super::state::IssuerState;
 use crate::error::AppError;
+use crate::http::charts::{self, Series, Window};
 use crate::http::dashboard::{self as kit, heads, last4, money, state_class, time_ms};
 use crate::session::operator::Operator;
 
@@ -79,9 +80,22 @@ async fn dashboard(State(st): State<Arc<IssuerState>>, op: Result<Operator, AppE
             Err(e) => return kit::store_failure(&who, &e),
         }
     }
+    let w = Window::recent();
+    let decisions = match store.authorization_buckets(w.start_ms, w.bucket_ms).await {
+        Ok(d) => d,
+        Err(e) => return kit::store_failure(&who, &e),
+    };
     let body = html! {
         h1 { "Issuer dashboard" }
         p.muted { "What " (who) " holds: enrolled cards, the authorizations merchants asked for, and its double-entry ledger. It never receives a delivery destination." }
+        section.charts aria-label="charts" {
+            (charts::columns("authorizations-per-minute", "Authorizations per minute", "decisions", &w, &[
+                Series { name: "approved".into(), tone: charts::GOOD, counts: w.counts(&decisions, |k| k == "approved") },
+                Series { name: "declined".into(), tone: charts::BAD, counts: w.counts(&decisions, |k| k != "approved") },
+            ]))
+            (charts::bars("decline-codes", "Approvals and decline codes, last 3 h", "decisions",
+                &charts::totals(&decisions, charts::outcome_tone)))
+        }
         h2 { "Books" }
         p {
             @if audit.is_clean() {

@@ -13,6 +13,7 @@ use warifu_store::OrderFilter;
 
 use super::state::MerchantState;
 use crate::error::AppError;
+use crate::http::charts::{self, Series, Window};
 use crate::http::dashboard::{self as kit, heads, money, state_class, time_ms};
 use crate::session::operator::Operator;
 
@@ -84,9 +85,36 @@ async fn dashboard(
         Err(e) => return kit::store_failure(&who, &e),
     };
     let pending = store.outbox_pending().await.unwrap_or(0);
+    let w = Window::recent();
+    let (orders_by_minute, backlog) = match (
+        store.order_buckets(w.start_ms, w.bucket_ms).await,
+        store.outbox_pending_buckets(w.start_ms, w.bucket_ms).await,
+    ) {
+        (Ok(o), Ok(b)) => (o, b),
+        (Err(e), _) | (_, Err(e)) => return kit::store_failure(&who, &e),
+    };
+    let backlog_series: Vec<Series> = charts::totals(&backlog, |_| charts::NEUTRAL)
+        .iter()
+        .zip(charts::PALETTE.iter().cycle())
+        .map(|(kind, tone)| Series {
+            name: kind.label.clone(),
+            tone: *tone,
+            counts: w.counts(&backlog, |k| k == kind.label),
+        })
+        .collect();
     let body = html! {
         h1 { "Merchant dashboard" }
         p.muted { "What " (who) " holds: its own part of each order. It never receives a card number or a delivery destination." }
+        section.charts aria-label="charts" {
+            (charts::columns("orders-per-minute", "Orders per minute", "orders", &w, &[Series {
+                name: "orders".into(),
+                tone: charts::PALETTE[0],
+                counts: w.counts(&orders_by_minute, |_| true),
+            }]))
+            (charts::columns("outbox-backlog", "Outbox backlog by minute enqueued", "messages waiting", &w, &backlog_series))
+            (charts::bars("order-outcomes", "Approvals and declines by code, last 3 h", "orders",
+                &charts::totals(&orders_by_minute, charts::outcome_tone)))
+        }
         h2 { "Orders by state" }
         table {
             (heads(&["State", "Orders"]))
