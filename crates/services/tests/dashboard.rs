@@ -12,18 +12,44 @@ use warifu_services::session::operator::OperatorAuth;
 
 const TOKEN: &str = "op-token-0123456789abcdef";
 
+/// Each dashboard's charts: the title, and a bar's tooltip once an order went through (the
+/// outbox may be empty by then, so no bar is expected there).
+const MERCHANT_CHARTS: [(&str, Option<&str>); 3] = [
+    ("Orders per minute", Some(" UTC · orders: 1</title>")),
+    ("Outbox backlog by minute enqueued", None),
+    (
+        "Approvals and declines by code, last 3 h",
+        Some("approved: 1 orders"),
+    ),
+];
+const ISSUER_CHARTS: [(&str, Option<&str>); 2] = [
+    (
+        "Authorizations per minute",
+        Some(" UTC · approved: 1</title>"),
+    ),
+    (
+        "Approvals and decline codes, last 3 h",
+        Some("approved: 1 decisions"),
+    ),
+];
+const CARRIER_CHARTS: [(&str, Option<&str>); 2] = [
+    (
+        "Shipments by status per minute",
+        Some(" UTC · accepted: 1</title>"),
+    ),
+    ("Shipments by status now", Some("shipments")),
+];
+
+/// How a chart's `<svg>` names itself.
+fn chart_title(title: &str) -> String {
+    format!("-title\">{title}</title>")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboards_need_the_token_and_show_only_what_each_party_holds() {
     let Some(env) = common::start(Db::Sqlite).await else {
         return;
     };
-    let fill = Fill::default();
-    let p = env
-        .alice
-        .purchase(&env.merchant(), &env.issuer(), false, |f| fill.order(f))
-        .await
-        .expect("purchase");
-    let order_id = p.form.order_id.clone();
     for g in [
         env.local.merchant.guard(),
         env.local.issuer.guard(),
@@ -38,6 +64,40 @@ async fn dashboards_need_the_token_and_show_only_what_each_party_holds() {
         base(env.issuer()),
         base(env.carrier()),
     );
+    let bearer = |url: String| {
+        http.get(url)
+            .header("authorization", format!("Bearer {TOKEN}"))
+            .send()
+    };
+    let page = |url: String| async move {
+        let r = bearer(url).await.expect("get");
+        assert_eq!(r.status(), 200);
+        r.text().await.expect("body")
+    };
+
+    // Fresh services: every chart is drawn, empty, and says so (issue 18.10).
+    for (url, titles) in [
+        (&m, &MERCHANT_CHARTS[..]),
+        (&i, &ISSUER_CHARTS[..]),
+        (&c, &CARRIER_CHARTS[..]),
+    ] {
+        let html = page(format!("{url}/dashboard")).await;
+        for (title, _) in titles {
+            assert!(html.contains(&chart_title(title)), "{title} in {html}");
+        }
+        assert!(
+            html.contains("nothing yet") && !html.contains("<rect"),
+            "{html}"
+        );
+    }
+
+    let fill = Fill::default();
+    let p = env
+        .alice
+        .purchase(&env.merchant(), &env.issuer(), false, |f| fill.order(f))
+        .await
+        .expect("purchase");
+    let order_id = p.form.order_id.clone();
 
     // No token: the sign-in form, nothing of the orders.
     let r = http
@@ -94,11 +154,6 @@ async fn dashboards_need_the_token_and_show_only_what_each_party_holds() {
         "merchant page: no destination"
     );
 
-    let bearer = |url: String| {
-        http.get(url)
-            .header("authorization", format!("Bearer {TOKEN}"))
-            .send()
-    };
     let issuer_page = bearer(format!("{i}/dashboard"))
         .await
         .expect("get")
@@ -117,6 +172,26 @@ async fn dashboards_need_the_token_and_show_only_what_each_party_holds() {
     assert!(carrier_page.contains(&order_id));
     assert!(carrier_page.contains(ADDRESS) && carrier_page.contains(ADDRESSEE));
     assert!(!carrier_page.contains(CARD) && !carrier_page.contains("6467"));
+
+    // After the purchase, each chart draws bars, one with the tooltip of its count.
+    for (html, titles) in [
+        (&merchant_page, &MERCHANT_CHARTS[..]),
+        (&issuer_page, &ISSUER_CHARTS[..]),
+        (&carrier_page, &CARRIER_CHARTS[..]),
+    ] {
+        for (title, bar) in titles {
+            let at = html.find(&chart_title(title)).expect(title);
+            let start = html[..at].rfind("<figure").expect("figure");
+            let figure = &html[start..at + html[at..].find("</figure>").expect("end")];
+            assert!(figure.contains("<svg role=\"img\""), "{figure}");
+            if let Some(bar) = bar {
+                assert!(
+                    figure.contains("<rect") && figure.contains(bar),
+                    "{title}: {figure}"
+                );
+            }
+        }
+    }
 
     // One order across the parties, from their stores.
     let stores = Stores {
