@@ -2,8 +2,10 @@
 //! (chromedriver) from Rust: `warifu up` is started as a user would, a cardholder creates the
 //! wallet, sees the catalog, orders with instalments and a gift address, checks the disclosure
 //! preview, sends and sees the order shipped; the merchant's dashboard shows the order without
-//! card number or address, the carrier's shows the address; a card the issuer does not know is
-//! declined with a clear message. Screenshots go to `target/browser-artifacts/`.
+//! card number or address, the carrier's shows the address, and each dashboard's charts draw
+//! bars within the window; a card the issuer does not know is declined with a clear message,
+//! and the decline shows in the merchant's and issuer's charts. Screenshots go to
+//! `target/browser-artifacts/`.
 //!
 //! Without `/usr/bin/chromium` and `chromedriver` the test prints SKIP, unless
 //! `WARIFU_REQUIRE_BROWSER=1`, when it fails.
@@ -238,6 +240,45 @@ impl Driver {
     async fn js(&self, script: &str) -> Value {
         self.post("/execute/sync", json!({ "script": script, "args": [] }))
             .await
+    }
+
+    /// The page's charts (issue 18.10), checked: each title in `expected` has a `<svg>` that
+    /// fits in the window and, where `bars` says so, draws at least one bar of non-zero
+    /// size (of class `bars` names, e.g. `c-bad` for a decline).
+    async fn charts(&self, expected: &[(&str, Option<&str>)]) {
+        let v = self
+            .js(
+                "return [...document.querySelectorAll('figure.chart')].map(f => {
+                const svg = f.querySelector('svg');
+                const title = svg && svg.querySelector('title');
+                const drawn = svg ? [...svg.querySelectorAll('rect')].filter(r => {
+                    const b = r.getBoundingClientRect(); return b.width > 0 && b.height > 0;
+                }).map(r => r.getAttribute('class')) : [];
+                return [title ? title.textContent : '', drawn,
+                        f.getBoundingClientRect().right <= document.documentElement.clientWidth];
+            });",
+            )
+            .await;
+        let found = v.as_array().expect("charts");
+        for (title, bars) in expected {
+            let c = found
+                .iter()
+                .find(|c| c[0] == *title)
+                .unwrap_or_else(|| panic!("no chart {title:?} in {found:?}"));
+            assert!(
+                c[2].as_bool().unwrap_or(false),
+                "{title}: the chart overflows the window"
+            );
+            if let Some(class) = bars {
+                let drawn = c[1].as_array().expect("bars");
+                assert!(
+                    drawn
+                        .iter()
+                        .any(|b| b.as_str().is_some_and(|b| b.contains(class))),
+                    "{title}: no {class} bar drawn in {c}"
+                );
+            }
+        }
     }
 
     /// A screenshot of the page, after checking that it does not scroll sideways (the
@@ -505,11 +546,22 @@ async fn a_cardholder_buys_in_a_real_browser() {
         !m.contains(GIFT_ADDRESS) && !m.contains(GIFT_NAME),
         "merchant: no destination"
     );
+    d.charts(&[
+        ("Orders per minute", Some("c0")),
+        ("Outbox backlog by minute enqueued", None),
+        ("Approvals and declines by code, last 3 h", Some("c-good")),
+    ])
+    .await;
     d.shot("06-merchant-dashboard").await;
     d.goto(&dashboards[1]).await;
     let i = d.source().await;
     assert!(i.contains(&order_id) && i.contains("•••• 6467"));
     assert!(!i.contains(CARD) && !i.contains(GIFT_ADDRESS));
+    d.charts(&[
+        ("Authorizations per minute", Some("c-good")),
+        ("Approvals and decline codes, last 3 h", Some("c-good")),
+    ])
+    .await;
     d.shot("07-issuer-dashboard").await;
     d.goto(&dashboards[2]).await;
     let c = d.source().await;
@@ -522,6 +574,11 @@ async fn a_cardholder_buys_in_a_real_browser() {
         !c.contains(CARD) && !c.contains("6467"),
         "carrier: no card data"
     );
+    d.charts(&[
+        ("Shipments by status per minute", Some("c0")),
+        ("Shipments by status now", Some("")),
+    ])
+    .await;
     d.shot("08-carrier-dashboard").await;
 
     // A card the issuer does not know: first a typo (Luhn), then the card; the order is
@@ -654,6 +711,19 @@ async fn a_cardholder_buys_in_a_real_browser() {
     d.goto(&format!("{wallet_url}orders")).await;
     d.wait_text(&shell_order).await;
     d.shot("14-orders-with-shell-order").await;
+
+    // The decline shows in the charts: a decline-code bar at the merchant and the issuer.
+    d.goto(&dashboards[0]).await;
+    d.charts(&[("Approvals and declines by code, last 3 h", Some("c-bad"))])
+        .await;
+    d.shot("15-merchant-charts-after-decline").await;
+    d.goto(&dashboards[1]).await;
+    d.charts(&[
+        ("Authorizations per minute", Some("c-bad")),
+        ("Approvals and decline codes, last 3 h", Some("c-bad")),
+    ])
+    .await;
+    d.shot("16-issuer-charts-after-decline").await;
 
     let _ = d.call(reqwest::Method::DELETE, "", None).await;
     drop(up);

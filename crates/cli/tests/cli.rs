@@ -178,6 +178,21 @@ fn init_issue_show_seal_open_round_trip() {
     assert!(show["issue_seconds"].as_f64().expect("timed") > 0.0);
     let bound = show["bound"].as_str().expect("bound");
     assert!(bound.contains("any 17 key holders") && bound.contains("16 or fewer"));
+    // A hybrid center: the SOK master's public facts too, never its scalar (issue 18).
+    assert_eq!(show["scheme"], "hybrid");
+    assert_eq!(show["sok"]["curve"], "BLS12-381");
+    assert_eq!(show["sok"]["master_sealed"], true);
+    assert_eq!(show["sok"]["public_key"].as_str().map(str::len), Some(96));
+    assert_eq!(show["sok"]["fingerprint"].as_str().map(str::len), Some(19));
+    assert!(show["sok"].get("master").is_none() && show["sok"].get("scalar").is_none());
+    let text = stdout(&ok(warifu_env(
+        &[&"keycenter", &"show", &"--dir", &s.center],
+        Some(PASS),
+    )));
+    assert!(text.contains("hybrid: Blom ⊕ SOK"), "{text}");
+    assert!(text.contains("— SOK master (sok-master.key)"), "{text}");
+    let fingerprint = show["sok"]["fingerprint"].as_str().unwrap_or_default();
+    assert!(text.contains(fingerprint), "{text}");
     let text = stdout(&ok(warifu(&[&"keycenter", &"show", &"--k", &"64"])));
     assert!(text.contains("any 65 key holders"), "{text}");
     assert!(text.contains("time to issue one key"), "{text}");
@@ -643,8 +658,10 @@ fn show_reads_a_sok_only_center() {
     assert_eq!(v["scheme"], "sok");
     assert_eq!(v["personal_key_bytes"], 144);
     assert_eq!(v["master_sealed"], false);
+    assert_eq!(v["public_key"].as_str().map(str::len), Some(96));
     let text = stdout(&ok(warifu(&[&"keycenter", &"show", &"--dir", &kc])));
     assert!(text.contains("BLS12-381"), "{text}");
+    assert!(text.contains("fingerprint"), "{text}");
 }
 
 // ------------------------------------------------------------------------------------------

@@ -86,6 +86,14 @@ impl SokMaster {
         Zeroizing::new(self.g2.to_bytes())
     }
 
+    /// The master's public key s·P1 (P1 the G1 generator), compressed. Public like any BLS
+    /// public key: recovering s from it is the discrete logarithm in G1. The protocol needs
+    /// it nowhere; it names the master (`keycenter show` prints its fingerprint) and checks
+    /// a key's G2 half came from it, e(P1, s·H2(id)) = e(s·P1, H2(id)).
+    pub fn public_key(&self) -> [u8; G1_BYTES] {
+        self.g2.sk_to_pk().compress()
+    }
+
     /// Issues the personal key of `id`: (s·H1(id), s·H2(id)). Constant time in s.
     pub fn personal_key(&self, id: &PartyId) -> SokKey {
         let msg = id.as_str().as_bytes();
@@ -470,6 +478,18 @@ mod tests {
 
     fn id(s: &str) -> PartyId {
         PartyId::parse(s).expect("id")
+    }
+
+    #[test]
+    fn the_public_key_is_s_times_the_generator() {
+        let mut one = [0u8; SCALAR_BYTES];
+        one[SCALAR_BYTES - 1] = 1;
+        let g1 = "97f1d3a73197d7942695638c4fa9ac0fc3688c4f9774b905a14e3a3f171bac586c55e83ff97a1aeffb3af00adb22c6bb";
+        let pk = SokMaster::from_bytes(&one).expect("s = 1").public_key();
+        let hex: String = pk.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex, g1);
+        let m = SokMaster::generate(&mut SeededRandom::new(b"pk")).expect("master");
+        assert_ne!(m.public_key(), pk);
     }
 
     #[test]

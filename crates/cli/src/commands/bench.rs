@@ -488,10 +488,9 @@ impl Deployment {
                     if deadline.is_none() {
                         pb.inc(1);
                     } else {
-                        pb.set_message(format!(
-                            "{} orders",
-                            next.fetch_add(1, Ordering::Relaxed) + 1
-                        ));
+                        let n = next.fetch_add(1, Ordering::Relaxed) + 1;
+                        let secs = started.elapsed().as_secs_f64().max(1e-3);
+                        pb.set_message(format!("{n} orders, {:.0} orders/s", n as f64 / secs));
                     }
                     tally.add(s);
                 }

@@ -226,14 +226,22 @@ fn init(args: &InitArgs) -> Result<()> {
     }
     let pass = passphrase::new_passphrase(&args.passphrase, MASTER_FILE)?;
     files::ensure_private_dir(&args.dir)?;
+    let sizing = Sizing::for_k(args.k);
+    // No step to count (one draw, one sealing): a spinner says what takes the time.
+    let spinner = ProgressBar::new_spinner().with_message(format!(
+        "generating and sealing a {} master for k = {} …",
+        human_bytes(sizing.master_bytes),
+        args.k
+    ));
+    spinner.enable_steady_tick(Duration::from_millis(120));
     let master = Master::generate(args.k, &mut OsRandom).context("cannot generate the master")?;
     let bytes = encode_key_file(&KeyFile::Master(master), pass.as_ref())?;
+    spinner.finish_and_clear();
     Register::create(&register_path)?;
     if let Err(e) = files::write_secret(&master_path, &bytes, Overwrite::Refuse) {
         let _ = std::fs::remove_file(&register_path);
         return Err(e);
     }
-    let sizing = Sizing::for_k(args.k);
     let mut out = String::new();
     writeln!(out, "created key center {}", args.dir.display())?;
     writeln!(
@@ -433,18 +441,24 @@ fn issue_sok(
         ids.len(),
         args.out.display()
     );
+    let bar = progress(ids.len() as u64);
     for id in ids {
+        bar.set_message(id.to_string());
         let path = args.out.join(file_name_for(id));
         let bytes = encode_sok_key_file(&SokKeyFile::Personal(master.personal_key(id)), key_pass)?;
         files::write_secret(&path, &bytes, Overwrite::Replace)?;
         writeln!(out, "  {id}  {}", path.display())?;
+        bar.inc(1);
     }
+    bar.finish_and_clear();
     print(&out)
 }
 
 /// What `keycenter show` prints.
 #[derive(Debug, Serialize)]
 struct ShowReport {
+    /// `blom`, or `hybrid` when the directory holds a SOK master too.
+    scheme: &'static str,
     k: u32,
     bound: String,
     lanes: usize,
@@ -468,14 +482,42 @@ struct ShowReport {
     master_sealed: Option<bool>,
     /// Whether the times come from an unoptimized build.
     debug_build: bool,
+    /// The SOK master's public facts, when the directory holds one (a hybrid center).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sok: Option<SokReport>,
 }
 
-/// `keycenter show` for a SOK-only center: the scheme and its fixed sizes (SOK has no
-/// collusion bound and no register), with the time to issue a key and derive a pairwise key.
-fn show_sok(dir: &std::path::Path, args: &ShowArgs) -> Result<()> {
+/// The public facts of a SOK master that `keycenter show` prints: never the scalar.
+#[derive(Debug, Serialize)]
+struct SokReport {
+    scheme: &'static str,
+    curve: &'static str,
+    collusion_bound: &'static str,
+    /// The RFC 9380 domain separation tags of the identifier hashes to G1 and G2.
+    hash_to_g1: String,
+    hash_to_g2: String,
+    /// The master's public key s·P1 (compressed G1, hex) and the first 8 bytes of its
+    /// SHA-256: which master issued the keys, without revealing it.
+    public_key: String,
+    fingerprint: String,
+    personal_key_bytes: usize,
+    master_bytes: usize,
+    issue_seconds: f64,
+    derive_seconds: f64,
+    master_sealed: bool,
+    debug_build: bool,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Reads the SOK master in `dir` and times one issuance and one pairwise derivation.
+fn sok_report(dir: &std::path::Path, pass: &PassphraseArgs) -> Result<SokReport> {
+    use sha2::{Digest, Sha256};
     let path = dir.join(SOK_MASTER_FILE);
     let sealed = KeyFile::is_sealed(&files::read_bounded(&path, files::MAX_KEY_FILE)?);
-    let master = keystore::load_sok_master(&path, &args.passphrase)?;
+    let master = keystore::load_sok_master(&path, pass)?;
     let a = PartyId::parse("cardholder:show@keycenter.invalid")?;
     let b = PartyId::parse("issuer:show.keycenter.invalid")?;
     let started = std::time::Instant::now();
@@ -484,58 +526,102 @@ fn show_sok(dir: &std::path::Path, args: &ShowArgs) -> Result<()> {
     let started = std::time::Instant::now();
     key.shared_gt(&b).context("cannot derive a pairwise key")?;
     let derive = started.elapsed();
-    let report = serde_json::json!({
-        "scheme": "sok",
-        "curve": "BLS12-381",
-        "collusion_bound": "none (security rests on the bilinear Diffie-Hellman assumption)",
-        "personal_key_bytes": sok::G1_BYTES + sok::G2_BYTES,
-        "master_bytes": sok::SCALAR_BYTES,
-        "issue_seconds": issue.as_secs_f64(),
-        "derive_seconds": derive.as_secs_f64(),
-        "master_sealed": sealed,
-        "debug_build": cfg!(debug_assertions),
-    });
+    let public_key = master.public_key();
+    let digest = Sha256::digest(public_key);
+    let fingerprint = hex(&digest[..8])
+        .as_bytes()
+        .chunks(4)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join(" ");
+    Ok(SokReport {
+        scheme: "sok",
+        curve: "BLS12-381",
+        collusion_bound: "none (security rests on the bilinear Diffie-Hellman assumption)",
+        hash_to_g1: String::from_utf8_lossy(sok::DST_G1).into_owned(),
+        hash_to_g2: String::from_utf8_lossy(sok::DST_G2).into_owned(),
+        public_key: hex(&public_key),
+        fingerprint,
+        personal_key_bytes: sok::G1_BYTES + sok::G2_BYTES,
+        master_bytes: sok::SCALAR_BYTES,
+        issue_seconds: issue.as_secs_f64(),
+        derive_seconds: derive.as_secs_f64(),
+        master_sealed: sealed,
+        debug_build: cfg!(debug_assertions),
+    })
+}
+
+/// The SOK master's lines of `keycenter show`.
+fn sok_lines(r: &SokReport, out: &mut String) -> Result<()> {
+    let secs = Duration::from_secs_f64;
+    let lines = [
+        (
+            "scheme",
+            "sok (Sakai–Ohgishi–Kasahara, BLS12-381)".to_owned(),
+        ),
+        (
+            "bound",
+            "none: no number of colluders yields another pair's key".to_owned(),
+        ),
+        (
+            "public key",
+            format!(
+                "s·P1, fingerprint {} (SHA-256, first 8 bytes)",
+                r.fingerprint
+            ),
+        ),
+        ("hash to G1", r.hash_to_g1.clone()),
+        ("hash to G2", r.hash_to_g2.clone()),
+        (
+            "personal key",
+            format!(
+                "{} (a G1 and a G2 point)",
+                human_bytes(r.personal_key_bytes)
+            ),
+        ),
+        (
+            "master",
+            format!("{} (one scalar)", human_bytes(r.master_bytes)),
+        ),
+        (
+            "time to issue one key",
+            format!(
+                "{} (measured here, once)",
+                human_duration(secs(r.issue_seconds))
+            ),
+        ),
+        (
+            "time per pairwise key",
+            format!(
+                "{} (one pairing, measured here, once)",
+                human_duration(secs(r.derive_seconds))
+            ),
+        ),
+        (
+            SOK_MASTER_FILE,
+            if r.master_sealed {
+                "sealed under a passphrase"
+            } else {
+                "NOT sealed (0600 only)"
+            }
+            .to_owned(),
+        ),
+    ];
+    for (name, value) in lines {
+        writeln!(out, "{name:<28} {value}")?;
+    }
+    Ok(())
+}
+
+/// `keycenter show` for a SOK-only center: the scheme, its public facts and fixed sizes (SOK
+/// has no collusion bound and no register), with the time to issue and derive a key.
+fn show_sok(dir: &std::path::Path, args: &ShowArgs) -> Result<()> {
+    let report = sok_report(dir, &args.passphrase)?;
     if args.json {
         return print(&format!("{}\n", serde_json::to_string_pretty(&report)?));
     }
     let mut out = String::new();
-    writeln!(
-        out,
-        "scheme                       sok (Sakai–Ohgishi–Kasahara, BLS12-381)"
-    )?;
-    writeln!(
-        out,
-        "bound                        none: no number of colluders yields another pair's key"
-    )?;
-    writeln!(
-        out,
-        "personal key                 {} (a G1 and a G2 point)",
-        human_bytes(sok::G1_BYTES + sok::G2_BYTES)
-    )?;
-    writeln!(
-        out,
-        "master                       {} (one scalar)",
-        human_bytes(sok::SCALAR_BYTES)
-    )?;
-    writeln!(
-        out,
-        "time to issue one key        {} (measured here, once)",
-        human_duration(issue)
-    )?;
-    writeln!(
-        out,
-        "time to derive a pairwise key {} (one pairing, measured here, once)",
-        human_duration(derive)
-    )?;
-    writeln!(
-        out,
-        "master.key                   {}",
-        if sealed {
-            "sealed under a passphrase"
-        } else {
-            "NOT sealed (0600 only)"
-        }
-    )?;
+    sok_lines(&report, &mut out)?;
     print(&out)
 }
 
@@ -543,6 +629,12 @@ fn show_sok(dir: &std::path::Path, args: &ShowArgs) -> Result<()> {
 const MAX_THROWAWAY_MASTER: usize = 300 * 1024 * 1024;
 
 fn show(args: &ShowArgs) -> Result<()> {
+    let sok = match &args.dir {
+        Some(dir) if dir.join(MASTER_FILE).exists() && dir.join(SOK_MASTER_FILE).exists() => {
+            Some(sok_report(dir, &args.passphrase)?)
+        }
+        _ => None,
+    };
     let (master, issued, sealed) = match (&args.dir, args.k) {
         (Some(dir), _) if !dir.join(MASTER_FILE).exists() && dir.join(SOK_MASTER_FILE).exists() => {
             return show_sok(dir, args);
@@ -580,6 +672,7 @@ fn show(args: &ShowArgs) -> Result<()> {
         None => (None, 0, None),
     };
     let report = ShowReport {
+        scheme: if sok.is_some() { "hybrid" } else { "blom" },
         k,
         bound: bound_words(k),
         lanes: blom::LANES,
@@ -596,12 +689,20 @@ fn show(args: &ShowArgs) -> Result<()> {
             .map(|n| keycenter::limit(k).saturating_sub(u32::try_from(n).unwrap_or(u32::MAX))),
         master_sealed: sealed,
         debug_build: cfg!(debug_assertions),
+        sok,
     };
     if args.json {
         return print(&format!("{}\n", serde_json::to_string_pretty(&report)?));
     }
     let n = u64::from(k) + 1;
     let mut out = String::new();
+    if report.sok.is_some() {
+        writeln!(
+            out,
+            "scheme                       hybrid: Blom ⊕ SOK (both masters below; a pairwise key needs both)"
+        )?;
+        writeln!(out, "— Blom master ({MASTER_FILE})")?;
+    }
     writeln!(out, "k (collusion bound)          {k}")?;
     writeln!(out, "bound                        {}", report.bound)?;
     writeln!(
@@ -671,6 +772,10 @@ fn show(args: &ShowArgs) -> Result<()> {
                 "not sealed"
             }
         )?;
+    }
+    if let Some(sok) = &report.sok {
+        writeln!(out, "— SOK master ({SOK_MASTER_FILE})")?;
+        sok_lines(sok, &mut out)?;
     }
     print(&out)
 }
