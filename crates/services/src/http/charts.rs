@@ -136,7 +136,7 @@ pub fn totals(rows: &[Bucket], tone: impl Fn(&str) -> &'static str) -> Vec<Bar> 
             tone: tone(k),
         })
         .collect();
-    bars.sort_by(|a, b| b.count.cmp(&a.count));
+    bars.sort_by_key(|b| core::cmp::Reverse(b.count));
     bars
 }
 

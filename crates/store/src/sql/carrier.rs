@@ -395,19 +395,8 @@ pub(crate) async fn count_shipments_by_status(p: &P) -> Result<Vec<(ShipmentStat
     .await
 }
 
-/// Shipment events by the bucket they happened in, under the status they moved to.
-pub(crate) async fn shipment_event_buckets(
-    p: &P,
-    since_ms: i64,
-    bucket_ms: i64,
-) -> Result<Vec<Bucket>> {
-    buckets(
-        p,
-        "SELECT (at_ms / $2) * $2 AS b, status AS k, COUNT(*) AS n FROM carrier_events \
-         WHERE at_ms >= $1 GROUP BY b, k ORDER BY b, k",
-        "shipment_event_buckets",
-        since_ms,
-        bucket_ms,
-    )
-    .await
-}
+bucket_query!(
+    /// Shipment events by the bucket they happened in, under the status they moved to.
+    shipment_event_buckets = "SELECT (at_ms / $2) * $2 AS b, status AS k, COUNT(*) AS n \
+         FROM carrier_events WHERE at_ms >= $1 GROUP BY b, k ORDER BY b, k"
+);

@@ -759,21 +759,10 @@ pub(crate) async fn count_authorizations(
     .await
 }
 
-/// Authorization decisions by the bucket they were made in, under their decline code
-/// (`approved` for an approval).
-pub(crate) async fn authorization_buckets(
-    p: &P,
-    since_ms: i64,
-    bucket_ms: i64,
-) -> Result<Vec<Bucket>> {
-    buckets(
-        p,
-        "SELECT (created_at_ms / $2) * $2 AS b, COALESCE(decline_code, 'approved') AS k, \
-         COUNT(*) AS n FROM issuer_authorizations WHERE created_at_ms >= $1 \
-         GROUP BY b, k ORDER BY b, k",
-        "authorization_buckets",
-        since_ms,
-        bucket_ms,
-    )
-    .await
-}
+bucket_query!(
+    /// Authorization decisions by the bucket they were made in, under their decline code
+    /// (`approved` for an approval).
+    authorization_buckets = "SELECT (created_at_ms / $2) * $2 AS b, \
+         COALESCE(decline_code, 'approved') AS k, COUNT(*) AS n FROM issuer_authorizations \
+         WHERE created_at_ms >= $1 GROUP BY b, k ORDER BY b, k"
+);

@@ -407,38 +407,21 @@ pub(crate) async fn count_orders_by_state(p: &P) -> Result<Vec<(OrderState, u64)
     .await
 }
 
-/// Orders by the minute (bucket) they were received, under their outcome so far: the
-/// decline code of a declined order, `approved` once authorized, else the state.
-pub(crate) async fn order_buckets(p: &P, since_ms: i64, bucket_ms: i64) -> Result<Vec<Bucket>> {
-    buckets(
-        p,
-        "SELECT (created_at_ms / $2) * $2 AS b, \
+bucket_query!(
+    /// Orders by the bucket they were received in, under their outcome so far: the decline
+    /// code of a declined order, `approved` once authorized, else the state.
+    order_buckets = "SELECT (created_at_ms / $2) * $2 AS b, \
          CASE WHEN state = 'declined' THEN COALESCE(decline_code, state) \
               WHEN authorization_id IS NOT NULL THEN 'approved' ELSE state END AS k, \
          COUNT(*) AS n FROM merchant_orders WHERE created_at_ms >= $1 \
-         GROUP BY b, k ORDER BY b, k",
-        "order_buckets",
-        since_ms,
-        bucket_ms,
-    )
-    .await
-}
+         GROUP BY b, k ORDER BY b, k"
+);
 
-/// Messages not done, by the bucket they were enqueued in and their kind; those enqueued
-/// before `since_ms` count in its bucket.
-pub(crate) async fn outbox_pending_buckets(
-    p: &P,
-    since_ms: i64,
-    bucket_ms: i64,
-) -> Result<Vec<Bucket>> {
-    buckets(
-        p,
-        "SELECT ((CASE WHEN created_at_ms < $1 THEN $1 ELSE created_at_ms END) / $2) * $2 AS b, \
+bucket_query!(
+    /// Messages not done, by the bucket they were enqueued in and their kind; those enqueued
+    /// before `since_ms` count in its bucket.
+    outbox_pending_buckets = "SELECT \
+         ((CASE WHEN created_at_ms < $1 THEN $1 ELSE created_at_ms END) / $2) * $2 AS b, \
          kind AS k, COUNT(*) AS n FROM merchant_outbox WHERE done = FALSE \
-         GROUP BY b, k ORDER BY b, k",
-        "outbox_pending_buckets",
-        since_ms,
-        bucket_ms,
-    )
-    .await
-}
+         GROUP BY b, k ORDER BY b, k"
+);

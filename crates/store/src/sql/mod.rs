@@ -116,6 +116,17 @@ macro_rules! write_op {
     };
 }
 
+/// A dashboard chart's query: `$name(p, since_ms, bucket_ms)` runs `$sql`, a `SELECT b, k,
+/// COUNT(*) AS n … GROUP BY b, k` over `$1` = since, `$2` = bucket width (`common::buckets`).
+macro_rules! bucket_query {
+    ($(#[$doc:meta])* $name:ident = $sql:expr) => {
+        $(#[$doc])*
+        pub(crate) async fn $name(p: &P, since_ms: i64, bucket_ms: i64) -> Result<Vec<Bucket>> {
+            buckets(p, $sql, stringify!($name), since_ms, bucket_ms).await
+        }
+    };
+}
+
 /// One backend's build of the SQL modules: its `Db`, whether it is SQLite, its write path.
 macro_rules! backend {
     ($(#[$doc:meta])* $name:ident: $db:ty, $sqlite:expr, $write:ident) => {

@@ -4,7 +4,7 @@ use warifu_core::secret::Secret;
 use warifu_store::*;
 
 use crate::both;
-use crate::common::{NOW, TestDb};
+use crate::common::{NOW, TestDb, triples};
 
 pub const ADDRESS: &str = "1-2-3 Kanda, Chiyoda-ku, Tokyo";
 
@@ -369,13 +369,8 @@ async fn buckets_by_minute(db: &TestDb) {
     s.advance_shipment("TRK-1", InTransit, Delivered, None, NOW + MIN + 1)
         .await
         .unwrap();
-    let got = s.shipment_event_buckets(NOW, MIN).await.unwrap();
-    let got: Vec<_> = got
-        .iter()
-        .map(|b| (b.start_ms, b.key.as_str(), b.count))
-        .collect();
     assert_eq!(
-        got,
+        triples(&s.shipment_event_buckets(NOW, MIN).await.unwrap()),
         [
             (NOW, "accepted", 2),
             (NOW, "picked_up", 1),

@@ -4,6 +4,14 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use warifu_store::{Store, StoreOptions};
 
+/// Chart buckets as `(start, key, count)`, to compare with a literal.
+pub fn triples(buckets: &[warifu_store::Bucket]) -> Vec<(i64, &str, u64)> {
+    buckets
+        .iter()
+        .map(|b| (b.start_ms, b.key.as_str(), b.count))
+        .collect()
+}
+
 /// The PostgreSQL server the tests use.
 pub fn postgres_url() -> String {
     std::env::var("WARIFU_TEST_POSTGRES")

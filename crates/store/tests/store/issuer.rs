@@ -6,7 +6,7 @@ use warifu_core::secret::Secret;
 use warifu_store::*;
 
 use crate::both;
-use crate::common::{NOW, TestDb};
+use crate::common::{NOW, TestDb, triples};
 
 pub const NUMBER: &str = "4111111111111111";
 const ALICE: &str = "cardholder:alice@mail.example";
@@ -616,13 +616,8 @@ async fn buckets_by_minute(db: &TestDb) {
         r.now_ms = at;
         s.authorize(&r).await.unwrap();
     }
-    let got = s.authorization_buckets(NOW - MIN, MIN).await.unwrap();
-    let got: Vec<_> = got
-        .iter()
-        .map(|b| (b.start_ms, b.key.as_str(), b.count))
-        .collect();
     assert_eq!(
-        got,
+        triples(&s.authorization_buckets(NOW - MIN, MIN).await.unwrap()),
         [
             (NOW, "approved", 2),
             (NOW, "insufficient_credit", 1),

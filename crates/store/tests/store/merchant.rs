@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use warifu_store::*;
 
 use crate::both;
-use crate::common::{NOW, TestDb};
+use crate::common::{NOW, TestDb, triples};
 
 pub fn new_order(id: &str, amount: u64) -> NewOrder {
     NewOrder {
@@ -407,11 +407,6 @@ async fn failed_writes_roll_back_alone(db: &TestDb) {
 async fn buckets_by_minute(db: &TestDb) {
     const MIN: i64 = 60_000;
     let s = &db.store;
-    let b = |start_ms, key: &str, count| Bucket {
-        start_ms,
-        key: key.into(),
-        count,
-    };
     assert!(s.order_buckets(NOW, MIN).await.unwrap().is_empty());
     assert!(s.outbox_pending_buckets(NOW, MIN).await.unwrap().is_empty());
     assert!(matches!(
@@ -439,15 +434,15 @@ async fn buckets_by_minute(db: &TestDb) {
         .await
         .unwrap();
     assert_eq!(
-        s.order_buckets(NOW - MIN, MIN).await.unwrap(),
+        triples(&s.order_buckets(NOW - MIN, MIN).await.unwrap()),
         [
-            b(NOW, "insufficient_credit", 1),
-            b(NOW, "received", 1),
-            b(NOW + MIN, "approved", 1)
+            (NOW, "insufficient_credit", 1),
+            (NOW, "received", 1),
+            (NOW + MIN, "approved", 1)
         ]
     );
     assert_eq!(
-        s.outbox_pending_buckets(NOW - MIN, MIN).await.unwrap(),
-        [b(NOW - MIN, "authorize", 1), b(NOW, "authorize", 2)]
+        triples(&s.outbox_pending_buckets(NOW - MIN, MIN).await.unwrap()),
+        [(NOW - MIN, "authorize", 1), (NOW, "authorize", 2)]
     );
 }
