@@ -98,7 +98,7 @@ async fn dashboard(
         .zip(charts::PALETTE.iter().cycle())
         .map(|(kind, tone)| Series {
             name: kind.label.clone(),
-            tone: *tone,
+            tone,
             counts: w.counts(&backlog, |k| k == kind.label),
         })
         .collect();
