@@ -87,12 +87,14 @@ pub fn postgres_url(s: &str) -> Result<String, String> {
 /// A service's base URL for `--url`: `http://host:port` or `https://…`; a bare `host:port`
 /// (as `up` and `serve` print ports) gets `http://`. Anything else is refused with an example.
 pub fn base_url(s: &str) -> Result<String, String> {
-    let s = s.trim().trim_end_matches('/');
+    let s = s.trim();
     let with_scheme = if s.contains("://") {
         s.to_owned()
     } else {
         format!("http://{s}")
     };
+    // Trailing slashes go after the scheme is known: "http://" is no URL, not "http://http:".
+    let with_scheme = with_scheme.trim_end_matches('/').to_owned();
     let ok = (with_scheme.starts_with("http://") || with_scheme.starts_with("https://"))
         && with_scheme
             .split_once("://")
