@@ -9,7 +9,9 @@ mod common;
 use std::hint::black_box;
 
 use common::timing::{BATCH, Op, median, quantile, ratio, run, time};
-use common::{Baselines, Fixture, field_chain, field_mul, field_muls, field_operands, ks};
+use common::{
+    Baselines, Fixture, PerOrder, field_chain, field_mul, field_muls, field_operands, ks,
+};
 use warifu_core::blom::{DEFAULT_K, LANES, Sizing};
 
 /// Rounds unless `WARIFU_BENCH_ROUNDS` says otherwise.
@@ -53,6 +55,7 @@ fn main() {
     let base = Baselines::new(payload_len, fixtures[0].header_bytes());
     let (x, y) = field_operands();
 
+    let per_order = PerOrder::new(&fixtures[default]);
     let mut ops: Vec<Op<'_>> = Vec::new();
     let mut per_k = Vec::new();
     for f in &fixtures {
@@ -102,6 +105,24 @@ fn main() {
         &mut ops,
         Op::new(format!("seal, cached keys      k={}", fd.k), || {
             black_box(fd.seal_cached());
+        }),
+    );
+    let order_v2 = push(
+        &mut ops,
+        Op::new("order v2: seal + 3 opens, cached", || {
+            per_order.v2();
+        }),
+    );
+    let order_v3 = push(
+        &mut ops,
+        Op::new("order v3: seal + 3 opens, cached", || {
+            per_order.v3();
+        }),
+    );
+    let seal_v3 = push(
+        &mut ops,
+        Op::new(format!("seal v3, cached keys   k={}", fd.k), || {
+            black_box(per_order.seal_v3());
         }),
     );
     let mul = push(
@@ -226,4 +247,18 @@ fn main() {
          its AEAD step is not counted, so the ratio is a lower bound)"
     );
     println!("  (field mul alone: {}/mul)", time(median(&ops[mul].ns)));
+    let (v, v1, v3) = ratio(&ops[order_v3].ns, &ops[order_v2].ns);
+    println!();
+    println!("Forward secrecy (issue 19, format version 3 vs 2), pairwise keys cached:");
+    println!(
+        "  one order, seal + the three recipients' opens: v3 {} vs v2 {}: {v:.2}× [{v1:.2}–{v3:.2}]   target ≤ 2×   {}",
+        time(median(&ops[order_v3].ns)),
+        time(median(&ops[order_v2].ns)),
+        verdict(v <= 2.0)
+    );
+    println!(
+        "  seal alone: v3 {} vs v2 {}",
+        time(median(&ops[seal_v3].ns)),
+        time(median(&ops[seal_cached].ns))
+    );
 }

@@ -923,7 +923,7 @@ fn sealed_vector(
         let ck = expand(pairwise.expose(), COMMIT_KEY_LABEL, p.recipient, &digest)?;
         let plaintext = XChaCha20Poly1305::new(&ek.into())
             .decrypt(
-                &XNonce::from(p.nonce),
+                &XNonce::from(p.nonce.unwrap_or_default()),
                 Payload {
                     msg: &p.ciphertext,
                     aad: &aad,
@@ -936,7 +936,10 @@ fn sealed_vector(
             mac.finalize().into_bytes()[..] == p.commitment[..],
             "commitment",
         )?;
-        ensure(p.nonce[..] == nonces[24 * i..24 * i + 24], "nonce stream")?;
+        ensure(
+            p.nonce.unwrap_or_default()[..] == nonces[24 * i..24 * i + 24],
+            "nonce stream",
+        )?;
         let expect = serde_json::to_vec(&Disclosed::from_order(order, &form.policy, p.recipient))?;
         ensure(expect == plaintext, "plaintext")?;
         parts.push(PartVector {
@@ -947,7 +950,7 @@ fn sealed_vector(
             commit_key_hex: hex(&ck),
             plaintext: String::from_utf8(plaintext)?,
             commitment_hex: hex(&p.commitment),
-            nonce_hex: hex(&p.nonce),
+            nonce_hex: hex(&p.nonce.unwrap_or_default()),
             ciphertext_hex: hex(&p.ciphertext),
         });
     }
@@ -1080,7 +1083,9 @@ fn sealed_fails(
         Role::Merchant,
     ));
     let mut m = s.clone();
-    m.parts[1].nonce[23] ^= 0x01;
+    if let Some(n) = m.parts[1].nonce.as_mut() {
+        n[23] ^= 0x01;
+    }
     binary.push((
         "flip_issuer_nonce",
         "last nonce byte of the issuer's part flipped".into(),
@@ -1177,10 +1182,10 @@ fn sealed_fails(
         ));
     }
     let mut bytes = s.encode();
-    bytes[4] = 3;
+    bytes[4] = 4;
     binary.push((
         "version",
-        "format version byte set to 3 (1 and 2 are read)".into(),
+        "format version byte set to 4 (1, 2 and 3 are read)".into(),
         bytes,
         Role::Merchant,
     ));
@@ -1310,11 +1315,11 @@ fn sealed_fails(
         key_source: Some(kk.into()),
         ..FailVector::blank()
     });
-    let json = s.to_json().replacen("\"version\":1", "\"version\":3", 1);
+    let json = s.to_json().replacen("\"version\":1", "\"version\":4", 1);
     out.push(FailVector {
         name: format!("fail_{base}_json_version"),
         twin_of: base.clone(),
-        description: "JSON form with version 3".into(),
+        description: "JSON form with version 4".into(),
         operation: "open_sealed_json".into(),
         input_text: Some(json),
         open_as: Some("merchant".into()),

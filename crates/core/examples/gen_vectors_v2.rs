@@ -65,7 +65,7 @@ fn main() -> Result<(), Box<dyn Error>> {
                 "recipient": p.recipient,
                 "pairwise_key_hex": hex(k.expose()),
                 "seal_key_hex": hex(seal_key.expose()),
-                "nonce_hex": hex(&p.nonce),
+                "nonce_hex": hex(&p.nonce.unwrap_or_default()),
                 "commitment_hex": hex(&p.commitment),
                 "ciphertext_len": p.ciphertext.len(),
             }));

@@ -106,6 +106,16 @@ pub enum Error {
     /// A message was already received (replayed) or is too old for the replay window.
     #[error("message replayed or out of the replay window")]
     Replay,
+    /// A version-3 part is sealed to a KEM key epoch whose private key the opener does not
+    /// hold: deleted after its grace period (the part can never be opened again), or not
+    /// given to the opener. The epoch is public (it travels in the part).
+    #[error(
+        "no KEM private key for epoch {epoch}: deleted after its grace period, or not supplied"
+    )]
+    KemKeyUnavailable {
+        /// The epoch the part names.
+        epoch: u32,
+    },
     /// The operating system's random source failed.
     #[error("random number generator failure")]
     Rng,

@@ -20,6 +20,8 @@ pub const PURPOSE_LABEL: &[u8] = b"warifu/v2/purpose";
 pub enum Purpose {
     /// Sealing the parts of an order (§8.3, format version 2).
     Seal,
+    /// The pre-shared key of a version-3 part's HPKE context (§19).
+    KemPsk,
     /// The mutual-confirmation handshake and its session keys (§12).
     Handshake,
     /// The issuer's receipt of its decision, for the cardholder.
@@ -35,6 +37,7 @@ impl Purpose {
     pub fn name(self) -> &'static str {
         match self {
             Purpose::Seal => "seal",
+            Purpose::KemPsk => "kem-psk",
             Purpose::Handshake => "handshake",
             Purpose::Receipt => "receipt",
             Purpose::Approval => "approval",
@@ -68,6 +71,7 @@ mod tests {
         let k = Key32::from_bytes([7; 32]);
         let all = [
             Purpose::Seal,
+            Purpose::KemPsk,
             Purpose::Handshake,
             Purpose::Receipt,
             Purpose::Approval,

@@ -15,6 +15,7 @@ use zeroize::Zeroizing;
 
 use crate::codec::{Reader, Writer};
 use crate::id::{PartyId, Role};
+use crate::kem::{Drawn, KemId, KemPublicKey, KemRing, X25519};
 use crate::keysource::{KeySource, PairwiseKey, PlaintextBaseline, Scheme, pairwise_key};
 use crate::order::{Card, Destination, Order, OrderForm, PaymentMethod};
 use crate::policy::{Field, Policy};
@@ -23,8 +24,14 @@ use crate::rand::Randomness;
 use crate::secret::Key32;
 use crate::{Error, Result};
 
-/// The sealed-order format version this build writes (it reads [`FORMAT_V1`] too).
-pub const FORMAT_VERSION: u8 = 2;
+/// The sealed-order format version this build writes with the recipients' KEM keys
+/// ([`seal_to`]): each part sealed with HPKE to the recipient's KEM key of an epoch, in PSK
+/// mode under a purpose key of K (forward secrecy). It reads [`FORMAT_V2`] and [`FORMAT_V1`]
+/// too.
+pub const FORMAT_VERSION: u8 = 3;
+/// Version 2: padded parts under keys from K alone (no forward secrecy). Still opened; written
+/// by [`seal_within`] where no KEM keys of the recipients are at hand.
+pub const FORMAT_V2: u8 = 2;
 /// The first format version: no padding, part keys expanded from K directly. Still opened
 /// (orders sealed before version 2), never written.
 pub const FORMAT_V1: u8 = 1;
@@ -44,6 +51,14 @@ pub const PART_KEY_LABEL_V2: &[u8] = b"warifu/v2/part-key";
 pub const COMMIT_KEY_LABEL_V2: &[u8] = b"warifu/v2/part-commit";
 /// Version 2: prefix of every part's associated data.
 pub const AAD_LABEL_V2: &[u8] = b"warifu/v2/part-aad";
+/// Version 3: the HPKE `info` label of a part (`lp(label) ‖ u8(role) ‖ header digest`).
+pub const HPKE_INFO_LABEL_V3: &[u8] = b"warifu/v3/part";
+/// Version 3: the HPKE `psk_id` label (`lp(label) ‖ u32(epoch)`).
+pub const PSK_ID_LABEL_V3: &[u8] = b"warifu/v3/kem-psk";
+/// Version 3: the HPKE exporter context of a part's commitment key (`lp(label)`).
+pub const COMMIT_EXPORT_LABEL_V3: &[u8] = b"warifu/v3/part-commit";
+/// Version 3: prefix of every part's associated data.
+pub const AAD_LABEL_V3: &[u8] = b"warifu/v3/part-aad";
 /// Version 2: the smallest padded part plaintext; buckets double up to [`PAD_STEP`].
 pub const PAD_MIN: usize = 256;
 /// Version 2: above this, plaintexts are padded to a multiple of it.
@@ -195,9 +210,9 @@ impl Header {
     }
 }
 
-/// Versions 1 and 2 are read; others are [`Error::UnsupportedVersion`].
+/// Versions 1, 2 and 3 are read; others are [`Error::UnsupportedVersion`].
 fn check_version(version: u8) -> Result<()> {
-    if version != FORMAT_VERSION && version != FORMAT_V1 {
+    if !(FORMAT_V1..=FORMAT_VERSION).contains(&version) {
         return Err(Error::UnsupportedVersion {
             what: "sealed order",
             found: version,
@@ -207,50 +222,102 @@ fn check_version(version: u8) -> Result<()> {
     Ok(())
 }
 
+/// Version 3: which recipient KEM key of which epoch a part is sealed to, and the HPKE
+/// encapsulated key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KemCapsule {
+    /// The KEM (its RFC 9180 id on the wire).
+    pub kem: KemId,
+    /// The epoch of the recipient's KEM key.
+    pub epoch: u32,
+    /// HPKE's `enc` (`Nenc` bytes).
+    #[serde(with = "b64_vec")]
+    pub enc: Vec<u8>,
+}
+
 /// One recipient's sealed part.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SealedPart {
     /// Who can open it.
     pub recipient: Role,
-    /// The XChaCha20 nonce.
-    #[serde(with = "b64_array")]
-    pub nonce: [u8; 24],
+    /// Versions 1 and 2: the XChaCha20 nonce (version 3 has none: HPKE derives its nonce).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "b64_opt_array"
+    )]
+    pub nonce: Option<[u8; 24]>,
+    /// Version 3: the recipient's KEM key epoch and the encapsulated key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kem: Option<KemCapsule>,
     /// HMAC-SHA256 commitment to the plaintext under the recipient's commitment key.
     #[serde(with = "b64_array")]
     pub commitment: [u8; 32],
-    /// XChaCha20-Poly1305 ciphertext and tag.
+    /// The AEAD ciphertext and tag (XChaCha20-Poly1305; ChaCha20-Poly1305 in version 3).
     #[serde(with = "b64_vec")]
     pub ciphertext: Vec<u8>,
 }
 
 impl SealedPart {
     fn write(&self, w: &mut Writer) {
-        w.u8(self.recipient.code())
-            .raw(&self.nonce)
-            .raw(&self.commitment)
-            .bytes32(&self.ciphertext);
+        w.u8(self.recipient.code());
+        if let Some(nonce) = &self.nonce {
+            w.raw(nonce);
+        }
+        if let Some(k) = &self.kem {
+            w.u16(k.kem.code()).u32(k.epoch).raw(&k.enc);
+        }
+        w.raw(&self.commitment).bytes32(&self.ciphertext);
     }
 
-    fn read(r: &mut Reader<'_>) -> Result<SealedPart> {
+    fn read(r: &mut Reader<'_>, version: u8) -> Result<SealedPart> {
         let code = r.u8("part recipient")?;
         let recipient = Role::from_code(code)
             .filter(|r| *r != Role::Cardholder)
             .ok_or_else(|| Error::malformed("part recipient", format!("unknown code {code}")))?;
-        let nonce = r.array("part nonce")?;
+        let (nonce, kem) = if version == FORMAT_VERSION {
+            let code = r.u16("part KEM")?;
+            let kem = KemId::from_code(code)
+                .ok_or_else(|| Error::malformed("part KEM", format!("unknown KEM {code:#06x}")))?;
+            let epoch = r.u32("part KEM epoch")?;
+            let enc = r.take(kem.enc_len(), "part KEM enc")?.to_vec();
+            (None, Some(KemCapsule { kem, epoch, enc }))
+        } else {
+            (Some(r.array("part nonce")?), None)
+        };
         let commitment = r.array("part commitment")?;
         let ciphertext = r.bytes32("part ciphertext")?.to_vec();
         let part = SealedPart {
             recipient,
             nonce,
+            kem,
             commitment,
             ciphertext,
         };
-        part.check()?;
+        part.check(version)?;
         Ok(part)
     }
 
-    fn check(&self) -> Result<()> {
+    fn check(&self, version: u8) -> Result<()> {
+        match (&self.nonce, &self.kem) {
+            (Some(_), None) if version != FORMAT_VERSION => {}
+            (None, Some(k)) if version == FORMAT_VERSION => {
+                if k.epoch == 0 {
+                    return Err(Error::malformed("part KEM epoch", "epochs start at 1"));
+                }
+                if k.enc.len() != k.kem.enc_len() {
+                    return Err(Error::malformed("part KEM enc", "wrong length"));
+                }
+            }
+            _ => {
+                return Err(Error::malformed(
+                    "part",
+                    "versions 1 and 2 carry a nonce, version 3 a KEM capsule",
+                ));
+            }
+        }
         if self.recipient == Role::Cardholder {
             return Err(Error::malformed(
                 "part recipient",
@@ -332,7 +399,7 @@ impl TryFrom<ForwardedPartJson> for ForwardedPart {
     type Error = Error;
     fn try_from(j: ForwardedPartJson) -> Result<ForwardedPart> {
         j.header.check()?;
-        j.part.check()?;
+        j.part.check(j.header.version)?;
         let f = ForwardedPart {
             header: j.header,
             part: j.part,
@@ -353,7 +420,9 @@ impl SealedOrder {
                 "must be one part each for the merchant, the issuer and (if any) the carrier, in that order",
             ));
         }
-        self.parts.iter().try_for_each(SealedPart::check)
+        self.parts
+            .iter()
+            .try_for_each(|p| p.check(self.header.version))
     }
 
     /// The binary wire form: header ‖ u8(count) ‖ parts.
@@ -375,7 +444,7 @@ impl SealedOrder {
             return Err(Error::malformed("part count", "at most 3"));
         }
         let parts = (0..count)
-            .map(|_| SealedPart::read(&mut r))
+            .map(|_| SealedPart::read(&mut r, header.version))
             .collect::<Result<Vec<_>>>()?;
         r.finish("sealed order")?;
         let s = SealedOrder { header, parts };
@@ -420,9 +489,20 @@ impl SealedOrder {
         })
     }
 
-    /// Opens the part of `R` with the holder's key source.
+    /// Opens the part of `R` with the holder's key source (versions 1 and 2; a version-3
+    /// part needs the holder's KEM keys too: [`SealedOrder::open_with_ring`]).
     pub fn open<R: Recipient>(&self, policy: &Policy, keys: &dyn KeySource) -> Result<View<R>> {
         self.forward(R::ROLE)?.open(policy, keys)
+    }
+
+    /// Opens the part of `R` with the holder's key source and KEM key ring (any version).
+    pub fn open_with_ring<R: Recipient>(
+        &self,
+        policy: &Policy,
+        keys: &dyn KeySource,
+        ring: &KemRing,
+    ) -> Result<View<R>> {
+        self.forward(R::ROLE)?.open_with_ring(policy, keys, ring)
     }
 }
 
@@ -457,14 +537,35 @@ impl ForwardedPart {
     }
 
     /// Opens the part for `R` with the holder's key source (which must be `R`'s party).
+    /// Versions 1 and 2 only: a version-3 part gives [`Error::KemKeyUnavailable`] (use
+    /// [`ForwardedPart::open_with_ring`]).
     pub fn open<R: Recipient>(&self, policy: &Policy, keys: &dyn KeySource) -> Result<View<R>> {
+        self.open_inner(policy, keys, None)
+    }
+
+    /// Opens the part for `R` with the holder's key source and its KEM key ring: any version.
+    pub fn open_with_ring<R: Recipient>(
+        &self,
+        policy: &Policy,
+        keys: &dyn KeySource,
+        ring: &KemRing,
+    ) -> Result<View<R>> {
+        self.open_inner(policy, keys, Some(ring))
+    }
+
+    fn open_inner<R: Recipient>(
+        &self,
+        policy: &Policy,
+        keys: &dyn KeySource,
+        ring: Option<&KemRing>,
+    ) -> Result<View<R>> {
         let baseline = Scheme::PlaintextBaseline;
         if (self.header.scheme == baseline) != (keys.scheme() == baseline) {
             return Err(baseline_mismatch());
         }
         let key = pairwise_key(keys, &self.header.cardholder)?;
         self.check_recipient::<R>(keys.owner())?;
-        self.open_with_key(policy, &key)
+        self.open_with_keys(policy, &key, ring)
     }
 
     fn check_recipient<R: Recipient>(&self, me: &PartyId) -> Result<()> {
@@ -480,11 +581,24 @@ impl ForwardedPart {
     }
 
     /// Opens with an already derived pairwise key (e.g. from a cache). The caller is
-    /// responsible for having derived it for `header.cardholder` and itself.
+    /// responsible for having derived it for `header.cardholder` and itself. Versions 1 and 2
+    /// only, as [`ForwardedPart::open`].
     pub fn open_with_key<R: Recipient>(
         &self,
         policy: &Policy,
         key: &PairwiseKey,
+    ) -> Result<View<R>> {
+        self.open_with_keys(policy, key, None)
+    }
+
+    /// Opens with an already derived pairwise key and, for version 3, the holder's KEM key
+    /// ring (§10: steps 2 and 4–9; a version-3 part whose epoch is not in the ring gives
+    /// [`Error::KemKeyUnavailable`] before any decryption).
+    pub fn open_with_keys<R: Recipient>(
+        &self,
+        policy: &Policy,
+        key: &PairwiseKey,
+        ring: Option<&KemRing>,
     ) -> Result<View<R>> {
         if self.part.recipient != R::ROLE {
             return Err(Error::MissingPart(role_name(R::ROLE)));
@@ -503,22 +617,41 @@ impl ForwardedPart {
         let plaintext = if self.header.scheme == Scheme::PlaintextBaseline {
             self.baseline_plaintext::<R>(key)?
         } else {
-            let header_bytes = self.header.encode();
-            let keys = PartKeys::derive(key, R::ROLE, &self.header)?;
-            let aad = associated_data(self.header.version, &header_bytes, &commitments);
-            let plaintext = Zeroizing::new(
-                XChaCha20Poly1305::new(keys.encrypt.expose().into())
-                    .decrypt(
-                        &XNonce::from(self.part.nonce),
-                        Payload {
-                            msg: &self.part.ciphertext,
-                            aad: &aad,
-                        },
-                    )
-                    .map_err(|_| Error::Decrypt)?,
-            );
-            if keys
-                .commit(&plaintext)
+            let aad = associated_data(self.header.version, &self.header.encode(), &commitments);
+            let (plaintext, commit_key) = match (&self.part.kem, &self.part.nonce) {
+                (Some(capsule), _) => {
+                    let ring = ring.ok_or(Error::KemKeyUnavailable {
+                        epoch: capsule.epoch,
+                    })?;
+                    let sk =
+                        ring.get(capsule.kem, capsule.epoch)
+                            .ok_or(Error::KemKeyUnavailable {
+                                epoch: capsule.epoch,
+                            })?;
+                    let mut ctx = HpkePart::new(key, R::ROLE, &self.header, capsule.epoch)?
+                        .receiver(&sk.hpke()?, &capsule.enc)?;
+                    let commit_key = hpke_commit_key(&ctx)?;
+                    let plaintext = ctx
+                        .open(&self.part.ciphertext, &aad)
+                        .map_err(|_| Error::Decrypt)?;
+                    (Zeroizing::new(plaintext), commit_key)
+                }
+                (None, Some(nonce)) => {
+                    let keys = PartKeys::derive(key, R::ROLE, &self.header)?;
+                    let plaintext = XChaCha20Poly1305::new(keys.encrypt.expose().into())
+                        .decrypt(
+                            &XNonce::from(*nonce),
+                            Payload {
+                                msg: &self.part.ciphertext,
+                                aad: &aad,
+                            },
+                        )
+                        .map_err(|_| Error::Decrypt)?;
+                    (Zeroizing::new(plaintext), keys.commit)
+                }
+                (None, None) => return Err(Error::malformed("part", "no nonce, no KEM")),
+            };
+            if commit(&commit_key, &plaintext)
                 .ct_eq(&self.part.commitment)
                 .unwrap_u8()
                 == 0
@@ -595,7 +728,7 @@ impl ForwardedPart {
     pub fn decode(bytes: &[u8]) -> Result<ForwardedPart> {
         let mut r = Reader::new(bytes);
         let header = Header::read(&mut r)?;
-        let part = SealedPart::read(&mut r)?;
+        let part = SealedPart::read(&mut r, header.version)?;
         let n = r.u8("commitment count")?;
         if n > 2 {
             return Err(Error::malformed("commitment count", "at most 2"));
@@ -645,23 +778,120 @@ impl PartKeys {
                 .map_err(|_| Error::Rng)?;
             Ok(Key32::from_bytes(k))
         };
-        let (encrypt, commit) = if v1 {
+        let (encrypt, commit_label) = if v1 {
             (PART_KEY_LABEL, COMMIT_KEY_LABEL)
         } else {
             (PART_KEY_LABEL_V2, COMMIT_KEY_LABEL_V2)
         };
         Ok(PartKeys {
             encrypt: expand(encrypt)?,
-            commit: expand(commit)?,
+            commit: expand(commit_label)?,
+        })
+    }
+}
+
+/// A part's commitment: HMAC-SHA256 under its commitment key.
+fn commit(key: &Key32, plaintext: &[u8]) -> [u8; 32] {
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key.expose())
+        .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+    mac.update(plaintext);
+    mac.finalize().into_bytes().into()
+}
+
+type HpkeKdf = hpke::kdf::HkdfSha256;
+type HpkeAead = hpke::aead::ChaCha20Poly1305;
+
+/// Version 3: the HPKE inputs of one part (§19.2): the PSK (the `kem-psk` purpose key of K),
+/// `psk_id = lp("warifu/v3/kem-psk") ‖ u32(epoch)` and `info = lp("warifu/v3/part") ‖
+/// u8(role) ‖ header digest`.
+struct HpkePart {
+    psk: Key32,
+    psk_id: Vec<u8>,
+    info: Vec<u8>,
+}
+
+impl HpkePart {
+    fn new(k: &PairwiseKey, role: Role, header: &Header, epoch: u32) -> Result<HpkePart> {
+        let mut psk_id = Writer::new();
+        psk_id.bytes16(PSK_ID_LABEL_V3).u32(epoch);
+        let mut info = Writer::new();
+        info.bytes16(HPKE_INFO_LABEL_V3)
+            .u8(role.code())
+            .raw(&header.digest());
+        Ok(HpkePart {
+            psk: purpose_key(k, Purpose::KemPsk)?,
+            psk_id: psk_id.finish(),
+            info: info.finish(),
         })
     }
 
-    fn commit(&self, plaintext: &[u8]) -> [u8; 32] {
-        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(self.commit.expose())
-            .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
-        mac.update(plaintext);
-        mac.finalize().into_bytes().into()
+    fn bundle(&self) -> Result<hpke::PskBundle<'_>> {
+        hpke::PskBundle::new(self.psk.expose(), &self.psk_id).map_err(|_| Error::Rng)
     }
+
+    /// SetupPSKS: the encapsulated key and the sender's context, the ephemeral key from 32
+    /// bytes of `rng` (RFC 9180 `DeriveKeyPair`).
+    fn sender(
+        &self,
+        pk: &KemPublicKey,
+        rng: &mut dyn Randomness,
+    ) -> Result<(Vec<u8>, hpke::aead::AeadCtxS<HpkeAead, HpkeKdf, X25519>)> {
+        let mut drawn = Drawn::new(rng)?;
+        let (enc, ctx) = hpke::setup_sender_with_rng::<HpkeAead, HpkeKdf, X25519>(
+            &hpke::OpModeS::Psk(self.bundle()?),
+            &pk.hpke()?,
+            &self.info,
+            &mut drawn,
+        )
+        .map_err(|_| Error::malformed("KEM public key", "encapsulation failed"))?;
+        if drawn.overrun {
+            return Err(Error::Rng);
+        }
+        Ok((hpke::Serializable::to_bytes(&enc).to_vec(), ctx))
+    }
+
+    /// SetupPSKR with the recipient's private key of the part's epoch.
+    fn receiver(
+        &self,
+        sk: &<X25519 as hpke::Kem>::PrivateKey,
+        enc: &[u8],
+    ) -> Result<hpke::aead::AeadCtxR<HpkeAead, HpkeKdf, X25519>> {
+        let enc = <<X25519 as hpke::Kem>::EncappedKey as hpke::Deserializable>::from_bytes(enc)
+            .map_err(|_| Error::Decrypt)?;
+        hpke::setup_receiver::<HpkeAead, HpkeKdf, X25519>(
+            &hpke::OpModeR::Psk(self.bundle()?),
+            sk,
+            &enc,
+            &self.info,
+        )
+        .map_err(|_| Error::Decrypt)
+    }
+}
+
+/// Version 3: a part's commitment key, `Export(lp("warifu/v3/part-commit"), 32)` of its
+/// HPKE context, so that it needs the KEM private key as well as K (a commitment under a key
+/// of K alone would let a later holder of K test guesses of a captured part's plaintext).
+trait Exporter {
+    fn export_into(&self, ctx: &[u8], out: &mut [u8]) -> core::result::Result<(), hpke::HpkeError>;
+}
+impl Exporter for hpke::aead::AeadCtxS<HpkeAead, HpkeKdf, X25519> {
+    fn export_into(&self, ctx: &[u8], out: &mut [u8]) -> core::result::Result<(), hpke::HpkeError> {
+        self.export(ctx, out)
+    }
+}
+impl Exporter for hpke::aead::AeadCtxR<HpkeAead, HpkeKdf, X25519> {
+    fn export_into(&self, ctx: &[u8], out: &mut [u8]) -> core::result::Result<(), hpke::HpkeError> {
+        self.export(ctx, out)
+    }
+}
+
+fn hpke_commit_key(ctx: &dyn Exporter) -> Result<Key32> {
+    let mut label = Writer::new();
+    label.bytes16(COMMIT_EXPORT_LABEL_V3);
+    let mut k = [0u8; 32];
+    ctx.export_into(&label.finish(), &mut k)
+        .map_err(|_| Error::Rng)?;
+    Ok(Key32::from_bytes(k))
 }
 
 /// The error for a plaintext-baseline order met with real keys, or the other way round.
@@ -697,7 +927,8 @@ fn seal_baseline(form: &OrderForm, order: &Order, header: Header) -> Result<Seal
         }
         parts.push(SealedPart {
             recipient: role,
-            nonce: [0; 24],
+            nonce: Some([0; 24]),
+            kem: None,
             commitment: baseline_commitment(role, &header, &plaintext),
             ciphertext: plaintext,
         });
@@ -708,10 +939,10 @@ fn seal_baseline(form: &OrderForm, order: &Order, header: Header) -> Result<Seal
 /// AAD = label ‖ header bytes ‖ u8(count) ‖ (u8 role ‖ commitment)* in role order, the label
 /// [`AAD_LABEL`] (version 1) or [`AAD_LABEL_V2`].
 fn associated_data(version: u8, header: &[u8], commitments: &[Commitment]) -> Vec<u8> {
-    let label = if version == FORMAT_V1 {
-        AAD_LABEL
-    } else {
-        AAD_LABEL_V2
+    let label = match version {
+        FORMAT_V1 => AAD_LABEL,
+        FORMAT_V2 => AAD_LABEL_V2,
+        _ => AAD_LABEL_V3,
     };
     let mut w = Writer::new();
     w.raw(label).raw(header).u8(commitments.len() as u8);
@@ -739,6 +970,8 @@ pub fn seal(
 /// [`seal`] under the cardholder's own disclosure `ceiling`: a form whose policy gives any
 /// field to a party beyond it is refused with [`Error::DisclosureRefused`] before anything is
 /// sealed. The merchant writes the form; the cardholder decides what leaves its hands.
+/// Writes version 2 (keys from K alone): [`seal_to`] writes version 3, forward secure, when
+/// the recipients' KEM keys are at hand.
 pub fn seal_within(
     form: &OrderForm,
     order: &Order,
@@ -748,11 +981,66 @@ pub fn seal_within(
     now: u64,
     rng: &mut dyn Randomness,
 ) -> Result<SealedOrder> {
-    seal_version(FORMAT_VERSION, form, order, issuer, ceiling, keys, now, rng)
+    seal_version(FORMAT_V2, form, order, issuer, ceiling, keys, now, rng)
 }
 
-/// [`seal_within`] in a given format version: [`FORMAT_VERSION`], or [`FORMAT_V1`] only to
-/// reproduce the version-1 test vectors (nothing else writes version 1).
+/// The recipients' current KEM public keys, by identifier, as the cardholder obtained them
+/// (§19.3): what [`seal_to`] seals each part to.
+#[derive(Debug, Clone, Default)]
+pub struct RecipientKeys {
+    keys: Vec<(PartyId, KemPublicKey)>,
+}
+
+impl RecipientKeys {
+    /// No keys yet.
+    pub fn new() -> RecipientKeys {
+        RecipientKeys::default()
+    }
+
+    /// Sets `party`'s key (replacing an older one).
+    pub fn insert(&mut self, party: PartyId, key: KemPublicKey) {
+        self.keys.retain(|(p, _)| *p != party);
+        self.keys.push((party, key));
+    }
+
+    /// `party`'s key, if known.
+    pub fn get(&self, party: &PartyId) -> Option<&KemPublicKey> {
+        self.keys.iter().find(|(p, _)| p == party).map(|(_, k)| k)
+    }
+}
+
+/// Seals in format version 3 (what the cardholder's software writes): as [`seal_within`], and
+/// each part sealed with HPKE (PSK mode, the PSK a purpose key of K) to its recipient's KEM
+/// key in `recipients`, so that opening needs both K and the recipient's KEM private key of
+/// that epoch (forward secrecy once the epoch's key is deleted). A recipient without a key in
+/// `recipients` is refused with [`Error::InvalidOrder`] before anything is sealed.
+#[allow(clippy::too_many_arguments)]
+pub fn seal_to(
+    form: &OrderForm,
+    order: &Order,
+    issuer: &PartyId,
+    ceiling: &Policy,
+    keys: &dyn KeySource,
+    recipients: &RecipientKeys,
+    now: u64,
+    rng: &mut dyn Randomness,
+) -> Result<SealedOrder> {
+    seal_any(
+        FORMAT_VERSION,
+        form,
+        order,
+        issuer,
+        ceiling,
+        keys,
+        Some(recipients),
+        now,
+        rng,
+    )
+}
+
+/// [`seal_within`] in a given format version without KEM keys: [`FORMAT_V2`], or
+/// [`FORMAT_V1`] only to reproduce the version-1 test vectors (nothing else writes version
+/// 1). Version 3 needs [`seal_to`].
 #[doc(hidden)]
 #[allow(clippy::too_many_arguments)]
 pub fn seal_version(
@@ -762,6 +1050,32 @@ pub fn seal_version(
     issuer: &PartyId,
     ceiling: &Policy,
     keys: &dyn KeySource,
+    now: u64,
+    rng: &mut dyn Randomness,
+) -> Result<SealedOrder> {
+    seal_any(version, form, order, issuer, ceiling, keys, None, now, rng)
+}
+
+/// How one part is encrypted once the associated data is known.
+enum PartSealer {
+    /// Versions 1 and 2: XChaCha20-Poly1305 under a key of K.
+    XChaCha(Key32),
+    /// Version 3: the HPKE sender context and the capsule that goes on the wire.
+    Hpke(
+        Box<hpke::aead::AeadCtxS<HpkeAead, HpkeKdf, X25519>>,
+        KemCapsule,
+    ),
+}
+
+#[allow(clippy::too_many_arguments)]
+fn seal_any(
+    version: u8,
+    form: &OrderForm,
+    order: &Order,
+    issuer: &PartyId,
+    ceiling: &Policy,
+    keys: &dyn KeySource,
+    recipients: Option<&RecipientKeys>,
     now: u64,
     rng: &mut dyn Randomness,
 ) -> Result<SealedOrder> {
@@ -779,8 +1093,10 @@ pub fn seal_version(
             "the merchant does not accept cards of {issuer}"
         )));
     }
+    let baseline = keys.scheme() == Scheme::PlaintextBaseline;
     let header = Header {
-        version,
+        // The benchmark baseline has no KEM layer: it stays a version-2 bundle.
+        version: if baseline { FORMAT_V2 } else { version },
         scheme: keys.scheme(),
         order_id: form.order_id.clone(),
         cardholder: keys.owner().clone(),
@@ -790,15 +1106,28 @@ pub fn seal_version(
         policy_digest: form.policy.digest(),
         created_at: now,
     };
-    if header.scheme == Scheme::PlaintextBaseline {
+    if baseline {
         return seal_baseline(form, order, header);
+    }
+    let kem_key = |peer: &PartyId| -> Result<&KemPublicKey> {
+        recipients
+            .and_then(|r| r.get(peer))
+            .ok_or_else(|| Error::InvalidOrder(format!("no KEM public key of {peer} to seal to")))
+    };
+    if version == FORMAT_VERSION {
+        for role in header.recipients() {
+            let peer = header
+                .party(role)
+                .ok_or(Error::MissingPart(role_name(role)))?;
+            kem_key(peer)?;
+        }
     }
     let mut staged = Vec::new();
     for role in header.recipients() {
         let peer = header
             .party(role)
             .ok_or(Error::MissingPart(role_name(role)))?;
-        let part_keys = PartKeys::derive(&pairwise_key(keys, peer)?, role, &header)?;
+        let pairwise = pairwise_key(keys, peer)?;
         let mut plaintext = Zeroizing::new(
             serde_json::to_vec(&Disclosed::from_order(order, &form.policy, role))
                 .map_err(|e| Error::InvalidOrder(e.to_string()))?,
@@ -808,8 +1137,22 @@ pub fn seal_version(
             let padded = padded_len(plaintext.len());
             plaintext.resize(padded, b' ');
         }
-        let commitment = part_keys.commit(&plaintext);
-        staged.push((role, part_keys, plaintext, commitment));
+        let (sealer, commit_key) = if version == FORMAT_VERSION {
+            let pk = kem_key(peer)?;
+            let (enc, ctx) = HpkePart::new(&pairwise, role, &header, pk.epoch)?.sender(pk, rng)?;
+            let commit_key = hpke_commit_key(&ctx)?;
+            let capsule = KemCapsule {
+                kem: pk.kem,
+                epoch: pk.epoch,
+                enc,
+            };
+            (PartSealer::Hpke(Box::new(ctx), capsule), commit_key)
+        } else {
+            let part_keys = PartKeys::derive(&pairwise, role, &header)?;
+            (PartSealer::XChaCha(part_keys.encrypt), part_keys.commit)
+        };
+        let commitment = commit(&commit_key, &plaintext);
+        staged.push((role, sealer, plaintext, commitment));
     }
     let commitments: Vec<Commitment> = staged
         .iter()
@@ -820,24 +1163,34 @@ pub fn seal_version(
         .collect();
     let aad = associated_data(version, &header.encode(), &commitments);
     let mut parts = Vec::new();
-    for (recipient, part_keys, plaintext, commitment) in staged {
-        let mut nonce = [0u8; 24];
-        rng.fill(&mut nonce)?;
-        let ciphertext = XChaCha20Poly1305::new(part_keys.encrypt.expose().into())
-            .encrypt(
-                &XNonce::from(nonce),
-                Payload {
-                    msg: &plaintext,
-                    aad: &aad,
-                },
-            )
-            .map_err(|_| Error::Decrypt)?;
+    for (recipient, sealer, plaintext, commitment) in staged {
+        let (nonce, kem, ciphertext) = match sealer {
+            PartSealer::XChaCha(key) => {
+                let mut nonce = [0u8; 24];
+                rng.fill(&mut nonce)?;
+                let ciphertext = XChaCha20Poly1305::new(key.expose().into())
+                    .encrypt(
+                        &XNonce::from(nonce),
+                        Payload {
+                            msg: &plaintext,
+                            aad: &aad,
+                        },
+                    )
+                    .map_err(|_| Error::Decrypt)?;
+                (Some(nonce), None, ciphertext)
+            }
+            PartSealer::Hpke(mut ctx, capsule) => {
+                let ciphertext = ctx.seal(&plaintext, &aad).map_err(|_| Error::Decrypt)?;
+                (None, Some(capsule), ciphertext)
+            }
+        };
         if ciphertext.len() > MAX_PART {
             return Err(Error::InvalidOrder("the order is too large to seal".into()));
         }
         parts.push(SealedPart {
             recipient,
             nonce,
+            kem,
             commitment,
             ciphertext,
         });
@@ -1052,6 +1405,34 @@ pub(crate) mod b64_array {
     }
 }
 
+pub(crate) mod b64_opt_array {
+    use super::B64;
+    use base64::Engine as _;
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub(crate) fn serialize<S: Serializer, const N: usize>(
+        v: &Option<[u8; N]>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => s.serialize_str(&B64.encode(v)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>, const N: usize>(
+        d: D,
+    ) -> Result<Option<[u8; N]>, D::Error> {
+        let s = String::deserialize(d)?;
+        let v = B64
+            .decode(s)
+            .map_err(|_| D::Error::custom("invalid base64url"))?;
+        v.try_into()
+            .map(Some)
+            .map_err(|_| D::Error::custom(format!("expected {N} bytes")))
+    }
+}
+
 pub(crate) mod b64_vec {
     use super::B64;
     use base64::Engine as _;
@@ -1072,6 +1453,7 @@ pub(crate) mod b64_vec {
 mod tests {
     use super::*;
     use crate::blom::{Master, PersonalKey};
+    use crate::kem::KemSecretKey;
     use crate::order::tests::{CARD, form, order};
     use crate::rand::SeededRandom;
 
@@ -1399,6 +1781,230 @@ mod tests {
             relabelled.open::<ForIssuer>(&f.policy, &w.issuer).err(),
             Some(Error::Decrypt)
         );
+    }
+
+    /// The three recipients' KEM rings (epoch 1) and their public keys.
+    fn rings(w: &World, seed: &[u8]) -> ([KemRing; 3], RecipientKeys) {
+        let mut rng = SeededRandom::new(seed);
+        let mut recipients = RecipientKeys::new();
+        let mut ring = |party: &PersonalKey| {
+            let k = KemSecretKey::generate(1, &mut rng).expect("kem key");
+            recipients.insert(party.owner().clone(), k.public().clone());
+            KemRing::new(vec![k]).expect("ring")
+        };
+        let r = [ring(&w.merchant), ring(&w.issuer), ring(&w.carrier)];
+        (r, recipients)
+    }
+
+    fn sealed_v3(w: &World, recipients: &RecipientKeys, seed: &[u8]) -> (OrderForm, SealedOrder) {
+        let f = form(true);
+        let o = order(&f);
+        let s = seal_to(
+            &f,
+            &o,
+            &f.accepted_issuers[0],
+            &Policy::patent_default(),
+            &w.cardholder,
+            recipients,
+            NOW,
+            &mut SeededRandom::new(seed),
+        )
+        .expect("seal v3");
+        (f, s)
+    }
+
+    #[test]
+    fn version_3_opens_with_k_and_the_kem_key_and_with_neither_alone() {
+        let w = world();
+        let ([m, i, c], recipients) = rings(&w, b"kem");
+        let (f, s) = sealed_v3(&w, &recipients, b"v3");
+        assert_eq!(s.header.version, FORMAT_VERSION);
+        let p = &f.policy;
+        let view: View<ForIssuer> = s.open_with_ring(p, &w.issuer, &i).expect("issuer");
+        assert_eq!(
+            view.fields.card.as_ref().map(|c| c.number.expose()),
+            Some(CARD)
+        );
+        assert!(s.open_with_ring::<ForMerchant>(p, &w.merchant, &m).is_ok());
+        assert!(s.open_with_ring::<ForCarrier>(p, &w.carrier, &c).is_ok());
+        // Wire forms round trip.
+        assert_eq!(SealedOrder::decode(&s.encode()).expect("binary"), s);
+        assert_eq!(SealedOrder::from_json(&s.to_json()).expect("json"), s);
+        let fwd = s.forward(Role::Issuer).expect("forward");
+        assert_eq!(ForwardedPart::decode(&fwd.encode()).expect("fwd"), fwd);
+        assert_eq!(
+            ForwardedPart::from_json(&fwd.to_json()).expect("fwd json"),
+            fwd
+        );
+        // K alone (no ring, or K with another party's KEM key of the same epoch) opens nothing.
+        assert_eq!(
+            s.open::<ForIssuer>(p, &w.issuer).err(),
+            Some(Error::KemKeyUnavailable { epoch: 1 })
+        );
+        assert_eq!(
+            s.open_with_ring::<ForIssuer>(p, &w.issuer, &c).err(),
+            Some(Error::Decrypt)
+        );
+        // The KEM key alone, with a wrong pairwise key: nothing.
+        let wrong = pairwise_key(&w.other_merchant, &s.header.cardholder).expect("key");
+        assert_eq!(
+            fwd.open_with_keys::<ForIssuer>(p, &wrong, Some(&i)).err(),
+            Some(Error::Decrypt)
+        );
+        // A KEM capsule naming another epoch: its key is not held, or (with a key under that
+        // epoch) the PSK id and the KEM secret differ.
+        let mut other_epoch = fwd.clone();
+        if let Some(k) = other_epoch.part.kem.as_mut() {
+            k.epoch = 2;
+        }
+        assert_eq!(
+            other_epoch
+                .open_with_ring::<ForIssuer>(p, &w.issuer, &i)
+                .err(),
+            Some(Error::KemKeyUnavailable { epoch: 2 })
+        );
+        let mut i2 = i.clone();
+        i2.insert(KemSecretKey::generate(2, &mut SeededRandom::new(b"e2")).expect("e2"))
+            .expect("insert");
+        assert_eq!(
+            other_epoch
+                .open_with_ring::<ForIssuer>(p, &w.issuer, &i2)
+                .err(),
+            Some(Error::Decrypt)
+        );
+        // The commitment does not let a holder of K alone test guesses: it is keyed by the
+        // HPKE context, so re-deriving a version-2 style commitment key from K gives another.
+        let v2_keys = PartKeys::derive(
+            &pairwise_key(&w.issuer, &s.header.cardholder).expect("k"),
+            Role::Issuer,
+            &s.header,
+        )
+        .expect("keys");
+        let opened = view.fields.clone();
+        let mut plain = serde_json::to_vec(&opened).expect("json");
+        plain.resize(padded_len(plain.len()), b' ');
+        assert_ne!(commit(&v2_keys.commit, &plain), s.parts[1].commitment);
+    }
+
+    #[test]
+    fn a_version_3_part_is_lost_for_good_once_its_epoch_key_is_deleted() {
+        let w = world();
+        let ([_, mut i, _], recipients) = rings(&w, b"kem");
+        let (f, s) = sealed_v3(&w, &recipients, b"v3");
+        // Rotation: epoch 2 becomes current; epoch 1 still opens within the grace period.
+        i.insert(KemSecretKey::generate(2, &mut SeededRandom::new(b"e2")).expect("e2"))
+            .expect("insert");
+        assert!(
+            s.open_with_ring::<ForIssuer>(&f.policy, &w.issuer, &i)
+                .is_ok()
+        );
+        // After the grace period epoch 1's private key is deleted: the captured part stays
+        // shut although K (the issuer's personal key) is still at hand.
+        assert!(i.remove(1));
+        assert_eq!(
+            s.open_with_ring::<ForIssuer>(&f.policy, &w.issuer, &i)
+                .err(),
+            Some(Error::KemKeyUnavailable { epoch: 1 })
+        );
+        // Even a key of the new epoch forced under the old number does not open it.
+        let forced = KemSecretKey::from_bytes(
+            KemId::X25519HkdfSha256,
+            1,
+            i.current().expect("current").expose_bytes(),
+        )
+        .expect("forced");
+        let ring = KemRing::new(vec![forced]).expect("ring");
+        assert_eq!(
+            s.open_with_ring::<ForIssuer>(&f.policy, &w.issuer, &ring)
+                .err(),
+            Some(Error::Decrypt)
+        );
+    }
+
+    #[test]
+    fn every_byte_flip_and_truncation_of_version_3_is_rejected() {
+        let w = world();
+        let ([m, i, c], recipients) = rings(&w, b"kem");
+        let (f, s) = sealed_v3(&w, &recipients, b"v3");
+        let bytes = s.encode();
+        for at in 0..bytes.len() {
+            let mut bad = bytes.clone();
+            bad[at] ^= 0x20;
+            let opened = SealedOrder::decode(&bad).and_then(|d| {
+                d.open_with_ring::<ForMerchant>(&f.policy, &w.merchant, &m)?;
+                d.open_with_ring::<ForIssuer>(&f.policy, &w.issuer, &i)?;
+                d.open_with_ring::<ForCarrier>(&f.policy, &w.carrier, &c)
+            });
+            assert!(opened.is_err(), "flip at byte {at} went unnoticed");
+        }
+        for cut in 0..bytes.len() {
+            assert!(SealedOrder::decode(&bytes[..cut]).is_err());
+        }
+        // A version-3 bundle relabelled as version 2 (or a v2 one as v3) does not decode.
+        let mut relabelled = bytes.clone();
+        relabelled[4] = FORMAT_V2;
+        assert!(SealedOrder::decode(&relabelled).is_err());
+        let (_, v2) = sealed(&w, true, b"s");
+        let mut up = v2.encode();
+        up[4] = FORMAT_VERSION;
+        assert!(SealedOrder::decode(&up).is_err());
+        // A JSON part with both a nonce and a KEM capsule is refused.
+        let mut both = s.clone();
+        both.parts[0].nonce = Some([0; 24]);
+        assert!(SealedOrder::from_json(&both.to_json()).is_err());
+    }
+
+    #[test]
+    fn version_3_parts_have_equal_lengths_for_15_and_19_digit_cards() {
+        let w = world();
+        let (_, recipients) = rings(&w, b"kem");
+        let f = form(true);
+        let with_card = |card: &str| {
+            let mut o = order(&f);
+            o.card.number = card.into();
+            seal_to(
+                &f,
+                &o,
+                &f.accepted_issuers[0],
+                &Policy::patent_default(),
+                &w.cardholder,
+                &recipients,
+                NOW,
+                &mut SeededRandom::new(b"p"),
+            )
+            .expect("seal")
+        };
+        let (a, b) = (
+            with_card("378282246310005"),
+            with_card("6011000000000000001"),
+        );
+        assert_eq!(a.encode().len(), b.encode().len());
+        assert_eq!(a.parts[1].ciphertext.len(), 512 + 16);
+    }
+
+    #[test]
+    fn sealing_version_3_needs_every_recipients_kem_key() {
+        let w = world();
+        let (_, full) = rings(&w, b"kem");
+        let mut partial = RecipientKeys::new();
+        for id in ["merchant:shop.example", "issuer:bank.example"] {
+            let id = PartyId::parse(id).expect("id");
+            partial.insert(id.clone(), full.get(&id).expect("key").clone());
+        }
+        let f = form(true);
+        let o = order(&f);
+        let err = seal_to(
+            &f,
+            &o,
+            &f.accepted_issuers[0],
+            &Policy::patent_default(),
+            &w.cardholder,
+            &partial,
+            NOW,
+            &mut SeededRandom::new(b"x"),
+        )
+        .err();
+        assert!(matches!(err, Some(Error::InvalidOrder(m)) if m.contains("carrier:post.example")));
     }
 
     #[test]

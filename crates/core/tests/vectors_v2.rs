@@ -139,7 +139,7 @@ fn version_2_vectors_reproduce_and_open_from_the_spec() {
             let (ek, ck) = (sub(b"warifu/v2/part-key"), sub(b"warifu/v2/part-commit"));
             let plaintext = XChaCha20Poly1305::new((&ek).into())
                 .decrypt(
-                    &XNonce::from(part.nonce),
+                    &XNonce::from(part.nonce.expect("a version-2 part has a nonce")),
                     Payload {
                         msg: &part.ciphertext,
                         aad: &aad,

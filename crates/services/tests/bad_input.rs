@@ -123,7 +123,7 @@ async fn tampered_and_truncated_parts_are_refused_opaquely() {
         |s| s.parts[0].commitment[0] ^= 1,
         |s| s.header.created_at += 1,
         // Parts the merchant cannot check: the issuer refuses them.
-        |s| s.parts[1].nonce[0] ^= 1,
+        |s| s.parts[1].ciphertext[0] ^= 1,
         |s| {
             let n = s.parts[1].ciphertext.len();
             s.parts[1].ciphertext.truncate(n - 1)

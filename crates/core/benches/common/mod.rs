@@ -15,13 +15,17 @@ use hpke::{Kem as _, OpModeR, OpModeS};
 use rsa::sha2::Sha256;
 use warifu_core::blom::{Master, PersonalKey};
 use warifu_core::field::Fe;
+use warifu_core::kem::{KemRing, KemSecretKey};
 use warifu_core::keycache::CachedKeys;
 use warifu_core::keysource::{PairwiseKey, pairwise_key};
 use warifu_core::order::{Card, Destination};
 use warifu_core::order::{CatalogItem, Expiry, Order, OrderForm, PaymentMethod};
 use warifu_core::policy::Policy;
 use warifu_core::rand::OsRandom;
-use warifu_core::sealed::{ForIssuer, ForwardedPart, SealedOrder, View, seal};
+use warifu_core::sealed::{
+    ForCarrier, ForIssuer, ForMerchant, ForwardedPart, RecipientKeys, SealedOrder, View, seal,
+    seal_to,
+};
 use warifu_core::{PartyId, Role};
 
 /// The collusion bounds benchmarked: 64, 256 and 1024 (the default), without duplicates.
@@ -214,6 +218,93 @@ impl Fixture {
     /// The issuer part's associated data is about this long; used as the baselines' AAD.
     pub fn header_bytes(&self) -> Vec<u8> {
         self.forwarded.header.encode()
+    }
+}
+
+/// One whole order at the default deployment, sealed and opened by all three recipients, in
+/// format version 2 (keys from K) and version 3 (HPKE to each recipient's KEM key, §19), with
+/// every pairwise key cached on both sides (a cardholder ordering again from parties it knows).
+pub struct PerOrder<'a> {
+    f: &'a Fixture,
+    /// The recipients' cached pairwise keys with the cardholder: merchant, issuer, carrier.
+    keys: [PairwiseKey; 3],
+    rings: [KemRing; 3],
+    recipients: RecipientKeys,
+}
+
+impl<'a> PerOrder<'a> {
+    /// The recipients' keys and KEM rings (one epoch each).
+    pub fn new(f: &'a Fixture) -> PerOrder<'a> {
+        let carrier = id("carrier:post.example");
+        let ids = [f.merchant_id.clone(), f.issuer_id.clone(), carrier];
+        let cardholder = &f.forwarded.header.cardholder;
+        let mut recipients = RecipientKeys::new();
+        let keys = ids
+            .clone()
+            .map(|p| pairwise_key(&f.master.personal_key(&p), cardholder).expect("key"));
+        let rings = ids.map(|p| {
+            let k = KemSecretKey::generate(1, &mut OsRandom).expect("kem key");
+            recipients.insert(p, k.public().clone());
+            KemRing::new(vec![k]).expect("ring")
+        });
+        let o = PerOrder {
+            f,
+            keys,
+            rings,
+            recipients,
+        };
+        o.v2();
+        o.v3();
+        o
+    }
+
+    /// Version 3: the cardholder seals with its pairwise keys cached.
+    pub fn seal_v3(&self) -> SealedOrder {
+        let f = self.f;
+        seal_to(
+            black_box(&f.form),
+            black_box(&f.order),
+            &f.issuer_id,
+            &Policy::patent_default(),
+            &f.cardholder_cached,
+            &self.recipients,
+            f.now,
+            &mut OsRandom,
+        )
+        .expect("seal v3")
+    }
+
+    /// Seal, then each recipient opens its part (forwarded) with its cached pairwise key and,
+    /// for version 3, its KEM ring.
+    fn open_all(&self, s: &SealedOrder, v3: bool) {
+        let policy = &self.f.form.policy;
+        let ring = |i: usize| v3.then_some(&self.rings[i]);
+        let fwd = |r| s.forward(r).expect("forward");
+        black_box(
+            fwd(Role::Merchant)
+                .open_with_keys::<ForMerchant>(policy, &self.keys[0], ring(0))
+                .expect("merchant"),
+        );
+        black_box(
+            fwd(Role::Issuer)
+                .open_with_keys::<ForIssuer>(policy, &self.keys[1], ring(1))
+                .expect("issuer"),
+        );
+        black_box(
+            fwd(Role::Carrier)
+                .open_with_keys::<ForCarrier>(policy, &self.keys[2], ring(2))
+                .expect("carrier"),
+        );
+    }
+
+    /// A whole version-2 order: seal (cached keys) and the three opens.
+    pub fn v2(&self) {
+        self.open_all(&self.f.seal_cached(), false);
+    }
+
+    /// A whole version-3 order: seal (cached keys) and the three opens.
+    pub fn v3(&self) {
+        self.open_all(&self.seal_v3(), true);
     }
 }
 
