@@ -301,7 +301,7 @@ impl SokKeyFile {
 /// either `u32-len body` (protection 0) or, sealed under a passphrase (protection 1),
 /// `salt[16] ‖ u32 m ‖ u32 t ‖ u32 p ‖ nonce[24] ‖ u32-len XChaCha20-Poly1305(body)` with the
 /// bytes before the ciphertext as associated data.
-fn seal_envelope(
+pub(crate) fn seal_envelope(
     kind: u8,
     body: &[u8],
     passphrase: Option<(&Secret, KdfParams)>,
@@ -348,7 +348,7 @@ fn plain_checksum(covered: &[u8]) -> [u8; 32] {
 }
 
 /// Opens the envelope: the kind and the (decrypted) body.
-fn open_envelope(bytes: &[u8], passphrase: Option<&Secret>) -> Result<(u8, Zeroizing<Vec<u8>>)> {
+pub(crate) fn open_envelope(bytes: &[u8], passphrase: Option<&Secret>) -> Result<(u8, Zeroizing<Vec<u8>>)> {
     let mut r = Reader::new(bytes);
     if r.take(4, "magic")? != MAGIC {
         return Err(Error::malformed("magic", "not a Warifu key file"));

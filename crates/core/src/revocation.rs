@@ -18,9 +18,11 @@ use zeroize::Zeroizing;
 
 use crate::codec::Writer;
 use crate::id::PartyId;
+use crate::keyfile::{KdfParams, open_envelope, seal_envelope};
 use crate::keysource::{KeySource, Scheme};
 use crate::rand::Randomness;
 use crate::sealed::b64_array;
+use crate::secret::Secret;
 use crate::{Error, Result};
 
 /// The BLS domain-separation tag of revocation-list signatures.
@@ -28,6 +30,8 @@ pub const REVOCATION_DST: &[u8] =
     b"WARIFU-V02-REVOCATION-LIST_BLS_SIG_BLS12381G2_XMD:SHA-256_SSWU_RO_NUL_";
 /// The label in front of a list's signed bytes.
 pub const LIST_LABEL: &[u8] = b"warifu/v2/revocation-list";
+/// The key-file kind of the center's revocation signing key (§11 envelope).
+pub const SIGNING_KEY_KIND: u8 = 16;
 /// The most identifiers a list holds.
 pub const MAX_REVOKED: usize = 1 << 20;
 
@@ -60,6 +64,31 @@ impl CenterSigningKey {
     /// The key's 32 bytes.
     pub fn to_bytes(&self) -> Zeroizing<[u8; 32]> {
         Zeroizing::new(self.0.to_bytes())
+    }
+
+    /// The key as a key file (kind [`SIGNING_KEY_KIND`], body the 32-byte scalar), sealed
+    /// under `passphrase` when one is given, like the masters.
+    pub fn encode_file(
+        &self,
+        passphrase: Option<(&Secret, KdfParams)>,
+        rng: &mut dyn Randomness,
+    ) -> Result<Vec<u8>> {
+        seal_envelope(SIGNING_KEY_KIND, &self.to_bytes()[..], passphrase, rng)
+    }
+
+    /// Reads a key file written by [`Self::encode_file`].
+    pub fn decode_file(bytes: &[u8], passphrase: Option<&Secret>) -> Result<CenterSigningKey> {
+        let (kind, body) = open_envelope(bytes, passphrase)?;
+        if kind != SIGNING_KEY_KIND {
+            return Err(Error::malformed(
+                "kind",
+                format!("kind {kind} is not a revocation signing key"),
+            ));
+        }
+        let scalar: [u8; 32] = body[..]
+            .try_into()
+            .map_err(|_| Error::malformed("revocation signing key", "not 32 bytes"))?;
+        CenterSigningKey::from_bytes(&scalar)
     }
 
     /// The public key every party verifies lists with.
@@ -223,6 +252,11 @@ impl Revocations {
         Ok(())
     }
 
+    /// A copy of the list held.
+    pub fn list(&self) -> RevocationList {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     /// The serial of the list held (0: none).
     pub fn serial(&self) -> u64 {
         self.0.read().unwrap_or_else(|p| p.into_inner()).serial
@@ -293,6 +327,24 @@ mod tests {
         assert!(CenterPublicKey::from_bytes(&[0u8; 48]).is_err());
         let again = CenterSigningKey::from_bytes(&center.to_bytes()).expect("bytes");
         assert_eq!(again.public(), center.public());
+        // As a key file, plain or sealed; another kind or a wrong passphrase is refused.
+        let pass = Secret::new("a passphrase for the test");
+        let plain = center.encode_file(None, &mut rng).expect("plain");
+        let back = CenterSigningKey::decode_file(&plain, None).expect("decode");
+        assert_eq!(back.public(), center.public());
+        let sealed = center
+            .encode_file(Some((&pass, KdfParams::FAST_FOR_TESTS)), &mut rng)
+            .expect("sealed");
+        assert!(CenterSigningKey::decode_file(&sealed, None).is_err());
+        let wrong = Secret::new("another passphrase");
+        assert!(CenterSigningKey::decode_file(&sealed, Some(&wrong)).is_err());
+        let back = CenterSigningKey::decode_file(&sealed, Some(&pass)).expect("open");
+        assert_eq!(back.public(), center.public());
+        let master_file = crate::keyfile::KeyFile::Master(Master::generate(2, &mut rng).expect("m"))
+            .encode(None, &mut rng)
+            .expect("master file");
+        assert!(CenterSigningKey::decode_file(&master_file, None).is_err());
+        assert!(crate::keyfile::KeyFile::decode(&plain, None).is_err());
 
         // A party's key source refuses the revoked identity once the list has arrived, and
         // serves its next epoch.

@@ -2,7 +2,7 @@
 //! find its peers. Several merchants, issuers and carriers can be listed at once.
 //!
 //! ```json
-//! {"version": 1, "parties": [
+//! {"version": 1, "revocation_key": "<the key center's BLS public key, base64url>", "parties": [
 //!   {"id": "merchant:shop.example", "role": "merchant", "endpoint": "http://127.0.0.1:8081"}
 //! ]}
 //! ```
@@ -13,6 +13,7 @@ use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
+use warifu_core::revocation::CenterPublicKey;
 use warifu_core::{PartyId, Role};
 
 /// The directory format version this build reads and writes.
@@ -109,13 +110,17 @@ impl Entry {
 #[serde(deny_unknown_fields)]
 struct DirectoryFile {
     version: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    revocation_key: Option<CenterPublicKey>,
     parties: Vec<Entry>,
 }
 
-/// The directory: who is who and where.
+/// The directory: who is who and where, and the key center's public key that its revocation
+/// lists verify under.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Directory {
     entries: BTreeMap<PartyId, Entry>,
+    revocation_key: Option<CenterPublicKey>,
 }
 
 impl Directory {
@@ -127,6 +132,16 @@ impl Directory {
     /// Adds or replaces an entry.
     pub fn insert(&mut self, entry: Entry) {
         self.entries.insert(entry.id.clone(), entry);
+    }
+
+    /// The key center's revocation public key, if the directory names one.
+    pub fn revocation_key(&self) -> Option<&CenterPublicKey> {
+        self.revocation_key.as_ref()
+    }
+
+    /// Names the key center's revocation public key.
+    pub fn set_revocation_key(&mut self, key: CenterPublicKey) {
+        self.revocation_key = Some(key);
     }
 
     /// Removes an entry; whether it was there.
@@ -170,7 +185,10 @@ impl Directory {
                 file.version
             )));
         }
-        let mut d = Directory::new();
+        let mut d = Directory {
+            revocation_key: file.revocation_key,
+            ..Directory::default()
+        };
         for e in file.parties {
             e.check()?;
             if d.entries.contains_key(&e.id) {
@@ -185,6 +203,7 @@ impl Directory {
     pub fn to_json(&self) -> String {
         let file = DirectoryFile {
             version: DIRECTORY_VERSION,
+            revocation_key: self.revocation_key.clone(),
             parties: self.entries.values().cloned().collect(),
         };
         serde_json::to_string_pretty(&file).unwrap_or_default() + "\n"

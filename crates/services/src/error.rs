@@ -53,6 +53,10 @@ pub enum ErrorCode {
     AuthorizationRequired,
     /// 403: the authenticated peer may not call this endpoint (wrong role or not its order).
     Forbidden,
+    /// 403: a party this request involves (the session's peer, the cardholder who sealed the
+    /// order, the issuer whose approval it carries) is on the key center's revocation list;
+    /// its identity must be re-issued under a new epoch (`id~2`).
+    IdentityRevoked,
     /// 401: the endpoint needs a session and the request carries no session headers.
     AuthenticationRequired,
     /// 401: the session id is unknown here (expired or evicted): run the handshake again.
@@ -90,7 +94,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for documentation and tests.
-    pub const ALL: [ErrorCode; 32] = [
+    pub const ALL: [ErrorCode; 33] = [
         ErrorCode::MalformedRequest,
         ErrorCode::PayloadTooLarge,
         ErrorCode::NotFound,
@@ -108,6 +112,7 @@ impl ErrorCode {
         ErrorCode::Replay,
         ErrorCode::AuthorizationRequired,
         ErrorCode::Forbidden,
+        ErrorCode::IdentityRevoked,
         ErrorCode::AuthenticationRequired,
         ErrorCode::SessionUnknown,
         ErrorCode::AuthenticationFailed,
@@ -145,6 +150,7 @@ impl ErrorCode {
             ErrorCode::Replay => "replay",
             ErrorCode::AuthorizationRequired => "authorization_required",
             ErrorCode::Forbidden => "forbidden",
+            ErrorCode::IdentityRevoked => "identity_revoked",
             ErrorCode::AuthenticationRequired => "authentication_required",
             ErrorCode::SessionUnknown => "session_unknown",
             ErrorCode::AuthenticationFailed => "authentication_failed",
@@ -182,7 +188,9 @@ impl ErrorCode {
             | ErrorCode::AmountMismatch => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorCode::FormExpired => StatusCode::GONE,
             ErrorCode::OrderConflict | ErrorCode::Replay => StatusCode::CONFLICT,
-            ErrorCode::AuthorizationRequired | ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+            ErrorCode::AuthorizationRequired
+            | ErrorCode::Forbidden
+            | ErrorCode::IdentityRevoked => StatusCode::FORBIDDEN,
             ErrorCode::AuthenticationRequired
             | ErrorCode::SessionUnknown
             | ErrorCode::AuthenticationFailed
@@ -245,6 +253,26 @@ impl AppError {
             ErrorCode::SealedPartInvalid,
             "the sealed part was tampered with, truncated, taken from another order, or not sealed for this party",
         )
+    }
+
+    /// A revoked identity (the core's `Revoked`, from a key source wrapped in
+    /// `warifu_core::revocation::Revocable`). The identifier is public (it is in the list).
+    pub fn revoked(id: &str) -> AppError {
+        AppError::new(
+            ErrorCode::IdentityRevoked,
+            format!(
+                "{id} is on the key center's revocation list; its holder needs a key of a new epoch"
+            ),
+        )
+    }
+
+    /// A sealed part (or forwarded part) that did not open: `identity_revoked` when a party it
+    /// needs a key with is revoked, else the one opaque [`AppError::sealed`].
+    pub fn unopened(e: &warifu_core::Error) -> AppError {
+        match e {
+            warifu_core::Error::Revoked(id) => AppError::revoked(id),
+            _ => AppError::sealed(),
+        }
     }
 
     /// Refuses an order whose header names another key scheme than `ours` (checked before

@@ -18,6 +18,7 @@
 //!   delivery.
 //! - [`directory`]: identifier → role → endpoint.
 //! - [`keys`]: a party's key source for its scheme, behind a pairwise-key cache.
+//! - [`revocations`]: the key center's revocation list as a party holds it.
 //! - [`error`]: stable error codes.
 //! - [`files`]: reading files with a size limit.
 //! - [`dev`]: a whole deployment in one process (demo, `up`, tests), what each party holds,
@@ -37,6 +38,7 @@ pub mod issuer;
 pub mod keys;
 pub mod merchant;
 pub mod protocol;
+pub mod revocations;
 pub mod session;
 
 /// The largest request body accepted, in bytes (512 KiB): room for the largest sealed order

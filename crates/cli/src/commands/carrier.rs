@@ -15,7 +15,7 @@ use warifu_store::Party;
 use crate::support::logging::init_logs_as;
 use crate::support::service::{
     ListArgs, OperatorArgs, RotateArgs, ServeArgs, answer, ctrl_c, listen, load_keys, op_call,
-    open_store, operator_auth, rotate_data_key, runtime,
+    open_store, operator_auth, rotate_data_key, runtime, watch_revocations,
 };
 /// `warifu carrier …`
 #[derive(Debug, Subcommand)]
@@ -72,7 +72,7 @@ pub fn carrier(cmd: &CarrierCommand) -> Result<()> {
         CarrierCommand::RotateDataKey(a) => return rotate_data_key(a, Party::Carrier),
     };
     init_logs_as(&a.log, a.log_format);
-    let keys = load_keys(a, Role::Carrier)?;
+    let (keys, revocations) = load_keys(a, Role::Carrier, directory.as_deref())?;
     let operator = operator_auth(a)?;
     runtime()?.block_on(async {
         let store = open_store(&a.db, Party::Carrier).await?;
@@ -85,6 +85,7 @@ pub fn carrier(cmd: &CarrierCommand) -> Result<()> {
             None => carrier::CarrierState::new(keys, Arc::new(store)),
         };
         state.guard().operator().set(operator);
+        watch_revocations(revocations.as_ref(), state.guard());
         let l = listen(a.listen, state.id()).await?;
         carrier::run(l, state, ctrl_c()).await?;
         Ok(())

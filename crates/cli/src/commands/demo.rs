@@ -43,7 +43,11 @@ pub struct DemoArgs {
     /// Show the services' logs on standard error (a filter such as `info` or
     /// `warifu_services=debug`).
     #[arg(long, value_name = "FILTER")]
-    pub log: Option<String>,
+    pub log: Option<String>,    /// The key center's signed revocation list every party reads, re-read when it changes
+    /// (default: DATA/keycenter/revocations.json, where `warifu keycenter revoke --dir
+    /// DATA/keycenter ID` writes it).
+    #[arg(long, value_name = "FILE")]
+    pub revocations: Option<PathBuf>,
 }
 /// The demo order of the cardholder on `form`.
 fn demo_order(form: &OrderForm, picks: &[(&str, u32)]) -> warifu_core::Result<Order> {
@@ -110,6 +114,7 @@ async fn run_demo(args: &DemoArgs, dir: &Path) -> Result<()> {
     opts.storage = storage(args.postgres.as_deref(), &prefix);
     opts.scheme = args.scheme.into();
     opts.key_cache = args.key_cache;
+    opts.revocations = args.revocations.clone();
     let backend = match &opts.storage {
         Storage::Sqlite => format!("SQLite files in {}", dir.display()),
         Storage::Postgres { .. } => format!("PostgreSQL schemas {prefix}_*"),

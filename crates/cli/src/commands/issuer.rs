@@ -25,13 +25,13 @@ use warifu_store::{Party, Store};
 use crate::support::logging::init_logs_as;
 use crate::support::service::{
     DbArgs, OperatorArgs, RotateArgs, ServeArgs, answer, ctrl_c, listen, load_keys, op_call,
-    open_store, operator_auth, rotate_data_key, runtime,
+    open_store, operator_auth, rotate_data_key, runtime, watch_revocations,
 };
 /// `warifu issuer …`
 #[derive(Debug, Subcommand)]
 pub enum IssuerCommand {
     /// Run the issuer's service.
-    Serve(ServeArgs),
+    Serve(IssuerServeArgs),
     /// Enroll a card. The number is read from WARIFU_CARD_NUMBER or a prompt, never from the
     /// command line.
     Enroll(EnrollArgs),
@@ -217,16 +217,29 @@ pub struct SettlementArgs {
     pub merchant: String,
 }
 
+/// `warifu issuer serve`
+#[derive(Debug, Args)]
+pub struct IssuerServeArgs {
+    /// Key, data, address, logs and operator access.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    /// The key center's directory (JSON): the issuer reads the key center's revocation key
+    /// from it (needed with --revocations).
+    #[arg(long, value_name = "FILE")]
+    pub directory: Option<std::path::PathBuf>,
+}
+
 /// Runs `warifu issuer …`.
 pub fn issuer(cmd: &IssuerCommand) -> Result<()> {
-    if let IssuerCommand::Serve(a) = cmd {
+    if let IssuerCommand::Serve(IssuerServeArgs { serve: a, directory }) = cmd {
         init_logs_as(&a.log, a.log_format);
-        let keys = load_keys(a, Role::Issuer)?;
+        let (keys, revocations) = load_keys(a, Role::Issuer, directory.as_deref())?;
         let operator = operator_auth(a)?;
         return runtime()?.block_on(async {
             let store = open_store(&a.db, Party::Issuer).await?;
             let state = issuer::IssuerState::new(keys, Arc::new(store));
             state.guard().operator().set(operator);
+            watch_revocations(revocations.as_ref(), state.guard());
             let l = listen(a.listen, state.id()).await?;
             issuer::run(l, state, ctrl_c()).await?;
             Ok(())

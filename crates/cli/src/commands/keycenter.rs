@@ -8,15 +8,18 @@ use crate::support::files::{self, Overwrite};
 use crate::support::flags::SchemeArg;
 use crate::support::format::{bound_words, print};
 use crate::support::keystore::{
-    self, MASTER_FILE, REGISTER_FILE, Register, SOK_MASTER_FILE, encode_key_file,
-    encode_sok_key_file, file_name_for,
+    self, MASTER_FILE, REGISTER_FILE, REVOCATION_KEY_FILE, REVOCATIONS_FILE, Register,
+    SOK_MASTER_FILE, encode_key_file, encode_sok_key_file, file_name_for,
 };
 use crate::support::passphrase::{self, NewPassphraseArgs, PassphraseArgs};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use warifu_core::keyfile::KdfParams;
+use warifu_core::revocation::{CenterSigningKey, RevocationList, SignedRevocationList};
+use zeroize::Zeroizing;
 use warifu_core::PartyId;
 use warifu_core::blom::{self, Master, Sizing};
 use warifu_core::keycenter::{self, KeyCenter};
@@ -42,6 +45,25 @@ pub enum KeycenterCommand {
     /// find each other.
     #[command(subcommand)]
     Directory(DirectoryCommand),
+    /// Revoke identifiers: sign the next revocation list (the last one plus these, serial + 1)
+    /// and write it to DIR/revocations.json, for every party's `--revocations` file.
+    Revoke(RevokeArgs),
+}
+
+/// `warifu keycenter revoke`
+#[derive(Debug, Args)]
+pub struct RevokeArgs {
+    /// The key center's directory (its revocation.key is created here on the first revoke
+    /// if `init` did not make one, sealed like the master).
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    /// The passphrase of revocation.key (the master's), if it is sealed.
+    #[command(flatten)]
+    pub passphrase: PassphraseArgs,
+    /// The identifiers to revoke, each epoch separately (`cardholder:alice@mail.example`,
+    /// `cardholder:alice@mail.example~2`).
+    #[arg(value_name = "ID", required = true)]
+    pub ids: Vec<String>,
 }
 /// `warifu keycenter init`
 #[derive(Debug, Args)]
@@ -150,6 +172,19 @@ pub enum DirectoryCommand {
         #[arg(long, value_name = "FILE")]
         file: PathBuf,
     },
+    /// Name the key center's revocation key in the directory: parties verify the revocation
+    /// lists of `--revocations` under it.
+    Center {
+        /// The directory file (created if missing).
+        #[arg(long, value_name = "FILE")]
+        file: PathBuf,
+        /// The key center's directory (its revocation.key).
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// The passphrase of revocation.key, if it is sealed.
+        #[command(flatten)]
+        passphrase: PassphraseArgs,
+    },
 }
 
 /// Runs `warifu keycenter directory …`.
@@ -175,9 +210,37 @@ pub fn directory(cmd: &DirectoryCommand) -> Result<()> {
             d.save(file)?;
             Ok(())
         }
+        DirectoryCommand::Center {
+            file,
+            dir,
+            passphrase,
+        } => {
+            let mut d = if file.exists() {
+                Directory::load(file)?
+            } else {
+                Directory::new()
+            };
+            let key = load_revocation_key(&dir.join(REVOCATION_KEY_FILE), passphrase)?;
+            d.set_revocation_key(key.public());
+            d.save(file)?;
+            print(&format!(
+                "{}: revocation key of {} (fingerprint {})
+",
+                file.display(),
+                dir.display(),
+                fingerprint(&key.public().to_bytes())
+            ))
+        }
         DirectoryCommand::List { file } => {
             let d = Directory::load(file)?;
             let mut out = String::new();
+            if let Some(k) = d.revocation_key() {
+                out.push_str(&format!(
+                    "revocation key fingerprint {}
+",
+                    fingerprint(&k.to_bytes())
+                ));
+            }
             for e in d.entries() {
                 out.push_str(&format!("{:<10} {:<32} {}\n", e.role, e.id, e.endpoint));
             }
@@ -193,7 +256,166 @@ pub fn run(cmd: &KeycenterCommand) -> Result<()> {
         KeycenterCommand::Show(a) => show(a),
         KeycenterCommand::Predistribute(a) => predistribute(a),
         KeycenterCommand::Directory(c) => directory(c),
+        KeycenterCommand::Revoke(a) => revoke(a),
     }
+}
+
+/// Reads the key center's revocation signing key.
+fn load_revocation_key(path: &Path, pass: &PassphraseArgs) -> Result<CenterSigningKey> {
+    let bytes = Zeroizing::new(files::read_bounded(path, files::MAX_KEY_FILE)?);
+    let secret = KeyFile::is_sealed(&bytes)
+        .then(|| passphrase::existing_passphrase(pass, path))
+        .transpose()?;
+    CenterSigningKey::decode_file(&bytes, secret.as_ref())
+        .with_context(|| format!("cannot open the revocation key {}", path.display()))
+}
+
+/// Writes a new revocation signing key into `dir`, sealed under `pass` if given.
+fn write_revocation_key(
+    dir: &Path,
+    pass: Option<&warifu_core::secret::Secret>,
+    out: &mut String,
+) -> Result<CenterSigningKey> {
+    let path = dir.join(REVOCATION_KEY_FILE);
+    let key = CenterSigningKey::generate(&mut OsRandom)
+        .context("cannot generate the revocation key")?;
+    let bytes = Zeroizing::new(
+        key.encode_file(pass.map(|p| (p, KdfParams::default())), &mut OsRandom)
+            .context("cannot encode the revocation key")?,
+    );
+    files::write_secret(&path, &bytes, Overwrite::Refuse)?;
+    writeln!(
+        out,
+        "  {}  revocation signing key (BLS12-381), {}; fingerprint {}",
+        path.display(),
+        if pass.is_some() {
+            "sealed under a passphrase"
+        } else {
+            "NOT sealed (0600 only)"
+        },
+        fingerprint(&key.public().to_bytes())
+    )?;
+    Ok(key)
+}
+
+/// The list the center signed last (DIR/revocations.json), verified under its key when it
+/// is given; an empty list before the first revoke.
+fn held_list(dir: &Path, key: Option<&CenterSigningKey>) -> Result<RevocationList> {
+    let path = dir.join(REVOCATIONS_FILE);
+    if !path.exists() {
+        return Ok(RevocationList::default());
+    }
+    let text = String::from_utf8(files::read_file(&path)?)
+        .with_context(|| format!("{} is not UTF-8", path.display()))?;
+    let signed = SignedRevocationList::from_json(&text)?;
+    if let Some(key) = key {
+        signed.verify(&key.public()).map_err(|_| {
+            anyhow::anyhow!(
+                "{} is not signed by this key center's revocation key: refusing to extend it",
+                path.display()
+            )
+        })?;
+    }
+    Ok(signed.list)
+}
+
+fn revoke(args: &RevokeArgs) -> Result<()> {
+    let ids = keystore::parse_ids(&args.ids)?;
+    let key_path = args.dir.join(REVOCATION_KEY_FILE);
+    let mut out = String::new();
+    let key = if key_path.exists() {
+        load_revocation_key(&key_path, &args.passphrase)?
+    } else {
+        // A center made before revocation lists: its key is made now, sealed like its master.
+        let master = [MASTER_FILE, SOK_MASTER_FILE]
+            .map(|f| args.dir.join(f))
+            .into_iter()
+            .find(|p| p.exists())
+            .with_context(|| format!("{} holds no key center", args.dir.display()))?;
+        let sealed = KeyFile::is_sealed(&files::read_bounded(&master, files::MAX_KEY_FILE)?);
+        let pass = sealed
+            .then(|| passphrase::existing_passphrase(&args.passphrase, &master))
+            .transpose()?;
+        writeln!(out, "created the key center's revocation key:")?;
+        let key = write_revocation_key(&args.dir, pass.as_ref(), &mut out)?;
+        writeln!(
+            out,
+            "  name it in the parties' directory: warifu keycenter directory center --file DIRECTORY --dir {}",
+            args.dir.display()
+        )?;
+        key
+    };
+    let held = held_list(&args.dir, Some(&key))?;
+    let fresh: Vec<PartyId> = ids.into_iter().filter(|id| !held.is_revoked(id)).collect();
+    let path = args.dir.join(REVOCATIONS_FILE);
+    if fresh.is_empty() {
+        writeln!(
+            out,
+            "already revoked: {} unchanged (serial {})",
+            path.display(),
+            held.serial
+        )?;
+        return print(&out);
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let signed = key.sign(held.with(fresh.iter().cloned(), now));
+    files::write_public(&path, (signed.to_json() + "
+").as_bytes())?;
+    writeln!(
+        out,
+        "revocation list serial {} ({} identifier(s) revoked) written to {}",
+        signed.list.serial,
+        signed.list.revoked.len(),
+        path.display()
+    )?;
+    for id in &fresh {
+        let next = next_epoch(id, &args.dir, &signed.list)?;
+        writeln!(
+            out,
+            "  revoked {id}; re-issue it as {next}: warifu keycenter issue --dir {} --out OUTDIR {next}",
+            args.dir.display()
+        )?;
+    }
+    writeln!(
+        out,
+        "copy it to every party's --revocations file (services re-read it within {} s; wallets on their next run)",
+        warifu_services::revocations::WATCH_PERIOD.as_secs()
+    )?;
+    if let Ok(register) = Register::read(&args.dir.join(REGISTER_FILE)) {
+        writeln!(
+            out,
+            "revoked keys still count toward Blom's k: the register holds {} identifier(s), revoked ones included",
+            register.len()
+        )?;
+    }
+    print(&out)
+}
+
+/// The first epoch of `id`'s identity that is neither registered nor revoked.
+fn next_epoch(id: &PartyId, dir: &Path, revoked: &RevocationList) -> Result<PartyId> {
+    let registered = Register::read(&dir.join(REGISTER_FILE)).unwrap_or_default();
+    let used = registered
+        .iter()
+        .chain(revoked.revoked.iter())
+        .filter(|other| other.identity() == id.identity())
+        .map(PartyId::epoch)
+        .max()
+        .unwrap_or(1)
+        .max(id.epoch());
+    Ok(id.with_epoch(used.saturating_add(1))?)
+}
+
+/// The first 8 bytes of SHA-256 of a public key, in groups of four hex digits.
+fn fingerprint(public: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    hex(&Sha256::digest(public)[..8])
+        .as_bytes()
+        .chunks(4)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 fn init(args: &InitArgs) -> Result<()> {
     let scheme = KeyScheme::from(args.scheme);
@@ -258,12 +480,17 @@ fn init(args: &InitArgs) -> Result<()> {
     )?;
     writeln!(out, "  {}  empty register", register_path.display())?;
     writeln!(out, "  bound: {}", bound_words(args.k))?;
-    if scheme == KeyScheme::Hybrid
-        && let Err(e) = write_sok_master(&sok_path, pass.as_ref(), &mut out)
-    {
-        // A half-made hybrid center would later pass for a Blom one: remove what was written.
-        let _ = std::fs::remove_file(&master_path);
-        let _ = std::fs::remove_file(&register_path);
+    let made = if scheme == KeyScheme::Hybrid {
+        write_sok_master(&sok_path, pass.as_ref(), &mut out)
+    } else {
+        Ok(())
+    }
+    .and_then(|()| write_revocation_key(&args.dir, pass.as_ref(), &mut out).map(drop));
+    if let Err(e) = made {
+        // A half-made center would later pass for another one: remove what was written.
+        for f in [&master_path, &register_path, &sok_path] {
+            let _ = std::fs::remove_file(f);
+        }
         return Err(e);
     }
     if scheme == KeyScheme::Hybrid {
@@ -283,6 +510,10 @@ fn init_sok(args: &InitArgs, sok_path: &std::path::Path) -> Result<()> {
     files::ensure_private_dir(&args.dir)?;
     let mut out = format!("created SOK key center {}\n", args.dir.display());
     write_sok_master(sok_path, pass.as_ref(), &mut out)?;
+    if let Err(e) = write_revocation_key(&args.dir, pass.as_ref(), &mut out) {
+        let _ = std::fs::remove_file(sok_path);
+        return Err(e);
+    }
     print(&out)
 }
 
@@ -347,6 +578,16 @@ fn halves(args: &IssueArgs) -> Result<(bool, bool)> {
 
 fn issue(args: &IssueArgs) -> Result<()> {
     let ids = keystore::parse_ids(&args.ids)?;
+    // The center's own list (DIR/revocations.json): a revoked identifier is never issued
+    // again; its identity gets a new epoch.
+    let revoked = held_list(&args.dir, None)?;
+    if let Some(id) = ids.iter().find(|id| revoked.is_revoked(id)) {
+        bail!(
+            "{id} is revoked (revocation list serial {}): issue its next epoch instead, {}",
+            revoked.serial,
+            next_epoch(id, &args.dir, &revoked)?
+        );
+    }
     let key_pass = passphrase::optional_passphrase(args.key_passphrase_file.as_deref())?;
     let (with_blom, with_sok) = halves(args)?;
     let sok_master = with_sok
@@ -411,8 +652,18 @@ fn issue(args: &IssueArgs) -> Result<()> {
         args.out.display(),
         register.ids().len()
     )?;
-    for (id, path) in written {
+    for (id, path) in &written {
         writeln!(out, "  {id}  {}", path.display())?;
+    }
+    if written.iter().any(|(id, _)| id.epoch() > 1) {
+        writeln!(
+            out,
+            "new epochs of earlier identities: their revoked keys still count toward Blom's k \
+             ({} of k = {} used; new identities stop at {}, new epochs at k)",
+            center.count(),
+            center.master().k(),
+            center.limit()
+        )?;
     }
     if past_bound {
         eprintln!(
@@ -514,7 +765,6 @@ fn hex(bytes: &[u8]) -> String {
 
 /// Reads the SOK master in `dir` and times one issuance and one pairwise derivation.
 fn sok_report(dir: &std::path::Path, pass: &PassphraseArgs) -> Result<SokReport> {
-    use sha2::{Digest, Sha256};
     let path = dir.join(SOK_MASTER_FILE);
     let sealed = KeyFile::is_sealed(&files::read_bounded(&path, files::MAX_KEY_FILE)?);
     let master = keystore::load_sok_master(&path, pass)?;
@@ -527,13 +777,7 @@ fn sok_report(dir: &std::path::Path, pass: &PassphraseArgs) -> Result<SokReport>
     key.shared_gt(&b).context("cannot derive a pairwise key")?;
     let derive = started.elapsed();
     let public_key = master.public_key();
-    let digest = Sha256::digest(public_key);
-    let fingerprint = hex(&digest[..8])
-        .as_bytes()
-        .chunks(4)
-        .map(|c| String::from_utf8_lossy(c).into_owned())
-        .collect::<Vec<_>>()
-        .join(" ");
+    let fingerprint = fingerprint(&public_key);
     Ok(SokReport {
         scheme: "sok",
         curve: "BLS12-381",

@@ -25,7 +25,7 @@ use crate::support::files;
 use crate::support::logging::init_logs_as;
 use crate::support::service::{
     ListArgs, OperatorArgs, ServeArgs, answer, ctrl_c, listen, load_keys, op_call, open_store,
-    operator_auth, runtime,
+    operator_auth, runtime, watch_revocations,
 };
 /// `warifu merchant …`
 #[derive(Debug, Subcommand)]
@@ -207,7 +207,7 @@ pub fn merchant(cmd: &MerchantCommand) -> Result<()> {
         MerchantCommand::Webhooks(c) => return webhooks(c),
     };
     init_logs_as(&a.serve.log, a.serve.log_format);
-    let keys = load_keys(&a.serve, Role::Merchant)?;
+    let (keys, revocations) = load_keys(&a.serve, Role::Merchant, Some(&a.directory))?;
     let issuers = a
         .issuers
         .iter()
@@ -232,6 +232,7 @@ pub fn merchant(cmd: &MerchantCommand) -> Result<()> {
         let store = open_store(&a.serve.db, Party::Merchant).await?;
         let state = merchant::MerchantState::new(keys, config, Arc::new(store), directory);
         state.guard().operator().set(operator);
+        watch_revocations(revocations.as_ref(), state.guard());
         let l = listen(a.serve.listen, state.id()).await?;
         let worker =
             warifu_services::merchant::worker::Worker::start(state.clone(), Default::default());

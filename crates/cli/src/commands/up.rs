@@ -47,7 +47,11 @@ pub struct UpArgs {
     pub log: String,
     /// Log format on standard error: `text` or `json` (one object per line).
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
+    pub log_format: LogFormat,    /// The key center's signed revocation list every party reads, re-read when it changes
+    /// (default: DATA/keycenter/revocations.json, where `warifu keycenter revoke --dir
+    /// DATA/keycenter ID` writes it).
+    #[arg(long, value_name = "FILE")]
+    pub revocations: Option<PathBuf>,
 }
 /// Runs `warifu up`.
 pub fn up(args: &UpArgs) -> Result<()> {
@@ -60,6 +64,7 @@ async fn run_up(args: &UpArgs) -> Result<()> {
     opts.storage = storage(args.postgres.as_deref(), "warifu_up");
     opts.scheme = args.scheme.into();
     opts.key_cache = args.key_cache;
+    opts.revocations = args.revocations.clone();
     let ports = match args.port {
         Some(p) => {
             let next = |i: u16| p.checked_add(i).context("--port too high");
@@ -231,6 +236,7 @@ fn up_wallet_config(
         scheme: None,
         key_cache: warifu_services::keys::DEFAULT_KEY_CACHE,
         directory: local.directory_path.clone(),
+        revocations: Some(local.revocations_path.clone()),
         merchant: local.merchant.id().clone(),
         link: None,
         vault: wallet_dir.join("wallet.vault"),

@@ -17,6 +17,7 @@ use warifu_services::http::dashboard::money;
 use crate::support::flags::DisclosureArgs;
 use crate::support::format::print;
 use crate::support::keystore;
+use crate::support::service::revocation_feed;
 use crate::support::passphrase::{self, PassphraseArgs};
 use crate::support::profile::read_profile;
 use crate::wallet_web::history;
@@ -62,6 +63,10 @@ pub struct CommonArgs {
     /// The passphrase of the key file, if it is sealed.
     #[command(flatten)]
     pub passphrase: PassphraseArgs,
+    /// The key center's signed revocation list, checked under the revocation key in the
+    /// directory: a revoked merchant, issuer or carrier is refused before anything is sent.
+    #[arg(long, value_name = "FILE")]
+    pub revocations: Option<PathBuf>,
 }
 
 /// `warifu wallet buy`
@@ -170,6 +175,10 @@ fn client(c: &CommonArgs) -> Result<(Cardholder, PartyId)> {
             keys.owner()
         );
     }
+    let keys = match revocation_feed(c.revocations.as_deref(), Some(&c.directory))? {
+        Some(feed) => feed.protect(keys),
+        None => keys,
+    };
     let dir = Arc::new(
         SharedDirectory::from_file(&c.directory)
             .with_context(|| format!("cannot read the directory {}", c.directory.display()))?,

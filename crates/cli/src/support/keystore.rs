@@ -22,6 +22,9 @@ use zeroize::Zeroizing;
 pub const MASTER_FILE: &str = "master.key";
 /// The SOK master's file name inside a key center directory (the hybrid's second center).
 pub const SOK_MASTER_FILE: &str = "sok-master.key";
+/// The key center's revocation signing key and its latest signed list, beside its masters
+/// (the same names as in a local deployment's key center).
+pub use warifu_services::dev::local::{REVOCATION_KEY_FILE, REVOCATIONS_FILE};
 /// The register's file name inside a key center directory.
 pub const REGISTER_FILE: &str = "issued.txt";
 /// The extension of key files.

@@ -2,7 +2,7 @@
 //! flags, the runtime, opening a store, the party's keys, the operator token, and calling an
 //! operator route.
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,9 +10,11 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use warifu_core::keysource::KeySource;
 use warifu_core::{PartyId, Role};
+use warifu_services::directory::Directory;
 use warifu_services::http::listen::Limits;
+use warifu_services::revocations::{RevocationError, RevocationFeed, WATCH_PERIOD};
 use warifu_services::session::operator::OperatorAuth;
-use warifu_services::session::server::{GuardLimits, Rate, ReplayMode};
+use warifu_services::session::server::{Guard, GuardLimits, Rate, ReplayMode};
 use warifu_store::{Party, Store, StoreOptions};
 
 use crate::support::files;
@@ -67,6 +69,13 @@ pub struct ServeArgs {
     /// Connection and handshake limits.
     #[command(flatten)]
     pub limits: LimitArgs,
+    /// The key center's signed revocation list (`warifu keycenter revoke` writes it),
+    /// verified under the revocation key named in the directory (`--directory`) and re-read
+    /// when the file changes: handshakes, sessions, sealed orders, forwarded parts and
+    /// approvals of a revoked identity are refused (`identity_revoked`). A missing file is an
+    /// empty list until it appears.
+    #[arg(long, value_name = "FILE")]
+    pub revocations: Option<PathBuf>,
 }
 
 /// How much a service lets its clients hold and cost it.
@@ -196,9 +205,14 @@ pub(crate) async fn open_store(db: &DbArgs, party: Party) -> Result<Store> {
     store.with_context(|| format!("cannot open the {} database", party.as_str()))
 }
 
-/// Loads the party's keys for serving; also makes `args`' limits this process's (every
-/// serve command loads its keys before it builds its service).
-pub(crate) fn load_keys(args: &ServeArgs, role: Role) -> Result<Arc<dyn KeySource>> {
+/// Loads the party's keys for serving, refusing revoked peers when `--revocations` is given
+/// (checked under the revocation key of the directory file `directory`); also makes `args`'
+/// limits this process's (every serve command loads its keys before it builds its service).
+pub(crate) fn load_keys(
+    args: &ServeArgs,
+    role: Role,
+    directory: Option<&Path>,
+) -> Result<(Arc<dyn KeySource>, Option<Arc<RevocationFeed>>)> {
     args.limits.apply()?;
     let keys = keystore::party_key_source(&args.key, &args.keys, &args.passphrase)?;
     if keys.owner().role() != role {
@@ -207,7 +221,45 @@ pub(crate) fn load_keys(args: &ServeArgs, role: Role) -> Result<Arc<dyn KeySourc
             keys.owner()
         );
     }
-    Ok(keys)
+    let feed = revocation_feed(args.revocations.as_deref(), directory)?;
+    Ok(match &feed {
+        Some(f) => (f.protect(keys), feed),
+        None => (keys, None),
+    })
+}
+
+/// The revocation list of `--revocations FILE`, verified under the revocation key named in
+/// the directory file `directory`; `None` without `--revocations`.
+pub(crate) fn revocation_feed(
+    file: Option<&Path>,
+    directory: Option<&Path>,
+) -> Result<Option<Arc<RevocationFeed>>> {
+    let Some(path) = file else {
+        return Ok(None);
+    };
+    let Some(directory) = directory else {
+        bail!("--revocations needs --directory: the key center's revocation key is read from it");
+    };
+    let key = Directory::load(directory)?
+        .revocation_key()
+        .cloned()
+        .ok_or(RevocationError::NoCenterKey)?;
+    let feed = RevocationFeed::open(path, key)?;
+    eprintln!(
+        "revocations: {} (serial {}; re-read when it changes)",
+        path.display(),
+        feed.revocations().serial()
+    );
+    Ok(Some(feed))
+}
+
+/// Makes `guard` refuse sessions of revoked peers and watches the revocation file (call it in
+/// the runtime).
+pub(crate) fn watch_revocations(feed: Option<&Arc<RevocationFeed>>, guard: &Guard) {
+    if let Some(f) = feed {
+        guard.use_revocations(f.revocations().clone());
+        f.watch(WATCH_PERIOD);
+    }
 }
 
 pub(crate) async fn listen(addr: SocketAddr, id: &PartyId) -> Result<tokio::net::TcpListener> {

@@ -47,6 +47,8 @@ pub struct WebConfig {
     pub key_cache: usize,
     /// The key center's directory file.
     pub directory: PathBuf,
+    /// The key center's revocation list (read when the wallet is unlocked), if any.
+    pub revocations: Option<PathBuf>,
     /// The merchant to shop at.
     pub merchant: PartyId,
     /// A payment link to open after unlocking.

@@ -9,6 +9,7 @@ use super::keys;
 use super::vault::{self, Vault};
 use super::vault::{Address, StoredCard, VaultData};
 use super::views;
+use crate::support::service::revocation_feed;
 use anyhow::{Context, Result};
 use axum::Form;
 use axum::extract::{Path, State};
@@ -80,6 +81,10 @@ pub(crate) async fn unlock(
     let opened = tokio::task::spawn_blocking(move || -> Result<(Cardholder, Vault)> {
         let cfg = &app2.cfg;
         let source = keys::load(&cfg.key_paths, cfg.scheme, cfg.key_cache, key_pass.as_ref())?;
+        let source = match revocation_feed(cfg.revocations.as_deref(), Some(&cfg.directory))? {
+            Some(feed) => feed.protect(source),
+            None => source,
+        };
         let dir =
             Arc::new(SharedDirectory::from_file(&cfg.directory).with_context(|| {
                 format!("cannot read the directory {}", cfg.directory.display())

@@ -68,6 +68,10 @@ pub struct WebArgs {
     /// The port on 127.0.0.1 (0: any free port; the URL is printed).
     #[arg(long, default_value_t = 0)]
     pub port: u16,
+    /// The key center's signed revocation list, checked under the revocation key in the
+    /// directory when the wallet is unlocked: a revoked merchant, issuer or carrier is refused.
+    #[arg(long, value_name = "FILE")]
+    pub revocations: Option<PathBuf>,
 }
 
 /// Runs `warifu wallet web` until Ctrl-C.
@@ -81,6 +85,7 @@ pub async fn run(a: &WebArgs) -> Result<()> {
         scheme: a.keys.scheme.map(KeyScheme::from),
         key_cache: a.keys.key_cache,
         directory: a.directory.clone(),
+        revocations: a.revocations.clone(),
         merchant: match (&a.merchant, &a.link) {
             (Some(m), _) => PartyId::parse(m)?,
             (None, Some(l)) => warifu_services::merchant::links::parse_link(l)?.merchant,

@@ -140,7 +140,12 @@ async fn ship(
         ));
     }
     AppError::check_scheme(header.scheme, st.keys.scheme())?;
-    if attest::verify_carrier_approval(st.keys.as_ref(), &header, &req.approval).is_err() {
+    let approval = attest::verify_carrier_approval(st.keys.as_ref(), &header, &req.approval);
+    if let Err(attest::AttestError::Key(warifu_core::Error::Revoked(id))) = &approval {
+        tracing::warn!(%order_id, merchant = %peer, "shipment approved by a revoked issuer refused");
+        return Err(AppError::revoked(id));
+    }
+    if approval.is_err() {
         tracing::warn!(%order_id, merchant = %peer, "shipment without the issuer's approval refused");
         return Err(AppError::new(
             ErrorCode::AuthorizationRequired,
@@ -153,9 +158,9 @@ async fn ship(
     let view: View<ForCarrier> =
         req.forwarded
             .open(&req.policy, st.keys.as_ref())
-            .map_err(|_| {
+            .map_err(|e| {
                 tracing::warn!(%order_id, merchant = %peer, "carrier part does not open");
-                AppError::sealed()
+                AppError::unopened(&e)
             })?;
     let Some(Destination { addressee, address }) = view.fields.destination.clone() else {
         return Err(AppError::new(

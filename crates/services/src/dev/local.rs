@@ -17,6 +17,7 @@ use warifu_core::keyfile::{KeyFile, SokKeyFile};
 use warifu_core::keysource::{KeySource, PlaintextBaseline};
 use warifu_core::order::Expiry;
 use warifu_core::rand::OsRandom;
+use warifu_core::revocation::{CenterSigningKey, SignedRevocationList};
 use warifu_core::secret::Secret;
 use warifu_core::sok::{KeyScheme, PartyKeys, SokMaster};
 use warifu_store::{CardRecord, NewCard, Party, Store, StoreOptions, Synchronous};
@@ -28,6 +29,7 @@ use crate::issuer::{self, IssuerState};
 use crate::merchant::webhooks::{Deliverer, DelivererHandle, WebhookOptions};
 use crate::merchant::worker::{Worker, WorkerHandle, WorkerOptions};
 use crate::merchant::{self, MerchantConfig, MerchantState};
+use crate::revocations::{RevocationFeed, WATCH_PERIOD};
 use crate::session::operator::OperatorAuth;
 
 /// Where the parties keep their databases.
@@ -77,6 +79,10 @@ pub struct LocalOptions {
     pub operator: OperatorAuth,
     /// The merchant's outbox worker (`None`: not started, orders then move only inline).
     pub worker: Option<WorkerOptions>,
+    /// The revocation list every party reads, re-read when it changes (default:
+    /// `keycenter/revocations.json`, where `warifu keycenter revoke --dir DATA/keycenter`
+    /// writes it).
+    pub revocations: Option<PathBuf>,
 }
 
 impl LocalOptions {
@@ -98,6 +104,7 @@ impl LocalOptions {
             plaintext_baseline: false,
             operator: OperatorAuth::Open,
             worker: Some(WorkerOptions::default()),
+            revocations: None,
         }
     }
 }
@@ -135,11 +142,17 @@ pub struct Local {
     pub storage: Storage,
     /// The key center's figures.
     pub figures: KeyCenterFigures,
+    /// The revocation list the parties (and the cardholders of [`Local::cardholder`]) hold.
+    pub revocations: Arc<RevocationFeed>,
+    /// The file it is read from.
+    pub revocations_path: PathBuf,
+    center_key: CenterSigningKey,
     centers: Mutex<Centers>,
     key_cache: usize,
     stores: [Store; 3],
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<std::io::Result<()>>>,
+    watcher: JoinHandle<()>,
     worker: Option<WorkerHandle>,
     webhooks: Option<DelivererHandle>,
 }
@@ -158,6 +171,10 @@ pub const MASTER_FILE: &str = "master.key";
 pub const SOK_MASTER_FILE: &str = "sok-master.key";
 /// The directory file name.
 pub const DIRECTORY_FILE: &str = "directory.json";
+/// The key center's revocation signing key (BLS12-381), beside its masters.
+pub const REVOCATION_KEY_FILE: &str = "revocation.key";
+/// The key center's latest signed revocation list, beside its masters.
+pub const REVOCATIONS_FILE: &str = "revocations.json";
 
 /// What can fail while setting up.
 #[derive(Debug, thiserror::Error)]
@@ -175,6 +192,9 @@ pub enum LocalError {
     /// The directory failed.
     #[error(transparent)]
     Directory(#[from] crate::directory::DirectoryError),
+    /// The revocation list failed.
+    #[error(transparent)]
+    Revocation(#[from] crate::revocations::RevocationError),
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> LocalError {
@@ -293,6 +313,25 @@ fn load_or_create_sok_master(dir: &Path) -> Result<(SokMaster, bool), LocalError
     Ok((master, true))
 }
 
+/// Loads the key center's revocation signing key from the data directory, or creates it
+/// (0600).
+fn load_or_create_center_key(dir: &Path) -> Result<CenterSigningKey, LocalError> {
+    let kc = dir.join(KEYCENTER_DIR);
+    let path = kc.join(REVOCATION_KEY_FILE);
+    if path.exists() {
+        let bytes = zeroize::Zeroizing::new(
+            crate::files::read_bounded(&path, crate::files::MAX_KEY_FILE)
+                .map_err(io(format!("reading {}", path.display())))?,
+        );
+        return Ok(CenterSigningKey::decode_file(&bytes, None)?);
+    }
+    crate::files::create_private_dir(&kc).map_err(io(format!("creating {}", kc.display())))?;
+    let key = CenterSigningKey::generate(&mut OsRandom)?;
+    let bytes = zeroize::Zeroizing::new(key.encode_file(None, &mut OsRandom)?);
+    write_private(&path, &bytes)?;
+    Ok(key)
+}
+
 /// Loads the key center's Blom master from the data directory, or creates it (0600).
 fn load_or_create_master(dir: &Path, k: u32) -> Result<(Master, bool), LocalError> {
     let kc = dir.join(KEYCENTER_DIR);
@@ -370,11 +409,16 @@ impl Local {
         let started = Instant::now();
         let (mut centers, k, created) = Centers::open(&opts.data_dir, opts.k, opts.scheme)?;
         centers.baseline = opts.plaintext_baseline;
+        let center_key = load_or_create_center_key(&opts.data_dir)?;
+        let revocations_path = opts.revocations.clone().unwrap_or_else(|| {
+            opts.data_dir.join(KEYCENTER_DIR).join(REVOCATIONS_FILE)
+        });
+        let revocations = RevocationFeed::open(&revocations_path, center_key.public())?;
         let master_time = started.elapsed();
         let started = Instant::now();
-        let mk = centers.source(&opts.merchant, opts.key_cache)?;
-        let ik = centers.source(&opts.issuer, opts.key_cache)?;
-        let ck = centers.source(&opts.carrier, opts.key_cache)?;
+        let mk = revocations.protect(centers.source(&opts.merchant, opts.key_cache)?);
+        let ik = revocations.protect(centers.source(&opts.issuer, opts.key_cache)?);
+        let ck = revocations.protect(centers.source(&opts.carrier, opts.key_cache)?);
         let issue_time = started.elapsed();
 
         let (ml, murl) = bind(opts.ip, opts.ports[0]).await?;
@@ -389,6 +433,7 @@ impl Local {
         dir.insert(Entry::new(opts.merchant.clone(), &murl)?);
         dir.insert(Entry::new(opts.issuer.clone(), &iurl)?);
         dir.insert(Entry::new(opts.carrier.clone(), &curl)?);
+        dir.set_revocation_key(center_key.public());
         dir.save(&directory_path)?;
         let directory = Arc::new(SharedDirectory::from_file(&directory_path)?);
 
@@ -405,12 +450,14 @@ impl Local {
         let carrier = CarrierState::with_directory(ck, Arc::new(cs.clone()), directory.clone());
         for guard in [merchant.guard(), issuer.guard(), carrier.guard()] {
             guard.operator().set(opts.operator.clone());
+            guard.use_revocations(revocations.revocations().clone());
         }
 
         let (tx, rx) = watch::channel(false);
         let stop = |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;
         };
+        let watcher = revocations.watch(WATCH_PERIOD);
         let tasks = vec![
             tokio::spawn(merchant::run(ml, merchant.clone(), stop(rx.clone()))),
             tokio::spawn(issuer::run(il, issuer.clone(), stop(rx.clone()))),
@@ -438,6 +485,10 @@ impl Local {
                 master_time,
                 issue_time,
             },
+            revocations,
+            revocations_path,
+            center_key,
+            watcher,
             centers: Mutex::new(centers),
             key_cache: opts.key_cache,
             stores: [ms, is, cs],
@@ -449,9 +500,25 @@ impl Local {
     }
 
     /// Issues the keys of `id` under the deployment's scheme from the key centers (any role:
-    /// a cardholder, or an extra party), behind the deployment's pairwise-key cache.
+    /// a cardholder, or an extra party), behind the deployment's pairwise-key cache; bare keys
+    /// that know no revocation list (as a revoked party's own software would use them).
     pub fn issue(&self, id: &PartyId) -> Result<Arc<dyn KeySource>, LocalError> {
         self.lock_centers().source(id, self.key_cache)
+    }
+
+    /// The key center revokes `ids`: it signs the next list (the one held plus `ids`, serial
+    /// + 1), writes it to the revocation file and the parties apply it at once.
+    pub fn revoke(&self, ids: &[PartyId]) -> Result<SignedRevocationList, LocalError> {
+        let held = self.revocations.revocations().list();
+        let signed = self
+            .center_key
+            .sign(held.with(ids.iter().cloned(), crate::now_unix()));
+        let tmp = self.revocations_path.with_extension("json.tmp");
+        std::fs::write(&tmp, signed.to_json())
+            .and_then(|()| std::fs::rename(&tmp, &self.revocations_path))
+            .map_err(io(format!("writing {}", self.revocations_path.display())))?;
+        self.revocations.apply(&signed)?;
+        Ok(signed)
     }
 
     fn lock_centers(&self) -> std::sync::MutexGuard<'_, Centers> {
@@ -468,9 +535,12 @@ impl Local {
         write_private(path, &bytes)
     }
 
-    /// A cardholder client for `id`, with a key issued now.
+    /// A cardholder client for `id`, with a key issued now, holding the deployment's
+    /// revocation list (it refuses a revoked merchant, issuer or carrier, and itself once
+    /// revoked).
     pub fn cardholder(&self, id: &PartyId) -> Result<Cardholder, LocalError> {
-        Ok(Cardholder::new(self.issue(id)?, self.directory.clone()))
+        let keys = self.revocations.protect(self.issue(id)?);
+        Ok(Cardholder::new(keys, self.directory.clone()))
     }
 
     /// Enrolls a card at the issuer.
@@ -558,6 +628,7 @@ impl Local {
         if let Some(d) = self.webhooks.take() {
             d.stop().await;
         }
+        self.watcher.abort();
         let _ = self.shutdown.send(true);
         for t in self.tasks {
             match t.await {

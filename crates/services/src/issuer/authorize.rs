@@ -10,6 +10,7 @@ use axum::response::Response;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use warifu_core::Role;
+use warifu_core::keysource::KeySource as _;
 use warifu_core::sealed::{ForIssuer, View};
 use warifu_store::DeclineCode;
 
@@ -87,9 +88,9 @@ async fn authorize(
     let view: View<ForIssuer> =
         req.forwarded
             .open(&req.policy, st.keys.as_ref())
-            .map_err(|_| {
+            .map_err(|e| {
                 tracing::warn!(%order_id, merchant = %peer, "issuer part does not open");
-                AppError::sealed()
+                AppError::unopened(&e)
             })?;
     let f = &view.fields;
     let (Some(amount), Some(currency), Some(card), Some(name), Some(method)) = (
@@ -110,6 +111,13 @@ async fn authorize(
             ErrorCode::AmountMismatch,
             "the amount or currency in the request differs from what the cardholder sealed; nothing was held",
         ));
+    }
+    // The carrier's approval is made with K(issuer, carrier): a revoked carrier is refused
+    // before anything is held (the key is cached for the approval below).
+    if let Some(carrier) = &header.carrier
+        && let Err(warifu_core::Error::Revoked(id)) = st.keys.shared_secret(carrier)
+    {
+        return Err(AppError::revoked(&id));
     }
     let authorization_id = random_id("auth_", 12)?;
     let inserted = st
@@ -157,7 +165,10 @@ async fn authorize(
         cardholder_receipt: [0; 32],
         carrier_approval: None,
     };
-    let attest_err = |e: attest::AttestError| AppError::internal("attesting a decision", &e);
+    let attest_err = |e: attest::AttestError| match e {
+        attest::AttestError::Key(warifu_core::Error::Revoked(id)) => AppError::revoked(&id),
+        e => AppError::internal("attesting a decision", &e),
+    };
     decision.cardholder_receipt =
         attest::cardholder_receipt(st.keys.as_ref(), &decision).map_err(attest_err)?;
     if approved && header.carrier.is_some() {

@@ -220,9 +220,9 @@ async fn submit(
     if let Some(c) = &header.carrier {
         st.peer(c, Role::Carrier)?;
     }
-    let view: View<ForMerchant> = sealed.open(&form.policy, st.keys.as_ref()).map_err(|_| {
+    let view: View<ForMerchant> = sealed.open(&form.policy, st.keys.as_ref()).map_err(|e| {
         tracing::warn!(%order_id, cardholder = %peer, "merchant part does not open");
-        AppError::sealed()
+        AppError::unopened(&e)
     })?;
     let (amount, currency) = check_view(&form, &view.fields)?;
     let forward = |role| {

@@ -280,6 +280,15 @@ impl PeerClient {
     }
 
     async fn current_session(&self, renew: bool) -> Result<Arc<Mutex<Session>>, ClientError> {
+        // A session opened before the peer (or this party) was revoked is not used again:
+        // the key source (wrapped in `Revocable`) refuses the pair once the list has arrived.
+        // From the pairwise-key cache this is a lookup.
+        self.keys
+            .shared_secret(&self.peer)
+            .map_err(|source| ClientError::Key {
+                peer: self.peer.clone(),
+                source,
+            })?;
         let mut slot = self.session.lock().await;
         let usable = slot.as_ref().filter(|s| {
             !renew

@@ -44,6 +44,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use warifu_core::keysource::KeySource;
 use warifu_core::rand::{OsRandom, Randomness};
+use warifu_core::revocation::Revocations;
 use warifu_core::secret::Key32;
 use warifu_core::session::{
     Challenge, Hello, HelloConfirm, MessageAuth, RECORD_NONCE_LEN, RECORD_OVERHEAD, ReplayWindow,
@@ -208,6 +209,7 @@ pub struct Guard {
     store: OnceLock<Arc<dyn PartyStore>>,
     last_purge: AtomicU64,
     operator: Arc<OperatorAccess>,
+    revocations: OnceLock<Revocations>,
 }
 
 impl core::fmt::Debug for Guard {
@@ -259,6 +261,7 @@ impl Guard {
             store: OnceLock::new(),
             last_purge: AtomicU64::new(now),
             operator: Arc::default(),
+            revocations: OnceLock::new(),
         }
     }
 
@@ -281,6 +284,14 @@ impl Guard {
     /// [`ReplayMode::Auto`] on PostgreSQL). Set once, when the service's router is built.
     pub fn use_store(&self, store: Arc<dyn PartyStore>) {
         let _ = self.store.set(store);
+    }
+
+    /// The revocations this party holds: a session whose peer is revoked is refused at its
+    /// next request (`identity_revoked`), even though its ticket was issued before. Set once,
+    /// with the key source wrapped in `Revocable` over the same list (which refuses new
+    /// handshakes).
+    pub fn use_revocations(&self, revocations: Revocations) {
+        let _ = self.revocations.set(revocations);
     }
 
     /// The store replay records go to, if they go to one.
@@ -488,6 +499,7 @@ fn handshake_error(e: CoreError) -> AppError {
         }
         CoreError::HeaderMismatch(m) => AppError::new(ErrorCode::NotAddressedHere, m),
         CoreError::Stale => AppError::new(ErrorCode::StaleMessage, e.to_string()),
+        CoreError::Revoked(id) => AppError::revoked(&id),
         CoreError::NoPairwiseKey { .. } | CoreError::InvalidIdentifier(_) => {
             AppError::new(ErrorCode::UnknownParty, e.to_string())
         }
@@ -606,6 +618,12 @@ async fn verify(guard: &Guard, req: Request) -> AppResult<(Request, MessageAuth,
     let Ok(mut session) = guard.responder.resume(&auth.session, now_unix()) else {
         return Err(session_unknown());
     };
+    if let Some(revocations) = guard.revocations.get()
+        && let Err(CoreError::Revoked(id)) = revocations.check(session.peer())
+    {
+        tracing::warn!(peer = %id, "request in a session of a revoked identity refused");
+        return Err(AppError::revoked(&id));
+    }
     let path = parts
         .uri
         .path_and_query()
