@@ -1025,3 +1025,117 @@ fn issuing_past_the_collusion_bound() {
         }
     }
 }
+
+#[test]
+fn revoke_then_reissue_under_a_new_epoch() {
+    let s = setup();
+    let alice = IDS[0];
+    #[cfg(unix)]
+    assert_eq!(mode(&s.center.join("revocation.key")), 0o600);
+    let revoke = |ids: &[&str]| {
+        let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![
+            &"keycenter",
+            &"revoke",
+            &"--dir",
+            &s.center,
+            &"--passphrase-file",
+            &s.pass_file,
+        ];
+        args.extend(ids.iter().map(|s| s as &dyn AsRef<std::ffi::OsStr>));
+        warifu(&args)
+    };
+    let out = stdout(&ok(revoke(&[alice])));
+    assert!(out.contains("serial 1"), "{out}");
+    assert!(out.contains(&format!("re-issue it as {alice}~2")), "{out}");
+    assert!(out.contains("still count toward Blom's k"), "{out}");
+    let list_path = s.center.join("revocations.json");
+    let list: Value = serde_json::from_slice(&fs::read(&list_path).expect("list")).expect("json");
+    assert_eq!(list["list"]["serial"], 1);
+    assert_eq!(list["list"]["revoked"][0], alice);
+    #[cfg(unix)]
+    assert_eq!(mode(&list_path), 0o644);
+    // Revoking it again signs nothing new.
+    let out = stdout(&ok(revoke(&[alice])));
+    assert!(out.contains("already revoked") && out.contains("serial 1"), "{out}");
+
+    // The revoked identifier is never issued again; its next epoch is, and counts toward k.
+    let issue = |id: &str| {
+        warifu(&[
+            &"keycenter",
+            &"issue",
+            &"--dir",
+            &s.center,
+            &"--out",
+            &s.keys,
+            &"--passphrase-file",
+            &s.pass_file,
+            &id,
+        ])
+    };
+    fails(issue(alice), &format!("issue its next epoch instead, {alice}~2"), &[]);
+    let out = stdout(&ok(issue(&format!("{alice}~2"))));
+    assert!(out.contains("still count toward Blom's k"), "{out}");
+    assert!(s.keys.join("cardholder_alice@mail.example%7E2.key").exists());
+    let register = fs::read_to_string(s.center.join("issued.txt")).expect("register");
+    assert!(register.contains(&format!("{alice}~2")) && register.contains(alice));
+
+    // The directory names the center's key; a service verifies its list under it.
+    let directory = s.root.join("directory.json");
+    let serve = |list: &Path| {
+        warifu(&[
+            &"merchant",
+            &"serve",
+            &"--key",
+            &key_path(&s.keys, IDS[1]),
+            &"--passphrase-file",
+            &s.key_pass_file,
+            &"--data",
+            &s.root.join("merchant-data"),
+            &"--directory",
+            &directory,
+            &"--issuer",
+            &IDS[2],
+            &"--revocations",
+            &list,
+            &"--listen",
+            &"127.0.0.1:0",
+        ])
+    };
+    ok(warifu(&[
+        &"keycenter",
+        &"directory",
+        &"add",
+        &"--file",
+        &directory,
+        &"--id",
+        &IDS[2],
+        &"--endpoint",
+        &"http://127.0.0.1:9",
+    ]));
+    fails(serve(&list_path), "names no revocation key", &[]);
+    let out = stdout(&ok(warifu(&[
+        &"keycenter",
+        &"directory",
+        &"center",
+        &"--file",
+        &directory,
+        &"--dir",
+        &s.center,
+        &"--passphrase-file",
+        &s.pass_file,
+    ])));
+    assert!(out.contains("fingerprint"), "{out}");
+    let dir_json: Value =
+        serde_json::from_slice(&fs::read(&directory).expect("directory")).expect("json");
+    assert!(dir_json["revocation_key"].is_string(), "{dir_json}");
+    // A list altered after signing is refused at start.
+    let forged = s.root.join("forged.json");
+    fs::write(
+        &forged,
+        fs::read_to_string(&list_path)
+            .expect("list")
+            .replace(alice, "cardholder:bob@mail.example"),
+    )
+    .expect("write");
+    fails(serve(&forged), "not signed by the key center", &[]);
+}

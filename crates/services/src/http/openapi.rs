@@ -159,7 +159,10 @@ pub fn finish(service: &str, mut api: OpenApi) -> OpenApi {
              `Warifu-Time` and `Warifu-Mac` on every request; responses carry the same headers \
              with the responder's MAC (docs/PROTOCOL.md). Operator routes (`/v1/admin/…`) need \
              the service's operator token. Errors are `{{\"code\", \"message\"}}` with the \
-             stable codes of docs/ERRORS.md."
+             stable codes of docs/ERRORS.md. A service started with `--revocations FILE` \
+             re-reads the key center's signed revocation list when the file changes (no route \
+             sets it) and answers `403 identity_revoked` to a handshake, session request or \
+             sealed part of a revoked identity (docs/PROTOCOL.md §18.5)."
         )))
         .license(Some(LicenseBuilder::new().name("Apache-2.0").build()))
         .build();
