@@ -1056,7 +1056,10 @@ fn revoke_then_reissue_under_a_new_epoch() {
     assert_eq!(mode(&list_path), 0o644);
     // Revoking it again signs nothing new.
     let out = stdout(&ok(revoke(&[alice])));
-    assert!(out.contains("already revoked") && out.contains("serial 1"), "{out}");
+    assert!(
+        out.contains("already revoked") && out.contains("serial 1"),
+        "{out}"
+    );
 
     // The revoked identifier is never issued again; its next epoch is, and counts toward k.
     let issue = |id: &str| {
@@ -1072,10 +1075,18 @@ fn revoke_then_reissue_under_a_new_epoch() {
             &id,
         ])
     };
-    fails(issue(alice), &format!("issue its next epoch instead, {alice}~2"), &[]);
+    fails(
+        issue(alice),
+        &format!("issue its next epoch instead, {alice}~2"),
+        &[],
+    );
     let out = stdout(&ok(issue(&format!("{alice}~2"))));
     assert!(out.contains("still count toward Blom's k"), "{out}");
-    assert!(s.keys.join("cardholder_alice@mail.example%7E2.key").exists());
+    assert!(
+        s.keys
+            .join("cardholder_alice@mail.example%7E2.key")
+            .exists()
+    );
     let register = fs::read_to_string(s.center.join("issued.txt")).expect("register");
     assert!(register.contains(&format!("{alice}~2")) && register.contains(alice));
 

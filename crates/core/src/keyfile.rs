@@ -348,7 +348,10 @@ fn plain_checksum(covered: &[u8]) -> [u8; 32] {
 }
 
 /// Opens the envelope: the kind and the (decrypted) body.
-pub(crate) fn open_envelope(bytes: &[u8], passphrase: Option<&Secret>) -> Result<(u8, Zeroizing<Vec<u8>>)> {
+pub(crate) fn open_envelope(
+    bytes: &[u8],
+    passphrase: Option<&Secret>,
+) -> Result<(u8, Zeroizing<Vec<u8>>)> {
     let mut r = Reader::new(bytes);
     if r.take(4, "magic")? != MAGIC {
         return Err(Error::malformed("magic", "not a Warifu key file"));

@@ -340,9 +340,10 @@ mod tests {
         assert!(CenterSigningKey::decode_file(&sealed, Some(&wrong)).is_err());
         let back = CenterSigningKey::decode_file(&sealed, Some(&pass)).expect("open");
         assert_eq!(back.public(), center.public());
-        let master_file = crate::keyfile::KeyFile::Master(Master::generate(2, &mut rng).expect("m"))
-            .encode(None, &mut rng)
-            .expect("master file");
+        let master_file =
+            crate::keyfile::KeyFile::Master(Master::generate(2, &mut rng).expect("m"))
+                .encode(None, &mut rng)
+                .expect("master file");
         assert!(CenterSigningKey::decode_file(&master_file, None).is_err());
         assert!(crate::keyfile::KeyFile::decode(&plain, None).is_err());
 

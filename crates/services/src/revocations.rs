@@ -72,7 +72,10 @@ pub struct RevocationFeed {
 impl RevocationFeed {
     /// The feed of `path`, checked under `center`. A missing file is an empty list until it
     /// appears; a file that is there must verify.
-    pub fn open(path: &Path, center: CenterPublicKey) -> Result<Arc<RevocationFeed>, RevocationError> {
+    pub fn open(
+        path: &Path,
+        center: CenterPublicKey,
+    ) -> Result<Arc<RevocationFeed>, RevocationError> {
         let feed = Arc::new(RevocationFeed {
             path: path.to_owned(),
             center,

@@ -52,10 +52,12 @@ async fn revocation(db: Db) {
     let (_, mut alice_session) = env.alice_session().await;
     let (form, order, sealed) = env.sealed_at(&merchant, true).await;
     let merchant_keys = env.local.issue(&merchant).expect("merchant key");
-    let mut merchant_session =
-        raw_handshake(merchant_keys.as_ref(), &issuer, &issuer_url).await;
+    let mut merchant_session = raw_handshake(merchant_keys.as_ref(), &issuer, &issuer_url).await;
 
-    let first = env.local.revoke(&[env.alice_id.clone()]).expect("revoke");
+    let first = env
+        .local
+        .revoke(std::slice::from_ref(&env.alice_id))
+        .expect("revoke");
     assert_eq!(first.list.serial, 1);
 
     // A revoked cardholder cannot open a session, even with keys that ignore the list ...
@@ -73,7 +75,10 @@ async fn revocation(db: Db) {
         br#"{"digital":true}"#.to_vec(),
     )
     .await;
-    assert_eq!((status.as_u16(), error_code(&body)), (403, "identity_revoked".into()));
+    assert_eq!(
+        (status.as_u16(), error_code(&body)),
+        (403, "identity_revoked".into())
+    );
     // ... its own client refuses to act under the revoked identity ...
     let err = env
         .alice
@@ -103,9 +108,18 @@ async fn revocation(db: Db) {
     // The handler's refusal is an answer of the session: sealed and signed.
     let answer = warifu_services::session::headers::read_auth(&headers).expect("signed");
     let body = merchant_session
-        .open_response(&auth, &answer, status.as_u16(), &record, warifu_services::now_unix())
+        .open_response(
+            &auth,
+            &answer,
+            status.as_u16(),
+            &record,
+            warifu_services::now_unix(),
+        )
         .expect("opens");
-    assert_eq!((status.as_u16(), error_code(&body)), (403, "identity_revoked".into()));
+    assert_eq!(
+        (status.as_u16(), error_code(&body)),
+        (403, "identity_revoked".into())
+    );
     assert_eq!(env.available().await, available, "nothing was held");
 
     // The identity re-issued under a new epoch buys.
@@ -128,7 +142,11 @@ async fn revocation(db: Db) {
     // A list signed by anyone but the key center is refused, by the feed and through the
     // file, and changes nothing.
     let impostor = CenterSigningKey::generate(&mut OsRandom).expect("key");
-    let forged = impostor.sign(first.list.with([alice2.clone()], warifu_services::now_unix()));
+    let forged = impostor.sign(
+        first
+            .list
+            .with([alice2.clone()], warifu_services::now_unix()),
+    );
     assert!(matches!(
         env.local.revocations.apply(&forged),
         Err(RevocationError::BadSignature { .. })
@@ -139,7 +157,10 @@ async fn revocation(db: Db) {
     assert_eq!(env.local.revocations.revocations().serial(), 1);
     // An older list never replaces a newer one.
     let nobody = id("cardholder:nobody@mail.example");
-    let second = env.local.revoke(std::slice::from_ref(&nobody)).expect("revoke");
+    let second = env
+        .local
+        .revoke(std::slice::from_ref(&nobody))
+        .expect("revoke");
     assert_eq!(second.list.serial, 2);
     assert!(matches!(
         env.local.revocations.apply(&first),
@@ -160,7 +181,9 @@ async fn revocation(db: Db) {
 
     // A revoked merchant: the issuer refuses its session and its handshake, and the
     // cardholder's wallet refuses the merchant before sending anything.
-    env.local.revoke(std::slice::from_ref(&merchant)).expect("revoke");
+    env.local
+        .revoke(std::slice::from_ref(&merchant))
+        .expect("revoke");
     let (_, _, status, _, body) = signed(
         &mut merchant_session,
         &issuer_url,
@@ -169,7 +192,10 @@ async fn revocation(db: Db) {
         serde_json::to_vec(&forward).expect("json"),
     )
     .await;
-    assert_eq!((status.as_u16(), error_code(&body)), (403, "identity_revoked".into()));
+    assert_eq!(
+        (status.as_u16(), error_code(&body)),
+        (403, "identity_revoked".into())
+    );
     assert_eq!(
         hello_refusal(merchant_keys.as_ref(), &issuer, &issuer_url).await,
         (403, "identity_revoked".to_owned())

@@ -43,7 +43,8 @@ pub struct DemoArgs {
     /// Show the services' logs on standard error (a filter such as `info` or
     /// `warifu_services=debug`).
     #[arg(long, value_name = "FILTER")]
-    pub log: Option<String>,    /// The key center's signed revocation list every party reads, re-read when it changes
+    pub log: Option<String>,
+    /// The key center's signed revocation list every party reads, re-read when it changes
     /// (default: DATA/keycenter/revocations.json, where `warifu keycenter revoke --dir
     /// DATA/keycenter ID` writes it).
     #[arg(long, value_name = "FILE")]

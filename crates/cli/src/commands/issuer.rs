@@ -231,7 +231,11 @@ pub struct IssuerServeArgs {
 
 /// Runs `warifu issuer …`.
 pub fn issuer(cmd: &IssuerCommand) -> Result<()> {
-    if let IssuerCommand::Serve(IssuerServeArgs { serve: a, directory }) = cmd {
+    if let IssuerCommand::Serve(IssuerServeArgs {
+        serve: a,
+        directory,
+    }) = cmd
+    {
         init_logs_as(&a.log, a.log_format);
         let (keys, revocations) = load_keys(a, Role::Issuer, directory.as_deref())?;
         let operator = operator_auth(a)?;

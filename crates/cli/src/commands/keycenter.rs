@@ -17,17 +17,17 @@ use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
-use warifu_core::keyfile::KdfParams;
-use warifu_core::revocation::{CenterSigningKey, RevocationList, SignedRevocationList};
-use zeroize::Zeroizing;
 use warifu_core::PartyId;
 use warifu_core::blom::{self, Master, Sizing};
 use warifu_core::keycenter::{self, KeyCenter};
+use warifu_core::keyfile::KdfParams;
 use warifu_core::keyfile::{KeyFile, SokKeyFile};
 use warifu_core::keysource::{self, pairwise_key};
 use warifu_core::rand::OsRandom;
+use warifu_core::revocation::{CenterSigningKey, RevocationList, SignedRevocationList};
 use warifu_core::sok::{self, KeyScheme, SokMaster};
 use warifu_services::directory::{Directory, Entry};
+use zeroize::Zeroizing;
 
 /// `warifu keycenter …`
 #[derive(Debug, Subcommand)]
@@ -277,8 +277,8 @@ fn write_revocation_key(
     out: &mut String,
 ) -> Result<CenterSigningKey> {
     let path = dir.join(REVOCATION_KEY_FILE);
-    let key = CenterSigningKey::generate(&mut OsRandom)
-        .context("cannot generate the revocation key")?;
+    let key =
+        CenterSigningKey::generate(&mut OsRandom).context("cannot generate the revocation key")?;
     let bytes = Zeroizing::new(
         key.encode_file(pass.map(|p| (p, KdfParams::default())), &mut OsRandom)
             .context("cannot encode the revocation key")?,
@@ -361,8 +361,13 @@ fn revoke(args: &RevokeArgs) -> Result<()> {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     let signed = key.sign(held.with(fresh.iter().cloned(), now));
-    files::write_public(&path, (signed.to_json() + "
-").as_bytes())?;
+    files::write_public(
+        &path,
+        (signed.to_json()
+            + "
+")
+        .as_bytes(),
+    )?;
     writeln!(
         out,
         "revocation list serial {} ({} identifier(s) revoked) written to {}",

@@ -47,7 +47,8 @@ pub struct UpArgs {
     pub log: String,
     /// Log format on standard error: `text` or `json` (one object per line).
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,    /// The key center's signed revocation list every party reads, re-read when it changes
+    pub log_format: LogFormat,
+    /// The key center's signed revocation list every party reads, re-read when it changes
     /// (default: DATA/keycenter/revocations.json, where `warifu keycenter revoke --dir
     /// DATA/keycenter ID` writes it).
     #[arg(long, value_name = "FILE")]

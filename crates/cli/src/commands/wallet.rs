@@ -17,9 +17,9 @@ use warifu_services::http::dashboard::money;
 use crate::support::flags::DisclosureArgs;
 use crate::support::format::print;
 use crate::support::keystore;
-use crate::support::service::revocation_feed;
 use crate::support::passphrase::{self, PassphraseArgs};
 use crate::support::profile::read_profile;
+use crate::support::service::revocation_feed;
 use crate::wallet_web::history;
 use warifu_core::secret::Secret;
 

@@ -205,6 +205,9 @@ pub(crate) async fn open_store(db: &DbArgs, party: Party) -> Result<Store> {
     store.with_context(|| format!("cannot open the {} database", party.as_str()))
 }
 
+/// A service's revocation list, when it was started with `--revocations`.
+pub(crate) type Feed = Option<Arc<RevocationFeed>>;
+
 /// Loads the party's keys for serving, refusing revoked peers when `--revocations` is given
 /// (checked under the revocation key of the directory file `directory`); also makes `args`'
 /// limits this process's (every serve command loads its keys before it builds its service).
@@ -212,7 +215,7 @@ pub(crate) fn load_keys(
     args: &ServeArgs,
     role: Role,
     directory: Option<&Path>,
-) -> Result<(Arc<dyn KeySource>, Option<Arc<RevocationFeed>>)> {
+) -> Result<(Arc<dyn KeySource>, Feed)> {
     args.limits.apply()?;
     let keys = keystore::party_key_source(&args.key, &args.keys, &args.passphrase)?;
     if keys.owner().role() != role {

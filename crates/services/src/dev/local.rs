@@ -410,9 +410,10 @@ impl Local {
         let (mut centers, k, created) = Centers::open(&opts.data_dir, opts.k, opts.scheme)?;
         centers.baseline = opts.plaintext_baseline;
         let center_key = load_or_create_center_key(&opts.data_dir)?;
-        let revocations_path = opts.revocations.clone().unwrap_or_else(|| {
-            opts.data_dir.join(KEYCENTER_DIR).join(REVOCATIONS_FILE)
-        });
+        let revocations_path = opts
+            .revocations
+            .clone()
+            .unwrap_or_else(|| opts.data_dir.join(KEYCENTER_DIR).join(REVOCATIONS_FILE));
         let revocations = RevocationFeed::open(&revocations_path, center_key.public())?;
         let master_time = started.elapsed();
         let started = Instant::now();

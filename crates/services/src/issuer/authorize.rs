@@ -85,13 +85,13 @@ async fn authorize(
     if let Some(first) = once.earlier(st.store.as_ref()).await? {
         return Ok(first);
     }
-    let view: View<ForIssuer> =
-        req.forwarded
-            .open(&req.policy, st.keys.as_ref())
-            .map_err(|e| {
-                tracing::warn!(%order_id, merchant = %peer, "issuer part does not open");
-                AppError::unopened(&e)
-            })?;
+    let view: View<ForIssuer> = req
+        .forwarded
+        .open(&req.policy, st.keys.as_ref())
+        .map_err(|e| {
+            tracing::warn!(%order_id, merchant = %peer, "issuer part does not open");
+            AppError::unopened(&e)
+        })?;
     let f = &view.fields;
     let (Some(amount), Some(currency), Some(card), Some(name), Some(method)) = (
         f.amount,
