@@ -13,6 +13,8 @@ use serde_json::Value;
 const CARD: &str = "4111111111111111";
 const PASS: &str = "correct horse battery staple";
 const KEY_PASS: &str = "a different one for the keys";
+/// The passphrase of the hybrid's separate SOK center (WARIFU_SOK_PASSPHRASE of every run).
+const SOK_PASS: &str = "the SOK center's own passphrase";
 const IDS: [&str; 4] = [
     "cardholder:alice@mail.example",
     "merchant:shop.example",
@@ -20,7 +22,8 @@ const IDS: [&str; 4] = [
     "carrier:post.example",
 ];
 
-/// Runs `warifu` with a clean environment for passphrases and no terminal on stdin.
+/// Runs `warifu` with a clean environment for passphrases (but the SOK center's, SOK_PASS)
+/// and no terminal on stdin.
 fn warifu(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
     warifu_env(args, None)
 }
@@ -28,6 +31,7 @@ fn warifu(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
 fn warifu_env(args: &[&dyn AsRef<std::ffi::OsStr>], pass_env: Option<&str>) -> Output {
     let mut cmd = common::warifu();
     cmd.args(args.iter().map(|a| a.as_ref()));
+    cmd.env("WARIFU_SOK_PASSPHRASE", SOK_PASS);
     if let Some(p) = pass_env {
         cmd.env("WARIFU_PASSPHRASE", p);
     }
@@ -190,7 +194,10 @@ fn init_issue_show_seal_open_round_trip() {
         Some(PASS),
     )));
     assert!(text.contains("hybrid: Blom ⊕ SOK"), "{text}");
-    assert!(text.contains("— SOK master (sok-master.key)"), "{text}");
+    assert!(
+        text.contains("center-sok/sok-master.key, a separate center)"),
+        "{text}"
+    );
     let fingerprint = show["sok"]["fingerprint"].as_str().unwrap_or_default();
     assert!(text.contains(fingerprint), "{text}");
     let text = stdout(&ok(warifu(&[&"keycenter", &"show", &"--k", &"64"])));
@@ -1149,4 +1156,121 @@ fn revoke_then_reissue_under_a_new_epoch() {
     )
     .expect("write");
     fails(serve(&forged), "not signed by the key center", &[]);
+}
+
+#[test]
+fn hybrid_centers_are_separate_by_default() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = tmp.path();
+    let (kc, sok, keys) = (root.join("kc"), root.join("kc-sok"), root.join("keys"));
+    let blom_pass = root.join("blom-pass.txt");
+    let sok_pass = root.join("sok-pass.txt");
+    fs::write(&blom_pass, format!("{PASS}\n")).expect("write");
+    fs::write(&sok_pass, "another long passphrase\n").expect("write");
+    let init = |extra: &[&dyn AsRef<std::ffi::OsStr>]| {
+        let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![
+            &"keycenter",
+            &"init",
+            &"--dir",
+            &kc,
+            &"--k",
+            &"8",
+            &"--passphrase-file",
+            &blom_pass,
+        ];
+        args.extend_from_slice(extra);
+        warifu(&args)
+    };
+    // Two centers need two passphrases: the same one is refused, nothing written.
+    fails(
+        init(&[&"--sok-passphrase-file", &blom_pass]),
+        "two passphrases",
+        &[PASS],
+    );
+    assert!(!kc.join("master.key").exists() && !sok.join("sok-master.key").exists());
+    let out = stdout(&ok(init(&[&"--sok-passphrase-file", &sok_pass])));
+    assert!(
+        out.contains("two centers, each under its own passphrase"),
+        "{out}"
+    );
+    assert!(
+        !kc.join("sok-master.key").exists(),
+        "the Blom center holds no SOK master"
+    );
+    assert!(sok.join("sok-master.key").exists());
+    #[cfg(unix)]
+    assert_eq!(mode(&sok.join("sok-master.key")), 0o600);
+
+    // `issue` takes each center: without the SOK center's passphrase it stops (the
+    // environment's WARIFU_SOK_PASSPHRASE is not that center's), with both it writes one hybrid
+    // key file.
+    let issue = |pass: &Path| {
+        warifu(&[
+            &"keycenter",
+            &"issue",
+            &"--dir",
+            &kc,
+            &"--out",
+            &keys,
+            &"--passphrase-file",
+            &blom_pass,
+            &"--sok-passphrase-file",
+            &pass,
+            &"merchant:shop.example",
+        ])
+    };
+    fails(issue(&blom_pass), "wrong passphrase", &[PASS]);
+    let out = stdout(&ok(issue(&sok_pass)));
+    assert!(out.contains("1 hybrid (Blom + SOK) key(s)"), "{out}");
+    let text = stdout(&ok(warifu(&[
+        &"keycenter",
+        &"show",
+        &"--dir",
+        &kc,
+        &"--passphrase-file",
+        &blom_pass,
+        &"--sok-passphrase-file",
+        &sok_pass,
+    ])));
+    assert!(text.contains("a separate center"), "{text}");
+
+    // One directory for both is an explicit choice, with a warning.
+    let one = root.join("one");
+    let o = ok(warifu(&[
+        &"keycenter",
+        &"init",
+        &"--dir",
+        &one,
+        &"--k",
+        &"8",
+        &"--no-passphrase",
+        &"--single-center",
+    ]));
+    assert!(stderr(&o).contains("holds both masters"), "{}", stderr(&o));
+    assert!(one.join("sok-master.key").exists() && one.join("master.key").exists());
+    assert!(!root.join("one-sok").exists());
+    // --sok-dir puts the SOK center anywhere; `issue` finds it through sok-center.txt.
+    let (kc2, elsewhere) = (root.join("kc2"), root.join("vault").join("sok"));
+    ok(warifu(&[
+        &"keycenter",
+        &"init",
+        &"--dir",
+        &kc2,
+        &"--k",
+        &"8",
+        &"--no-passphrase",
+        &"--sok-dir",
+        &elsewhere,
+    ]));
+    assert!(elsewhere.join("sok-master.key").exists());
+    let out = stdout(&ok(warifu(&[
+        &"keycenter",
+        &"issue",
+        &"--dir",
+        &kc2,
+        &"--out",
+        &keys,
+        &"cardholder:alice@mail.example",
+    ])));
+    assert!(out.contains("hybrid (Blom + SOK)"), "{out}");
 }

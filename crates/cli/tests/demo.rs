@@ -123,9 +123,14 @@ fn demo_runs_in_every_key_scheme_and_says_which() {
             stdout.contains(&format!("Key centers: scheme {scheme} (")),
             "{scheme}:\n{stdout}"
         );
-        assert_eq!(stdout.contains("SOK master"), scheme != "blom", "{stdout}");
+        // Each master in its own center, both shown (issue 19).
         assert_eq!(
-            stdout.contains("Blom master k = 8"),
+            stdout.contains("keycenter-sok: master s"),
+            scheme != "blom",
+            "{stdout}"
+        );
+        assert_eq!(
+            stdout.contains("keycenter: master k = 8"),
             scheme != "sok",
             "{stdout}"
         );

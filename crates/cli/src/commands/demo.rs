@@ -9,7 +9,7 @@ use warifu_core::order::{Card, Destination, Order, OrderForm, PaymentMethod};
 use warifu_core::sok::KeyScheme;
 use warifu_core::{PartyId, Role};
 use warifu_services::dev::holdings::{self, Holdings};
-use warifu_services::dev::local::{Local, LocalOptions, Storage};
+use warifu_services::dev::local::{KeyCenterFigures, Local, LocalOptions, Storage};
 use warifu_store::Party;
 
 use crate::support::demo_cardholder::{
@@ -138,7 +138,7 @@ async fn run_demo(args: &DemoArgs, dir: &Path) -> Result<()> {
 }
 
 async fn demo_steps(local: &Local, backend: &str, started: Instant) -> Result<()> {
-    let f = local.figures;
+    let f = &local.figures;
     let merchant = local.merchant.id().clone();
     let issuer = local.issuer.id().clone();
     let carrier = local.carrier.id().clone();
@@ -148,12 +148,12 @@ async fn demo_steps(local: &Local, backend: &str, started: Instant) -> Result<()
     let alice_key_time = t.elapsed();
     print(&format!(
         "1. Key centers: scheme {} ({})\n   \
-         {}, {} in {}\n   \
+         {}\n   masters {} in {}\n   \
          issued: {merchant}, {issuer}, {carrier} in {}; {alice_id} in {}\n   \
          directory: {} (identifier → role → endpoint)\n\n",
         f.scheme,
         scheme_words(f.scheme),
-        masters_words(f.k, f.scheme),
+        masters_words(f),
         if f.created { "generated" } else { "loaded" },
         ms(f.master_time),
         ms(f.issue_time),
@@ -302,13 +302,28 @@ fn scheme_words(scheme: KeyScheme) -> &'static str {
     }
 }
 
-/// The masters in use and Blom's collusion bound, in words.
-fn masters_words(k: Option<u32>, scheme: KeyScheme) -> String {
-    let blom = k.map(|k| format!("Blom master k = {k} (alone: {})", bound_words(k)));
-    match (blom, scheme) {
-        (Some(b), KeyScheme::Hybrid) => format!("{b}; SOK master (no collusion bound)"),
+/// The centers and masters in use and Blom's collusion bound, in words.
+fn masters_words(f: &KeyCenterFigures) -> String {
+    let at = |d: &Option<std::path::PathBuf>| {
+        d.as_ref()
+            .map(|d| format!(" in {}", d.display()))
+            .unwrap_or_default()
+    };
+    let blom = f.k.map(|k| {
+        format!(
+            "Blom center{}: master k = {k} (alone: {})",
+            at(&f.blom_center),
+            bound_words(k)
+        )
+    });
+    let sok = format!(
+        "SOK center{}: master s (no collusion bound)",
+        at(&f.sok_center)
+    );
+    match (blom, f.scheme) {
+        (Some(b), KeyScheme::Hybrid) => format!("{b}\n   {sok}"),
         (Some(b), _) => b,
-        (None, _) => "SOK master (no collusion bound)".into(),
+        (None, _) => sok,
     }
 }
 

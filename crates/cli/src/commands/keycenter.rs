@@ -9,9 +9,11 @@ use crate::support::flags::SchemeArg;
 use crate::support::format::{bound_words, print};
 use crate::support::keystore::{
     self, MASTER_FILE, REGISTER_FILE, REVOCATION_KEY_FILE, REVOCATIONS_FILE, Register,
-    SOK_MASTER_FILE, encode_key_file, encode_sok_key_file, file_name_for,
+    SOK_CENTER_FILE, SOK_MASTER_FILE, encode_key_file, encode_sok_key_file, file_name_for,
 };
-use crate::support::passphrase::{self, NewPassphraseArgs, PassphraseArgs};
+use crate::support::passphrase::{
+    self, NewPassphraseArgs, PassphraseArgs, SokPassphraseArgs, Source,
+};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -72,17 +74,28 @@ pub struct InitArgs {
     /// sok-master.key (SOK).
     #[arg(long, value_name = "DIR")]
     pub dir: PathBuf,
-    /// Which masters to create: `blom`, `sok`, or `hybrid` (both, in one directory). For
-    /// the hybrid held by two separate centers, init one directory `--scheme blom` and
-    /// another `--scheme sok`.
+    /// Which masters to create: `blom`, `sok`, or `hybrid` (both: two centers, the Blom
+    /// one in DIR and the SOK one in --sok-dir, each under its own passphrase).
     #[arg(long, value_enum, default_value_t = SchemeArg::Hybrid)]
     pub scheme: SchemeArg,
+    /// The hybrid's SOK center (created if missing; default: DIR-sok beside DIR). DIR's
+    /// sok-center.txt names it, so that `issue` and `show` find it.
+    #[arg(long, value_name = "DIR", conflicts_with = "single_center")]
+    pub sok_dir: Option<PathBuf>,
+    /// Put both masters of the hybrid in DIR under one passphrase: whoever holds DIR then
+    /// derives every pairwise key (not the default).
+    #[arg(long, alias = "one-center")]
+    pub single_center: bool,
     /// The collusion bound of the Blom master: any k+1 key holders together recover it.
     #[arg(long, default_value_t = warifu_core::blom::DEFAULT_K)]
     pub k: u32,
-    /// Protection of master.key.
+    /// Protection of master.key (and revocation.key; of both masters with
+    /// --single-center). --no-passphrase leaves every master of this init unsealed.
     #[command(flatten)]
     pub passphrase: NewPassphraseArgs,
+    /// Protection of the separate SOK center's sok-master.key: its own passphrase.
+    #[command(flatten)]
+    pub sok_passphrase: SokPassphraseArgs,
 }
 
 /// `warifu keycenter issue`
@@ -100,10 +113,16 @@ pub struct IssueArgs {
     /// Seal every issued key under the passphrase in this file (default: unsealed, 0600).
     #[arg(long, value_name = "FILE")]
     pub key_passphrase_file: Option<PathBuf>,
-    /// Issue only this scheme's keys. Default: every master the directory holds (both →
-    /// one hybrid key file each; a Blom or a SOK center alone → its own key file).
+    /// Issue only this scheme's keys. Default: every master the center holds or names (both
+    /// → one hybrid key file each; a Blom or a SOK center alone → its own key file).
     #[arg(long, value_enum)]
     pub scheme: Option<SchemeArg>,
+    /// The hybrid's SOK center (default: the one DIR's sok-center.txt names).
+    #[arg(long, value_name = "DIR")]
+    pub sok_dir: Option<PathBuf>,
+    /// The passphrase of the separate SOK center's master.
+    #[command(flatten)]
+    pub sok_passphrase: SokPassphraseArgs,
     /// Identifiers such as `cardholder:alice@mail.example` or `merchant:shop.example`.
     #[arg(value_name = "ID", required = true)]
     pub ids: Vec<String>,
@@ -121,6 +140,12 @@ pub struct ShowArgs {
     /// The passphrase of master.key, if it is sealed.
     #[command(flatten)]
     pub passphrase: PassphraseArgs,
+    /// The hybrid's SOK center (default: the one DIR's sok-center.txt names).
+    #[arg(long, value_name = "DIR", requires = "dir")]
+    pub sok_dir: Option<PathBuf>,
+    /// The passphrase of the separate SOK center's master.
+    #[command(flatten)]
+    pub sok_passphrase: SokPassphraseArgs,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -224,8 +249,7 @@ pub fn directory(cmd: &DirectoryCommand) -> Result<()> {
             d.set_revocation_key(key.public());
             d.save(file)?;
             print(&format!(
-                "{}: revocation key of {} (fingerprint {})
-",
+                "{}: revocation key of {} (fingerprint {})\n",
                 file.display(),
                 dir.display(),
                 fingerprint(&key.public().to_bytes())
@@ -236,8 +260,7 @@ pub fn directory(cmd: &DirectoryCommand) -> Result<()> {
             let mut out = String::new();
             if let Some(k) = d.revocation_key() {
                 out.push_str(&format!(
-                    "revocation key fingerprint {}
-",
+                    "revocation key fingerprint {}\n",
                     fingerprint(&k.to_bytes())
                 ));
             }
@@ -361,13 +384,7 @@ fn revoke(args: &RevokeArgs) -> Result<()> {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     let signed = key.sign(held.with(fresh.iter().cloned(), now));
-    files::write_public(
-        &path,
-        (signed.to_json()
-            + "
-")
-        .as_bytes(),
-    )?;
+    files::write_public(&path, (signed.to_json() + "\n").as_bytes())?;
     writeln!(
         out,
         "revocation list serial {} ({} identifier(s) revoked) written to {}",
@@ -422,9 +439,36 @@ fn fingerprint(public: &[u8]) -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
+/// Where `init` puts the SOK master: DIR for a SOK center or a single hybrid center, else
+/// the separate SOK center (`--sok-dir`, default DIR-sok).
+fn init_sok_dir(args: &InitArgs) -> Result<PathBuf> {
+    let scheme = KeyScheme::from(args.scheme);
+    if scheme != KeyScheme::Hybrid {
+        if args.sok_dir.is_some() || args.single_center {
+            bail!("--sok-dir and --single-center are for the hybrid scheme");
+        }
+        return Ok(args.dir.clone());
+    }
+    if args.single_center {
+        return Ok(args.dir.clone());
+    }
+    if let Some(d) = &args.sok_dir {
+        return Ok(d.clone());
+    }
+    let name = args
+        .dir
+        .file_name()
+        .context("give --sok-dir DIR for the SOK center (DIR has no name to suffix)")?;
+    let mut sibling = name.to_owned();
+    sibling.push("-sok");
+    Ok(args.dir.with_file_name(sibling))
+}
+
 fn init(args: &InitArgs) -> Result<()> {
     let scheme = KeyScheme::from(args.scheme);
-    let sok_path = args.dir.join(SOK_MASTER_FILE);
+    let sok_dir = init_sok_dir(args)?;
+    let separate = sok_dir != args.dir;
+    let sok_path = sok_dir.join(SOK_MASTER_FILE);
     if scheme != KeyScheme::Blom && sok_path.exists() {
         bail!(
             "{} already exists: refusing to overwrite a master (every key it issued would stop working)",
@@ -452,6 +496,22 @@ fn init(args: &InitArgs) -> Result<()> {
         bail!("--k must be in 1..={}, got {}", blom::MAX_K, args.k);
     }
     let pass = passphrase::new_passphrase(&args.passphrase, MASTER_FILE)?;
+    // The separate SOK center has a passphrase of its own (none with --no-passphrase).
+    let sok_pass = if separate {
+        let p = passphrase::new_passphrase_from(
+            args.sok_passphrase.source(),
+            args.passphrase.no_passphrase,
+            &format!("the SOK center's {SOK_MASTER_FILE}"),
+        )?;
+        if p.is_some() && p == pass {
+            bail!(
+                "the SOK center's passphrase is the Blom center's: two centers need two passphrases"
+            );
+        }
+        p
+    } else {
+        pass.clone()
+    };
     files::ensure_private_dir(&args.dir)?;
     let sizing = Sizing::for_k(args.k);
     // No step to count (one draw, one sealing): a spinner says what takes the time.
@@ -485,25 +545,57 @@ fn init(args: &InitArgs) -> Result<()> {
     )?;
     writeln!(out, "  {}  empty register", register_path.display())?;
     writeln!(out, "  bound: {}", bound_words(args.k))?;
-    let made = if scheme == KeyScheme::Hybrid {
-        write_sok_master(&sok_path, pass.as_ref(), &mut out)
-    } else {
-        Ok(())
-    }
-    .and_then(|()| write_revocation_key(&args.dir, pass.as_ref(), &mut out).map(drop));
+    let sok_center = args.dir.join(SOK_CENTER_FILE);
+    let made = write_revocation_key(&args.dir, pass.as_ref(), &mut out)
+        .map(drop)
+        .and_then(|()| match scheme {
+            KeyScheme::Hybrid if separate => {
+                files::ensure_private_dir(&sok_dir)?;
+                writeln!(out, "created SOK key center {}", sok_dir.display())?;
+                write_sok_master(&sok_path, sok_pass.as_ref(), &mut out)?;
+                let named = std::fs::canonicalize(&sok_dir)
+                    .with_context(|| format!("cannot resolve {}", sok_dir.display()))?;
+                files::write_public(&sok_center, format!("{}\n", named.display()).as_bytes())
+            }
+            KeyScheme::Hybrid => write_sok_master(&sok_path, pass.as_ref(), &mut out),
+            _ => Ok(()),
+        });
     if let Err(e) = made {
         // A half-made center would later pass for another one: remove what was written.
-        for f in [&master_path, &register_path, &sok_path] {
+        let revocation_key = args.dir.join(REVOCATION_KEY_FILE);
+        for f in [
+            &master_path,
+            &register_path,
+            &sok_path,
+            &sok_center,
+            &revocation_key,
+        ] {
             let _ = std::fs::remove_file(f);
         }
         return Err(e);
     }
-    if scheme == KeyScheme::Hybrid {
-        writeln!(
+    match scheme {
+        KeyScheme::Hybrid if separate => writeln!(
             out,
-            "  scheme: hybrid (Blom ⊕ SOK); to hold the two masters in separate centers, move \
-             {SOK_MASTER_FILE} to another directory (or init one with --scheme blom and one with --scheme sok)"
-        )?;
+            "scheme: hybrid (Blom ⊕ SOK) from two centers, each under its own passphrase: a \
+             pairwise key needs both masters. Keep {} and {} on separate machines; `issue` \
+             takes each (--sok-dir, default the one {SOK_CENTER_FILE} names).",
+            args.dir.display(),
+            sok_dir.display()
+        )?,
+        KeyScheme::Hybrid => {
+            writeln!(
+                out,
+                "scheme: hybrid (Blom ⊕ SOK), both masters in one center"
+            )?;
+            eprintln!(
+                "warning: --single-center: {} holds both masters under one passphrase, so whoever \
+                 holds it derives every pairwise key; the default puts the SOK master in a \
+                 second center",
+                args.dir.display()
+            );
+        }
+        _ => {}
     }
     print(&out)
 }
@@ -553,10 +645,42 @@ fn progress(len: u64) -> ProgressBar {
     bar
 }
 
+/// The hybrid's SOK master of the center in `dir`: `sok_dir`'s if given, else DIR's own (a
+/// SOK center, or a single hybrid center), else the separate SOK center DIR's
+/// sok-center.txt names; with where its passphrase comes from (`sok_pass` for a separate
+/// center, else `pass`). `None`: no SOK master.
+fn sok_master<'a>(
+    dir: &Path,
+    sok_dir: Option<&Path>,
+    pass: &'a PassphraseArgs,
+    sok_pass: &'a SokPassphraseArgs,
+) -> Result<Option<(PathBuf, Source<'a>)>> {
+    let own = dir.join(SOK_MASTER_FILE);
+    let named = dir.join(SOK_CENTER_FILE);
+    let separate = match sok_dir {
+        Some(d) => d.to_owned(),
+        None if own.exists() => return Ok(Some((own, pass.source()))),
+        None if named.exists() => {
+            let text = String::from_utf8(files::read_bounded(&named, 64 * 1024)?)
+                .with_context(|| format!("{} is not UTF-8", named.display()))?;
+            PathBuf::from(text.lines().next().unwrap_or_default().trim())
+        }
+        None => return Ok(None),
+    };
+    let path = separate.join(SOK_MASTER_FILE);
+    if !path.exists() {
+        bail!(
+            "the SOK center {} holds no {SOK_MASTER_FILE}",
+            separate.display()
+        );
+    }
+    Ok(Some((path, sok_pass.source())))
+}
+
 /// The halves `keycenter issue` issues: the requested scheme's, or every master present.
-fn halves(args: &IssueArgs) -> Result<(bool, bool)> {
+fn halves(args: &IssueArgs, sok: Option<&(PathBuf, Source<'_>)>) -> Result<(bool, bool)> {
     let has_blom = args.dir.join(MASTER_FILE).exists();
-    let has_sok = args.dir.join(SOK_MASTER_FILE).exists();
+    let has_sok = sok.is_some();
     let (blom, sok) = match args.scheme.map(KeyScheme::from) {
         None => (has_blom, has_sok),
         Some(KeyScheme::Blom) => (true, false),
@@ -575,7 +699,10 @@ fn halves(args: &IssueArgs) -> Result<(bool, bool)> {
         (sok, has_sok, SOK_MASTER_FILE),
     ] {
         if want && !has {
-            bail!("{} has no {file}", args.dir.display());
+            bail!(
+                "{} has no {file} (nor names a SOK center)",
+                args.dir.display()
+            );
         }
     }
     Ok((blom, sok))
@@ -594,10 +721,17 @@ fn issue(args: &IssueArgs) -> Result<()> {
         );
     }
     let key_pass = passphrase::optional_passphrase(args.key_passphrase_file.as_deref())?;
-    let (with_blom, with_sok) = halves(args)?;
-    let sok_master = with_sok
-        .then(|| keystore::load_sok_master(&args.dir.join(SOK_MASTER_FILE), &args.passphrase))
-        .transpose()?;
+    let sok = sok_master(
+        &args.dir,
+        args.sok_dir.as_deref(),
+        &args.passphrase,
+        &args.sok_passphrase,
+    )?;
+    let (with_blom, with_sok) = halves(args, sok.as_ref())?;
+    let sok_master = match (&sok, with_sok) {
+        (Some((path, source)), true) => Some(keystore::load_sok_master(path, *source)?),
+        _ => None,
+    };
     if !with_blom {
         return issue_sok(args, &ids, sok_master, key_pass.as_ref());
     }
@@ -769,10 +903,9 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// Reads the SOK master in `dir` and times one issuance and one pairwise derivation.
-fn sok_report(dir: &std::path::Path, pass: &PassphraseArgs) -> Result<SokReport> {
-    let path = dir.join(SOK_MASTER_FILE);
-    let sealed = KeyFile::is_sealed(&files::read_bounded(&path, files::MAX_KEY_FILE)?);
-    let master = keystore::load_sok_master(&path, pass)?;
+fn sok_report(path: &Path, pass: Source<'_>) -> Result<SokReport> {
+    let sealed = KeyFile::is_sealed(&files::read_bounded(path, files::MAX_KEY_FILE)?);
+    let master = keystore::load_sok_master(path, pass)?;
     let a = PartyId::parse("cardholder:show@keycenter.invalid")?;
     let b = PartyId::parse("issuer:show.keycenter.invalid")?;
     let started = std::time::Instant::now();
@@ -865,7 +998,7 @@ fn sok_lines(r: &SokReport, out: &mut String) -> Result<()> {
 /// `keycenter show` for a SOK-only center: the scheme, its public facts and fixed sizes (SOK
 /// has no collusion bound and no register), with the time to issue and derive a key.
 fn show_sok(dir: &std::path::Path, args: &ShowArgs) -> Result<()> {
-    let report = sok_report(dir, &args.passphrase)?;
+    let report = sok_report(&dir.join(SOK_MASTER_FILE), args.passphrase.source())?;
     if args.json {
         return print(&format!("{}\n", serde_json::to_string_pretty(&report)?));
     }
@@ -878,12 +1011,19 @@ fn show_sok(dir: &std::path::Path, args: &ShowArgs) -> Result<()> {
 const MAX_THROWAWAY_MASTER: usize = 300 * 1024 * 1024;
 
 fn show(args: &ShowArgs) -> Result<()> {
-    let sok = match &args.dir {
-        Some(dir) if dir.join(MASTER_FILE).exists() && dir.join(SOK_MASTER_FILE).exists() => {
-            Some(sok_report(dir, &args.passphrase)?)
-        }
+    let sok_center = match &args.dir {
+        Some(dir) if dir.join(MASTER_FILE).exists() => sok_master(
+            dir,
+            args.sok_dir.as_deref(),
+            &args.passphrase,
+            &args.sok_passphrase,
+        )?,
         _ => None,
     };
+    let sok = sok_center
+        .as_ref()
+        .map(|(path, source)| sok_report(path, *source))
+        .transpose()?;
     let (master, issued, sealed) = match (&args.dir, args.k) {
         (Some(dir), _) if !dir.join(MASTER_FILE).exists() && dir.join(SOK_MASTER_FILE).exists() => {
             return show_sok(dir, args);
@@ -1023,7 +1163,22 @@ fn show(args: &ShowArgs) -> Result<()> {
         )?;
     }
     if let Some(sok) = &report.sok {
-        writeln!(out, "— SOK master ({SOK_MASTER_FILE})")?;
+        let place = sok_center
+            .as_ref()
+            .and_then(|(p, _)| p.parent())
+            .map(|d| d.display().to_string())
+            .unwrap_or_default();
+        let centers = if args
+            .dir
+            .as_deref()
+            .map(|d| d.join(SOK_MASTER_FILE).exists())
+            == Some(true)
+        {
+            "one center holds both masters"
+        } else {
+            "a separate center"
+        };
+        writeln!(out, "— SOK master ({place}/{SOK_MASTER_FILE}, {centers})")?;
         sok_lines(sok, &mut out)?;
     }
     print(&out)

@@ -124,6 +124,23 @@ async fn run_up(args: &UpArgs) -> Result<()> {
             .unwrap_or_default(),
         args.data.display()
     );
+    for (name, center) in [
+        ("Blom", &local.figures.blom_center),
+        ("SOK", &local.figures.sok_center),
+    ] {
+        if let Some(dir) = center {
+            text.push_str(&format!(
+                "  {name} key center{:<13} {}\n",
+                "",
+                dir.display()
+            ));
+        }
+    }
+    text.push_str(&format!(
+        "  revocation list          {} (warifu keycenter revoke --dir {} ID)\n",
+        local.revocations_path.display(),
+        args.data.join("keycenter").display()
+    ));
     for id in [local.merchant.id(), local.issuer.id(), local.carrier.id()] {
         text.push_str(&format!(
             "  {:<24} {}\n",

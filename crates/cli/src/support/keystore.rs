@@ -6,7 +6,9 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use crate::support::files::{MAX_KEY_FILE, PUBLIC_MODE, parent, read_bounded, sync_dir};
-use crate::support::passphrase::{PassphraseArgs, existing_passphrase};
+use crate::support::passphrase::{
+    PassphraseArgs, Source, existing_passphrase, existing_passphrase_from,
+};
 use anyhow::{Context, Result, anyhow, bail};
 use sha2::{Digest, Sha256};
 use warifu_core::PartyId;
@@ -25,6 +27,8 @@ pub const SOK_MASTER_FILE: &str = "sok-master.key";
 /// The key center's revocation signing key and its latest signed list, beside its masters
 /// (the same names as in a local deployment's key center).
 pub use warifu_services::dev::local::{REVOCATION_KEY_FILE, REVOCATIONS_FILE};
+/// The file in a hybrid's Blom center naming its separate SOK center (a directory path).
+pub const SOK_CENTER_FILE: &str = "sok-center.txt";
 /// The register's file name inside a key center directory.
 pub const REGISTER_FILE: &str = "issued.txt";
 /// The extension of key files.
@@ -55,10 +59,10 @@ pub fn load_master(path: &Path, pass: &PassphraseArgs) -> Result<Master> {
 }
 
 /// Loads a SOK key center's master.
-pub fn load_sok_master(path: &Path, pass: &PassphraseArgs) -> Result<SokMaster> {
+pub fn load_sok_master(path: &Path, pass: Source<'_>) -> Result<SokMaster> {
     let bytes = Zeroizing::new(read_bounded(path, MAX_KEY_FILE)?);
     let secret = if KeyFile::is_sealed(&bytes) {
-        Some(existing_passphrase(pass, path)?)
+        Some(existing_passphrase_from(pass, path)?)
     } else {
         None
     };

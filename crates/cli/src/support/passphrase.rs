@@ -31,6 +31,60 @@ pub struct PassphraseArgs {
     #[arg(long, value_name = "FILE")]
     pub passphrase_file: Option<PathBuf>,
 }
+
+/// The environment variable holding the passphrase of the hybrid's separate SOK center.
+pub const SOK_PASSPHRASE_ENV: &str = "WARIFU_SOK_PASSPHRASE";
+
+/// Where the passphrase of the hybrid's separate SOK center comes from (its own, not the
+/// Blom center's).
+#[derive(Debug, Clone, Args)]
+pub struct SokPassphraseArgs {
+    /// The SOK center's passphrase, from this file (first line). Otherwise from
+    /// WARIFU_SOK_PASSPHRASE, or a prompt on a terminal.
+    #[arg(long, value_name = "FILE")]
+    pub sok_passphrase_file: Option<PathBuf>,
+}
+
+/// One place a passphrase comes from: a file, else an environment variable, else a prompt.
+#[derive(Debug, Clone, Copy)]
+pub struct Source<'a> {
+    file: Option<&'a Path>,
+    env: &'static str,
+    flag: &'static str,
+}
+
+impl PassphraseArgs {
+    /// `--passphrase-file`, else WARIFU_PASSPHRASE, else a prompt.
+    pub fn source(&self) -> Source<'_> {
+        Source {
+            file: self.passphrase_file.as_deref(),
+            env: PASSPHRASE_ENV,
+            flag: "--passphrase-file",
+        }
+    }
+}
+
+impl NewPassphraseArgs {
+    /// `--passphrase-file`, else WARIFU_PASSPHRASE, else a prompt.
+    pub fn source(&self) -> Source<'_> {
+        Source {
+            file: self.passphrase_file.as_deref(),
+            env: PASSPHRASE_ENV,
+            flag: "--passphrase-file",
+        }
+    }
+}
+
+impl SokPassphraseArgs {
+    /// `--sok-passphrase-file`, else WARIFU_SOK_PASSPHRASE, else a prompt.
+    pub fn source(&self) -> Source<'_> {
+        Source {
+            file: self.sok_passphrase_file.as_deref(),
+            env: SOK_PASSPHRASE_ENV,
+            flag: "--sok-passphrase-file",
+        }
+    }
+}
 /// Reads a passphrase file: its first line, without the line ending. Never empty.
 pub(crate) fn passphrase_from_file(path: &Path) -> Result<Secret> {
     let bytes = Zeroizing::new(
@@ -46,12 +100,12 @@ pub(crate) fn passphrase_from_file(path: &Path) -> Result<Secret> {
     Ok(Secret::new(line))
 }
 
-pub(crate) fn passphrase_from_env() -> Result<Option<Secret>> {
-    match std::env::var(PASSPHRASE_ENV) {
-        Ok(v) if v.is_empty() => bail!("{PASSPHRASE_ENV} is set but empty"),
+fn passphrase_from_var(name: &str) -> Result<Option<Secret>> {
+    match std::env::var(name) {
+        Ok(v) if v.is_empty() => bail!("{name} is set but empty"),
         Ok(v) => Ok(Some(Secret::new(v))),
         Err(std::env::VarError::NotPresent) => Ok(None),
-        Err(std::env::VarError::NotUnicode(_)) => bail!("{PASSPHRASE_ENV} is not UTF-8"),
+        Err(std::env::VarError::NotUnicode(_)) => bail!("{name} is not UTF-8"),
     }
 }
 
@@ -84,19 +138,26 @@ fn long_enough(p: Secret) -> Result<Secret> {
 /// file, `--no-passphrase`, WARIFU_PASSPHRASE, a prompt (twice, empty for none) on a terminal;
 /// otherwise an error, so a secret is never written unsealed by accident.
 pub fn new_passphrase(args: &NewPassphraseArgs, what: &str) -> Result<Option<Secret>> {
-    if let Some(file) = &args.passphrase_file {
+    new_passphrase_from(args.source(), args.no_passphrase, what)
+}
+
+/// [`new_passphrase`] from `source` (`none`: `--no-passphrase`).
+pub fn new_passphrase_from(source: Source<'_>, none: bool, what: &str) -> Result<Option<Secret>> {
+    if let Some(file) = source.file {
         return passphrase_from_file(file).and_then(long_enough).map(Some);
     }
-    if args.no_passphrase {
+    if none {
         return Ok(None);
     }
-    if let Some(p) = passphrase_from_env()? {
+    if let Some(p) = passphrase_from_var(source.env)? {
         return long_enough(p).map(Some);
     }
     if !can_prompt() {
         bail!(
-            "no passphrase for {what}: give --passphrase-file FILE, set {PASSPHRASE_ENV}, \
-             or pass --no-passphrase to write it unsealed"
+            "no passphrase for {what}: give {} FILE, set {}, \
+             or pass --no-passphrase to write it unsealed",
+            source.flag,
+            source.env
         );
     }
     let first = prompt(&format!(
@@ -115,16 +176,23 @@ pub fn new_passphrase(args: &NewPassphraseArgs, what: &str) -> Result<Option<Sec
 
 /// The passphrase of an existing sealed file: the flag's file, WARIFU_PASSPHRASE, or a prompt.
 pub(crate) fn existing_passphrase(args: &PassphraseArgs, path: &Path) -> Result<Secret> {
-    if let Some(file) = &args.passphrase_file {
+    existing_passphrase_from(args.source(), path)
+}
+
+/// [`existing_passphrase`] from `source`.
+pub(crate) fn existing_passphrase_from(source: Source<'_>, path: &Path) -> Result<Secret> {
+    if let Some(file) = source.file {
         return passphrase_from_file(file);
     }
-    if let Some(p) = passphrase_from_env()? {
+    if let Some(p) = passphrase_from_var(source.env)? {
         return Ok(p);
     }
     if !can_prompt() {
         bail!(
-            "{} is sealed under a passphrase: give --passphrase-file FILE or set {PASSPHRASE_ENV}",
-            path.display()
+            "{} is sealed under a passphrase: give {} FILE or set {}",
+            path.display(),
+            source.flag,
+            source.env
         );
     }
     prompt(&format!("Passphrase of {}: ", path.display()))

@@ -35,6 +35,7 @@ pub const CARRIER: &str = "carrier:post.example";
 pub fn warifu() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_warifu"));
     c.env_remove("WARIFU_PASSPHRASE")
+        .env_remove("WARIFU_SOK_PASSPHRASE")
         .env_remove("WARIFU_OPERATOR_TOKEN")
         .stdin(Stdio::null());
     c

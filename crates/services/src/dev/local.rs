@@ -110,7 +110,7 @@ impl LocalOptions {
 }
 
 /// Figures about the key center, for the demo to show.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct KeyCenterFigures {
     /// The key scheme in use.
     pub scheme: KeyScheme,
@@ -122,6 +122,11 @@ pub struct KeyCenterFigures {
     pub master_time: Duration,
     /// How long issuing the three parties' keys took.
     pub issue_time: Duration,
+    /// The Blom center's directory (`None` under SOK alone).
+    pub blom_center: Option<PathBuf>,
+    /// The SOK center's directory (`None` under Blom alone): a separate center, unless the
+    /// data directory comes from before the centers were separated.
+    pub sok_center: Option<PathBuf>,
 }
 
 /// A running local deployment.
@@ -163,8 +168,14 @@ impl core::fmt::Debug for Local {
     }
 }
 
-/// The key center's directory inside a data directory.
+/// The key center's directory inside a data directory (the Blom center, with the revocation
+/// key and list).
 pub const KEYCENTER_DIR: &str = "keycenter";
+/// The hybrid's separate SOK center inside a data directory.
+pub const SOK_KEYCENTER_DIR: &str = "keycenter-sok";
+/// The file in the Blom center naming the separate SOK center (as `warifu keycenter init`
+/// writes it).
+pub const SOK_CENTER_FILE: &str = "sok-center.txt";
 /// The Blom master's file name.
 pub const MASTER_FILE: &str = "master.key";
 /// The SOK master's file name (the second key center of the hybrid scheme).
@@ -212,7 +223,9 @@ struct Centers {
 }
 
 impl Centers {
-    /// Loads or creates (in `dir/keycenter`) the masters `scheme` needs.
+    /// Loads or creates the masters `scheme` needs: the Blom master in `dir/keycenter`, the
+    /// SOK master in its own center `dir/keycenter-sok` (or, in a data directory made before
+    /// the centers were separated, beside the Blom master).
     fn open(
         dir: &Path,
         k: u32,
@@ -287,9 +300,20 @@ impl Centers {
     }
 }
 
-/// Loads the SOK master from the data directory, or creates it (0600).
+/// The SOK center of a data directory: `keycenter-sok`, or `keycenter` if an older run put
+/// the SOK master there.
+pub fn sok_center(dir: &Path) -> PathBuf {
+    let old = dir.join(KEYCENTER_DIR);
+    if old.join(SOK_MASTER_FILE).exists() {
+        return old;
+    }
+    dir.join(SOK_KEYCENTER_DIR)
+}
+
+/// Loads the SOK master from the data directory's SOK center, or creates it (0600) and names
+/// the center in the Blom center's `sok-center.txt`.
 fn load_or_create_sok_master(dir: &Path) -> Result<(SokMaster, bool), LocalError> {
-    let kc = dir.join(KEYCENTER_DIR);
+    let kc = sok_center(dir);
     let path = kc.join(SOK_MASTER_FILE);
     if path.exists() {
         let bytes = zeroize::Zeroizing::new(
@@ -310,6 +334,12 @@ fn load_or_create_sok_master(dir: &Path) -> Result<(SokMaster, bool), LocalError
             .encode(None, &mut OsRandom)?,
     );
     write_private(&path, &bytes)?;
+    let blom = dir.join(KEYCENTER_DIR);
+    crate::files::create_private_dir(&blom).map_err(io(format!("creating {}", blom.display())))?;
+    let named = std::fs::canonicalize(&kc).map_err(io(format!("resolving {}", kc.display())))?;
+    std::fs::write(blom.join(SOK_CENTER_FILE), format!("{}\n", named.display())).map_err(io(
+        format!("writing {}", blom.join(SOK_CENTER_FILE).display()),
+    ))?;
     Ok((master, true))
 }
 
@@ -485,6 +515,9 @@ impl Local {
                 created,
                 master_time,
                 issue_time,
+                blom_center: (opts.scheme != KeyScheme::Sok)
+                    .then(|| opts.data_dir.join(KEYCENTER_DIR)),
+                sok_center: (opts.scheme != KeyScheme::Blom).then(|| sok_center(&opts.data_dir)),
             },
             revocations,
             revocations_path,
