@@ -337,9 +337,11 @@ fn load_or_create_sok_master(dir: &Path) -> Result<(SokMaster, bool), LocalError
     let blom = dir.join(KEYCENTER_DIR);
     crate::files::create_private_dir(&blom).map_err(io(format!("creating {}", blom.display())))?;
     let named = std::fs::canonicalize(&kc).map_err(io(format!("resolving {}", kc.display())))?;
-    std::fs::write(blom.join(SOK_CENTER_FILE), format!("{}\n", named.display())).map_err(io(
-        format!("writing {}", blom.join(SOK_CENTER_FILE).display()),
-    ))?;
+    let pointer = blom.join(SOK_CENTER_FILE);
+    if pointer.exists() {
+        std::fs::remove_file(&pointer).map_err(io(format!("replacing {}", pointer.display())))?;
+    }
+    write_private(&pointer, format!("{}\n", named.display()).as_bytes())?;
     Ok((master, true))
 }
 
