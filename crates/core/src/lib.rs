@@ -38,6 +38,7 @@ pub mod sealed;
 pub mod secret;
 pub mod session;
 pub mod sok;
+pub mod sok_threshold;
 
 pub use error::{Error, Result};
 pub use id::{PartyId, Role};
