@@ -1274,3 +1274,112 @@ fn hybrid_centers_are_separate_by_default() {
     ])));
     assert!(out.contains("hybrid (Blom + SOK)"), "{out}");
 }
+
+#[test]
+fn a_split_sok_master_issues_from_any_t_share_centers() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = tmp.path();
+    let (kc, keys) = (root.join("kc"), root.join("keys"));
+    let out = stdout(&ok(warifu(&[
+        &"keycenter",
+        &"init",
+        &"--dir",
+        &kc,
+        &"--k",
+        &"16",
+        &"--passphrase-file",
+        &{
+            let p = root.join("pass.txt");
+            fs::write(&p, PASS).expect("write");
+            p
+        },
+        &"--sok-shares",
+        &"2/3",
+    ])));
+    assert!(
+        out.contains("split 2 of 3") && out.contains("never written"),
+        "{out}"
+    );
+    for i in 1..=3 {
+        let share = root.join(format!("kc-sok-{i}")).join("sok-share.key");
+        assert!(share.exists(), "{}", share.display());
+        #[cfg(unix)]
+        assert_eq!(mode(&share), 0o600);
+    }
+    assert!(!kc.join("sok-master.key").exists() && !root.join("kc-sok").exists());
+    // One share center is away: the other two issue, and the keys they make agree (an order
+    // sealed by the cardholder opens at the merchant and the issuer).
+    fs::remove_dir_all(root.join("kc-sok-2")).expect("one center away");
+    let issue = |ids: &[&str]| {
+        let pass = root.join("pass.txt");
+        let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![
+            &"keycenter",
+            &"issue",
+            &"--dir",
+            &kc,
+            &"--out",
+            &keys,
+            &"--passphrase-file",
+            &pass,
+        ];
+        args.extend(ids.iter().map(|s| s as &dyn AsRef<std::ffi::OsStr>));
+        warifu(&args)
+    };
+    let out = stdout(&ok(issue(&IDS)));
+    assert!(out.contains("combined from share centers 1, 3"), "{out}");
+    let (form, order, sealed) = (
+        root.join("form.json"),
+        root.join("order.json"),
+        root.join("sealed.json"),
+    );
+    fs::write(&form, stdout(&ok(warifu(&[&"example", &"form"])))).expect("form");
+    fs::write(
+        &order,
+        stdout(&ok(warifu(&[&"example", &"order", &"--form", &form]))),
+    )
+    .expect("order");
+    ok(warifu(&[
+        &"seal",
+        &"--key",
+        &key_path(&keys, IDS[0]),
+        &"--form",
+        &form,
+        &"--order",
+        &order,
+        &"--issuer",
+        &IDS[2],
+        &"--out",
+        &sealed,
+    ]));
+    for id in [IDS[1], IDS[2]] {
+        ok(warifu(&[
+            &"open",
+            &"--key",
+            &key_path(&keys, id),
+            &"--form",
+            &form,
+            &"--in",
+            &sealed,
+        ]));
+    }
+    // With a second center away, one share is not enough.
+    fs::remove_dir_all(root.join("kc-sok-1")).expect("another away");
+    fails(
+        issue(&["cardholder:bob@mail.example"]),
+        "2 are needed",
+        &[PASS],
+    );
+    fails(
+        warifu(&[
+            &"keycenter",
+            &"init",
+            &"--dir",
+            &root.join("bad"),
+            &"--no-passphrase",
+            &"--sok-shares",
+            &"4/3",
+        ]),
+        "T/N",
+        &[],
+    );
+}

@@ -19,13 +19,19 @@ use bls12_381::{G1Affine, G1Projective, G2Affine, G2Projective, Scalar};
 use blst::{BLST_ERROR, min_pk};
 use zeroize::{Zeroize, Zeroizing};
 
+use crate::codec::{Reader, Writer};
 use crate::id::PartyId;
+use crate::keyfile::{KdfParams, open_envelope, seal_envelope};
 use crate::rand::Randomness;
+use crate::secret::Secret;
 use crate::sok::{DST_G2, G1_BYTES, G2_BYTES, SCALAR_BYTES, SokKey, SokMaster};
 use crate::{Error, Result};
 
 /// The most centers a master is split among.
 pub const MAX_CENTERS: u8 = 255;
+/// The key-file kind of a center's master share (§11 envelope; body
+/// `u8 index ‖ u8 t ‖ u8 n ‖ s_i[32] ‖ s·P1[48]`).
+pub const SHARE_KIND: u8 = 17;
 
 /// One center's share of a threshold SOK master: its index i and s_i = f(i).
 pub struct MasterShare {
@@ -141,6 +147,58 @@ impl MasterShare {
     /// party can check the shares it receives.
     pub fn public_key(&self) -> [u8; G1_BYTES] {
         self.scalar.public_key()
+    }
+
+    /// The share as a key file (kind [`SHARE_KIND`]), carrying the master's public key
+    /// s·P1 that combined keys are checked against; sealed under `passphrase` if given.
+    pub fn encode_file(
+        &self,
+        master_public: &[u8; G1_BYTES],
+        passphrase: Option<(&Secret, KdfParams)>,
+        rng: &mut dyn Randomness,
+    ) -> Result<Vec<u8>> {
+        let mut w = Writer::new();
+        w.u8(self.index)
+            .u8(self.threshold)
+            .u8(self.centers)
+            .raw(&self.scalar.to_bytes()[..])
+            .raw(master_public);
+        let body = Zeroizing::new(w.finish());
+        seal_envelope(SHARE_KIND, &body, passphrase, rng)
+    }
+
+    /// Reads a share's key file: the share and the master's public key.
+    pub fn decode_file(
+        bytes: &[u8],
+        passphrase: Option<&Secret>,
+    ) -> Result<(MasterShare, [u8; G1_BYTES])> {
+        let (kind, body) = open_envelope(bytes, passphrase)?;
+        if kind != SHARE_KIND {
+            return Err(Error::malformed(
+                "kind",
+                format!("kind {kind} is not a SOK master share"),
+            ));
+        }
+        let mut r = Reader::new(&body);
+        let (index, threshold, centers) = (r.u8("index")?, r.u8("t")?, r.u8("n")?);
+        let scalar: Zeroizing<[u8; SCALAR_BYTES]> = Zeroizing::new(r.array("share")?);
+        let public: [u8; G1_BYTES] = r.array("master public key")?;
+        r.finish("master share")?;
+        if index == 0 || index > centers || threshold == 0 || threshold > centers {
+            return Err(Error::malformed(
+                "master share",
+                "index or threshold out of range",
+            ));
+        }
+        min_pk::PublicKey::key_validate(&public)
+            .map_err(|_| Error::malformed("master public key", "not a valid G1 point"))?;
+        let share = MasterShare {
+            index,
+            threshold,
+            centers,
+            scalar: SokMaster::from_bytes(&scalar)?,
+        };
+        Ok((share, public))
     }
 
     /// Issues the share of `id`'s personal key: (s_i·H1(id), s_i·H2(id)).
@@ -344,6 +402,31 @@ mod tests {
         let (g1, g2) = a.to_parts();
         assert!(KeyShare::from_parts(0, alice.clone(), &g1, &g2).is_err());
         let back = KeyShare::from_parts(1, alice.clone(), &g1, &g2).expect("parts");
+        // A share's key file, plain or sealed, carries the master's public key.
+        let file = shares[0]
+            .encode_file(&public, None, &mut rng)
+            .expect("file");
+        let (again, public_back) = MasterShare::decode_file(&file, None).expect("decode");
+        assert_eq!(
+            (again.index(), again.threshold(), public_back),
+            (1, (2, 3), public)
+        );
+        assert_eq!(again.public_key(), shares[0].public_key());
+        let pass = Secret::new("share passphrase");
+        let sealed = shares[1]
+            .encode_file(&public, Some((&pass, KdfParams::FAST_FOR_TESTS)), &mut rng)
+            .expect("sealed");
+        assert!(MasterShare::decode_file(&sealed, None).is_err());
+        assert_eq!(
+            MasterShare::decode_file(&sealed, Some(&pass))
+                .expect("open")
+                .0
+                .index(),
+            2
+        );
+        let mut bad = file.clone();
+        bad[5] = 16;
+        assert!(MasterShare::decode_file(&bad, None).is_err());
         back.verify(&shares[0].public_key()).expect("verifies");
         assert!(!format!("{:?}{:?}", shares[0], back).contains(&hex(&g1)));
     }

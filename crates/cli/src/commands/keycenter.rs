@@ -9,7 +9,8 @@ use crate::support::flags::SchemeArg;
 use crate::support::format::{bound_words, print};
 use crate::support::keystore::{
     self, MASTER_FILE, REGISTER_FILE, REVOCATION_KEY_FILE, REVOCATIONS_FILE, Register,
-    SOK_CENTER_FILE, SOK_MASTER_FILE, encode_key_file, encode_sok_key_file, file_name_for,
+    SOK_CENTER_FILE, SOK_MASTER_FILE, SOK_SHARE_FILE, SOK_SHARES_FILE, encode_key_file,
+    encode_sok_key_file, file_name_for,
 };
 use crate::support::passphrase::{
     self, NewPassphraseArgs, PassphraseArgs, SokPassphraseArgs, Source,
@@ -28,6 +29,7 @@ use warifu_core::keysource::{self, pairwise_key};
 use warifu_core::rand::OsRandom;
 use warifu_core::revocation::{CenterSigningKey, RevocationList, SignedRevocationList};
 use warifu_core::sok::{self, KeyScheme, SokMaster};
+use warifu_core::sok_threshold::{self, MasterShare};
 use warifu_services::directory::{Directory, Entry};
 use zeroize::Zeroizing;
 
@@ -86,6 +88,11 @@ pub struct InitArgs {
     /// derives every pairwise key (not the default).
     #[arg(long, alias = "one-center")]
     pub single_center: bool,
+    /// Split the SOK master among N share centers, any T of which issue a key (`T/N`, e.g.
+    /// `2/3`): share i goes to SOK-DIR-i (SOK-DIR: --sok-dir, default DIR-sok); the master
+    /// itself is never written. DIR's sok-shares.txt names the share centers.
+    #[arg(long, value_name = "T/N", conflicts_with = "single_center")]
+    pub sok_shares: Option<String>,
     /// The collusion bound of the Blom master: any k+1 key holders together recover it.
     #[arg(long, default_value_t = warifu_core::blom::DEFAULT_K)]
     pub k: u32,
@@ -444,8 +451,8 @@ fn fingerprint(public: &[u8]) -> String {
 fn init_sok_dir(args: &InitArgs) -> Result<PathBuf> {
     let scheme = KeyScheme::from(args.scheme);
     if scheme != KeyScheme::Hybrid {
-        if args.sok_dir.is_some() || args.single_center {
-            bail!("--sok-dir and --single-center are for the hybrid scheme");
+        if args.sok_dir.is_some() || args.single_center || args.sok_shares.is_some() {
+            bail!("--sok-dir, --sok-shares and --single-center are for the hybrid scheme");
         }
         return Ok(args.dir.clone());
     }
@@ -466,6 +473,7 @@ fn init_sok_dir(args: &InitArgs) -> Result<PathBuf> {
 
 fn init(args: &InitArgs) -> Result<()> {
     let scheme = KeyScheme::from(args.scheme);
+    let shares = args.sok_shares.as_deref().map(parse_shares).transpose()?;
     let sok_dir = init_sok_dir(args)?;
     let separate = sok_dir != args.dir;
     let sok_path = sok_dir.join(SOK_MASTER_FILE);
@@ -548,8 +556,11 @@ fn init(args: &InitArgs) -> Result<()> {
     let sok_center = args.dir.join(SOK_CENTER_FILE);
     let made = write_revocation_key(&args.dir, pass.as_ref(), &mut out)
         .map(drop)
-        .and_then(|()| match scheme {
-            KeyScheme::Hybrid if separate => {
+        .and_then(|()| match (scheme, &shares) {
+            (KeyScheme::Hybrid, Some((t, n))) => {
+                write_sok_shares(args, &sok_dir, (*t, *n), sok_pass.as_ref(), &mut out)
+            }
+            (KeyScheme::Hybrid, None) if separate => {
                 files::ensure_private_dir(&sok_dir)?;
                 writeln!(out, "created SOK key center {}", sok_dir.display())?;
                 write_sok_master(&sok_path, sok_pass.as_ref(), &mut out)?;
@@ -557,7 +568,7 @@ fn init(args: &InitArgs) -> Result<()> {
                     .with_context(|| format!("cannot resolve {}", sok_dir.display()))?;
                 files::write_public(&sok_center, format!("{}\n", named.display()).as_bytes())
             }
-            KeyScheme::Hybrid => write_sok_master(&sok_path, pass.as_ref(), &mut out),
+            (KeyScheme::Hybrid, None) => write_sok_master(&sok_path, pass.as_ref(), &mut out),
             _ => Ok(()),
         });
     if let Err(e) = made {
@@ -569,12 +580,18 @@ fn init(args: &InitArgs) -> Result<()> {
             &sok_path,
             &sok_center,
             &revocation_key,
+            &args.dir.join(SOK_SHARES_FILE),
         ] {
             let _ = std::fs::remove_file(f);
         }
         return Err(e);
     }
     match scheme {
+        KeyScheme::Hybrid if shares.is_some() => writeln!(
+            out,
+            "scheme: hybrid (Blom ⊕ SOK), the SOK master split among share centers: no one \
+             center derives a SOK key; `issue` combines the shares of enough of them."
+        )?,
         KeyScheme::Hybrid if separate => writeln!(
             out,
             "scheme: hybrid (Blom ⊕ SOK) from two centers, each under its own passphrase: a \
@@ -612,6 +629,146 @@ fn init_sok(args: &InitArgs, sok_path: &std::path::Path) -> Result<()> {
         return Err(e);
     }
     print(&out)
+}
+
+/// `T/N` with 1 ≤ T ≤ N ≤ 255.
+fn parse_shares(s: &str) -> Result<(u8, u8)> {
+    let parsed = s
+        .split_once('/')
+        .and_then(|(t, n)| Some((t.trim().parse::<u8>().ok()?, n.trim().parse::<u8>().ok()?)));
+    match parsed {
+        Some((t, n)) if t >= 1 && t <= n => Ok((t, n)),
+        _ => bail!("--sok-shares takes T/N with 1 ≤ T ≤ N ≤ 255, e.g. 2/3; got {s}"),
+    }
+}
+
+/// The share centers of a split SOK master: SOK-DIR-1 … SOK-DIR-N.
+fn share_dir(sok_dir: &Path, i: u8) -> PathBuf {
+    let mut name = sok_dir.file_name().unwrap_or_default().to_owned();
+    name.push(format!("-{i}"));
+    sok_dir.with_file_name(name)
+}
+
+/// Draws a SOK master, splits it `t` of `n` and writes share i into its own center
+/// (sok-share.key, under `pass`), then DIR's sok-shares.txt naming them. The master is
+/// dropped (wiped) here: no file ever holds it.
+fn write_sok_shares(
+    args: &InitArgs,
+    sok_dir: &Path,
+    (t, n): (u8, u8),
+    pass: Option<&warifu_core::secret::Secret>,
+    out: &mut String,
+) -> Result<()> {
+    let dirs: Vec<PathBuf> = (1..=n).map(|i| share_dir(sok_dir, i)).collect();
+    if let Some(d) = dirs.iter().find(|d| d.join(SOK_SHARE_FILE).exists()) {
+        bail!(
+            "{} already holds a share: refusing to overwrite it",
+            d.display()
+        );
+    }
+    let master = SokMaster::generate(&mut OsRandom).context("cannot generate the SOK master")?;
+    let public = master.public_key();
+    let shares = sok_threshold::split(&master, t, n, &mut OsRandom)?;
+    drop(master);
+    let mut list = format!("{t}/{n}\n");
+    for (share, dir) in shares.iter().zip(&dirs) {
+        files::ensure_private_dir(dir)?;
+        let bytes = Zeroizing::new(share.encode_file(
+            &public,
+            pass.map(|p| (p, KdfParams::default())),
+            &mut OsRandom,
+        )?);
+        files::write_secret(&dir.join(SOK_SHARE_FILE), &bytes, Overwrite::Refuse)?;
+        let named = std::fs::canonicalize(dir)
+            .with_context(|| format!("cannot resolve {}", dir.display()))?;
+        writeln!(list, "{}", named.display())?;
+        writeln!(
+            out,
+            "created SOK share center {} (share {} of {n}, {})",
+            dir.display(),
+            share.index(),
+            if pass.is_some() {
+                "sealed under the SOK passphrase"
+            } else {
+                "NOT sealed (0600 only)"
+            }
+        )?;
+    }
+    writeln!(
+        out,
+        "  the SOK master (public key fingerprint {}) is split {t} of {n}: any {t} share centers issue a key, {} or fewer learn nothing; it was never written",
+        fingerprint(&public),
+        t - 1
+    )?;
+    files::write_public(&args.dir.join(SOK_SHARES_FILE), list.as_bytes())
+}
+
+/// Who issues the SOK half of a key: one master, or share centers combined.
+enum SokIssuer {
+    /// A SOK center's master.
+    Master(SokMaster),
+    /// `t` shares of a split master and the master's public key.
+    Shares(Vec<MasterShare>, [u8; warifu_core::sok::G1_BYTES]),
+}
+
+impl SokIssuer {
+    /// The SOK personal key of `id` (from shares: combined and checked against the master's
+    /// public key).
+    fn personal_key(&self, id: &PartyId) -> Result<warifu_core::sok::SokKey> {
+        Ok(match self {
+            SokIssuer::Master(m) => m.personal_key(id),
+            SokIssuer::Shares(shares, public) => {
+                let parts: Vec<_> = shares.iter().map(|s| s.key_share(id)).collect();
+                sok_threshold::combine(id, &parts, public)
+                    .with_context(|| format!("the share centers' keys for {id} do not combine"))?
+            }
+        })
+    }
+}
+
+/// The first `t` share centers that DIR's sok-shares.txt names and that hold their share
+/// (a center may be away); `None` if DIR names no share centers.
+fn load_shares(dir: &Path, pass: &SokPassphraseArgs) -> Result<Option<SokIssuer>> {
+    let list = dir.join(SOK_SHARES_FILE);
+    if !list.exists() {
+        return Ok(None);
+    }
+    let text = String::from_utf8(files::read_bounded(&list, 64 * 1024)?)
+        .with_context(|| format!("{} is not UTF-8", list.display()))?;
+    let mut lines = text.lines();
+    let (t, n) = parse_shares(lines.next().unwrap_or_default())?;
+    let (mut shares, mut public, mut away) = (Vec::new(), None, Vec::new());
+    for center in lines.map(str::trim).filter(|l| !l.is_empty()) {
+        let path = Path::new(center).join(SOK_SHARE_FILE);
+        if shares.len() == usize::from(t) {
+            break;
+        }
+        if !path.exists() {
+            away.push(center.to_owned());
+            continue;
+        }
+        let bytes = Zeroizing::new(files::read_bounded(&path, files::MAX_KEY_FILE)?);
+        let secret = KeyFile::is_sealed(&bytes)
+            .then(|| passphrase::existing_passphrase_from(pass.source(), &path))
+            .transpose()?;
+        let (share, key) = MasterShare::decode_file(&bytes, secret.as_ref())
+            .with_context(|| format!("cannot open the share {}", path.display()))?;
+        if public.is_some_and(|p| p != key) {
+            bail!("{} is a share of another SOK master", path.display());
+        }
+        public = Some(key);
+        shares.push(share);
+    }
+    match public {
+        Some(public) if shares.len() == usize::from(t) => {
+            Ok(Some(SokIssuer::Shares(shares, public)))
+        }
+        _ => bail!(
+            "the SOK master is split {t} of {n}: {} share center(s) hold their share, {t} are needed (away: {})",
+            shares.len(),
+            away.join(", ")
+        ),
+    }
 }
 
 fn write_sok_master(
@@ -678,9 +835,8 @@ fn sok_master<'a>(
 }
 
 /// The halves `keycenter issue` issues: the requested scheme's, or every master present.
-fn halves(args: &IssueArgs, sok: Option<&(PathBuf, Source<'_>)>) -> Result<(bool, bool)> {
+fn halves(args: &IssueArgs, has_sok: bool) -> Result<(bool, bool)> {
     let has_blom = args.dir.join(MASTER_FILE).exists();
-    let has_sok = sok.is_some();
     let (blom, sok) = match args.scheme.map(KeyScheme::from) {
         None => (has_blom, has_sok),
         Some(KeyScheme::Blom) => (true, false),
@@ -727,10 +883,14 @@ fn issue(args: &IssueArgs) -> Result<()> {
         &args.passphrase,
         &args.sok_passphrase,
     )?;
-    let (with_blom, with_sok) = halves(args, sok.as_ref())?;
+    let split = args.sok_dir.is_none() && args.dir.join(SOK_SHARES_FILE).exists();
+    let (with_blom, with_sok) = halves(args, sok.is_some() || split)?;
     let sok_master = match (&sok, with_sok) {
-        (Some((path, source)), true) => Some(keystore::load_sok_master(path, *source)?),
-        _ => None,
+        (_, false) => None,
+        (Some((path, source)), true) => {
+            Some(SokIssuer::Master(keystore::load_sok_master(path, *source)?))
+        }
+        (None, true) => load_shares(&args.dir, &args.sok_passphrase)?,
     };
     if !with_blom {
         return issue_sok(args, &ids, sok_master, key_pass.as_ref());
@@ -768,7 +928,7 @@ fn issue(args: &IssueArgs) -> Result<()> {
         let path = args.out.join(file_name_for(id));
         let bytes = match &sok_master {
             Some(m) => encode_sok_key_file(
-                &SokKeyFile::Hybrid(key, m.personal_key(id)),
+                &SokKeyFile::Hybrid(key, m.personal_key(id)?),
                 key_pass.as_ref(),
             )?,
             None => encode_key_file(&KeyFile::Personal(key), key_pass.as_ref())?,
@@ -793,6 +953,15 @@ fn issue(args: &IssueArgs) -> Result<()> {
     )?;
     for (id, path) in &written {
         writeln!(out, "  {id}  {}", path.display())?;
+    }
+    if let Some(SokIssuer::Shares(shares, public)) = &sok_master {
+        let used: Vec<String> = shares.iter().map(|s| s.index().to_string()).collect();
+        writeln!(
+            out,
+            "the SOK halves combined from share centers {} (checked against the SOK master's public key, fingerprint {})",
+            used.join(", "),
+            fingerprint(public)
+        )?;
     }
     if written.iter().any(|(id, _)| id.epoch() > 1) {
         writeln!(
@@ -821,7 +990,7 @@ fn issue(args: &IssueArgs) -> Result<()> {
 fn issue_sok(
     args: &IssueArgs,
     ids: &[PartyId],
-    master: Option<SokMaster>,
+    master: Option<SokIssuer>,
     key_pass: Option<&warifu_core::secret::Secret>,
 ) -> Result<()> {
     let master = master.context("no SOK master loaded")?;
@@ -835,7 +1004,7 @@ fn issue_sok(
     for id in ids {
         bar.set_message(id.to_string());
         let path = args.out.join(file_name_for(id));
-        let bytes = encode_sok_key_file(&SokKeyFile::Personal(master.personal_key(id)), key_pass)?;
+        let bytes = encode_sok_key_file(&SokKeyFile::Personal(master.personal_key(id)?), key_pass)?;
         files::write_secret(&path, &bytes, Overwrite::Replace)?;
         writeln!(out, "  {id}  {}", path.display())?;
         bar.inc(1);
@@ -1160,6 +1329,17 @@ fn show(args: &ShowArgs) -> Result<()> {
             } else {
                 "not sealed"
             }
+        )?;
+    }
+    if let Some(dir) = &args.dir
+        && let Ok(text) = std::fs::read_to_string(dir.join(SOK_SHARES_FILE))
+    {
+        let mut lines = text.lines();
+        writeln!(
+            out,
+            "— SOK master split {} among share centers (no file holds it): {}",
+            lines.next().unwrap_or_default(),
+            lines.collect::<Vec<_>>().join(", ")
         )?;
     }
     if let Some(sok) = &report.sok {

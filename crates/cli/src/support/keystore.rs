@@ -29,6 +29,11 @@ pub const SOK_MASTER_FILE: &str = "sok-master.key";
 pub use warifu_services::dev::local::{REVOCATION_KEY_FILE, REVOCATIONS_FILE};
 /// The file in a hybrid's Blom center naming its separate SOK center (a directory path).
 pub const SOK_CENTER_FILE: &str = "sok-center.txt";
+/// The file in a hybrid's Blom center naming the share centers of a split SOK master
+/// (`T/N`, then one directory per line).
+pub const SOK_SHARES_FILE: &str = "sok-shares.txt";
+/// A SOK share center's share of the master.
+pub const SOK_SHARE_FILE: &str = "sok-share.key";
 /// The register's file name inside a key center directory.
 pub const REGISTER_FILE: &str = "issued.txt";
 /// The extension of key files.
