@@ -249,7 +249,7 @@ pub(crate) fn revocation_feed(
         .ok_or(RevocationError::NoCenterKey)?;
     let feed = RevocationFeed::open(path, key)?;
     eprintln!(
-        "revocations: {} (serial {}; re-read when it changes)",
+        "revocations: {} (serial {})",
         path.display(),
         feed.revocations().serial()
     );
@@ -262,6 +262,10 @@ pub(crate) fn watch_revocations(feed: Option<&Arc<RevocationFeed>>, guard: &Guar
     if let Some(f) = feed {
         guard.use_revocations(f.revocations().clone());
         f.watch(WATCH_PERIOD);
+        eprintln!(
+            "revocations: re-read every {} s when the file changes",
+            WATCH_PERIOD.as_secs()
+        );
     }
 }
 
