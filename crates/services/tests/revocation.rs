@@ -9,6 +9,10 @@ use common::*;
 use reqwest::Method;
 use warifu_core::rand::OsRandom;
 use warifu_core::revocation::CenterSigningKey;
+use warifu_services::attest;
+use warifu_services::protocol::merchant_carrier::{
+    DeliveryRequest, PATH_SHIPMENTS, ShipmentRequest,
+};
 use warifu_services::protocol::merchant_issuer::{AuthorizeRequest, PATH_AUTHORIZE};
 use warifu_services::revocations::RevocationError;
 
@@ -35,6 +39,28 @@ async fn hello_refusal(
     let status = r.status().as_u16();
     let body = r.bytes().await.expect("body");
     (status, error_code(&body))
+}
+
+/// Sends `body` to `path` in `session` and returns the status and the error code of the
+/// answer, opened: a handler's refusal is an answer of the session, sealed and signed.
+async fn sealed_refusal(
+    session: &mut warifu_core::session::Session,
+    url: &str,
+    path: &str,
+    body: Vec<u8>,
+) -> (u16, String) {
+    let (auth, _, status, headers, record) = signed(session, url, Method::POST, path, body).await;
+    let answer = warifu_services::session::headers::read_auth(&headers).expect("signed");
+    let body = session
+        .open_response(
+            &auth,
+            &answer,
+            status.as_u16(),
+            &record,
+            warifu_services::now_unix(),
+        )
+        .expect("opens");
+    (status.as_u16(), error_code(&body))
 }
 
 async fn revocation(db: Db) {
@@ -97,27 +123,14 @@ async fn revocation(db: Db) {
         amount: order.amount,
         currency: order.currency.clone(),
     };
-    let (auth, _, status, headers, record) = signed(
-        &mut merchant_session,
-        &issuer_url,
-        Method::POST,
-        PATH_AUTHORIZE,
-        serde_json::to_vec(&forward).expect("json"),
-    )
-    .await;
-    // The handler's refusal is an answer of the session: sealed and signed.
-    let answer = warifu_services::session::headers::read_auth(&headers).expect("signed");
-    let body = merchant_session
-        .open_response(
-            &auth,
-            &answer,
-            status.as_u16(),
-            &record,
-            warifu_services::now_unix(),
-        )
-        .expect("opens");
     assert_eq!(
-        (status.as_u16(), error_code(&body)),
+        sealed_refusal(
+            &mut merchant_session,
+            &issuer_url,
+            PATH_AUTHORIZE,
+            serde_json::to_vec(&forward).expect("json")
+        )
+        .await,
         (403, "identity_revoked".into())
     );
     assert_eq!(env.available().await, available, "nothing was held");
@@ -178,6 +191,39 @@ async fn revocation(db: Db) {
         .await
         .expect("still buys");
     assert_eq!(p.outcome.state, "captured", "{:?}", p.outcome);
+
+    // A revoked issuer's approval: the carrier refuses the shipment it would authorize (an
+    // approval made with the issuer's real key, for a real order).
+    let carrier = env.carrier();
+    let carrier_url = env.local.endpoint(&carrier).expect("carrier");
+    let mut to_carrier = raw_handshake(merchant_keys.as_ref(), &carrier, &carrier_url).await;
+    let issuer_keys = env.local.issue(&issuer).expect("issuer key");
+    let shipment = ShipmentRequest {
+        forwarded: before
+            .sealed
+            .forward(warifu_core::Role::Carrier)
+            .expect("carrier part"),
+        policy: before.form.policy.clone(),
+        approval: attest::carrier_approval(issuer_keys.as_ref(), &before.sealed.header)
+            .expect("approval"),
+        delivery: DeliveryRequest {
+            parcel: "1 box, 2 kg".into(),
+            pickup: "today".into(),
+        },
+    };
+    env.local
+        .revoke(std::slice::from_ref(&issuer))
+        .expect("revoke");
+    assert_eq!(
+        sealed_refusal(
+            &mut to_carrier,
+            &carrier_url,
+            PATH_SHIPMENTS,
+            serde_json::to_vec(&shipment).expect("json")
+        )
+        .await,
+        (403, "identity_revoked".into())
+    );
 
     // A revoked merchant: the issuer refuses its session and its handshake, and the
     // cardholder's wallet refuses the merchant before sending anything.
