@@ -10,6 +10,7 @@ use reqwest::Method;
 use warifu_core::rand::OsRandom;
 use warifu_core::revocation::CenterSigningKey;
 use warifu_services::attest;
+use warifu_services::cardholder::Cardholder;
 use warifu_services::protocol::merchant_carrier::{
     DeliveryRequest, PATH_SHIPMENTS, ShipmentRequest,
 };
@@ -224,6 +225,32 @@ async fn revocation(db: Db) {
         .await,
         (403, "identity_revoked".into())
     );
+
+    // The merchant refuses, before recording anything, an order naming a revoked issuer,
+    // even from a cardholder whose software ignores the list.
+    let unaware = Cardholder::new(
+        env.local.issue(&alice2).expect("key"),
+        env.local.directory.clone(),
+    );
+    let orders = || async {
+        env.local
+            .merchant
+            .store()
+            .list_orders(&warifu_store::OrderFilter::default())
+            .await
+            .expect("orders")
+            .len()
+    };
+    let orders_before = orders().await;
+    let err = unaware
+        .purchase(&merchant, &issuer, true, |f| card2.order(f))
+        .await
+        .expect_err("an order for a revoked issuer");
+    assert!(
+        err.to_string().contains("identity_revoked") && err.to_string().contains(issuer.as_str()),
+        "{err}"
+    );
+    assert_eq!(orders().await, orders_before, "nothing recorded");
 
     // A revoked merchant: the issuer refuses its session and its handshake, and the
     // cardholder's wallet refuses the merchant before sending anything.

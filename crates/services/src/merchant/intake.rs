@@ -10,6 +10,7 @@ use axum::response::Response;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use warifu_core::Role;
+use warifu_core::keysource::KeySource as _;
 use warifu_core::order::OrderForm;
 use warifu_core::sealed::{Disclosed, ForMerchant, SealedOrder, View};
 use warifu_store::{NewOrder, NewOutboxMessage, OrderFormRecord, Pin, StoreError};
@@ -215,10 +216,17 @@ async fn submit(
             "the bundle's carrier, issuer or disclosure policy is not the order form's",
         ));
     }
-    // Every peer must be listed before anything is written.
+    // Every peer must be listed, and not revoked, before anything is written (the keys are
+    // the ones forwarding needs, so they stay in the cache).
     st.peer(&header.issuer, Role::Issuer)?;
     if let Some(c) = &header.carrier {
         st.peer(c, Role::Carrier)?;
+    }
+    for party in std::iter::once(&header.issuer).chain(header.carrier.as_ref()) {
+        if let Err(warifu_core::Error::Revoked(id)) = st.keys.shared_secret(party) {
+            tracing::warn!(%order_id, cardholder = %peer, "order naming a revoked party refused");
+            return Err(AppError::revoked(&id));
+        }
     }
     let view: View<ForMerchant> = sealed.open(&form.policy, st.keys.as_ref()).map_err(|e| {
         tracing::warn!(%order_id, cardholder = %peer, "merchant part does not open");

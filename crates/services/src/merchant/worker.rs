@@ -167,6 +167,11 @@ fn transient(e: &ClientError) -> bool {
                     )
                 )
         }
+        // The merchant's own revocation list refuses the peer: a verdict, not an outage.
+        ClientError::Key {
+            source: warifu_core::Error::Revoked(_),
+            ..
+        } => false,
         _ => true,
     }
 }
@@ -1182,5 +1187,16 @@ mod tests {
         assert!(transient(&refused("busy", true)));
         assert!(!transient(&refused("invalid_transition", true)));
         assert!(!transient(&refused("sealed_part_invalid", true)));
+        // The merchant's own revocation list refuses the peer: a verdict, with its code.
+        let revoked = ClientError::Key {
+            peer: peer.clone(),
+            source: warifu_core::Error::Revoked(peer.to_string()),
+        };
+        assert!(!transient(&revoked));
+        assert_eq!(revoked.code(), Some("identity_revoked"));
+        assert!(transient(&ClientError::Key {
+            peer: peer.clone(),
+            source: warifu_core::Error::Rng,
+        }));
     }
 }

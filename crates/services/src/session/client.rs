@@ -83,10 +83,15 @@ pub enum ClientError {
 }
 
 impl ClientError {
-    /// The stable code of a refusal, if this is one.
+    /// The stable code of a refusal, if this is one; `identity_revoked` when this party's own
+    /// revocation list refuses the peer.
     pub fn code(&self) -> Option<&str> {
         match self {
             ClientError::Refused { code, .. } => Some(code),
+            ClientError::Key {
+                source: CoreError::Revoked(_),
+                ..
+            } => Some("identity_revoked"),
             _ => None,
         }
     }
