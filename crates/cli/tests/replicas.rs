@@ -152,7 +152,7 @@ async fn shop(
     let mut approvals = 0;
     for _ in 0..ORDERS {
         let form = again(&retries, || who.order_form(&merchant, false)).await?;
-        let sealed = who.seal(&form, &order_for(&form, &card)?, &issuer)?;
+        let sealed = who.seal(&form, &order_for(&form, &card)?, &issuer).await?;
         let outcome = again(&retries, || who.submit(&sealed)).await?;
         let id = outcome.order_id.clone();
         let approved = outcome.decision.as_ref().is_some_and(|d| d.approved());

@@ -2,13 +2,16 @@
 //! an order form in the session, seals the order in this process, submits the bundle once, and
 //! checks the issuer's receipt of the decision the merchant relays.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
+use warifu_core::kem::KemPublicKey;
 use warifu_core::keysource::KeySource;
 use warifu_core::order::{Order, OrderForm};
 use warifu_core::policy::Policy;
 use warifu_core::rand::OsRandom;
-use warifu_core::sealed::{self, SealedOrder};
+use warifu_core::sealed::{self, RecipientKeys, SealedOrder};
 use warifu_core::{PartyId, Role};
 
 use crate::attest;
@@ -18,6 +21,7 @@ use crate::protocol::cardholder_issuer::{PATH_STATEMENT, Statement, StatementEnt
 use crate::protocol::cardholder_merchant::{
     CancelRequest, CatalogView, FormRequest, OrderOutcome, SubmitRequest,
 };
+use crate::protocol::kem::PATH_KEM_KEY;
 use crate::session::client::{ClientError, PeerClient, PeerClients};
 
 /// What can go wrong for the cardholder.
@@ -136,7 +140,23 @@ pub struct Cardholder {
     directory: Arc<SharedDirectory>,
     peers: PeerClients,
     ceiling: Policy,
+    /// The recipients' KEM public keys as they answered, with when (at most [`KEM_KEY_TTL`]).
+    kem_keys: Mutex<HashMap<PartyId, (Instant, KemPublicKey)>>,
 }
+
+/// Whether a failed KEM key request means the party has no key to give now (unreachable, or
+/// a party that does not serve `GET /v1/kem-key`), as opposed to a party that is not authentic.
+fn no_kem_key(e: &ClientError) -> bool {
+    match e {
+        ClientError::Unavailable { .. } => true,
+        ClientError::Refused { code, .. } => code == "not_found",
+        _ => false,
+    }
+}
+
+/// How long the cardholder seals to a party's KEM key answer before asking again: well
+/// within the shortest grace period of an old epoch ([`crate::kem::MIN_GRACE`]).
+pub const KEM_KEY_TTL: Duration = Duration::from_secs(60);
 
 impl core::fmt::Debug for Cardholder {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -157,6 +177,7 @@ impl Cardholder {
             keys,
             directory,
             ceiling: Policy::patent_default(),
+            kem_keys: Mutex::new(HashMap::new()),
         }
     }
 
@@ -226,19 +247,57 @@ impl Cardholder {
         Ok(form)
     }
 
-    /// Seals `order` on `form` for a card of `issuer`, in this process.
-    pub fn seal(
+    /// The current KEM public keys of the form's recipients (merchant, `issuer`, carrier),
+    /// each asked of the party in a session (so the answer is the party's, PROTOCOL.md
+    /// §19.5) and kept for [`KEM_KEY_TTL`].
+    pub async fn recipient_keys(
+        &self,
+        form: &OrderForm,
+        issuer: &PartyId,
+    ) -> Result<RecipientKeys, CardholderError> {
+        let mut wanted = vec![(&form.merchant, Role::Merchant), (issuer, Role::Issuer)];
+        if let Some(c) = &form.carrier {
+            wanted.push((c, Role::Carrier));
+        }
+        let mut keys = RecipientKeys::new();
+        for (id, role) in wanted {
+            let cached = self
+                .kem_keys
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(id)
+                .filter(|(at, _)| at.elapsed() < KEM_KEY_TTL)
+                .map(|(_, k)| k.clone());
+            let key = match cached {
+                Some(k) => k,
+                None => {
+                    let k: KemPublicKey = self.peer(id, role)?.get(PATH_KEM_KEY).await?;
+                    self.kem_keys
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(id.clone(), (Instant::now(), k.clone()));
+                    k
+                }
+            };
+            keys.insert(id.clone(), key);
+        }
+        Ok(keys)
+    }
+
+    /// Seals `order` on `form` for a card of `issuer`, in this process, in format version 3
+    /// (each part also sealed to its recipient's current KEM key: forward secrecy).
+    pub async fn seal(
         &self,
         form: &OrderForm,
         order: &Order,
         issuer: &PartyId,
     ) -> Result<SealedOrder, CardholderError> {
-        self.seal_within(form, order, issuer, &self.ceiling)
+        self.seal_within(form, order, issuer, &self.ceiling).await
     }
 
     /// Seals as [`Cardholder::seal`], under `ceiling` for this order instead of the client's
     /// own (a wallet page's explicit per-order acceptance of a wider disclosure).
-    pub fn seal_within(
+    pub async fn seal_within(
         &self,
         form: &OrderForm,
         order: &Order,
@@ -246,15 +305,42 @@ impl Cardholder {
         ceiling: &Policy,
     ) -> Result<SealedOrder, CardholderError> {
         self.directory.get().lookup(issuer, Role::Issuer)?;
-        Ok(sealed::seal_within(
-            form,
-            order,
-            issuer,
-            ceiling,
-            self.keys.as_ref(),
-            crate::now_unix(),
-            &mut OsRandom,
-        )?)
+        // The ceiling and the order are checked before any party is asked for a key.
+        form.policy.within(ceiling)?;
+        order.validate(form, crate::now_unix())?;
+        let now = crate::now_unix();
+        match self.recipient_keys(form, issuer).await {
+            Ok(recipients) => Ok(sealed::seal_to(
+                form,
+                order,
+                issuer,
+                ceiling,
+                self.keys.as_ref(),
+                &recipients,
+                now,
+                &mut OsRandom,
+            )?),
+            // A recipient that cannot be reached now (the merchant queues what it forwards
+            // until the peer is back) or that publishes no KEM key yet: version 2, under K
+            // alone — as confidential, without forward secrecy for this order (PROTOCOL.md
+            // §19.5). Any other failure (a peer that is not authentic) stops the purchase.
+            Err(CardholderError::Client(e)) if no_kem_key(&e) => {
+                tracing::warn!(
+                    order_id = %form.order_id,
+                    "no KEM key of a recipient ({e}); sealing format version 2, without forward secrecy"
+                );
+                Ok(sealed::seal_within(
+                    form,
+                    order,
+                    issuer,
+                    ceiling,
+                    self.keys.as_ref(),
+                    now,
+                    &mut OsRandom,
+                )?)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Submits a sealed bundle to its merchant and checks the issuer's receipt of the
@@ -320,7 +406,7 @@ impl Cardholder {
     ) -> Result<Purchase, CardholderError> {
         let form = self.order_form(merchant, digital).await?;
         let order = fill(&form)?;
-        let sealed = self.seal(&form, &order, issuer)?;
+        let sealed = self.seal(&form, &order, issuer).await?;
         let outcome = self.submit(&sealed).await?;
         Ok(Purchase {
             form,

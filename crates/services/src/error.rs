@@ -32,6 +32,9 @@ pub enum ErrorCode {
     /// 422: a sealed part is tampered, truncated, spliced from another order or not sealed
     /// for this party. Deliberately one opaque code for all of these.
     SealedPartInvalid,
+    /// 422: a version-3 part is sealed to a KEM key epoch this party no longer holds (deleted
+    /// after its grace period) or never held; fetch its current key and seal again.
+    KemKeyUnavailable,
     /// 422: the order was sealed under another key scheme (blom, sok, hybrid) than the one
     /// this party's keys belong to; reseal it under the scheme the deployment uses.
     SchemeMismatch,
@@ -94,7 +97,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for documentation and tests.
-    pub const ALL: [ErrorCode; 33] = [
+    pub const ALL: [ErrorCode; 34] = [
         ErrorCode::MalformedRequest,
         ErrorCode::PayloadTooLarge,
         ErrorCode::NotFound,
@@ -103,6 +106,7 @@ impl ErrorCode {
         ErrorCode::UnknownParty,
         ErrorCode::NotAddressedHere,
         ErrorCode::SealedPartInvalid,
+        ErrorCode::KemKeyUnavailable,
         ErrorCode::SchemeMismatch,
         ErrorCode::OrderInvalid,
         ErrorCode::DeliveryRequired,
@@ -141,6 +145,7 @@ impl ErrorCode {
             ErrorCode::UnknownParty => "unknown_party",
             ErrorCode::NotAddressedHere => "not_addressed_here",
             ErrorCode::SealedPartInvalid => "sealed_part_invalid",
+            ErrorCode::KemKeyUnavailable => "kem_key_unavailable",
             ErrorCode::SchemeMismatch => "scheme_mismatch",
             ErrorCode::OrderInvalid => "order_invalid",
             ErrorCode::DeliveryRequired => "delivery_required",
@@ -182,6 +187,7 @@ impl ErrorCode {
             ErrorCode::UnknownParty
             | ErrorCode::NotAddressedHere
             | ErrorCode::SealedPartInvalid
+            | ErrorCode::KemKeyUnavailable
             | ErrorCode::SchemeMismatch
             | ErrorCode::OrderInvalid
             | ErrorCode::DeliveryRequired
@@ -267,10 +273,17 @@ impl AppError {
     }
 
     /// A sealed part (or forwarded part) that did not open: `identity_revoked` when a party it
-    /// needs a key with is revoked, else the one opaque [`AppError::sealed`].
+    /// needs a key with is revoked, `kem_key_unavailable` when its KEM key epoch is gone
+    /// (sealed format version 3), else the one opaque [`AppError::sealed`].
     pub fn unopened(e: &warifu_core::Error) -> AppError {
         match e {
             warifu_core::Error::Revoked(id) => AppError::revoked(id),
+            warifu_core::Error::KemKeyUnavailable { epoch } => AppError::new(
+                ErrorCode::KemKeyUnavailable,
+                format!(
+                    "the part is sealed to KEM key epoch {epoch}, which this party no longer holds; fetch its current key and seal again"
+                ),
+            ),
             _ => AppError::sealed(),
         }
     }

@@ -17,6 +17,7 @@
 //! - [`attest`]: the issuer's MACs for the cardholder and the carrier, the carrier's proof of
 //!   delivery.
 //! - [`directory`]: identifier → role → endpoint.
+//! - [`kem`]: a party's KEM key ring (sealed format version 3): publication, opening, rotation.
 //! - [`keys`]: a party's key source for its scheme, behind a pairwise-key cache.
 //! - [`revocations`]: the key center's revocation list as a party holds it.
 //! - [`error`]: stable error codes.
@@ -35,6 +36,7 @@ pub mod error;
 pub mod files;
 pub mod http;
 pub mod issuer;
+pub mod kem;
 pub mod keys;
 pub mod merchant;
 pub mod protocol;

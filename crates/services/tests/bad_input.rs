@@ -102,6 +102,7 @@ async fn malformed_oversized_and_unknown_requests_get_stable_codes() {
     let sealed = env
         .alice
         .seal(&forged_form, &order, &env.issuer())
+        .await
         .expect("seal");
     let (status, code, _) = refusal(env.alice.submit(&sealed).await.expect_err("unknown"));
     assert_eq!((status, code.as_str()), (404, "unknown_order"));
@@ -231,14 +232,28 @@ async fn unknown_issuer_and_a_peer_that_is_down() {
     let mut elsewhere = form.clone();
     elsewhere.merchant = other;
     elsewhere.order_id = "ord_elsewhere".into();
-    let sealed = env
+    // Sealed by hand: the other merchant has no KEM key of its own to ask for (its endpoint
+    // is this merchant's), so its part goes to this merchant's key.
+    let mut kem = env
         .alice
-        .seal(
-            &elsewhere,
-            &Fill::default().order(&elsewhere).expect("o"),
-            &env.issuer(),
-        )
-        .expect("seal");
+        .recipient_keys(&form, &env.issuer())
+        .await
+        .expect("kem keys");
+    kem.insert(
+        elsewhere.merchant.clone(),
+        kem.get(&env.merchant()).expect("merchant's").clone(),
+    );
+    let sealed = warifu_core::sealed::seal_to(
+        &elsewhere,
+        &Fill::default().order(&elsewhere).expect("o"),
+        &env.issuer(),
+        &warifu_core::policy::Policy::patent_default(),
+        env.local.issue(&env.alice_id).expect("key").as_ref(),
+        &kem,
+        warifu_services::now_unix(),
+        &mut warifu_core::rand::OsRandom,
+    )
+    .expect("seal");
     let client = PeerClient::new(
         http_client(),
         env.local.issue(&env.alice_id).expect("key"),

@@ -44,7 +44,11 @@ async fn real_keys_refuse_a_plaintext_baseline_bundle() {
         other => panic!("a baseline bundle was not refused: {other:?}"),
     }
     // The same order sealed for real still goes through.
-    let sealed = env.alice.seal(&form, &order, &env.issuer()).expect("seal");
+    let sealed = env
+        .alice
+        .seal(&form, &order, &env.issuer())
+        .await
+        .expect("seal");
     env.alice.submit(&sealed).await.expect("submit");
     common::finish(env).await;
 }

@@ -847,7 +847,11 @@ async fn issue12(db: Db) {
         warifu_core::order::Order::lines_from(&form, &[("TEA-001", 1)]).expect("lines");
     order.lines = lines;
     order.amount = amount;
-    let bundle = env.alice.seal(&form, &order, &env.issuer()).expect("seal");
+    let bundle = env
+        .alice
+        .seal(&form, &order, &env.issuer())
+        .await
+        .expect("seal");
     let (status, code) = refusal(env.alice.submit(&bundle).await.expect_err("refused"));
     assert_eq!((status, code.as_str()), (422, "delivery_required"));
     assert!(

@@ -501,7 +501,7 @@ impl Sim {
                             };
                             m.amount = amount;
                             m.carrier = form.carrier.is_some();
-                            match ch.seal(&form, &order, &self.world.ids[1]) {
+                            match ch.seal(&form, &order, &self.world.ids[1]).await {
                                 Err(e) => self.note = format!("wallet: {e}"),
                                 Ok(b) => {
                                     m.order_id = Some(b.header.order_id.clone());

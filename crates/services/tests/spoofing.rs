@@ -339,6 +339,7 @@ async fn a_replayed_submission_is_never_processed_twice() {
     let other = env
         .alice
         .seal(&form, &more.order(&form).expect("order"), &env.issuer())
+        .await
         .expect("seal");
     let err = env.alice.submit(&other).await.expect_err("conflict");
     assert_eq!(err_code(&err), "order_conflict", "{err}");

@@ -92,7 +92,7 @@ async fn a_greedy_form_is_refused_unless_the_ceiling_allows_it() {
         .widened(Field::DeliveryDestination, Role::Merchant)
         .expect("widen");
     let order = Fill::default().order(&form).expect("order");
-    match env.alice.seal(&form, &order, &env.issuer()) {
+    match env.alice.seal(&form, &order, &env.issuer()).await {
         Err(CardholderError::Core(warifu_core::Error::DisclosureRefused { field, party })) => {
             assert_eq!(field, "delivery_destination");
             assert_eq!(party.to_string(), "merchant");
@@ -109,6 +109,7 @@ async fn a_greedy_form_is_refused_unless_the_ceiling_allows_it() {
         .with_ceiling(ceiling);
     wider
         .seal(&form, &order, &env.issuer())
+        .await
         .expect("sealed within the widened ceiling");
     env.stop().await;
 }

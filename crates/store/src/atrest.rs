@@ -279,6 +279,47 @@ pub(crate) fn new_wrapped(
     })
 }
 
+/// The associated data of a wrapped KEM private key: its epoch and KEM.
+fn kem_aad(row: &crate::kemkeys::KemKeyRow) -> Vec<u8> {
+    let mut aad = b"warifu/v3/kem-key\0".to_vec();
+    aad.extend_from_slice(&row.epoch.to_be_bytes());
+    aad.extend_from_slice(row.kem.as_bytes());
+    aad
+}
+
+/// Wraps a KEM private key of `row`'s epoch under `kek`.
+pub(crate) fn wrap_kem(
+    kek: &Kek,
+    row: &crate::kemkeys::KemKeyRow,
+    secret: &[u8; 32],
+) -> Result<Vec<u8>> {
+    seal(&kek.0, &kem_aad(row), secret)
+}
+
+/// Unwraps `row`'s KEM private key.
+pub(crate) fn unwrap_kem(
+    kek: &Kek,
+    row: &crate::kemkeys::KemKeyRow,
+) -> Result<Zeroizing<[u8; 32]>> {
+    let plain = open(&kek.0, &kem_aad(row), &row.wrapped).ok_or_else(|| {
+        dk(format!(
+            "KEM key of epoch {} does not open under this key-encryption key (a wrong KEK?)",
+            row.epoch
+        ))
+    })?;
+    let bytes: [u8; 32] = plain
+        .as_slice()
+        .try_into()
+        .map_err(|_| StoreError::Corrupt("kem_keys.wrapped"))?;
+    Ok(Zeroizing::new(bytes))
+}
+
+/// Re-wraps a stored KEM private key under another KEK.
+pub(crate) fn rewrap_kem(old: &Kek, new: &Kek, row: &crate::kemkeys::KemKeyRow) -> Result<Vec<u8>> {
+    let secret = unwrap_kem(old, row)?;
+    wrap_kem(new, row, &secret)
+}
+
 /// Re-wraps a stored key under another KEK.
 pub(crate) fn rewrap(old: &Kek, new: &Kek, w: &WrappedKey) -> Result<Vec<u8>> {
     let key = unwrap(old, w)?;

@@ -37,6 +37,7 @@ mod batch;
 mod cards;
 mod error;
 mod impls;
+mod kemkeys;
 mod migrate;
 mod open;
 pub mod rules;
@@ -49,6 +50,7 @@ use async_trait::async_trait;
 
 pub use cards::CardAdminStore;
 pub use error::{Result, StoreError};
+pub use kemkeys::{KemKeyStore, StoredKemKey};
 pub use open::{Store, StoreOptions, Synchronous, create_private_dir};
 pub use sessions::SessionStore;
 pub use types::*;
@@ -56,7 +58,7 @@ pub use webhooks::*;
 
 /// What every party's store offers: health and idempotency records.
 #[async_trait]
-pub trait PartyStore: SessionStore + Send + Sync {
+pub trait PartyStore: SessionStore + KemKeyStore + Send + Sync {
     /// The database behind the store.
     fn backend(&self) -> Backend;
 

@@ -62,6 +62,11 @@ const MIGRATIONS: &[Migration] = &[
         "0008_session_seen.sql",
         "sessions: replay records shared by a party's replicas"
     ),
+    migration!(
+        9,
+        "0009_kem_keys.sql",
+        "forward secrecy: the party's KEM key ring, wrapped under the key-encryption key"
+    ),
 ];
 
 /// The highest schema version this program knows.

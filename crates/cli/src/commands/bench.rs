@@ -317,7 +317,10 @@ async fn one_order(ch: &Cardholder, number: &str, merchant: &PartyId, issuer: &P
         s.form_us = us(t0.elapsed());
         let t1 = Instant::now();
         let order = order_for(&form, number).map_err(|_| "invalid_order".to_owned())?;
-        let sealed = ch.seal(&form, &order, issuer).map_err(|e| error_code(&e))?;
+        let sealed = ch
+            .seal(&form, &order, issuer)
+            .await
+            .map_err(|e| error_code(&e))?;
         s.seal_us = us(t1.elapsed());
         let t2 = Instant::now();
         let outcome = ch.submit(&sealed).await.map_err(|e| error_code(&e))?;

@@ -14,8 +14,9 @@ use warifu_store::Party;
 
 use crate::support::logging::init_logs_as;
 use crate::support::service::{
-    ListArgs, OperatorArgs, RotateArgs, ServeArgs, answer, ctrl_c, listen, load_keys, op_call,
-    open_store, operator_auth, rotate_data_key, runtime, watch_revocations,
+    ListArgs, OperatorArgs, RotateArgs, RotateKemArgs, ServeArgs, answer, ctrl_c, listen,
+    load_keys, op_call, open_store, operator_auth, rotate_data_key, rotate_kem_key, runtime,
+    watch_revocations,
 };
 /// `warifu carrier …`
 #[derive(Debug, Subcommand)]
@@ -31,6 +32,9 @@ pub enum CarrierCommand {
     /// destination re-encrypted under it, the old key dropped (optionally a new
     /// key-encryption key).
     RotateDataKey(RotateArgs),
+    /// Rotate the carrier's KEM key (forward secrecy of the destination parts): a new epoch,
+    /// the epochs past their grace period deleted.
+    RotateKemKey(RotateKemArgs),
 }
 
 /// `warifu carrier serve`
@@ -70,6 +74,7 @@ pub fn carrier(cmd: &CarrierCommand) -> Result<()> {
         CarrierCommand::Advance(a) => return carrier_advance(a),
         CarrierCommand::Shipments(a) => return carrier_shipments(a),
         CarrierCommand::RotateDataKey(a) => return rotate_data_key(a, Party::Carrier),
+        CarrierCommand::RotateKemKey(a) => return rotate_kem_key(a, Party::Carrier),
     };
     init_logs_as(&a.log, a.log_format);
     let (keys, revocations) = load_keys(a, Role::Carrier, directory.as_deref())?;

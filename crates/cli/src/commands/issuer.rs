@@ -24,8 +24,9 @@ use warifu_store::{Party, Store};
 
 use crate::support::logging::init_logs_as;
 use crate::support::service::{
-    DbArgs, OperatorArgs, RotateArgs, ServeArgs, answer, ctrl_c, listen, load_keys, op_call,
-    open_store, operator_auth, rotate_data_key, runtime, watch_revocations,
+    DbArgs, OperatorArgs, RotateArgs, RotateKemArgs, ServeArgs, answer, ctrl_c, listen, load_keys,
+    op_call, open_store, operator_auth, rotate_data_key, rotate_kem_key, runtime,
+    watch_revocations,
 };
 /// `warifu issuer …`
 #[derive(Debug, Subcommand)]
@@ -51,6 +52,9 @@ pub enum IssuerCommand {
     /// Rotate the data key of the card numbers while the service runs: a new key, every
     /// card re-encrypted under it, the old key dropped (optionally a new key-encryption key).
     RotateDataKey(RotateArgs),
+    /// Rotate the issuer's KEM key (forward secrecy of the card parts): a new epoch, the
+    /// epochs past their grace period deleted.
+    RotateKemKey(RotateKemArgs),
 }
 
 /// Where an operator command acts: a running issuer (`--url`) or its database.
@@ -252,9 +256,14 @@ pub fn issuer(cmd: &IssuerCommand) -> Result<()> {
     if let IssuerCommand::RotateDataKey(a) = cmd {
         return rotate_data_key(a, Party::Issuer);
     }
+    if let IssuerCommand::RotateKemKey(a) = cmd {
+        return rotate_kem_key(a, Party::Issuer);
+    }
     runtime()?.block_on(async {
         match cmd {
-            IssuerCommand::Serve(_) | IssuerCommand::RotateDataKey(_) => Ok(()),
+            IssuerCommand::Serve(_)
+            | IssuerCommand::RotateDataKey(_)
+            | IssuerCommand::RotateKemKey(_) => Ok(()),
             IssuerCommand::Enroll(a) => enroll(a).await,
             IssuerCommand::Block(a) | IssuerCommand::Unblock(a) => {
                 let blocked = matches!(cmd, IssuerCommand::Block(_));

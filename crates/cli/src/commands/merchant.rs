@@ -24,8 +24,8 @@ use warifu_store::Party;
 use crate::support::files;
 use crate::support::logging::init_logs_as;
 use crate::support::service::{
-    ListArgs, OperatorArgs, ServeArgs, answer, ctrl_c, listen, load_keys, op_call, open_store,
-    operator_auth, runtime, watch_revocations,
+    ListArgs, OperatorArgs, RotateKemArgs, ServeArgs, answer, ctrl_c, listen, load_keys, op_call,
+    open_store, operator_auth, rotate_kem_key, runtime, watch_revocations,
 };
 /// `warifu merchant …`
 #[derive(Debug, Subcommand)]
@@ -45,6 +45,9 @@ pub enum MerchantCommand {
     /// The webhooks to the shop's backend: endpoints, the delivery log, replay (operator).
     #[command(subcommand)]
     Webhooks(WebhooksCommand),
+    /// Rotate the merchant's KEM key (forward secrecy of its sealed parts): a new epoch, the
+    /// epochs past their grace period deleted.
+    RotateKemKey(RotateKemArgs),
 }
 
 /// `warifu merchant webhooks …`
@@ -205,6 +208,7 @@ pub fn merchant(cmd: &MerchantCommand) -> Result<()> {
         MerchantCommand::Orders(a) => return merchant_orders(a),
         MerchantCommand::Dispute(a) => return merchant_dispute(a),
         MerchantCommand::Webhooks(c) => return webhooks(c),
+        MerchantCommand::RotateKemKey(a) => return rotate_kem_key(a, Party::Merchant),
     };
     init_logs_as(&a.serve.log, a.serve.log_format);
     let (keys, revocations) = load_keys(&a.serve, Role::Merchant, Some(&a.directory))?;

@@ -413,6 +413,59 @@ pub struct RotateArgs {
     pub new_kek_file: Option<PathBuf>,
 }
 
+/// `warifu merchant|issuer|carrier rotate-kem-key`.
+#[derive(Debug, Clone, Args)]
+pub struct RotateKemArgs {
+    /// The database (as the party's `serve` names it; the key-encryption key likewise).
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Seconds an old epoch stays after its successor became current; on a rotation, the
+    /// epochs whose successor is older than this are deleted for good (their parts can
+    /// never be opened again). At least 120; longer than an order may wait in a merchant's
+    /// outbox.
+    #[arg(long, value_name = "SECS", default_value_t = warifu_services::kem::DEFAULT_GRACE.as_secs())]
+    pub grace: u64,
+}
+
+/// Rotates `party`'s KEM key (sealed format version 3): a new epoch becomes current
+/// (running services find it within 30 s), the keys of epochs past their grace period are
+/// deleted. Prints epochs, never a key.
+pub(crate) fn rotate_kem_key(a: &RotateKemArgs, party: Party) -> Result<()> {
+    let grace = Duration::from_secs(a.grace);
+    if grace < warifu_services::kem::MIN_GRACE {
+        bail!(
+            "--grace must be at least {} s: a cardholder may seal to the old key for a minute \
+             after the rotation",
+            warifu_services::kem::MIN_GRACE.as_secs()
+        );
+    }
+    runtime()?.block_on(async {
+        let store = Arc::new(open_store(&a.db, party).await?);
+        let kem = warifu_services::kem::KemKeys::new(store.clone());
+        // A party never started has no key yet: its first epoch, then the rotation.
+        kem.ring(false).await.context("cannot read the KEM keys")?;
+        let r = kem
+            .rotate(grace, warifu_services::now_ms())
+            .await
+            .context("cannot rotate the KEM key")?;
+        let list = |v: &[u32]| {
+            if v.is_empty() {
+                "none".to_owned()
+            } else {
+                v.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
+            }
+        };
+        print(&format!(
+            "KEM key epoch {} is current; kept in their grace period: {}; deleted: {}\n",
+            r.epoch,
+            list(&r.kept),
+            list(&r.deleted)
+        ))?;
+        store.close().await;
+        Ok(())
+    })
+}
+
 /// Rotates `party`'s data key without stopping its services: a new active key, a wait of
 /// `--grace`, every row re-encrypted under it, the old keys no row uses dropped, optionally
 /// every key re-wrapped under a new key-encryption key. Prints counts, never a key.

@@ -641,7 +641,11 @@ pub(crate) async fn submit(Posted { s, form: input }: Posted) -> Response {
     // Seal once; a retry after an outage resubmits the same bundle, which the merchant resumes.
     let sealed = match &draft.sealed {
         Some(b) => b.clone(),
-        None => match s.wallet.seal_within(&draft.form, &order, &issuer, &ceiling) {
+        None => match s
+            .wallet
+            .seal_within(&draft.form, &order, &issuer, &ceiling)
+            .await
+        {
             Ok(b) => b,
             Err(e) => {
                 let body = views::preview(

@@ -44,7 +44,8 @@ use crate::http::service;
 pub fn app(state: Arc<CarrierState>) -> Router {
     let authenticated = shipments::session_routes()
         .merge(tracking::routes())
-        .with_state(state.clone());
+        .with_state(state.clone())
+        .merge(crate::kem::routes(state.kem.clone()));
     let public = shipments::operator_routes().with_state(state.clone());
     let pages = dashboard::routes().with_state(state.clone());
     let ops = service::Ops::carrier(state.keys.clone(), state.store.clone());

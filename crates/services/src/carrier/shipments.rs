@@ -155,13 +155,13 @@ async fn ship(
             ),
         ));
     }
-    let view: View<ForCarrier> =
-        req.forwarded
-            .open(&req.policy, st.keys.as_ref())
-            .map_err(|e| {
-                tracing::warn!(%order_id, merchant = %peer, "carrier part does not open");
-                AppError::unopened(&e)
-            })?;
+    let view: View<ForCarrier> = st
+        .kem
+        .open(&req.forwarded, &req.policy, st.keys.as_ref())
+        .await
+        .inspect_err(|e| {
+            tracing::warn!(%order_id, merchant = %peer, code = e.code.as_str(), "carrier part does not open");
+        })?;
     let Some(Destination { addressee, address }) = view.fields.destination.clone() else {
         return Err(AppError::new(
             ErrorCode::OrderInvalid,

@@ -8,6 +8,7 @@ use warifu_core::keysource::KeySource;
 use warifu_store::CarrierStore;
 
 use crate::directory::SharedDirectory;
+use crate::kem::KemKeys;
 use crate::session::client::PeerClients;
 use crate::session::server::{Guard, GuardLimits};
 
@@ -19,6 +20,7 @@ pub struct CarrierState {
     /// The issuers, found in the key center's directory (`None`: the carrier was started
     /// without a directory and cannot ask; it accepts on the approval alone and warns).
     pub(super) issuers: Option<PeerClients>,
+    pub(super) kem: Arc<KemKeys>,
 }
 
 impl CarrierState {
@@ -34,6 +36,7 @@ impl CarrierState {
             guard: Arc::new(Guard::new(keys.clone(), GuardLimits::default())),
             issuers: Some(PeerClients::new(keys.clone(), directory)),
             keys,
+            kem: KemKeys::new(store.clone()),
             store,
         })
     }
@@ -47,8 +50,14 @@ impl CarrierState {
             guard: Arc::new(Guard::new(keys.clone(), GuardLimits::default())),
             issuers: None,
             keys,
+            kem: KemKeys::new(store.clone()),
             store,
         })
+    }
+
+    /// Its KEM key ring (sealed format version 3).
+    pub fn kem(&self) -> &Arc<KemKeys> {
+        &self.kem
     }
 
     /// The carrier's identifier.

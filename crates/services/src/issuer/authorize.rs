@@ -85,12 +85,12 @@ async fn authorize(
     if let Some(first) = once.earlier(st.store.as_ref()).await? {
         return Ok(first);
     }
-    let view: View<ForIssuer> = req
-        .forwarded
-        .open(&req.policy, st.keys.as_ref())
-        .map_err(|e| {
-            tracing::warn!(%order_id, merchant = %peer, "issuer part does not open");
-            AppError::unopened(&e)
+    let view: View<ForIssuer> = st
+        .kem
+        .open(&req.forwarded, &req.policy, st.keys.as_ref())
+        .await
+        .inspect_err(|e| {
+            tracing::warn!(%order_id, merchant = %peer, code = e.code.as_str(), "issuer part does not open");
         })?;
     let f = &view.fields;
     let (Some(amount), Some(currency), Some(card), Some(name), Some(method)) = (

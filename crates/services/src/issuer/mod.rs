@@ -44,7 +44,8 @@ pub fn app(state: Arc<IssuerState>) -> Router {
     let authenticated = authorize::routes()
         .merge(payments::routes())
         .merge(statement::routes())
-        .with_state(state.clone());
+        .with_state(state.clone())
+        .merge(crate::kem::routes(state.kem.clone()));
     let public = cards::routes().with_state(state.clone());
     let pages = dashboard::routes().with_state(state.clone());
     let ops = service::Ops::issuer(state.keys.clone(), state.store.clone());

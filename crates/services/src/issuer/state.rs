@@ -6,6 +6,7 @@ use warifu_core::PartyId;
 use warifu_core::keysource::KeySource;
 use warifu_store::IssuerStore;
 
+use crate::kem::KemKeys;
 use crate::session::server::{Guard, GuardLimits};
 
 /// The issuer's state.
@@ -13,6 +14,7 @@ pub struct IssuerState {
     pub(super) keys: Arc<dyn KeySource>,
     pub(super) store: Arc<dyn IssuerStore>,
     pub(super) guard: Arc<Guard>,
+    pub(super) kem: Arc<KemKeys>,
 }
 
 impl IssuerState {
@@ -21,6 +23,7 @@ impl IssuerState {
         Arc::new(IssuerState {
             guard: Arc::new(Guard::new(keys.clone(), GuardLimits::default())),
             keys,
+            kem: KemKeys::new(store.clone()),
             store,
         })
     }
@@ -33,6 +36,11 @@ impl IssuerState {
     /// Its session guard (also how it admits operators: `guard().operator().set(…)`).
     pub fn guard(&self) -> &Arc<Guard> {
         &self.guard
+    }
+
+    /// Its KEM key ring (sealed format version 3).
+    pub fn kem(&self) -> &Arc<KemKeys> {
+        &self.kem
     }
 
     /// Its store.

@@ -228,10 +228,16 @@ async fn submit(
             return Err(AppError::revoked(&id));
         }
     }
-    let view: View<ForMerchant> = sealed.open(&form.policy, st.keys.as_ref()).map_err(|e| {
-        tracing::warn!(%order_id, cardholder = %peer, "merchant part does not open");
-        AppError::unopened(&e)
-    })?;
+    let own = sealed
+        .forward(Role::Merchant)
+        .map_err(|e| AppError::unopened(&e))?;
+    let view: View<ForMerchant> = st
+        .kem
+        .open(&own, &form.policy, st.keys.as_ref())
+        .await
+        .inspect_err(|e| {
+            tracing::warn!(%order_id, cardholder = %peer, code = e.code.as_str(), "merchant part does not open");
+        })?;
     let (amount, currency) = check_view(&form, &view.fields)?;
     let forward = |role| {
         sealed

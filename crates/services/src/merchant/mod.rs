@@ -56,7 +56,8 @@ use crate::http::service;
 pub fn app(state: Arc<MerchantState>) -> Router {
     let authenticated = intake::session_routes()
         .merge(lifecycle::routes())
-        .with_state(state.clone());
+        .with_state(state.clone())
+        .merge(crate::kem::routes(state.kem.clone()));
     let public = intake::public_routes()
         .merge(admin::routes())
         .merge(webhooks::routes())

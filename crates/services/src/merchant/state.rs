@@ -14,6 +14,7 @@ use warifu_store::MerchantStore;
 use super::worker::WorkerOptions;
 use crate::directory::{DirectoryError, SharedDirectory};
 use crate::error::{AppError, AppResult, ErrorCode};
+use crate::kem::KemKeys;
 use crate::session::client::{PeerClient, PeerClients};
 use crate::session::server::{Guard, GuardLimits};
 
@@ -82,6 +83,7 @@ pub struct MerchantState {
     pub(super) store: Arc<dyn MerchantStore>,
     pub(super) guard: Arc<Guard>,
     pub(super) peers: PeerClients,
+    pub(super) kem: Arc<KemKeys>,
     /// The outbox worker's grace in ms (how long it leaves a due message to the request that
     /// runs it inline); set when a worker starts or ticks.
     worker_grace_ms: AtomicU64,
@@ -99,6 +101,7 @@ impl MerchantState {
         Arc::new(MerchantState {
             guard: Arc::new(Guard::new(keys.clone(), GuardLimits::default())),
             peers: PeerClients::new(keys.clone(), directory),
+            kem: KemKeys::new(store.clone()),
             keys,
             config,
             store,
@@ -118,6 +121,11 @@ impl MerchantState {
     pub(crate) fn set_worker_grace(&self, grace: Duration) {
         let ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX);
         self.worker_grace_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Its KEM key ring (sealed format version 3).
+    pub fn kem(&self) -> &Arc<KemKeys> {
+        &self.kem
     }
 
     /// The merchant's identifier.

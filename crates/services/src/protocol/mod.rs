@@ -11,6 +11,7 @@
 //! - [`cardholder_issuer`]: the cardholder's statement.
 //! - [`carrier_issuer`]: whether an order's authorization still stands (asked before a
 //!   shipment is accepted).
+//! - [`kem`]: any recipient's current KEM public key (sealed format version 3).
 //! - [`operator`]: the bodies and paths of the people who run a party (order list and refunds,
 //!   shipment list and moves).
 //! - [`webhooks`]: merchant → the shop's backend: the event body and its signature.
@@ -25,6 +26,7 @@ pub mod cardholder_issuer;
 pub mod cardholder_merchant;
 pub mod carrier_issuer;
 pub mod handshake;
+pub mod kem;
 pub mod merchant_carrier;
 pub mod merchant_issuer;
 pub mod operator;

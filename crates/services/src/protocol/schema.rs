@@ -45,6 +45,12 @@ opaque_schema!(
 );
 
 opaque_schema!(
+    KemPublicKey,
+    "KemPublicKey",
+    "A party's KEM public key of one epoch (warifu_core::kem::KemPublicKey): {\"kem\": \"x25519-hkdf-sha256\", \"epoch\": u32, \"public_key\": unpadded base64url}. Format: docs/PROTOCOL.md §19."
+);
+
+opaque_schema!(
     Policy,
     "Policy",
     "The disclosure policy (warifu_core::policy::Policy): which party receives which order field; its digest is sealed in the order's header. Format: docs/PROTOCOL.md."

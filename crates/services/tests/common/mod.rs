@@ -260,6 +260,7 @@ impl Env {
         let sealed = self
             .alice
             .seal(&form, &order, &self.issuer())
+            .await
             .expect("seal");
         (form, order, sealed)
     }

@@ -9,7 +9,7 @@ use super::SQLITE;
 use super::common::*;
 use crate::atrest::{
     CARD_NUMBER, DESTINATION, DataKeyInfo, Kek, Keyring, PURPOSE_DATA, PURPOSE_LOOKUP, Sealed,
-    WrappedKey, is_unknown_key, new_wrapped, rewrap,
+    WrappedKey, is_unknown_key, new_wrapped, rewrap, rewrap_kem,
 };
 use crate::error::{Result, StoreError};
 use crate::sql::to_u64;
@@ -343,7 +343,10 @@ pub(crate) async fn retire_data_keys(p: &P, before_ms: i64) -> Result<Vec<i64>> 
     Ok(ids)
 }
 
-async fn rewrap_in(c: &mut Conn, rows: &[(i64, Vec<u8>, Vec<u8>)]) -> Result<u64> {
+/// A re-wrap: the row's id (key id or KEM epoch), its wrapped bytes now and after.
+type Rewrap = (i64, Vec<u8>, Vec<u8>);
+
+async fn rewrap_in(c: &mut Conn, rows: &[Rewrap], kem_rows: &[Rewrap]) -> Result<u64> {
     let mut n = 0;
     for (id, old, new) in rows {
         let q = sqlx::query("UPDATE data_keys SET wrapped = $1 WHERE key_id = $2 AND wrapped = $3")
@@ -352,7 +355,16 @@ async fn rewrap_in(c: &mut Conn, rows: &[(i64, Vec<u8>, Vec<u8>)]) -> Result<u64
             .bind(old);
         n += exec(&mut *c, "rewrap_data_keys", q).await?;
     }
-    if n != rows.len() as u64 {
+    // The KEM key ring (issue 19) is wrapped under the same KEK: re-wrapped in the same
+    // transaction, or a KEK rotation would lock the party out of its own parts.
+    for (epoch, old, new) in kem_rows {
+        let q = sqlx::query("UPDATE kem_keys SET wrapped = $1 WHERE epoch = $2 AND wrapped = $3")
+            .bind(new)
+            .bind(*epoch)
+            .bind(old);
+        n += exec(&mut *c, "rewrap_kem_keys", q).await?;
+    }
+    if n != (rows.len() + kem_rows.len()) as u64 {
         return Err(StoreError::Conflict(
             "the data keys changed during the re-wrap; retry".into(),
         ));
@@ -360,7 +372,8 @@ async fn rewrap_in(c: &mut Conn, rows: &[(i64, Vec<u8>, Vec<u8>)]) -> Result<u64
     Ok(n)
 }
 
-write_op!(rewrap_all = rewrap_in(rows: &[(i64, Vec<u8>, Vec<u8>)] => rows.to_vec()) -> u64);
+write_op!(rewrap_all = rewrap_in(rows: &[Rewrap] => rows.to_vec(),
+    kem_rows: &[Rewrap] => kem_rows.to_vec()) -> u64);
 
 pub(crate) async fn rewrap_data_keys(p: &P, new: &Kek) -> Result<usize> {
     keyring(p, true).await?;
@@ -368,10 +381,14 @@ pub(crate) async fn rewrap_data_keys(p: &P, new: &Kek) -> Result<usize> {
     let rows = wrapped_keys(p)
         .await?
         .into_iter()
-        .map(|w| Ok((w.key_id, rewrap(&old, new, &w)?, w.wrapped)))
-        .map(|r: Result<_>| r.map(|(id, new, old)| (id, old, new)))
+        .map(|w| Ok((w.key_id, w.wrapped.clone(), rewrap(&old, new, &w)?)))
         .collect::<Result<Vec<_>>>()?;
-    rewrap_all(p, &rows).await?;
+    let kem_rows = super::kemkeys::kem_key_rows(p)
+        .await?
+        .into_iter()
+        .map(|k| Ok((k.epoch, k.wrapped.clone(), rewrap_kem(&old, new, &k)?)))
+        .collect::<Result<Vec<_>>>()?;
+    rewrap_all(p, &rows, &kem_rows).await?;
     p.at_rest.set_kek(new.clone());
     keyring(p, true).await?;
     Ok(rows.len())

@@ -284,7 +284,7 @@ async fn transition_in(c: &mut Conn, t: &Transition) -> Result<Option<AppliedTra
     };
     let outbox = enqueue(c, &t.order_id, &t.outbox, t.now_ms, OP).await?;
     for id in &t.complete_outbox {
-        let q = sqlx::query("UPDATE merchant_outbox SET done = TRUE WHERE id = $1").bind(id);
+        let q = sqlx::query(COMPLETE).bind(*id).bind(Vec::<u8>::new());
         exec(&mut *c, OP, q).await?;
     }
     for f in &t.facts {
@@ -342,8 +342,15 @@ async fn claim_outbox_in(
 write_op!(claim_outbox = claim_outbox_in(now_ms: i64, lease_ms: i64, limit: u32)
     -> Vec<OutboxMessage>);
 
+/// Marks a message done and erases the payload of the kinds that carry another party's
+/// sealed part (`authorize`: the issuer's, `ship`: the carrier's): once the recipient has
+/// answered, the merchant keeps no copy of it (issue 19, PROTOCOL.md §19.5). The other
+/// kinds' payloads stay (the operator's refund ids are read back from them).
+const COMPLETE: &str = "UPDATE merchant_outbox SET done = TRUE, payload = CASE WHEN kind IN \
+     ('authorize', 'ship') THEN $2 ELSE payload END WHERE id = $1";
+
 async fn complete_outbox_in(c: &mut Conn, id: i64) -> Result<()> {
-    let q = sqlx::query("UPDATE merchant_outbox SET done = TRUE WHERE id = $1").bind(id);
+    let q = sqlx::query(COMPLETE).bind(id).bind(Vec::<u8>::new());
     if exec(&mut *c, "complete_outbox", q).await? == 0 {
         return Err(StoreError::NotFound("outbox message"));
     }

@@ -143,14 +143,15 @@ macro_rules! backend {
             mod common;
             mod datakeys;
             mod issuer;
+            mod kemkeys;
             mod lifecycle;
             mod merchant;
             mod sessions;
             mod webhooks;
 
             pub(crate) use {
-                cards::*, carrier::*, common::*, datakeys::*, issuer::*, lifecycle::*,
-                merchant::*, sessions::*, webhooks::*,
+                cards::*, carrier::*, common::*, datakeys::*, issuer::*, kemkeys::*,
+                lifecycle::*, merchant::*, sessions::*, webhooks::*,
             };
         }
     };
