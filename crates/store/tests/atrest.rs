@@ -4,11 +4,14 @@
 //! keeps reading and writing; rows left in plaintext by older versions are encrypted in place
 //! on first use (on SQLite without leaving the old text in the file); KEK rotation.
 
+use warifu_core::kem::KemSecretKey;
 use warifu_core::order::Expiry;
+use warifu_core::rand::OsRandom;
 use warifu_core::secret::Secret;
 use warifu_store::atrest::{Kek, KekSource};
 use warifu_store::{
-    CarrierStore, IssuerStore, NewCard, NewShipment, Party, Store, StoreError, StoreOptions,
+    CarrierStore, IssuerStore, KemKeyStore, NewCard, NewShipment, Party, Store, StoreError,
+    StoreOptions,
 };
 
 const NUMBER: &str = "4539148803436467";
@@ -421,6 +424,63 @@ async fn plaintext_rows_are_encrypted_in_place(db: Db) {
     t.drop().await;
 }
 
+/// The KEM key ring (issue 19): stored wrapped, never in clear; one row per epoch; deleted
+/// epochs are gone; a KEK rotation re-wraps it with the data keys, and the old KEK opens
+/// nothing.
+async fn kem_keys_at_rest(db: Db) {
+    let Some(t) = TestDb::new(db) else { return };
+    let kek = kek_for(db);
+    let s = t.open(kek.as_ref()).await;
+    let one = KemSecretKey::generate(1, &mut OsRandom).expect("key 1");
+    let two = KemSecretKey::generate(2, &mut OsRandom).expect("key 2");
+    assert!(s.add_kem_key(&one, 10).await.expect("add 1"));
+    assert!(s.add_kem_key(&two, 20).await.expect("add 2"));
+    let again = KemSecretKey::generate(2, &mut OsRandom).expect("another 2");
+    assert!(
+        !s.add_kem_key(&again, 30).await.expect("taken"),
+        "one key per epoch"
+    );
+    let stored = s.kem_keys().await.expect("keys");
+    assert_eq!(
+        stored
+            .iter()
+            .map(|k| (k.key.epoch(), k.key.public().clone(), k.created_at_ms))
+            .collect::<Vec<_>>(),
+        vec![(1, one.public().clone(), 10), (2, two.public().clone(), 20)]
+    );
+    // A key in the database only wrapped.
+    if db == Db::Sqlite {
+        s.close().await;
+        let raw = t.raw().await;
+        for k in [&one, &two] {
+            assert!(
+                !raw.windows(32).any(|w| w == k.expose_bytes()),
+                "a KEM key in clear"
+            );
+        }
+    }
+    let s = t.open(kek.as_ref()).await;
+    assert_eq!(s.delete_kem_keys(&[1]).await.expect("delete"), 1);
+    // KEK rotation re-wraps the ring too.
+    let next = Kek::generate().expect("kek");
+    s.rewrap_data_keys(&next).await.expect("rewrap");
+    s.close().await;
+    let s = t.open(Some(&next)).await;
+    let left: Vec<u32> = s
+        .kem_keys()
+        .await
+        .expect("under the new KEK")
+        .iter()
+        .map(|k| k.key.epoch())
+        .collect();
+    assert_eq!(left, vec![2]);
+    s.close().await;
+    let s = t.open(kek.as_ref()).await;
+    assert!(s.kem_keys().await.is_err(), "the old KEK opens nothing");
+    s.close().await;
+    t.drop().await;
+}
+
 macro_rules! both {
     ($scenario:ident: $sqlite:ident, $postgres:ident) => {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -437,3 +497,4 @@ macro_rules! both {
 both!(stored_encrypted: stored_encrypted_sqlite, stored_encrypted_postgres);
 both!(rotation_while_another_store_runs: rotation_sqlite, rotation_postgres);
 both!(plaintext_rows_are_encrypted_in_place: legacy_rows_sqlite, legacy_rows_postgres);
+both!(kem_keys_at_rest: kem_keys_sqlite, kem_keys_postgres);
