@@ -3,9 +3,10 @@
 
 use clap::{Parser, Subcommand};
 
+#[cfg(feature = "bench")]
+use crate::commands::bench;
 use crate::commands::{
-    bench, carrier, demo, example, forward, issuer, keycenter, merchant, open, policy, seal, up,
-    wallet,
+    carrier, demo, example, forward, issuer, keycenter, merchant, open, policy, seal, up, wallet,
 };
 /// Warifu: electronic commerce after JP H10-78988. A cardholder seals each party's part of an
 /// order under a Blom pairwise key; each party opens only its own part.
@@ -59,6 +60,8 @@ pub enum Command {
     Wallet(wallet::WalletCommand),
     /// Load benchmark: concurrent cardholders buy end to end on a local deployment and on the
     /// plaintext baseline in the same run; orders/s, latency percentiles, errors, the privacy
-    /// overhead, and an HTML report with a latency histogram.
+    /// overhead, and an HTML report with a latency histogram. (Built with the default `bench`
+    /// feature; a production build leaves it and the plaintext baseline out.)
+    #[cfg(feature = "bench")]
     Bench(bench::BenchArgs),
 }

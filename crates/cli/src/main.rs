@@ -19,9 +19,10 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use crate::args::{Cli, Command};
+#[cfg(feature = "bench")]
+use crate::commands::bench;
 use crate::commands::{
-    bench, carrier, demo, example, forward, issuer, keycenter, merchant, open, policy, seal, up,
-    wallet,
+    carrier, demo, example, forward, issuer, keycenter, merchant, open, policy, seal, up, wallet,
 };
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -48,6 +49,7 @@ fn run(command: &Command) -> anyhow::Result<()> {
         Command::Issuer(c) => issuer::issuer(c),
         Command::Carrier(c) => carrier::carrier(c),
         Command::Wallet(c) => wallet::run(c),
+        #[cfg(feature = "bench")]
         Command::Bench(a) => bench::run(a),
     }
 }

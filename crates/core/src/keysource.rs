@@ -29,7 +29,8 @@ pub enum Scheme {
     /// Sakai–Ohgishi–Kasahara identity-based key agreement on BLS12-381 ([`crate::sok`]).
     Sok,
     /// **Benchmark baseline only**: public "keys" and parts carried in plaintext
-    /// ([`PlaintextBaseline`]). Never used by a deployment with real keys; no key file holds it.
+    /// (`baseline::PlaintextBaseline`, built only with the `baseline` feature). Never used by
+    /// a deployment with real keys; no key file holds it; other builds refuse its orders.
     #[serde(rename = "plaintext_baseline")]
     PlaintextBaseline,
 }
@@ -232,57 +233,6 @@ impl KeySource for Hybrid {
     }
 }
 
-/// The prefix of the plaintext baseline's public shared secret.
-pub const BASELINE_LABEL: &[u8] = b"warifu/v1/plaintext-baseline";
-
-/// **Benchmark baseline only.** A key source whose shared secret with a peer is a *public*
-/// function of the two identifiers (`BASELINE_LABEL ‖ u16-len id_lo ‖ id_lo ‖ u16-len id_hi ‖
-/// id_hi`), so that handshakes, session MACs and the issuer's attestation MACs run exactly as
-/// usual but protect nothing, and orders sealed with it ([`Scheme::PlaintextBaseline`]) carry
-/// their parts in plaintext. It exists so that `warifu bench` can measure the cost of privacy
-/// as a ratio against the identical flow. There is no key file for it and no service option
-/// loads it; a party with real keys refuses its orders (another scheme).
-#[derive(Debug, Clone)]
-pub struct PlaintextBaseline {
-    owner: PartyId,
-}
-
-impl PlaintextBaseline {
-    /// The baseline "key" of `owner` (there is nothing secret in it).
-    pub fn new(owner: PartyId) -> PlaintextBaseline {
-        PlaintextBaseline { owner }
-    }
-
-    /// The public shared secret of `a` and `b` (symmetric in the two).
-    pub fn public_secret(a: &PartyId, b: &PartyId) -> Vec<u8> {
-        let (lo, hi) = if a.as_str() < b.as_str() {
-            (a, b)
-        } else {
-            (b, a)
-        };
-        let mut w = Writer::new();
-        w.raw(BASELINE_LABEL)
-            .bytes16(lo.as_str().as_bytes())
-            .bytes16(hi.as_str().as_bytes());
-        w.finish()
-    }
-}
-
-impl KeySource for PlaintextBaseline {
-    fn owner(&self) -> &PartyId {
-        &self.owner
-    }
-    fn scheme(&self) -> Scheme {
-        Scheme::PlaintextBaseline
-    }
-    fn shared_secret(&self, peer: &PartyId) -> Result<Zeroizing<Vec<u8>>> {
-        Ok(Zeroizing::new(PlaintextBaseline::public_secret(
-            &self.owner,
-            peer,
-        )))
-    }
-}
-
 /// A key center for the 【0053】 variant: draws one random key per pair and hands each party
 /// its table.
 pub fn predistribute(
@@ -366,8 +316,10 @@ mod tests {
         assert!(Hybrid::new(vec![Box::new(master.personal_key(&ids[0]))]).is_err());
     }
 
+    #[cfg(feature = "baseline")]
     #[test]
     fn the_baseline_is_public_and_distinct() {
+        use crate::baseline::PlaintextBaseline;
         let (a, m) = (id("cardholder:a"), id("merchant:m"));
         let ka = pairwise_key(&PlaintextBaseline::new(a.clone()), &m).expect("key");
         assert_eq!(

@@ -13,9 +13,12 @@
 //!   passphrase envelope of key files and the wallet file.
 //! - [`secret`], [`card`]: secret values and card numbers (redacted, constant-time equal).
 //! - [`session`]: mutual confirmation (claim 5) and authenticated sessions.
+//! - `baseline` (feature `baseline`): the plaintext benchmark baseline, for `warifu bench`.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+#[cfg(feature = "baseline")]
+pub mod baseline;
 pub mod blom;
 pub mod card;
 pub mod codec;

@@ -16,7 +16,7 @@ use zeroize::Zeroizing;
 use crate::codec::{Reader, Writer};
 use crate::id::{PartyId, Role};
 use crate::kem::{Drawn, KemId, KemPublicKey, KemRing, X25519};
-use crate::keysource::{KeySource, PairwiseKey, PlaintextBaseline, Scheme, pairwise_key};
+use crate::keysource::{KeySource, PairwiseKey, Scheme, pairwise_key};
 use crate::order::{Card, Destination, Order, OrderForm, PaymentMethod};
 use crate::policy::{Field, Policy};
 use crate::purpose::{Purpose, purpose_key};
@@ -75,8 +75,6 @@ pub fn padded_len(n: usize) -> usize {
         n.div_ceil(PAD_STEP) * PAD_STEP
     }
 }
-/// Prefix of a part's commitment under the plaintext benchmark baseline (an unkeyed hash).
-pub const BASELINE_COMMIT_LABEL: &[u8] = b"warifu/v1/baseline-commit";
 /// The largest part ciphertext accepted, in bytes.
 pub const MAX_PART: usize = 64 * 1024;
 
@@ -506,7 +504,7 @@ impl SealedOrder {
     }
 }
 
-fn role_name(role: Role) -> &'static str {
+pub(crate) fn role_name(role: Role) -> &'static str {
     role.as_str()
 }
 
@@ -615,7 +613,7 @@ impl ForwardedPart {
         }
         let commitments = self.commitments()?;
         let plaintext = if self.header.scheme == Scheme::PlaintextBaseline {
-            self.baseline_plaintext::<R>(key)?
+            open_baseline(&self.header, &self.part, R::ROLE, key)?
         } else {
             let aad = associated_data(self.header.version, &self.header.encode(), &commitments);
             let (plaintext, commit_key) = match (&self.part.kem, &self.part.nonce) {
@@ -679,25 +677,6 @@ impl ForwardedPart {
             fields,
             recipient: PhantomData,
         })
-    }
-
-    /// **Benchmark baseline only**: the part's plaintext, carried as is. The key must be the
-    /// baseline's public pairwise key of the recipient and the cardholder, so that a party
-    /// holding real keys never takes a plaintext part for a sealed one.
-    fn baseline_plaintext<R: Recipient>(&self, key: &PairwiseKey) -> Result<Zeroizing<Vec<u8>>> {
-        let me = self
-            .header
-            .party(R::ROLE)
-            .ok_or(Error::MissingPart(role_name(R::ROLE)))?;
-        let expected = pairwise_key(&PlaintextBaseline::new(me.clone()), &self.header.cardholder)?;
-        if expected.expose().ct_eq(key.expose()).unwrap_u8() == 0 {
-            return Err(baseline_mismatch());
-        }
-        let plaintext = Zeroizing::new(self.part.ciphertext.clone());
-        if baseline_commitment(R::ROLE, &self.header, &plaintext) != self.part.commitment {
-            return Err(Error::Decrypt);
-        }
-        Ok(plaintext)
     }
 
     /// The binary form: header ‖ part ‖ u8(count) ‖ (u8 role ‖ commitment)*.
@@ -894,46 +873,34 @@ fn hpke_commit_key(ctx: &dyn Exporter) -> Result<Key32> {
     Ok(Key32::from_bytes(k))
 }
 
-/// The error for a plaintext-baseline order met with real keys, or the other way round.
-fn baseline_mismatch() -> Error {
+/// A plaintext-baseline part's plaintext ([`crate::baseline`], feature `baseline`).
+#[cfg(feature = "baseline")]
+fn open_baseline(
+    header: &Header,
+    part: &SealedPart,
+    role: Role,
+    key: &PairwiseKey,
+) -> Result<Zeroizing<Vec<u8>>> {
+    crate::baseline::open_part(header, part, role, key)
+}
+
+/// Without the `baseline` feature a plaintext-baseline part is refused.
+#[cfg(not(feature = "baseline"))]
+fn open_baseline(
+    _: &Header,
+    _: &SealedPart,
+    _: Role,
+    _: &PairwiseKey,
+) -> Result<Zeroizing<Vec<u8>>> {
+    Err(baseline_mismatch())
+}
+
+/// The error for a plaintext-baseline order met with real keys, or the other way round (or
+/// in a build without the `baseline` feature).
+pub(crate) fn baseline_mismatch() -> Error {
     Error::HeaderMismatch(
         "the plaintext benchmark baseline and real keys do not mix (another key scheme)".into(),
     )
-}
-
-/// Under the plaintext baseline: `SHA-256(BASELINE_COMMIT_LABEL ‖ u8(role) ‖ header digest ‖
-/// plaintext)`, an unkeyed checksum that keeps the bundle's commitment structure.
-fn baseline_commitment(role: Role, header: &Header, plaintext: &[u8]) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update(BASELINE_COMMIT_LABEL);
-    h.update([role.code()]);
-    h.update(header.digest());
-    h.update(plaintext);
-    h.finalize().into()
-}
-
-/// **Benchmark baseline only**: the parts in plaintext (padded with JSON whitespace to the
-/// 16-byte minimum), zero nonces, unkeyed commitments.
-fn seal_baseline(form: &OrderForm, order: &Order, header: Header) -> Result<SealedOrder> {
-    let mut parts = Vec::new();
-    for role in header.recipients() {
-        let mut plaintext = serde_json::to_vec(&Disclosed::from_order(order, &form.policy, role))
-            .map_err(|e| Error::InvalidOrder(e.to_string()))?;
-        if plaintext.len() < 16 {
-            plaintext.resize(16, b' ');
-        }
-        if plaintext.len() > MAX_PART {
-            return Err(Error::InvalidOrder("the order is too large to seal".into()));
-        }
-        parts.push(SealedPart {
-            recipient: role,
-            nonce: Some([0; 24]),
-            kem: None,
-            commitment: baseline_commitment(role, &header, &plaintext),
-            ciphertext: plaintext,
-        });
-    }
-    Ok(SealedOrder { header, parts })
 }
 
 /// AAD = label ‖ header bytes ‖ u8(count) ‖ (u8 role ‖ commitment)* in role order, the label
@@ -1107,7 +1074,10 @@ fn seal_any(
         created_at: now,
     };
     if baseline {
-        return seal_baseline(form, order, header);
+        #[cfg(feature = "baseline")]
+        return crate::baseline::seal(form, order, header);
+        #[cfg(not(feature = "baseline"))]
+        return Err(baseline_mismatch());
     }
     let kem_key = |peer: &PartyId| -> Result<&KemPublicKey> {
         recipients
@@ -1632,67 +1602,6 @@ mod tests {
     }
 
     #[test]
-    fn the_plaintext_baseline_carries_plaintext_and_never_mixes_with_real_keys() {
-        let w = world();
-        let f = form(true);
-        let o = order(&f);
-        let base = |s: &str| PlaintextBaseline::new(PartyId::parse(s).expect("id"));
-        let s = seal(
-            &f,
-            &o,
-            &f.accepted_issuers[0],
-            &base("cardholder:hanako@mail.example"),
-            NOW,
-            &mut SeededRandom::new(b"b"),
-        )
-        .expect("seal");
-        assert_eq!(s.header.scheme, Scheme::PlaintextBaseline);
-        assert!(
-            s.to_json().contains("Umeda") || String::from_utf8_lossy(&s.encode()).contains("Umeda")
-        );
-        assert_eq!(SealedOrder::decode(&s.encode()).expect("binary"), s);
-        let i: View<ForIssuer> = s
-            .open(&f.policy, &base("issuer:bank.example"))
-            .expect("issuer");
-        assert_eq!(
-            i.fields.card.as_ref().map(|c| c.number.expose()),
-            Some(CARD)
-        );
-        let c: View<ForCarrier> = s
-            .open(&f.policy, &base("carrier:post.example"))
-            .expect("carrier");
-        assert!(c.fields.destination.is_some() && c.fields.card.is_none());
-        // Real keys refuse a baseline order, also through the cached-key path.
-        assert!(matches!(
-            s.open::<ForMerchant>(&f.policy, &w.merchant),
-            Err(Error::HeaderMismatch(_))
-        ));
-        let real = pairwise_key(&w.merchant, &s.header.cardholder).expect("key");
-        assert!(matches!(
-            s.forward(Role::Merchant)
-                .expect("forward")
-                .open_with_key::<ForMerchant>(&f.policy, &real),
-            Err(Error::HeaderMismatch(_))
-        ));
-        // A baseline key refuses a sealed order.
-        let (_, sealed) = sealed(&w, true, b"s");
-        assert!(
-            sealed
-                .open::<ForMerchant>(&f.policy, &base("merchant:shop.example"))
-                .is_err()
-        );
-        // The unkeyed commitment still binds the part to its header.
-        let mut moved = s.clone();
-        moved.header.created_at += 1;
-        assert_eq!(
-            moved
-                .open::<ForMerchant>(&f.policy, &base("merchant:shop.example"))
-                .err(),
-            Some(Error::Decrypt)
-        );
-    }
-
-    #[test]
     fn parts_are_padded_so_card_and_address_lengths_do_not_show() {
         let w = world();
         let f = form(true);
@@ -2047,5 +1956,68 @@ mod tests {
         let s = seal_within(&f, &o, issuer, &ceiling, &w.cardholder, NOW, &mut rng).expect("seal");
         let m: View<ForMerchant> = s.open(&f.policy, &w.merchant).expect("merchant");
         assert!(m.fields.destination.is_some());
+    }
+
+    #[cfg(feature = "baseline")]
+    #[test]
+    fn the_plaintext_baseline_carries_plaintext_and_never_mixes_with_real_keys() {
+        let w = world();
+        let f = form(true);
+        let o = order(&f);
+        let base =
+            |s: &str| crate::baseline::PlaintextBaseline::new(PartyId::parse(s).expect("id"));
+        let s = seal(
+            &f,
+            &o,
+            &f.accepted_issuers[0],
+            &base("cardholder:hanako@mail.example"),
+            NOW,
+            &mut SeededRandom::new(b"b"),
+        )
+        .expect("seal");
+        assert_eq!(s.header.scheme, Scheme::PlaintextBaseline);
+        assert!(
+            s.to_json().contains("Umeda") || String::from_utf8_lossy(&s.encode()).contains("Umeda")
+        );
+        assert_eq!(SealedOrder::decode(&s.encode()).expect("binary"), s);
+        let i: View<ForIssuer> = s
+            .open(&f.policy, &base("issuer:bank.example"))
+            .expect("issuer");
+        assert_eq!(
+            i.fields.card.as_ref().map(|c| c.number.expose()),
+            Some(CARD)
+        );
+        let c: View<ForCarrier> = s
+            .open(&f.policy, &base("carrier:post.example"))
+            .expect("carrier");
+        assert!(c.fields.destination.is_some() && c.fields.card.is_none());
+        // Real keys refuse a baseline order, also through the cached-key path.
+        assert!(matches!(
+            s.open::<ForMerchant>(&f.policy, &w.merchant),
+            Err(Error::HeaderMismatch(_))
+        ));
+        let real = pairwise_key(&w.merchant, &s.header.cardholder).expect("key");
+        assert!(matches!(
+            s.forward(Role::Merchant)
+                .expect("forward")
+                .open_with_key::<ForMerchant>(&f.policy, &real),
+            Err(Error::HeaderMismatch(_))
+        ));
+        // A baseline key refuses a sealed order.
+        let (_, sealed) = sealed(&w, true, b"s");
+        assert!(
+            sealed
+                .open::<ForMerchant>(&f.policy, &base("merchant:shop.example"))
+                .is_err()
+        );
+        // The unkeyed commitment still binds the part to its header.
+        let mut moved = s.clone();
+        moved.header.created_at += 1;
+        assert_eq!(
+            moved
+                .open::<ForMerchant>(&f.policy, &base("merchant:shop.example"))
+                .err(),
+            Some(Error::Decrypt)
+        );
     }
 }

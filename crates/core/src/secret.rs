@@ -1,7 +1,7 @@
 //! Wrappers for secret values: zeroized on drop, redacted in `Debug` and `Display`, written
 //! out by serde only where a field opts in with [`serialize_exposed`].
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serializer};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 /// A secret string (card number, address, passphrase). It prints as `<redacted>`, is wiped
@@ -60,16 +60,14 @@ impl core::fmt::Display for Secret {
     }
 }
 
-// Kept only until every serializing caller opts in with `serialize_exposed` (issue 11).
-impl Serialize for Secret {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        serialize_exposed(self, s)
-    }
-}
-
 /// Writes a secret's value as a string: the explicit opt-in of a field that must carry it
 /// (`#[serde(serialize_with = "warifu_core::secret::serialize_exposed")]`), so that no
-/// struct holding a secret serializes it by accident.
+/// struct holding a secret serializes it by accident: `Secret` itself is not `Serialize`.
+///
+/// ```compile_fail
+/// let card = warifu_core::secret::Secret::new("4539148803436467");
+/// serde_json::to_string(&card).unwrap();
+/// ```
 pub fn serialize_exposed<S: Serializer>(secret: &Secret, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&secret.0)
 }

@@ -15,6 +15,7 @@ use warifu_core::sealed::{self, RecipientKeys, SealedOrder};
 use warifu_core::{PartyId, Role};
 
 use crate::attest;
+use crate::clock::Clock;
 use crate::directory::{DirectoryError, SharedDirectory};
 use crate::protocol::cardholder_carrier::TrackingView;
 use crate::protocol::cardholder_issuer::{PATH_STATEMENT, Statement, StatementEntry};
@@ -23,6 +24,62 @@ use crate::protocol::cardholder_merchant::{
 };
 use crate::protocol::kem::PATH_KEM_KEY;
 use crate::session::client::{ClientError, PeerClient, PeerClients};
+
+/// How often [`Cardholder::cancel_and_wait`] asks the merchant again.
+const CANCEL_POLL: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// What became of a cancellation, read from the merchant's answer (docs/LIFECYCLE.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelFate {
+    /// `cancelling`: the carrier has not answered yet; the order may still end delivered.
+    Pending,
+    /// Cancelled: the authorization voided or the payment refunded (or about to be).
+    Cancelled,
+    /// The parcel is on its way back; the payment is refunded when the carrier records it.
+    Returning,
+    /// The parcel was delivered before the carrier could stop it: the order and its payment
+    /// stand.
+    RefusedDelivered,
+    /// Any other state: the cancellation did not apply.
+    Other,
+}
+
+impl CancelFate {
+    /// The fate an answer to a cancellation (or a later status) shows.
+    pub fn of(outcome: &OrderOutcome) -> CancelFate {
+        match outcome.state.as_str() {
+            "cancelling" => CancelFate::Pending,
+            "cancelled" | "voided" | "refunded" => CancelFate::Cancelled,
+            "returning" => CancelFate::Returning,
+            // A carrier that refuses to cancel has delivered: the order goes back to where
+            // the payment stands (captured, or shipped with a capture) and ends delivered.
+            "delivered" | "captured" | "shipped" => CancelFate::RefusedDelivered,
+            _ => CancelFate::Other,
+        }
+    }
+
+    /// The fate in words for the cardholder.
+    pub fn words(self, outcome: &OrderOutcome) -> String {
+        match self {
+            CancelFate::Pending => {
+                "cancellation pending: the carrier has not answered yet (see `wallet status`)"
+                    .into()
+            }
+            CancelFate::Cancelled => "cancelled".into(),
+            CancelFate::Returning => {
+                "cancelled: the parcel is on its way back; the payment is refunded when the \
+                 carrier records the return"
+                    .into()
+            }
+            CancelFate::RefusedDelivered => {
+                "not cancelled: the parcel was delivered before the carrier could stop it; the \
+                 payment stands"
+                    .into()
+            }
+            CancelFate::Other => format!("not cancelled: the order is {}", outcome.state),
+        }
+    }
+}
 
 /// What can go wrong for the cardholder.
 #[derive(Debug, thiserror::Error)]
@@ -142,6 +199,7 @@ pub struct Cardholder {
     ceiling: Policy,
     /// The recipients' KEM public keys as they answered, with when (at most [`KEM_KEY_TTL`]).
     kem_keys: Mutex<HashMap<PartyId, (Instant, KemPublicKey)>>,
+    clock: Clock,
 }
 
 /// Whether a failed KEM key request means the party has no key to give now (unreachable, or
@@ -172,13 +230,28 @@ impl Cardholder {
     /// A client for the holder of `keys` (a cardholder identifier), finding parties in
     /// `directory`.
     pub fn new(keys: Arc<dyn KeySource>, directory: Arc<SharedDirectory>) -> Cardholder {
+        let clock = Clock::system();
         Cardholder {
-            peers: PeerClients::new(keys.clone(), directory.clone()),
+            peers: PeerClients::new(keys.clone(), directory.clone(), clock.clone()),
             keys,
             directory,
             ceiling: Policy::patent_default(),
             kem_keys: Mutex::new(HashMap::new()),
+            clock,
         }
+    }
+
+    /// The same client reading `clock` (when it seals, its sessions) instead of the
+    /// system's.
+    pub fn with_clock(mut self, clock: Clock) -> Cardholder {
+        self.peers = PeerClients::new(self.keys.clone(), self.directory.clone(), clock.clone());
+        self.clock = clock;
+        self
+    }
+
+    /// The clock this client reads.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     /// The same client with `ceiling` as the most it discloses: a form whose policy gives a
@@ -307,8 +380,8 @@ impl Cardholder {
         self.directory.get().lookup(issuer, Role::Issuer)?;
         // The ceiling and the order are checked before any party is asked for a key.
         form.policy.within(ceiling)?;
-        order.validate(form, crate::now_unix())?;
-        let now = crate::now_unix();
+        let now = self.clock.now_unix();
+        order.validate(form, now)?;
         match self.recipient_keys(form, issuer).await {
             Ok(recipients) => Ok(sealed::seal_to(
                 form,
@@ -482,6 +555,39 @@ impl Cardholder {
         Ok(client
             .post(&format!("/v1/orders/{order_id}/cancel"), &CancelRequest {})
             .await?)
+    }
+
+    /// Cancels an order and waits up to `wait` for what becomes of it
+    /// ([`Cardholder::settle_cancel`]). A parcel the carrier reports delivered at once is
+    /// refused as before (`invalid_transition`).
+    pub async fn cancel_and_wait(
+        &self,
+        merchant: &PartyId,
+        order_id: &str,
+        wait: std::time::Duration,
+    ) -> Result<(OrderOutcome, CancelFate), CardholderError> {
+        let outcome = self.cancel(merchant, order_id).await?;
+        self.settle_cancel(merchant, outcome, wait).await
+    }
+
+    /// While the merchant's answer to a cancel is `cancelling` (the carrier has not answered
+    /// yet, say it was down), asks for the order again every 250 ms for up to `wait`; the
+    /// last answer and its [`CancelFate`].
+    pub async fn settle_cancel(
+        &self,
+        merchant: &PartyId,
+        mut outcome: OrderOutcome,
+        wait: std::time::Duration,
+    ) -> Result<(OrderOutcome, CancelFate), CardholderError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        while CancelFate::of(&outcome) == CancelFate::Pending
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(CANCEL_POLL.min(wait)).await;
+            outcome = self.order_status(merchant, &outcome.order_id).await?;
+        }
+        let fate = CancelFate::of(&outcome);
+        Ok((outcome, fate))
     }
 
     /// The carrier's tracking of one of this cardholder's orders, with the destination it

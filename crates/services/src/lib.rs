@@ -14,6 +14,7 @@
 //! - [`merchant`], [`issuer`], [`carrier`]: one `app(state) -> Router` and `run(listener,
 //!   state, shutdown)` each, with their handlers and dashboards; the merchant's outbox worker.
 //! - [`cardholder`]: the cardholder's client.
+//! - [`clock`]: the one clock every party reads (the system's, or a test's).
 //! - [`attest`]: the issuer's MACs for the cardholder and the carrier, the carrier's proof of
 //!   delivery.
 //! - [`directory`]: identifier → role → endpoint.
@@ -30,6 +31,7 @@
 pub mod attest;
 pub mod cardholder;
 pub mod carrier;
+pub mod clock;
 pub mod dev;
 pub mod directory;
 pub mod error;
@@ -46,19 +48,3 @@ pub mod session;
 /// The largest request body accepted, in bytes (512 KiB): room for the largest sealed order
 /// the core accepts (three 64 KiB parts, about 263 KiB in base64 JSON). Larger bodies get 413.
 pub const MAX_BODY: usize = 512 * 1024;
-
-/// The Unix time now, in seconds (0 if the clock is before 1970).
-pub fn now_unix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-/// The Unix time now, in milliseconds.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}

@@ -5,7 +5,8 @@
 mod common;
 
 use common::{Db, Fill};
-use warifu_core::keysource::{PlaintextBaseline, Scheme};
+use warifu_core::baseline::PlaintextBaseline;
+use warifu_core::keysource::Scheme;
 use warifu_core::rand::OsRandom;
 use warifu_core::sealed;
 use warifu_services::cardholder::CardholderError;

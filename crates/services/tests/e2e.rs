@@ -187,7 +187,8 @@ common::on_both_databases!(declines: declines_on_sqlite, declines_on_postgres);
 fn fixtures_are_consistent() {
     assert!(warifu_core::order::luhn(CARD) && warifu_core::order::luhn(OTHER_CARD));
     assert_ne!(NAME, "Hanako Tanaka");
-    let (year, _) = warifu_core::order::year_month(warifu_services::now_unix());
+    let (year, _) =
+        warifu_core::order::year_month(warifu_services::clock::Clock::system().now_unix());
     assert!(EXPIRY.year > year, "the test card must not have expired");
 }
 
@@ -218,8 +219,11 @@ async fn several_merchants_and_issuers_coexist() {
     let bank2_store = Store::open_party(&data.join("i2"), Party::Issuer)
         .await
         .expect("store");
-    let bank2_state =
-        issuer::IssuerState::new(env.local.issue(&bank2).expect("key"), Arc::new(bank2_store));
+    let bank2_state = issuer::IssuerState::new(
+        env.local.issue(&bank2).expect("key"),
+        Arc::new(bank2_store),
+        warifu_services::clock::Clock::system(),
+    );
     let l = list(&env, &bank2).await;
     tokio::spawn(issuer::run(l, bank2_state.clone(), std::future::pending()));
     let mut config =
@@ -234,6 +238,7 @@ async fn several_merchants_and_issuers_coexist() {
                 .expect("store"),
         ),
         env.local.directory.clone(),
+        warifu_services::clock::Clock::system(),
     );
     let l = list(&env, &books).await;
     tokio::spawn(merchant::run(
@@ -253,7 +258,7 @@ async fn several_merchants_and_issuers_coexist() {
             expiry: EXPIRY,
             credit_limit: 50_000,
             currency: "JPY".into(),
-            now_ms: warifu_services::now_ms(),
+            now_ms: warifu_services::clock::Clock::system().now_ms(),
         })
         .await
         .expect("enroll");

@@ -19,7 +19,7 @@ use common::{Db, Fill};
 use warifu_core::PartyId;
 use warifu_core::rand::{OsRandom, Randomness};
 use warifu_core::session::{Hello, HelloConfirm, VERSION};
-use warifu_services::now_unix;
+use warifu_services::clock::Clock;
 use warifu_services::session::server::{GuardLimits, Rate};
 
 const FLOOD_SOURCE: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
@@ -49,7 +49,7 @@ async fn flood(endpoint: String, merchant: PartyId, stop: Arc<AtomicBool>, tally
             )),
             responder: merchant.clone(),
             nonce_i,
-            time: now_unix(),
+            time: Clock::system().now_unix(),
         };
         let Ok(r) = http
             .post(format!("{endpoint}/v1/handshake/hello"))

@@ -86,7 +86,7 @@ async fn hold_bound(
             payment_method: method,
             carrier_id: carrier.map(ToString::to_string),
             header_digest: digest,
-            now_ms: warifu_services::now_ms(),
+            now_ms: warifu_services::clock::Clock::system().now_ms(),
         })
         .await
         .expect("authorize");

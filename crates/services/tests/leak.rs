@@ -41,7 +41,13 @@ async fn scan(db: Db) {
             .local
             .carrier
             .store()
-            .advance_shipment(&tracking, step[0], step[1], None, warifu_services::now_ms())
+            .advance_shipment(
+                &tracking,
+                step[0],
+                step[1],
+                None,
+                warifu_services::clock::Clock::system().now_ms(),
+            )
             .await
             .expect("advance");
         assert!(moved);
@@ -55,7 +61,7 @@ async fn scan(db: Db) {
     // A data-key rotation, as `warifu issuer|carrier rotate-data-key` runs it.
     for party in [Party::Issuer, Party::Carrier] {
         let s = env.local.open_store(party).await.expect("open");
-        s.rotate_data_key(warifu_services::now_ms())
+        s.rotate_data_key(warifu_services::clock::Clock::system().now_ms())
             .await
             .expect("rotate");
         assert!(s.reencrypt(64).await.expect("reencrypt") > 0);

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use common::{Db, Fill};
 use warifu_core::PartyId;
 use warifu_core::sealed::SealedOrder;
-use warifu_services::cardholder::CardholderError;
+use warifu_services::cardholder::{CancelFate, CardholderError};
 use warifu_services::dev::local::Local;
 use warifu_services::directory::{Directory, Entry};
 use warifu_services::merchant::worker::{Worker, WorkerOptions};
@@ -131,7 +131,13 @@ async fn advance(env: &common::Env, tracking: &str, from: ShipmentStatus, to: Sh
             .local
             .carrier
             .store()
-            .advance_shipment(tracking, from, to, Some("test"), warifu_services::now_ms())
+            .advance_shipment(
+                tracking,
+                from,
+                to,
+                Some("test"),
+                warifu_services::clock::Clock::system().now_ms(),
+            )
             .await
             .expect("advance in the store");
         assert!(moved, "{from} → {to}");
@@ -569,6 +575,7 @@ async fn carrier_refuses(db: Db) {
         config,
         store.clone(),
         env.local.directory.clone(),
+        warifu_services::clock::Clock::system(),
     );
     let l = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -759,7 +766,7 @@ async fn issue12(db: Db) {
             ShipmentStatus::Cancelled,
             ShipmentStatus::Delivered,
             None,
-            warifu_services::now_ms(),
+            warifu_services::clock::Clock::system().now_ms(),
         )
         .await;
     assert!(
@@ -867,3 +874,122 @@ async fn issue12(db: Db) {
 }
 
 common::on_both_databases!(issue12: issue12_on_sqlite, issue12_on_postgres);
+
+/// A cancellation racing a delivery the merchant has not learned of yet (its delivery polls
+/// are a minute apart). Answered at once, the carrier's refusal is the cancel's answer
+/// (`invalid_transition`). With the carrier down, the merchant answers `cancelling`, and the
+/// cardholder's wait ends when the carrier is back: `RefusedDelivered` with the capture kept
+/// for a parcel delivered meanwhile, `Cancelled` and refunded for one not picked up.
+async fn cancel_races_delivery(db: Db) {
+    let Some(mut env) = common::start(db).await else {
+        return;
+    };
+    let slow_tracking = WorkerOptions {
+        track_base: Duration::from_secs(60),
+        track_max: Duration::from_secs(60),
+        ..WorkerOptions::fast()
+    };
+    env.local.start_worker(slow_tracking).await;
+    let merchant_id = env.merchant();
+    let wait = Duration::from_secs(10);
+    let buy = async || {
+        let o = env
+            .alice
+            .submit(&sealed(&env, &merchant_id, false).await)
+            .await
+            .expect("order");
+        assert_eq!(o.state, "captured", "{o:?}");
+        o
+    };
+    let deliver = async |o: &OrderOutcome| {
+        let tracking = o.tracking_number.as_deref().expect("tracking");
+        for (from, to) in [
+            (ShipmentStatus::Accepted, ShipmentStatus::PickedUp),
+            (ShipmentStatus::PickedUp, ShipmentStatus::InTransit),
+            (ShipmentStatus::InTransit, ShipmentStatus::Delivered),
+        ] {
+            advance(&env, tracking, from, to).await;
+        }
+        assert_eq!(state_of(&env, &o.order_id).await, OrderState::Captured);
+    };
+    let capture_kept = async |order_id: &str| {
+        wait_for(&env, order_id, OrderState::Delivered).await;
+        let auth = env
+            .local
+            .issuer
+            .store()
+            .get_authorization(merchant_id.as_str(), order_id)
+            .await
+            .expect("read")
+            .expect("authorization");
+        assert_eq!(
+            (auth.status, auth.captured, auth.refunded),
+            (AuthorizationStatus::Captured, AMOUNT, 0)
+        );
+    };
+
+    // 1. Delivered, the carrier up: the cancel is refused there and then.
+    let o = buy().await;
+    deliver(&o).await;
+    let (status, code) = refusal(
+        env.alice
+            .cancel_and_wait(&merchant_id, &o.order_id, wait)
+            .await
+            .expect_err("delivered"),
+    );
+    assert_eq!((status, code.as_str()), (409, "invalid_transition"));
+    capture_kept(&o.order_id).await;
+
+    // 2. Delivered, the carrier down when the cancel comes: pending, then refused.
+    let o = buy().await;
+    deliver(&o).await;
+    let original = take_down(&env, &env.carrier());
+    let c = env
+        .alice
+        .cancel(&merchant_id, &o.order_id)
+        .await
+        .expect("cancel");
+    assert_eq!(CancelFate::of(&c), CancelFate::Pending, "{c:?}");
+    let (_, fate) = env
+        .alice
+        .settle_cancel(&merchant_id, c.clone(), Duration::ZERO)
+        .await
+        .expect("no wait");
+    assert_eq!(fate, CancelFate::Pending, "a zero wait asks nothing more");
+    env.local.directory.replace(original).expect("restore");
+    let (c, fate) = env
+        .alice
+        .settle_cancel(&merchant_id, c, wait)
+        .await
+        .expect("settled");
+    assert_eq!(fate, CancelFate::RefusedDelivered, "{c:?}");
+    assert!(fate.words(&c).starts_with("not cancelled"));
+    capture_kept(&o.order_id).await;
+
+    // 3. Not picked up, the carrier down when the cancel comes: pending, then cancelled and
+    // refunded.
+    let o = buy().await;
+    let original = take_down(&env, &env.carrier());
+    let c = env
+        .alice
+        .cancel(&merchant_id, &o.order_id)
+        .await
+        .expect("cancel");
+    assert_eq!(CancelFate::of(&c), CancelFate::Pending, "{c:?}");
+    env.local.directory.replace(original).expect("restore");
+    let (c, fate) = env
+        .alice
+        .settle_cancel(&merchant_id, c, wait)
+        .await
+        .expect("settled");
+    assert_eq!(fate, CancelFate::Cancelled, "{c:?}");
+    wait_for(&env, &o.order_id, OrderState::Refunded).await;
+
+    assert_books(&env, 3).await;
+    common::finish(env).await;
+}
+
+common::on_both_databases!(
+    cancel_races_delivery: cancel_races_delivery_on_sqlite,
+    cancel_races_delivery_on_postgres
+);

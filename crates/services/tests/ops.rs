@@ -93,7 +93,11 @@ async fn health_and_readiness() {
         .local
         .issue(&common::id("issuer:closed.example"))
         .expect("keys");
-    let state = IssuerState::new(keys, Arc::new(store.clone()));
+    let state = IssuerState::new(
+        keys,
+        Arc::new(store.clone()),
+        warifu_services::clock::Clock::system(),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

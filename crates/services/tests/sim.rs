@@ -28,11 +28,12 @@
 //!
 //! Determinism: the schedule is a pure function of the seed (the RNG is a SplitMix64 here;
 //! actions name orders by their index in the schedule, never by a random id), and the
-//! schedule runs one step at a time. **The clock is not injectable yet**: the services read
-//! `warifu_services::now_ms()` (order ids, tracking numbers and timestamps differ from run to
-//! run, and the worker is configured with zero grace, lease and backoff so that wall time
-//! never decides which message is due). A seed therefore replays the same schedule, and with
-//! it the same interleaving of messages, but not the same bytes.
+//! schedule runs one step at a time. Every service and cardholder reads one manual clock
+//! ([`warifu_services::clock::Clock::manual`], from 2026-01-01) that only the schedule moves
+//! (`Wait`: 1 s, 30 s, 10 min or 65 min, so forms and sessions expire mid-run), and the
+//! worker has zero grace, lease and backoff, so that wall time never decides which message is
+//! due. A seed therefore replays the same schedule, times and interleaving of messages; order
+//! ids and tracking numbers are still drawn at random, so not the same bytes.
 //!
 //! Running:
 //!
@@ -181,6 +182,10 @@ enum Action {
     Restart {
         party: usize,
     },
+    /// The clock every party reads moves on (past form and session lifetimes too).
+    Wait {
+        secs: u64,
+    },
     /// Heal, tick and move parcels until nothing is pending, then check the rest invariants
     /// (and go on from there).
     Quiesce,
@@ -212,6 +217,7 @@ enum Kind {
     BringUp,
     Crash,
     Restart,
+    Wait,
     Quiesce,
 }
 
@@ -227,6 +233,7 @@ const WEIGHTS: &[(u64, Kind)] = &[
     (6, Kind::BringUp),
     (2, Kind::Crash),
     (6, Kind::Restart),
+    (4, Kind::Wait),
     (2, Kind::Quiesce),
 ];
 
@@ -316,6 +323,9 @@ fn next_action(rng: &mut Rng, buys: usize) -> Action {
         },
         Kind::Restart => Action::Restart {
             party: rng.below(3) as usize,
+        },
+        Kind::Wait => Action::Wait {
+            secs: *rng.pick(&[(1, 1), (1, 30), (1, 600), (1, 3_900)]),
         },
         Kind::Quiesce => Action::Quiesce,
     }
@@ -581,10 +591,13 @@ impl Sim {
                 });
                 let accepted = !at_rest
                     && (matches!(a, Answer::Ok(_)) || (before.is_some() && after != before));
+                // `cancelling` promises nothing yet: the carrier, when it answers, may refuse
+                // because the parcel was delivered meanwhile (docs/LIFECYCLE.md).
+                let pending = after.as_deref() == Some("cancelling");
                 if accepted {
                     let m = &mut self.model[order];
                     m.cancelled = true;
-                    if shipped.is_none_or(|s| s.1 != "delivered") {
+                    if !pending && shipped.is_none_or(|s| s.1 != "delivered") {
                         m.cancelled_undelivered = true;
                     }
                 }
@@ -696,6 +709,9 @@ impl Sim {
                 if self.world.health(party) == Health::Crashed {
                     self.world.restart(party).await;
                 }
+            }
+            Action::Wait { secs } => {
+                self.world.clock.advance(Duration::from_secs(secs));
             }
             Action::Quiesce => self.drain().await,
         }

@@ -42,6 +42,7 @@ async fn impostor(
         MerchantConfig::example(env.issuer(), Some(env.carrier())),
         Arc::new(store),
         env.local.directory.clone(),
+        warifu_services::clock::Clock::system(),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

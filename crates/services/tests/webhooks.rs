@@ -67,7 +67,14 @@ async fn receive(
             .get(SIGNATURE_HEADER)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        let verified = verify(&r.secret, sig, &body, warifu_services::now_ms() / 1000, 300).is_ok();
+        let verified = verify(
+            &r.secret,
+            sig,
+            &body,
+            warifu_services::clock::Clock::system().now_ms() / 1000,
+            300,
+        )
+        .is_ok();
         let v: Value = serde_json::from_slice(&body).unwrap_or_default();
         r.got.push(Got {
             event_id: v["id"].as_str().unwrap_or("").to_owned(),
@@ -732,7 +739,7 @@ async fn example_backend_receives_and_verifies() {
 
     // Bad input to the backend.
     let http = warifu_services::http::tls::client(|b| b).expect("http client");
-    let now = warifu_services::now_ms() / 1000;
+    let now = warifu_services::clock::Clock::system().now_ms() / 1000;
     let body = br#"{"id":"evt_test_unknown","type":"order.teleported","created_at_ms":0,"data":{"order_id":"o-x","state":"x"}}"#;
     let send = |sig: String, body: Vec<u8>| {
         http.post(&url)

@@ -20,11 +20,10 @@ use tracing_subscriber::Layer as _;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 use warifu_core::PartyId;
-use warifu_core::order::{Card, Destination, Expiry, Order, OrderForm, PaymentMethod, luhn};
 use warifu_core::sok::KeyScheme;
-use warifu_services::cardholder::{Cardholder, CardholderError};
+use warifu_services::cardholder::Cardholder;
+use warifu_services::dev::fixture::{self, card_number, error_code, order_for};
 use warifu_services::dev::local::{Local, LocalOptions, Storage};
-use warifu_services::session::client::ClientError;
 use warifu_store::Synchronous;
 
 /// `warifu bench`
@@ -78,11 +77,8 @@ pub enum SyncArg {
 }
 
 const PICKS: &[(&str, u32)] = &[("TEA-001", 1), ("CUP-002", 1)];
+const BENCH_HOLDER: &str = "Bench Holder";
 const CARD_LIMIT: u64 = 1_000_000_000_000;
-const EXPIRY: Expiry = Expiry {
-    year: 2031,
-    month: 7,
-};
 
 /// Which deployment the request log is attributing requests to (0: none).
 static MEASURING: AtomicUsize = AtomicUsize::new(0);
@@ -255,49 +251,6 @@ impl Tally {
     }
 }
 
-fn card_number(i: usize) -> String {
-    let base = format!("45391488{:07}", i % 10_000_000);
-    (0..10)
-        .map(|d| format!("{base}{d}"))
-        .find(|n| luhn(n))
-        .unwrap_or_else(|| format!("{base}0"))
-}
-
-fn order_for(form: &OrderForm, number: &str) -> warifu_core::Result<Order> {
-    let (lines, amount) = Order::lines_from(form, PICKS)?;
-    Ok(Order {
-        cardholder_name: "Bench Holder".into(),
-        cardholder_address: "1-1 Chiyoda, Chiyoda-ku, Tokyo 100-0001".into(),
-        telephone: "+81-3-1234-5678".into(),
-        fax: None,
-        card: Card {
-            number: number.into(),
-            expiry: EXPIRY,
-        },
-        lines,
-        amount,
-        currency: form.currency.clone(),
-        payment_method: PaymentMethod::LumpSum,
-        destination: form.carrier.as_ref().map(|_| Destination {
-            addressee: "Taro Suzuki".into(),
-            address: "2-2-2 Umeda, Kita-ku, Osaka 530-0001".into(),
-        }),
-    })
-}
-
-fn error_code(e: &CardholderError) -> String {
-    match e {
-        CardholderError::Client(ClientError::Refused { code, .. }) => code.clone(),
-        CardholderError::Client(ClientError::Unavailable { .. }) => "unavailable".into(),
-        CardholderError::Client(ClientError::NotAuthentic { .. }) => "not_authentic".into(),
-        CardholderError::Client(_) => "client".into(),
-        CardholderError::ReceiptInvalid => "receipt_invalid".into(),
-        CardholderError::Form(_) => "form".into(),
-        CardholderError::Core(_) => "core".into(),
-        _ => "other".into(),
-    }
-}
-
 /// One purchase, timed per step.
 async fn one_order(ch: &Cardholder, number: &str, merchant: &PartyId, issuer: &PartyId) -> Sample {
     let t0 = Instant::now();
@@ -316,7 +269,8 @@ async fn one_order(ch: &Cardholder, number: &str, merchant: &PartyId, issuer: &P
             .map_err(|e| error_code(&e))?;
         s.form_us = us(t0.elapsed());
         let t1 = Instant::now();
-        let order = order_for(&form, number).map_err(|_| "invalid_order".to_owned())?;
+        let order = order_for(&form, PICKS, BENCH_HOLDER, number)
+            .map_err(|_| "invalid_order".to_owned())?;
         let sealed = ch
             .seal(&form, &order, issuer)
             .await
@@ -392,9 +346,9 @@ impl Deployment {
                     .enroll(
                         &format!("card-{i}"),
                         &id,
-                        "Bench Holder",
+                        BENCH_HOLDER,
                         &number,
-                        EXPIRY,
+                        fixture::EXPIRY,
                         CARD_LIMIT,
                         "JPY",
                     )
@@ -1111,14 +1065,6 @@ fn html(r: &Report) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn card_numbers_pass_luhn_and_differ() {
-        let a = card_number(1);
-        assert!(luhn(&a));
-        assert_ne!(a, card_number(2));
-        assert_eq!(a.len(), 16);
-    }
 
     #[test]
     fn routes_lose_their_identifiers() {

@@ -6,6 +6,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use warifu_core::Role;
 use warifu_services::carrier;
+use warifu_services::clock::Clock;
 use warifu_services::directory::SharedDirectory;
 use warifu_services::http::dashboard::time_ms as utc;
 use warifu_services::protocol::cardholder_carrier::TrackingView;
@@ -85,9 +86,14 @@ pub fn carrier(cmd: &CarrierCommand) -> Result<()> {
             Some(path) => {
                 let dir = SharedDirectory::from_file(path)
                     .with_context(|| format!("cannot read the directory {}", path.display()))?;
-                carrier::CarrierState::with_directory(keys, Arc::new(store), Arc::new(dir))
+                carrier::CarrierState::with_directory(
+                    keys,
+                    Arc::new(store),
+                    Arc::new(dir),
+                    Clock::system(),
+                )
             }
-            None => carrier::CarrierState::new(keys, Arc::new(store)),
+            None => carrier::CarrierState::new(keys, Arc::new(store), Clock::system()),
         };
         state.guard().operator().set(operator);
         watch_revocations(revocations.as_ref(), state.guard());

@@ -10,6 +10,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use warifu_core::Role;
 use warifu_core::secret::Secret;
+use warifu_services::clock::Clock;
 use warifu_services::error::AppError;
 use warifu_services::http::dashboard::time_ms as utc;
 use warifu_services::issuer;
@@ -245,7 +246,7 @@ pub fn issuer(cmd: &IssuerCommand) -> Result<()> {
         let operator = operator_auth(a)?;
         return runtime()?.block_on(async {
             let store = open_store(&a.db, Party::Issuer).await?;
-            let state = issuer::IssuerState::new(keys, Arc::new(store));
+            let state = issuer::IssuerState::new(keys, Arc::new(store), Clock::system());
             state.guard().operator().set(operator);
             watch_revocations(revocations.as_ref(), state.guard());
             let l = listen(a.listen, state.id()).await?;
@@ -294,7 +295,10 @@ pub fn issuer(cmd: &IssuerCommand) -> Result<()> {
                     true,
                     &path,
                     Some(body),
-                    async |s: &Store| cards::set_limit(s, &a.card.card_id, a.limit).await,
+                    async |s: &Store| {
+                        cards::set_limit(s, &a.card.card_id, a.limit, Clock::system().now_ms())
+                            .await
+                    },
                     card_line,
                 )
                 .await
@@ -378,7 +382,7 @@ async fn enroll(a: &EnrollArgs) -> Result<()> {
         true,
         PATH_ADMIN_CARDS,
         Some(body),
-        async |s: &Store| cards::enroll(s, &req).await,
+        async |s: &Store| cards::enroll(s, &req, Clock::system().now_ms()).await,
         |c: &AdminCard| {
             format!(
                 "enrolled {} for {}: limit {} {}\n",

@@ -8,6 +8,7 @@ use clap::{Args, Subcommand};
 use warifu_core::order::CatalogItem;
 use warifu_core::policy::Policy;
 use warifu_core::{PartyId, Role};
+use warifu_services::clock::Clock;
 use warifu_services::directory::SharedDirectory;
 use warifu_services::http::dashboard::time_ms as utc;
 use warifu_services::merchant;
@@ -234,7 +235,8 @@ pub fn merchant(cmd: &MerchantCommand) -> Result<()> {
     let operator = operator_auth(&a.serve)?;
     runtime()?.block_on(async {
         let store = open_store(&a.serve.db, Party::Merchant).await?;
-        let state = merchant::MerchantState::new(keys, config, Arc::new(store), directory);
+        let state =
+            merchant::MerchantState::new(keys, config, Arc::new(store), directory, Clock::system());
         state.guard().operator().set(operator);
         watch_revocations(revocations.as_ref(), state.guard());
         let l = listen(a.serve.listen, state.id()).await?;

@@ -6,8 +6,9 @@
 //! - `merchant`, `issuer`, `carrier`: one party's service alone and its operator's commands.
 //! - `wallet`: the cardholder's client (buy, catalog, status, cancel, track, web).
 //! - `demo`, `up`: the whole deployment in one process, once or until Ctrl-C.
-//! - `bench`: the load benchmark.
+//! - `bench`: the load benchmark (feature `bench`, on by default).
 
+#[cfg(feature = "bench")]
 pub mod bench;
 pub mod carrier;
 pub mod demo;

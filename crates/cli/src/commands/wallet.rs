@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use warifu_core::PartyId;
 use warifu_core::order::{Card, Order, OrderForm, PaymentMethod};
-use warifu_services::cardholder::Cardholder;
+use warifu_services::cardholder::{CancelFate, Cardholder};
 use warifu_services::directory::SharedDirectory;
 use warifu_services::http::dashboard::money;
 
@@ -35,8 +35,8 @@ pub enum WalletCommand {
     /// (from the carrier, with the destination you sealed).
     Status(StatusArgs),
     /// Cancel an order: before shipping the authorization is voided, after capture the
-    /// payment is refunded.
-    Cancel(StatusArgs),
+    /// payment is refunded; a parcel already delivered is not cancelled (exit status 1).
+    Cancel(CancelArgs),
     /// Ask the carrier where a parcel is (and see the destination you sealed).
     Track(TrackArgs),
     /// Serve the wallet as a web page on 127.0.0.1: cards and addresses in an encrypted
@@ -153,6 +153,18 @@ pub struct StatusArgs {
     pub json: bool,
 }
 
+/// `warifu wallet cancel`
+#[derive(Debug, Args)]
+pub struct CancelArgs {
+    /// Key, directory, merchant and order id.
+    #[command(flatten)]
+    pub order: StatusArgs,
+    /// While the carrier has not answered (`cancelling`), ask again for up to this many
+    /// seconds (0: print the first answer).
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub wait: u64,
+}
+
 /// `warifu wallet track`
 #[derive(Debug, Args)]
 pub struct TrackArgs {
@@ -214,23 +226,36 @@ pub fn run(cmd: &WalletCommand) -> Result<()> {
                 print(&status_lines(&v))
             }
             WalletCommand::Cancel(a) => {
-                let (wallet, merchant) = client(&a.common)?;
-                let o = wallet.cancel(&merchant, &a.order_id).await?;
-                if a.json {
-                    return print(&(serde_json::to_string_pretty(&o)? + "\n"));
+                let (wallet, merchant) = client(&a.order.common)?;
+                let wait = std::time::Duration::from_secs(a.wait);
+                let (o, fate) = wallet
+                    .cancel_and_wait(&merchant, &a.order.order_id, wait)
+                    .await?;
+                if a.order.json {
+                    let mut j = serde_json::to_value(&o)?;
+                    j["cancel"] = serde_json::to_value(format!("{fate:?}"))?;
+                    print(&(serde_json::to_string_pretty(&j)? + "\n"))?;
+                } else {
+                    let payment = o.payment.as_ref().map(|p| {
+                        format!(
+                            "; payment {} (captured {}, refunded {} {})",
+                            p.state, p.captured, p.refunded, p.currency
+                        )
+                    });
+                    print(&format!(
+                        "order {}: {}{}\n{}\n",
+                        o.order_id,
+                        o.state,
+                        payment.unwrap_or_default(),
+                        fate.words(&o)
+                    ))?;
                 }
-                let payment = o.payment.as_ref().map(|p| {
-                    format!(
-                        "; payment {} (captured {}, refunded {} {})",
-                        p.state, p.captured, p.refunded, p.currency
-                    )
-                });
-                print(&format!(
-                    "order {}: {}{}\n",
-                    o.order_id,
-                    o.state,
-                    payment.unwrap_or_default()
-                ))
+                match fate {
+                    CancelFate::RefusedDelivered | CancelFate::Other => {
+                        bail!("order {} was not cancelled", o.order_id)
+                    }
+                    CancelFate::Pending | CancelFate::Cancelled | CancelFate::Returning => Ok(()),
+                }
             }
             WalletCommand::Track(a) => {
                 let (wallet, merchant) = client(&a.common)?;
@@ -440,7 +465,15 @@ async fn buy(a: &BuyArgs) -> Result<()> {
         .await?;
     if let Some(order) = &placed {
         let last4 = warifu_core::card::last4(order.card.number.expose()).to_owned();
-        let entry = history::entry(&p.form, order, &profile.issuer, &last4, &p.outcome.state);
+        let placed_at = wallet.clock().now_ms();
+        let entry = history::entry(
+            &p.form,
+            order,
+            &profile.issuer,
+            &last4,
+            &p.outcome.state,
+            placed_at,
+        );
         remember(a, &wallet_file, pass, entry);
     }
     if a.json {

@@ -20,7 +20,7 @@ use warifu_core::PartyId;
 use warifu_core::order::{Card, Destination, Expiry, Order, OrderForm, PaymentMethod};
 use warifu_core::secret::Secret;
 use warifu_core::{Role, order};
-use warifu_services::cardholder::Cardholder;
+use warifu_services::cardholder::{CancelFate, Cardholder};
 use warifu_services::dev::order::{Stores, across};
 use warifu_services::directory::SharedDirectory;
 use warifu_services::http::dashboard as shared;
@@ -310,7 +310,7 @@ pub(crate) async fn add_card(
         (None, _) => errs.push("The expiry month must be a number from 1 to 12.".into()),
         (_, None) => errs.push("The expiry year must be a four-digit year.".into()),
         (Some(m), Some(y)) => {
-            if (y, m) < order::year_month(warifu_services::now_unix()) {
+            if (y, m) < order::year_month(s.wallet.clock().now_unix()) {
                 errs.push("This card has expired.".into());
             }
         }
@@ -434,6 +434,7 @@ pub(crate) fn build_order(
     form: &OrderForm,
     data: &VaultData,
     input: &HashMap<String, String>,
+    now: u64,
 ) -> std::result::Result<(Order, PartyId, String), Vec<String>> {
     let mut errs = Vec::new();
     let mut picks: Vec<(&str, u32)> = Vec::new();
@@ -533,9 +534,7 @@ pub(crate) fn build_order(
         payment_method: method,
         destination,
     };
-    order
-        .validate(form, warifu_services::now_unix())
-        .map_err(|e| vec![e.to_string()])?;
+    order.validate(form, now).map_err(|e| vec![e.to_string()])?;
     Ok((order, card.issuer.clone(), card.last4()))
 }
 
@@ -576,7 +575,7 @@ pub(crate) async fn preview_or_form(
 ) -> Response {
     let built = {
         let v = s.vault().await;
-        build_order(&draft.form, &v.data, &input)
+        build_order(&draft.form, &v.data, &input, s.wallet.clock().now_unix())
     };
     draft.input = input;
     draft.sealed = None;
@@ -671,7 +670,14 @@ pub(crate) async fn submit(Posted { s, form: input }: Posted) -> Response {
     match s.wallet.submit(&sealed).await {
         Ok(outcome) => {
             tracing::info!(order_id = %order_id, state = %outcome.state, "order sent from the wallet page");
-            let oref = history::entry(&draft.form, &order, &issuer, &last4, &outcome.state);
+            let oref = history::entry(
+                &draft.form,
+                &order,
+                &issuer,
+                &last4,
+                &outcome.state,
+                s.wallet.clock().now_ms(),
+            );
             if let Err(e) = save_change(&s, |d| history::upsert(d, oref)).await {
                 tracing::warn!(error = %e, "cannot save the wallet after an order");
             }
@@ -858,8 +864,19 @@ pub(crate) async fn cancel(Path(order_id): Path<String>, Posted { s, .. }: Poste
             "This wallet placed no order with that id.".into(),
         );
     };
-    match s.wallet.cancel(&merchant, &order_id).await {
-        Ok(out) => {
+    // The carrier answers a cancel within moments; the order page refreshes past the wait.
+    let wait = std::time::Duration::from_secs(5);
+    match s.wallet.cancel_and_wait(&merchant, &order_id, wait).await {
+        Ok((out, fate @ (CancelFate::RefusedDelivered | CancelFate::Other))) => {
+            tracing::info!(order_id = %order_id, state = %out.state, "cancel refused");
+            problem(
+                &s,
+                StatusCode::CONFLICT,
+                "The order was not cancelled",
+                fate.words(&out),
+            )
+        }
+        Ok((out, _)) => {
             tracing::info!(order_id = %order_id, state = %out.state, "order cancelled from the wallet page");
             redirect(&format!("/orders/{order_id}"))
         }

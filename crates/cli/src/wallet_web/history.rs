@@ -74,14 +74,15 @@ pub fn summary(order: &Order) -> String {
         .join(", ")
 }
 
-/// The history entry of `order`, placed on `form` with a card of `issuer` ending `last4`, in
-/// the merchant's `state`.
+/// The history entry of `order`, placed at `placed_at_ms` on `form` with a card of `issuer`
+/// ending `last4`, in the merchant's `state`.
 pub fn entry(
     form: &OrderForm,
     order: &Order,
     issuer: &PartyId,
     last4: &str,
     state: &str,
+    placed_at_ms: i64,
 ) -> OrderRef {
     OrderRef {
         order_id: form.order_id.clone(),
@@ -94,7 +95,7 @@ pub fn entry(
         payment: payment_words(order.payment_method),
         card_last4: last4.to_owned(),
         policy: form.policy.clone(),
-        placed_at_ms: warifu_services::now_ms(),
+        placed_at_ms,
         state: Some(state.to_owned()),
     }
 }

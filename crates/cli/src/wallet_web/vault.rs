@@ -49,7 +49,8 @@ pub struct StoredCard {
     pub id: String,
     /// Name on the card.
     pub holder_name: String,
-    /// The number (digits only).
+    /// The number (digits only), written only into the sealed vault.
+    #[serde(serialize_with = "warifu_core::secret::serialize_exposed")]
     pub number: Secret,
     /// Expiry month.
     pub expiry: Expiry,
@@ -73,9 +74,11 @@ pub struct Address {
     pub id: String,
     /// A label (`home`, `Taro`).
     pub label: String,
-    /// Who receives parcels there.
+    /// Who receives parcels there (written only into the sealed vault).
+    #[serde(serialize_with = "warifu_core::secret::serialize_exposed")]
     pub addressee: Secret,
-    /// The address.
+    /// The address (written only into the sealed vault).
+    #[serde(serialize_with = "warifu_core::secret::serialize_exposed")]
     pub address: Secret,
 }
 

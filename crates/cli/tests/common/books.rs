@@ -10,11 +10,11 @@ use std::process::Command;
 use std::sync::Arc;
 
 use warifu_core::keysource::KeySource;
-use warifu_core::order::{Card, Destination, Expiry, Order, OrderForm, PaymentMethod};
+use warifu_core::order::{Order, OrderForm};
 use warifu_core::sok::{KeyScheme, PartyKeys};
-use warifu_services::cardholder::{Cardholder, CardholderError};
+use warifu_services::cardholder::Cardholder;
+use warifu_services::dev::fixture;
 use warifu_services::directory::SharedDirectory;
-use warifu_services::session::client::ClientError;
 use warifu_store::{
     AuthorizationRecord, AuthorizationStatus, CarrierStore, IssuerStore, MerchantStore,
     OrderFilter, OrderRecord, OrderState, Party, ShipmentRecord, ShipmentStatus, Store,
@@ -26,11 +26,8 @@ use super::{MERCHANT, path};
 /// The cardholder's name on every card [`card_number`] makes and every order [`order_for`] fills.
 pub const CARDHOLDER_NAME: &str = "Crash Tester";
 
-/// The expiry of every card [`card_number`] makes.
-pub const EXPIRY: Expiry = Expiry {
-    year: 2035,
-    month: 7,
-};
+#[allow(unused_imports, reason = "each test binary uses some")]
+pub use warifu_services::dev::fixture::{card_number, error_code};
 
 /// The key-encryption key of every party's data at rest in this test (issue 15): PostgreSQL
 /// deployments must name one; SQLite ones use it too, so the test's own reads share it.
@@ -107,46 +104,10 @@ pub struct Ack {
     pub cancelled: bool,
 }
 
-/// A Luhn-valid card number, a different one for each `i`.
-pub fn card_number(i: usize) -> String {
-    let base = format!("453914880343{:03}", i);
-    (0..10)
-        .map(|d| format!("{base}{d}"))
-        .find(|n| warifu_core::order::luhn(n))
-        .expect("a Luhn digit")
-}
-
-/// One `TEA-001` paid in one sum with `number`, shipped to Osaka when the form has a carrier.
+/// One `TEA-001` paid in one sum by [`CARDHOLDER_NAME`] with `number`, shipped when the form
+/// has a carrier.
 pub fn order_for(form: &OrderForm, number: &str) -> warifu_core::Result<Order> {
-    let (lines, amount) = Order::lines_from(form, &[("TEA-001", 1)])?;
-    Ok(Order {
-        cardholder_name: CARDHOLDER_NAME.into(),
-        cardholder_address: "1-1 Chiyoda, Tokyo".into(),
-        telephone: "+81-3-0000-0000".into(),
-        fax: None,
-        card: Card {
-            number: number.into(),
-            expiry: EXPIRY,
-        },
-        lines,
-        amount,
-        currency: form.currency.clone(),
-        payment_method: PaymentMethod::LumpSum,
-        destination: form.carrier.as_ref().map(|_| Destination {
-            addressee: "Taro Suzuki".into(),
-            address: "2-2 Umeda, Osaka".into(),
-        }),
-    })
-}
-
-/// A cardholder's error as a short code (the peer's, `unavailable`, `client`, `other`).
-pub fn error_code(e: &CardholderError) -> String {
-    match e {
-        CardholderError::Client(ClientError::Refused { code, .. }) => code.clone(),
-        CardholderError::Client(ClientError::Unavailable { .. }) => "unavailable".into(),
-        CardholderError::Client(_) => "client".into(),
-        _ => "other".into(),
-    }
+    fixture::order_for(form, &[("TEA-001", 1)], CARDHOLDER_NAME, number)
 }
 
 /// What the three databases hold at the end.

@@ -55,7 +55,7 @@ async fn dashboard(
             Err(e) => return kit::store_failure(&who, &e),
         }
     }
-    let w = Window::recent();
+    let w = Window::recent(st.clock().now_ms());
     let (events, now) = match (
         store.shipment_event_buckets(w.start_ms, w.bucket_ms).await,
         store.count_shipments_by_status().await,

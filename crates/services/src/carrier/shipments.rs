@@ -201,7 +201,7 @@ async fn ship(
             address,
             parcel,
             header_digest: header.digest(),
-            now_ms: crate::now_ms(),
+            now_ms: st.clock().now_ms(),
         })
         .await
         .map_err(store_error("accepting a shipment"))?;
@@ -236,7 +236,7 @@ async fn cancel(
     let tombstone = random_id("WRF", 8)?.to_uppercase();
     let done = match st
         .store
-        .cancel_shipment(peer.as_str(), &order_id, &tombstone, crate::now_ms())
+        .cancel_shipment(peer.as_str(), &order_id, &tombstone, st.clock().now_ms())
         .await
     {
         Ok(done) => done,
@@ -324,7 +324,7 @@ async fn advance(
                 rec.status,
                 to,
                 req.note.as_deref(),
-                crate::now_ms(),
+                st.clock().now_ms(),
             )
             .await
             .map_err(store_error("advancing a shipment"))?;

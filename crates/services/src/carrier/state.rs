@@ -7,6 +7,7 @@ use warifu_core::PartyId;
 use warifu_core::keysource::KeySource;
 use warifu_store::CarrierStore;
 
+use crate::clock::Clock;
 use crate::directory::SharedDirectory;
 use crate::kem::KemKeys;
 use crate::session::client::PeerClients;
@@ -26,15 +27,18 @@ pub struct CarrierState {
 impl CarrierState {
     /// A carrier holding `keys` with its shipments in `store`, finding the issuers it asks
     /// (before it accepts a shipment, whether the order's authorization still stands) in
-    /// `directory`.
+    /// `directory`, reading `clock`.
     pub fn with_directory(
         keys: Arc<dyn KeySource>,
         store: Arc<dyn CarrierStore>,
         directory: Arc<SharedDirectory>,
+        clock: Clock,
     ) -> Arc<CarrierState> {
         Arc::new(CarrierState {
-            guard: Arc::new(Guard::new(keys.clone(), GuardLimits::default())),
-            issuers: Some(PeerClients::new(keys.clone(), directory)),
+            guard: Arc::new(
+                Guard::new(keys.clone(), GuardLimits::default()).with_clock(clock.clone()),
+            ),
+            issuers: Some(PeerClients::new(keys.clone(), directory, clock)),
             keys,
             kem: KemKeys::new(store.clone()),
             store,
@@ -45,9 +49,13 @@ impl CarrierState {
     /// stands, so it accepts a shipment on the issuer's approval alone (as before issue 12)
     /// and logs a warning for each; a voided order can then still be shipped. Serve with
     /// [`CarrierState::with_directory`].
-    pub fn new(keys: Arc<dyn KeySource>, store: Arc<dyn CarrierStore>) -> Arc<CarrierState> {
+    pub fn new(
+        keys: Arc<dyn KeySource>,
+        store: Arc<dyn CarrierStore>,
+        clock: Clock,
+    ) -> Arc<CarrierState> {
         Arc::new(CarrierState {
-            guard: Arc::new(Guard::new(keys.clone(), GuardLimits::default())),
+            guard: Arc::new(Guard::new(keys.clone(), GuardLimits::default()).with_clock(clock)),
             issuers: None,
             keys,
             kem: KemKeys::new(store.clone()),
@@ -63,6 +71,11 @@ impl CarrierState {
     /// The carrier's identifier.
     pub fn id(&self) -> &PartyId {
         self.keys.owner()
+    }
+
+    /// The clock the carrier reads.
+    pub fn clock(&self) -> &Clock {
+        self.guard.clock()
     }
 
     /// Its session guard (also how it admits operators: `guard().operator().set(…)`).

@@ -11,10 +11,12 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use warifu_core::PartyId;
+#[cfg(feature = "baseline")]
+use warifu_core::baseline::PlaintextBaseline;
 use warifu_core::blom::Master;
 use warifu_core::keycenter::KeyCenter;
 use warifu_core::keyfile::{KeyFile, SokKeyFile};
-use warifu_core::keysource::{KeySource, PlaintextBaseline};
+use warifu_core::keysource::KeySource;
 use warifu_core::order::Expiry;
 use warifu_core::rand::OsRandom;
 use warifu_core::revocation::{CenterSigningKey, SignedRevocationList};
@@ -24,6 +26,7 @@ use warifu_store::{CardRecord, NewCard, Party, Store, StoreOptions, Synchronous}
 
 use crate::cardholder::Cardholder;
 use crate::carrier::{self, CarrierState};
+use crate::clock::Clock;
 use crate::directory::{Directory, Entry, SharedDirectory};
 use crate::issuer::{self, IssuerState};
 use crate::merchant::webhooks::{Deliverer, DelivererHandle, WebhookOptions};
@@ -73,7 +76,9 @@ pub struct LocalOptions {
     pub key_cache: usize,
     /// **Benchmark baseline only** (`warifu bench`): every party, cardholders included, gets
     /// the public [`PlaintextBaseline`] key source instead of keys from the key centers, so
-    /// orders travel unsealed. No key file can be written for it.
+    /// orders travel unsealed. No key file can be written for it. Only with the `baseline`
+    /// feature.
+    #[cfg(feature = "baseline")]
     pub plaintext_baseline: bool,
     /// How the services admit operators (default: open, as the deployment is on loopback).
     pub operator: OperatorAuth,
@@ -83,6 +88,8 @@ pub struct LocalOptions {
     /// `keycenter/revocations.json`, where `warifu keycenter revoke --dir DATA/keycenter`
     /// writes it).
     pub revocations: Option<PathBuf>,
+    /// The clock every party and cardholder of the deployment reads (default: the system's).
+    pub clock: Clock,
 }
 
 impl LocalOptions {
@@ -101,10 +108,12 @@ impl LocalOptions {
             synchronous: Synchronous::Full,
             scheme: KeyScheme::default(),
             key_cache: crate::keys::DEFAULT_KEY_CACHE,
+            #[cfg(feature = "baseline")]
             plaintext_baseline: false,
             operator: OperatorAuth::Open,
             worker: Some(WorkerOptions::default()),
             revocations: None,
+            clock: Clock::system(),
         }
     }
 }
@@ -217,6 +226,7 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> LocalError {
 struct Centers {
     scheme: KeyScheme,
     /// Issue the plaintext benchmark baseline instead of the scheme's keys.
+    #[cfg(feature = "baseline")]
     baseline: bool,
     blom: Option<KeyCenter>,
     sok: Option<SokMaster>,
@@ -246,6 +256,7 @@ impl Centers {
         Ok((
             Centers {
                 scheme,
+                #[cfg(feature = "baseline")]
                 baseline: false,
                 blom,
                 sok,
@@ -269,6 +280,7 @@ impl Centers {
 
     /// The key source of `id` under the scheme, behind a cache of `cache` counterparties.
     fn source(&mut self, id: &PartyId, cache: usize) -> Result<Arc<dyn KeySource>, LocalError> {
+        #[cfg(feature = "baseline")]
         if self.baseline {
             let source = Box::new(PlaintextBaseline::new(id.clone()));
             return Ok(crate::keys::cached(source, cache));
@@ -279,6 +291,7 @@ impl Centers {
 
     /// The key file of `id` under the scheme: Blom (kind 2), SOK (kind 5) or hybrid (kind 6).
     fn encode(&mut self, id: &PartyId) -> Result<zeroize::Zeroizing<Vec<u8>>, LocalError> {
+        #[cfg(feature = "baseline")]
         if self.baseline {
             return Err(LocalError::Keys(warifu_core::Error::ParameterMismatch(
                 "the plaintext benchmark baseline has no key files".into(),
@@ -440,7 +453,10 @@ impl Local {
             .map_err(io(format!("creating {}", opts.data_dir.display())))?;
         let started = Instant::now();
         let (mut centers, k, created) = Centers::open(&opts.data_dir, opts.k, opts.scheme)?;
-        centers.baseline = opts.plaintext_baseline;
+        #[cfg(feature = "baseline")]
+        {
+            centers.baseline = opts.plaintext_baseline;
+        }
         let center_key = load_or_create_center_key(&opts.data_dir)?;
         let revocations_path = opts
             .revocations
@@ -478,9 +494,15 @@ impl Local {
             MerchantConfig::example(opts.issuer.clone(), Some(opts.carrier.clone())),
             Arc::new(ms.clone()),
             directory.clone(),
+            opts.clock.clone(),
         );
-        let issuer = IssuerState::new(ik, Arc::new(is.clone()));
-        let carrier = CarrierState::with_directory(ck, Arc::new(cs.clone()), directory.clone());
+        let issuer = IssuerState::new(ik, Arc::new(is.clone()), opts.clock.clone());
+        let carrier = CarrierState::with_directory(
+            ck,
+            Arc::new(cs.clone()),
+            directory.clone(),
+            opts.clock.clone(),
+        );
         for guard in [merchant.guard(), issuer.guard(), carrier.guard()] {
             guard.operator().set(opts.operator.clone());
             guard.use_revocations(revocations.revocations().clone());
@@ -576,7 +598,7 @@ impl Local {
     /// revoked).
     pub fn cardholder(&self, id: &PartyId) -> Result<Cardholder, LocalError> {
         let keys = self.revocations.protect(self.issue(id)?);
-        Ok(Cardholder::new(keys, self.directory.clone()))
+        Ok(Cardholder::new(keys, self.directory.clone()).with_clock(self.issuer.clock().clone()))
     }
 
     /// Enrolls a card at the issuer.
@@ -602,7 +624,7 @@ impl Local {
                 expiry,
                 credit_limit,
                 currency: currency.to_owned(),
-                now_ms: crate::now_ms(),
+                now_ms: self.issuer.clock().now_ms(),
             })
             .await?)
     }

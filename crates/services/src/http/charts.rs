@@ -45,9 +45,9 @@ pub struct Window {
 }
 
 impl Window {
-    /// The dashboards' window: the last three hours by the minute, up to now.
-    pub fn recent() -> Window {
-        Window::last(crate::now_ms(), 60_000, 180)
+    /// The dashboards' window: the last three hours by the minute, up to `now_ms`.
+    pub fn recent(now_ms: i64) -> Window {
+        Window::last(now_ms, 60_000, 180)
     }
 
     /// The `buckets` buckets of `bucket_ms` (at least 1 ms) up to and including `now_ms`'s.

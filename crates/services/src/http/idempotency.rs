@@ -53,12 +53,13 @@ impl Idempotent<'_> {
         }
     }
 
-    /// Stores `answer` (status 200) as the first answer, unless a concurrent request stored
-    /// one first, and answers with whichever is stored.
+    /// Stores `answer` (status 200, made at `now_ms`) as the first answer, unless a
+    /// concurrent request stored one first, and answers with whichever is stored.
     pub async fn answer<S: PartyStore + ?Sized, T: Serialize>(
         &self,
         store: &S,
         answer: &T,
+        now_ms: i64,
     ) -> AppResult<Response> {
         let stored = store
             .idempotency_put(
@@ -68,7 +69,7 @@ impl Idempotent<'_> {
                     status: 200,
                     body: to_json(answer)?,
                     fingerprint: self.fp.to_vec(),
-                    created_at_ms: crate::now_ms(),
+                    created_at_ms: now_ms,
                 },
             )
             .await

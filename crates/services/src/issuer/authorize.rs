@@ -135,7 +135,7 @@ async fn authorize(
             payment_method: method,
             carrier_id: header.carrier.as_ref().map(ToString::to_string),
             header_digest: header.digest(),
-            now_ms: crate::now_ms(),
+            now_ms: st.clock().now_ms(),
         })
         .await
         .map_err(store_error("authorizing"))?;
@@ -179,5 +179,6 @@ async fn authorize(
         None => tracing::info!(%order_id, merchant = %peer, amount, "authorized"),
         Some(reason) => tracing::info!(%order_id, merchant = %peer, %reason, "declined"),
     }
-    once.answer(st.store.as_ref(), &decision).await
+    once.answer(st.store.as_ref(), &decision, st.clock().now_ms())
+        .await
 }

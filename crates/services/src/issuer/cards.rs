@@ -121,9 +121,14 @@ fn store_err(context: &'static str) -> impl Fn(StoreError) -> AppError {
     }
 }
 
-/// Enrolls a card (the checks of [`new_card`]); `already_exists` if the card id is taken.
-pub async fn enroll(store: &dyn IssuerStore, req: &EnrollCard) -> AppResult<AdminCard> {
-    let card = new_card(req, crate::now_ms())?;
+/// Enrolls a card at `now_ms` (the checks of [`new_card`]); `already_exists` if the card id
+/// is taken.
+pub async fn enroll(
+    store: &dyn IssuerStore,
+    req: &EnrollCard,
+    now_ms: i64,
+) -> AppResult<AdminCard> {
+    let card = new_card(req, now_ms)?;
     let rec = store
         .enroll_card(&card)
         .await
@@ -168,16 +173,15 @@ pub async fn set_blocked(
     Ok(admin_card(&get(store, card_id).await?))
 }
 
-/// Sets a card's credit limit; `invalid_transition` if it is below what the card uses.
+/// Sets a card's credit limit at `now_ms`; `invalid_transition` if it is below what the
+/// card uses.
 pub async fn set_limit(
     store: &dyn IssuerStore,
     card_id: &str,
     credit_limit: u64,
+    now_ms: i64,
 ) -> AppResult<AdminCard> {
-    match store
-        .set_card_limit(card_id, credit_limit, crate::now_ms())
-        .await
-    {
+    match store.set_card_limit(card_id, credit_limit, now_ms).await {
         Ok(true) => {}
         Ok(false) => {
             return Err(AppError::new(
@@ -290,7 +294,9 @@ async fn enroll_route(
     _: Operator,
     JsonBody(req): JsonBody<EnrollCard>,
 ) -> AppResult<Json<AdminCard>> {
-    enroll(st.store().as_ref(), &req).await.map(Json)
+    enroll(st.store().as_ref(), &req, st.clock().now_ms())
+        .await
+        .map(Json)
 }
 
 #[utoipa::path(get, path = PATH_ADMIN_CARD, responses((status = 200, description = "The card (last four digits only)", body = AdminCard)))]
@@ -334,9 +340,14 @@ async fn limit(
     Path(card_id): Path<String>,
     JsonBody(req): JsonBody<CardLimit>,
 ) -> AppResult<Json<AdminCard>> {
-    set_limit(st.store().as_ref(), &card_id, req.credit_limit)
-        .await
-        .map(Json)
+    set_limit(
+        st.store().as_ref(),
+        &card_id,
+        req.credit_limit,
+        st.clock().now_ms(),
+    )
+    .await
+    .map(Json)
 }
 
 #[utoipa::path(get, path = PATH_ADMIN_STATEMENT, responses((status = 200, description = "The cardholder's statement (cards by last four digits; orders with captured and refunded amounts)", body = Statement)))]

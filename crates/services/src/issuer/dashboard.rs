@@ -80,7 +80,7 @@ async fn dashboard(State(st): State<Arc<IssuerState>>, op: Result<Operator, AppE
             Err(e) => return kit::store_failure(&who, &e),
         }
     }
-    let w = Window::recent();
+    let w = Window::recent(st.clock().now_ms());
     let decisions = match store.authorization_buckets(w.start_ms, w.bucket_ms).await {
         Ok(d) => d,
         Err(e) => return kit::store_failure(&who, &e),

@@ -152,7 +152,7 @@ async fn capture(
     let apply = async {
         match st
             .store
-            .capture(peer.as_str(), &order_id, req.amount, crate::now_ms())
+            .capture(peer.as_str(), &order_id, req.amount, st.clock().now_ms())
             .await
         {
             Ok(done) => Ok(done),
@@ -193,7 +193,7 @@ async fn void(
     merchant_only(&peer)?;
     let apply = async {
         st.store
-            .void(peer.as_str(), &order_id, crate::now_ms())
+            .void(peer.as_str(), &order_id, st.clock().now_ms())
             .await
             .map_err(|e| step_error(&order_id, "voiding", e))
     };
@@ -242,7 +242,7 @@ async fn refund(
                 &order_id,
                 &req.refund_id,
                 req.amount,
-                crate::now_ms(),
+                st.clock().now_ms(),
             )
             .await
             .map_err(|e| step_error(&order_id, "refunding", e))
@@ -301,8 +301,12 @@ impl Step {
             "{}",
             self.what
         );
-        step.answer(st.store.as_ref(), &receipt(&done.authorization))
-            .await
+        step.answer(
+            st.store.as_ref(),
+            &receipt(&done.authorization),
+            st.clock().now_ms(),
+        )
+        .await
     }
 }
 

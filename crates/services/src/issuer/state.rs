@@ -7,6 +7,7 @@ use warifu_core::keysource::KeySource;
 use warifu_store::IssuerStore;
 
 use crate::kem::KemKeys;
+use crate::clock::Clock;
 use crate::session::server::{Guard, GuardLimits};
 
 /// The issuer's state.
@@ -18,10 +19,14 @@ pub struct IssuerState {
 }
 
 impl IssuerState {
-    /// An issuer holding `keys` and keeping its books in `store`.
-    pub fn new(keys: Arc<dyn KeySource>, store: Arc<dyn IssuerStore>) -> Arc<IssuerState> {
+    /// An issuer holding `keys` and keeping its books in `store`, reading `clock`.
+    pub fn new(
+        keys: Arc<dyn KeySource>,
+        store: Arc<dyn IssuerStore>,
+        clock: Clock,
+    ) -> Arc<IssuerState> {
         Arc::new(IssuerState {
-            guard: Arc::new(Guard::new(keys.clone(), GuardLimits::default())),
+            guard: Arc::new(Guard::new(keys.clone(), GuardLimits::default()).with_clock(clock)),
             keys,
             kem: KemKeys::new(store.clone()),
             store,
@@ -31,6 +36,11 @@ impl IssuerState {
     /// The issuer's identifier.
     pub fn id(&self) -> &PartyId {
         self.keys.owner()
+    }
+
+    /// The clock the issuer reads.
+    pub fn clock(&self) -> &Clock {
+        self.guard.clock()
     }
 
     /// Its session guard (also how it admits operators: `guard().operator().set(…)`).

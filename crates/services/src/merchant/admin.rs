@@ -68,7 +68,8 @@ async fn admin_cancel(
     }
     let order = cancel_order(&st, order).await?;
     let outcome = outcome_of(&st, &order).await?;
-    once.answer(st.store.as_ref(), &outcome).await
+    once.answer(st.store.as_ref(), &outcome, st.clock().now_ms())
+        .await
 }
 
 /// The operator refunds all or part of a captured order. A full refund ends the order
@@ -153,7 +154,10 @@ async fn admin_refund(
     let order = worker::drive(&st, &order_id).await?;
     let outcome = outcome_of(&st, &order).await?;
     match &once {
-        Some(once) => once.answer(st.store.as_ref(), &outcome).await,
+        Some(once) => {
+            once.answer(st.store.as_ref(), &outcome, st.clock().now_ms())
+                .await
+        }
         None => Ok(Json(outcome).into_response()),
     }
 }

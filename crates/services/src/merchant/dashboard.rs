@@ -85,7 +85,7 @@ async fn dashboard(
         Err(e) => return kit::store_failure(&who, &e),
     };
     let pending = store.outbox_pending().await.unwrap_or(0);
-    let w = Window::recent();
+    let w = Window::recent(st.clock().now_ms());
     let (orders_by_minute, backlog) = match (
         store.order_buckets(w.start_ms, w.bucket_ms).await,
         store.outbox_pending_buckets(w.start_ms, w.bucket_ms).await,

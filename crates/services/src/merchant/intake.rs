@@ -65,7 +65,7 @@ async fn order_form(
 ) -> AppResult<Json<OrderForm>> {
     require_cardholder(&peer)?;
     let c = &st.config;
-    let now = crate::now_unix();
+    let now = st.clock().now_unix();
     let form = OrderForm {
         order_id: random_id("ord_", 12)?,
         merchant: st.id().clone(),
@@ -84,7 +84,7 @@ async fn order_form(
             form_json: serde_json::to_string(&form)
                 .map_err(|e| AppError::internal("encoding an order form", &e))?,
             expires_at_ms: i64::try_from(form.expires_at.saturating_mul(1000)).unwrap_or(i64::MAX),
-            created_at_ms: crate::now_ms(),
+            created_at_ms: st.clock().now_ms(),
         })
         .await
         .map_err(store_error("storing an order form"))?;
@@ -194,7 +194,7 @@ async fn submit(
     let form: OrderForm = serde_json::from_str(&form_rec.form_json)
         .map_err(|e| AppError::internal("reading a stored order form", &e))?;
     // An expired form still answers a resubmission of the order it became.
-    if crate::now_unix() >= form.expires_at
+    if st.clock().now_unix() >= form.expires_at
         && st
             .store
             .get_order(&order_id)
@@ -254,7 +254,7 @@ async fn submit(
         Some(_) => Some(forward(Role::Carrier)?.encode()),
         None => None,
     };
-    let now_ms = crate::now_ms();
+    let now_ms = st.clock().now_ms();
     // The bundle's pin, the order and its authorization message in one transaction (this
     // request runs the message at once, holding it from the worker).
     let pin = Pin {
@@ -300,5 +300,6 @@ async fn submit(
         worker::drive(&st, &order_id).await?
     };
     let outcome = outcome_of(&st, &order).await?;
-    once.answer(st.store.as_ref(), &outcome).await
+    once.answer(st.store.as_ref(), &outcome, st.clock().now_ms())
+        .await
 }

@@ -166,7 +166,8 @@ async fn cancel(
     }
     let order = cancel_order(&st, order).await?;
     let outcome = outcome_of(&st, &order).await?;
-    once.answer(st.store.as_ref(), &outcome).await
+    once.answer(st.store.as_ref(), &outcome, st.clock().now_ms())
+        .await
 }
 
 pub(super) async fn read_any_order(st: &MerchantState, order_id: &str) -> AppResult<OrderRecord> {

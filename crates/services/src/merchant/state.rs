@@ -12,6 +12,7 @@ use warifu_core::{PartyId, Role};
 use warifu_store::MerchantStore;
 
 use super::worker::WorkerOptions;
+use crate::clock::Clock;
 use crate::directory::{DirectoryError, SharedDirectory};
 use crate::error::{AppError, AppResult, ErrorCode};
 use crate::kem::KemKeys;
@@ -91,16 +92,19 @@ pub struct MerchantState {
 
 impl MerchantState {
     /// A merchant holding `keys`, selling by `config`, with orders in `store`, finding its
-    /// issuers and carriers in `directory`.
+    /// issuers and carriers in `directory`, reading `clock`.
     pub fn new(
         keys: Arc<dyn KeySource>,
         config: MerchantConfig,
         store: Arc<dyn MerchantStore>,
         directory: Arc<SharedDirectory>,
+        clock: Clock,
     ) -> Arc<MerchantState> {
         Arc::new(MerchantState {
-            guard: Arc::new(Guard::new(keys.clone(), GuardLimits::default())),
-            peers: PeerClients::new(keys.clone(), directory),
+            guard: Arc::new(
+                Guard::new(keys.clone(), GuardLimits::default()).with_clock(clock.clone()),
+            ),
+            peers: PeerClients::new(keys.clone(), directory, clock.clone()),
             kem: KemKeys::new(store.clone()),
             keys,
             config,
@@ -126,6 +130,11 @@ impl MerchantState {
     /// Its KEM key ring (sealed format version 3).
     pub fn kem(&self) -> &Arc<KemKeys> {
         &self.kem
+    }
+
+    /// The clock the merchant reads.
+    pub fn clock(&self) -> &Clock {
+        self.guard.clock()
     }
 
     /// The merchant's identifier.

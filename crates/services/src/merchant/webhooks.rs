@@ -218,7 +218,7 @@ async fn tick(
 ) -> AppResult<usize> {
     let claimed = st
         .store
-        .claim_webhooks(crate::now_ms(), ms(opts.lease()), opts.batch.max(1))
+        .claim_webhooks(st.clock().now_ms(), ms(opts.lease()), opts.batch.max(1))
         .await
         .map_err(store_error("claiming webhook deliveries"))?;
     let n = claimed.len();
@@ -242,7 +242,7 @@ async fn attempt(
     http: &reqwest::Client,
     d: WebhookDelivery,
 ) {
-    let at = crate::now_ms();
+    let at = st.clock().now_ms();
     let started = Instant::now();
     let result = send(st, http, &d).await;
     let latency_ms = ms(started.elapsed());
@@ -254,7 +254,7 @@ async fn attempt(
     let outcome = match &error {
         None => AttemptOutcome::Delivered,
         Some(_) => {
-            let now = crate::now_ms();
+            let now = st.clock().now_ms();
             let first = d.first_attempt_at_ms.unwrap_or(at);
             if now.saturating_sub(first) >= ms(opts.retry_for) {
                 AttemptOutcome::GiveUp
@@ -301,7 +301,7 @@ async fn send(
 ) -> Result<u16, String> {
     let secret = endpoint_secret(st, &d.endpoint_id, &d.secret_salt).map_err(|e| e.message)?;
     let body = serde_json::to_vec(&WebhookEventBody::from(&d.event)).map_err(|e| e.to_string())?;
-    let t = crate::now_ms() / 1000;
+    let t = st.clock().now_ms() / 1000;
     let r = http
         .post(&d.url)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
@@ -432,7 +432,7 @@ async fn add_endpoint(
     }
     check_url(&req.url)?;
     check_events(&req.events)?;
-    let now = crate::now_ms();
+    let now = st.clock().now_ms();
     let e = WebhookEndpoint {
         endpoint_id: req.endpoint_id,
         url: req.url,
@@ -485,7 +485,7 @@ async fn change_endpoint(
     };
     let found = st
         .store
-        .change_webhook_endpoint(&endpoint_id, &change, crate::now_ms())
+        .change_webhook_endpoint(&endpoint_id, &change, st.clock().now_ms())
         .await
         .map_err(store_error("changing a webhook endpoint"))?;
     if !found {
@@ -619,7 +619,7 @@ async fn replay(
     };
     let replayed = st
         .store
-        .replay_webhooks(&filter, crate::now_ms())
+        .replay_webhooks(&filter, st.clock().now_ms())
         .await
         .map_err(store_error("replaying webhooks"))?;
     tracing::info!(replayed, "webhook deliveries replayed");

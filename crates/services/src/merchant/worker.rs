@@ -189,10 +189,6 @@ fn verdict(order_id: &str, what: &str, e: ClientError) -> Result<ClientError, St
     Ok(e)
 }
 
-fn now() -> i64 {
-    crate::now_ms()
-}
-
 async fn read_order(st: &MerchantState, order_id: &str) -> AppResult<OrderRecord> {
     st.store()
         .get_order(order_id)
@@ -213,7 +209,7 @@ pub(crate) async fn put_fact(
             order_id: order_id.to_owned(),
             kind: kind.to_owned(),
             body,
-            updated_at_ms: now(),
+            updated_at_ms: st.clock().now_ms(),
         })
         .await
         .map_err(store_error("recording an order fact"))
@@ -312,7 +308,7 @@ pub(crate) async fn advance(
 ) -> AppResult<Applied> {
     let mut order = order.clone();
     for _ in 0..4 {
-        let at = now();
+        let at = st.clock().now_ms();
         let next = match decide(st, &order, event).await? {
             Ok(n) => n,
             Err(r) => {
@@ -524,7 +520,7 @@ async fn step_authorize(
             "the issuer's decision is not about this order",
         )));
     }
-    let at = now();
+    let at = st.clock().now_ms();
     if decision.amount != order.amount || decision.currency != order.currency {
         tracing::error!(%order_id, "the issuer decided on another amount than the merchant's view");
         let edit = |t: Transition| {
@@ -1028,7 +1024,7 @@ async fn held<F: std::future::Future>(st: &MerchantState, id: i64, step: F) -> F
         tokio::select! {
             out = &mut step => return out,
             _ = beat.tick() => {
-                if let Err(e) = st.store().hold_outbox(id, now()).await {
+                if let Err(e) = st.store().hold_outbox(id, st.clock().now_ms()).await {
                     tracing::warn!(id, error = %e, "cannot hold a message being sent; the worker may send it too");
                 }
             }
@@ -1082,7 +1078,7 @@ async fn tick(st: &Arc<MerchantState>, opts: &WorkerOptions) -> AppResult<usize>
     let claimed = st
         .store()
         .claim_outbox(
-            now().saturating_sub(grace),
+            st.clock().now_ms().saturating_sub(grace),
             ms(opts.lease).saturating_add(grace),
             opts.batch.max(1),
         )
@@ -1122,7 +1118,7 @@ async fn handle(st: &MerchantState, opts: &WorkerOptions, msg: OutboxMessage) {
             (delay, format!("{}: {}", e.code.as_str(), e.message))
         }
     };
-    let next = now().saturating_add(ms(delay));
+    let next = st.clock().now_ms().saturating_add(ms(delay));
     if let Err(e) = st.store().retry_outbox(msg.id, next, &note).await {
         tracing::warn!(order_id = %msg.order_id, error = %e, "cannot reschedule a message; its lease will expire");
     }

@@ -21,9 +21,9 @@ use warifu_core::session::{Challenge, HelloConfirm, Initiator, SEALED_CONTENT_TY
 use warifu_core::{Error as CoreError, PartyId, Role};
 
 use super::headers::{read_auth, write_auth};
+use crate::clock::Clock;
 use crate::directory::{DirectoryError, SharedDirectory};
 use crate::error::{ErrorBody, ErrorCode};
-use crate::now_unix;
 use crate::protocol::handshake::{PATH_CONFIRM, PATH_HELLO, SessionEstablished};
 
 /// What a call to a peer can end in, other than a verified success.
@@ -107,6 +107,7 @@ pub struct PeerClient {
     keys: Arc<dyn KeySource>,
     peer: PartyId,
     session: tokio::sync::Mutex<Option<Arc<Mutex<Session>>>>,
+    clock: Clock,
 }
 
 impl core::fmt::Debug for PeerClient {
@@ -147,7 +148,15 @@ impl PeerClient {
             keys,
             peer,
             session: tokio::sync::Mutex::new(None),
+            clock: Clock::system(),
         }
+    }
+
+    /// The client reading `clock` (handshake times, sessions' expiry, messages' times)
+    /// instead of the system's.
+    pub fn with_clock(mut self, clock: Clock) -> PeerClient {
+        self.clock = clock;
+        self
     }
 
     /// The peer.
@@ -192,13 +201,16 @@ impl PeerClient {
     }
 
     async fn run_handshake(&self) -> Result<Session, ClientError> {
-        let (initiator, hello) =
-            Initiator::start(self.keys.as_ref(), &self.peer, now_unix(), &mut OsRandom).map_err(
-                |source| ClientError::Key {
-                    peer: self.peer.clone(),
-                    source,
-                },
-            )?;
+        let (initiator, hello) = Initiator::start(
+            self.keys.as_ref(),
+            &self.peer,
+            self.clock.now_unix(),
+            &mut OsRandom,
+        )
+        .map_err(|source| ClientError::Key {
+            peer: self.peer.clone(),
+            source,
+        })?;
         let challenge: Challenge = self.post_hello(&hello).await?;
         let (mut session, confirm) =
             initiator
@@ -298,7 +310,7 @@ impl PeerClient {
         let usable = slot.as_ref().filter(|s| {
             !renew
                 && s.lock()
-                    .map(|s| !s.expired(now_unix().saturating_add(30)))
+                    .map(|s| !s.expired(self.clock.now_unix().saturating_add(30)))
                     .unwrap_or(false)
         });
         if let Some(s) = usable {
@@ -334,7 +346,7 @@ impl PeerClient {
                     method.as_str(),
                     &signed_path,
                     &body,
-                    now_unix(),
+                    self.clock.now_unix(),
                     &mut OsRandom,
                 )
                 .map_err(|_| self.protocol("cannot seal"))?;
@@ -364,7 +376,13 @@ impl PeerClient {
             let bytes = session
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .open_response(&auth, &resp_auth, status.as_u16(), &bytes, now_unix())
+                .open_response(
+                    &auth,
+                    &resp_auth,
+                    status.as_u16(),
+                    &bytes,
+                    self.clock.now_unix(),
+                )
                 .map(Bytes::from)
                 .map_err(|_| ClientError::NotAuthentic {
                     peer: self.peer.clone(),
@@ -419,6 +437,7 @@ pub struct PeerClients {
     directory: Arc<SharedDirectory>,
     http: reqwest::Client,
     clients: Mutex<HashMap<PartyId, Arc<PeerClient>>>,
+    clock: Clock,
 }
 
 impl core::fmt::Debug for PeerClients {
@@ -428,13 +447,18 @@ impl core::fmt::Debug for PeerClients {
 }
 
 impl PeerClients {
-    /// Clients acting as the owner of `keys`, finding peers in `directory`.
-    pub fn new(keys: Arc<dyn KeySource>, directory: Arc<SharedDirectory>) -> PeerClients {
+    /// Clients acting as the owner of `keys`, finding peers in `directory`, reading `clock`.
+    pub fn new(
+        keys: Arc<dyn KeySource>,
+        directory: Arc<SharedDirectory>,
+        clock: Clock,
+    ) -> PeerClients {
         PeerClients {
             keys,
             directory,
             http: http_client(),
             clients: Mutex::new(HashMap::new()),
+            clock,
         }
     }
 
@@ -456,12 +480,15 @@ impl PeerClients {
         if let Some(c) = clients.get(id).filter(|c| c.endpoint() == entry.endpoint) {
             return Ok(c.clone());
         }
-        let c = Arc::new(PeerClient::new(
-            self.http.clone(),
-            self.keys.clone(),
-            id.clone(),
-            &entry.endpoint,
-        ));
+        let c = Arc::new(
+            PeerClient::new(
+                self.http.clone(),
+                self.keys.clone(),
+                id.clone(),
+                &entry.endpoint,
+            )
+            .with_clock(self.clock.clone()),
+        );
         clients.insert(id.clone(), c.clone());
         Ok(c)
     }

@@ -55,9 +55,10 @@ use warifu_store::{Backend, PartyStore};
 
 use super::headers::{read_auth, write_auth};
 use super::operator::OperatorAccess;
+use crate::MAX_BODY;
+use crate::clock::Clock;
 use crate::error::{AppError, AppResult, ErrorCode, redact_quoted};
 use crate::protocol::handshake::{PATH_CONFIRM, PATH_HELLO, SessionEstablished};
-use crate::{MAX_BODY, now_unix};
 
 /// The longest path (with query) accepted on an authenticated request.
 pub const MAX_PATH: usize = 2048;
@@ -210,6 +211,7 @@ pub struct Guard {
     last_purge: AtomicU64,
     operator: Arc<OperatorAccess>,
     revocations: OnceLock<Revocations>,
+    clock: Clock,
 }
 
 impl core::fmt::Debug for Guard {
@@ -244,7 +246,8 @@ impl Guard {
             Responder::from_secret(keys.owner().clone(), &Key32::from_bytes(secret))
                 .unwrap_or_else(|_| unreachable!("HKDF-Expand of 32 bytes cannot fail"))
         });
-        let now = now_unix();
+        let clock = Clock::system();
+        let now = clock.now_unix();
         Guard {
             derivations: Derivations {
                 global: Mutex::new(Bucket::full(limits.unknown_global)),
@@ -262,7 +265,26 @@ impl Guard {
             last_purge: AtomicU64::new(now),
             operator: Arc::default(),
             revocations: OnceLock::new(),
+            clock,
         }
+    }
+
+    /// The guard reading `clock` (sessions' expiry, messages' freshness, replay windows)
+    /// instead of the system's.
+    pub fn with_clock(mut self, clock: Clock) -> Guard {
+        let now = clock.now_unix();
+        self.windows
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .floor = now.saturating_sub(1);
+        self.last_purge = AtomicU64::new(now);
+        self.clock = clock;
+        self
+    }
+
+    /// The clock this party reads.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     /// How this service admits its operators (disabled until set).
@@ -353,7 +375,7 @@ impl Guard {
 
     /// Answers message 1 with message 2 (from `source`, for the derivation limits).
     pub fn hello(&self, hello: &Hello, source: Option<IpAddr>) -> AppResult<Challenge> {
-        let now = now_unix();
+        let now = self.clock.now_unix();
         check_hello(hello, self.owner(), now).map_err(handshake_error)?;
         self.may_derive(&hello.initiator, source)?;
         self.responder
@@ -366,7 +388,7 @@ impl Guard {
         let initiator = msg.hello.initiator.clone();
         let session = self
             .responder
-            .confirm(self.keys.as_ref(), msg, now_unix())
+            .confirm(self.keys.as_ref(), msg, self.clock.now_unix())
             .map_err(|e| {
                 tracing::warn!(peer = %initiator, "handshake confirmation refused");
                 handshake_error(e)
@@ -390,7 +412,7 @@ impl Guard {
 
     /// Records that request `auth` of `session` was accepted; whether it is fresh.
     async fn record(&self, session: &Session, auth: &MessageAuth) -> AppResult<Verdict> {
-        let now = now_unix();
+        let now = self.clock.now_unix();
         if let Some(store) = self.replay_store() {
             let until = auth.time.saturating_add(TIME_WINDOW + 1);
             let first = store
@@ -599,7 +621,7 @@ pub async fn authenticate(State(guard): State<Arc<Guard>>, req: Request, next: N
     match verify(&guard, req).await {
         Ok((req, auth, session)) => {
             let response = next.run(req).await;
-            sign(response, &auth, &session).await
+            sign(response, &auth, &session, guard.clock.now_unix()).await
         }
         Err(e) => e.into_response(),
     }
@@ -615,7 +637,10 @@ fn session_unknown() -> AppError {
 async fn verify(guard: &Guard, req: Request) -> AppResult<(Request, MessageAuth, Session)> {
     let (mut parts, body) = req.into_parts();
     let auth = read_auth(&parts.headers)?;
-    let Ok(mut session) = guard.responder.resume(&auth.session, now_unix()) else {
+    let Ok(mut session) = guard
+        .responder
+        .resume(&auth.session, guard.clock.now_unix())
+    else {
         return Err(session_unknown());
     };
     if let Some(revocations) = guard.revocations.get()
@@ -650,7 +675,13 @@ async fn verify(guard: &Guard, req: Request) -> AppResult<(Request, MessageAuth,
         )
     };
     let body = session
-        .open_request(&auth, parts.method.as_str(), path, &record, now_unix())
+        .open_request(
+            &auth,
+            parts.method.as_str(),
+            path,
+            &record,
+            guard.clock.now_unix(),
+        )
         .map_err(|e| match e {
             CoreError::Replay => replayed(),
             CoreError::Stale => AppError::new(ErrorCode::StaleMessage, e.to_string()),
@@ -693,19 +724,13 @@ fn is_sealed(headers: &HeaderMap) -> bool {
         })
 }
 
-async fn sign(response: Response, auth: &MessageAuth, session: &Session) -> Response {
+async fn sign(response: Response, auth: &MessageAuth, session: &Session, now: u64) -> Response {
     let (mut parts, body) = response.into_parts();
     let body = match to_bytes(body, usize::MAX).await {
         Ok(b) => b,
         Err(e) => return AppError::internal("buffering a response", &e).into_response(),
     };
-    let sealed = session.seal_response(
-        auth,
-        parts.status.as_u16(),
-        &body,
-        now_unix(),
-        &mut OsRandom,
-    );
+    let sealed = session.seal_response(auth, parts.status.as_u16(), &body, now, &mut OsRandom);
     let (signed, record) = match sealed {
         Ok(s) => s,
         Err(e) => return AppError::internal("sealing a response", &e).into_response(),
@@ -802,7 +827,8 @@ mod tests {
         let mut hello_from = |who: &str, source| {
             let key = master.personal_key(&id(who));
             let (_, hello) =
-                Initiator::start(&key, merchant.owner(), now_unix(), &mut rng).expect("start");
+                Initiator::start(&key, merchant.owner(), Clock::system().now_unix(), &mut rng)
+                    .expect("start");
             guard.hello(&hello, Some(source)).map(|_| ())
         };
         // Two per source, then 429; another source gets the global bucket's last token.
@@ -821,7 +847,7 @@ mod tests {
         let (init, hello) = Initiator::start(
             &alice,
             merchant.owner(),
-            now_unix(),
+            Clock::system().now_unix(),
             &mut SeededRandom::new(b"a"),
         )
         .expect("start");

@@ -20,7 +20,7 @@ pub async fn raw_hello(
     let (init, hello) = warifu_core::session::Initiator::start(
         keys,
         peer,
-        warifu_services::now_unix(),
+        warifu_services::clock::Clock::system().now_unix(),
         &mut warifu_core::rand::OsRandom,
     )
     .expect("start");
@@ -78,7 +78,7 @@ pub fn seal(
             method.as_str(),
             path,
             body,
-            warifu_services::now_unix(),
+            warifu_services::clock::Clock::system().now_unix(),
             &mut warifu_core::rand::OsRandom,
         )
         .expect("seal")

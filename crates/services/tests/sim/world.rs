@@ -16,6 +16,7 @@ use warifu_core::secret::Secret;
 use warifu_core::sok::KeyScheme;
 use warifu_services::cardholder::Cardholder;
 use warifu_services::carrier::{self, CarrierState};
+use warifu_services::clock::Clock;
 use warifu_services::dev::local::{Local, LocalOptions, Storage};
 use warifu_services::directory::{Directory, Entry, SharedDirectory};
 use warifu_services::issuer::{self, IssuerState};
@@ -97,8 +98,13 @@ pub struct World {
     data_dir: std::path::PathBuf,
     /// The PostgreSQL schema prefix, to drop at the end.
     pub schema_prefix: Option<String>,
+    /// The clock every service and cardholder reads: manual, moved by the schedule.
+    pub clock: Clock,
     _tmp: tempfile::TempDir,
 }
+
+/// Where the simulation's clock starts: 2026-01-01T00:00:00Z.
+pub const START_MS: i64 = 1_767_225_600_000;
 
 /// The PostgreSQL URL of the tests.
 pub fn postgres_url() -> String {
@@ -128,7 +134,9 @@ impl World {
     /// the three services again under the simulator's control, with the cards enrolled.
     pub async fn start(db: Db, seed: u64) -> World {
         let tmp = tempfile::tempdir().expect("tempdir");
+        let clock = Clock::manual(START_MS);
         let mut opts = LocalOptions::new(tmp.path(), 16);
+        opts.clock = clock.clone();
         opts.scheme = KeyScheme::Blom;
         opts.worker = None;
         let mut schema_prefix = None;
@@ -172,7 +180,7 @@ impl World {
                     expiry: EXPIRY,
                     credit_limit: *limit,
                     currency: "JPY".to_owned(),
-                    now_ms: warifu_services::now_ms(),
+                    now_ms: clock.now_ms(),
                 })
                 .await
                 .expect("enroll");
@@ -183,7 +191,7 @@ impl World {
         let directory = Arc::new(SharedDirectory::fixed(Directory::new()));
         let cardholders = holder_keys
             .into_iter()
-            .map(|k| Cardholder::new(k, directory.clone()))
+            .map(|k| Cardholder::new(k, directory.clone()).with_clock(clock.clone()))
             .collect();
         let observers = [
             open(&storage, &data_dir, Party::Merchant, true).await,
@@ -210,6 +218,7 @@ impl World {
             storage,
             data_dir,
             schema_prefix,
+            clock,
             _tmp: tmp,
         };
         for n in 0..3 {
@@ -302,19 +311,22 @@ impl World {
                     MerchantConfig::example(self.ids[1].clone(), Some(self.ids[2].clone())),
                     Arc::new(store.clone()),
                     self.directory.clone(),
+                    self.clock.clone(),
                 );
                 st.guard().operator().set(OperatorAuth::Open);
                 let task = tokio::spawn(merchant::run(l, st.clone(), pending));
                 (Running::Merchant(st), task)
             }
             Party::Issuer => {
-                let st = IssuerState::new(s.keys.clone(), Arc::new(store.clone()));
+                let st =
+                    IssuerState::new(s.keys.clone(), Arc::new(store.clone()), self.clock.clone());
                 st.guard().operator().set(OperatorAuth::Open);
                 let task = tokio::spawn(issuer::run(l, st.clone(), pending));
                 (Running::Issuer(st), task)
             }
             _ => {
-                let st = CarrierState::new(s.keys.clone(), Arc::new(store.clone()));
+                let st =
+                    CarrierState::new(s.keys.clone(), Arc::new(store.clone()), self.clock.clone());
                 st.guard().operator().set(OperatorAuth::Open);
                 let task = tokio::spawn(carrier::run(l, st.clone(), pending));
                 (Running::Carrier(st), task)
