@@ -26,7 +26,7 @@ async fn hello_refusal(
     let (_, hello) = warifu_core::session::Initiator::start(
         keys,
         peer,
-        warifu_services::now_unix(),
+        warifu_services::clock::Clock::system().now_unix(),
         &mut OsRandom,
     )
     .expect("start");
@@ -156,11 +156,10 @@ async fn revocation(db: Db) {
     // A list signed by anyone but the key center is refused, by the feed and through the
     // file, and changes nothing.
     let impostor = CenterSigningKey::generate(&mut OsRandom).expect("key");
-    let forged = impostor.sign(
-        first
-            .list
-            .with([alice2.clone()], warifu_services::now_unix()),
-    );
+    let forged = impostor.sign(first.list.with(
+        [alice2.clone()],
+        warifu_services::clock::Clock::system().now_unix(),
+    ));
     assert!(matches!(
         env.local.revocations.apply(&forged),
         Err(RevocationError::BadSignature { .. })

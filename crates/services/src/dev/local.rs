@@ -570,7 +570,7 @@ impl Local {
         let held = self.revocations.revocations().list();
         let signed = self
             .center_key
-            .sign(held.with(ids.iter().cloned(), crate::now_unix()));
+            .sign(held.with(ids.iter().cloned(), self.issuer.clock().now_unix()));
         let tmp = self.revocations_path.with_extension("json.tmp");
         std::fs::write(&tmp, signed.to_json())
             .and_then(|()| std::fs::rename(&tmp, &self.revocations_path))
