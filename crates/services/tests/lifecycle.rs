@@ -928,6 +928,29 @@ async fn cancel_races_delivery(db: Db) {
         );
     };
 
+    // The cancel reaches the merchant while the carrier is down: `cancelling`, which a zero
+    // wait leaves as it is; then the carrier is back and the wait settles it.
+    let cancel_while_carrier_down = async |o: &OrderOutcome| {
+        let original = take_down(&env, &env.carrier());
+        let c = env
+            .alice
+            .cancel(&merchant_id, &o.order_id)
+            .await
+            .expect("cancel");
+        assert_eq!(CancelFate::of(&c), CancelFate::Pending, "{c:?}");
+        let (_, fate) = env
+            .alice
+            .settle_cancel(&merchant_id, c.clone(), Duration::ZERO)
+            .await
+            .expect("no wait");
+        assert_eq!(fate, CancelFate::Pending, "a zero wait asks nothing more");
+        env.local.directory.replace(original).expect("restore");
+        env.alice
+            .settle_cancel(&merchant_id, c, wait)
+            .await
+            .expect("settled")
+    };
+
     // 1. Delivered, the carrier up: the cancel is refused there and then.
     let o = buy().await;
     deliver(&o).await;
@@ -943,25 +966,7 @@ async fn cancel_races_delivery(db: Db) {
     // 2. Delivered, the carrier down when the cancel comes: pending, then refused.
     let o = buy().await;
     deliver(&o).await;
-    let original = take_down(&env, &env.carrier());
-    let c = env
-        .alice
-        .cancel(&merchant_id, &o.order_id)
-        .await
-        .expect("cancel");
-    assert_eq!(CancelFate::of(&c), CancelFate::Pending, "{c:?}");
-    let (_, fate) = env
-        .alice
-        .settle_cancel(&merchant_id, c.clone(), Duration::ZERO)
-        .await
-        .expect("no wait");
-    assert_eq!(fate, CancelFate::Pending, "a zero wait asks nothing more");
-    env.local.directory.replace(original).expect("restore");
-    let (c, fate) = env
-        .alice
-        .settle_cancel(&merchant_id, c, wait)
-        .await
-        .expect("settled");
+    let (c, fate) = cancel_while_carrier_down(&o).await;
     assert_eq!(fate, CancelFate::RefusedDelivered, "{c:?}");
     assert!(fate.words(&c).starts_with("not cancelled"));
     capture_kept(&o.order_id).await;
@@ -969,19 +974,7 @@ async fn cancel_races_delivery(db: Db) {
     // 3. Not picked up, the carrier down when the cancel comes: pending, then cancelled and
     // refunded.
     let o = buy().await;
-    let original = take_down(&env, &env.carrier());
-    let c = env
-        .alice
-        .cancel(&merchant_id, &o.order_id)
-        .await
-        .expect("cancel");
-    assert_eq!(CancelFate::of(&c), CancelFate::Pending, "{c:?}");
-    env.local.directory.replace(original).expect("restore");
-    let (c, fate) = env
-        .alice
-        .settle_cancel(&merchant_id, c, wait)
-        .await
-        .expect("settled");
+    let (c, fate) = cancel_while_carrier_down(&o).await;
     assert_eq!(fate, CancelFate::Cancelled, "{c:?}");
     wait_for(&env, &o.order_id, OrderState::Refunded).await;
 
