@@ -58,7 +58,7 @@ async fn sealed_refusal(
             &answer,
             status.as_u16(),
             &record,
-            warifu_services::now_unix(),
+            warifu_services::clock::Clock::system().now_unix(),
         )
         .expect("opens");
     (status.as_u16(), error_code(&body))
