@@ -16,6 +16,7 @@ use warifu_core::rand::OsRandom;
 use warifu_core::sealed::{ForwardedPart, Recipient, View};
 use warifu_store::{KemKeyStore, StoreError};
 
+use crate::clock::Clock;
 use crate::error::{AppError, AppResult};
 use crate::http::service::store_error;
 use crate::protocol::kem::PATH_KEM_KEY;
@@ -38,6 +39,7 @@ pub const MIN_GRACE: Duration = Duration::from_secs(120);
 /// A party's KEM key ring, shared by its handlers and refreshed from its database.
 pub struct KemKeys {
     store: Arc<dyn KemKeyStore>,
+    clock: Clock,
     loaded: tokio::sync::RwLock<Option<(Arc<KemRing>, Instant)>>,
 }
 
@@ -59,10 +61,12 @@ pub struct Rotation {
 }
 
 impl KemKeys {
-    /// The ring of the party whose database is `store` (loaded on first use).
-    pub fn new(store: Arc<dyn KemKeyStore>) -> Arc<KemKeys> {
+    /// The ring of the party whose database is `store` (loaded on first use), its first
+    /// epoch dated by `clock`.
+    pub fn new(store: Arc<dyn KemKeyStore>, clock: Clock) -> Arc<KemKeys> {
         Arc::new(KemKeys {
             store,
+            clock,
             loaded: tokio::sync::RwLock::new(None),
         })
     }
@@ -81,7 +85,7 @@ impl KemKeys {
         if stored.is_empty() {
             let first = KemSecretKey::generate(1, &mut OsRandom)
                 .map_err(|e| StoreError::DataKey(e.to_string()))?;
-            self.store.add_kem_key(&first, crate::now_ms()).await?;
+            self.store.add_kem_key(&first, self.clock.now_ms()).await?;
             stored = self.store.kem_keys().await?;
         }
         let ring = KemRing::new(stored.into_iter().map(|k| k.key).collect())

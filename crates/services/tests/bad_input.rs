@@ -250,7 +250,7 @@ async fn unknown_issuer_and_a_peer_that_is_down() {
         &warifu_core::policy::Policy::patent_default(),
         env.local.issue(&env.alice_id).expect("key").as_ref(),
         &kem,
-        warifu_services::now_unix(),
+        warifu_services::clock::Clock::system().now_unix(),
         &mut warifu_core::rand::OsRandom,
     )
     .expect("seal");

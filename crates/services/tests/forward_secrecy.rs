@@ -48,7 +48,10 @@ async fn rotation(db: Db) {
     // The issuer rotates (grace: a day). The cardholder still holds epoch 1 (its answer is
     // fresh), and its next purchase, sealed to epoch 1, goes through within the grace.
     let r = issuer_kem
-        .rotate(Duration::from_secs(86_400), warifu_services::now_ms())
+        .rotate(
+            Duration::from_secs(86_400),
+            warifu_services::clock::Clock::system().now_ms(),
+        )
         .await
         .expect("rotate");
     assert_eq!(
@@ -86,7 +89,10 @@ async fn rotation(db: Db) {
     // opens with anything the issuer holds, its personal key (K) included.
     tokio::time::sleep(Duration::from_millis(5)).await;
     let r = issuer_kem
-        .rotate(Duration::ZERO, warifu_services::now_ms())
+        .rotate(
+            Duration::ZERO,
+            warifu_services::clock::Clock::system().now_ms(),
+        )
         .await
         .expect("rotate past the grace");
     // Epoch 2's successor has only just become current: it keeps its grace.

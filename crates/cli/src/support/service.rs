@@ -441,11 +441,12 @@ pub(crate) fn rotate_kem_key(a: &RotateKemArgs, party: Party) -> Result<()> {
     }
     runtime()?.block_on(async {
         let store = Arc::new(open_store(&a.db, party).await?);
-        let kem = warifu_services::kem::KemKeys::new(store.clone());
+        let clock = warifu_services::clock::Clock::system();
+        let kem = warifu_services::kem::KemKeys::new(store.clone(), clock.clone());
         // A party never started has no key yet: its first epoch, then the rotation.
         kem.ring(false).await.context("cannot read the KEM keys")?;
         let r = kem
-            .rotate(grace, warifu_services::now_ms())
+            .rotate(grace, clock.now_ms())
             .await
             .context("cannot rotate the KEM key")?;
         let list = |v: &[u32]| {

@@ -38,9 +38,9 @@ impl CarrierState {
             guard: Arc::new(
                 Guard::new(keys.clone(), GuardLimits::default()).with_clock(clock.clone()),
             ),
-            issuers: Some(PeerClients::new(keys.clone(), directory, clock)),
+            issuers: Some(PeerClients::new(keys.clone(), directory, clock.clone())),
             keys,
-            kem: KemKeys::new(store.clone()),
+            kem: KemKeys::new(store.clone(), clock),
             store,
         })
     }
@@ -55,10 +55,12 @@ impl CarrierState {
         clock: Clock,
     ) -> Arc<CarrierState> {
         Arc::new(CarrierState {
-            guard: Arc::new(Guard::new(keys.clone(), GuardLimits::default()).with_clock(clock)),
+            guard: Arc::new(
+                Guard::new(keys.clone(), GuardLimits::default()).with_clock(clock.clone()),
+            ),
             issuers: None,
             keys,
-            kem: KemKeys::new(store.clone()),
+            kem: KemKeys::new(store.clone(), clock),
             store,
         })
     }

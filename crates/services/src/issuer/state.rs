@@ -6,8 +6,8 @@ use warifu_core::PartyId;
 use warifu_core::keysource::KeySource;
 use warifu_store::IssuerStore;
 
-use crate::kem::KemKeys;
 use crate::clock::Clock;
+use crate::kem::KemKeys;
 use crate::session::server::{Guard, GuardLimits};
 
 /// The issuer's state.
@@ -26,9 +26,11 @@ impl IssuerState {
         clock: Clock,
     ) -> Arc<IssuerState> {
         Arc::new(IssuerState {
-            guard: Arc::new(Guard::new(keys.clone(), GuardLimits::default()).with_clock(clock)),
+            guard: Arc::new(
+                Guard::new(keys.clone(), GuardLimits::default()).with_clock(clock.clone()),
+            ),
             keys,
-            kem: KemKeys::new(store.clone()),
+            kem: KemKeys::new(store.clone(), clock),
             store,
         })
     }

@@ -105,7 +105,7 @@ impl MerchantState {
                 Guard::new(keys.clone(), GuardLimits::default()).with_clock(clock.clone()),
             ),
             peers: PeerClients::new(keys.clone(), directory, clock.clone()),
-            kem: KemKeys::new(store.clone()),
+            kem: KemKeys::new(store.clone(), clock.clone()),
             keys,
             config,
             store,
