@@ -17,6 +17,7 @@ use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use warifu_core::OrderId;
 
 use common::books::{
     Ack, Books, CARDHOLDER_NAME, Db, card_number, error_code, free_port, load_cardholder,
@@ -284,7 +285,7 @@ fn crash_run(db: Db, root: &Path) {
                             }
                         }
                         acks.lock().expect("acks").push(Ack {
-                            order_id: p.outcome.order_id.clone(),
+                            order_id: p.outcome.order_id.to_string(),
                             approved,
                             state: p.outcome.state.clone(),
                             cancelled,
@@ -372,7 +373,10 @@ fn crash_run(db: Db, root: &Path) {
                 .args(["--token-file", path(&token_file)])
                 .args([s.tracking_number.as_str(), "--to", "delivered"]));
         }
-        newest.into_iter().map(|s| s.order_id).collect()
+        newest
+            .into_iter()
+            .map(|s| s.order_id.into_string())
+            .collect()
     } else {
         Vec::new()
     };
@@ -395,7 +399,7 @@ fn crash_run(db: Db, root: &Path) {
                 .sum::<u64>();
             let mut undelivered = 0;
             for id in &delivered {
-                let o = m.get_order(id).await.expect("order");
+                let o = m.get_order(&OrderId::from(id)).await.expect("order");
                 if o.is_none_or(|o| o.state != OrderState::Delivered) {
                     undelivered += 1;
                 }

@@ -165,7 +165,7 @@ async fn shop(
         let view = again(&retries, || who.order_view(&merchant, &id)).await?;
         assert_eq!(view.outcome.order_id, id);
         acks.lock().expect("acks").push(Ack {
-            order_id: id,
+            order_id: id.to_string(),
             approved,
             state: outcome.state,
             cancelled,

@@ -1,4 +1,4 @@
-//! Public party identifiers (`role:name`) and the roles of the patent's parties.
+//! Public party identifiers (`role:name`), the roles of the patent's parties, and order ids.
 
 use serde::{Deserialize, Serialize};
 
@@ -178,6 +178,149 @@ impl From<PartyId> for String {
     }
 }
 
+/// A merchant's order id, as it crosses crates: the order form, the sealed header, the wire
+/// bodies, the store's records. A typed wrapper around the string, nothing more: it
+/// serializes as the bare string (same JSON) and construction accepts any string, because
+/// the checks stay where they were ([`crate::order::OrderForm::validate`] and the sealed
+/// header's decoder). Bind [`OrderId::as_str`] at an SQL boundary.
+#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct OrderId(String);
+
+impl OrderId {
+    /// Wraps a string as an order id, unchecked.
+    pub fn new(s: impl Into<String>) -> OrderId {
+        OrderId(s.into())
+    }
+
+    /// The id as a string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The id as an owned string.
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+/// Debug-prints as the bare string does (`"ord-1"`), as the `String` it replaced did.
+impl core::fmt::Debug for OrderId {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        core::fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl core::fmt::Display for OrderId {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl core::ops::Deref for OrderId {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for OrderId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl core::borrow::Borrow<str> for OrderId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl core::str::FromStr for OrderId {
+    type Err = core::convert::Infallible;
+    fn from_str(s: &str) -> core::result::Result<OrderId, Self::Err> {
+        Ok(OrderId::from(s))
+    }
+}
+
+impl From<String> for OrderId {
+    fn from(s: String) -> OrderId {
+        OrderId(s)
+    }
+}
+
+impl From<&str> for OrderId {
+    fn from(s: &str) -> OrderId {
+        OrderId(s.to_owned())
+    }
+}
+
+impl From<&String> for OrderId {
+    fn from(s: &String) -> OrderId {
+        OrderId(s.clone())
+    }
+}
+
+impl From<&OrderId> for OrderId {
+    fn from(id: &OrderId) -> OrderId {
+        id.clone()
+    }
+}
+
+impl From<OrderId> for String {
+    fn from(id: OrderId) -> String {
+        id.0
+    }
+}
+
+impl From<&OrderId> for String {
+    fn from(id: &OrderId) -> String {
+        id.0.clone()
+    }
+}
+
+impl PartialEq<str> for OrderId {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for OrderId {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+impl PartialEq<String> for OrderId {
+    fn eq(&self, other: &String) -> bool {
+        &self.0 == other
+    }
+}
+
+impl PartialEq<&OrderId> for OrderId {
+    fn eq(&self, other: &&OrderId) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl PartialEq<OrderId> for str {
+    fn eq(&self, other: &OrderId) -> bool {
+        self == other.0
+    }
+}
+
+impl PartialEq<OrderId> for &str {
+    fn eq(&self, other: &OrderId) -> bool {
+        *self == other.0
+    }
+}
+
+impl PartialEq<OrderId> for String {
+    fn eq(&self, other: &OrderId) -> bool {
+        *self == other.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,6 +344,23 @@ mod tests {
         let odd = PartyId::parse("cardholder:a~b").expect("not an epoch");
         assert_eq!((odd.epoch(), odd.identity()), (1, "cardholder:a~b"));
         assert!(a.with_epoch(0).is_err());
+    }
+
+    #[test]
+    fn order_ids_read_and_print_as_the_bare_string() {
+        let id = OrderId::from("ord-1");
+        let json = serde_json::to_string(&id).expect("json");
+        assert_eq!(json, "\"ord-1\"");
+        assert_eq!(serde_json::from_str::<OrderId>(&json).expect("back"), id);
+        assert_eq!(
+            (format!("{id}"), format!("{id:?}")),
+            ("ord-1".to_owned(), json)
+        );
+        assert_eq!(id, "ord-1");
+        assert_eq!("ord-1", id.as_str());
+        // No checks here: those stay in `OrderForm::validate` and the sealed header.
+        assert_eq!(OrderId::from("").as_str(), "");
+        assert_eq!(String::from(id), "ord-1");
     }
 
     #[test]

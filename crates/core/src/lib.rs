@@ -44,4 +44,4 @@ pub mod sok;
 pub mod sok_threshold;
 
 pub use error::{Error, Result};
-pub use id::{PartyId, Role};
+pub use id::{OrderId, PartyId, Role};

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::id::OrderId;
 use crate::id::{PartyId, Role};
 use crate::policy::Policy;
 use crate::secret::Secret;
@@ -43,7 +44,7 @@ fn is_true(b: &bool) -> bool {
 #[serde(deny_unknown_fields)]
 pub struct OrderForm {
     /// The order id the merchant assigned; also the order's nonce (unique per merchant).
-    pub order_id: String,
+    pub order_id: OrderId,
     /// The merchant.
     pub merchant: PartyId,
     /// The carrier the merchant designates, or none for digital goods (【0052】).

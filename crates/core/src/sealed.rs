@@ -14,7 +14,7 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use crate::codec::{Reader, Writer};
-use crate::id::{PartyId, Role};
+use crate::id::{OrderId, PartyId, Role};
 use crate::kem::{Drawn, KemId, KemPublicKey, KemRing, X25519};
 use crate::keysource::{KeySource, PairwiseKey, Scheme, pairwise_key};
 use crate::order::{Card, Destination, Order, OrderForm, PaymentMethod};
@@ -87,7 +87,7 @@ pub struct Header {
     /// The key scheme of the pairwise keys.
     pub scheme: Scheme,
     /// The merchant's order id.
-    pub order_id: String,
+    pub order_id: OrderId,
     /// The cardholder, in clear so that each party can derive its key (【0035】).
     pub cardholder: PartyId,
     /// The merchant.
@@ -128,7 +128,7 @@ impl Header {
         let mut w = Writer::new();
         w.raw(MAGIC).u8(self.version).u8(self.scheme.code());
         for s in [
-            &self.order_id,
+            self.order_id.as_str(),
             self.cardholder.as_str(),
             self.merchant.as_str(),
             self.issuer.as_str(),
@@ -152,7 +152,7 @@ impl Header {
         let scheme_code = r.u8("scheme")?;
         let scheme = Scheme::from_code(scheme_code)
             .ok_or_else(|| Error::malformed("scheme", format!("unknown code {scheme_code}")))?;
-        let order_id = r.str16("order id")?.to_owned();
+        let order_id = OrderId::from(r.str16("order id")?);
         let id = |r: &mut Reader<'_>, f| PartyId::parse(r.str16(f)?);
         let cardholder = id(r, "cardholder")?;
         let merchant = id(r, "merchant")?;

@@ -150,7 +150,7 @@ fn purchase() -> impl Strategy<Value = Purchase> {
                 (picks, payment_method, (addressee, address)),
             )| {
                 let form = OrderForm {
-                    order_id,
+                    order_id: order_id.into(),
                     merchant,
                     carrier: carrier.clone(),
                     accepted_issuers: vec![issuer],
@@ -565,7 +565,7 @@ proptest! {
         b.order.destination = a.order.destination.clone();
         let id = &a.form.order_id;
         let last = if id.ends_with('x') { 'y' } else { 'x' };
-        b.form.order_id = format!("{}{last}", &id[..id.len().min(63)]);
+        b.form.order_id = format!("{}{last}", &id[..id.len().min(63)]).into();
         let (sa, sb) = (a.seal(), b.seal());
         let policy = &a.form.policy;
         let recipients = sa.sealed.header.recipients();

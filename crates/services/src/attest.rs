@@ -19,6 +19,7 @@
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
+use warifu_core::OrderId;
 use warifu_core::codec::Writer;
 use warifu_core::keysource::{KeySource, pairwise_key};
 use warifu_core::sealed::Header;
@@ -155,7 +156,7 @@ pub fn proof_of_delivery(
     carrier: &dyn KeySource,
     issuer: &PartyId,
     merchant: &PartyId,
-    order_id: &str,
+    order_id: &OrderId,
     tracking_number: &str,
     delivered_at_ms: i64,
     header_digest: &[u8; 32],

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use warifu_core::OrderId;
 
 use warifu_core::kem::KemPublicKey;
 use warifu_core::keysource::KeySource;
@@ -492,7 +493,7 @@ impl Cardholder {
     pub async fn order_status(
         &self,
         merchant: &PartyId,
-        order_id: &str,
+        order_id: &OrderId,
     ) -> Result<OrderOutcome, CardholderError> {
         let client = self.peer(merchant, Role::Merchant)?;
         let outcome: OrderOutcome = client.get(&format!("/v1/orders/{order_id}")).await?;
@@ -509,7 +510,7 @@ impl Cardholder {
     pub async fn order_view(
         &self,
         merchant: &PartyId,
-        order_id: &str,
+        order_id: &OrderId,
     ) -> Result<OrderView, CardholderError> {
         let outcome = self.order_status(merchant, order_id).await?;
         let (mut tracking, mut tracking_error) = (None, None);
@@ -549,7 +550,7 @@ impl Cardholder {
     pub async fn cancel(
         &self,
         merchant: &PartyId,
-        order_id: &str,
+        order_id: &OrderId,
     ) -> Result<OrderOutcome, CardholderError> {
         let client = self.peer(merchant, Role::Merchant)?;
         Ok(client
@@ -563,7 +564,7 @@ impl Cardholder {
     pub async fn cancel_and_wait(
         &self,
         merchant: &PartyId,
-        order_id: &str,
+        order_id: &OrderId,
         wait: std::time::Duration,
     ) -> Result<(OrderOutcome, CancelFate), CardholderError> {
         let outcome = self.cancel(merchant, order_id).await?;
@@ -596,7 +597,7 @@ impl Cardholder {
         &self,
         carrier: &PartyId,
         merchant: &PartyId,
-        order_id: &str,
+        order_id: &OrderId,
     ) -> Result<TrackingView, CardholderError> {
         let client = self.peer(carrier, Role::Carrier)?;
         Ok(client

@@ -107,7 +107,7 @@ async fn dashboards_need_the_token_and_show_only_what_each_party_holds() {
         .expect("get");
     assert_eq!(r.status(), 401);
     let body = r.text().await.expect("body");
-    assert!(body.contains("Operator sign-in") && !body.contains(&order_id));
+    assert!(body.contains("Operator sign-in") && !body.contains(order_id.as_str()));
 
     // A wrong token at the sign-in form: refused, no cookie.
     let login = |base: String, token: &'static str| {
@@ -144,7 +144,7 @@ async fn dashboards_need_the_token_and_show_only_what_each_party_holds() {
             .is_some_and(|v| v.to_str().unwrap_or("").contains("default-src 'none'"))
     );
     let merchant_page = r.text().await.expect("body");
-    assert!(merchant_page.contains(&order_id));
+    assert!(merchant_page.contains(order_id.as_str()));
     assert!(
         !merchant_page.contains(CARD),
         "merchant page: no card number"
@@ -160,7 +160,7 @@ async fn dashboards_need_the_token_and_show_only_what_each_party_holds() {
         .text()
         .await
         .expect("body");
-    assert!(issuer_page.contains(&order_id) && issuer_page.contains("•••• 6467"));
+    assert!(issuer_page.contains(order_id.as_str()) && issuer_page.contains("•••• 6467"));
     assert!(!issuer_page.contains(CARD) && !issuer_page.contains(ADDRESS));
     assert!(issuer_page.contains("✔ balanced"));
     let carrier_page = bearer(format!("{c}/dashboard"))
@@ -169,7 +169,7 @@ async fn dashboards_need_the_token_and_show_only_what_each_party_holds() {
         .text()
         .await
         .expect("body");
-    assert!(carrier_page.contains(&order_id));
+    assert!(carrier_page.contains(order_id.as_str()));
     assert!(carrier_page.contains(ADDRESS) && carrier_page.contains(ADDRESSEE));
     assert!(!carrier_page.contains(CARD) && !carrier_page.contains("6467"));
 

@@ -12,6 +12,7 @@ mod common;
 
 use common::{ADDRESS, ADDRESSEE, CARD, Db, EXPIRY, Fill, NAME};
 use reqwest::Method;
+use warifu_core::OrderId;
 use warifu_core::order::PaymentMethod;
 use warifu_core::order::{Order, OrderForm};
 use warifu_core::sealed::SealedOrder;
@@ -772,7 +773,7 @@ async fn proof_binds_its_fields() {
             ck.as_ref(),
             &env.issuer(),
             &env.merchant(),
-            "O-1",
+            &OrderId::from("O-1"),
             "WRF1",
             1_700_000_000_000,
             &digest,
@@ -787,7 +788,7 @@ async fn proof_binds_its_fields() {
             ck.as_ref(),
             &other_issuer,
             &env.merchant(),
-            "O-1",
+            &OrderId::from("O-1"),
             "WRF1",
             1_700_000_000_000,
             &digest,
@@ -897,7 +898,7 @@ impl<'e> AsMerchant<'e> {
     }
 
     fn order_id(&self) -> String {
-        self.sealed.header.order_id.clone()
+        self.sealed.header.order_id.to_string()
     }
 
     async fn authorize(&self) -> Decision {
@@ -1009,7 +1010,7 @@ async fn cancel_and_liveness(db: Db) {
             .local
             .carrier
             .store()
-            .get_shipment(env.merchant().as_str(), &m.order_id())
+            .get_shipment(env.merchant().as_str(), &OrderId::from(&m.order_id()))
             .await
             .expect("read");
         assert!(s.is_none(), "{s:?}");
@@ -1087,7 +1088,11 @@ async fn cancel_and_liveness(db: Db) {
     // The cardholder sees no destination in a tombstone (it has none).
     let v = env
         .alice
-        .tracking(&env.carrier(), &env.merchant(), &early.order_id())
+        .tracking(
+            &env.carrier(),
+            &env.merchant(),
+            &OrderId::from(&early.order_id()),
+        )
         .await;
     assert!(
         v.is_err(),
@@ -1163,7 +1168,7 @@ async fn disputes_bind_the_carrier(db: Db) {
         sk.as_ref(),
         &env.issuer(),
         &env.merchant(),
-        &m.order_id(),
+        &OrderId::from(&m.order_id()),
         &r.tracking_number,
         proof.delivered_at_ms,
         &digest,
@@ -1193,7 +1198,7 @@ async fn disputes_bind_the_carrier(db: Db) {
         ck.as_ref(),
         &env.issuer(),
         &common::id(SHOP2),
-        "O-digital",
+        &OrderId::from("O-digital"),
         "WRF-NONE",
         proof.delivered_at_ms,
         &dig,
@@ -1227,7 +1232,7 @@ async fn disputes_bind_the_carrier(db: Db) {
             ck.as_ref(),
             &env.issuer(),
             &common::id(SHOP2),
-            "O-shipped",
+            &OrderId::from("O-shipped"),
             "WRF-2",
             proof.delivered_at_ms,
             &digest,

@@ -8,6 +8,7 @@ mod common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use warifu_core::OrderId;
 
 use common::{Db, Fill};
 use warifu_core::PartyId;
@@ -36,7 +37,7 @@ async fn wait_state(store: &dyn MerchantStore, order_id: &str, state: OrderState
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
         let o = store
-            .get_order(order_id)
+            .get_order(&OrderId::from(order_id))
             .await
             .expect("read")
             .expect("order");
@@ -56,7 +57,7 @@ async fn state_of(env: &common::Env, order_id: &str) -> OrderState {
     env.local
         .merchant
         .store()
-        .get_order(order_id)
+        .get_order(&OrderId::from(order_id))
         .await
         .expect("read")
         .expect("order")
@@ -918,7 +919,7 @@ async fn cancel_races_delivery(db: Db) {
             .local
             .issuer
             .store()
-            .get_authorization(merchant_id.as_str(), order_id)
+            .get_authorization(merchant_id.as_str(), &OrderId::from(order_id))
             .await
             .expect("read")
             .expect("authorization");

@@ -191,7 +191,7 @@ async fn metrics_move_after_a_purchase(db: Db) {
         "{mt}"
     );
     assert!(
-        !mt.contains(&p.form.order_id),
+        !mt.contains(p.form.order_id.as_str()),
         "a raw path with an order id is in the metrics: {mt}"
     );
     let state = p.outcome.state.as_str();
@@ -287,7 +287,7 @@ async fn logs_correlate_by_order_id_and_hold_no_secret() {
 
     let text = String::from_utf8_lossy(&logs.lock().unwrap_or_else(|p| p.into_inner())).to_string();
     assert!(
-        text.contains(&order_id),
+        text.contains(order_id.as_str()),
         "the logs do not mention the order: the scan would prove nothing"
     );
     for secret in [CARD, common::OTHER_CARD, ADDRESS, ADDRESSEE, TOKEN] {
@@ -299,7 +299,10 @@ async fn logs_correlate_by_order_id_and_hold_no_secret() {
         }
     }
     // Every line that names this order carries it as the `order_id` field (event or span).
-    let about: Vec<&str> = text.lines().filter(|l| l.contains(&order_id)).collect();
+    let about: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains(order_id.as_str()))
+        .collect();
     assert!(about.len() >= 3, "{about:#?}");
     let field = format!("order_id={order_id}");
     let quoted = format!("order_id=\"{order_id}\"");

@@ -4,6 +4,7 @@
 mod common;
 
 use common::{Db, Fill, OTHER_CARD, start};
+use warifu_core::OrderId;
 use warifu_core::policy::Field;
 use warifu_services::dev::order::{Stores, across};
 
@@ -34,10 +35,15 @@ async fn a_party_that_received_nothing_shows_a_dash() {
     let render = |order_id: String, policy: warifu_core::policy::Policy| {
         let merchant = merchant.clone();
         async move {
-            across(stores, &policy, merchant.as_str(), &order_id)
-                .await
-                .expect("across")
-                .into_string()
+            across(
+                stores,
+                &policy,
+                merchant.as_str(),
+                &OrderId::from(&order_id),
+            )
+            .await
+            .expect("across")
+            .into_string()
         }
     };
 
@@ -49,7 +55,7 @@ async fn a_party_that_received_nothing_shows_a_dash() {
         .await
         .expect("digital purchase");
     let html = render(
-        digital.outcome.order_id.clone(),
+        digital.outcome.order_id.to_string(),
         digital.form.policy.clone(),
     )
     .await;
@@ -79,7 +85,7 @@ async fn a_party_that_received_nothing_shows_a_dash() {
         declined.outcome
     );
     let html = render(
-        declined.outcome.order_id.clone(),
+        declined.outcome.order_id.to_string(),
         declined.form.policy.clone(),
     )
     .await;
@@ -96,7 +102,7 @@ async fn a_party_that_received_nothing_shows_a_dash() {
     let mut html = String::new();
     for _ in 0..100 {
         html = render(
-            shipped.outcome.order_id.clone(),
+            shipped.outcome.order_id.to_string(),
             shipped.form.policy.clone(),
         )
         .await;

@@ -59,6 +59,7 @@ mod world;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::{Duration, Instant};
+use warifu_core::OrderId;
 
 use check::{OrderModel, Violation};
 use warifu_core::order::{Card, Destination, Order, PaymentMethod};
@@ -446,7 +447,7 @@ impl Sim {
     async fn merchant_state(&self, order: usize) -> Option<String> {
         let id = self.model[order].order_id.as_deref()?;
         self.world.observers[0]
-            .get_order(id)
+            .get_order(&OrderId::from(id))
             .await
             .expect("read an order")
             .map(|o| o.state.as_str().to_owned())
@@ -455,7 +456,7 @@ impl Sim {
     async fn shipment(&self, order: usize) -> Option<(String, String)> {
         let id = self.model[order].order_id.as_deref()?;
         self.world.observers[2]
-            .get_shipment(self.world.ids[0].as_str(), id)
+            .get_shipment(self.world.ids[0].as_str(), &OrderId::from(id))
             .await
             .expect("read a shipment")
             .map(|s| (s.tracking_number, s.status.as_str().to_owned()))
@@ -514,7 +515,7 @@ impl Sim {
                             match ch.seal(&form, &order, &self.world.ids[1]).await {
                                 Err(e) => self.note = format!("wallet: {e}"),
                                 Ok(b) => {
-                                    m.order_id = Some(b.header.order_id.clone());
+                                    m.order_id = Some(b.header.order_id.to_string());
                                     bundle = Some(b);
                                 }
                             }
@@ -573,7 +574,11 @@ impl Sim {
                         .iter()
                         .position(|c| c.id() == &b.header.cardholder)
                         .unwrap_or(0);
-                    of_cardholder(self.world.cardholders[holder].cancel(&merchant, &id).await)
+                    of_cardholder(
+                        self.world.cardholders[holder]
+                            .cancel(&merchant, &OrderId::from(&id))
+                            .await,
+                    )
                 };
                 self.observe(&a);
                 let after = self.merchant_state(order).await;
@@ -787,7 +792,11 @@ impl Sim {
         let obs = &self.world.observers[0];
         for m in &self.model {
             let Some(id) = &m.order_id else { continue };
-            for msg in obs.outbox_for_order(id).await.expect("outbox") {
+            for msg in obs
+                .outbox_for_order(&OrderId::from(id))
+                .await
+                .expect("outbox")
+            {
                 if !msg.done && msg.kind != "track" {
                     return false;
                 }

@@ -11,6 +11,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use warifu_core::OrderId;
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
@@ -163,7 +164,7 @@ async fn settle(env: &common::Env, deadline: Duration) -> Vec<warifu_store::Webh
 }
 
 async fn buy(env: &common::Env, digital: bool, fill: Fill) -> String {
-    env.buy(digital, &fill).await.outcome.order_id
+    env.buy(digital, &fill).await.outcome.order_id.to_string()
 }
 
 async fn carrier_advance(env: &common::Env, tracking: &str, to: ShipmentStatus) {
@@ -185,7 +186,7 @@ async fn carrier_advance(env: &common::Env, tracking: &str, to: ShipmentStatus) 
 fn recorded(all: &[warifu_store::WebhookDelivery]) -> BTreeMap<String, Vec<(i64, String, String)>> {
     let mut by: BTreeMap<String, Vec<(i64, String, String)>> = BTreeMap::new();
     for d in all {
-        by.entry(d.event.order_id.clone()).or_default().push((
+        by.entry(d.event.order_id.to_string()).or_default().push((
             d.event.seq,
             d.event.event_id.clone(),
             d.event.event_type.clone(),
@@ -239,7 +240,7 @@ async fn fails_times_out_and_recovers(db: Db) {
     .await;
     let refunded = buy(&env, false, Fill::default()).await;
     env.alice
-        .cancel(&env.merchant(), &cancelled)
+        .cancel(&env.merchant(), &OrderId::from(&cancelled))
         .await
         .expect("cancel");
     let m = merchant_url(&env);
@@ -255,7 +256,7 @@ async fn fails_times_out_and_recovers(db: Db) {
         .local
         .merchant
         .store()
-        .get_order(&delivered)
+        .get_order(&OrderId::from(&delivered))
         .await
         .expect("read")
         .expect("order")
@@ -274,7 +275,7 @@ async fn fails_times_out_and_recovers(db: Db) {
         .local
         .merchant
         .store()
-        .get_order(&delivered)
+        .get_order(&OrderId::from(&delivered))
         .await
         .expect("read")
         .expect("order")
@@ -723,7 +724,7 @@ async fn example_backend_receives_and_verifies() {
         .merchant
         .store()
         .webhook_deliveries(&DeliveryFilter {
-            order_id: Some(second.clone()),
+            order_id: Some(second.clone().into()),
             ..DeliveryFilter::default()
         })
         .await

@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 use std::time::Instant;
+use warifu_core::OrderId;
 
 use warifu_store::*;
 
@@ -43,7 +44,7 @@ async fn main() {
                 let id = format!("O-{i}");
                 s.insert_order(
                     &NewOrder {
-                        order_id: id.clone(),
+                        order_id: id.clone().into(),
                         cardholder_id: "cardholder:a".into(),
                         issuer_id: "issuer:b".into(),
                         carrier_id: None,
@@ -109,7 +110,7 @@ async fn main() {
                 let a = s
                     .authorize(&AuthorizeRequest {
                         merchant_id: "merchant:m".into(),
-                        order_id: order_id.clone(),
+                        order_id: order_id.clone().into(),
                         authorization_id: format!("A-{i}"),
                         cardholder_id: format!("cardholder:{t}"),
                         holder_name: "A".into(),
@@ -128,7 +129,9 @@ async fn main() {
                     .await
                     .unwrap();
                 assert!(a.record.approved());
-                s.capture("merchant:m", &order_id, None, 1).await.unwrap();
+                s.capture("merchant:m", &OrderId::from(&order_id), None, 1)
+                    .await
+                    .unwrap();
                 i += tasks;
             }
         }));

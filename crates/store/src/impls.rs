@@ -1,6 +1,7 @@
 //! The traits implemented for [`Store`]: each call goes to the backend's SQL.
 
 use async_trait::async_trait;
+use warifu_core::OrderId;
 
 use crate::open::Store;
 use crate::types::*;
@@ -46,7 +47,7 @@ impl MerchantStore for Store {
     async fn put_order_form(&self, form: &OrderFormRecord) -> Result<()> {
         dispatch!(self, put_order_form(form))
     }
-    async fn get_order_form(&self, order_id: &str) -> Result<Option<OrderFormRecord>> {
+    async fn get_order_form(&self, order_id: &OrderId) -> Result<Option<OrderFormRecord>> {
         dispatch!(self, get_order_form(order_id))
     }
     async fn insert_order(
@@ -64,7 +65,7 @@ impl MerchantStore for Store {
     ) -> Result<Inserted<AppliedTransition>> {
         dispatch!(self, insert_order_pinned(pin, order, outbox))
     }
-    async fn get_order(&self, order_id: &str) -> Result<Option<OrderRecord>> {
+    async fn get_order(&self, order_id: &OrderId) -> Result<Option<OrderRecord>> {
         dispatch!(self, get_order(order_id))
     }
     async fn list_orders(&self, filter: &OrderFilter) -> Result<Vec<OrderRecord>> {
@@ -93,7 +94,7 @@ impl MerchantStore for Store {
     async fn retry_outbox(&self, id: i64, next_attempt_at_ms: i64, error: &str) -> Result<()> {
         dispatch!(self, retry_outbox(id, next_attempt_at_ms, error))
     }
-    async fn outbox_for_order(&self, order_id: &str) -> Result<Vec<OutboxMessage>> {
+    async fn outbox_for_order(&self, order_id: &OrderId) -> Result<Vec<OutboxMessage>> {
         dispatch!(self, outbox_for_order(order_id))
     }
     async fn outbox_pending(&self) -> Result<u64> {
@@ -111,7 +112,7 @@ impl MerchantStore for Store {
     async fn put_order_fact(&self, fact: &OrderFact) -> Result<()> {
         dispatch!(self, put_order_fact(fact))
     }
-    async fn order_facts(&self, order_id: &str) -> Result<Vec<OrderFact>> {
+    async fn order_facts(&self, order_id: &OrderId) -> Result<Vec<OrderFact>> {
         dispatch!(self, order_facts(order_id))
     }
 }
@@ -136,14 +137,14 @@ impl IssuerStore for Store {
     async fn get_authorization(
         &self,
         merchant_id: &str,
-        order_id: &str,
+        order_id: &OrderId,
     ) -> Result<Option<AuthorizationRecord>> {
         dispatch!(self, get_authorization(merchant_id, order_id))
     }
     async fn authorization_binding(
         &self,
         merchant_id: &str,
-        order_id: &str,
+        order_id: &OrderId,
     ) -> Result<Option<AuthorizationBinding>> {
         dispatch!(self, authorization_binding(merchant_id, order_id))
     }
@@ -156,19 +157,19 @@ impl IssuerStore for Store {
     async fn capture(
         &self,
         merchant_id: &str,
-        order_id: &str,
+        order_id: &OrderId,
         amount: Option<u64>,
         now_ms: i64,
     ) -> Result<Applied> {
         dispatch!(self, capture(merchant_id, order_id, amount, now_ms))
     }
-    async fn void(&self, merchant_id: &str, order_id: &str, now_ms: i64) -> Result<Applied> {
+    async fn void(&self, merchant_id: &str, order_id: &OrderId, now_ms: i64) -> Result<Applied> {
         dispatch!(self, void(merchant_id, order_id, now_ms))
     }
     async fn refund(
         &self,
         merchant_id: &str,
-        order_id: &str,
+        order_id: &OrderId,
         refund_id: &str,
         amount: u64,
         now_ms: i64,
@@ -224,7 +225,7 @@ impl CarrierStore for Store {
     async fn get_shipment(
         &self,
         merchant_id: &str,
-        order_id: &str,
+        order_id: &OrderId,
     ) -> Result<Option<ShipmentRecord>> {
         dispatch!(self, get_shipment(merchant_id, order_id))
     }
@@ -247,7 +248,7 @@ impl CarrierStore for Store {
     async fn cancel_shipment(
         &self,
         merchant_id: &str,
-        order_id: &str,
+        order_id: &OrderId,
         tombstone_tracking: &str,
         now_ms: i64,
     ) -> Result<ShipmentCancel> {

@@ -47,6 +47,7 @@ mod types;
 mod webhooks;
 
 use async_trait::async_trait;
+use warifu_core::OrderId;
 
 pub use cards::CardAdminStore;
 pub use error::{Result, StoreError};
@@ -88,7 +89,7 @@ pub trait MerchantStore: PartyStore + WebhookStore {
     async fn put_order_form(&self, form: &OrderFormRecord) -> Result<()>;
 
     /// The order form issued under `order_id`.
-    async fn get_order_form(&self, order_id: &str) -> Result<Option<OrderFormRecord>>;
+    async fn get_order_form(&self, order_id: &OrderId) -> Result<Option<OrderFormRecord>>;
 
     /// Inserts a new order in state [`OrderState::Received`] together with `outbox` messages in
     /// one transaction. If the order id exists nothing is written and the stored order is
@@ -111,7 +112,7 @@ pub trait MerchantStore: PartyStore + WebhookStore {
     ) -> Result<Inserted<AppliedTransition>>;
 
     /// The order with `order_id`.
-    async fn get_order(&self, order_id: &str) -> Result<Option<OrderRecord>>;
+    async fn get_order(&self, order_id: &OrderId) -> Result<Option<OrderRecord>>;
 
     /// Orders matching `filter`, newest first.
     async fn list_orders(&self, filter: &OrderFilter) -> Result<Vec<OrderRecord>>;
@@ -149,7 +150,7 @@ pub trait MerchantStore: PartyStore + WebhookStore {
     async fn retry_outbox(&self, id: i64, next_attempt_at_ms: i64, error: &str) -> Result<()>;
 
     /// Every message of an order, oldest first.
-    async fn outbox_for_order(&self, order_id: &str) -> Result<Vec<OutboxMessage>>;
+    async fn outbox_for_order(&self, order_id: &OrderId) -> Result<Vec<OutboxMessage>>;
 
     /// How many messages are not done.
     async fn outbox_pending(&self) -> Result<u64>;
@@ -170,7 +171,7 @@ pub trait MerchantStore: PartyStore + WebhookStore {
     async fn put_order_fact(&self, fact: &OrderFact) -> Result<()>;
 
     /// Every fact stored about an order, by kind.
-    async fn order_facts(&self, order_id: &str) -> Result<Vec<OrderFact>>;
+    async fn order_facts(&self, order_id: &OrderId) -> Result<Vec<OrderFact>>;
 }
 
 /// The issuer's aggregate: cards, authorizations and the double-entry ledger.
@@ -200,7 +201,7 @@ pub trait IssuerStore: PartyStore + CardAdminStore {
     async fn get_authorization(
         &self,
         merchant_id: &str,
-        order_id: &str,
+        order_id: &OrderId,
     ) -> Result<Option<AuthorizationRecord>>;
 
     /// What the authorization for a merchant's order is bound to: the order's carrier and
@@ -208,7 +209,7 @@ pub trait IssuerStore: PartyStore + CardAdminStore {
     async fn authorization_binding(
         &self,
         merchant_id: &str,
-        order_id: &str,
+        order_id: &OrderId,
     ) -> Result<Option<AuthorizationBinding>>;
 
     /// A cardholder's authorizations (its statement), newest first.
@@ -223,14 +224,14 @@ pub trait IssuerStore: PartyStore + CardAdminStore {
     async fn capture(
         &self,
         merchant_id: &str,
-        order_id: &str,
+        order_id: &OrderId,
         amount: Option<u64>,
         now_ms: i64,
     ) -> Result<Applied>;
 
     /// Releases the hold. A retry after a void returns `applied: false`;
     /// [`StoreError::Conflict`] if it was captured or declined.
-    async fn void(&self, merchant_id: &str, order_id: &str, now_ms: i64) -> Result<Applied>;
+    async fn void(&self, merchant_id: &str, order_id: &OrderId, now_ms: i64) -> Result<Applied>;
 
     /// Refunds `amount` of the captured amount under `refund_id`, idempotent per (merchant,
     /// order, refund id): the same id on another order is another refund; a retry with the
@@ -239,7 +240,7 @@ pub trait IssuerStore: PartyStore + CardAdminStore {
     async fn refund(
         &self,
         merchant_id: &str,
-        order_id: &str,
+        order_id: &OrderId,
         refund_id: &str,
         amount: u64,
         now_ms: i64,
@@ -298,7 +299,7 @@ pub trait CarrierStore: PartyStore {
     async fn get_shipment(
         &self,
         merchant_id: &str,
-        order_id: &str,
+        order_id: &OrderId,
     ) -> Result<Option<ShipmentRecord>>;
 
     /// The shipment with a tracking number.
@@ -328,7 +329,7 @@ pub trait CarrierStore: PartyStore {
     async fn cancel_shipment(
         &self,
         merchant_id: &str,
-        order_id: &str,
+        order_id: &OrderId,
         tombstone_tracking: &str,
         now_ms: i64,
     ) -> Result<ShipmentCancel>;

@@ -5,6 +5,7 @@
 //! refuses amounts above `i64::MAX`, which SQL columns hold).
 
 use serde::{Deserialize, Serialize};
+use warifu_core::OrderId;
 use warifu_core::order::{Expiry, PaymentMethod};
 use warifu_core::secret::Secret;
 
@@ -158,7 +159,7 @@ impl OrderState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderFormRecord {
     /// The order id.
-    pub order_id: String,
+    pub order_id: OrderId,
     /// The `OrderForm` as JSON.
     pub form_json: String,
     /// When the form expires.
@@ -172,7 +173,7 @@ pub struct OrderFormRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewOrder {
     /// The order id (unique per merchant).
-    pub order_id: String,
+    pub order_id: OrderId,
     /// The cardholder's identifier (sent in clear with the bundle).
     pub cardholder_id: String,
     /// The issuer's identifier.
@@ -195,7 +196,7 @@ pub struct NewOrder {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderRecord {
     /// The order id.
-    pub order_id: String,
+    pub order_id: OrderId,
     /// The cardholder's identifier.
     pub cardholder_id: String,
     /// The issuer's identifier.
@@ -251,7 +252,7 @@ pub struct OutboxMessage {
     /// Its id (increasing).
     pub id: i64,
     /// The order it belongs to.
-    pub order_id: String,
+    pub order_id: OrderId,
     /// What to do.
     pub kind: String,
     /// The message body.
@@ -273,7 +274,7 @@ pub struct OutboxMessage {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transition {
     /// The order.
-    pub order_id: String,
+    pub order_id: OrderId,
     /// The states the order must be in for the transition to apply.
     pub from: Vec<OrderState>,
     /// The new state.
@@ -304,7 +305,7 @@ pub struct Transition {
 impl Transition {
     /// A transition of `order_id` from `from` to `to` at `now_ms`.
     pub fn new(
-        order_id: impl Into<String>,
+        order_id: impl Into<OrderId>,
         from: OrderState,
         to: OrderState,
         now_ms: i64,
@@ -437,7 +438,7 @@ pub struct Inserted<T> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderFact {
     /// The order.
-    pub order_id: String,
+    pub order_id: OrderId,
     /// What it is about.
     pub kind: String,
     /// The fact (typically JSON).
@@ -553,7 +554,7 @@ pub struct AuthorizeRequest {
     /// The merchant asking.
     pub merchant_id: String,
     /// The merchant's order id (with the merchant: the idempotency key).
-    pub order_id: String,
+    pub order_id: OrderId,
     /// The id to give a new authorization (the caller makes it unique).
     pub authorization_id: String,
     /// The cardholder whose key sealed the part.
@@ -587,7 +588,7 @@ pub struct AuthorizationRecord {
     /// The merchant.
     pub merchant_id: String,
     /// The merchant's order id.
-    pub order_id: String,
+    pub order_id: OrderId,
     /// The cardholder.
     pub cardholder_id: String,
     /// The card, when one matched.
@@ -754,7 +755,7 @@ pub struct NewShipment {
     /// The merchant.
     pub merchant_id: String,
     /// The merchant's order id.
-    pub order_id: String,
+    pub order_id: OrderId,
     /// The cardholder (who may ask for the status).
     pub cardholder_id: String,
     /// The order's issuer (from the forwarded header): the party whose pairwise key with the
@@ -782,7 +783,7 @@ pub struct ShipmentRecord {
     /// The merchant.
     pub merchant_id: String,
     /// The merchant's order id.
-    pub order_id: String,
+    pub order_id: OrderId,
     /// The cardholder.
     pub cardholder_id: String,
     /// Who receives the parcel.

@@ -8,6 +8,7 @@
 //! replicas. Nothing is ever deleted; a delivery that gave up is `failed` and can be replayed.
 
 use async_trait::async_trait;
+use warifu_core::OrderId;
 
 use crate::error::Result;
 use crate::impls::dispatch;
@@ -140,7 +141,7 @@ pub struct WebhookEvent {
     /// One of [`EVENT_TYPES`].
     pub event_type: String,
     /// The order.
-    pub order_id: String,
+    pub order_id: OrderId,
     /// The state before, if known.
     pub previous_state: Option<String>,
     /// The state after.
@@ -228,7 +229,7 @@ pub struct WebhookAttempt {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DeliveryFilter {
     /// Only this order's.
-    pub order_id: Option<String>,
+    pub order_id: Option<OrderId>,
     /// Only to this endpoint.
     pub endpoint_id: Option<String>,
     /// Only in this status.

@@ -4,6 +4,7 @@
 //! keeps reading and writing; rows left in plaintext by older versions are encrypted in place
 //! on first use (on SQLite without leaving the old text in the file); KEK rotation.
 
+use warifu_core::OrderId;
 use warifu_core::kem::KemSecretKey;
 use warifu_core::order::Expiry;
 use warifu_core::rand::OsRandom;
@@ -294,7 +295,7 @@ async fn rotation_while_another_store_runs(db: Db) {
     let c1 = service.get_card("C-1").await.expect("get").expect("card");
     assert_eq!(c1.number.expose(), NUMBER);
     let sh = service
-        .get_shipment("merchant:shop.example", "O-1")
+        .get_shipment("merchant:shop.example", &OrderId::from("O-1"))
         .await
         .expect("get")
         .expect("shipment");

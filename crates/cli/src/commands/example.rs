@@ -98,7 +98,7 @@ fn example_form(a: &ExampleFormArgs) -> Result<OrderForm> {
         None => Policy::patent_default(),
     };
     let form = OrderForm {
-        order_id,
+        order_id: order_id.into(),
         merchant: PartyId::parse(&a.merchant).context("--merchant")?,
         carrier: if a.no_carrier {
             None

@@ -2,6 +2,7 @@
 //! cancel, dispute, orders, webhooks) over the service's operator routes.
 use std::path::PathBuf;
 use std::sync::Arc;
+use warifu_core::OrderId;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
@@ -160,7 +161,7 @@ pub struct OrderArgs {
     pub op: OperatorArgs,
     /// The order id.
     #[arg(value_name = "ORDER_ID")]
-    pub order_id: String,
+    pub order_id: OrderId,
 }
 
 /// `warifu merchant refund`
@@ -336,7 +337,7 @@ fn webhooks(cmd: &WebhooksCommand) -> Result<()> {
             WebhooksCommand::Replay(a) => {
                 let body = serde_json::to_value(WebhookReplayRequest {
                     event_id: a.event.clone(),
-                    order_id: a.order.clone(),
+                    order_id: a.order.clone().map(OrderId::from),
                     endpoint_id: a.endpoint.clone(),
                 })?;
                 let (r, raw): (WebhookReplayAnswer, _) =

@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use warifu_core::OrderId;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
@@ -147,7 +148,7 @@ pub struct StatusArgs {
     pub common: CommonArgs,
     /// The order id.
     #[arg(long)]
-    pub order_id: String,
+    pub order_id: OrderId,
     /// Print the merchant's answer as JSON (with `status`: also the carrier's tracking).
     #[arg(long)]
     pub json: bool,
@@ -176,7 +177,7 @@ pub struct TrackArgs {
     pub carrier: String,
     /// The order id.
     #[arg(long)]
-    pub order_id: String,
+    pub order_id: OrderId,
 }
 
 fn client(c: &CommonArgs) -> Result<(Cardholder, PartyId)> {

@@ -2,6 +2,7 @@
 //! shop, the disclosure preview, sealing and submitting, the orders and one order's page.
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use warifu_core::OrderId;
 
 use super::app::*;
 use super::history;
@@ -707,7 +708,7 @@ pub(crate) async fn submit(Posted { s, form: input }: Posted) -> Response {
 }
 
 /// Stores the merchant's `state` of an order in the history, if it changed.
-async fn remember_state(s: &Session, order_id: &str, state: &str) {
+async fn remember_state(s: &Session, order_id: &OrderId, state: &str) {
     let changed = {
         let v = s.vault().await;
         v.data
@@ -731,7 +732,7 @@ const REFRESH_AT_MOST: usize = 8;
 /// Asks the merchants of the newest unsettled orders for their state (each at most 2 s) and
 /// keeps the answers, so the order list shows each order's state.
 pub(crate) async fn refresh_states(s: &Session) {
-    let open: Vec<(String, PartyId)> = {
+    let open: Vec<(OrderId, PartyId)> = {
         let v = s.vault().await;
         v.data
             .orders
@@ -776,7 +777,7 @@ pub(crate) async fn orders(State(app): State<Shared>, headers: HeaderMap) -> Res
 pub(crate) async fn order_page(
     State(app): State<Shared>,
     headers: HeaderMap,
-    Path(order_id): Path<String>,
+    Path(order_id): Path<OrderId>,
 ) -> Response {
     let Some(s) = app.session(&headers) else {
         return redirect("/");
@@ -847,7 +848,7 @@ pub(crate) async fn order_page(
     shared::respond(StatusCode::OK, markup)
 }
 
-pub(crate) async fn cancel(Path(order_id): Path<String>, Posted { s, .. }: Posted) -> Response {
+pub(crate) async fn cancel(Path(order_id): Path<OrderId>, Posted { s, .. }: Posted) -> Response {
     let merchant = {
         let v = s.vault().await;
         v.data

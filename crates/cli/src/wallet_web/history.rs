@@ -6,6 +6,7 @@
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
+use warifu_core::OrderId;
 
 use anyhow::{Context, Result};
 use warifu_core::PartyId;
@@ -109,7 +110,7 @@ pub fn upsert(data: &mut VaultData, o: OrderRef) {
 }
 
 /// Sets the state of order `order_id` in the history; whether it changed.
-pub fn set_state(data: &mut VaultData, order_id: &str, state: &str) -> bool {
+pub fn set_state(data: &mut VaultData, order_id: &OrderId, state: &str) -> bool {
     match data.orders.iter_mut().find(|x| x.order_id == order_id) {
         Some(x) if x.state.as_deref() != Some(state) => {
             x.state = Some(state.to_owned());

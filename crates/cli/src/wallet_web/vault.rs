@@ -6,6 +6,7 @@
 //! bytes before the ciphertext being its associated data. The body is JSON.
 
 use std::path::{Path, PathBuf};
+use warifu_core::OrderId;
 
 use anyhow::{Context, Result, bail};
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -87,7 +88,7 @@ pub struct Address {
 #[serde(deny_unknown_fields)]
 pub struct OrderRef {
     /// The merchant's order id.
-    pub order_id: String,
+    pub order_id: OrderId,
     /// The merchant.
     pub merchant: PartyId,
     /// The issuer of the card used.

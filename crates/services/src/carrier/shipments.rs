@@ -4,6 +4,7 @@
 //! before pick-up, returning after), and listed for the operator.
 
 use std::sync::Arc;
+use warifu_core::OrderId;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -47,7 +48,7 @@ fn receipt(rec: ShipmentRecord) -> ShipmentReceipt {
     }
 }
 
-fn cancelled_refusal(order_id: &str) -> AppError {
+fn cancelled_refusal(order_id: &OrderId) -> AppError {
     AppError::new(
         ErrorCode::InvalidTransition,
         format!("order {order_id} was cancelled by its merchant; it will not be shipped"),
@@ -61,7 +62,7 @@ async fn check_live(
     st: &CarrierState,
     issuer: &PartyId,
     merchant: &PartyId,
-    order_id: &str,
+    order_id: &OrderId,
 ) -> AppResult<()> {
     let Some(issuers) = &st.issuers else {
         tracing::warn!(%order_id, %issuer, "no directory: the authorization's liveness is not checked");
@@ -224,7 +225,7 @@ async fn ship(
 async fn cancel(
     State(st): State<Arc<CarrierState>>,
     Peer(peer): Peer,
-    Path(order_id): Path<String>,
+    Path(order_id): Path<OrderId>,
     JsonBody(CancelShipmentRequest {}): JsonBody<CancelShipmentRequest>,
 ) -> AppResult<Json<ShipmentReceipt>> {
     if peer.role() != Role::Merchant {

@@ -3,6 +3,7 @@
 //! proof of delivery.
 
 use std::sync::Arc;
+use warifu_core::OrderId;
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -29,7 +30,7 @@ pub(super) fn routes() -> OpenApiRouter<Arc<CarrierState>> {
 async fn track(
     State(st): State<Arc<CarrierState>>,
     Peer(peer): Peer,
-    Path((merchant, order_id)): Path<(String, String)>,
+    Path((merchant, order_id)): Path<(String, OrderId)>,
 ) -> AppResult<Json<TrackingView>> {
     let unknown = || AppError::new(ErrorCode::UnknownOrder, "no such shipment for this caller");
     let rec = st

@@ -2,6 +2,7 @@
 //! demo's disclosure matrix (field × party).
 
 use std::collections::BTreeSet;
+use warifu_core::OrderId;
 
 use warifu_core::Role;
 use warifu_core::policy::{Field, Policy};
@@ -16,7 +17,10 @@ pub struct Holdings {
 }
 
 /// The merchant: the fields of its stored view of the order.
-pub async fn merchant(store: &dyn MerchantStore, order_id: &str) -> Result<Holdings, StoreError> {
+pub async fn merchant(
+    store: &dyn MerchantStore,
+    order_id: &OrderId,
+) -> Result<Holdings, StoreError> {
     let mut h = Holdings::default();
     if let Some(order) = store.get_order(order_id).await? {
         let view: Disclosed = serde_json::from_str(&order.merchant_view)
@@ -34,7 +38,7 @@ pub async fn merchant(store: &dyn MerchantStore, order_id: &str) -> Result<Holdi
 pub async fn issuer(
     store: &dyn IssuerStore,
     merchant_id: &str,
-    order_id: &str,
+    order_id: &OrderId,
 ) -> Result<Holdings, StoreError> {
     let mut h = Holdings::default();
     if let Some(a) = store.get_authorization(merchant_id, order_id).await? {
@@ -58,7 +62,7 @@ pub async fn issuer(
 pub async fn carrier(
     store: &dyn CarrierStore,
     merchant_id: &str,
-    order_id: &str,
+    order_id: &OrderId,
 ) -> Result<Holdings, StoreError> {
     let mut h = Holdings::default();
     if let Some(s) = store.get_shipment(merchant_id, order_id).await?

@@ -4,6 +4,7 @@
 //! the field × party disclosure matrix read back from each party's store ([`super::holdings`]).
 
 use maud::{Markup, PreEscaped, html};
+use warifu_core::OrderId;
 use warifu_core::Role;
 use warifu_core::policy::{Field, Policy};
 use warifu_store::{CarrierStore, IssuerStore, MerchantStore, ShipmentStatus, StoreError};
@@ -103,7 +104,7 @@ fn offset(dt: i64) -> String {
 pub async fn messages(
     s: Stores<'_>,
     merchant_id: &str,
-    order_id: &str,
+    order_id: &OrderId,
 ) -> Result<Vec<Message>, StoreError> {
     let mut out = Vec::new();
     let mut push = |at_ms, from, to, label: String, source| {
@@ -360,7 +361,7 @@ fn escape(s: &str) -> String {
 pub async fn holdings_of(
     s: Stores<'_>,
     merchant_id: &str,
-    order_id: &str,
+    order_id: &OrderId,
 ) -> Result<[(Role, Holdings); 3], StoreError> {
     Ok([
         (
@@ -384,7 +385,7 @@ pub async fn holdings_of(
 pub async fn received_by(
     s: Stores<'_>,
     merchant_id: &str,
-    order_id: &str,
+    order_id: &OrderId,
 ) -> Result<[bool; 3], StoreError> {
     Ok([
         s.merchant.get_order(order_id).await?.is_some(),
@@ -442,7 +443,7 @@ pub async fn across(
     s: Stores<'_>,
     policy: &Policy,
     merchant_id: &str,
-    order_id: &str,
+    order_id: &OrderId,
 ) -> Result<Markup, StoreError> {
     let msgs = messages(s, merchant_id, order_id).await?;
     let held = holdings_of(s, merchant_id, order_id).await?;

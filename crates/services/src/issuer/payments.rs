@@ -5,6 +5,7 @@
 //! authorization still stands, asked before it accepts a shipment.
 
 use std::sync::Arc;
+use warifu_core::OrderId;
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -80,7 +81,7 @@ fn merchant_only(peer: &PartyId) -> AppResult<()> {
     Ok(())
 }
 
-fn unknown_order(order_id: &str) -> AppError {
+fn unknown_order(order_id: &OrderId) -> AppError {
     AppError::new(
         ErrorCode::UnknownOrder,
         format!("no authorization of this merchant for order {order_id}"),
@@ -90,7 +91,7 @@ fn unknown_order(order_id: &str) -> AppError {
 /// A store failure of a lifecycle step as an answer: a step the payment's state does not
 /// allow is `invalid_transition`; an unknown order `unknown_order`; a bad argument
 /// `malformed_request`; anything else internal.
-fn step_error(order_id: &str, context: &'static str, e: StoreError) -> AppError {
+fn step_error(order_id: &OrderId, context: &'static str, e: StoreError) -> AppError {
     match e {
         StoreError::NotFound(_) => unknown_order(order_id),
         StoreError::Conflict(why) => AppError::new(ErrorCode::InvalidTransition, why),
@@ -118,7 +119,7 @@ pub(super) fn routes() -> OpenApiRouter<Arc<IssuerState>> {
 async fn payment(
     State(st): State<Arc<IssuerState>>,
     Peer(peer): Peer,
-    Path(order_id): Path<String>,
+    Path(order_id): Path<OrderId>,
 ) -> AppResult<Json<PaymentReceipt>> {
     merchant_only(&peer)?;
     let a = st
@@ -134,7 +135,7 @@ async fn payment(
 async fn capture(
     State(st): State<Arc<IssuerState>>,
     Peer(peer): Peer,
-    Path(order_id): Path<String>,
+    Path(order_id): Path<OrderId>,
     JsonBody(req): JsonBody<CaptureRequest>,
 ) -> AppResult<Response> {
     merchant_only(&peer)?;
@@ -177,7 +178,7 @@ async fn capture(
     let step = Step {
         what: "captured",
         scope: format!("capture:{peer}"),
-        key: order_id.clone(),
+        key: order_id.to_string(),
         fp,
     };
     step.take(&st, &peer, &order_id, apply).await
@@ -187,7 +188,7 @@ async fn capture(
 async fn void(
     State(st): State<Arc<IssuerState>>,
     Peer(peer): Peer,
-    Path(order_id): Path<String>,
+    Path(order_id): Path<OrderId>,
     JsonBody(VoidRequest {}): JsonBody<VoidRequest>,
 ) -> AppResult<Response> {
     merchant_only(&peer)?;
@@ -200,7 +201,7 @@ async fn void(
     let step = Step {
         what: "voided",
         scope: format!("void:{peer}"),
-        key: order_id.clone(),
+        key: order_id.to_string(),
         fp: fingerprint(&[b"void"]),
     };
     step.take(&st, &peer, &order_id, apply).await
@@ -213,7 +214,7 @@ const MAX_REFUND_ID: usize = 128;
 async fn refund(
     State(st): State<Arc<IssuerState>>,
     Peer(peer): Peer,
-    Path(order_id): Path<String>,
+    Path(order_id): Path<OrderId>,
     JsonBody(req): JsonBody<RefundRequest>,
 ) -> AppResult<Response> {
     merchant_only(&peer)?;
@@ -277,7 +278,7 @@ impl Step {
         &self,
         st: &IssuerState,
         merchant: &PartyId,
-        order_id: &str,
+        order_id: &OrderId,
         apply: impl Future<Output = AppResult<Applied>>,
     ) -> AppResult<Response> {
         let step = Idempotent {
@@ -314,7 +315,7 @@ impl Step {
 async fn dispute(
     State(st): State<Arc<IssuerState>>,
     Peer(peer): Peer,
-    Path(order_id): Path<String>,
+    Path(order_id): Path<OrderId>,
     JsonBody(proof): JsonBody<ProofOfDelivery>,
 ) -> AppResult<Json<DisputeAnswer>> {
     merchant_only(&peer)?;
@@ -367,7 +368,7 @@ pub fn proof_accepted(
 async fn liveness(
     State(st): State<Arc<IssuerState>>,
     Peer(peer): Peer,
-    Path((merchant, order_id)): Path<(String, String)>,
+    Path((merchant, order_id)): Path<(String, OrderId)>,
 ) -> AppResult<Json<AuthorizationLiveness>> {
     let unknown = || {
         AppError::new(

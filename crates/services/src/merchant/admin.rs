@@ -2,6 +2,7 @@
 //! order (the dispute shows the issuer the carrier's proof of delivery).
 
 use std::sync::Arc;
+use warifu_core::OrderId;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -44,7 +45,7 @@ pub(super) fn routes() -> OpenApiRouter<Arc<MerchantState>> {
 async fn admin_cancel(
     State(st): State<Arc<MerchantState>>,
     _: Operator,
-    Path(order_id): Path<String>,
+    Path(order_id): Path<OrderId>,
     body: axum::body::Bytes,
 ) -> AppResult<Response> {
     if !body.is_empty() {
@@ -84,7 +85,7 @@ async fn admin_refund(
     State(st): State<Arc<MerchantState>>,
     _: Operator,
     headers: HeaderMap,
-    Path(order_id): Path<String>,
+    Path(order_id): Path<OrderId>,
     JsonBody(req): JsonBody<OperatorRefund>,
 ) -> AppResult<Response> {
     let order = read_any_order(&st, &order_id).await?;
@@ -164,7 +165,7 @@ async fn admin_refund(
 
 /// The order's next operator-refund id, `op-<n>`: one more than the operator refunds it
 /// already sent (skipping an id a key already took).
-async fn next_operator_refund(st: &MerchantState, order_id: &str) -> AppResult<String> {
+async fn next_operator_refund(st: &MerchantState, order_id: &OrderId) -> AppResult<String> {
     let sent: Vec<String> = st
         .store
         .outbox_for_order(order_id)
@@ -192,7 +193,7 @@ async fn next_operator_refund(st: &MerchantState, order_id: &str) -> AppResult<S
 async fn admin_dispute(
     State(st): State<Arc<MerchantState>>,
     _: Operator,
-    Path(order_id): Path<String>,
+    Path(order_id): Path<OrderId>,
 ) -> AppResult<Json<DisputeAnswer>> {
     let order = read_any_order(&st, &order_id).await?;
     let facts = st

@@ -67,7 +67,7 @@ async fn order_form(
     let c = &st.config;
     let now = st.clock().now_unix();
     let form = OrderForm {
-        order_id: random_id("ord_", 12)?,
+        order_id: random_id("ord_", 12)?.into(),
         merchant: st.id().clone(),
         carrier: if req.digital { None } else { c.carrier.clone() },
         accepted_issuers: c.accepted_issuers.clone(),
@@ -259,7 +259,7 @@ async fn submit(
     // request runs the message at once, holding it from the worker).
     let pin = Pin {
         scope: SCOPE_BUNDLE.to_owned(),
-        key: order_id.clone(),
+        key: order_id.to_string(),
         fingerprint: fp.clone(),
     };
     let new_order = NewOrder {

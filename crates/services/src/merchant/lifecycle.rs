@@ -2,6 +2,7 @@
 //! payment and delivery) and cancelling (void before shipping, refund after capture).
 
 use std::sync::Arc;
+use warifu_core::OrderId;
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -75,7 +76,7 @@ pub(super) async fn outcome_of(st: &MerchantState, order: &OrderRecord) -> AppRe
 async fn cardholders_order(
     st: &MerchantState,
     peer: &PartyId,
-    order_id: &str,
+    order_id: &OrderId,
 ) -> AppResult<OrderRecord> {
     st.store
         .get_order(order_id)
@@ -89,7 +90,7 @@ async fn cardholders_order(
 async fn order_status(
     State(st): State<Arc<MerchantState>>,
     Peer(peer): Peer,
-    Path(order_id): Path<String>,
+    Path(order_id): Path<OrderId>,
 ) -> AppResult<Json<OrderOutcome>> {
     let order = cardholders_order(&st, &peer, &order_id).await?;
     outcome_of(&st, &order).await.map(Json)
@@ -149,7 +150,7 @@ pub(super) async fn cancel_order(st: &MerchantState, order: OrderRecord) -> AppR
 async fn cancel(
     State(st): State<Arc<MerchantState>>,
     Peer(peer): Peer,
-    Path(order_id): Path<String>,
+    Path(order_id): Path<OrderId>,
     JsonBody(_): JsonBody<CancelRequest>,
 ) -> AppResult<Response> {
     require_cardholder(&peer)?;
@@ -170,7 +171,10 @@ async fn cancel(
         .await
 }
 
-pub(super) async fn read_any_order(st: &MerchantState, order_id: &str) -> AppResult<OrderRecord> {
+pub(super) async fn read_any_order(
+    st: &MerchantState,
+    order_id: &OrderId,
+) -> AppResult<OrderRecord> {
     st.store
         .get_order(order_id)
         .await

@@ -16,6 +16,7 @@
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use warifu_core::OrderId;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -510,7 +511,7 @@ async fn change_endpoint(
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DeliveryQuery {
-    order_id: Option<String>,
+    order_id: Option<OrderId>,
     endpoint_id: Option<String>,
     event_id: Option<String>,
     status: Option<String>,

@@ -32,6 +32,7 @@
 
 use std::sync::Arc;
 use std::time::Duration;
+use warifu_core::OrderId;
 
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
@@ -180,7 +181,7 @@ fn transient(e: &ClientError) -> bool {
 /// retry (`Err`); an authenticated verdict on the order is returned (`Ok`) for [`refused`].
 // A step's outcome carries the applied row in hand (read once, never re-read): kept unboxed.
 #[allow(clippy::result_large_err)]
-fn verdict(order_id: &str, what: &str, e: ClientError) -> Result<ClientError, Step> {
+fn verdict(order_id: &OrderId, what: &str, e: ClientError) -> Result<ClientError, Step> {
     if transient(&e) {
         tracing::warn!(%order_id, error = %e, "{what} not reached; kept for a retry");
         return Err(Step::Retry(peer_error(e)));
@@ -189,7 +190,7 @@ fn verdict(order_id: &str, what: &str, e: ClientError) -> Result<ClientError, St
     Ok(e)
 }
 
-async fn read_order(st: &MerchantState, order_id: &str) -> AppResult<OrderRecord> {
+async fn read_order(st: &MerchantState, order_id: &OrderId) -> AppResult<OrderRecord> {
     st.store()
         .get_order(order_id)
         .await
@@ -200,7 +201,7 @@ async fn read_order(st: &MerchantState, order_id: &str) -> AppResult<OrderRecord
 /// Stores what the merchant learned about an order.
 pub(crate) async fn put_fact(
     st: &MerchantState,
-    order_id: &str,
+    order_id: &OrderId,
     kind: &str,
     body: Vec<u8>,
 ) -> AppResult<()> {
@@ -218,7 +219,7 @@ pub(crate) async fn put_fact(
 /// The issuer's last payment receipt for an order, if any.
 pub(crate) async fn payment_of(
     st: &MerchantState,
-    order_id: &str,
+    order_id: &OrderId,
 ) -> AppResult<Option<PaymentReceipt>> {
     let facts = st
         .store()
@@ -497,7 +498,7 @@ async fn step_authorize(
     order: &OrderRecord,
     msg: &OutboxMessage,
 ) -> AppResult<Step> {
-    let order_id = order.order_id.as_str();
+    let order_id = &order.order_id;
     let req: AuthorizeRequest = payload(msg)?;
     let header = &req.forwarded.header;
     let issuer = match peer_or_retry(st, &header.issuer, Role::Issuer) {
@@ -588,7 +589,7 @@ async fn step_ship(
     order: &OrderRecord,
     msg: &OutboxMessage,
 ) -> AppResult<Step> {
-    let order_id = order.order_id.as_str();
+    let order_id = &order.order_id;
     let req: ShipmentRequest = payload(msg)?;
     let carrier = match peer_or_retry(st, &carrier_of(order)?, Role::Carrier) {
         Ok(c) => c,
@@ -821,7 +822,7 @@ async fn step_cancel_shipment(
     order: &OrderRecord,
     msg: &OutboxMessage,
 ) -> AppResult<Step> {
-    let order_id = order.order_id.as_str();
+    let order_id = &order.order_id;
     let carrier = match peer_or_retry(st, &carrier_of(order)?, Role::Carrier) {
         Ok(c) => c,
         Err(s) => return Ok(s),
@@ -881,7 +882,7 @@ async fn step_track(
     order: &OrderRecord,
     msg: &OutboxMessage,
 ) -> AppResult<Step> {
-    let order_id = order.order_id.as_str();
+    let order_id = &order.order_id;
     let carrier = match peer_or_retry(st, &carrier_of(order)?, Role::Carrier) {
         Ok(c) => c,
         Err(s) => return Ok(s),
@@ -944,7 +945,7 @@ async fn step_track(
 /// Runs an order's pending steps inline until it rests (nothing left but tracking), a peer
 /// is down, or a peer refused. Returns the order as it then is; a refusal or an outage is
 /// returned as the error to answer (the order is kept, and the worker resumes it).
-pub(crate) async fn drive(st: &MerchantState, order_id: &str) -> AppResult<OrderRecord> {
+pub(crate) async fn drive(st: &MerchantState, order_id: &OrderId) -> AppResult<OrderRecord> {
     let order = read_order(st, order_id).await?;
     let pending = st
         .store()

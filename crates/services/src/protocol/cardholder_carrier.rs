@@ -2,6 +2,7 @@
 //! order's merchant reads the same view without it).
 
 use serde::{Deserialize, Serialize};
+use warifu_core::OrderId;
 use warifu_core::order::Destination;
 
 use super::merchant_issuer::ProofOfDelivery;
@@ -22,7 +23,8 @@ pub fn track_path(merchant: &str, order_id: &str) -> String {
 #[serde(deny_unknown_fields)]
 pub struct TrackingView {
     /// The merchant's order id.
-    pub order_id: String,
+    #[schema(value_type = String)]
+    pub order_id: OrderId,
     /// The tracking number.
     pub tracking_number: String,
     /// The status.

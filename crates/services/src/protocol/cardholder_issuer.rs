@@ -2,6 +2,7 @@
 //! state, method and instalments).
 
 use serde::{Deserialize, Serialize};
+use warifu_core::OrderId;
 use warifu_core::PartyId;
 
 /// The cardholder's statement (`GET`, cardholder session) → `Statement`.
@@ -30,7 +31,8 @@ pub struct StatementCard {
 #[serde(deny_unknown_fields)]
 pub struct StatementEntry {
     /// The merchant's order id.
-    pub order_id: String,
+    #[schema(value_type = String)]
+    pub order_id: OrderId,
     /// The merchant.
     pub merchant: String,
     /// The amount authorized, in minor units.

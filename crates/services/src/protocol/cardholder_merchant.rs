@@ -2,6 +2,7 @@
 //! submitted once, the order's outcome (with the issuer's decision relayed) and cancelling.
 
 use serde::{Deserialize, Serialize};
+use warifu_core::OrderId;
 use warifu_core::PartyId;
 use warifu_core::order::CatalogItem;
 use warifu_core::policy::Policy;
@@ -56,7 +57,8 @@ pub struct SubmitRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OrderOutcome {
     /// The order id.
-    pub order_id: String,
+    #[schema(value_type = String)]
+    pub order_id: OrderId,
     /// The merchant's state of the order (`received`, `authorized`, `declined`, `shipped`, …).
     pub state: String,
     /// The issuer's decision as relayed (without the carrier's approval MAC).

@@ -3,6 +3,7 @@
 //! proves the issuer approved once, not that the payment was not voided or refunded since.
 
 use serde::{Deserialize, Serialize};
+use warifu_core::OrderId;
 
 /// An authorization's liveness (`GET`, carrier session) → `AuthorizationLiveness`. Only the
 /// carrier the order names may ask; any other caller gets `unknown_order`.
@@ -22,7 +23,8 @@ pub struct AuthorizationLiveness {
     /// The merchant.
     pub merchant: String,
     /// The merchant's order id.
-    pub order_id: String,
+    #[schema(value_type = String)]
+    pub order_id: OrderId,
     /// The payment's state as on a receipt (`authorized`, `captured`, `partially_refunded`,
     /// `voided`, `refunded`, `declined`).
     pub state: String,

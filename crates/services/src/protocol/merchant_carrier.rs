@@ -2,6 +2,7 @@
 //! what to pick up), the carrier's receipt with its tracking number, and the cancellation.
 
 use serde::{Deserialize, Serialize};
+use warifu_core::OrderId;
 use warifu_core::policy::Policy;
 use warifu_core::sealed::ForwardedPart;
 
@@ -45,7 +46,8 @@ pub struct ShipmentRequest {
 #[serde(deny_unknown_fields)]
 pub struct ShipmentReceipt {
     /// The merchant's order id.
-    pub order_id: String,
+    #[schema(value_type = String)]
+    pub order_id: OrderId,
     /// The tracking number.
     pub tracking_number: String,
     /// The shipment's status (`accepted` at first; `cancelled` or `returning` after a

@@ -3,6 +3,7 @@
 //! carrier's proof of delivery (which the merchant relays but cannot forge).
 
 use serde::{Deserialize, Serialize};
+use warifu_core::OrderId;
 use warifu_core::PartyId;
 use warifu_core::policy::Policy;
 use warifu_core::sealed::ForwardedPart;
@@ -139,7 +140,8 @@ impl core::fmt::Display for DeclineReason {
 #[serde(deny_unknown_fields)]
 pub struct Decision {
     /// The merchant's order id.
-    pub order_id: String,
+    #[schema(value_type = String)]
+    pub order_id: OrderId,
     /// The issuer that decided.
     #[schema(value_type = String)]
     pub issuer: PartyId,
@@ -213,7 +215,8 @@ pub struct RefundRequest {
 #[serde(deny_unknown_fields)]
 pub struct PaymentReceipt {
     /// The merchant's order id.
-    pub order_id: String,
+    #[schema(value_type = String)]
+    pub order_id: OrderId,
     /// The issuer's authorization id (absent when declined).
     pub authorization_id: Option<String>,
     /// `authorized`, `declined`, `captured`, `voided`, `refunded` or `partially_refunded`.
@@ -237,7 +240,8 @@ pub struct PaymentReceipt {
 #[serde(deny_unknown_fields)]
 pub struct ProofOfDelivery {
     /// The merchant's order id.
-    pub order_id: String,
+    #[schema(value_type = String)]
+    pub order_id: OrderId,
     /// The merchant.
     #[schema(value_type = String)]
     pub merchant: PartyId,
@@ -262,7 +266,8 @@ pub struct ProofOfDelivery {
 #[serde(deny_unknown_fields)]
 pub struct DisputeAnswer {
     /// The merchant's order id.
-    pub order_id: String,
+    #[schema(value_type = String)]
+    pub order_id: OrderId,
     /// Whether the carrier's MAC verifies for this order, merchant and issuer.
     pub proof_valid: bool,
     /// When the carrier says it delivered.

@@ -2,6 +2,7 @@
 //! merchant's order list and refunds, the carrier's shipment list and moves).
 
 use serde::{Deserialize, Serialize};
+use warifu_core::OrderId;
 
 /// The operator's list of shipments (`GET ?limit=&offset=`) → `ShipmentList`.
 pub const PATH_ADMIN_SHIPMENTS: &str = "/v1/admin/shipments";
@@ -42,7 +43,8 @@ pub struct ShipmentSummary {
     /// The merchant.
     pub merchant: String,
     /// The merchant's order id.
-    pub order_id: String,
+    #[schema(value_type = String)]
+    pub order_id: OrderId,
     /// The order's issuer, if known.
     pub issuer: Option<String>,
     /// Where it is.
@@ -80,7 +82,8 @@ pub struct OperatorRefund {
 #[serde(deny_unknown_fields)]
 pub struct AdminOrder {
     /// The order id.
-    pub order_id: String,
+    #[schema(value_type = String)]
+    pub order_id: OrderId,
     /// The cardholder's identifier.
     pub cardholder: String,
     /// The total in minor units.
@@ -217,7 +220,8 @@ pub struct WebhookDeliveryView {
     /// The event type.
     pub event_type: String,
     /// The order.
-    pub order_id: String,
+    #[schema(value_type = String)]
+    pub order_id: OrderId,
     /// The endpoint.
     pub endpoint_id: String,
     /// `pending`, `delivered` or `failed` (replayable).
@@ -261,7 +265,8 @@ pub struct WebhookReplayRequest {
     pub event_id: Option<String>,
     /// Only this order's.
     #[serde(default)]
-    pub order_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub order_id: Option<OrderId>,
     /// Only to this endpoint.
     #[serde(default)]
     pub endpoint_id: Option<String>,

@@ -5,6 +5,7 @@
 use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
+use warifu_core::OrderId;
 
 /// The header carrying the signature.
 pub const SIGNATURE_HEADER: &str = "Warifu-Signature";
@@ -38,7 +39,8 @@ pub struct WebhookEventBody {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WebhookOrder {
     /// The merchant's order id.
-    pub order_id: String,
+    #[schema(value_type = String)]
+    pub order_id: OrderId,
     /// The merchant's state of the order after the change (docs/LIFECYCLE.md).
     pub state: String,
     /// The state before, when known.

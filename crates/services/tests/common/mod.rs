@@ -241,7 +241,7 @@ impl Env {
             .statement(&self.issuer())
             .await
             .expect("statement");
-        assert!(statement.entries.iter().any(|e| &e.order_id == order_id));
+        assert!(statement.entries.iter().any(|e| e.order_id == order_id));
         (p, statement)
     }
     /// A bundle of `Fill::default()` sealed by the test cardholder on a fresh form of

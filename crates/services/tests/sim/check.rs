@@ -2,6 +2,7 @@
 //! stores), after every step ([`always`]) and at quiescence ([`at_rest`]).
 
 use std::collections::BTreeMap;
+use warifu_core::OrderId;
 
 use warifu_store::{
     AuthorizationRecord, CarrierStore, IssuerStore, MerchantStore, OrderFilter, OrderRecord,
@@ -93,10 +94,16 @@ pub async fn snapshot(obs: &[Store; 3]) -> Snapshot {
     Snapshot {
         orders: orders
             .into_iter()
-            .map(|o| (o.order_id.clone(), o))
+            .map(|o| (o.order_id.to_string(), o))
             .collect(),
-        auths: auths.into_iter().map(|a| (a.order_id.clone(), a)).collect(),
-        ships: ships.into_iter().map(|s| (s.order_id.clone(), s)).collect(),
+        auths: auths
+            .into_iter()
+            .map(|a| (a.order_id.to_string(), a))
+            .collect(),
+        ships: ships
+            .into_iter()
+            .map(|s| (s.order_id.to_string(), s))
+            .collect(),
         audit,
         pending: obs[0].outbox_pending().await.expect("outbox"),
     }
@@ -409,7 +416,7 @@ pub async fn at_rest(
         if let Some(a) = auth
             && a.captured > 0
         {
-            let facts = obs[0].order_facts(id).await.expect("facts");
+            let facts = obs[0].order_facts(&OrderId::from(id)).await.expect("facts");
             let paid = facts
                 .iter()
                 .find(|f| f.kind == "payment")

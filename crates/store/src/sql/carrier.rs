@@ -1,5 +1,6 @@
 //! The carrier's SQL: shipments and their tracking events.
 
+use warifu_core::OrderId;
 use warifu_core::secret::Secret;
 
 use std::sync::Arc;
@@ -40,7 +41,7 @@ fn ship_row(ring: &Keyring, r: &DbRow) -> Result<ShipmentRecord> {
     Ok(ShipmentRecord {
         tracking_number,
         merchant_id: get(r, "merchant_id")?,
-        order_id: get(r, "order_id")?,
+        order_id: get::<String>(r, "order_id")?.into(),
         cardholder_id: get(r, "cardholder_id")?,
         addressee: Secret::new(addressee),
         address: Secret::new(address),
@@ -96,7 +97,7 @@ async fn accept_shipment_in(
     )
     .bind(&s.tracking_number)
     .bind(&s.merchant_id)
-    .bind(&s.order_id)
+    .bind(s.order_id.as_str())
     .bind(&s.cardholder_id)
     .bind(&s.parcel)
     .bind(ShipmentStatus::Accepted.as_str())
@@ -107,7 +108,7 @@ async fn accept_shipment_in(
     .bind(destination.key_id);
     if exec(&mut *c, OP, q).await? == 0 {
         let sql = ship_by_order();
-        let q = sqlx::query(&sql).bind(&s.merchant_id).bind(&s.order_id);
+        let q = sqlx::query(&sql).bind(&s.merchant_id).bind(s.order_id.as_str());
         return match optional(&mut *c, OP, q, |r| ship_row(ring, r)).await? {
             Some(record) => Ok(Inserted {
                 record,
@@ -164,11 +165,11 @@ pub(crate) async fn accept_shipment(p: &P, s: &NewShipment) -> Result<Inserted<S
 pub(crate) async fn get_shipment(
     p: &P,
     merchant_id: &str,
-    order_id: &str,
+    order_id: &OrderId,
 ) -> Result<Option<ShipmentRecord>> {
     let sql = ship_by_order();
     with_keys(p, |ring| {
-        let q = sqlx::query(&sql).bind(merchant_id).bind(order_id);
+        let q = sqlx::query(&sql).bind(merchant_id).bind(order_id.as_str());
         async move { optional(&p.reader, "get_shipment", q, |r| ship_row(&ring, r)).await }
     })
     .await
@@ -228,7 +229,7 @@ write_op!(advance_shipment = advance_shipment_in(tracking: &str => tracking.to_o
 async fn cancel_shipment_in(
     c: &mut Conn,
     merchant_id: &str,
-    order_id: &str,
+    order_id: &OrderId,
     tombstone_tracking: &str,
     now_ms: i64,
     ring: &Keyring,
@@ -247,7 +248,7 @@ async fn cancel_shipment_in(
     )
     .bind(tombstone_tracking)
     .bind(merchant_id)
-    .bind(order_id)
+    .bind(order_id.as_str())
     .bind(ShipmentStatus::Cancelled.as_str())
     .bind(now_ms);
     if exec(&mut *c, OP, q).await? == 1 {
@@ -279,7 +280,7 @@ async fn cancel_shipment_in(
         });
     }
     let sql = format!("{}{FOR_UPDATE}", ship_by_order());
-    let q = sqlx::query(&sql).bind(merchant_id).bind(order_id);
+    let q = sqlx::query(&sql).bind(merchant_id).bind(order_id.as_str());
     let Some(mut rec) = optional(&mut *c, OP, q, |r| ship_row(ring, r)).await? else {
         return Err(StoreError::Conflict(
             "the tracking number is already used for another shipment".into(),
@@ -323,14 +324,14 @@ async fn cancel_shipment_in(
 }
 
 write_op!(cancel_shipment_tx = cancel_shipment_in(merchant_id: &str => merchant_id.to_owned(),
-    order_id: &str => order_id.to_owned(),
+    order_id: &OrderId => order_id.to_owned(),
     tombstone_tracking: &str => tombstone_tracking.to_owned(), now_ms: i64,
     ring: &Arc<Keyring> => ring.clone()) -> ShipmentCancel);
 
 pub(crate) async fn cancel_shipment(
     p: &P,
     merchant_id: &str,
-    order_id: &str,
+    order_id: &OrderId,
     tombstone_tracking: &str,
     now_ms: i64,
 ) -> Result<ShipmentCancel> {

@@ -1,5 +1,6 @@
 //! The issuer's SQL: cards, authorizations and their capture, void and refund, the ledger.
 
+use warifu_core::OrderId;
 use warifu_core::order::{Expiry, PaymentMethod};
 use warifu_core::secret::Secret;
 
@@ -220,7 +221,7 @@ fn auth_row(r: &DbRow) -> Result<AuthorizationRecord> {
     Ok(AuthorizationRecord {
         authorization_id: get(r, "authorization_id")?,
         merchant_id: get(r, "merchant_id")?,
-        order_id: get(r, "order_id")?,
+        order_id: get::<String>(r, "order_id")?.into(),
         cardholder_id: get(r, "cardholder_id")?,
         card_id: get(r, "card_id")?,
         amount: to_u64(get(r, "amount")?, "amount")?,
@@ -240,7 +241,7 @@ fn auth_row(r: &DbRow) -> Result<AuthorizationRecord> {
 async fn auth_in_tx(
     c: &mut Conn,
     merchant_id: &str,
-    order_id: &str,
+    order_id: &OrderId,
     lock: bool,
     op: &'static str,
 ) -> Result<Option<AuthorizationRecord>> {
@@ -248,7 +249,7 @@ async fn auth_in_tx(
         "SELECT {AUTH_COLS} FROM issuer_authorizations WHERE merchant_id = $1 AND order_id = $2{}",
         if lock { FOR_UPDATE } else { "" }
     );
-    let q = sqlx::query(&sql).bind(merchant_id).bind(order_id);
+    let q = sqlx::query(&sql).bind(merchant_id).bind(order_id.as_str());
     optional(&mut *c, op, q, auth_row).await
 }
 
@@ -307,7 +308,7 @@ async fn authorize_in(
     )
     .bind(&req.authorization_id)
     .bind(&req.merchant_id)
-    .bind(&req.order_id)
+    .bind(req.order_id.as_str())
     .bind(&req.cardholder_id)
     .bind(&card_id)
     .bind(amount_col)
@@ -393,26 +394,26 @@ pub(crate) async fn authorize(
 pub(crate) async fn get_authorization(
     p: &P,
     merchant_id: &str,
-    order_id: &str,
+    order_id: &OrderId,
 ) -> Result<Option<AuthorizationRecord>> {
     let sql = format!(
         "SELECT {AUTH_COLS} FROM issuer_authorizations WHERE merchant_id = $1 AND order_id = $2"
     );
-    let q = sqlx::query(&sql).bind(merchant_id).bind(order_id);
+    let q = sqlx::query(&sql).bind(merchant_id).bind(order_id.as_str());
     optional(&p.reader, "get_authorization", q, auth_row).await
 }
 
 pub(crate) async fn authorization_binding(
     p: &P,
     merchant_id: &str,
-    order_id: &str,
+    order_id: &OrderId,
 ) -> Result<Option<AuthorizationBinding>> {
     let q = sqlx::query(
         "SELECT carrier_id, header_digest FROM issuer_authorizations \
          WHERE merchant_id = $1 AND order_id = $2",
     )
     .bind(merchant_id)
-    .bind(order_id);
+    .bind(order_id.as_str());
     optional(&p.reader, "authorization_binding", q, |r| {
         let digest: Option<Vec<u8>> = get(r, "header_digest")?;
         Ok(AuthorizationBinding {
@@ -457,7 +458,7 @@ pub(crate) async fn list_authorizations(
 async fn lifecycle_start(
     c: &mut Conn,
     merchant_id: &str,
-    order_id: &str,
+    order_id: &OrderId,
     op: &'static str,
 ) -> Result<AuthorizationRecord> {
     auth_in_tx(c, merchant_id, order_id, true, op)
@@ -526,7 +527,7 @@ fn repeat(a: AuthorizationRecord) -> Result<Applied> {
 async fn capture_in(
     c: &mut Conn,
     merchant_id: &str,
-    order_id: &str,
+    order_id: &OrderId,
     amount: Option<u64>,
     now_ms: i64,
 ) -> Result<Applied> {
@@ -548,9 +549,9 @@ async fn capture_in(
 }
 
 write_op!(capture = capture_in(merchant_id: &str => merchant_id.to_owned(),
-    order_id: &str => order_id.to_owned(), amount: Option<u64>, now_ms: i64) -> Applied);
+    order_id: &OrderId => order_id.to_owned(), amount: Option<u64>, now_ms: i64) -> Applied);
 
-async fn void_in(c: &mut Conn, merchant_id: &str, order_id: &str, now_ms: i64) -> Result<Applied> {
+async fn void_in(c: &mut Conn, merchant_id: &str, order_id: &OrderId, now_ms: i64) -> Result<Applied> {
     const OP: &str = "void";
     let a = lifecycle_start(c, merchant_id, order_id, OP).await?;
     let next = match rules::void(&a)? {
@@ -568,12 +569,12 @@ async fn void_in(c: &mut Conn, merchant_id: &str, order_id: &str, now_ms: i64) -
 }
 
 write_op!(void = void_in(merchant_id: &str => merchant_id.to_owned(),
-    order_id: &str => order_id.to_owned(), now_ms: i64) -> Applied);
+    order_id: &OrderId => order_id.to_owned(), now_ms: i64) -> Applied);
 
 async fn refund_in(
     c: &mut Conn,
     merchant_id: &str,
-    order_id: &str,
+    order_id: &OrderId,
     refund_id: &str,
     amount: u64,
     now_ms: i64,
@@ -587,7 +588,7 @@ async fn refund_in(
          WHERE merchant_id = $1 AND order_id = $2 AND refund_id = $3",
     )
     .bind(merchant_id)
-    .bind(order_id)
+    .bind(order_id.as_str())
     .bind(refund_id);
     let prior = optional(&mut *c, OP, q, |r| {
         Ok(PriorRefund {
@@ -606,7 +607,7 @@ async fn refund_in(
          created_at_ms) VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(merchant_id)
-    .bind(order_id)
+    .bind(order_id.as_str())
     .bind(refund_id)
     .bind(&a.authorization_id)
     .bind(r_i)
@@ -622,7 +623,7 @@ async fn refund_in(
 }
 
 write_op!(refund = refund_in(merchant_id: &str => merchant_id.to_owned(),
-    order_id: &str => order_id.to_owned(), refund_id: &str => refund_id.to_owned(),
+    order_id: &OrderId => order_id.to_owned(), refund_id: &str => refund_id.to_owned(),
     amount: u64, now_ms: i64) -> Applied);
 
 const LEDGER_SUM: &str = "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM issuer_ledger";

@@ -1,5 +1,6 @@
 //! The merchant lifecycle's SQL: the facts kept per order (receipts, delivery status, proofs).
 
+use warifu_core::OrderId;
 use super::common::*;
 use crate::error::Result;
 use crate::sql::check_id;
@@ -13,7 +14,7 @@ pub(super) async fn put_order_fact_in(c: &mut Conn, f: &OrderFact) -> Result<()>
          VALUES ($1, $2, $3, $4) ON CONFLICT (order_id, kind) \
          DO UPDATE SET body = excluded.body, updated_at_ms = excluded.updated_at_ms",
     )
-    .bind(&f.order_id)
+    .bind(f.order_id.as_str())
     .bind(&f.kind)
     .bind(&f.body)
     .bind(f.updated_at_ms);
@@ -23,15 +24,15 @@ pub(super) async fn put_order_fact_in(c: &mut Conn, f: &OrderFact) -> Result<()>
 
 write_op!(put_order_fact = put_order_fact_in(f: &OrderFact => f.clone()) -> ());
 
-pub(crate) async fn order_facts(p: &P, order_id: &str) -> Result<Vec<OrderFact>> {
+pub(crate) async fn order_facts(p: &P, order_id: &OrderId) -> Result<Vec<OrderFact>> {
     let q = sqlx::query(
         "SELECT order_id, kind, body, updated_at_ms FROM merchant_order_facts \
          WHERE order_id = $1 ORDER BY kind",
     )
-    .bind(order_id);
+    .bind(order_id.as_str());
     all(&p.reader, "order_facts", q, |r| {
         Ok(OrderFact {
-            order_id: get(r, "order_id")?,
+            order_id: get::<String>(r, "order_id")?.into(),
             kind: get(r, "kind")?,
             body: get(r, "body")?,
             updated_at_ms: get(r, "updated_at_ms")?,

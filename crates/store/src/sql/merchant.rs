@@ -1,5 +1,6 @@
 //! The merchant's SQL: order forms, orders and their state transitions, the outbox.
 
+use warifu_core::OrderId;
 use super::common::*;
 use super::lifecycle::put_order_fact_in;
 use crate::error::{Result, StoreError};
@@ -12,7 +13,7 @@ async fn put_order_form_in(c: &mut Conn, f: &OrderFormRecord) -> Result<()> {
         "INSERT INTO merchant_order_forms (order_id, form_json, expires_at_ms, created_at_ms) \
          VALUES ($1, $2, $3, $4)",
     )
-    .bind(&f.order_id)
+    .bind(f.order_id.as_str())
     .bind(&f.form_json)
     .bind(f.expires_at_ms)
     .bind(f.created_at_ms);
@@ -21,15 +22,15 @@ async fn put_order_form_in(c: &mut Conn, f: &OrderFormRecord) -> Result<()> {
 
 write_op!(put_order_form = put_order_form_in(f: &OrderFormRecord => f.clone()) -> ());
 
-pub(crate) async fn get_order_form(p: &P, order_id: &str) -> Result<Option<OrderFormRecord>> {
+pub(crate) async fn get_order_form(p: &P, order_id: &OrderId) -> Result<Option<OrderFormRecord>> {
     let q = sqlx::query(
         "SELECT order_id, form_json, expires_at_ms, created_at_ms FROM merchant_order_forms \
          WHERE order_id = $1",
     )
-    .bind(order_id);
+    .bind(order_id.as_str());
     optional(&p.reader, "get_order_form", q, |r| {
         Ok(OrderFormRecord {
-            order_id: get(r, "order_id")?,
+            order_id: get::<String>(r, "order_id")?.into(),
             form_json: get(r, "form_json")?,
             expires_at_ms: get(r, "expires_at_ms")?,
             created_at_ms: get(r, "created_at_ms")?,
@@ -45,7 +46,7 @@ const ORDER_COLS: &str = "order_id, cardholder_id, issuer_id, carrier_id, mercha
 fn order_row(r: &DbRow) -> Result<OrderRecord> {
     let state: String = get(r, "state")?;
     Ok(OrderRecord {
-        order_id: get(r, "order_id")?,
+        order_id: get::<String>(r, "order_id")?.into(),
         cardholder_id: get(r, "cardholder_id")?,
         issuer_id: get(r, "issuer_id")?,
         carrier_id: get(r, "carrier_id")?,
@@ -70,7 +71,7 @@ fn order_by_id() -> String {
 /// Enqueues `msgs` for the order; returns them as stored.
 async fn enqueue(
     c: &mut Conn,
-    order_id: &str,
+    order_id: &OrderId,
     msgs: &[NewOutboxMessage],
     now_ms: i64,
     op: &'static str,
@@ -84,7 +85,7 @@ async fn enqueue(
     for m in msgs {
         check_id("outbox kind", &m.kind)?;
         let q = sqlx::query(&sql)
-            .bind(order_id)
+            .bind(order_id.as_str())
             .bind(&m.kind)
             .bind(&m.payload)
             .bind(now_ms);
@@ -110,7 +111,7 @@ async fn insert_order_in(
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, NULL, NULL, $9, 1, $10, $10) \
          ON CONFLICT (order_id) DO NOTHING",
     )
-    .bind(&o.order_id)
+    .bind(o.order_id.as_str())
     .bind(&o.cardholder_id)
     .bind(&o.issuer_id)
     .bind(&o.carrier_id)
@@ -122,7 +123,7 @@ async fn insert_order_in(
     .bind(o.now_ms);
     if exec(&mut *c, OP, q).await? == 0 {
         let sql = order_by_id();
-        let order = one(&mut *c, OP, sqlx::query(&sql).bind(&o.order_id), order_row).await?;
+        let order = one(&mut *c, OP, sqlx::query(&sql).bind(o.order_id.as_str()), order_row).await?;
         return Ok(Inserted {
             record: AppliedTransition {
                 order,
@@ -202,12 +203,12 @@ write_op!(insert_order_pinned = insert_order_pinned_in(pin: &Pin => pin.clone(),
     o: &NewOrder => o.clone(), outbox: &[NewOutboxMessage] => outbox.to_vec())
     -> Inserted<AppliedTransition>);
 
-pub(crate) async fn get_order(p: &P, order_id: &str) -> Result<Option<OrderRecord>> {
+pub(crate) async fn get_order(p: &P, order_id: &OrderId) -> Result<Option<OrderRecord>> {
     let sql = order_by_id();
     optional(
         &p.reader,
         "get_order",
-        sqlx::query(&sql).bind(order_id),
+        sqlx::query(&sql).bind(order_id.as_str()),
         order_row,
     )
     .await
@@ -262,7 +263,7 @@ async fn transition_in(c: &mut Conn, t: &Transition) -> Result<Option<AppliedTra
         placeholders(9, t.from.len())
     );
     let mut q = sqlx::query(&sql)
-        .bind(&t.order_id)
+        .bind(t.order_id.as_str())
         .bind(t.to.as_str())
         .bind(&t.decline_code)
         .bind(&t.authorization_id)
@@ -275,7 +276,7 @@ async fn transition_in(c: &mut Conn, t: &Transition) -> Result<Option<AppliedTra
     }
     let Some(order) = optional(&mut *c, OP, q, order_row).await? else {
         let q = sqlx::query_scalar("SELECT version FROM merchant_orders WHERE order_id = $1")
-            .bind(&t.order_id);
+            .bind(t.order_id.as_str());
         let exists: Option<i64> = scalar_opt(&mut *c, OP, q).await?;
         return match exists {
             None => Err(StoreError::NotFound("order")),
@@ -306,7 +307,7 @@ fn outbox_row(r: &DbRow) -> Result<OutboxMessage> {
     let attempts: i64 = get(r, "attempts")?;
     Ok(OutboxMessage {
         id: get(r, "id")?,
-        order_id: get(r, "order_id")?,
+        order_id: get::<String>(r, "order_id")?.into(),
         kind: get(r, "kind")?,
         payload: get(r, "payload")?,
         attempts: u32::try_from(attempts).map_err(|_| StoreError::Corrupt("attempts"))?,
@@ -393,9 +394,9 @@ async fn retry_outbox_in(c: &mut Conn, id: i64, next_ms: i64, error: &str) -> Re
 write_op!(retry_outbox = retry_outbox_in(id: i64, next_ms: i64,
     error: &str => error.to_owned()) -> ());
 
-pub(crate) async fn outbox_for_order(p: &P, order_id: &str) -> Result<Vec<OutboxMessage>> {
+pub(crate) async fn outbox_for_order(p: &P, order_id: &OrderId) -> Result<Vec<OutboxMessage>> {
     let sql = format!("SELECT {OUTBOX_COLS} FROM merchant_outbox WHERE order_id = $1 ORDER BY id");
-    let q = sqlx::query(&sql).bind(order_id);
+    let q = sqlx::query(&sql).bind(order_id.as_str());
     all(&p.reader, "outbox_for_order", q, outbox_row).await
 }
 

@@ -29,7 +29,7 @@ pub(crate) async fn on_transition(c: &mut Conn, t: &Transition) -> Result<()> {
          FROM merchant_orders o LEFT JOIN merchant_order_facts f \
          ON f.order_id = o.order_id AND f.kind = 'payment' WHERE o.order_id = $1",
     )
-    .bind(&t.order_id);
+    .bind(t.order_id.as_str());
     let mut ev = one(&mut *c, OP, q, |r| {
         let payment: Option<Vec<u8>> = get(r, "payment")?;
         let receipt: serde_json::Value = payment
@@ -40,7 +40,7 @@ pub(crate) async fn on_transition(c: &mut Conn, t: &Transition) -> Result<()> {
             seq: 0,
             event_id: String::new(),
             event_type: String::new(),
-            order_id: get(r, "order_id")?,
+            order_id: get::<String>(r, "order_id")?.into(),
             previous_state: from.map(|s| s.as_str().to_owned()),
             state: get(r, "state")?,
             cardholder_id: get(r, "cardholder_id")?,
@@ -61,7 +61,7 @@ pub(crate) async fn on_transition(c: &mut Conn, t: &Transition) -> Result<()> {
             let q = sqlx::query_scalar(
                 "SELECT refunded FROM webhook_events WHERE order_id = $1 ORDER BY seq DESC LIMIT 1",
             )
-            .bind(&t.order_id);
+            .bind(t.order_id.as_str());
             let last: Option<i64> = scalar_opt(&mut *c, OP, q).await?;
             if last.unwrap_or(0) >= to_i64(ev.refunded, "refunded")? {
                 return Ok(());
@@ -79,7 +79,7 @@ pub(crate) async fn on_transition(c: &mut Conn, t: &Transition) -> Result<()> {
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING seq",
     )
     .bind(&ev.event_id)
-    .bind(&ev.order_id)
+    .bind(ev.order_id.as_str())
     .bind(&ev.event_type)
     .bind(&ev.previous_state)
     .bind(&ev.state)
@@ -100,7 +100,7 @@ pub(crate) async fn on_transition(c: &mut Conn, t: &Transition) -> Result<()> {
          WHERE enabled = TRUE AND (events = '' OR (',' || events || ',') LIKE ('%,' || $4 || ',%'))",
     )
     .bind(seq)
-    .bind(&ev.order_id)
+    .bind(ev.order_id.as_str())
     .bind(ev.created_at_ms)
     .bind(&ev.event_type);
     exec(&mut *c, OP, q).await?;
@@ -220,7 +220,7 @@ fn delivery_row(r: &DbRow) -> Result<WebhookDelivery> {
             seq: get(r, "seq")?,
             event_id: get(r, "event_id")?,
             event_type: get(r, "event_type")?,
-            order_id: get(r, "order_id")?,
+            order_id: get::<String>(r, "order_id")?.into(),
             previous_state: get(r, "previous_state")?,
             state: get(r, "state")?,
             cardholder_id: get(r, "cardholder_id")?,
@@ -350,7 +350,7 @@ fn filter_sql(f: &DeliveryFilter, mut n: usize) -> (String, usize) {
 }
 
 fn bind_filter<'q>(mut q: Query<'q>, f: &'q DeliveryFilter) -> Query<'q> {
-    for v in [&f.order_id, &f.endpoint_id].into_iter().flatten() {
+    for v in [f.order_id.as_deref(), f.endpoint_id.as_deref()].into_iter().flatten() {
         q = q.bind(v);
     }
     if let Some(s) = f.status {

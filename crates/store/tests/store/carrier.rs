@@ -1,5 +1,6 @@
 //! CarrierStore: shipments (idempotent acceptance), status compare-and-set, events.
 
+use warifu_core::OrderId;
 use warifu_core::secret::Secret;
 use warifu_store::*;
 
@@ -52,7 +53,7 @@ async fn accept_is_idempotent(db: &TestDb) {
         Err(StoreError::Conflict(_))
     ));
     let got = s
-        .get_shipment("merchant:shop.example", "O-1")
+        .get_shipment("merchant:shop.example", &OrderId::from("O-1"))
         .await
         .unwrap()
         .unwrap();
@@ -146,7 +147,7 @@ async fn delivery_records_issuer_and_time(db: &TestDb) {
             .unwrap()
     );
     let other = s
-        .get_shipment("merchant:shop.example", "O-2")
+        .get_shipment("merchant:shop.example", &OrderId::from("O-2"))
         .await
         .unwrap()
         .unwrap();
@@ -216,7 +217,7 @@ async fn cancel_before_pickup_never_moves_again(db: &TestDb) {
         Some([9; 32])
     );
     let c = s
-        .cancel_shipment(m, "O-1", "TOMB-1", NOW + 1)
+        .cancel_shipment(m, &OrderId::from("O-1"), "TOMB-1", NOW + 1)
         .await
         .unwrap();
     assert!(c.applied);
@@ -225,7 +226,7 @@ async fn cancel_before_pickup_never_moves_again(db: &TestDb) {
         (Cancelled, "TRK-1")
     );
     let again = s
-        .cancel_shipment(m, "O-1", "TOMB-2", NOW + 2)
+        .cancel_shipment(m, &OrderId::from("O-1"), "TOMB-2", NOW + 2)
         .await
         .unwrap();
     assert!(!again.applied);
@@ -258,7 +259,8 @@ async fn cancel_before_pickup_never_moves_again(db: &TestDb) {
         );
     }
     assert!(matches!(
-        s.cancel_shipment(m, "O-2", "TOMB-3", NOW + 5).await,
+        s.cancel_shipment(m, &OrderId::from("O-2"), "TOMB-3", NOW + 5)
+            .await,
         Err(StoreError::Conflict(_))
     ));
     let d = s.shipment_by_tracking("TRK-2").await.unwrap().unwrap();
@@ -281,13 +283,13 @@ async fn cancel_after_pickup_returns(db: &TestDb) {
         .await
         .unwrap();
     let c = s
-        .cancel_shipment(m, "O-1", "TOMB-1", NOW + 2)
+        .cancel_shipment(m, &OrderId::from("O-1"), "TOMB-1", NOW + 2)
         .await
         .unwrap();
     assert!(c.applied);
     assert_eq!(c.record.status, Returning);
     assert!(
-        !s.cancel_shipment(m, "O-1", "TOMB-1", NOW + 3)
+        !s.cancel_shipment(m, &OrderId::from("O-1"), "TOMB-1", NOW + 3)
             .await
             .unwrap()
             .applied
@@ -312,7 +314,7 @@ async fn cancel_after_pickup_returns(db: &TestDb) {
     assert_eq!((r.status, r.delivered_at_ms), (Returned, None));
     // Cancelling a returned parcel changes nothing.
     let again = s
-        .cancel_shipment(m, "O-1", "TOMB-2", NOW + 6)
+        .cancel_shipment(m, &OrderId::from("O-1"), "TOMB-2", NOW + 6)
         .await
         .unwrap();
     assert_eq!((again.applied, again.record.status), (false, Returned));
@@ -324,18 +326,25 @@ async fn cancel_without_shipment_leaves_a_tombstone(db: &TestDb) {
     use ShipmentStatus::*;
     let s = &db.store;
     let m = "merchant:shop.example";
-    let c = s.cancel_shipment(m, "O-1", "TOMB-1", NOW).await.unwrap();
+    let c = s
+        .cancel_shipment(m, &OrderId::from("O-1"), "TOMB-1", NOW)
+        .await
+        .unwrap();
     assert!(c.applied);
     assert_eq!(
         (c.record.status, c.record.tracking_number.as_str()),
         (Cancelled, "TOMB-1")
     );
     assert_eq!(c.record.address.expose(), "");
-    let stored = s.get_shipment(m, "O-1").await.unwrap().unwrap();
+    let stored = s
+        .get_shipment(m, &OrderId::from("O-1"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(stored, c.record);
     assert_eq!(s.shipment_header_digest("TOMB-1").await.unwrap(), None);
     let again = s
-        .cancel_shipment(m, "O-1", "TOMB-2", NOW + 1)
+        .cancel_shipment(m, &OrderId::from("O-1"), "TOMB-2", NOW + 1)
         .await
         .unwrap();
     assert_eq!(

@@ -7,6 +7,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
+use warifu_core::OrderId;
 
 use warifu_store::*;
 
@@ -50,10 +51,14 @@ fn acknowledged_writes_survive_an_abort() {
             .await
             .unwrap();
         for id in &acked {
-            let o = s.get_order(id).await.unwrap();
+            let o = s.get_order(&OrderId::from(id)).await.unwrap();
             let o = o.unwrap_or_else(|| panic!("acknowledged order {id} was lost"));
             assert_eq!(o.state, OrderState::Authorized, "{id}");
-            assert_eq!(s.outbox_for_order(id).await.unwrap().len(), 1, "{id}");
+            assert_eq!(
+                s.outbox_for_order(&OrderId::from(id)).await.unwrap().len(),
+                1,
+                "{id}"
+            );
         }
     });
 }

@@ -1,6 +1,7 @@
 //! The hot path's writes (issue 14): the pinned intake, transitions that carry their facts and
 //! answers and return the new row, and messages born leased to the request that runs them.
 
+use warifu_core::OrderId;
 use warifu_store::*;
 
 use crate::both;
@@ -35,7 +36,7 @@ async fn pinned_intake_is_one_transaction(db: &TestDb) {
     assert_eq!(first.record.outbox[0].kind, "authorize");
     assert!(!first.record.outbox[0].done);
     assert_eq!(
-        s.outbox_for_order("P-1").await.unwrap(),
+        s.outbox_for_order(&OrderId::from("P-1")).await.unwrap(),
         first.record.outbox
     );
     // The same request again: the stored order, nothing enqueued.
@@ -46,7 +47,13 @@ async fn pinned_intake_is_one_transaction(db: &TestDb) {
     assert!(!again.created);
     assert_eq!(again.record.order, first.record.order);
     assert!(again.record.outbox.is_empty());
-    assert_eq!(s.outbox_for_order("P-1").await.unwrap().len(), 1);
+    assert_eq!(
+        s.outbox_for_order(&OrderId::from("P-1"))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     // Another bundle under the same key: a conflict, nothing written.
     let mut other = new_order("P-1", 9999);
     other.merchant_view = "{}".into();
@@ -55,8 +62,21 @@ async fn pinned_intake_is_one_transaction(db: &TestDb) {
             .await,
         Err(StoreError::Conflict(_))
     ));
-    assert_eq!(s.get_order("P-1").await.unwrap().unwrap().amount, 1200);
-    assert_eq!(s.outbox_for_order("P-1").await.unwrap().len(), 1);
+    assert_eq!(
+        s.get_order(&OrderId::from("P-1"))
+            .await
+            .unwrap()
+            .unwrap()
+            .amount,
+        1200
+    );
+    assert_eq!(
+        s.outbox_for_order(&OrderId::from("P-1"))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     // A pin taken by an earlier request with another fingerprint blocks a new order too, and
     // the order is not written.
     s.idempotency_put(
@@ -76,8 +96,13 @@ async fn pinned_intake_is_one_transaction(db: &TestDb) {
             .await,
         Err(StoreError::Conflict(_))
     ));
-    assert!(s.get_order("P-2").await.unwrap().is_none());
-    assert!(s.outbox_for_order("P-2").await.unwrap().is_empty());
+    assert!(s.get_order(&OrderId::from("P-2")).await.unwrap().is_none());
+    assert!(
+        s.outbox_for_order(&OrderId::from("P-2"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn a_held_message_is_not_claimed_while_its_run_lasts(db: &TestDb) {
@@ -161,11 +186,17 @@ async fn a_transition_carries_facts_and_answers_and_returns_the_row(db: &TestDb)
     .send("ship", b"{}".to_vec());
     let applied = s.apply_transition(&t).await.unwrap().unwrap();
     // The row as it now is, without reading it back.
-    assert_eq!(applied.order, s.get_order("T-1").await.unwrap().unwrap());
+    assert_eq!(
+        applied.order,
+        s.get_order(&OrderId::from("T-1")).await.unwrap().unwrap()
+    );
     assert_eq!(applied.order.version, 2);
     assert_eq!(applied.order.authorization_id.as_deref(), Some("AUTH-1"));
-    assert_eq!(applied.outbox, s.outbox_for_order("T-1").await.unwrap());
-    let facts = s.order_facts("T-1").await.unwrap();
+    assert_eq!(
+        applied.outbox,
+        s.outbox_for_order(&OrderId::from("T-1")).await.unwrap()
+    );
+    let facts = s.order_facts(&OrderId::from("T-1")).await.unwrap();
     assert_eq!(facts.len(), 1);
     assert_eq!(facts[0].body, b"{\"captured\":0}");
     assert_eq!(
@@ -185,8 +216,14 @@ async fn a_transition_carries_facts_and_answers_and_returns_the_row(db: &TestDb)
         )
         .send("void", b"{}".to_vec());
     assert!(s.apply_transition(&stale).await.unwrap().is_none());
-    assert_eq!(s.order_facts("T-1").await.unwrap().len(), 1);
-    assert_eq!(s.outbox_for_order("T-1").await.unwrap().len(), 1);
+    assert_eq!(s.order_facts(&OrderId::from("T-1")).await.unwrap().len(), 1);
+    assert_eq!(
+        s.outbox_for_order(&OrderId::from("T-1"))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     let replace = Transition::new(
         "T-1",
         OrderState::ShippingRequested,
@@ -205,7 +242,7 @@ async fn a_transition_carries_facts_and_answers_and_returns_the_row(db: &TestDb)
     let applied = s.apply_transition(&replace).await.unwrap().unwrap();
     assert!(applied.outbox.is_empty());
     assert_eq!(
-        s.order_facts("T-1").await.unwrap()[0].body,
+        s.order_facts(&OrderId::from("T-1")).await.unwrap()[0].body,
         b"{\"captured\":500}"
     );
     assert_eq!(

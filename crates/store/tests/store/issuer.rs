@@ -1,6 +1,7 @@
 //! IssuerStore: cards, authorization (idempotent, concurrency-safe), capture, void, refund and
 //! the double-entry ledger.
 
+use warifu_core::OrderId;
 use warifu_core::order::{Expiry, PaymentMethod};
 use warifu_core::secret::Secret;
 use warifu_store::*;
@@ -221,7 +222,9 @@ async fn authorize_is_idempotent(db: &TestDb) {
     assert_eq!(holds.len(), 1);
     assert_eq!(holds[0].movement_id, "AUTH-O-1:hold");
     assert_eq!(
-        s.get_authorization(SHOP, "O-1").await.unwrap(),
+        s.get_authorization(SHOP, &OrderId::from("O-1"))
+            .await
+            .unwrap(),
         Some(first.record)
     );
     // An authorization id reused for another order is refused.
@@ -231,7 +234,12 @@ async fn authorize_is_idempotent(db: &TestDb) {
         s.authorize(&clash).await,
         Err(StoreError::Conflict(_))
     ));
-    assert!(s.get_authorization(SHOP, "O-2").await.unwrap().is_none());
+    assert!(
+        s.get_authorization(SHOP, &OrderId::from("O-2"))
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert_books(s).await;
 }
 
@@ -301,7 +309,10 @@ async fn capture_void_refund(db: &TestDb) {
     assert_eq!(s.get_card("C-1").await.unwrap().unwrap().available, 7000);
 
     // Capture in full; a retry does not capture twice.
-    let c = s.capture(SHOP, "O-1", None, NOW + 1).await.unwrap();
+    let c = s
+        .capture(SHOP, &OrderId::from("O-1"), None, NOW + 1)
+        .await
+        .unwrap();
     assert!(c.applied);
     assert_eq!(
         (
@@ -312,67 +323,81 @@ async fn capture_void_refund(db: &TestDb) {
         (AuthorizationStatus::Captured, 1000, 0)
     );
     assert_eq!(c.authorization.schedule(), vec![334, 333, 333]);
-    let again = s.capture(SHOP, "O-1", None, NOW + 2).await.unwrap();
+    let again = s
+        .capture(SHOP, &OrderId::from("O-1"), None, NOW + 2)
+        .await
+        .unwrap();
     assert!(!again.applied);
     assert!(
-        !s.capture(SHOP, "O-1", Some(1000), NOW + 2)
+        !s.capture(SHOP, &OrderId::from("O-1"), Some(1000), NOW + 2)
             .await
             .unwrap()
             .applied
     );
     assert!(matches!(
-        s.capture(SHOP, "O-1", Some(10), NOW).await,
+        s.capture(SHOP, &OrderId::from("O-1"), Some(10), NOW).await,
         Err(StoreError::Conflict(_))
     ));
     assert!(matches!(
-        s.void(SHOP, "O-1", NOW).await,
+        s.void(SHOP, &OrderId::from("O-1"), NOW).await,
         Err(StoreError::Conflict(_))
     ));
 
     // Void releases the hold; a retry is a no-op; capture after void is refused.
-    let v = s.void(SHOP, "O-2", NOW + 3).await.unwrap();
+    let v = s.void(SHOP, &OrderId::from("O-2"), NOW + 3).await.unwrap();
     assert!(v.applied);
     assert_eq!(v.authorization.status, AuthorizationStatus::Voided);
-    assert!(!s.void(SHOP, "O-2", NOW + 4).await.unwrap().applied);
+    assert!(
+        !s.void(SHOP, &OrderId::from("O-2"), NOW + 4)
+            .await
+            .unwrap()
+            .applied
+    );
     assert!(matches!(
-        s.capture(SHOP, "O-2", None, NOW).await,
+        s.capture(SHOP, &OrderId::from("O-2"), None, NOW).await,
         Err(StoreError::Conflict(_))
     ));
     assert_eq!(s.get_card("C-1").await.unwrap().unwrap().available, 8000);
 
     // Refunds: partial, idempotent per refund id, never more than captured.
     assert!(matches!(
-        s.refund(SHOP, "O-3", "R-0", 10, NOW).await,
+        s.refund(SHOP, &OrderId::from("O-3"), "R-0", 10, NOW).await,
         Err(StoreError::Conflict(_))
     ));
-    let r1 = s.refund(SHOP, "O-1", "R-1", 400, NOW + 5).await.unwrap();
+    let r1 = s
+        .refund(SHOP, &OrderId::from("O-1"), "R-1", 400, NOW + 5)
+        .await
+        .unwrap();
     assert!(r1.applied);
     assert_eq!(r1.authorization.refunded, 400);
     assert_eq!(r1.authorization.status, AuthorizationStatus::Captured);
     assert_eq!(r1.authorization.schedule(), vec![200, 200, 200]);
     assert!(
-        !s.refund(SHOP, "O-1", "R-1", 400, NOW + 6)
+        !s.refund(SHOP, &OrderId::from("O-1"), "R-1", 400, NOW + 6)
             .await
             .unwrap()
             .applied
     );
     assert!(matches!(
-        s.refund(SHOP, "O-1", "R-1", 500, NOW).await,
+        s.refund(SHOP, &OrderId::from("O-1"), "R-1", 500, NOW).await,
         Err(StoreError::Conflict(_))
     ));
     assert!(matches!(
-        s.refund(SHOP, "O-1", "R-2", 601, NOW).await,
+        s.refund(SHOP, &OrderId::from("O-1"), "R-2", 601, NOW).await,
         Err(StoreError::Conflict(_))
     ));
-    let r2 = s.refund(SHOP, "O-1", "R-2", 600, NOW + 7).await.unwrap();
+    let r2 = s
+        .refund(SHOP, &OrderId::from("O-1"), "R-2", 600, NOW + 7)
+        .await
+        .unwrap();
     assert_eq!(r2.authorization.status, AuthorizationStatus::Refunded);
     assert!(matches!(
-        s.refund(SHOP, "O-1", "R-3", 1, NOW).await,
+        s.refund(SHOP, &OrderId::from("O-1"), "R-3", 1, NOW).await,
         Err(StoreError::Conflict(_))
     ));
     assert_eq!(s.get_card("C-1").await.unwrap().unwrap().available, 9000);
     assert!(matches!(
-        s.capture(SHOP, "O-404", None, NOW).await,
+        s.capture(SHOP, &OrderId::from("O-404"), None, NOW).await,
         Err(StoreError::NotFound(_))
     ));
     assert_eq!(
@@ -390,20 +415,28 @@ async fn partial_capture_and_settlement(db: &TestDb) {
     s.authorize(&request("O-1", 3000)).await.unwrap();
     s.authorize(&request("O-2", 500)).await.unwrap();
     assert!(matches!(
-        s.capture(SHOP, "O-1", Some(3001), NOW).await,
+        s.capture(SHOP, &OrderId::from("O-1"), Some(3001), NOW)
+            .await,
         Err(StoreError::Conflict(_))
     ));
     assert!(matches!(
-        s.capture(SHOP, "O-1", Some(0), NOW).await,
+        s.capture(SHOP, &OrderId::from("O-1"), Some(0), NOW).await,
         Err(StoreError::Conflict(_))
     ));
-    let c = s.capture(SHOP, "O-1", Some(2000), NOW).await.unwrap();
+    let c = s
+        .capture(SHOP, &OrderId::from("O-1"), Some(2000), NOW)
+        .await
+        .unwrap();
     assert_eq!((c.authorization.captured, c.authorization.held), (2000, 0));
     // The rest of the hold went back to the card.
     assert_eq!(s.get_card("C-1").await.unwrap().unwrap().available, 7500);
     const DAY: i64 = 86_400_000;
-    s.capture(SHOP, "O-2", None, NOW + DAY).await.unwrap();
-    s.refund(SHOP, "O-1", "R-1", 250, NOW + DAY).await.unwrap();
+    s.capture(SHOP, &OrderId::from("O-2"), None, NOW + DAY)
+        .await
+        .unwrap();
+    s.refund(SHOP, &OrderId::from("O-1"), "R-1", 250, NOW + DAY)
+        .await
+        .unwrap();
     let report = s.settlement_report(SHOP).await.unwrap();
     assert_eq!(
         report,
@@ -467,36 +500,49 @@ async fn refund_ids_are_scoped_to_the_order(db: &TestDb) {
     s.enroll_card(&card("C-1", 10_000)).await.unwrap();
     for o in ["O-1", "O-2", "O-3"] {
         s.authorize(&request(o, 1000)).await.unwrap();
-        s.capture(SHOP, o, None, NOW + 1).await.unwrap();
+        s.capture(SHOP, &OrderId::from(o), None, NOW + 1)
+            .await
+            .unwrap();
     }
     // Two orders refunded under the same id: both refund.
     for o in ["O-1", "O-2"] {
-        let r = s.refund(SHOP, o, "cancel", 1000, NOW + 2).await.unwrap();
+        let r = s
+            .refund(SHOP, &OrderId::from(o), "cancel", 1000, NOW + 2)
+            .await
+            .unwrap();
         assert!(r.applied, "{o}");
         assert_eq!(r.authorization.status, AuthorizationStatus::Refunded);
     }
     // A retry of either is a repeat, not a second refund.
     assert!(
-        !s.refund(SHOP, "O-2", "cancel", 1000, NOW + 3)
+        !s.refund(SHOP, &OrderId::from("O-2"), "cancel", 1000, NOW + 3)
             .await
             .unwrap()
             .applied
     );
     // Equal partial refunds on one order under distinct ids; never beyond the capture.
     for id in ["op-1", "op-2", "op-3"] {
-        let r = s.refund(SHOP, "O-3", id, 300, NOW + 4).await.unwrap();
+        let r = s
+            .refund(SHOP, &OrderId::from("O-3"), id, 300, NOW + 4)
+            .await
+            .unwrap();
         assert!(r.applied, "{id}");
     }
     assert!(matches!(
-        s.refund(SHOP, "O-3", "op-4", 300, NOW + 5).await,
+        s.refund(SHOP, &OrderId::from("O-3"), "op-4", 300, NOW + 5)
+            .await,
         Err(StoreError::Conflict(_))
     ));
     // The same id on the same order with another amount is a conflict.
     assert!(matches!(
-        s.refund(SHOP, "O-3", "op-1", 100, NOW + 5).await,
+        s.refund(SHOP, &OrderId::from("O-3"), "op-1", 100, NOW + 5)
+            .await,
         Err(StoreError::Conflict(_))
     ));
-    let r = s.refund(SHOP, "O-3", "op-4", 100, NOW + 6).await.unwrap();
+    let r = s
+        .refund(SHOP, &OrderId::from("O-3"), "op-4", 100, NOW + 6)
+        .await
+        .unwrap();
     assert_eq!(
         (r.authorization.refunded, r.authorization.status),
         (1000, AuthorizationStatus::Refunded)
@@ -518,7 +564,11 @@ async fn authorizations_record_carrier_and_digest(db: &TestDb) {
     let mut declined = request("O-3", 1_000_000);
     declined.header_digest = [3; 32];
     assert!(!s.authorize(&declined).await.unwrap().record.approved());
-    let b = |o: &'static str| async move { s.authorization_binding(SHOP, o).await.unwrap() };
+    let b = |o: &'static str| async move {
+        s.authorization_binding(SHOP, &OrderId::from(o))
+            .await
+            .unwrap()
+    };
     assert_eq!(
         b("O-1").await,
         Some(AuthorizationBinding {
@@ -587,10 +637,15 @@ async fn a_version_3_refund_table_is_upgraded() {
         .unwrap();
     assert!(s.schema_version().await.unwrap() >= 4);
     // The old refund is found under its order: the same request repeats.
-    let again = s.refund(SHOP, "O-OLD", "cancel", 300, NOW).await.unwrap();
+    let again = s
+        .refund(SHOP, &OrderId::from("O-OLD"), "cancel", 300, NOW)
+        .await
+        .unwrap();
     assert!(!again.applied);
     assert_eq!(
-        s.authorization_binding(SHOP, "O-OLD").await.unwrap(),
+        s.authorization_binding(SHOP, &OrderId::from("O-OLD"))
+            .await
+            .unwrap(),
         Some(AuthorizationBinding {
             carrier_id: None,
             header_digest: None,

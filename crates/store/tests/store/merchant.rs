@@ -1,6 +1,7 @@
 //! MerchantStore: order forms, orders, compare-and-set transitions, the outbox.
 
 use std::collections::HashSet;
+use warifu_core::OrderId;
 
 use warifu_store::*;
 
@@ -45,8 +46,16 @@ async fn order_forms(db: &TestDb) {
         created_at_ms: NOW,
     };
     s.put_order_form(&f).await.unwrap();
-    assert_eq!(s.get_order_form("F-1").await.unwrap(), Some(f.clone()));
-    assert!(s.get_order_form("F-2").await.unwrap().is_none());
+    assert_eq!(
+        s.get_order_form(&OrderId::from("F-1")).await.unwrap(),
+        Some(f.clone())
+    );
+    assert!(
+        s.get_order_form(&OrderId::from("F-2"))
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert!(matches!(
         s.put_order_form(&f).await,
         Err(StoreError::Conflict(_))
@@ -66,7 +75,7 @@ async fn insert_order_is_idempotent(db: &TestDb) {
     assert!(first.created);
     assert_eq!(first.record.state, OrderState::Received);
     assert_eq!(
-        s.get_order("O-1").await.unwrap(),
+        s.get_order(&OrderId::from("O-1")).await.unwrap(),
         Some(first.record.clone())
     );
 
@@ -83,7 +92,7 @@ async fn insert_order_is_idempotent(db: &TestDb) {
     assert!(!second.created);
     assert_eq!(second.record.amount, 1200);
     assert_eq!(second.record, first.record);
-    let msgs = s.outbox_for_order("O-1").await.unwrap();
+    let msgs = s.outbox_for_order(&OrderId::from("O-1")).await.unwrap();
     assert_eq!(msgs.len(), 1);
     assert_eq!(msgs[0].payload, b"issuer part");
     assert_eq!(s.outbox_pending().await.unwrap(), 1);
@@ -94,7 +103,7 @@ async fn insert_order_is_idempotent(db: &TestDb) {
         s.insert_order(&huge, &[]).await,
         Err(StoreError::OutOfRange(_))
     ));
-    assert!(s.get_order("O-2").await.unwrap().is_none());
+    assert!(s.get_order(&OrderId::from("O-2")).await.unwrap().is_none());
 }
 
 async fn transition_is_compare_and_set(db: &TestDb) {
@@ -105,7 +114,7 @@ async fn transition_is_compare_and_set(db: &TestDb) {
     assert!(s.transition(&t).await.unwrap());
     // The same transition again does not apply: the order is no longer received.
     assert!(!s.transition(&t).await.unwrap());
-    let o = s.get_order("O-1").await.unwrap().unwrap();
+    let o = s.get_order(&OrderId::from("O-1")).await.unwrap().unwrap();
     assert_eq!(o.state, OrderState::Authorized);
     assert_eq!(o.authorization_id.as_deref(), Some("AUTH-1"));
     assert_eq!(o.version, 2);
@@ -115,7 +124,10 @@ async fn transition_is_compare_and_set(db: &TestDb) {
     // A wrong from-state changes nothing.
     let wrong = Transition::new("O-1", OrderState::Shipped, OrderState::Captured, NOW + 2);
     assert!(!s.transition(&wrong).await.unwrap());
-    assert_eq!(s.get_order("O-1").await.unwrap().unwrap(), o);
+    assert_eq!(
+        s.get_order(&OrderId::from("O-1")).await.unwrap().unwrap(),
+        o
+    );
 
     // Several from-states; fields set, carrier part erased; earlier fields kept.
     let ship = Transition::new("O-1", OrderState::Received, OrderState::Shipped, NOW + 3)
@@ -123,7 +135,7 @@ async fn transition_is_compare_and_set(db: &TestDb) {
         .tracking_number("TRK-9")
         .clear_carrier_part();
     assert!(s.transition(&ship).await.unwrap());
-    let o = s.get_order("O-1").await.unwrap().unwrap();
+    let o = s.get_order(&OrderId::from("O-1")).await.unwrap().unwrap();
     assert_eq!(o.state, OrderState::Shipped);
     assert_eq!(o.tracking_number.as_deref(), Some("TRK-9"));
     assert_eq!(o.authorization_id.as_deref(), Some("AUTH-1"));
@@ -162,7 +174,7 @@ async fn outbox_is_written_in_the_transaction(db: &TestDb) {
     .send("ship", b"carrier part".to_vec())
     .complete(auth_msg);
     assert!(s.transition(&t).await.unwrap());
-    let msgs = s.outbox_for_order("O-1").await.unwrap();
+    let msgs = s.outbox_for_order(&OrderId::from("O-1")).await.unwrap();
     assert_eq!(msgs.len(), 2);
     assert!(msgs[0].done);
     assert_eq!((msgs[1].kind.as_str(), msgs[1].done), ("ship", false));
@@ -173,7 +185,7 @@ async fn outbox_is_written_in_the_transaction(db: &TestDb) {
         .send("notify", b"x".to_vec())
         .complete(msgs[1].id);
     assert!(!s.transition(&stale).await.unwrap());
-    let after = s.outbox_for_order("O-1").await.unwrap();
+    let after = s.outbox_for_order(&OrderId::from("O-1")).await.unwrap();
     assert_eq!(after, msgs);
 
     // A transition whose message cannot be written rolls back the state change too.
@@ -185,9 +197,12 @@ async fn outbox_is_written_in_the_transaction(db: &TestDb) {
     )
     .send("", b"x".to_vec());
     assert!(s.transition(&bad).await.is_err());
-    let o = s.get_order("O-1").await.unwrap().unwrap();
+    let o = s.get_order(&OrderId::from("O-1")).await.unwrap().unwrap();
     assert_eq!(o.state, OrderState::Authorized);
-    assert_eq!(s.outbox_for_order("O-1").await.unwrap(), msgs);
+    assert_eq!(
+        s.outbox_for_order(&OrderId::from("O-1")).await.unwrap(),
+        msgs
+    );
 }
 
 async fn outbox_claim_lease_retry(db: &TestDb) {
@@ -352,8 +367,21 @@ async fn concurrent_transitions_apply_once(db: &TestDb) {
         applied += usize::from(t.await.unwrap());
     }
     assert_eq!(applied, 1);
-    assert_eq!(s.outbox_for_order("O-1").await.unwrap().len(), 1);
-    assert_eq!(s.get_order("O-1").await.unwrap().unwrap().version, 2);
+    assert_eq!(
+        s.outbox_for_order(&OrderId::from("O-1"))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        s.get_order(&OrderId::from("O-1"))
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        2
+    );
 }
 
 /// Many writes at once (SQLite commits them together): the failing ones leave nothing
@@ -386,7 +414,11 @@ async fn failed_writes_roll_back_alone(db: &TestDb) {
         assert_eq!(r.is_ok(), i % 2 == 0, "order {i}: {r:?}");
     }
     for i in 0..40 {
-        let o = s.get_order(&format!("O-{i}")).await.unwrap().unwrap();
+        let o = s
+            .get_order(&format!("O-{i}").into())
+            .await
+            .unwrap()
+            .unwrap();
         let msgs = s.outbox_for_order(&o.order_id).await.unwrap();
         if i % 2 == 0 {
             assert_eq!(

@@ -1,6 +1,7 @@
 //! Opening, migrations, durability across a restart, idempotency records, redaction.
 
 use std::sync::Arc;
+use warifu_core::OrderId;
 
 use warifu_store::*;
 
@@ -39,15 +40,18 @@ async fn data_survives_a_restart(db: &TestDb) {
     s.accept_shipment(&carrier::shipment("O-1", "TRK-1"))
         .await
         .unwrap();
-    let order = s.get_order("O-1").await.unwrap().unwrap();
+    let order = s.get_order(&OrderId::from("O-1")).await.unwrap().unwrap();
     s.close().await;
 
     let s = db.reopen().await;
-    assert_eq!(s.get_order("O-1").await.unwrap(), Some(order));
+    assert_eq!(
+        s.get_order(&OrderId::from("O-1")).await.unwrap(),
+        Some(order)
+    );
     assert_eq!(s.outbox_pending().await.unwrap(), 1);
     assert_eq!(s.get_card("C-1").await.unwrap().unwrap().available, 3500);
     assert!(
-        s.get_authorization("merchant:shop.example", "O-1")
+        s.get_authorization("merchant:shop.example", &OrderId::from("O-1"))
             .await
             .unwrap()
             .unwrap()
@@ -230,7 +234,7 @@ async fn in_memory_sqlite_works() {
     s.insert_order(&merchant::new_order("O-1", 1), &[])
         .await
         .unwrap();
-    assert!(s.get_order("O-1").await.unwrap().is_some());
+    assert!(s.get_order(&OrderId::from("O-1")).await.unwrap().is_some());
 }
 
 #[test]
