@@ -200,7 +200,6 @@ pub struct Cardholder {
     ceiling: Policy,
     /// The recipients' KEM public keys as they answered, with when (at most [`KEM_KEY_TTL`]).
     kem_keys: Mutex<HashMap<PartyId, (Instant, KemPublicKey)>>,
-    clock: Clock,
 }
 
 /// Whether a failed KEM key request means the party has no key to give now (unreachable, or
@@ -231,28 +230,25 @@ impl Cardholder {
     /// A client for the holder of `keys` (a cardholder identifier), finding parties in
     /// `directory`.
     pub fn new(keys: Arc<dyn KeySource>, directory: Arc<SharedDirectory>) -> Cardholder {
-        let clock = Clock::system();
         Cardholder {
-            peers: PeerClients::new(keys.clone(), directory.clone(), clock.clone()),
+            peers: PeerClients::new(keys.clone(), directory.clone(), Clock::system()),
             keys,
             directory,
             ceiling: Policy::patent_default(),
             kem_keys: Mutex::new(HashMap::new()),
-            clock,
         }
     }
 
     /// The same client reading `clock` (when it seals, its sessions) instead of the
     /// system's.
     pub fn with_clock(mut self, clock: Clock) -> Cardholder {
-        self.peers = PeerClients::new(self.keys.clone(), self.directory.clone(), clock.clone());
-        self.clock = clock;
+        self.peers = self.peers.with_clock(clock);
         self
     }
 
     /// The clock this client reads.
     pub fn clock(&self) -> &Clock {
-        &self.clock
+        self.peers.clock()
     }
 
     /// The same client with `ceiling` as the most it discloses: a form whose policy gives a
@@ -381,7 +377,7 @@ impl Cardholder {
         self.directory.get().lookup(issuer, Role::Issuer)?;
         // The ceiling and the order are checked before any party is asked for a key.
         form.policy.within(ceiling)?;
-        let now = self.clock.now_unix();
+        let now = self.clock().now_unix();
         order.validate(form, now)?;
         match self.recipient_keys(form, issuer).await {
             Ok(recipients) => Ok(sealed::seal_to(

@@ -462,6 +462,18 @@ impl PeerClients {
         }
     }
 
+    /// The same clients reading `clock` (those already made are dropped, to be made again).
+    pub fn with_clock(mut self, clock: Clock) -> PeerClients {
+        self.clock = clock;
+        self.clients = Mutex::new(HashMap::new());
+        self
+    }
+
+    /// The clock the clients read.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
     /// The directory the peers are found in.
     pub fn directory(&self) -> &Arc<SharedDirectory> {
         &self.directory
