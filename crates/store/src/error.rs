@@ -71,6 +71,22 @@ impl StoreError {
         StoreError::Database { op, message }
     }
 
+    /// Wraps a SQLite (rusqlite) error for operation `op`: SQLite's message and extended
+    /// code (rusqlite's messages carry no bound values).
+    pub(crate) fn lite(op: &'static str, e: rusqlite::Error) -> StoreError {
+        let message = match &e {
+            rusqlite::Error::SqliteFailure(f, msg) => {
+                let text = msg.clone().unwrap_or_else(|| f.to_string());
+                format!("{text} (code {})", f.extended_code)
+            }
+            rusqlite::Error::QueryReturnedNoRows => "row not found".into(),
+            rusqlite::Error::InvalidColumnType(i, ..) => format!("cannot decode column {i}"),
+            rusqlite::Error::InvalidPath(_) => "the store is closed".into(),
+            other => other.to_string().chars().take(200).collect(),
+        };
+        StoreError::Database { op, message }
+    }
+
     /// Whether this error is a serialization failure or lock timeout that a retry can fix.
     pub fn is_retryable(&self) -> bool {
         match self {

@@ -14,11 +14,12 @@
 //! file per party in a data directory). Migrations are embedded and run on open.
 //!
 //! Durability and concurrency:
-//! - SQLite runs in WAL mode with `synchronous=FULL` by default, foreign keys on, a busy
-//!   timeout, and one writer: every write goes through a group-commit task that runs the
-//!   queued operations in one `BEGIN IMMEDIATE` transaction, each under its own savepoint, and
-//!   answers each caller only after the shared `COMMIT` (so concurrent writers share one
-//!   fsync). Reads use a pool of read-only connections.
+//! - SQLite (through rusqlite, module `lite`) runs in WAL mode with `synchronous=FULL` by
+//!   default, foreign keys on, a busy timeout, and one writer thread per database: every
+//!   write goes to it, and it runs the queued operations in one `BEGIN IMMEDIATE`
+//!   transaction, each under its own savepoint, and answers each caller only after the shared
+//!   `COMMIT` (so concurrent writers share one fsync, and a write crosses threads once, not
+//!   once per statement). Reads run on the caller's thread over a few read-only connections.
 //! - PostgreSQL runs each write in its own transaction; row locks (`FOR UPDATE`, `SKIP
 //!   LOCKED` for the outbox) keep concurrent replicas correct. [`StoreOptions::schema`] puts a
 //!   party (or a test run) in its own schema.
@@ -33,11 +34,11 @@
 #![deny(missing_docs)]
 
 pub mod atrest;
-mod batch;
 mod cards;
 mod error;
 mod impls;
 mod kemkeys;
+mod lite;
 mod migrate;
 mod open;
 pub mod rules;

@@ -95,39 +95,46 @@ fn mig(e: sqlx::Error) -> StoreError {
     StoreError::Migration(StoreError::db("migrate", e).to_string())
 }
 
+fn lite_mig(e: rusqlite::Error) -> StoreError {
+    StoreError::Migration(StoreError::lite("migrate", e).to_string())
+}
+
+/// Brings a SQLite database to [`LATEST`], each migration in its own transaction.
+fn migrate_sqlite(c: &rusqlite::Connection) -> rusqlite::Result<()> {
+    c.execute_batch(CREATE_VERSION)?;
+    for m in MIGRATIONS {
+        c.execute_batch("BEGIN IMMEDIATE")?;
+        let step = || -> rusqlite::Result<()> {
+            let done = c
+                .prepare("SELECT version FROM schema_version WHERE version = ?1")?
+                .exists([m.version])?;
+            if !done {
+                c.execute_batch(&render(m.sql, true))?;
+                c.execute(
+                    "INSERT INTO schema_version (version, name, applied_at_ms) VALUES (?1, ?2, ?3)",
+                    rusqlite::params![m.version, m.name, now_ms()],
+                )?;
+            }
+            Ok(())
+        };
+        match step() {
+            Ok(()) => c.execute_batch("COMMIT")?,
+            Err(e) => {
+                let _ = c.execute_batch("ROLLBACK");
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Brings the database to [`LATEST`].
 pub(crate) async fn run(store: &Store) -> Result<()> {
     match &store.db {
         Db::Sqlite(p) => {
-            sqlx::query(CREATE_VERSION)
-                .execute(&p.writer)
-                .await
-                .map_err(mig)?;
-            for m in MIGRATIONS {
-                let mut tx = p.writer.begin_with("BEGIN IMMEDIATE").await.map_err(mig)?;
-                let done: Option<i64> =
-                    sqlx::query_scalar("SELECT version FROM schema_version WHERE version = $1")
-                        .bind(m.version)
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .map_err(mig)?;
-                if done.is_none() {
-                    sqlx::raw_sql(&render(m.sql, true))
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(mig)?;
-                    sqlx::query(
-                        "INSERT INTO schema_version (version, name, applied_at_ms) VALUES ($1, $2, $3)",
-                    )
-                    .bind(m.version)
-                    .bind(m.name)
-                    .bind(now_ms())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(mig)?;
-                }
-                tx.commit().await.map_err(mig)?;
-            }
+            p.writer
+                .direct("migrate", |c| migrate_sqlite(c.raw()).map_err(lite_mig))
+                .await?;
         }
         Db::Postgres(p) => {
             let mut tx = p.writer.begin().await.map_err(mig)?;
@@ -179,10 +186,15 @@ pub(crate) async fn run(store: &Store) -> Result<()> {
 pub(crate) async fn current(store: &Store) -> Result<i64> {
     const Q: &str = "SELECT COALESCE(MAX(version), 0) FROM schema_version";
     match &store.db {
-        Db::Sqlite(p) => sqlx::query_scalar::<_, i64>(Q)
-            .fetch_one(&p.writer)
-            .await
-            .map_err(mig),
+        Db::Sqlite(p) => {
+            p.writer
+                .direct("schema_version", |c| {
+                    c.raw()
+                        .query_row(Q, [], |r| r.get::<_, i64>(0))
+                        .map_err(lite_mig)
+                })
+                .await
+        }
         Db::Postgres(p) => sqlx::query_scalar::<_, i64>(Q)
             .fetch_one(&p.writer)
             .await

@@ -6,11 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Pool, Postgres, Sqlite};
+use sqlx::{Pool, Postgres};
 
-use crate::batch::Batcher;
 use crate::error::{Result, StoreError};
+use crate::lite::{Lite, Reader, Writer};
 use crate::types::{Backend, Party};
 
 /// How hard SQLite works to make a commit durable.
@@ -32,8 +31,8 @@ pub struct StoreOptions {
     /// PostgreSQL only: the schema to use (created if missing) and put first on the
     /// `search_path`, so several parties or test runs can share one database.
     pub schema: Option<String>,
-    /// The most connections (PostgreSQL), or reader connections (SQLite; writes go through
-    /// one connection). Default 8.
+    /// The most connections (PostgreSQL), or idle read connections kept (SQLite; writes go
+    /// through one connection on its own thread). Default 8.
     pub max_connections: u32,
     /// SQLite only: commit durability. Default [`Synchronous::Full`].
     pub synchronous: Synchronous,
@@ -82,15 +81,11 @@ impl StoreOptions {
     }
 }
 
-/// The pools of one backend: SQLite writes go through a single connection (SQLite has one
-/// writer at a time; queueing in-process beats polling its busy handler), reads through
-/// several. PostgreSQL uses one pool for both.
+/// A PostgreSQL database's pool (one for reads and writes) and its keys at rest.
 #[derive(Debug)]
 pub(crate) struct Pools<DB: sqlx::Database> {
     pub(crate) writer: Pool<DB>,
     pub(crate) reader: Pool<DB>,
-    /// SQLite: the group-commit writer over `writer`.
-    pub(crate) batcher: Option<Arc<Batcher>>,
     /// The keys of the data encrypted at rest.
     pub(crate) at_rest: Arc<crate::atrest::AtRest>,
 }
@@ -100,15 +95,25 @@ impl<DB: sqlx::Database> Clone for Pools<DB> {
         Pools {
             writer: self.writer.clone(),
             reader: self.reader.clone(),
-            batcher: self.batcher.clone(),
             at_rest: self.at_rest.clone(),
         }
     }
 }
 
+/// A SQLite database: its one writer thread (SQLite has one writer at a time; queueing
+/// in-process beats polling its busy handler, and lets commits be shared), its readers, and
+/// its keys at rest.
+#[derive(Debug)]
+pub(crate) struct LitePools {
+    pub(crate) writer: Writer,
+    pub(crate) reader: Reader,
+    /// The keys of the data encrypted at rest.
+    pub(crate) at_rest: Arc<crate::atrest::AtRest>,
+}
+
 #[derive(Clone, Debug)]
 pub(crate) enum Db {
-    Sqlite(Pools<Sqlite>),
+    Sqlite(Arc<LitePools>),
     Postgres(Pools<Postgres>),
 }
 
@@ -152,7 +157,7 @@ impl Store {
         let db = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Db::Postgres(open_postgres(url, &opts).await?)
         } else if let Some(rest) = url.strip_prefix("sqlite:") {
-            Db::Sqlite(open_sqlite(rest, &opts).await?)
+            Db::Sqlite(Arc::new(open_sqlite(rest, &opts)?))
         } else {
             return Err(StoreError::Url(
                 "expected sqlite://PATH, sqlite::memory: or postgres://…".into(),
@@ -199,38 +204,21 @@ impl Store {
     pub async fn close(&self) {
         match &self.db {
             Db::Sqlite(p) => {
+                p.reader.close();
                 p.writer.close().await;
-                p.reader.close().await;
             }
             Db::Postgres(p) => p.writer.close().await,
         }
     }
 }
 
-async fn open_sqlite(rest: &str, opts: &StoreOptions) -> Result<Pools<Sqlite>> {
-    let sync = match opts.synchronous {
-        Synchronous::Full => SqliteSynchronous::Full,
-        Synchronous::Normal => SqliteSynchronous::Normal,
-    };
+fn open_sqlite(rest: &str, opts: &StoreOptions) -> Result<LitePools> {
     if rest == ":memory:" || rest == "//:memory:" {
-        // One connection serves both roles: each in-memory connection is its own database.
-        let o = SqliteConnectOptions::from_str("sqlite::memory:")
-            .map_err(|e| StoreError::Url(e.to_string()))?
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .acquire_timeout(opts.busy_timeout)
-            .connect_with(o)
-            .await
-            .map_err(|e| StoreError::Connect(StoreError::db("open", e).to_string()))?;
-        return Ok(Pools {
+        let Lite { writer, reader } = Lite::open_memory(opts.busy_timeout)?;
+        return Ok(LitePools {
             at_rest: crate::atrest::AtRest::new(opts.kek.as_ref(), None, true)?,
-            batcher: Some(Arc::new(Batcher::start(pool.clone()))),
-            writer: pool.clone(),
-            reader: pool,
+            writer,
+            reader,
         });
     }
     let path = rest.strip_prefix("//").unwrap_or(rest);
@@ -245,30 +233,14 @@ async fn open_sqlite(rest: &str, opts: &StoreOptions) -> Result<Pools<Sqlite>> {
         private_dir(parent)?;
     }
     private_database(Path::new(path))?;
-    let base = SqliteConnectOptions::new()
-        .filename(path)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(sync)
-        .busy_timeout(opts.busy_timeout)
-        .foreign_keys(true)
-        .pragma("temp_store", "memory");
-    let writer = SqlitePoolOptions::new()
-        .max_connections(1)
-        .acquire_timeout(opts.busy_timeout.max(Duration::from_secs(30)))
-        .idle_timeout(None)
-        .max_lifetime(None)
-        .connect_with(base.clone().create_if_missing(true))
-        .await
-        .map_err(|e| StoreError::Connect(format!("{path}: {}", StoreError::db("open", e))))?;
-    let reader = SqlitePoolOptions::new()
-        .max_connections(opts.max_connections.max(1))
-        .acquire_timeout(opts.busy_timeout)
-        .connect_with(base.read_only(true))
-        .await
-        .map_err(|e| StoreError::Connect(format!("{path}: {}", StoreError::db("open", e))))?;
-    Ok(Pools {
+    let Lite { writer, reader } = Lite::open_file(
+        Path::new(path),
+        opts.synchronous,
+        opts.busy_timeout,
+        opts.max_connections as usize,
+    )?;
+    Ok(LitePools {
         at_rest: crate::atrest::AtRest::new(opts.kek.as_ref(), Some(Path::new(path)), false)?,
-        batcher: Some(Arc::new(Batcher::start(writer.clone()))),
         writer,
         reader,
     })
@@ -368,7 +340,6 @@ async fn open_postgres(url: &str, opts: &StoreOptions) -> Result<Pools<Postgres>
     Ok(Pools {
         writer: pool.clone(),
         reader: pool,
-        batcher: None,
         at_rest: crate::atrest::AtRest::new(opts.kek.as_ref(), None, false)?,
     })
 }

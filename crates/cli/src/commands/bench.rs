@@ -500,11 +500,11 @@ fn process_cpu_secs() -> f64 {
 }
 
 /// CPU seconds of this process's live threads by group and mode, from `/proc/self/task`
-/// (Linux; empty elsewhere). The attribution is by thread, so approximate: the SQLite worker
-/// threads (sqlx runs each connection on its own thread) do the SQL in user mode and the
-/// fsyncs, writes and wake-ups in kernel mode; the async workers do HTTP, sessions and their
-/// MACs, sealing and opening, JSON and the services' logic (user), and sockets and wake-ups
-/// (kernel). The cardholders' sealing is measured apart (the seal step's mean).
+/// (Linux; empty elsewhere). The attribution is by thread, so approximate: each SQLite
+/// database's writer thread runs the write transactions' SQL in user mode and the fsyncs and
+/// file writes in kernel mode; the async workers do HTTP, sessions and their MACs, sealing
+/// and opening, JSON, the services' logic and the SQLite reads (user), and sockets and
+/// wake-ups (kernel). The cardholders' sealing is measured apart (the seal step's mean).
 fn thread_cpu() -> BTreeMap<String, f64> {
     let mut out = BTreeMap::new();
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
@@ -518,8 +518,9 @@ fn thread_cpu() -> BTreeMap<String, f64> {
             continue;
         };
         let name = &stat[open + 1..close];
-        let group = if name.starts_with("sqlx-sqlite") {
-            "SQLite worker threads"
+        // Linux keeps 15 bytes of a thread's name: "sqlite-writer-m" is the merchant's.
+        let group = if name.starts_with("sqlite-writer") {
+            "SQLite writer threads"
         } else if name.starts_with("tokio") {
             "async workers"
         } else {

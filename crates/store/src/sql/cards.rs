@@ -10,7 +10,7 @@ async fn set_card_limit_in(c: &mut Conn, card_id: &str, limit: u64, now_ms: i64)
     let limit = to_i64(limit, "credit limit")?;
     let sql =
         format!("SELECT credit_limit, available FROM issuer_cards WHERE card_id = $1{FOR_UPDATE}");
-    let q = sqlx::query(&sql).bind(card_id);
+    let q = query(&sql).bind(card_id);
     let Some((old, available)) = optional(&mut *c, OP, q, |r| {
         Ok((get::<i64>(r, "credit_limit")?, get::<i64>(r, "available")?))
     })
@@ -33,14 +33,14 @@ async fn set_card_limit_in(c: &mut Conn, card_id: &str, limit: u64, now_ms: i64)
     if delta == 0 {
         return Ok(true);
     }
-    let q = sqlx::query(
+    let q = query(
         "UPDATE issuer_cards SET credit_limit = $2, available = available + $3 WHERE card_id = $1",
     )
     .bind(card_id)
     .bind(limit)
     .bind(delta);
     exec(&mut *c, OP, q).await?;
-    let q = sqlx::query(
+    let q = query(
         "INSERT INTO issuer_ledger (movement_id, kind, account, amount, created_at_ms) \
          VALUES ($1, 'limit', $2, $3, $5), ($1, 'limit', 'issuer:credit', $4, $5)",
     )

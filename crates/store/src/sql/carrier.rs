@@ -66,7 +66,7 @@ async fn add_event(
     at_ms: i64,
     op: &'static str,
 ) -> Result<()> {
-    let q = sqlx::query(
+    let q = query(
         "INSERT INTO carrier_events (tracking_number, status, note, at_ms) VALUES ($1, $2, $3, $4)",
     )
     .bind(tracking)
@@ -88,7 +88,7 @@ async fn accept_shipment_in(
     check_id("order id", &s.order_id)?;
     check_id("tracking number", &s.tracking_number)?;
     check_id("issuer id", &s.issuer_id)?;
-    let q = sqlx::query(
+    let q = query(
         "INSERT INTO carrier_shipments (tracking_number, merchant_id, order_id, cardholder_id, \
          addressee, address, parcel, status, created_at_ms, updated_at_ms, issuer_id, \
          header_digest, destination_enc, key_id) \
@@ -108,7 +108,7 @@ async fn accept_shipment_in(
     .bind(destination.key_id);
     if exec(&mut *c, OP, q).await? == 0 {
         let sql = ship_by_order();
-        let q = sqlx::query(&sql).bind(&s.merchant_id).bind(s.order_id.as_str());
+        let q = query(&sql).bind(&s.merchant_id).bind(s.order_id.as_str());
         return match optional(&mut *c, OP, q, |r| ship_row(ring, r)).await? {
             Some(record) => Ok(Inserted {
                 record,
@@ -169,7 +169,7 @@ pub(crate) async fn get_shipment(
 ) -> Result<Option<ShipmentRecord>> {
     let sql = ship_by_order();
     with_keys(p, |ring| {
-        let q = sqlx::query(&sql).bind(merchant_id).bind(order_id.as_str());
+        let q = query(&sql).bind(merchant_id).bind(order_id.as_str());
         async move { optional(&p.reader, "get_shipment", q, |r| ship_row(&ring, r)).await }
     })
     .await
@@ -178,7 +178,7 @@ pub(crate) async fn get_shipment(
 pub(crate) async fn shipment_by_tracking(p: &P, tracking: &str) -> Result<Option<ShipmentRecord>> {
     let sql = format!("SELECT {SHIP_COLS} FROM carrier_shipments WHERE tracking_number = $1");
     with_keys(p, |ring| {
-        let q = sqlx::query(&sql).bind(tracking);
+        let q = query(&sql).bind(tracking);
         async move { optional(&p.reader, "shipment_by_tracking", q, |r| ship_row(&ring, r)).await }
     })
     .await
@@ -198,7 +198,7 @@ async fn advance_shipment_in(
             "a shipment that is {from} cannot become {to}"
         )));
     }
-    let q = sqlx::query(
+    let q = query(
         "UPDATE carrier_shipments SET status = $3, updated_at_ms = $4, \
          delivered_at_ms = COALESCE(delivered_at_ms, $5) \
          WHERE tracking_number = $1 AND status = $2",
@@ -210,7 +210,7 @@ async fn advance_shipment_in(
     .bind((to == ShipmentStatus::Delivered).then_some(now_ms));
     if exec(&mut *c, OP, q).await? == 0 {
         let q =
-            sqlx::query_scalar("SELECT status FROM carrier_shipments WHERE tracking_number = $1")
+            query_scalar("SELECT status FROM carrier_shipments WHERE tracking_number = $1")
                 .bind(tracking);
         let exists: Option<String> = scalar_opt(&mut *c, OP, q).await?;
         return match exists {
@@ -241,7 +241,7 @@ async fn cancel_shipment_in(
     // A tombstone first, unless a shipment exists (then its row is locked and moved): a
     // concurrent shipment request either comes first (and is cancelled here) or finds the
     // tombstone.
-    let q = sqlx::query(
+    let q = query(
         "INSERT INTO carrier_shipments (tracking_number, merchant_id, order_id, \
          cardholder_id, addressee, address, parcel, status, created_at_ms, updated_at_ms) \
          VALUES ($1, $2, $3, '', '', '', '', $4, $5, $5) ON CONFLICT DO NOTHING",
@@ -280,7 +280,7 @@ async fn cancel_shipment_in(
         });
     }
     let sql = format!("{}{FOR_UPDATE}", ship_by_order());
-    let q = sqlx::query(&sql).bind(merchant_id).bind(order_id.as_str());
+    let q = query(&sql).bind(merchant_id).bind(order_id.as_str());
     let Some(mut rec) = optional(&mut *c, OP, q, |r| ship_row(ring, r)).await? else {
         return Err(StoreError::Conflict(
             "the tracking number is already used for another shipment".into(),
@@ -293,7 +293,7 @@ async fn cancel_shipment_in(
             applied: false,
         });
     }
-    let q = sqlx::query(
+    let q = query(
         "UPDATE carrier_shipments SET status = $3, updated_at_ms = $4 \
          WHERE tracking_number = $1 AND status = $2",
     )
@@ -342,7 +342,7 @@ pub(crate) async fn cancel_shipment(
 }
 
 pub(crate) async fn shipment_header_digest(p: &P, tracking: &str) -> Result<Option<[u8; 32]>> {
-    let q = sqlx::query("SELECT header_digest FROM carrier_shipments WHERE tracking_number = $1")
+    let q = query("SELECT header_digest FROM carrier_shipments WHERE tracking_number = $1")
         .bind(tracking);
     let digest: Option<Option<Vec<u8>>> = optional(&p.reader, "shipment_header_digest", q, |r| {
         get(r, "header_digest")
@@ -357,7 +357,7 @@ pub(crate) async fn shipment_header_digest(p: &P, tracking: &str) -> Result<Opti
 }
 
 pub(crate) async fn shipment_events(p: &P, tracking: &str) -> Result<Vec<ShipmentEvent>> {
-    let q = sqlx::query(
+    let q = query(
         "SELECT status, note, at_ms FROM carrier_events WHERE tracking_number = $1 ORDER BY id",
     )
     .bind(tracking);
@@ -378,7 +378,7 @@ pub(crate) async fn list_shipments(p: &P, limit: u32, offset: u32) -> Result<Vec
          ORDER BY created_at_ms DESC, tracking_number DESC LIMIT $1 OFFSET $2"
     );
     with_keys(p, |ring| {
-        let q = sqlx::query(&sql)
+        let q = query(&sql)
             .bind(i64::from(limit))
             .bind(i64::from(offset));
         async move { all(&p.reader, "list_shipments", q, |r| ship_row(&ring, r)).await }

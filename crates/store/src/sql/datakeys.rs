@@ -22,7 +22,7 @@ fn now_ms() -> i64 {
 }
 
 async fn wrapped_keys(p: &P) -> Result<Vec<WrappedKey>> {
-    let q = sqlx::query(
+    let q = query(
         "SELECT key_id, purpose, wrapped, created_at_ms, retired_at_ms FROM data_keys \
          ORDER BY key_id",
     );
@@ -41,7 +41,7 @@ async fn wrapped_keys(p: &P) -> Result<Vec<WrappedKey>> {
 async fn insert_keys_in(c: &mut Conn, keys: &[WrappedKey]) -> Result<u64> {
     let mut n = 0;
     for w in keys {
-        let q = sqlx::query(
+        let q = query(
             "INSERT INTO data_keys (key_id, purpose, wrapped, created_at_ms) \
              VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
         )
@@ -128,14 +128,14 @@ async fn move_rows_in(c: &mut Conn, cards: bool, moves: &[Move], legacy: bool) -
         exec(
             &mut *c,
             "secure_delete",
-            sqlx::query("PRAGMA secure_delete = ON"),
+            query("PRAGMA secure_delete = ON"),
         )
         .await?;
     }
     let mut n = 0;
     for m in moves {
         let q = if cards {
-            sqlx::query(
+            query(
                 "UPDATE issuer_cards SET number = '', number_enc = $1, key_id = $2, \
                  number_mac = $3 WHERE card_id = $4 AND key_id IS NOT DISTINCT FROM $5",
             )
@@ -143,7 +143,7 @@ async fn move_rows_in(c: &mut Conn, cards: bool, moves: &[Move], legacy: bool) -
             .bind(m.to.key_id)
             .bind(&m.mac)
         } else {
-            sqlx::query(
+            query(
                 "UPDATE carrier_shipments SET addressee = '', address = '', \
                  destination_enc = $1, key_id = $2 \
                  WHERE tracking_number = $3 AND key_id IS NOT DISTINCT FROM $4",
@@ -199,7 +199,7 @@ async fn move_batch(
              ORDER BY tracking_number LIMIT $1"
         )
     };
-    let mut q = sqlx::query(&sql).bind(i64::from(batch));
+    let mut q = query(&sql).bind(i64::from(batch));
     if !legacy {
         q = q.bind(ring.active());
     }
@@ -267,7 +267,7 @@ async fn reencrypt_with(
         exec(
             &p.writer,
             "checkpoint",
-            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)"),
+            query("PRAGMA wal_checkpoint(TRUNCATE)"),
         )
         .await?;
     }
@@ -294,7 +294,7 @@ async fn rotate_in(c: &mut Conn, w: &WrappedKey) -> Result<u64> {
             "another data-key rotation ran at the same time; retry".into(),
         ));
     }
-    let q = sqlx::query(
+    let q = query(
         "UPDATE data_keys SET retired_at_ms = $1 WHERE purpose = $2 AND key_id < $3 \
          AND retired_at_ms IS NULL",
     )
@@ -321,7 +321,7 @@ pub(crate) async fn rotate_data_key(p: &P, now_ms: i64) -> Result<i64> {
 }
 
 async fn retire_in(c: &mut Conn, before_ms: i64) -> Result<Vec<i64>> {
-    let q = sqlx::query(
+    let q = query(
         "DELETE FROM data_keys WHERE purpose = $1 AND retired_at_ms IS NOT NULL \
          AND retired_at_ms < $2 \
          AND key_id NOT IN (SELECT key_id FROM issuer_cards WHERE key_id IS NOT NULL) \
@@ -349,7 +349,7 @@ type Rewrap = (i64, Vec<u8>, Vec<u8>);
 async fn rewrap_in(c: &mut Conn, rows: &[Rewrap], kem_rows: &[Rewrap]) -> Result<u64> {
     let mut n = 0;
     for (id, old, new) in rows {
-        let q = sqlx::query("UPDATE data_keys SET wrapped = $1 WHERE key_id = $2 AND wrapped = $3")
+        let q = query("UPDATE data_keys SET wrapped = $1 WHERE key_id = $2 AND wrapped = $3")
             .bind(new)
             .bind(*id)
             .bind(old);
@@ -358,7 +358,7 @@ async fn rewrap_in(c: &mut Conn, rows: &[Rewrap], kem_rows: &[Rewrap]) -> Result
     // The KEM key ring (issue 19) is wrapped under the same KEK: re-wrapped in the same
     // transaction, or a KEK rotation would lock the party out of its own parts.
     for (epoch, old, new) in kem_rows {
-        let q = sqlx::query("UPDATE kem_keys SET wrapped = $1 WHERE epoch = $2 AND wrapped = $3")
+        let q = query("UPDATE kem_keys SET wrapped = $1 WHERE epoch = $2 AND wrapped = $3")
             .bind(new)
             .bind(*epoch)
             .bind(old);
@@ -396,7 +396,7 @@ pub(crate) async fn rewrap_data_keys(p: &P, new: &Kek) -> Result<usize> {
 
 pub(crate) async fn data_key_info(p: &P) -> Result<Vec<DataKeyInfo>> {
     let keys = wrapped_keys(p).await?;
-    let q = sqlx::query(
+    let q = query(
         "SELECT key_id, COUNT(*) AS n FROM (SELECT key_id FROM issuer_cards \
          WHERE key_id IS NOT NULL UNION ALL SELECT key_id FROM carrier_shipments \
          WHERE key_id IS NOT NULL) AS t GROUP BY key_id",
@@ -428,7 +428,7 @@ pub(crate) async fn data_key_info(p: &P) -> Result<Vec<DataKeyInfo>> {
 
 pub(crate) async fn card_ids_by_number(p: &P, number: &str) -> Result<Vec<String>> {
     let ring = keyring(p, false).await?;
-    let q = sqlx::query("SELECT card_id FROM issuer_cards WHERE number_mac = $1 ORDER BY card_id")
+    let q = query("SELECT card_id FROM issuer_cards WHERE number_mac = $1 ORDER BY card_id")
         .bind(ring.number_mac(number));
     all(&p.reader, "card_ids_by_number", q, |r| get(r, "card_id")).await
 }

@@ -79,7 +79,7 @@ async fn book(
     let sql = format!(
         "INSERT INTO issuer_ledger (movement_id, kind, account, amount, created_at_ms) VALUES {values}"
     );
-    let mut q = sqlx::query(&sql).bind(movement_id).bind(kind).bind(now_ms);
+    let mut q = query(&sql).bind(movement_id).bind(kind).bind(now_ms);
     for (account, amount) in rows {
         q = q.bind(*account).bind(*amount);
     }
@@ -114,7 +114,7 @@ async fn enroll_card_in(
         return Err(StoreError::Invalid("the card number is empty".into()));
     }
     let limit = to_i64(card.credit_limit, "credit limit")?;
-    let q = sqlx::query(
+    let q = query(
         "INSERT INTO issuer_cards (card_id, cardholder_id, holder_name, number, expiry_year, \
          expiry_month, status, credit_limit, available, currency, created_at_ms, number_enc, \
          key_id, number_mac) \
@@ -173,7 +173,7 @@ pub(crate) async fn enroll_card(p: &P, card: &NewCard) -> Result<CardRecord> {
 pub(crate) async fn get_card(p: &P, card_id: &str) -> Result<Option<CardRecord>> {
     let sql = format!("SELECT {CARD_COLS} FROM issuer_cards WHERE card_id = $1");
     with_keys(p, |ring| {
-        let q = sqlx::query(&sql).bind(card_id);
+        let q = query(&sql).bind(card_id);
         async move { optional(&p.reader, "get_card", q, |r| card_row(&ring, r)).await }
     })
     .await
@@ -183,7 +183,7 @@ pub(crate) async fn cards_for_cardholder(p: &P, cardholder_id: &str) -> Result<V
     let sql =
         format!("SELECT {CARD_COLS} FROM issuer_cards WHERE cardholder_id = $1 ORDER BY card_id");
     with_keys(p, |ring| {
-        let q = sqlx::query(&sql).bind(cardholder_id);
+        let q = query(&sql).bind(cardholder_id);
         async move { all(&p.reader, "cards_for_cardholder", q, |r| card_row(&ring, r)).await }
     })
     .await
@@ -192,7 +192,7 @@ pub(crate) async fn cards_for_cardholder(p: &P, cardholder_id: &str) -> Result<V
 pub(crate) async fn list_cards(p: &P, limit: u32, offset: u32) -> Result<Vec<CardRecord>> {
     let sql = format!("SELECT {CARD_COLS} FROM issuer_cards ORDER BY card_id LIMIT $1 OFFSET $2");
     with_keys(p, |ring| {
-        let q = sqlx::query(&sql)
+        let q = query(&sql)
             .bind(i64::from(limit))
             .bind(i64::from(offset));
         async move { all(&p.reader, "list_cards", q, |r| card_row(&ring, r)).await }
@@ -201,7 +201,7 @@ pub(crate) async fn list_cards(p: &P, limit: u32, offset: u32) -> Result<Vec<Car
 }
 
 async fn set_card_status_in(c: &mut Conn, card_id: &str, status: CardStatus) -> Result<bool> {
-    let q = sqlx::query("UPDATE issuer_cards SET status = $2 WHERE card_id = $1")
+    let q = query("UPDATE issuer_cards SET status = $2 WHERE card_id = $1")
         .bind(card_id)
         .bind(status.as_str());
     Ok(exec(&mut *c, "set_card_status", q).await? > 0)
@@ -249,7 +249,7 @@ async fn auth_in_tx(
         "SELECT {AUTH_COLS} FROM issuer_authorizations WHERE merchant_id = $1 AND order_id = $2{}",
         if lock { FOR_UPDATE } else { "" }
     );
-    let q = sqlx::query(&sql).bind(merchant_id).bind(order_id.as_str());
+    let q = query(&sql).bind(merchant_id).bind(order_id.as_str());
     optional(&mut *c, op, q, auth_row).await
 }
 
@@ -273,7 +273,7 @@ async fn authorize_in(
     let cards = all(
         &mut *c,
         OP,
-        sqlx::query(&sql).bind(&req.cardholder_id),
+        query(&sql).bind(&req.cardholder_id),
         |r| card_row(ring, r),
     )
     .await?;
@@ -299,7 +299,7 @@ async fn authorize_in(
     // A declined request may carry an amount that does not fit; store it clamped.
     let amount_col = i64::try_from(req.amount).unwrap_or(i64::MAX);
     let held_col = to_i64(held, "amount")?;
-    let q = sqlx::query(
+    let q = query(
         "INSERT INTO issuer_authorizations (authorization_id, merchant_id, order_id, \
          cardholder_id, card_id, amount, currency, payment_method, decline_code, status, held, \
          captured, refunded, created_at_ms, updated_at_ms, carrier_id, header_digest) \
@@ -334,7 +334,7 @@ async fn authorize_in(
         };
     }
     if let (None, Some(cid)) = (decline, card_id.as_deref()) {
-        let q = sqlx::query(
+        let q = query(
             "UPDATE issuer_cards SET available = available - $1 \
              WHERE card_id = $2 AND available >= $1",
         )
@@ -399,7 +399,7 @@ pub(crate) async fn get_authorization(
     let sql = format!(
         "SELECT {AUTH_COLS} FROM issuer_authorizations WHERE merchant_id = $1 AND order_id = $2"
     );
-    let q = sqlx::query(&sql).bind(merchant_id).bind(order_id.as_str());
+    let q = query(&sql).bind(merchant_id).bind(order_id.as_str());
     optional(&p.reader, "get_authorization", q, auth_row).await
 }
 
@@ -408,7 +408,7 @@ pub(crate) async fn authorization_binding(
     merchant_id: &str,
     order_id: &OrderId,
 ) -> Result<Option<AuthorizationBinding>> {
-    let q = sqlx::query(
+    let q = query(
         "SELECT carrier_id, header_digest FROM issuer_authorizations \
          WHERE merchant_id = $1 AND order_id = $2",
     )
@@ -435,7 +435,7 @@ pub(crate) async fn authorizations_for_cardholder(
         "SELECT {AUTH_COLS} FROM issuer_authorizations WHERE cardholder_id = $1 \
          ORDER BY created_at_ms DESC, authorization_id DESC"
     );
-    let q = sqlx::query(&sql).bind(cardholder_id);
+    let q = query(&sql).bind(cardholder_id);
     all(&p.reader, "authorizations_for_cardholder", q, auth_row).await
 }
 
@@ -448,7 +448,7 @@ pub(crate) async fn list_authorizations(
         "SELECT {AUTH_COLS} FROM issuer_authorizations \
          ORDER BY created_at_ms DESC, authorization_id DESC LIMIT $1 OFFSET $2"
     );
-    let q = sqlx::query(&sql)
+    let q = query(&sql)
         .bind(i64::from(limit))
         .bind(i64::from(offset));
     all(&p.reader, "list_authorizations", q, auth_row).await
@@ -470,7 +470,7 @@ async fn add_available(c: &mut Conn, card_id: &str, delta: i64, op: &'static str
     if delta == 0 {
         return Ok(());
     }
-    let q = sqlx::query("UPDATE issuer_cards SET available = available + $1 WHERE card_id = $2")
+    let q = query("UPDATE issuer_cards SET available = available + $1 WHERE card_id = $2")
         .bind(delta)
         .bind(card_id);
     if exec(&mut *c, op, q).await? != 1 {
@@ -480,7 +480,7 @@ async fn add_available(c: &mut Conn, card_id: &str, delta: i64, op: &'static str
 }
 
 async fn update_auth(c: &mut Conn, a: &AuthorizationRecord, op: &'static str) -> Result<()> {
-    let q = sqlx::query(
+    let q = query(
         "UPDATE issuer_authorizations SET status = $2, held = $3, captured = $4, refunded = $5, \
          updated_at_ms = $6 WHERE authorization_id = $1",
     )
@@ -583,7 +583,7 @@ async fn refund_in(
     check_id("refund id", refund_id)?;
     let r_i = to_i64(amount, "amount")?;
     let a = lifecycle_start(c, merchant_id, order_id, OP).await?;
-    let q = sqlx::query(
+    let q = query(
         "SELECT authorization_id, amount FROM issuer_refunds \
          WHERE merchant_id = $1 AND order_id = $2 AND refund_id = $3",
     )
@@ -602,7 +602,7 @@ async fn refund_in(
         Step::Apply(next) => next,
     };
     let card_id = a.card_id.clone().ok_or(StoreError::Corrupt("card_id"))?;
-    let q = sqlx::query(
+    let q = query(
         "INSERT INTO issuer_refunds (merchant_id, order_id, refund_id, authorization_id, amount, \
          created_at_ms) VALUES ($1, $2, $3, $4, $5, $6)",
     )
@@ -631,11 +631,11 @@ const UNBALANCED: &str = "SELECT COUNT(*) FROM (SELECT movement_id FROM issuer_l
      GROUP BY movement_id HAVING SUM(amount) <> 0) AS t";
 
 pub(crate) async fn ledger_sum(p: &P) -> Result<i64> {
-    scalar(&p.reader, "ledger_sum", sqlx::query_scalar(LEDGER_SUM)).await
+    scalar(&p.reader, "ledger_sum", query_scalar(LEDGER_SUM)).await
 }
 
 pub(crate) async fn ledger_balance(p: &P, account: &str) -> Result<i64> {
-    let q = sqlx::query_scalar(
+    let q = query_scalar(
         "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM issuer_ledger WHERE account = $1",
     )
     .bind(account);
@@ -646,13 +646,13 @@ pub(crate) async fn unbalanced_movements(p: &P) -> Result<u64> {
     count(
         &p.reader,
         "unbalanced_movements",
-        sqlx::query_scalar(UNBALANCED),
+        query_scalar(UNBALANCED),
     )
     .await
 }
 
 pub(crate) async fn ledger_entries(p: &P, account: &str) -> Result<Vec<LedgerEntry>> {
-    let q = sqlx::query(
+    let q = query(
         "SELECT id, movement_id, kind, account, amount, created_at_ms FROM issuer_ledger \
          WHERE account = $1 ORDER BY id",
     )
@@ -671,7 +671,7 @@ pub(crate) async fn ledger_entries(p: &P, account: &str) -> Result<Vec<LedgerEnt
 }
 
 pub(crate) async fn settlement_report(p: &P, merchant_id: &str) -> Result<Vec<SettlementDay>> {
-    let q = sqlx::query(
+    let q = query(
         "SELECT created_at_ms / 86400000 AS day, kind, CAST(SUM(amount) AS BIGINT) AS total \
          FROM issuer_ledger WHERE account = $1 GROUP BY created_at_ms / 86400000, kind \
          ORDER BY day",
@@ -708,9 +708,9 @@ pub(crate) async fn audit(p: &P) -> Result<Audit> {
     const OP: &str = "audit";
     // One read transaction: a consistent snapshot of cards, authorizations and ledger.
     let mut c = p.reader.begin().await.map_err(err(OP))?;
-    let ledger_sum: i64 = scalar(&mut *c, OP, sqlx::query_scalar(LEDGER_SUM)).await?;
-    let unbalanced = count(&mut *c, OP, sqlx::query_scalar(UNBALANCED)).await?;
-    let q = sqlx::query(
+    let ledger_sum: i64 = scalar(&mut *c, OP, query_scalar(LEDGER_SUM)).await?;
+    let unbalanced = count(&mut *c, OP, query_scalar(UNBALANCED)).await?;
+    let q = query(
         "SELECT k.card_id, k.credit_limit, k.available, \
            CAST(COALESCE((SELECT SUM(a.held - a.refunded + a.captured) FROM issuer_authorizations a \
              WHERE a.card_id = k.card_id), 0) AS BIGINT) AS used, \
@@ -744,7 +744,7 @@ pub(crate) async fn audit(p: &P) -> Result<Audit> {
 pub(crate) async fn count_authorizations(
     p: &P,
 ) -> Result<Vec<(AuthorizationStatus, Option<DeclineCode>, u64)>> {
-    let q = sqlx::query(
+    let q = query(
         "SELECT status, decline_code, COUNT(*) AS n FROM issuer_authorizations \
          GROUP BY status, decline_code ORDER BY status, decline_code",
     );

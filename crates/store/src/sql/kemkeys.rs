@@ -45,7 +45,7 @@ pub(crate) async fn add_kem_key(p: &P, key: &KemSecretKey, now_ms: i64) -> Resul
 }
 
 pub(crate) async fn kem_key_rows(p: &P) -> Result<Vec<KemKeyRow>> {
-    let q = sqlx::query("SELECT epoch, kem, wrapped, created_at_ms FROM kem_keys ORDER BY epoch");
+    let q = query("SELECT epoch, kem, wrapped, created_at_ms FROM kem_keys ORDER BY epoch");
     all(&p.reader, "kem_keys", q, |r| {
         Ok(KemKeyRow {
             epoch: get(r, "epoch")?,
@@ -58,7 +58,7 @@ pub(crate) async fn kem_key_rows(p: &P) -> Result<Vec<KemKeyRow>> {
 }
 
 async fn insert_kem_key_in(c: &mut Conn, row: &KemKeyRow) -> Result<bool> {
-    let q = sqlx::query(
+    let q = query(
         "INSERT INTO kem_keys (epoch, kem, wrapped, created_at_ms) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (epoch) DO NOTHING",
     )
@@ -74,7 +74,7 @@ write_op!(insert_kem_key = insert_kem_key_in(row: &KemKeyRow => row.clone()) -> 
 async fn delete_kem_keys_in(c: &mut Conn, epochs: &[i64]) -> Result<u64> {
     let mut n = 0;
     for e in epochs {
-        let q = sqlx::query("DELETE FROM kem_keys WHERE epoch = $1").bind(*e);
+        let q = query("DELETE FROM kem_keys WHERE epoch = $1").bind(*e);
         n += exec(&mut *c, "delete_kem_keys", q).await?;
     }
     Ok(n)

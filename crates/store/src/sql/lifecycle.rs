@@ -9,7 +9,7 @@ use crate::types::OrderFact;
 pub(super) async fn put_order_fact_in(c: &mut Conn, f: &OrderFact) -> Result<()> {
     check_id("order id", &f.order_id)?;
     check_id("fact kind", &f.kind)?;
-    let q = sqlx::query(
+    let q = query(
         "INSERT INTO merchant_order_facts (order_id, kind, body, updated_at_ms) \
          VALUES ($1, $2, $3, $4) ON CONFLICT (order_id, kind) \
          DO UPDATE SET body = excluded.body, updated_at_ms = excluded.updated_at_ms",
@@ -25,7 +25,7 @@ pub(super) async fn put_order_fact_in(c: &mut Conn, f: &OrderFact) -> Result<()>
 write_op!(put_order_fact = put_order_fact_in(f: &OrderFact => f.clone()) -> ());
 
 pub(crate) async fn order_facts(p: &P, order_id: &OrderId) -> Result<Vec<OrderFact>> {
-    let q = sqlx::query(
+    let q = query(
         "SELECT order_id, kind, body, updated_at_ms FROM merchant_order_facts \
          WHERE order_id = $1 ORDER BY kind",
     )

@@ -9,7 +9,7 @@ use crate::types::*;
 
 async fn put_order_form_in(c: &mut Conn, f: &OrderFormRecord) -> Result<()> {
     check_id("order id", &f.order_id)?;
-    let q = sqlx::query(
+    let q = query(
         "INSERT INTO merchant_order_forms (order_id, form_json, expires_at_ms, created_at_ms) \
          VALUES ($1, $2, $3, $4)",
     )
@@ -23,7 +23,7 @@ async fn put_order_form_in(c: &mut Conn, f: &OrderFormRecord) -> Result<()> {
 write_op!(put_order_form = put_order_form_in(f: &OrderFormRecord => f.clone()) -> ());
 
 pub(crate) async fn get_order_form(p: &P, order_id: &OrderId) -> Result<Option<OrderFormRecord>> {
-    let q = sqlx::query(
+    let q = query(
         "SELECT order_id, form_json, expires_at_ms, created_at_ms FROM merchant_order_forms \
          WHERE order_id = $1",
     )
@@ -84,7 +84,7 @@ async fn enqueue(
     let mut out = Vec::with_capacity(msgs.len());
     for m in msgs {
         check_id("outbox kind", &m.kind)?;
-        let q = sqlx::query(&sql)
+        let q = query(&sql)
             .bind(order_id.as_str())
             .bind(&m.kind)
             .bind(&m.payload)
@@ -104,7 +104,7 @@ async fn insert_order_in(
     check_id("cardholder id", &o.cardholder_id)?;
     check_id("issuer id", &o.issuer_id)?;
     let amount = to_i64(o.amount, "amount")?;
-    let q = sqlx::query(
+    let q = query(
         "INSERT INTO merchant_orders (order_id, cardholder_id, issuer_id, carrier_id, \
          merchant_view, amount, currency, state, decline_code, authorization_id, tracking_number, \
          carrier_part, version, created_at_ms, updated_at_ms) \
@@ -123,7 +123,7 @@ async fn insert_order_in(
     .bind(o.now_ms);
     if exec(&mut *c, OP, q).await? == 0 {
         let sql = order_by_id();
-        let order = one(&mut *c, OP, sqlx::query(&sql).bind(o.order_id.as_str()), order_row).await?;
+        let order = one(&mut *c, OP, query(&sql).bind(o.order_id.as_str()), order_row).await?;
         return Ok(Inserted {
             record: AppliedTransition {
                 order,
@@ -208,7 +208,7 @@ pub(crate) async fn get_order(p: &P, order_id: &OrderId) -> Result<Option<OrderR
     optional(
         &p.reader,
         "get_order",
-        sqlx::query(&sql).bind(order_id.as_str()),
+        query(&sql).bind(order_id.as_str()),
         order_row,
     )
     .await
@@ -230,7 +230,7 @@ pub(crate) async fn list_orders(p: &P, f: &OrderFilter) -> Result<Vec<OrderRecor
         n,
         n + 1
     ));
-    let mut q = sqlx::query(&sql);
+    let mut q = query(&sql);
     if let Some(c) = &f.cardholder_id {
         q = q.bind(c);
     }
@@ -262,7 +262,7 @@ async fn transition_in(c: &mut Conn, t: &Transition) -> Result<Option<AppliedTra
          RETURNING {ORDER_COLS}",
         placeholders(9, t.from.len())
     );
-    let mut q = sqlx::query(&sql)
+    let mut q = query(&sql)
         .bind(t.order_id.as_str())
         .bind(t.to.as_str())
         .bind(&t.decline_code)
@@ -275,7 +275,7 @@ async fn transition_in(c: &mut Conn, t: &Transition) -> Result<Option<AppliedTra
         q = q.bind(s.as_str());
     }
     let Some(order) = optional(&mut *c, OP, q, order_row).await? else {
-        let q = sqlx::query_scalar("SELECT version FROM merchant_orders WHERE order_id = $1")
+        let q = query_scalar("SELECT version FROM merchant_orders WHERE order_id = $1")
             .bind(t.order_id.as_str());
         let exists: Option<i64> = scalar_opt(&mut *c, OP, q).await?;
         return match exists {
@@ -285,7 +285,7 @@ async fn transition_in(c: &mut Conn, t: &Transition) -> Result<Option<AppliedTra
     };
     let outbox = enqueue(c, &t.order_id, &t.outbox, t.now_ms, OP).await?;
     for id in &t.complete_outbox {
-        let q = sqlx::query(COMPLETE).bind(*id).bind(Vec::<u8>::new());
+        let q = query(COMPLETE).bind(*id).bind(Vec::<u8>::new());
         exec(&mut *c, OP, q).await?;
     }
     for f in &t.facts {
@@ -331,7 +331,7 @@ async fn claim_outbox_in(
            ORDER BY next_attempt_at_ms, id LIMIT $3{SKIP_LOCKED}) \
          RETURNING {OUTBOX_COLS}"
     );
-    let q = sqlx::query(&sql)
+    let q = query(&sql)
         .bind(now_ms)
         .bind(now_ms.saturating_add(lease_ms.max(0)))
         .bind(i64::from(limit));
@@ -351,7 +351,7 @@ const COMPLETE: &str = "UPDATE merchant_outbox SET done = TRUE, payload = CASE W
      ('authorize', 'ship') THEN $2 ELSE payload END WHERE id = $1";
 
 async fn complete_outbox_in(c: &mut Conn, id: i64) -> Result<()> {
-    let q = sqlx::query(COMPLETE).bind(id).bind(Vec::<u8>::new());
+    let q = query(COMPLETE).bind(id).bind(Vec::<u8>::new());
     if exec(&mut *c, "complete_outbox", q).await? == 0 {
         return Err(StoreError::NotFound("outbox message"));
     }
@@ -361,7 +361,7 @@ async fn complete_outbox_in(c: &mut Conn, id: i64) -> Result<()> {
 write_op!(complete_outbox = complete_outbox_in(id: i64) -> ());
 
 async fn hold_outbox_in(c: &mut Conn, id: i64, due_ms: i64) -> Result<bool> {
-    let q = sqlx::query(
+    let q = query(
         "UPDATE merchant_outbox SET next_attempt_at_ms = $2 \
          WHERE id = $1 AND done = FALSE AND next_attempt_at_ms < $2",
     )
@@ -374,7 +374,7 @@ write_op!(hold_outbox = hold_outbox_in(id: i64, due_ms: i64) -> bool);
 
 async fn retry_outbox_in(c: &mut Conn, id: i64, next_ms: i64, error: &str) -> Result<()> {
     const OP: &str = "retry_outbox";
-    let q = sqlx::query(
+    let q = query(
         "UPDATE merchant_outbox SET next_attempt_at_ms = $2, last_error = $3 \
          WHERE id = $1 AND done = FALSE",
     )
@@ -382,7 +382,7 @@ async fn retry_outbox_in(c: &mut Conn, id: i64, next_ms: i64, error: &str) -> Re
     .bind(next_ms)
     .bind(short(error));
     if exec(&mut *c, OP, q).await? == 0 {
-        let q = sqlx::query_scalar("SELECT id FROM merchant_outbox WHERE id = $1").bind(id);
+        let q = query_scalar("SELECT id FROM merchant_outbox WHERE id = $1").bind(id);
         let exists: Option<i64> = scalar_opt(&mut *c, OP, q).await?;
         if exists.is_none() {
             return Err(StoreError::NotFound("outbox message"));
@@ -396,12 +396,12 @@ write_op!(retry_outbox = retry_outbox_in(id: i64, next_ms: i64,
 
 pub(crate) async fn outbox_for_order(p: &P, order_id: &OrderId) -> Result<Vec<OutboxMessage>> {
     let sql = format!("SELECT {OUTBOX_COLS} FROM merchant_outbox WHERE order_id = $1 ORDER BY id");
-    let q = sqlx::query(&sql).bind(order_id.as_str());
+    let q = query(&sql).bind(order_id.as_str());
     all(&p.reader, "outbox_for_order", q, outbox_row).await
 }
 
 pub(crate) async fn outbox_pending(p: &P) -> Result<u64> {
-    let q = sqlx::query_scalar("SELECT COUNT(*) FROM merchant_outbox WHERE done = FALSE");
+    let q = query_scalar("SELECT COUNT(*) FROM merchant_outbox WHERE done = FALSE");
     count(&p.reader, "outbox_pending", q).await
 }
 

@@ -1,62 +1,28 @@
 //! The SQL behind the traits, written once and compiled for each backend.
 //!
-//! - `common`: the query kit (one fetch helper per shape: `all`, `optional`, `one`, `scalar`,
-//!   `exec`, …) and the `PartyStore` operations (ping, idempotency).
+//! - `kit_lite`, `kit_pg`: the query kit of each backend, with the same names and call shapes
+//!   (one fetch helper per shape: `all`, `optional`, `one`, `scalar`, `exec`, …): SQLite
+//!   through rusqlite (`crate::lite`), PostgreSQL through sqlx.
+//! - `common`: the backend's kit, its constants, and the `PartyStore` operations (ping,
+//!   idempotency).
 //! - `merchant`: order forms, orders and their transitions, the outbox.
 //! - `lifecycle`: the merchant's per-order facts (receipts, delivery status, proofs).
 //! - `issuer`: cards, authorizations, capture/void/refund, the ledger and its audit.
 //! - `carrier`: shipments and their tracking events.
-//! - `sqlite`, `postgres`: each compiles the five modules above for its backend (`Db`,
-//!   `SQLITE`, the write path) and re-exports their operations for `impls.rs`.
+//! - `sqlite`, `postgres`: each compiles the modules above for its backend (its kit and
+//!   `SQLITE`) and re-exports their operations for `impls.rs`.
 //!
-//! Both backends accept `$N` placeholders (sqlx maps them for SQLite), `ON CONFLICT`,
+//! Both backends accept `$N` placeholders (`crate::lite` maps them for SQLite), `ON CONFLICT`,
 //! `RETURNING` and the same types (every integer is BIGINT), so one text serves both; the
 //! differences are constants: SQLite write transactions start with `BEGIN IMMEDIATE` (take
 //! the write lock first, so a read-then-write never fails halfway), PostgreSQL locks rows
 //! with `FOR UPDATE`.
 
-use sqlx::postgres::PgConnection;
-use sqlx::sqlite::SqliteConnection;
-use sqlx::{Postgres, Sqlite};
-
-pub(crate) use crate::batch::WriteFn;
 use crate::error::{Result, StoreError};
-use crate::open::Pools;
+pub(crate) use crate::lite::WriteFn;
 
-/// The SQLite write path: through the group-commit writer.
-pub(crate) async fn sqlite_write<T: Send + 'static>(
-    p: &Pools<Sqlite>,
-    op: &'static str,
-    f: WriteFn<SqliteConnection, T>,
-) -> Result<T> {
-    match &p.batcher {
-        Some(b) => b.run(op, f).await,
-        None => Err(StoreError::Database {
-            op,
-            message: "no SQLite writer".into(),
-        }),
-    }
-}
-
-/// The PostgreSQL write path: one transaction per operation (PostgreSQL commits concurrent
-/// transactions together by itself).
-pub(crate) async fn postgres_write<T: Send + 'static>(
-    p: &Pools<Postgres>,
-    op: &'static str,
-    f: WriteFn<PgConnection, T>,
-) -> Result<T> {
-    let mut tx = p.writer.begin().await.map_err(|e| StoreError::db(op, e))?;
-    match f(&mut tx).await {
-        Ok(v) => {
-            tx.commit().await.map_err(|e| StoreError::db(op, e))?;
-            Ok(v)
-        }
-        Err(e) => {
-            let _ = tx.rollback().await;
-            Err(e)
-        }
-    }
-}
+mod kit_lite;
+mod kit_pg;
 
 /// A `u64` amount as the signed column type.
 pub(crate) fn to_i64(v: u64, what: &'static str) -> Result<i64> {
@@ -127,16 +93,15 @@ macro_rules! bucket_query {
     };
 }
 
-/// One backend's build of the SQL modules: its `Db`, whether it is SQLite, its write path.
+/// One backend's build of the SQL modules: its query kit and whether it is SQLite.
 macro_rules! backend {
-    ($(#[$doc:meta])* $name:ident: $db:ty, $sqlite:expr, $write:ident) => {
+    ($(#[$doc:meta])* $name:ident: $kit:ident, $sqlite:expr) => {
         $(#[$doc])*
         #[path = "."]
         #[allow(clippy::duplicate_mod, reason = "each backend compiles the same SQL modules")]
         pub(crate) mod $name {
-            type Db = $db;
             const SQLITE: bool = $sqlite;
-            use super::$write as run_write;
+            use super::$kit as kit;
 
             mod cards;
             mod carrier;
@@ -159,9 +124,9 @@ macro_rules! backend {
 
 backend!(
     /// The SQLite implementation.
-    sqlite: sqlx::Sqlite, true, sqlite_write
+    sqlite: kit_lite, true
 );
 backend!(
     /// The PostgreSQL implementation.
-    postgres: sqlx::Postgres, false, postgres_write
+    postgres: kit_pg, false
 );

@@ -16,11 +16,11 @@ async fn session_seen_in(c: &mut Conn, session: &str, seq: u64, until_s: u64) ->
         exec(
             &mut *c,
             OP,
-            sqlx::query("SET LOCAL synchronous_commit TO OFF"),
+            query("SET LOCAL synchronous_commit TO OFF"),
         )
         .await?;
     }
-    let q = sqlx::query(
+    let q = query(
         "INSERT INTO session_seen (session, seq, until_s) VALUES ($1, $2, $3) \
          ON CONFLICT (session, seq) DO NOTHING",
     )
@@ -35,7 +35,7 @@ write_op!(session_seen = session_seen_in(session: &str => session.to_owned(), se
 
 async fn session_seen_purge_in(c: &mut Conn, now_s: u64) -> Result<u64> {
     let q =
-        sqlx::query("DELETE FROM session_seen WHERE until_s < $1").bind(to_i64(now_s, "now_s")?);
+        query("DELETE FROM session_seen WHERE until_s < $1").bind(to_i64(now_s, "now_s")?);
     exec(&mut *c, "session_seen_purge", q).await
 }
 

@@ -14,7 +14,7 @@ use crate::webhooks::*;
 /// delivery per enabled endpoint subscribed to its type. Nothing when no endpoint is enabled.
 pub(crate) async fn on_transition(c: &mut Conn, t: &Transition) -> Result<()> {
     const OP: &str = "webhook_event";
-    let q = sqlx::query_scalar("SELECT COUNT(*) FROM webhook_endpoints WHERE enabled = TRUE");
+    let q = query_scalar("SELECT COUNT(*) FROM webhook_endpoints WHERE enabled = TRUE");
     if count(&mut *c, OP, q).await? == 0 {
         return Ok(());
     }
@@ -23,7 +23,7 @@ pub(crate) async fn on_transition(c: &mut Conn, t: &Transition) -> Result<()> {
         many if !many.contains(&t.to) => None,
         _ => return Ok(()),
     };
-    let q = sqlx::query(
+    let q = query(
         "SELECT o.order_id, o.cardholder_id, o.amount, o.currency, o.state, o.decline_code, \
          o.authorization_id, o.tracking_number, f.body AS payment \
          FROM merchant_orders o LEFT JOIN merchant_order_facts f \
@@ -58,7 +58,7 @@ pub(crate) async fn on_transition(c: &mut Conn, t: &Transition) -> Result<()> {
     let kind = match event_type(from, t.to) {
         Some(k) => k,
         None if from.is_none_or(|f| f == t.to) && ev.refunded > 0 => {
-            let q = sqlx::query_scalar(
+            let q = query_scalar(
                 "SELECT refunded FROM webhook_events WHERE order_id = $1 ORDER BY seq DESC LIMIT 1",
             )
             .bind(t.order_id.as_str());
@@ -72,7 +72,7 @@ pub(crate) async fn on_transition(c: &mut Conn, t: &Transition) -> Result<()> {
     };
     ev.event_type = kind.to_owned();
     ev.event_id = new_event_id()?;
-    let q = sqlx::query_scalar(
+    let q = query_scalar(
         "INSERT INTO webhook_events (event_id, order_id, event_type, previous_state, state, \
          cardholder_id, amount, currency, captured, refunded, decline_code, authorization_id, \
          tracking_number, created_at_ms) \
@@ -93,7 +93,7 @@ pub(crate) async fn on_transition(c: &mut Conn, t: &Transition) -> Result<()> {
     .bind(&ev.tracking_number)
     .bind(ev.created_at_ms);
     let seq: i64 = scalar(&mut *c, OP, q).await?;
-    let q = sqlx::query(
+    let q = query(
         "INSERT INTO webhook_deliveries (seq, endpoint_id, order_id, status, attempts, \
          next_attempt_at_ms, created_at_ms) \
          SELECT $1, endpoint_id, $2, 'pending', 0, $3, $3 FROM webhook_endpoints \
@@ -130,7 +130,7 @@ async fn add_webhook_endpoint_in(c: &mut Conn, e: &WebhookEndpoint) -> Result<()
     check_id("endpoint id", &e.endpoint_id)?;
     check_id("webhook URL", &e.url)?;
     check_events(&e.events)?;
-    let q = sqlx::query(
+    let q = query(
         "INSERT INTO webhook_endpoints (endpoint_id, url, events, secret_salt, enabled, \
          created_at_ms, updated_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
@@ -157,7 +157,7 @@ async fn change_webhook_endpoint_in(
         check_id("webhook URL", url)?;
     }
     check_events(ch.events.as_deref().unwrap_or_default())?;
-    let q = sqlx::query(
+    let q = query(
         "UPDATE webhook_endpoints SET url = COALESCE($2, url), events = COALESCE($3, events), \
          enabled = COALESCE($4, enabled), secret_salt = COALESCE($5, secret_salt), \
          updated_at_ms = $6 WHERE endpoint_id = $1",
@@ -192,7 +192,7 @@ fn endpoint_row(r: &DbRow) -> Result<WebhookEndpoint> {
 }
 
 pub(crate) async fn webhook_endpoints(p: &P) -> Result<Vec<WebhookEndpoint>> {
-    let q = sqlx::query(
+    let q = query(
         "SELECT endpoint_id, url, events, secret_salt, enabled, created_at_ms, updated_at_ms \
          FROM webhook_endpoints ORDER BY endpoint_id",
     );
@@ -269,11 +269,11 @@ async fn claim_webhooks_in(
            AND b.order_id = d.order_id AND b.seq < d.seq AND b.status <> 'delivered') \
          ORDER BY d.next_attempt_at_ms, d.delivery_id LIMIT $2{LOCK_DELIVERIES}"
     );
-    let q = sqlx::query_scalar(&sql).bind(now_ms).bind(i64::from(limit));
-    let ids: Vec<i64> = q.fetch_all(&mut *c).await.map_err(err(OP))?;
+    let q = query_scalar(&sql).bind(now_ms).bind(i64::from(limit));
+    let ids: Vec<i64> = scalars(&mut *c, OP, q).await?;
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
-        let q = sqlx::query(
+        let q = query(
             "UPDATE webhook_deliveries SET attempts = attempts + 1, next_attempt_at_ms = $2, \
              first_attempt_at_ms = COALESCE(first_attempt_at_ms, $3) WHERE delivery_id = $1",
         )
@@ -282,7 +282,7 @@ async fn claim_webhooks_in(
         .bind(now_ms);
         exec(&mut *c, OP, q).await?;
         let sql = format!("SELECT {DELIVERY_COLS} FROM {DELIVERY_FROM} WHERE d.delivery_id = $1");
-        out.push(one(&mut *c, OP, sqlx::query(&sql).bind(id), delivery_row).await?);
+        out.push(one(&mut *c, OP, query(&sql).bind(id), delivery_row).await?);
     }
     Ok(out)
 }
@@ -297,7 +297,7 @@ async fn record_webhook_attempt_in(
 ) -> Result<()> {
     const OP: &str = "record_webhook_attempt";
     let error = a.error.as_deref().map(short);
-    let q = sqlx::query(
+    let q = query(
         "INSERT INTO webhook_attempts (delivery_id, attempt, at_ms, http_status, latency_ms, \
          error) VALUES ($1, $2, $3, $4, $5, $6)",
     )
@@ -313,7 +313,7 @@ async fn record_webhook_attempt_in(
         AttemptOutcome::Retry(at) => (DeliveryStatus::Pending, Some(at), None),
         AttemptOutcome::GiveUp => (DeliveryStatus::Failed, None, None),
     };
-    let q = sqlx::query(
+    let q = query(
         "UPDATE webhook_deliveries SET status = $2, \
          next_attempt_at_ms = COALESCE($3, next_attempt_at_ms), last_status = $4, \
          last_error = $5, delivered_at_ms = COALESCE($6, delivered_at_ms) \
@@ -369,14 +369,14 @@ pub(crate) async fn webhook_deliveries(p: &P, f: &DeliveryFilter) -> Result<Vec<
          ORDER BY d.delivery_id DESC LIMIT ${n} OFFSET ${}",
         n + 1
     );
-    let q = bind_filter(sqlx::query(&sql), f)
+    let q = bind_filter(query(&sql), f)
         .bind(i64::from(f.limit.unwrap_or(100)))
         .bind(i64::from(f.offset.unwrap_or(0)));
     all(&p.reader, "webhook_deliveries", q, delivery_row).await
 }
 
 pub(crate) async fn webhook_attempts(p: &P, delivery_id: i64) -> Result<Vec<WebhookAttempt>> {
-    let q = sqlx::query(
+    let q = query(
         "SELECT delivery_id, attempt, at_ms, http_status, latency_ms, error \
          FROM webhook_attempts WHERE delivery_id = $1 ORDER BY attempt_id",
     )
@@ -409,7 +409,7 @@ async fn replay_webhooks_in(c: &mut Conn, f: &DeliveryFilter, now_ms: i64) -> Re
            JOIN webhook_events v ON v.seq = d.seq WHERE 1 = 1{cond} LIMIT ${n})"
     );
     let q =
-        bind_filter(sqlx::query(&sql).bind(now_ms), &f).bind(i64::from(f.limit.unwrap_or(10_000)));
+        bind_filter(query(&sql).bind(now_ms), &f).bind(i64::from(f.limit.unwrap_or(10_000)));
     exec(&mut *c, "replay_webhooks", q).await
 }
 
