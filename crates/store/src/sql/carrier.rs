@@ -224,7 +224,7 @@ async fn advance_shipment_in(
     };
     add_event(c, tracking, to, note.as_deref(), now_ms, OP).await?;
     if rules::shipment_pushed(to) {
-        let q = sqlx::query(
+        let q = query(
             "INSERT INTO carrier_outbox (tracking_number, merchant_id, order_id, status, at_ms, \
              state, attempts, next_attempt_at_ms, created_at_ms) \
              VALUES ($1, $2, $3, $4, $5, $6, 0, $5, $5)",
@@ -467,11 +467,11 @@ async fn claim_pushes_in(
            AND b.id < o.id AND b.state = 'pending') \
          ORDER BY o.next_attempt_at_ms, o.id LIMIT $2{SKIP_LOCKED}"
     );
-    let q = sqlx::query_scalar(&sql).bind(now_ms).bind(i64::from(limit));
-    let ids: Vec<i64> = q.fetch_all(&mut *c).await.map_err(err(OP))?;
+    let q = query_scalar(&sql).bind(now_ms).bind(i64::from(limit));
+    let ids: Vec<i64> = scalars(&mut *c, OP, q).await?;
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
-        let q = sqlx::query(
+        let q = query(
             "UPDATE carrier_outbox SET attempts = attempts + 1, next_attempt_at_ms = $2, \
              first_attempt_at_ms = COALESCE(first_attempt_at_ms, $3) WHERE id = $1",
         )
@@ -480,7 +480,7 @@ async fn claim_pushes_in(
         .bind(now_ms);
         exec(&mut *c, OP, q).await?;
         let sql = format!("SELECT {PUSH_COLS} FROM {PUSH_FROM} WHERE o.id = $1");
-        out.push(one(&mut *c, OP, sqlx::query(&sql).bind(id), push_row).await?);
+        out.push(one(&mut *c, OP, query(&sql).bind(id), push_row).await?);
     }
     Ok(out)
 }
@@ -498,7 +498,7 @@ async fn finish_push_in(c: &mut Conn, id: i64, outcome: &PushOutcome, now_ms: i6
         }
         PushOutcome::GiveUp(e) => (PushState::Failed, None, Some(short(e)), Some(now_ms)),
     };
-    let q = sqlx::query(
+    let q = query(
         "UPDATE carrier_outbox SET state = $2, next_attempt_at_ms = COALESCE($3, next_attempt_at_ms), \
          last_error = COALESCE($4, last_error), done_at_ms = $5 \
          WHERE id = $1 AND state = 'pending'",
@@ -509,7 +509,7 @@ async fn finish_push_in(c: &mut Conn, id: i64, outcome: &PushOutcome, now_ms: i6
     .bind(error)
     .bind(done);
     if exec(&mut *c, OP, q).await? == 0 {
-        let q = sqlx::query_scalar("SELECT id FROM carrier_outbox WHERE id = $1").bind(id);
+        let q = query_scalar("SELECT id FROM carrier_outbox WHERE id = $1").bind(id);
         let exists: Option<i64> = scalar_opt(&mut *c, OP, q).await?;
         if exists.is_none() {
             return Err(StoreError::NotFound("delivery push"));
@@ -523,12 +523,12 @@ write_op!(finish_push = finish_push_in(id: i64, outcome: &PushOutcome => outcome
 
 pub(crate) async fn pushes_for(p: &P, tracking: &str) -> Result<Vec<DeliveryPush>> {
     let sql = format!("SELECT {PUSH_COLS} FROM {PUSH_FROM} WHERE o.tracking_number = $1 ORDER BY o.id");
-    let q = sqlx::query(&sql).bind(tracking);
+    let q = query(&sql).bind(tracking);
     all(&p.reader, "pushes_for", q, push_row).await
 }
 
 pub(crate) async fn pushes_pending(p: &P) -> Result<u64> {
-    let q = sqlx::query_scalar("SELECT COUNT(*) FROM carrier_outbox WHERE state = 'pending'");
+    let q = query_scalar("SELECT COUNT(*) FROM carrier_outbox WHERE state = 'pending'");
     count(&p.reader, "pushes_pending", q).await
 }
 
