@@ -98,15 +98,7 @@ pub fn carrier(cmd: &CarrierCommand) -> Result<()> {
         state.guard().operator().set(operator);
         watch_revocations(revocations.as_ref(), state.guard());
         let l = listen(a.listen, state.id()).await?;
-        // Delivery events go to the merchants found in the directory; without one they wait
-        // in the outbox (the merchants' tracking poll still learns the deliveries).
-        let pusher = directory
-            .is_some()
-            .then(|| carrier::push::Pusher::start(state.clone(), Default::default()));
         carrier::run(l, state, ctrl_c()).await?;
-        if let Some(p) = pusher {
-            p.stop().await;
-        }
         Ok(())
     })
 }
