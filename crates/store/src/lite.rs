@@ -258,7 +258,7 @@ impl Writer {
         let (tx, rx) = mpsc::channel(QUEUE);
         std::thread::Builder::new()
             .name(name)
-            .spawn(move || writer_thread(&conn, rx))
+            .spawn(move || writer_thread(conn, rx))
             .map_err(|e| StoreError::Connect(format!("cannot start the SQLite writer: {e}")))?;
         Ok(Writer { tx })
     }
@@ -303,7 +303,7 @@ impl Writer {
     }
 }
 
-fn writer_thread(conn: &Mutex<Conn>, mut rx: mpsc::Receiver<Msg>) {
+fn writer_thread(conn: Arc<Mutex<Conn>>, mut rx: mpsc::Receiver<Msg>) {
     // The jobs are the query kit's futures; they finish without waiting (rusqlite is
     // synchronous), and this runtime only polls them.
     let rt = match tokio::runtime::Builder::new_current_thread().build() {
@@ -343,6 +343,9 @@ fn writer_thread(conn: &Mutex<Conn>, mut rx: mpsc::Receiver<Msg>) {
                         j.fail(stopped("group commit"));
                     }
                 }
+                // The connection closes (SQLite checkpoints and removes its WAL when it is
+                // the last one) before the caller hears that the store is closed.
+                drop(conn);
                 let _ = done.send(());
                 return;
             }
