@@ -187,15 +187,16 @@ fn crash_run(db: Db, root: &Path) {
     let token_file = root.join("operator-token");
     std::fs::write(&token_file, "crash-test-operator-token-0123456789\n").expect("token");
     let can_advance = has_operator_commands();
-    let carrier_extra = if can_advance {
-        vec![
+    // The carrier pushes deliveries to the merchant it finds in the directory.
+    let mut carrier_extra = vec!["--directory".to_owned(), path(&dir_file).to_owned()];
+    if can_advance {
+        carrier_extra.extend([
             "--operator-token-file".to_owned(),
             path(&token_file).to_owned(),
-        ]
+        ]);
     } else {
         println!("this build has no `warifu carrier advance`: deliveries are not exercised");
-        vec![]
-    };
+    }
     let mut services: Vec<Service> = [
         (ISSUER, "issuer", Party::Issuer, vec![]),
         (CARRIER, "carrier", Party::Carrier, carrier_extra),

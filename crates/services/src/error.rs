@@ -80,6 +80,9 @@ pub enum ErrorCode {
     /// 409: the order or shipment is not in a state that allows this step (for example a
     /// refund before capture, or delivering a shipment not yet picked up).
     InvalidTransition,
+    /// 409: the order cannot take this delivery event yet (its delivery request, capture or
+    /// cancellation is still being answered); the carrier sends it again later.
+    OrderNotReady,
     /// 404: no card with this id at the issuer (operator card routes).
     UnknownCard,
     /// 404: no merchant webhook endpoint with this id.
@@ -97,7 +100,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for documentation and tests.
-    pub const ALL: [ErrorCode; 34] = [
+    pub const ALL: [ErrorCode; 35] = [
         ErrorCode::MalformedRequest,
         ErrorCode::PayloadTooLarge,
         ErrorCode::NotFound,
@@ -126,6 +129,7 @@ impl ErrorCode {
         ErrorCode::PeerError,
         ErrorCode::OperatorRequired,
         ErrorCode::InvalidTransition,
+        ErrorCode::OrderNotReady,
         ErrorCode::UnknownCard,
         ErrorCode::UnknownWebhookEndpoint,
         ErrorCode::AlreadyExists,
@@ -165,6 +169,7 @@ impl ErrorCode {
             ErrorCode::PeerError => "peer_error",
             ErrorCode::OperatorRequired => "operator_required",
             ErrorCode::InvalidTransition => "invalid_transition",
+            ErrorCode::OrderNotReady => "order_not_ready",
             ErrorCode::UnknownCard => "unknown_card",
             ErrorCode::UnknownWebhookEndpoint => "unknown_webhook_endpoint",
             ErrorCode::AlreadyExists => "already_exists",
@@ -202,7 +207,9 @@ impl ErrorCode {
             | ErrorCode::AuthenticationFailed
             | ErrorCode::StaleMessage
             | ErrorCode::OperatorRequired => StatusCode::UNAUTHORIZED,
-            ErrorCode::InvalidTransition | ErrorCode::AlreadyExists => StatusCode::CONFLICT,
+            ErrorCode::InvalidTransition | ErrorCode::OrderNotReady | ErrorCode::AlreadyExists => {
+                StatusCode::CONFLICT
+            }
             ErrorCode::PeerUnavailable | ErrorCode::PeerNotAuthentic | ErrorCode::PeerError => {
                 StatusCode::BAD_GATEWAY
             }

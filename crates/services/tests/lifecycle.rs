@@ -1,5 +1,6 @@
 //! The merchant's order lifecycle driven by its outbox worker, over real HTTP, on SQLite and
-//! (when reachable) PostgreSQL: capture on shipment, delivery learned by polling the carrier,
+//! (when reachable) PostgreSQL: capture on shipment, delivery learned from the carrier (pushed,
+//! or polled),
 //! a carrier outage and a restart finished by the worker with backoff, a carrier refusal and a
 //! cancellation before shipping ending voided, a cancellation after capture ending refunded,
 //! operator refunds, first answers to retried POSTs, and never a second hold or capture.
@@ -226,7 +227,7 @@ async fn captured_delivered_refunded(db: Db) {
         Some(common::ADDRESS.to_owned())
     );
 
-    // The carrier moves the parcel; the worker learns of the delivery by polling.
+    // The carrier moves the parcel; the merchant learns of the delivery (pushed, or polled).
     advance(
         &env,
         &tracking,
@@ -876,8 +877,8 @@ async fn issue12(db: Db) {
 
 common::on_both_databases!(issue12: issue12_on_sqlite, issue12_on_postgres);
 
-/// A cancellation racing a delivery the merchant has not learned of yet (its delivery polls
-/// are a minute apart). Answered at once, the carrier's refusal is the cancel's answer
+/// A cancellation racing a delivery the merchant has not learned of yet (the carrier's pusher
+/// is stopped, and the merchant's delivery polls are a minute apart). Answered at once, the carrier's refusal is the cancel's answer
 /// (`invalid_transition`). With the carrier down, the merchant answers `cancelling`, and the
 /// cardholder's wait ends when the carrier is back: `RefusedDelivered` with the capture kept
 /// for a parcel delivered meanwhile, `Cancelled` and refunded for one not picked up.
@@ -891,6 +892,7 @@ async fn cancel_races_delivery(db: Db) {
         ..WorkerOptions::fast()
     };
     env.local.start_worker(slow_tracking).await;
+    env.local.stop_pusher().await;
     let merchant_id = env.merchant();
     let wait = Duration::from_secs(10);
     let buy = async || {

@@ -400,9 +400,10 @@ async fn operator_call<T: serde::de::DeserializeOwned>(
     }
 }
 
-/// The worker as the simulator runs it: one message a tick, due at once, no lease, no
+/// The worker as the simulator runs it (also the pacing its merchant is started with): one
+/// message a tick, due at once, no lease, no
 /// backoff, so only the schedule decides what runs when.
-fn worker_options() -> WorkerOptions {
+pub(crate) fn worker_options() -> WorkerOptions {
     WorkerOptions {
         poll_interval: Duration::from_millis(1),
         grace: Duration::ZERO,
@@ -410,6 +411,9 @@ fn worker_options() -> WorkerOptions {
         batch: 1,
         backoff_base: Duration::ZERO,
         backoff_max: Duration::ZERO,
+        // The simulated carrier runs without a directory (it pushes nothing): the merchant
+        // learns deliveries by polling, due at once.
+        track_first: Duration::ZERO,
         track_base: Duration::ZERO,
         track_max: Duration::ZERO,
     }

@@ -272,4 +272,21 @@ impl CarrierStore for Store {
     async fn shipment_event_buckets(&self, since_ms: i64, bucket_ms: i64) -> Result<Vec<Bucket>> {
         dispatch!(self, shipment_event_buckets(since_ms, bucket_ms))
     }
+    async fn claim_pushes(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<DeliveryPush>> {
+        dispatch!(self, claim_pushes(now_ms, lease_ms, limit))
+    }
+    async fn finish_push(&self, id: i64, outcome: &PushOutcome, now_ms: i64) -> Result<()> {
+        dispatch!(self, finish_push(id, outcome, now_ms))
+    }
+    async fn pushes_for(&self, tracking_number: &str) -> Result<Vec<DeliveryPush>> {
+        dispatch!(self, pushes_for(tracking_number))
+    }
+    async fn pushes_pending(&self) -> Result<u64> {
+        dispatch!(self, pushes_pending())
+    }
 }

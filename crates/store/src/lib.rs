@@ -306,8 +306,9 @@ pub trait CarrierStore: PartyStore {
     /// The shipment with a tracking number.
     async fn shipment_by_tracking(&self, tracking_number: &str) -> Result<Option<ShipmentRecord>>;
 
-    /// Moves a shipment from `from` to `to` (compare-and-set) and records the event; returns
-    /// whether it applied. [`StoreError::Conflict`] for a move [`rules::shipment_move`]
+    /// Moves a shipment from `from` to `to` (compare-and-set) and records the event, with the
+    /// delivery event to push to the merchant (see [`rules::shipment_pushed`]) in the same
+    /// transaction; returns whether it applied. [`StoreError::Conflict`] for a move [`rules::shipment_move`]
     /// refuses (a cancelled or returning shipment is never delivered). A move to
     /// [`ShipmentStatus::Delivered`] also records its time
     /// ([`ShipmentRecord::delivered_at_ms`], the time under the proof of delivery).
@@ -350,4 +351,26 @@ pub trait CarrierStore: PartyStore {
 
     /// Shipment events since `since_ms`, by `bucket_ms`-wide bucket and the status moved to.
     async fn shipment_event_buckets(&self, since_ms: i64, bucket_ms: i64) -> Result<Vec<Bucket>>;
+
+    /// Claims up to `limit` due delivery events of the outbox (pending, `next_attempt_at_ms <=
+    /// now_ms`, and no earlier event of the same shipment pending: one shipment's events are
+    /// sent in order), oldest due first: each one's attempts grow by one and it is leased
+    /// until `now_ms + lease_ms`. [`CarrierStore::advance_shipment`] enqueues them (see
+    /// [`rules::shipment_pushed`]).
+    async fn claim_pushes(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<DeliveryPush>>;
+
+    /// Records how an attempt of push `id` ended (only a pending push changes).
+    /// [`StoreError::NotFound`] if there is no such push.
+    async fn finish_push(&self, id: i64, outcome: &PushOutcome, now_ms: i64) -> Result<()>;
+
+    /// Every delivery event of a shipment, oldest first.
+    async fn pushes_for(&self, tracking_number: &str) -> Result<Vec<DeliveryPush>>;
+
+    /// How many delivery events are pending.
+    async fn pushes_pending(&self) -> Result<u64>;
 }

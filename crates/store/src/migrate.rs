@@ -67,6 +67,11 @@ const MIGRATIONS: &[Migration] = &[
         "0009_kem_keys.sql",
         "forward secrecy: the party's KEM key ring, wrapped under the key-encryption key"
     ),
+    migration!(
+        10,
+        "0010_carrier_outbox.sql",
+        "carrier outbox: delivery events pushed to the order's merchant"
+    ),
 ];
 
 /// The highest schema version this program knows.

@@ -189,6 +189,14 @@ pub fn shipment_move(from: ShipmentStatus, to: ShipmentStatus) -> bool {
     )
 }
 
+/// Whether the carrier pushes a move to `to` to the order's merchant (a delivery event in its
+/// outbox, written with the move): picked up, in transit, delivered, returned. A cancel's
+/// outcome (cancelled, returning) is the answer to the merchant's own request instead.
+pub fn shipment_pushed(to: ShipmentStatus) -> bool {
+    use ShipmentStatus::*;
+    matches!(to, PickedUp | InTransit | Delivered | Returned)
+}
+
 /// Where the merchant's cancel takes a shipment (`None`: the carrier holds none, so the
 /// cancel leaves a cancelled tombstone). Refused for a delivered shipment.
 pub fn shipment_cancel(from: Option<ShipmentStatus>) -> Result<ShipmentStatus> {

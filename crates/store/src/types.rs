@@ -234,15 +234,24 @@ pub struct NewOutboxMessage {
     pub kind: String,
     /// The message body (typically JSON; sealed parts stay ciphertext).
     pub payload: Vec<u8>,
+    /// How long after the transaction it is first due (0: at once), in milliseconds.
+    pub due_in_ms: i64,
 }
 
 impl NewOutboxMessage {
-    /// A message of `kind` with `payload`.
+    /// A message of `kind` with `payload`, due at once.
     pub fn new(kind: impl Into<String>, payload: impl Into<Vec<u8>>) -> NewOutboxMessage {
         NewOutboxMessage {
             kind: kind.into(),
             payload: payload.into(),
+            due_in_ms: 0,
         }
+    }
+
+    /// The message first due `ms` milliseconds after the transaction that enqueues it.
+    pub fn due_in(mut self, ms: i64) -> NewOutboxMessage {
+        self.due_in_ms = ms.max(0);
+        self
     }
 }
 
@@ -823,6 +832,100 @@ pub struct ShipmentEvent {
     pub at_ms: i64,
     /// A note (depot, signature), if any.
     pub note: Option<String>,
+}
+
+/// Where a delivery event pushed by the carrier to the order's merchant is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PushState {
+    /// Not yet answered by the merchant; retried with backoff.
+    Pending,
+    /// The merchant took it (applied, or already knew it).
+    Sent,
+    /// The merchant answered with a verdict (an unknown order, a state that cannot take it):
+    /// recorded, not sent again.
+    Refused,
+    /// Gave up after the retry window (the merchant's tracking poll is the safety net).
+    Failed,
+}
+
+impl PushState {
+    /// The stable text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PushState::Pending => "pending",
+            PushState::Sent => "sent",
+            PushState::Refused => "refused",
+            PushState::Failed => "failed",
+        }
+    }
+
+    /// Parses the stable text.
+    pub fn parse(s: &str) -> Option<PushState> {
+        [
+            PushState::Pending,
+            PushState::Sent,
+            PushState::Refused,
+            PushState::Failed,
+        ]
+        .into_iter()
+        .find(|d| d.as_str() == s)
+    }
+}
+
+/// One delivery event in the carrier's outbox: a shipment's status change to push to the
+/// order's merchant, with what its proof of delivery is computed from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryPush {
+    /// Its id (increasing: one shipment's events are sent in this order).
+    pub id: i64,
+    /// The shipment.
+    pub tracking_number: String,
+    /// The merchant to tell.
+    pub merchant_id: String,
+    /// The merchant's order.
+    pub order_id: OrderId,
+    /// The status the shipment moved to.
+    pub status: ShipmentStatus,
+    /// When it moved.
+    pub at_ms: i64,
+    /// Where the push is.
+    pub state: PushState,
+    /// Attempts so far (a claim counts one).
+    pub attempts: u32,
+    /// Not sent again before this (the lease of a claimed push, or its next retry).
+    pub next_attempt_at_ms: i64,
+    /// When it was first sent.
+    pub first_attempt_at_ms: Option<i64>,
+    /// The last failure or verdict.
+    pub last_error: Option<String>,
+    /// When it was sent, refused or given up.
+    pub done_at_ms: Option<i64>,
+    /// When it was enqueued.
+    pub created_at_ms: i64,
+    /// The shipment's issuer (under the proof of delivery).
+    pub issuer_id: Option<String>,
+    /// The sealed header's digest (under the proof of delivery).
+    pub header_digest: Option<[u8; 32]>,
+    /// When the shipment was delivered (the time under the proof of delivery).
+    pub delivered_at_ms: Option<i64>,
+}
+
+/// How an attempt of a [`DeliveryPush`] ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PushOutcome {
+    /// The merchant took it.
+    Sent,
+    /// The merchant answered with a verdict (the note): not sent again.
+    Refused(String),
+    /// Not answered (the note): sent again at `at_ms`.
+    Retry {
+        /// When to send it again.
+        at_ms: i64,
+        /// What failed.
+        error: String,
+    },
+    /// Retried for too long (the note): given up.
+    GiveUp(String),
 }
 
 #[cfg(test)]

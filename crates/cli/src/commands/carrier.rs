@@ -46,8 +46,9 @@ pub struct CarrierServeArgs {
     pub serve: ServeArgs,
     /// The key center's directory (JSON), re-read when it changes. With it the carrier asks
     /// the order's issuer whether the payment still stands before it accepts a shipment (a
-    /// voided or refunded order is refused); without it the issuer's approval alone is
-    /// trusted.
+    /// voided or refunded order is refused) and pushes each move of a parcel to its merchant;
+    /// without it the issuer's approval alone is trusted and merchants learn deliveries only
+    /// by their slow safety-net poll (hours).
     #[arg(long, value_name = "FILE")]
     pub directory: Option<std::path::PathBuf>,
 }
@@ -98,7 +99,21 @@ pub fn carrier(cmd: &CarrierCommand) -> Result<()> {
         state.guard().operator().set(operator);
         watch_revocations(revocations.as_ref(), state.guard());
         let l = listen(a.listen, state.id()).await?;
+        // Delivery events go to the merchants found in the directory; without one they wait
+        // in the outbox (the merchants' safety-net poll still learns the deliveries, late).
+        if directory.is_none() {
+            tracing::warn!(
+                "serving without --directory: delivery events are not pushed, merchants learn \
+                 deliveries only by their safety-net poll (first after an hour)"
+            );
+        }
+        let pusher = directory
+            .is_some()
+            .then(|| carrier::push::Pusher::start(state.clone(), Default::default()));
         carrier::run(l, state, ctrl_c()).await?;
+        if let Some(p) = pusher {
+            p.stop().await;
+        }
         Ok(())
     })
 }

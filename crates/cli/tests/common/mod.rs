@@ -282,9 +282,16 @@ impl Deployment {
                 url,
             ]));
         };
+        // The carrier reads the directory (re-read as the others are added) to ask the issuer
+        // about a payment and to push deliveries to the merchant: the file exists before it
+        // starts.
         let (issuer, issuer_url) = serve_party(Party::Issuer, "issuer_bank.example.key", &[]);
-        let (carrier, carrier_url) = serve_party(Party::Carrier, "carrier_post.example.key", &[]);
         add(ISSUER, &issuer_url);
+        let (carrier, carrier_url) = serve_party(
+            Party::Carrier,
+            "carrier_post.example.key",
+            &["--directory", path(&dir)],
+        );
         add(CARRIER, &carrier_url);
         let policy = opts.merchant_policy.as_ref().map(|text| {
             let file = tmp.path().join("merchant-policy.toml");

@@ -18,14 +18,21 @@
 //! shipment leaves a cancelled tombstone that refuses a later shipment request. Before it
 //! accepts a new shipment, the carrier asks the order's issuer whether the authorization
 //! still stands (`crate::protocol::carrier_issuer`), and refuses a voided or refunded order.
+//!
+//! Each move to picked up, in transit, delivered or returned is committed with a delivery
+//! event in the carrier's outbox, which [`push`] sends to the order's merchant in a session
+//! (`POST /v1/delivery-events`, `crate::protocol::carrier_merchant`), retried while the
+//! merchant is down: the merchant learns a delivery at once instead of polling for it.
 
 //!
 //! - [`state`]: the carrier's keys, store, session guard and issuer clients.
 //! - [`shipments`]: accepting a shipment, cancelling it, moving it, and the operator's list.
 //! - [`tracking`]: a shipment as its merchant, cardholder or operator sees it.
+//! - [`push`]: the pusher of delivery events to the merchants.
 //! - [`dashboard`]: the operator's HTML dashboard.
 
 pub mod dashboard;
+pub mod push;
 pub mod shipments;
 pub mod state;
 pub mod tracking;

@@ -64,7 +64,7 @@ async fn check_live(
     merchant: &PartyId,
     order_id: &OrderId,
 ) -> AppResult<()> {
-    let Some(issuers) = &st.issuers else {
+    let Some(issuers) = &st.peers else {
         tracing::warn!(%order_id, %issuer, "no directory: the authorization's liveness is not checked");
         return Ok(());
     };
@@ -330,6 +330,10 @@ async fn advance(
             .await
             .map_err(store_error("advancing a shipment"))?;
         tracing::info!(%tracking, from = %rec.status, %to, moved, "shipment advanced");
+        if moved {
+            // Its delivery event is in the outbox: push it now.
+            st.wake.notify_one();
+        }
     }
     let rec = by_tracking(&st, &tracking).await?;
     if rec.status != to {

@@ -1,7 +1,10 @@
 //! The carrier's state: its keys, its shipments, its session guard, and its clients for the
-//! issuers it asks whether an order's authorization still stands.
+//! issuers it asks whether an order's authorization still stands and the merchants it pushes
+//! delivery events to.
 
 use std::sync::Arc;
+
+use tokio::sync::Notify;
 
 use warifu_core::PartyId;
 use warifu_core::keysource::KeySource;
@@ -18,10 +21,13 @@ pub struct CarrierState {
     pub(super) keys: Arc<dyn KeySource>,
     pub(super) store: Arc<dyn CarrierStore>,
     pub(super) guard: Arc<Guard>,
-    /// The issuers, found in the key center's directory (`None`: the carrier was started
-    /// without a directory and cannot ask; it accepts on the approval alone and warns).
-    pub(super) issuers: Option<PeerClients>,
+    /// The issuers and merchants, found in the key center's directory (`None`: the carrier
+    /// was started without a directory and cannot ask an issuer, it accepts on the approval
+    /// alone and warns; nor push delivery events, which wait in its outbox).
+    pub(super) peers: Option<PeerClients>,
     pub(super) kem: Arc<KemKeys>,
+    /// Wakes the delivery-event pusher when a move was committed.
+    pub(super) wake: Arc<Notify>,
 }
 
 impl CarrierState {
@@ -38,7 +44,8 @@ impl CarrierState {
             guard: Arc::new(
                 Guard::new(keys.clone(), GuardLimits::default()).with_clock(clock.clone()),
             ),
-            issuers: Some(PeerClients::new(keys.clone(), directory, clock.clone())),
+            peers: Some(PeerClients::new(keys.clone(), directory, clock.clone())),
+            wake: Arc::new(Notify::new()),
             keys,
             kem: KemKeys::new(store.clone(), clock),
             store,
@@ -58,7 +65,8 @@ impl CarrierState {
             guard: Arc::new(
                 Guard::new(keys.clone(), GuardLimits::default()).with_clock(clock.clone()),
             ),
-            issuers: None,
+            peers: None,
+            wake: Arc::new(Notify::new()),
             keys,
             kem: KemKeys::new(store.clone(), clock),
             store,

@@ -25,6 +25,7 @@ use warifu_core::sok::{KeyScheme, PartyKeys, SokMaster};
 use warifu_store::{CardRecord, NewCard, Party, Store, StoreOptions, Synchronous};
 
 use crate::cardholder::Cardholder;
+use crate::carrier::push::{PushOptions, Pusher, PusherHandle};
 use crate::carrier::{self, CarrierState};
 use crate::clock::Clock;
 use crate::directory::{Directory, Entry, SharedDirectory};
@@ -84,6 +85,9 @@ pub struct LocalOptions {
     pub operator: OperatorAuth,
     /// The merchant's outbox worker (`None`: not started, orders then move only inline).
     pub worker: Option<WorkerOptions>,
+    /// The carrier's delivery-event pusher (`None`: not started, the merchant then learns
+    /// deliveries only by its slow tracking poll).
+    pub pusher: Option<PushOptions>,
     /// The revocation list every party reads, re-read when it changes (default:
     /// `keycenter/revocations.json`, where `warifu keycenter revoke --dir DATA/keycenter`
     /// writes it).
@@ -112,6 +116,7 @@ impl LocalOptions {
             plaintext_baseline: false,
             operator: OperatorAuth::Open,
             worker: Some(WorkerOptions::default()),
+            pusher: Some(PushOptions::default()),
             revocations: None,
             clock: Clock::system(),
         }
@@ -169,6 +174,7 @@ pub struct Local {
     watcher: JoinHandle<()>,
     worker: Option<WorkerHandle>,
     webhooks: Option<DelivererHandle>,
+    pusher: Option<PusherHandle>,
 }
 
 impl core::fmt::Debug for Local {
@@ -525,6 +531,10 @@ impl Local {
         let webhooks = worker
             .as_ref()
             .map(|_| Deliverer::start(merchant.clone(), WebhookOptions::default()));
+        let pusher = opts
+            .pusher
+            .clone()
+            .map(|p| Pusher::start(carrier.clone(), p));
         Ok(Local {
             merchant,
             issuer,
@@ -554,6 +564,7 @@ impl Local {
             tasks,
             worker,
             webhooks,
+            pusher,
         })
     }
 
@@ -671,6 +682,20 @@ impl Local {
         self.worker = Some(Worker::start(self.merchant.clone(), opts));
     }
 
+    /// Stops the carrier's delivery-event pusher (letting the events in hand finish); the
+    /// moves of shipments then wait in its outbox.
+    pub async fn stop_pusher(&mut self) {
+        if let Some(p) = self.pusher.take() {
+            p.stop().await;
+        }
+    }
+
+    /// Starts the carrier's delivery-event pusher (again) with `opts`.
+    pub async fn start_pusher(&mut self, opts: PushOptions) {
+        self.stop_pusher().await;
+        self.pusher = Some(Pusher::start(self.carrier.clone(), opts));
+    }
+
     /// Replaces the merchant's webhook deliverer (started with the outbox worker, default
     /// options) by one with `opts`.
     pub async fn start_webhooks(&mut self, opts: WebhookOptions) {
@@ -683,6 +708,7 @@ impl Local {
     /// Stops the worker and the services (finishing in-flight requests) and closes the stores.
     pub async fn stop(mut self) {
         self.stop_worker().await;
+        self.stop_pusher().await;
         if let Some(d) = self.webhooks.take() {
             d.stop().await;
         }

@@ -32,6 +32,8 @@ pub const AUTHORIZATIONS: &str = "warifu_authorizations";
 pub const AUTHORIZATIONS_BY_STATE: &str = "warifu_authorizations_by_state";
 /// Shipments by status (carrier).
 pub const SHIPMENTS: &str = "warifu_shipments";
+/// Delivery events of the carrier's outbox not yet answered by their merchant.
+pub const PUSH_PENDING: &str = "warifu_delivery_events_pending";
 /// Live authenticated sessions.
 pub const SESSIONS: &str = "warifu_sessions";
 /// Handshakes waiting for their confirmation.
@@ -78,6 +80,11 @@ const GAUGES: &[(&str, &str, &[&str])] = &[
         &["issuer"],
     ),
     (SHIPMENTS, "Shipments by status", &["carrier"]),
+    (
+        PUSH_PENDING,
+        "Delivery events not yet answered by their merchant",
+        &["carrier"],
+    ),
     (
         SESSIONS,
         "Live authenticated sessions",

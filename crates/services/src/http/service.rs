@@ -280,6 +280,7 @@ async fn refresh_carrier(s: &dyn CarrierStore, m: &Metrics) -> Result<(), StoreE
             .into_iter()
             .map(|(status, n)| (vec![label("status", status.as_str())], count(n))),
     );
+    m.set_one(metrics::PUSH_PENDING, count(s.pushes_pending().await?));
     Ok(())
 }
 

@@ -4,7 +4,8 @@
 //!
 //! Routes: the handshake, `GET /healthz`, `GET /v1/catalog` (public, assigns nothing); in
 //! a session with a cardholder `POST /v1/order-forms`, `POST /v1/orders`,
-//! `GET /v1/orders/{order_id}` and `POST /v1/orders/{order_id}/cancel`; for its operator
+//! `GET /v1/orders/{order_id}` and `POST /v1/orders/{order_id}/cancel`; in a session with the
+//! order's carrier `POST /v1/delivery-events` (the carrier pushes its shipment's moves); for its operator
 //! (`crate::session::operator::Operator`) `GET /v1/admin/orders`, `POST /v1/admin/orders/{id}/cancel`,
 //! `POST /v1/admin/orders/{id}/refund` and `POST /v1/admin/orders/{id}/dispute`.
 //!
@@ -24,6 +25,7 @@
 //! - [`state`]: what the merchant sells ([`MerchantConfig`]) and holds ([`MerchantState`]).
 //! - [`intake`]: the catalog, order forms and the sealed submission.
 //! - [`lifecycle`]: an order's outcome as the cardholder reads it, and cancelling.
+//! - [`delivery`]: the delivery events the order's carrier pushes.
 //! - [`admin`]: the operator's routes (order list, cancel, refund, dispute).
 //! - [`machine`]: the lifecycle: commands, events and the pure transition function.
 //! - [`worker`]: the outbox worker and the order steps it shares with the handlers.
@@ -33,6 +35,7 @@
 
 pub mod admin;
 pub mod dashboard;
+pub mod delivery;
 pub mod intake;
 pub mod lifecycle;
 pub mod links;
@@ -56,6 +59,7 @@ use crate::http::service;
 pub fn app(state: Arc<MerchantState>) -> Router {
     let authenticated = intake::session_routes()
         .merge(lifecycle::routes())
+        .merge(delivery::routes())
         .with_state(state.clone())
         .merge(crate::kem::routes(state.kem.clone()));
     let public = intake::public_routes()

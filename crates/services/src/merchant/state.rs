@@ -88,6 +88,9 @@ pub struct MerchantState {
     /// The outbox worker's grace in ms (how long it leaves a due message to the request that
     /// runs it inline); set when a worker starts or ticks.
     worker_grace_ms: AtomicU64,
+    /// How long after capture the first tracking poll is due ([`WorkerOptions::track_first`]);
+    /// set with the worker's grace.
+    track_first_ms: AtomicU64,
 }
 
 impl MerchantState {
@@ -109,10 +112,24 @@ impl MerchantState {
             keys,
             config,
             store,
-            worker_grace_ms: AtomicU64::new(
-                u64::try_from(WorkerOptions::default().grace.as_millis()).unwrap_or(u64::MAX),
-            ),
+            worker_grace_ms: AtomicU64::new(millis(WorkerOptions::default().grace)),
+            track_first_ms: AtomicU64::new(millis(WorkerOptions::default().track_first)),
         })
+    }
+
+    /// Takes the worker's pacing that the request handlers also follow: its grace (see
+    /// [`WorkerOptions::grace`]) and when a tracking poll is first due
+    /// ([`WorkerOptions::track_first`]). [`super::worker::Worker`] sets them when it starts or
+    /// ticks; a merchant driven without a worker may set them itself.
+    pub fn set_worker_options(&self, opts: &WorkerOptions) {
+        self.set_worker_grace(opts.grace);
+        self.track_first_ms
+            .store(millis(opts.track_first), Ordering::Relaxed);
+    }
+
+    /// When a tracking poll is first due after the transition that enqueues it.
+    pub(crate) fn track_first(&self) -> Duration {
+        Duration::from_millis(self.track_first_ms.load(Ordering::Relaxed))
     }
 
     /// The outbox worker's grace (see [`WorkerOptions::grace`]).
@@ -123,8 +140,7 @@ impl MerchantState {
     /// Records the outbox worker's grace: an inline step holds its message from the worker
     /// while it runs longer than half of it.
     pub(crate) fn set_worker_grace(&self, grace: Duration) {
-        let ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX);
-        self.worker_grace_ms.store(ms, Ordering::Relaxed);
+        self.worker_grace_ms.store(millis(grace), Ordering::Relaxed);
     }
 
     /// Its KEM key ring (sealed format version 3).
@@ -166,6 +182,10 @@ impl MerchantState {
     pub(crate) fn peer(&self, id: &PartyId, role: Role) -> AppResult<Arc<PeerClient>> {
         self.peers.get(id, role).map_err(directory_error)
     }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 fn directory_error(e: DirectoryError) -> AppError {

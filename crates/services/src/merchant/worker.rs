@@ -29,6 +29,10 @@
 //! | `refund`          | cancelled, captured, delivered     | refunded (in full or not) / refused                               |
 //! | `cancel_shipment` | cancelling, and after a cancel     | cancelled / returning / refused because delivered                 |
 //! | `track`           | captured, returning                | delivered / returned; otherwise polled again with backoff         |
+//!
+//! `track` is a slow safety net: the carrier pushes each move of the parcel
+//! ([`super::delivery`], applied the same way), so the poll is first due
+//! [`WorkerOptions::track_first`] after capture.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -83,6 +87,10 @@ pub struct WorkerOptions {
     pub backoff_base: Duration,
     /// …up to this.
     pub backoff_max: Duration,
+    /// How long after capture the first delivery-status poll (`track`) is due. The carrier
+    /// pushes its delivery events (`POST /v1/delivery-events`), so polling is only the safety
+    /// net for events it could not push.
+    pub track_first: Duration,
     /// The first delay between two delivery-status polls; it doubles…
     pub track_base: Duration,
     /// …up to this.
@@ -98,14 +106,16 @@ impl Default for WorkerOptions {
             batch: 32,
             backoff_base: Duration::from_millis(200),
             backoff_max: Duration::from_secs(30),
-            track_base: Duration::from_secs(1),
-            track_max: Duration::from_secs(15),
+            track_first: Duration::from_secs(3600),
+            track_base: Duration::from_secs(3600),
+            track_max: Duration::from_secs(6 * 3600),
         }
     }
 }
 
 impl WorkerOptions {
-    /// Short delays for tests and demos (retries within a second).
+    /// Short delays for tests and demos (retries within a second; the tracking poll too, so
+    /// a delivery the carrier could not push is still learned quickly).
     pub fn fast() -> WorkerOptions {
         WorkerOptions {
             poll_interval: Duration::from_millis(20),
@@ -114,6 +124,7 @@ impl WorkerOptions {
             batch: 32,
             backoff_base: Duration::from_millis(25),
             backoff_max: Duration::from_millis(400),
+            track_first: Duration::from_millis(50),
             track_base: Duration::from_millis(50),
             track_max: Duration::from_millis(400),
         }
@@ -151,30 +162,9 @@ pub(crate) enum Step {
 }
 
 /// Whether a peer's failure is worth retrying (an outage, an unauthenticated or transient
-/// answer) rather than a verdict on the order.
+/// answer) rather than a verdict on the order ([`ClientError::is_transient`]).
 fn transient(e: &ClientError) -> bool {
-    match e {
-        ClientError::Refused { verified, code, .. } => {
-            !*verified
-                || matches!(
-                    ErrorCode::parse(code),
-                    Some(
-                        ErrorCode::Busy
-                            | ErrorCode::Internal
-                            | ErrorCode::PeerUnavailable
-                            | ErrorCode::PeerNotAuthentic
-                            | ErrorCode::SessionUnknown
-                            | ErrorCode::StaleMessage
-                    )
-                )
-        }
-        // The merchant's own revocation list refuses the peer: a verdict, not an outage.
-        ClientError::Key {
-            source: warifu_core::Error::Revoked(_),
-            ..
-        } => false,
-        _ => true,
-    }
+    e.is_transient()
 }
 
 /// A peer's failure of a step: an outage (or a transient answer) keeps the message for a
@@ -344,7 +334,12 @@ pub(crate) async fn advance(
                 ),
                 _ => None,
             };
-            t.outbox.push(c.message(body));
+            let m = c.message(body);
+            t.outbox.push(match c {
+                // The carrier pushes delivery events; the poll is a slow safety net.
+                Command::Track => m.due_in(ms(st.track_first())),
+                _ => m,
+            });
         }
         if let Some(id) = done {
             t = t.complete(id);
@@ -1057,7 +1052,7 @@ pub struct Worker;
 impl Worker {
     /// Starts the worker for `state` on the current tokio runtime.
     pub fn start(state: Arc<MerchantState>, opts: WorkerOptions) -> WorkerHandle {
-        state.set_worker_grace(opts.grace);
+        state.set_worker_options(&opts);
         let (tx, rx) = watch::channel(false);
         let task = tokio::spawn(run(state, opts, rx));
         WorkerHandle { stop: tx, task }
@@ -1074,7 +1069,7 @@ fn ms(d: Duration) -> i64 {
 }
 
 async fn tick(st: &Arc<MerchantState>, opts: &WorkerOptions) -> AppResult<usize> {
-    st.set_worker_grace(opts.grace);
+    st.set_worker_options(opts);
     let grace = ms(opts.grace);
     let claimed = st
         .store()

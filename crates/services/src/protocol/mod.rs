@@ -9,6 +9,7 @@
 //! - [`merchant_carrier`]: the shipment request and its receipt, and its cancellation.
 //! - [`cardholder_carrier`]: tracking (the merchant reads it too, without the destination).
 //! - [`cardholder_issuer`]: the cardholder's statement.
+//! - [`carrier_merchant`]: the delivery events the carrier pushes to the order's merchant.
 //! - [`carrier_issuer`]: whether an order's authorization still stands (asked before a
 //!   shipment is accepted).
 //! - [`kem`]: any recipient's current KEM public key (sealed format version 3).
@@ -25,6 +26,7 @@ pub mod cardholder_carrier;
 pub mod cardholder_issuer;
 pub mod cardholder_merchant;
 pub mod carrier_issuer;
+pub mod carrier_merchant;
 pub mod handshake;
 pub mod kem;
 pub mod merchant_carrier;

@@ -97,6 +97,36 @@ impl ClientError {
     }
 }
 
+impl ClientError {
+    /// Whether the failure is worth retrying (an outage, an unauthenticated or transient
+    /// answer, an order not ready yet) rather than the peer's verdict on the request.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ClientError::Refused { verified, code, .. } => {
+                !*verified
+                    || matches!(
+                        ErrorCode::parse(code),
+                        Some(
+                            ErrorCode::Busy
+                                | ErrorCode::Internal
+                                | ErrorCode::PeerUnavailable
+                                | ErrorCode::PeerNotAuthentic
+                                | ErrorCode::SessionUnknown
+                                | ErrorCode::StaleMessage
+                                | ErrorCode::OrderNotReady
+                        )
+                    )
+            }
+            // This party's own revocation list refuses the peer: a verdict, not an outage.
+            ClientError::Key {
+                source: CoreError::Revoked(_),
+                ..
+            } => false,
+            _ => true,
+        }
+    }
+}
+
 /// How often a rate-limited hello is tried again.
 pub const HELLO_RETRIES: u64 = 4;
 

@@ -314,6 +314,7 @@ impl World {
                     self.clock.clone(),
                 );
                 st.guard().operator().set(OperatorAuth::Open);
+                st.set_worker_options(&crate::worker_options());
                 let task = tokio::spawn(merchant::run(l, st.clone(), pending));
                 (Running::Merchant(st), task)
             }

@@ -201,14 +201,18 @@ async fn advance_shipment_in(
     let q = query(
         "UPDATE carrier_shipments SET status = $3, updated_at_ms = $4, \
          delivered_at_ms = COALESCE(delivered_at_ms, $5) \
-         WHERE tracking_number = $1 AND status = $2",
+         WHERE tracking_number = $1 AND status = $2 RETURNING merchant_id, order_id",
     )
     .bind(tracking)
     .bind(from.as_str())
     .bind(to.as_str())
     .bind(now_ms)
     .bind((to == ShipmentStatus::Delivered).then_some(now_ms));
-    if exec(&mut *c, OP, q).await? == 0 {
+    let moved = optional(&mut *c, OP, q, |r| {
+        Ok((get::<String>(r, "merchant_id")?, get::<String>(r, "order_id")?))
+    })
+    .await?;
+    let Some((merchant_id, order_id)) = moved else {
         let q =
             query_scalar("SELECT status FROM carrier_shipments WHERE tracking_number = $1")
                 .bind(tracking);
@@ -217,8 +221,22 @@ async fn advance_shipment_in(
             None => Err(StoreError::NotFound("shipment")),
             Some(_) => Ok(false),
         };
-    }
+    };
     add_event(c, tracking, to, note.as_deref(), now_ms, OP).await?;
+    if rules::shipment_pushed(to) {
+        let q = query(
+            "INSERT INTO carrier_outbox (tracking_number, merchant_id, order_id, status, at_ms, \
+             state, attempts, next_attempt_at_ms, created_at_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, 0, $5, $5)",
+        )
+        .bind(tracking)
+        .bind(&merchant_id)
+        .bind(&order_id)
+        .bind(to.as_str())
+        .bind(now_ms)
+        .bind(PushState::Pending.as_str());
+        exec(&mut *c, OP, q).await?;
+    }
     Ok(true)
 }
 
@@ -394,6 +412,124 @@ pub(crate) async fn count_shipments_by_status(p: &P) -> Result<Vec<(ShipmentStat
         ShipmentStatus::decode,
     )
     .await
+}
+
+const PUSH_COLS: &str = "o.id, o.tracking_number, o.merchant_id, o.order_id, o.status, o.at_ms, \
+     o.state, o.attempts, o.next_attempt_at_ms, o.first_attempt_at_ms, o.last_error, \
+     o.done_at_ms, o.created_at_ms, s.issuer_id, s.header_digest, s.delivered_at_ms";
+
+const PUSH_FROM: &str =
+    "carrier_outbox o JOIN carrier_shipments s ON s.tracking_number = o.tracking_number";
+
+fn push_row(r: &DbRow) -> Result<DeliveryPush> {
+    let status: String = get(r, "status")?;
+    let state: String = get(r, "state")?;
+    let attempts: i64 = get(r, "attempts")?;
+    let digest: Option<Vec<u8>> = get(r, "header_digest")?;
+    Ok(DeliveryPush {
+        id: get(r, "id")?,
+        tracking_number: get(r, "tracking_number")?,
+        merchant_id: get(r, "merchant_id")?,
+        order_id: get::<String>(r, "order_id")?.into(),
+        status: ShipmentStatus::decode(&status)?,
+        at_ms: get(r, "at_ms")?,
+        state: PushState::parse(&state).ok_or(StoreError::Corrupt("push state"))?,
+        attempts: u32::try_from(attempts).map_err(|_| StoreError::Corrupt("attempts"))?,
+        next_attempt_at_ms: get(r, "next_attempt_at_ms")?,
+        first_attempt_at_ms: get(r, "first_attempt_at_ms")?,
+        last_error: get(r, "last_error")?,
+        done_at_ms: get(r, "done_at_ms")?,
+        created_at_ms: get(r, "created_at_ms")?,
+        issuer_id: get(r, "issuer_id")?,
+        header_digest: digest
+            .map(|d| {
+                <[u8; 32]>::try_from(d.as_slice())
+                    .map_err(|_| StoreError::Corrupt("header_digest"))
+            })
+            .transpose()?,
+        delivered_at_ms: get(r, "delivered_at_ms")?,
+    })
+}
+
+/// Claims due pushes, each only once every earlier push of its shipment is done (one
+/// shipment's events reach the merchant in order, across replicas too).
+async fn claim_pushes_in(
+    c: &mut Conn,
+    now_ms: i64,
+    lease_ms: i64,
+    limit: u32,
+) -> Result<Vec<DeliveryPush>> {
+    const OP: &str = "claim_pushes";
+    let sql = format!(
+        "SELECT o.id FROM carrier_outbox o \
+         WHERE o.state = 'pending' AND o.next_attempt_at_ms <= $1 \
+         AND NOT EXISTS (SELECT 1 FROM carrier_outbox b WHERE b.tracking_number = o.tracking_number \
+           AND b.id < o.id AND b.state = 'pending') \
+         ORDER BY o.next_attempt_at_ms, o.id LIMIT $2{SKIP_LOCKED}"
+    );
+    let q = query_scalar(&sql).bind(now_ms).bind(i64::from(limit));
+    let ids: Vec<i64> = scalars(&mut *c, OP, q).await?;
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        let q = query(
+            "UPDATE carrier_outbox SET attempts = attempts + 1, next_attempt_at_ms = $2, \
+             first_attempt_at_ms = COALESCE(first_attempt_at_ms, $3) WHERE id = $1",
+        )
+        .bind(id)
+        .bind(now_ms.saturating_add(lease_ms.max(0)))
+        .bind(now_ms);
+        exec(&mut *c, OP, q).await?;
+        let sql = format!("SELECT {PUSH_COLS} FROM {PUSH_FROM} WHERE o.id = $1");
+        out.push(one(&mut *c, OP, query(&sql).bind(id), push_row).await?);
+    }
+    Ok(out)
+}
+
+write_op!(claim_pushes = claim_pushes_in(now_ms: i64, lease_ms: i64, limit: u32)
+    -> Vec<DeliveryPush>);
+
+async fn finish_push_in(c: &mut Conn, id: i64, outcome: &PushOutcome, now_ms: i64) -> Result<()> {
+    const OP: &str = "finish_push";
+    let (state, next, error, done) = match outcome {
+        PushOutcome::Sent => (PushState::Sent, None, None, Some(now_ms)),
+        PushOutcome::Refused(e) => (PushState::Refused, None, Some(short(e)), Some(now_ms)),
+        PushOutcome::Retry { at_ms, error } => {
+            (PushState::Pending, Some(*at_ms), Some(short(error)), None)
+        }
+        PushOutcome::GiveUp(e) => (PushState::Failed, None, Some(short(e)), Some(now_ms)),
+    };
+    let q = query(
+        "UPDATE carrier_outbox SET state = $2, next_attempt_at_ms = COALESCE($3, next_attempt_at_ms), \
+         last_error = COALESCE($4, last_error), done_at_ms = $5 \
+         WHERE id = $1 AND state = 'pending'",
+    )
+    .bind(id)
+    .bind(state.as_str())
+    .bind(next)
+    .bind(error)
+    .bind(done);
+    if exec(&mut *c, OP, q).await? == 0 {
+        let q = query_scalar("SELECT id FROM carrier_outbox WHERE id = $1").bind(id);
+        let exists: Option<i64> = scalar_opt(&mut *c, OP, q).await?;
+        if exists.is_none() {
+            return Err(StoreError::NotFound("delivery push"));
+        }
+    }
+    Ok(())
+}
+
+write_op!(finish_push = finish_push_in(id: i64, outcome: &PushOutcome => outcome.clone(),
+    now_ms: i64) -> ());
+
+pub(crate) async fn pushes_for(p: &P, tracking: &str) -> Result<Vec<DeliveryPush>> {
+    let sql = format!("SELECT {PUSH_COLS} FROM {PUSH_FROM} WHERE o.tracking_number = $1 ORDER BY o.id");
+    let q = query(&sql).bind(tracking);
+    all(&p.reader, "pushes_for", q, push_row).await
+}
+
+pub(crate) async fn pushes_pending(p: &P) -> Result<u64> {
+    let q = query_scalar("SELECT COUNT(*) FROM carrier_outbox WHERE state = 'pending'");
+    count(&p.reader, "pushes_pending", q).await
 }
 
 bucket_query!(

@@ -79,7 +79,7 @@ async fn enqueue(
     let sql = format!(
         "INSERT INTO merchant_outbox \
          (order_id, kind, payload, attempts, next_attempt_at_ms, done, created_at_ms) \
-         VALUES ($1, $2, $3, 0, $4, FALSE, $4) RETURNING {OUTBOX_COLS}"
+         VALUES ($1, $2, $3, 0, $4, FALSE, $5) RETURNING {OUTBOX_COLS}"
     );
     let mut out = Vec::with_capacity(msgs.len());
     for m in msgs {
@@ -88,6 +88,7 @@ async fn enqueue(
             .bind(order_id.as_str())
             .bind(&m.kind)
             .bind(&m.payload)
+            .bind(now_ms.saturating_add(m.due_in_ms.max(0)))
             .bind(now_ms);
         out.push(one(&mut *c, op, q, outbox_row).await?);
     }

@@ -32,6 +32,7 @@ both!(
     cancel_after_pickup_returns,
     cancel_without_shipment_leaves_a_tombstone,
     buckets_by_minute,
+    moves_enqueue_pushes_claimed_in_order,
 );
 
 async fn accept_is_idempotent(db: &TestDb) {
@@ -393,4 +394,112 @@ async fn buckets_by_minute(db: &TestDb) {
             .unwrap()
             .is_empty()
     );
+}
+
+/// Each move to picked up, in transit, delivered or returned enqueues a delivery event with
+/// it; a cancel's outcome does not. One shipment's events are claimed in order (the next only
+/// once the previous is done), leased, retried, and ended as sent, refused or failed.
+async fn moves_enqueue_pushes_claimed_in_order(db: &TestDb) {
+    use ShipmentStatus::*;
+    let s = &db.store;
+    s.accept_shipment(&shipment("O-1", "TRK-1")).await.unwrap();
+    s.accept_shipment(&shipment("O-2", "TRK-2")).await.unwrap();
+    assert!(s.claim_pushes(NOW, 1000, 10).await.unwrap().is_empty());
+    s.advance_shipment("TRK-1", Accepted, PickedUp, None, NOW + 1)
+        .await
+        .unwrap();
+    s.advance_shipment("TRK-1", PickedUp, InTransit, None, NOW + 2)
+        .await
+        .unwrap();
+    s.advance_shipment("TRK-1", InTransit, Delivered, Some("signed"), NOW + 3)
+        .await
+        .unwrap();
+    // A move that does not apply enqueues nothing; a cancel's outcome is not pushed.
+    assert!(
+        !s.advance_shipment("TRK-1", InTransit, Delivered, None, NOW + 4)
+            .await
+            .unwrap()
+    );
+    s.cancel_shipment(
+        "merchant:shop.example",
+        &OrderId::from("O-2"),
+        "TRK-TOMB",
+        NOW + 4,
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.pushes_pending().await.unwrap(), 3);
+    assert!(s.pushes_for("TRK-2").await.unwrap().is_empty());
+    let all = s.pushes_for("TRK-1").await.unwrap();
+    let statuses: Vec<_> = all.iter().map(|p| p.status).collect();
+    assert_eq!(statuses, [PickedUp, InTransit, Delivered]);
+    assert!(
+        all.iter()
+            .all(|p| p.state == PushState::Pending && p.attempts == 0)
+    );
+    assert_eq!(all[2].delivered_at_ms, Some(NOW + 3));
+    assert_eq!(all[2].header_digest, Some([9; 32]));
+    assert_eq!(all[2].issuer_id.as_deref(), Some("issuer:bank.example"));
+    assert_eq!(all[2].merchant_id, "merchant:shop.example");
+    // Only the first is claimable; leased, it is not claimed again.
+    let c = s.claim_pushes(NOW + 10, 1000, 10).await.unwrap();
+    assert_eq!(c.len(), 1);
+    assert_eq!((c[0].status, c[0].attempts), (PickedUp, 1));
+    assert_eq!(c[0].first_attempt_at_ms, Some(NOW + 10));
+    assert!(s.claim_pushes(NOW + 20, 1000, 10).await.unwrap().is_empty());
+    // Retried: due again later, the next still waiting behind it.
+    s.finish_push(
+        c[0].id,
+        &PushOutcome::Retry {
+            at_ms: NOW + 500,
+            error: "merchant unreachable".into(),
+        },
+        NOW + 30,
+    )
+    .await
+    .unwrap();
+    assert!(
+        s.claim_pushes(NOW + 100, 1000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let c = s.claim_pushes(NOW + 500, 1000, 10).await.unwrap();
+    assert_eq!((c.len(), c[0].attempts), (1, 2));
+    assert_eq!(c[0].first_attempt_at_ms, Some(NOW + 10));
+    s.finish_push(c[0].id, &PushOutcome::Sent, NOW + 510)
+        .await
+        .unwrap();
+    // A second finish of a push no longer pending changes nothing.
+    s.finish_push(c[0].id, &PushOutcome::GiveUp("late".into()), NOW + 511)
+        .await
+        .unwrap();
+    let c = s.claim_pushes(NOW + 520, 1000, 10).await.unwrap();
+    assert_eq!(c[0].status, InTransit);
+    s.finish_push(
+        c[0].id,
+        &PushOutcome::Refused("unknown_order".into()),
+        NOW + 530,
+    )
+    .await
+    .unwrap();
+    let c = s.claim_pushes(NOW + 540, 1000, 10).await.unwrap();
+    assert_eq!(c[0].status, Delivered);
+    s.finish_push(c[0].id, &PushOutcome::GiveUp("too long".into()), NOW + 550)
+        .await
+        .unwrap();
+    let all = s.pushes_for("TRK-1").await.unwrap();
+    let states: Vec<_> = all.iter().map(|p| p.state).collect();
+    assert_eq!(
+        states,
+        [PushState::Sent, PushState::Refused, PushState::Failed]
+    );
+    assert_eq!(all[0].done_at_ms, Some(NOW + 510));
+    assert_eq!(all[0].last_error.as_deref(), Some("merchant unreachable"));
+    assert_eq!(all[1].last_error.as_deref(), Some("unknown_order"));
+    assert_eq!(s.pushes_pending().await.unwrap(), 0);
+    assert!(matches!(
+        s.finish_push(9999, &PushOutcome::Sent, NOW).await,
+        Err(StoreError::NotFound(_))
+    ));
 }
