@@ -13,6 +13,7 @@
 //!   passphrase envelope of key files and the wallet file.
 //! - [`secret`], [`card`]: secret values and card numbers (redacted, constant-time equal).
 //! - [`session`]: mutual confirmation (claim 5) and authenticated sessions.
+//! - [`meter`]: where the CPU goes (sections summed while a benchmark measures).
 //! - `baseline` (feature `baseline`): the plaintext benchmark baseline, for `warifu bench`.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -32,6 +33,7 @@ pub mod keycache;
 pub mod keycenter;
 pub mod keyfile;
 pub mod keysource;
+pub mod meter;
 pub mod order;
 pub mod policy;
 pub mod purpose;

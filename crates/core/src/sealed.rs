@@ -538,7 +538,9 @@ impl ForwardedPart {
     /// Versions 1 and 2 only: a version-3 part gives [`Error::KemKeyUnavailable`] (use
     /// [`ForwardedPart::open_with_ring`]).
     pub fn open<R: Recipient>(&self, policy: &Policy, keys: &dyn KeySource) -> Result<View<R>> {
-        self.open_inner(policy, keys, None)
+        crate::meter::measure(crate::meter::Section::Sealing, || {
+            self.open_inner(policy, keys, None)
+        })
     }
 
     /// Opens the part for `R` with the holder's key source and its KEM key ring: any version.
@@ -548,7 +550,9 @@ impl ForwardedPart {
         keys: &dyn KeySource,
         ring: &KemRing,
     ) -> Result<View<R>> {
-        self.open_inner(policy, keys, Some(ring))
+        crate::meter::measure(crate::meter::Section::Sealing, || {
+            self.open_inner(policy, keys, Some(ring))
+        })
     }
 
     fn open_inner<R: Recipient>(
@@ -992,17 +996,19 @@ pub fn seal_to(
     now: u64,
     rng: &mut dyn Randomness,
 ) -> Result<SealedOrder> {
-    seal_any(
-        FORMAT_VERSION,
-        form,
-        order,
-        issuer,
-        ceiling,
-        keys,
-        Some(recipients),
-        now,
-        rng,
-    )
+    crate::meter::measure(crate::meter::Section::Sealing, || {
+        seal_any(
+            FORMAT_VERSION,
+            form,
+            order,
+            issuer,
+            ceiling,
+            keys,
+            Some(recipients),
+            now,
+            rng,
+        )
+    })
 }
 
 /// [`seal_within`] in a given format version without KEM keys: [`FORMAT_V2`], or
@@ -1020,7 +1026,9 @@ pub fn seal_version(
     now: u64,
     rng: &mut dyn Randomness,
 ) -> Result<SealedOrder> {
-    seal_any(version, form, order, issuer, ceiling, keys, None, now, rng)
+    crate::meter::measure(crate::meter::Section::Sealing, || {
+        seal_any(version, form, order, issuer, ceiling, keys, None, now, rng)
+    })
 }
 
 /// How one part is encrypted once the associated data is known.

@@ -472,53 +472,60 @@ impl Responder {
     /// str16(id_R), u8(1) ‖ key id (16 bytes) ‖ u64(expires) ‖ request_key ‖ response_key ‖
     /// str16(id_I))).
     pub fn ticket(&self, session: &Session, nonce: &[u8; RECORD_NONCE_LEN]) -> Result<String> {
-        if session.side != Side::Responder || session.me != self.owner {
-            return Err(Error::HeaderMismatch(
-                "a ticket is issued by the session's responder".into(),
-            ));
-        }
-        let key_id = hex_decode16(&session.key_id)?;
-        let mut w = Writer::new();
-        w.u8(TICKET_VERSION)
-            .raw(&key_id)
-            .u64(session.expires_at())
-            .raw(session.request_key.expose())
-            .raw(session.response_key.expose())
-            .bytes16(session.peer.as_str().as_bytes());
-        let plain = zeroize::Zeroizing::new(w.finish());
-        let sealed = seal_record(&self.ticket_key, nonce, &self.ticket_aad(), &plain)?;
-        use base64::Engine as _;
-        Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sealed))
+        crate::meter::measure(crate::meter::Section::Session, || {
+            if session.side != Side::Responder || session.me != self.owner {
+                return Err(Error::HeaderMismatch(
+                    "a ticket is issued by the session's responder".into(),
+                ));
+            }
+            let key_id = hex_decode16(&session.key_id)?;
+            let mut w = Writer::new();
+            w.u8(TICKET_VERSION)
+                .raw(&key_id)
+                .u64(session.expires_at())
+                .raw(session.request_key.expose())
+                .raw(session.response_key.expose())
+                .bytes16(session.peer.as_str().as_bytes());
+            let plain = zeroize::Zeroizing::new(w.finish());
+            let sealed = seal_record(&self.ticket_key, nonce, &self.ticket_aad(), &plain)?;
+            use base64::Engine as _;
+            Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sealed))
+        })
     }
 
     /// The responder's session named by `ticket` at `now`. A ticket that is malformed, was
     /// sealed under another key or for another responder, or has expired is
     /// [`Error::Decrypt`] (the caller answers `session_unknown`: handshake again).
     pub fn resume(&self, ticket: &str, now: u64) -> Result<Session> {
-        check_ticket_text(ticket).map_err(|_| Error::Decrypt)?;
-        use base64::Engine as _;
-        let sealed = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(ticket.as_bytes())
-            .map_err(|_| Error::Decrypt)?;
-        let plain =
-            zeroize::Zeroizing::new(open_record(&self.ticket_key, &self.ticket_aad(), &sealed)?);
-        let body = TicketBody::decode(&plain).map_err(|_| Error::Decrypt)?;
-        if now > body.expires {
-            return Err(Error::Decrypt);
-        }
-        Ok(Session {
-            id: ticket.to_owned(),
-            key_id: body.key_id.iter().map(|b| format!("{b:02x}")).collect(),
-            side: Side::Responder,
-            me: self.owner.clone(),
-            peer: body.peer,
-            request_seal: record_key(&body.request_key, Direction::Request)?,
-            response_seal: record_key(&body.response_key, Direction::Response)?,
-            request_key: Key32::from_bytes(body.request_key),
-            response_key: Key32::from_bytes(body.response_key),
-            established: body.expires.saturating_sub(SESSION_LIFETIME),
-            next_seq: 1,
-            window: ReplayWindow::default(),
+        crate::meter::measure(crate::meter::Section::Session, || {
+            check_ticket_text(ticket).map_err(|_| Error::Decrypt)?;
+            use base64::Engine as _;
+            let sealed = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(ticket.as_bytes())
+                .map_err(|_| Error::Decrypt)?;
+            let plain = zeroize::Zeroizing::new(open_record(
+                &self.ticket_key,
+                &self.ticket_aad(),
+                &sealed,
+            )?);
+            let body = TicketBody::decode(&plain).map_err(|_| Error::Decrypt)?;
+            if now > body.expires {
+                return Err(Error::Decrypt);
+            }
+            Ok(Session {
+                id: ticket.to_owned(),
+                key_id: body.key_id.iter().map(|b| format!("{b:02x}")).collect(),
+                side: Side::Responder,
+                me: self.owner.clone(),
+                peer: body.peer,
+                request_seal: record_key(&body.request_key, Direction::Request)?,
+                response_seal: record_key(&body.response_key, Direction::Response)?,
+                request_key: Key32::from_bytes(body.request_key),
+                response_key: Key32::from_bytes(body.response_key),
+                established: body.expires.saturating_sub(SESSION_LIFETIME),
+                next_seq: 1,
+                window: ReplayWindow::default(),
+            })
         })
     }
 }
@@ -726,25 +733,29 @@ impl Session {
     }
 
     fn request_mac(&self, seq: u64, time: u64, method: &str, path: &str, body: &[u8]) -> [u8; 32] {
-        let mut w = Writer::new();
-        w.bytes16(self.id.as_bytes())
-            .u64(seq)
-            .u64(time)
-            .bytes32(method.as_bytes())
-            .bytes32(path.as_bytes())
-            .raw(&Sha256::digest(body));
-        mac(self.request_key.expose(), &[REQUEST_TAG, &w.finish()])
+        crate::meter::measure(crate::meter::Section::Session, || {
+            let mut w = Writer::new();
+            w.bytes16(self.id.as_bytes())
+                .u64(seq)
+                .u64(time)
+                .bytes32(method.as_bytes())
+                .bytes32(path.as_bytes())
+                .raw(&Sha256::digest(body));
+            mac(self.request_key.expose(), &[REQUEST_TAG, &w.finish()])
+        })
     }
 
     fn response_mac(&self, request: &MessageAuth, time: u64, status: u16, body: &[u8]) -> [u8; 32] {
-        let mut w = Writer::new();
-        w.bytes16(self.id.as_bytes())
-            .u64(request.seq)
-            .raw(&request.mac)
-            .u64(time)
-            .u16(status)
-            .raw(&Sha256::digest(body));
-        mac(self.response_key.expose(), &[RESPONSE_TAG, &w.finish()])
+        crate::meter::measure(crate::meter::Section::Session, || {
+            let mut w = Writer::new();
+            w.bytes16(self.id.as_bytes())
+                .u64(request.seq)
+                .raw(&request.mac)
+                .u64(time)
+                .u16(status)
+                .raw(&Sha256::digest(body));
+            mac(self.response_key.expose(), &[RESPONSE_TAG, &w.finish()])
+        })
     }
 
     /// Initiator: authenticates a request `method path` with `body`.
@@ -1001,26 +1012,30 @@ pub fn seal_record(
     aad: &[u8],
     body: &[u8],
 ) -> Result<Vec<u8>> {
-    let sealed = XChaCha20Poly1305::new(key.expose().into())
-        .encrypt(&XNonce::from(*nonce), Payload { msg: body, aad })
-        .map_err(|_| Error::Decrypt)?;
-    let mut record = Vec::with_capacity(RECORD_NONCE_LEN + sealed.len());
-    record.extend_from_slice(nonce);
-    record.extend_from_slice(&sealed);
-    Ok(record)
+    crate::meter::measure(crate::meter::Section::Session, || {
+        let sealed = XChaCha20Poly1305::new(key.expose().into())
+            .encrypt(&XNonce::from(*nonce), Payload { msg: body, aad })
+            .map_err(|_| Error::Decrypt)?;
+        let mut record = Vec::with_capacity(RECORD_NONCE_LEN + sealed.len());
+        record.extend_from_slice(nonce);
+        record.extend_from_slice(&sealed);
+        Ok(record)
+    })
 }
 
 /// Opens a record sealed by [`seal_record`]; any change to it, to `aad` or the key is
 /// [`Error::Decrypt`], as is a record shorter than its nonce and tag.
 pub fn open_record(key: &Key32, aad: &[u8], record: &[u8]) -> Result<Vec<u8>> {
-    if record.len() < RECORD_OVERHEAD {
-        return Err(Error::Decrypt);
-    }
-    let (nonce, sealed) = record.split_at(RECORD_NONCE_LEN);
-    let nonce: [u8; RECORD_NONCE_LEN] = nonce.try_into().map_err(|_| Error::Decrypt)?;
-    XChaCha20Poly1305::new(key.expose().into())
-        .decrypt(&XNonce::from(nonce), Payload { msg: sealed, aad })
-        .map_err(|_| Error::Decrypt)
+    crate::meter::measure(crate::meter::Section::Session, || {
+        if record.len() < RECORD_OVERHEAD {
+            return Err(Error::Decrypt);
+        }
+        let (nonce, sealed) = record.split_at(RECORD_NONCE_LEN);
+        let nonce: [u8; RECORD_NONCE_LEN] = nonce.try_into().map_err(|_| Error::Decrypt)?;
+        XChaCha20Poly1305::new(key.expose().into())
+            .decrypt(&XNonce::from(nonce), Payload { msg: sealed, aad })
+            .map_err(|_| Error::Decrypt)
+    })
 }
 
 /// Sliding-window anti-replay (as in IPsec): each sequence number is accepted once, and only

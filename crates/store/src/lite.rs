@@ -23,6 +23,7 @@ use std::time::Duration;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{Mutex, mpsc, oneshot};
+use warifu_core::meter::{self, Section};
 
 use crate::error::{Result, StoreError};
 use crate::open::Synchronous;
@@ -144,8 +145,26 @@ fn prepare<'c>(
     Ok(st)
 }
 
+thread_local! {
+    /// Whether this thread is a database's writer (for the CPU meter's split).
+    static WRITER_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The meter's section of a statement run on this thread.
+fn section() -> Section {
+    if WRITER_THREAD.with(std::cell::Cell::get) {
+        Section::SqlWrite
+    } else {
+        Section::SqlRead
+    }
+}
+
 /// Runs `sql` with `args` on `c`: every row it returns.
 pub(crate) fn fetch(c: &Connection, sql: &str, args: &[Value]) -> rusqlite::Result<Vec<Row>> {
+    meter::measure(section(), || fetch_rows(c, sql, args))
+}
+
+fn fetch_rows(c: &Connection, sql: &str, args: &[Value]) -> rusqlite::Result<Vec<Row>> {
     let mut st = prepare(c, sql, args)?;
     let names: Arc<[String]> = st.column_names().iter().map(|n| (*n).to_owned()).collect();
     let width = names.len();
@@ -166,11 +185,13 @@ pub(crate) fn fetch(c: &Connection, sql: &str, args: &[Value]) -> rusqlite::Resu
 
 /// Runs `sql` with `args` on `c`: how many rows it changed (0 for a query).
 pub(crate) fn execute(c: &Connection, sql: &str, args: &[Value]) -> rusqlite::Result<u64> {
-    let mut st = prepare(c, sql, args)?;
-    let read_only = st.readonly();
-    let mut rows = st.raw_query();
-    while rows.next()?.is_some() {}
-    Ok(if read_only { 0 } else { c.changes() })
+    meter::measure(section(), || {
+        let mut st = prepare(c, sql, args)?;
+        let read_only = st.readonly();
+        let mut rows = st.raw_query();
+        while rows.next()?.is_some() {}
+        Ok(if read_only { 0 } else { c.changes() })
+    })
 }
 
 // ------------------------------------------------------------------------------------------
@@ -304,6 +325,7 @@ impl Writer {
 }
 
 fn writer_thread(conn: Arc<Mutex<Conn>>, mut rx: mpsc::Receiver<Msg>) {
+    WRITER_THREAD.with(|w| w.set(true));
     // The jobs are the query kit's futures; they finish without waiting (rusqlite is
     // synchronous), and this runtime only polls them.
     let rt = match tokio::runtime::Builder::new_current_thread().build() {

@@ -20,6 +20,7 @@ use tracing_subscriber::Layer as _;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 use warifu_core::PartyId;
+use warifu_core::meter;
 use warifu_core::sok::KeyScheme;
 use warifu_services::cardholder::Cardholder;
 use warifu_services::dev::fixture::{self, card_number, error_code, order_for};
@@ -184,6 +185,8 @@ struct Deployment {
     cpu_secs: f64,
     /// CPU seconds by thread group and mode over the measured rounds (see [`thread_cpu`]).
     cpu_split: BTreeMap<String, f64>,
+    /// Seconds in each metered section over the measured rounds ([`meter`]).
+    sections: [f64; 4],
 }
 
 struct RoundResult {
@@ -326,6 +329,7 @@ impl Deployment {
             rounds: Vec::new(),
             cpu_secs: 0.0,
             cpu_split: BTreeMap::new(),
+            sections: [0.0; 4],
         };
         d.up(args.cardholders).await?;
         d.down().await;
@@ -423,6 +427,8 @@ impl Deployment {
         let deadline = args.duration.map(|s| started + Duration::from_secs_f64(s));
         let cpu0 = process_cpu_secs();
         let split0 = thread_cpu();
+        let sections0 = meter::totals();
+        meter::set_enabled(true);
         MEASURING.store(index, Ordering::Relaxed);
         let mut tasks = Vec::new();
         for (ch, number) in &self.cardholders {
@@ -460,6 +466,14 @@ impl Deployment {
         }
         let wall = started.elapsed();
         MEASURING.store(0, Ordering::Relaxed);
+        meter::set_enabled(false);
+        for (sum, ((_, now), (_, before))) in self
+            .sections
+            .iter_mut()
+            .zip(meter::totals().iter().zip(&sections0))
+        {
+            *sum += now.saturating_sub(*before).as_secs_f64();
+        }
         self.cpu_secs += process_cpu_secs() - cpu0;
         for (k, v) in thread_cpu() {
             let before = split0.get(&k).copied().unwrap_or(0.0);
@@ -550,6 +564,9 @@ struct Figures {
     cpu_ms_per_order: f64,
     /// CPU ms per order by thread group and mode (see [`thread_cpu`]).
     cpu_split_ms_per_order: BTreeMap<String, f64>,
+    /// Ms per order in each metered section ([`meter::Section::label`]), and the rest of the
+    /// async workers' CPU (HTTP, JSON, the services' logic, wake-ups).
+    cpu_sections_ms_per_order: Vec<(String, f64)>,
     states: BTreeMap<String, u64>,
     errors: BTreeMap<String, u64>,
     server_routes_mean_ms: BTreeMap<String, (u64, f64)>,
@@ -621,6 +638,7 @@ fn figures(d: &Deployment, scheme: &str, routes: &RouteTimes) -> Figures {
             .iter()
             .map(|(k, v)| (k.clone(), v * 1000.0 / all.orders.max(1) as f64))
             .collect(),
+        cpu_sections_ms_per_order: sections_per_order(d, all.orders),
         states: all.states,
         errors: all.errors,
         server_routes_mean_ms: routes
@@ -629,6 +647,30 @@ fn figures(d: &Deployment, scheme: &str, routes: &RouteTimes) -> Figures {
             .collect(),
         latency_us: all.latency_us,
     }
+}
+
+/// Ms per order in each metered section, then the async workers' CPU left outside the
+/// sections run on them (sealing, sessions, SQLite reads): HTTP client and server, JSON, the
+/// services' logic, the kernel's socket work and wake-ups.
+fn sections_per_order(d: &Deployment, orders: u64) -> Vec<(String, f64)> {
+    let per_order = |secs: f64| secs * 1000.0 / orders.max(1) as f64;
+    let mut out: Vec<(String, f64)> = meter::Section::ALL
+        .iter()
+        .zip(d.sections)
+        .map(|(s, secs)| (s.label().to_owned(), per_order(secs)))
+        .collect();
+    let workers: f64 = d
+        .cpu_split
+        .iter()
+        .filter(|(k, _)| k.starts_with("async workers"))
+        .map(|(_, v)| v)
+        .sum();
+    let on_workers = d.sections[..3].iter().sum::<f64>();
+    out.push((
+        "HTTP, JSON, logic (rest)".to_owned(),
+        per_order((workers - on_workers).max(0.0)),
+    ));
+    out
 }
 
 /// The whole report.
@@ -871,6 +913,12 @@ fn text(r: &Report) -> String {
                 "{:.2}",
                 f.cpu_split_ms_per_order.get(group).copied().unwrap_or(0.0)
             )
+        });
+    }
+    for (i, (label, _)) in r.sealed.cpu_sections_ms_per_order.iter().enumerate() {
+        row(&mut s, &format!("  in {label} (ms)"), &|f| {
+            let v = f.cpu_sections_ms_per_order.get(i).map_or(0.0, |(_, v)| *v);
+            format!("{v:.2}")
         });
     }
     for step in r.sealed.steps_mean_ms.keys() {
