@@ -1,12 +1,15 @@
 //! Where the CPU goes: time spent in short synchronous sections (sealing, sessions, SQLite
 //! statements), summed by kind while a benchmark turns the meter on; one relaxed load when off.
 //!
-//! A section never awaits, so its wall time is the CPU time of the thread that ran it (a
-//! preemption by the OS inflates it a little). Nested sections count once, in the outermost.
+//! A section never awaits and is timed by its thread's own CPU clock, so a thread descheduled
+//! in the middle of one is not charged for the wait. Nested sections count once, in the
+//! outermost.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use cpu_time::ThreadTime;
 
 /// What a measured section does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,7 +74,7 @@ pub fn measure<T>(section: Section, f: impl FnOnce() -> T) -> T {
         return f();
     }
     INSIDE.with(|c| c.set(true));
-    let started = Instant::now();
+    let started = ThreadTime::now();
     let out = f();
     let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
     INSIDE.with(|c| c.set(false));
@@ -86,7 +89,7 @@ mod tests {
     #[test]
     fn counts_only_when_on_and_nested_sections_once() {
         let spin = || {
-            let t = Instant::now();
+            let t = std::time::Instant::now();
             while t.elapsed() < Duration::from_millis(2) {}
         };
         let before = totals();
