@@ -6,7 +6,9 @@
 //! repeated refund ids), carrier moves (picked up, in transit, delivered, returned, and moves
 //! the carrier must refuse), disputes, the merchant's outbox worker ticked or not
 //! (`Worker::tick`, one message a tick, so the schedule — not wall time — decides the
-//! interleaving), a service listed at a dead port for a while, and each service crashed (its
+//! interleaving), the carrier's delivery events pushed to the merchant or not (`Pusher::tick`;
+//! the carrier runs with the directory, as in production, so it also asks the issuer before
+//! accepting a shipment), a service listed at a dead port for a while, and each service crashed (its
 //! server aborted, its store closed, its sessions and caches lost) and restarted on the same
 //! database.
 //!
@@ -65,6 +67,7 @@ use check::{OrderModel, Violation};
 use warifu_core::order::{Card, Destination, Order, PaymentMethod};
 use warifu_core::sealed::SealedOrder;
 use warifu_services::cardholder::CardholderError;
+use warifu_services::carrier::push::{PushOptions, Pusher};
 use warifu_services::merchant::worker::{Worker, WorkerOptions};
 use warifu_services::protocol::cardholder_merchant::OrderOutcome;
 use warifu_services::protocol::merchant_issuer::DisputeAnswer;
@@ -171,6 +174,10 @@ enum Action {
     Tick {
         times: u32,
     },
+    /// The carrier's pusher sends its due delivery events (`Pusher::tick`) this many times.
+    Push {
+        times: u32,
+    },
     TakeDown {
         party: usize,
     },
@@ -214,6 +221,7 @@ enum Kind {
     Advance,
     Dispute,
     Tick,
+    Push,
     TakeDown,
     BringUp,
     Crash,
@@ -230,6 +238,7 @@ const WEIGHTS: &[(u64, Kind)] = &[
     (20, Kind::Advance),
     (4, Kind::Dispute),
     (14, Kind::Tick),
+    (8, Kind::Push),
     (2, Kind::TakeDown),
     (6, Kind::BringUp),
     (2, Kind::Crash),
@@ -312,6 +321,9 @@ fn next_action(rng: &mut Rng, buys: usize) -> Action {
         Kind::Dispute => Action::Dispute { order: order(rng) },
         Kind::Tick => Action::Tick {
             times: 1 + rng.below(6) as u32,
+        },
+        Kind::Push => Action::Push {
+            times: 1 + rng.below(3) as u32,
         },
         Kind::TakeDown => Action::TakeDown {
             party: rng.below(3) as usize,
@@ -643,10 +655,14 @@ impl Sim {
                 let asked = amount.unwrap_or(m.amount);
                 if !matches!(a, Answer::Refused(..)) {
                     match &refund_id {
-                        Some(rid) if m.op_ids.contains_key(rid) => {}
+                        // A repeated id asks once: by its larger amount, since an earlier ask
+                        // that never reached the merchant (unavailable) did not fix it.
                         Some(rid) => {
-                            m.op_ids.insert(rid.clone(), asked);
-                            m.op_upper += asked;
+                            let before = m.op_ids.get(rid).copied().unwrap_or(0);
+                            if asked > before {
+                                m.op_ids.insert(rid.clone(), asked);
+                                m.op_upper += asked - before;
+                            }
                         }
                         None => m.op_upper += asked,
                     }
@@ -711,6 +727,22 @@ impl Sim {
                     self.note = format!("{ran} ran");
                 }
             }
+            Action::Push { times } => {
+                if let Some(c) = self.world.carrier() {
+                    let mut sent = 0;
+                    for _ in 0..times {
+                        match Pusher::tick(&c, &PushOptions::fast()).await {
+                            Ok(0) => break,
+                            Ok(n) => sent += n,
+                            Err(e) => {
+                                self.note = format!("push: {e}");
+                                break;
+                            }
+                        }
+                    }
+                    self.note = format!("{sent} pushed");
+                }
+            }
             Action::TakeDown { party } => self.world.take_down(party).await,
             Action::BringUp { party } => self.world.bring_up(party),
             Action::Crash { party } => self.world.crash(party).await,
@@ -734,6 +766,9 @@ impl Sim {
         let opts = worker_options();
         let m = self.world.merchant().expect("the merchant is up");
         for _round in 0..40 {
+            if let Some(c) = self.world.carrier() {
+                let _ = Pusher::tick(&c, &PushOptions::fast()).await;
+            }
             for _ in 0..200 {
                 match Worker::tick(&m, &opts).await {
                     Ok(0) | Err(_) => break,

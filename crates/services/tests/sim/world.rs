@@ -240,6 +240,14 @@ impl World {
         }
     }
 
+    /// The carrier's state, if it runs.
+    pub fn carrier(&self) -> Option<Arc<CarrierState>> {
+        match &self.services[2].running {
+            Some((Running::Carrier(c), ..)) => Some(c.clone()),
+            _ => None,
+        }
+    }
+
     /// The endpoint the directory lists for service `n` (a dead port while it is down).
     pub fn endpoint(&self, n: usize) -> String {
         self.directory
@@ -326,8 +334,14 @@ impl World {
                 (Running::Issuer(st), task)
             }
             _ => {
-                let st =
-                    CarrierState::new(s.keys.clone(), Arc::new(store.clone()), self.clock.clone());
+                // With the directory, as served in production: the carrier asks the issuer
+                // before accepting a shipment and pushes each move to the merchant.
+                let st = CarrierState::with_directory(
+                    s.keys.clone(),
+                    Arc::new(store.clone()),
+                    self.directory.clone(),
+                    self.clock.clone(),
+                );
                 st.guard().operator().set(OperatorAuth::Open);
                 let task = tokio::spawn(carrier::run(l, st.clone(), pending));
                 (Running::Carrier(st), task)
