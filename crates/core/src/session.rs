@@ -472,25 +472,23 @@ impl Responder {
     /// str16(id_R), u8(1) ‖ key id (16 bytes) ‖ u64(expires) ‖ request_key ‖ response_key ‖
     /// str16(id_I))).
     pub fn ticket(&self, session: &Session, nonce: &[u8; RECORD_NONCE_LEN]) -> Result<String> {
-        crate::meter::measure(crate::meter::Section::Session, || {
-            if session.side != Side::Responder || session.me != self.owner {
-                return Err(Error::HeaderMismatch(
-                    "a ticket is issued by the session's responder".into(),
-                ));
-            }
-            let key_id = hex_decode16(&session.key_id)?;
-            let mut w = Writer::new();
-            w.u8(TICKET_VERSION)
-                .raw(&key_id)
-                .u64(session.expires_at())
-                .raw(session.request_key.expose())
-                .raw(session.response_key.expose())
-                .bytes16(session.peer.as_str().as_bytes());
-            let plain = zeroize::Zeroizing::new(w.finish());
-            let sealed = seal_record(&self.ticket_key, nonce, &self.ticket_aad(), &plain)?;
-            use base64::Engine as _;
-            Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sealed))
-        })
+        if session.side != Side::Responder || session.me != self.owner {
+            return Err(Error::HeaderMismatch(
+                "a ticket is issued by the session's responder".into(),
+            ));
+        }
+        let key_id = hex_decode16(&session.key_id)?;
+        let mut w = Writer::new();
+        w.u8(TICKET_VERSION)
+            .raw(&key_id)
+            .u64(session.expires_at())
+            .raw(session.request_key.expose())
+            .raw(session.response_key.expose())
+            .bytes16(session.peer.as_str().as_bytes());
+        let plain = zeroize::Zeroizing::new(w.finish());
+        let sealed = seal_record(&self.ticket_key, nonce, &self.ticket_aad(), &plain)?;
+        use base64::Engine as _;
+        Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sealed))
     }
 
     /// The responder's session named by `ticket` at `now`. A ticket that is malformed, was
