@@ -112,6 +112,9 @@ impl MerchantStore for Store {
     async fn put_order_fact(&self, fact: &OrderFact) -> Result<()> {
         dispatch!(self, put_order_fact(fact))
     }
+    async fn put_order_fact_over(&self, fact: &OrderFact, replaceable: &[Vec<u8>]) -> Result<bool> {
+        dispatch!(self, put_order_fact_over(fact, replaceable))
+    }
     async fn order_facts(&self, order_id: &OrderId) -> Result<Vec<OrderFact>> {
         dispatch!(self, order_facts(order_id))
     }

@@ -171,6 +171,11 @@ pub trait MerchantStore: PartyStore + WebhookStore {
     /// Stores (or replaces) what the merchant last learned about an order (merchant lifecycle).
     async fn put_order_fact(&self, fact: &OrderFact) -> Result<()>;
 
+    /// Stores `fact` unless the order already has one of its kind whose body is not in
+    /// `replaceable`, in one statement (a status that only moves forward, such as a parcel's:
+    /// a later one written meanwhile is kept). True if it was written.
+    async fn put_order_fact_over(&self, fact: &OrderFact, replaceable: &[Vec<u8>]) -> Result<bool>;
+
     /// Every fact stored about an order, by kind.
     async fn order_facts(&self, order_id: &OrderId) -> Result<Vec<OrderFact>>;
 }

@@ -118,16 +118,6 @@ async fn delivery_event(
     apply(&st, order, status, proof).await.map(Json)
 }
 
-/// How far along a recorded delivery status is (a status never goes back to an earlier one).
-fn rank(status: &[u8]) -> u8 {
-    match status {
-        b"accepted" => 0,
-        b"picked_up" => 1,
-        b"in_transit" => 2,
-        _ => 3,
-    }
-}
-
 /// The answer: the order as it is, and whether this event changed it.
 fn ack(order: &OrderRecord, applied: bool) -> DeliveryEventAck {
     DeliveryEventAck {
@@ -158,7 +148,6 @@ async fn apply(
 ) -> AppResult<DeliveryEventAck> {
     let name = status.as_str();
     for _ in 0..4 {
-        let seen = seen(st, &order).await?;
         let event = match status {
             ShipmentStatus::Delivered => Event::TrackDelivered,
             ShipmentStatus::Returned => Event::TrackReturned,
@@ -172,16 +161,14 @@ async fn apply(
                         | OrderState::Cancelling
                         | OrderState::Returning
                 );
-                let known = seen.as_deref().map(rank) >= Some(rank(name.as_bytes()));
-                if !out || known {
+                if !out {
                     return Ok(ack(&order, false));
                 }
-                worker::put_fact(st, &order.order_id, FACT_DELIVERY, name.as_bytes().to_vec())
-                    .await?;
-                return Ok(ack(&order, true));
+                let noted = worker::note_parcel(st, &order.order_id, name).await?;
+                return Ok(ack(&order, noted));
             }
         };
-        if seen.as_deref() == Some(name.as_bytes()) {
+        if seen(st, &order).await?.as_deref() == Some(name.as_bytes()) {
             // The same event again (or the poll learned it first).
             return Ok(ack(&order, false));
         }

@@ -206,6 +206,44 @@ pub(crate) async fn put_fact(
         .map_err(store_error("recording an order fact"))
 }
 
+/// Parcel statuses by how far along they are: a status replaces only those of a lower rank.
+const PARCEL_RANKS: [(&str, u8); 7] = [
+    ("accepted", 0),
+    ("picked_up", 1),
+    ("in_transit", 2),
+    ("returning", 3),
+    ("cancelled", 4),
+    ("delivered", 4),
+    ("returned", 4),
+];
+
+/// Records where an order's parcel is (a status learned by the poll or pushed by the carrier)
+/// unless the merchant already recorded it or a later one, in one statement, so that a push
+/// and a poll racing never step the status back. True if it was recorded.
+pub(crate) async fn note_parcel(
+    st: &MerchantState,
+    order_id: &OrderId,
+    status: &str,
+) -> AppResult<bool> {
+    let rank = |s: &str| PARCEL_RANKS.iter().find(|(n, _)| *n == s).map(|(_, r)| *r);
+    let mine = rank(status).unwrap_or(0);
+    let earlier: Vec<Vec<u8>> = PARCEL_RANKS
+        .iter()
+        .filter(|(_, r)| *r < mine)
+        .map(|(n, _)| n.as_bytes().to_vec())
+        .collect();
+    let fact = OrderFact {
+        order_id: order_id.to_owned(),
+        kind: FACT_DELIVERY.to_owned(),
+        body: status.as_bytes().to_vec(),
+        updated_at_ms: st.clock().now_ms(),
+    };
+    st.store()
+        .put_order_fact_over(&fact, &earlier)
+        .await
+        .map_err(store_error("recording a parcel's status"))
+}
+
 /// The issuer's last payment receipt for an order, if any.
 pub(crate) async fn payment_of(
     st: &MerchantState,
@@ -895,22 +933,12 @@ async fn step_track(
             "the carrier's tracking is not about this order",
         )));
     }
-    let seen = st
-        .store()
-        .order_facts(order_id)
-        .await
-        .map_err(store_error("reading order facts"))?
-        .into_iter()
-        .find(|f| f.kind == FACT_DELIVERY)
-        .map(|f| f.body);
     let event = match view.status.as_str() {
         "delivered" => Event::TrackDelivered,
         // The parcel came back: the cardholder is refunded in full.
         "returned" => Event::TrackReturned,
         other => {
-            if seen.as_deref() != Some(other.as_bytes()) {
-                put_fact(st, order_id, FACT_DELIVERY, other.as_bytes().to_vec()).await?;
-            }
+            note_parcel(st, order_id, other).await?;
             return Ok(Step::Waiting(other.to_owned()));
         }
     };

@@ -35,6 +35,7 @@ both!(
     concurrent_transitions_apply_once,
     failed_writes_roll_back_alone,
     buckets_by_minute,
+    facts_move_only_forward,
 );
 
 async fn order_forms(db: &TestDb) {
@@ -477,4 +478,62 @@ async fn buckets_by_minute(db: &TestDb) {
         triples(&s.outbox_pending_buckets(NOW - MIN, MIN).await.unwrap()),
         [(NOW - MIN, "authorize", 1), (NOW, "authorize", 2)]
     );
+}
+
+/// `put_order_fact_over` writes a fact only over the bodies it may replace: a later status
+/// written meanwhile stays, the same one again is not a write, an absent one is inserted.
+async fn facts_move_only_forward(db: &TestDb) {
+    let s = &db.store;
+    s.insert_order(&new_order("O-F", 500), &[]).await.unwrap();
+    let fact = |body: &str| OrderFact {
+        order_id: "O-F".into(),
+        kind: "delivery".into(),
+        body: body.as_bytes().to_vec(),
+        updated_at_ms: NOW,
+    };
+    let before = |names: &[&str]| {
+        names
+            .iter()
+            .map(|n| n.as_bytes().to_vec())
+            .collect::<Vec<_>>()
+    };
+    let body = || async {
+        let facts = s.order_facts(&OrderId::from("O-F")).await.unwrap();
+        String::from_utf8(facts[0].body.clone()).unwrap()
+    };
+    assert!(
+        s.put_order_fact_over(&fact("accepted"), &[]).await.unwrap(),
+        "absent: inserted"
+    );
+    assert!(
+        !s.put_order_fact_over(&fact("accepted"), &[]).await.unwrap(),
+        "present: kept"
+    );
+    let in_transit = before(&["accepted", "picked_up"]);
+    assert!(
+        s.put_order_fact_over(&fact("in_transit"), &in_transit)
+            .await
+            .unwrap()
+    );
+    assert_eq!(body().await, "in_transit");
+    // A poll's older answer arriving late does not step it back.
+    assert!(
+        !s.put_order_fact_over(&fact("picked_up"), &before(&["accepted"]))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.put_order_fact_over(&fact("in_transit"), &in_transit)
+            .await
+            .unwrap(),
+        "again"
+    );
+    assert_eq!(body().await, "in_transit");
+    s.put_order_fact(&fact("delivered")).await.unwrap();
+    assert!(
+        !s.put_order_fact_over(&fact("in_transit"), &in_transit)
+            .await
+            .unwrap()
+    );
+    assert_eq!(body().await, "delivered");
 }
