@@ -43,7 +43,8 @@
 //! | cancelled | declined | declined | |
 //! | cancelled | captured (the issuer captured after all) | cancelled | refund `cancel` |
 //! | cancelled | voided | voided | |
-//! | cancelled | refunded | refunded | |
+//! | cancelled | refunded in full | refunded | |
+//! | cancelled | refunded in part (an operator's refund; the rest is still to come) | cancelled | |
 //! | cancelled | refused(void / refund) | failed | |
 //! | cancelled, voided, refunded, failed, declined | ship accepted (late) | unchanged | cancel_shipment |
 //! | cancelled, voided, refunded, failed, declined | refused(ship), carrier: any | unchanged | |
@@ -377,7 +378,10 @@ pub fn next(state: OrderState, facts: Facts, event: &Event) -> Result<Next, Refu
 
         // Void and refund.
         (S::Cancelled, E::Voided) => go(S::Voided, vec![]),
-        (S::Cancelled, E::Refunded { .. }) => go(S::Refunded, vec![]),
+        (S::Cancelled, E::Refunded { full: true }) => go(S::Refunded, vec![]),
+        // A partial (operator's) refund answered after the cancel: the refund of the rest is
+        // still pending, and finishes the order.
+        (S::Cancelled, E::Refunded { full: false }) => go(S::Cancelled, vec![]),
         (S::Cancelled, E::Refused(Kind::Void | Kind::Refund)) => go(S::Failed, vec![]),
         (S::Captured | S::Delivered, E::Refunded { full: true }) => go(S::Refunded, vec![]),
         (S::Captured | S::Delivered, E::Refunded { full: false })
