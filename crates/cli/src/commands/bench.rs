@@ -665,7 +665,13 @@ fn sections_per_order(d: &Deployment, orders: u64) -> Vec<(String, f64)> {
         .filter(|(k, _)| k.starts_with("async workers"))
         .map(|(_, v)| v)
         .sum();
-    let on_workers = d.sections[..3].iter().sum::<f64>();
+    // Every section but the writer threads' statements runs on the async workers.
+    let on_workers: f64 = meter::Section::ALL
+        .iter()
+        .zip(d.sections)
+        .filter(|(s, _)| **s != meter::Section::SqlWrite)
+        .map(|(_, secs)| secs)
+        .sum();
     out.push((
         "HTTP, JSON, logic (rest)".to_owned(),
         per_order((workers - on_workers).max(0.0)),

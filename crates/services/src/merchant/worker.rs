@@ -188,6 +188,16 @@ async fn read_order(st: &MerchantState, order_id: &OrderId) -> AppResult<OrderRe
         .ok_or_else(|| AppError::internal("reading an order", &"it vanished"))
 }
 
+/// A fact the merchant learns about an order now.
+fn fact_now(st: &MerchantState, order_id: &OrderId, kind: &str, body: Vec<u8>) -> OrderFact {
+    OrderFact {
+        order_id: order_id.to_owned(),
+        kind: kind.to_owned(),
+        body,
+        updated_at_ms: st.clock().now_ms(),
+    }
+}
+
 /// Stores what the merchant learned about an order.
 pub(crate) async fn put_fact(
     st: &MerchantState,
@@ -196,12 +206,7 @@ pub(crate) async fn put_fact(
     body: Vec<u8>,
 ) -> AppResult<()> {
     st.store()
-        .put_order_fact(&OrderFact {
-            order_id: order_id.to_owned(),
-            kind: kind.to_owned(),
-            body,
-            updated_at_ms: st.clock().now_ms(),
-        })
+        .put_order_fact(&fact_now(st, order_id, kind, body))
         .await
         .map_err(store_error("recording an order fact"))
 }
@@ -232,12 +237,7 @@ pub(crate) async fn note_parcel(
         .filter(|(_, r)| *r < mine)
         .map(|(n, _)| n.as_bytes().to_vec())
         .collect();
-    let fact = OrderFact {
-        order_id: order_id.to_owned(),
-        kind: FACT_DELIVERY.to_owned(),
-        body: status.as_bytes().to_vec(),
-        updated_at_ms: st.clock().now_ms(),
-    };
+    let fact = fact_now(st, order_id, FACT_DELIVERY, status.as_bytes().to_vec());
     st.store()
         .put_order_fact_over(&fact, &earlier)
         .await
