@@ -1383,3 +1383,84 @@ fn a_split_sok_master_issues_from_any_t_share_centers() {
         &[],
     );
 }
+
+#[test]
+fn bench_drives_a_deployment_already_running() {
+    let d = Deployment::start(Options {
+        operator_token: Some("op-token-Bq8zLm3Wv7Kx".into()),
+        ..Options::default()
+    });
+    let tok = d.token_file.clone().expect("token file");
+    let bench_keys = d.tmp.path().join("bench-keys");
+    let out = d.tmp.path().join("bench-out");
+    let bench = |keys: &Path, orders: &str| {
+        warifu(&[
+            &"bench",
+            &"--target",
+            &d.dir,
+            &"--merchant",
+            &common::MERCHANT,
+            &"--issuer",
+            &common::ISSUER,
+            &"--keys",
+            &keys,
+            &"--operator-token-file",
+            &tok,
+            &"--cardholders",
+            &"2",
+            &"--orders",
+            &orders,
+            &"--rounds",
+            &"1",
+            &"--no-baseline",
+            &"--out",
+            &out,
+        ])
+    };
+    // Without the bench cardholders' keys: a clear error, nothing bought.
+    fails(bench(&bench_keys, "4"), "no key file", &[]);
+    ok(warifu(&[
+        &"keycenter",
+        &"issue",
+        &"--dir",
+        &d.tmp.path().join("kc"),
+        &"--out",
+        &bench_keys,
+        &"cardholder:bench-0@bench.example",
+        &"cardholder:bench-1@bench.example",
+    ]));
+    // The first run enrolls the two cards through the issuer's operator route, the second
+    // finds them.
+    for orders in ["12", "4"] {
+        let o = bench(&bench_keys, orders);
+        assert!(o.status.success(), "bench failed: {}", stderr(&o));
+        let report: Value =
+            serde_json::from_slice(&fs::read(out.join("bench.json")).expect("bench.json"))
+                .expect("json");
+        let f = &report["sealed"];
+        assert_eq!(f["name"], "target", "{f}");
+        assert_eq!(f["in_process"], false);
+        assert_eq!(f["orders_ok"].as_u64(), orders.parse().ok(), "{f}");
+        assert_eq!(f["states"]["captured"].as_u64(), orders.parse().ok(), "{f}");
+        assert_eq!(f["errors"], serde_json::json!({}), "{f}");
+        assert!(report["baseline"].is_null());
+    }
+    let cards = warifu(&[
+        &"issuer",
+        &"cards",
+        &"--url",
+        &d.issuer_url,
+        &"--token-file",
+        &tok,
+        &"--json",
+    ]);
+    let cards: Value = serde_json::from_slice(&cards.stdout).expect("cards json");
+    let bench_cards: Vec<&str> = cards["cards"]
+        .as_array()
+        .expect("cards")
+        .iter()
+        .filter_map(|c| c["card_id"].as_str())
+        .filter(|id| id.starts_with("bench-card-"))
+        .collect();
+    assert_eq!(bench_cards, ["bench-card-0", "bench-card-1"]);
+}

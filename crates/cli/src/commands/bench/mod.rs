@@ -1,5 +1,10 @@
 //! `warifu bench`: concurrent cardholders buy end to end on a sealed deployment and on the
 //! plaintext baseline in the same run; throughput, latency, errors and the privacy overhead.
+//!
+//! - this module: the arguments, the rounds, the figures and the report;
+//! - `target`: the cardholders of an already-running deployment (`--target`).
+
+mod target;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -66,6 +71,25 @@ pub struct BenchArgs {
     /// Show the services' logs on standard error (a filter such as `warn`).
     #[arg(long, value_name = "FILTER")]
     pub log: Option<String>,
+    /// Drive an already-running deployment (replicas behind a balancer, PostgreSQL) through
+    /// its key center's directory instead of starting one in this process. Needs
+    /// --merchant, --issuer and --keys; the plaintext baseline still runs here, in-process.
+    #[arg(long, value_name = "DIRECTORY", conflicts_with_all = ["postgres", "sync"])]
+    pub target: Option<PathBuf>,
+    /// With --target: the merchant to buy from.
+    #[arg(long, value_name = "ID", requires = "target")]
+    pub merchant: Option<String>,
+    /// With --target: the issuer of the bench cards.
+    #[arg(long, value_name = "ID", requires = "target")]
+    pub issuer: Option<String>,
+    /// With --target: the folder of the cardholders' key files, as `warifu keycenter issue
+    /// --out DIR cardholder:bench-0@bench.example …` writes them (unsealed).
+    #[arg(long, value_name = "DIR", requires = "target")]
+    pub keys: Option<PathBuf>,
+    /// With --target: the issuer's operator token (first line), to enroll the bench cards it
+    /// does not know yet; default WARIFU_OPERATOR_TOKEN.
+    #[arg(long, value_name = "FILE", requires = "target")]
+    pub operator_token_file: Option<PathBuf>,
 }
 
 /// SQLite durability on the command line.
@@ -172,13 +196,12 @@ struct Sample {
     outcome: Result<String, String>,
 }
 
-/// A deployment with its cardholders; it runs only during its own rounds (stopped and
-/// restarted on the same data between them), so the two deployments never share the machine
-/// and neither one's background work (delivery polls) is charged to the other.
+/// A deployment with its cardholders; a local one runs only during its own rounds (stopped
+/// and restarted on the same data between them), so the two deployments never share the
+/// machine and neither one's background work is charged to the other.
 struct Deployment {
     name: &'static str,
-    opts: LocalOptions,
-    local: Option<Local>,
+    services: Services,
     enrolled: bool,
     cardholders: Vec<(Arc<Cardholder>, String)>,
     rounds: Vec<RoundResult>,
@@ -187,6 +210,17 @@ struct Deployment {
     cpu_split: BTreeMap<String, f64>,
     /// Seconds in each metered section over the measured rounds ([`meter`]).
     sections: [f64; 4],
+}
+
+/// Where a deployment's services run.
+enum Services {
+    /// In this process, started for each round.
+    Local {
+        opts: Box<LocalOptions>,
+        running: Option<Box<Local>>,
+    },
+    /// Elsewhere, already running (`--target`).
+    Target(target::Target),
 }
 
 struct RoundResult {
@@ -320,10 +354,16 @@ impl Deployment {
         opts.scheme = KeyScheme::from(args.scheme);
         opts.key_cache = args.key_cache;
         opts.plaintext_baseline = baseline;
+        let services = match &args.target {
+            Some(file) if !baseline => Services::Target(target::Target::open(args, file)?),
+            _ => Services::Local {
+                opts: Box::new(opts),
+                running: None,
+            },
+        };
         let mut d = Deployment {
             name,
-            opts,
-            local: None,
+            services,
             enrolled: false,
             cardholders: Vec::new(),
             rounds: Vec::new(),
@@ -338,12 +378,20 @@ impl Deployment {
 
     /// Starts the services (enrolling the cards the first time) and the cardholders' clients.
     async fn up(&mut self, cardholders: usize) -> Result<()> {
-        let local = Local::start(self.opts.clone())
+        let (opts, running) = match &mut self.services {
+            Services::Local { opts, running } => (opts, running),
+            Services::Target(t) => {
+                self.cardholders = t.cardholders(cardholders, !self.enrolled).await?;
+                self.enrolled = true;
+                return Ok(());
+            }
+        };
+        let local = Local::start((**opts).clone())
             .await
             .with_context(|| format!("cannot start the {} deployment", self.name))?;
         self.cardholders.clear();
         for i in 0..cardholders {
-            let id = PartyId::parse(&format!("cardholder:bench-{i}@bench.example"))?;
+            let id = target::cardholder_id(i)?;
             let number = card_number(i);
             if !self.enrolled {
                 local
@@ -363,28 +411,41 @@ impl Deployment {
                 .push((Arc::new(local.cardholder(&id)?), number));
         }
         self.enrolled = true;
-        self.local = Some(local);
+        *running = Some(Box::new(local));
         Ok(())
     }
 
-    /// Stops the services (finishing in-flight requests).
+    /// Stops the local services (finishing in-flight requests).
     async fn down(&mut self) {
         self.cardholders.clear();
-        if let Some(l) = self.local.take() {
+        if let Services::Local { running, .. } = &mut self.services
+            && let Some(l) = running.take()
+        {
             l.stop().await;
         }
     }
 
-    fn local(&self) -> Result<&Local> {
-        self.local
-            .as_ref()
-            .with_context(|| format!("the {} deployment is not running", self.name))
+    /// The merchant and the issuer the cardholders buy from and pay through.
+    fn parties(&self) -> Result<(PartyId, PartyId)> {
+        match &self.services {
+            Services::Target(t) => Ok((t.merchant.clone(), t.issuer.clone())),
+            Services::Local {
+                running: Some(l), ..
+            } => Ok((l.merchant.id().clone(), l.issuer.id().clone())),
+            Services::Local { running: None, .. } => {
+                bail!("the {} deployment is not running", self.name)
+            }
+        }
+    }
+
+    /// Whether the services run in this process (their CPU and request log are measured).
+    fn in_process(&self) -> bool {
+        matches!(self.services, Services::Local { .. })
     }
 
     /// Each cardholder buys once (handshakes, key caches, connections), unmeasured.
     async fn warm_up(&self) -> Result<()> {
-        let merchant = self.local()?.merchant.id().clone();
-        let issuer = self.local()?.issuer.id().clone();
+        let (merchant, issuer) = self.parties()?;
         let mut tasks = Vec::new();
         for (ch, number) in &self.cardholders {
             let (ch, number, m, i) = (ch.clone(), number.clone(), merchant.clone(), issuer.clone());
@@ -412,8 +473,7 @@ impl Deployment {
 
     async fn measure(&mut self, args: &BenchArgs, index: usize, label: &str) -> Result<()> {
         self.warm_up().await?;
-        let merchant = self.local()?.merchant.id().clone();
-        let issuer = self.local()?.issuer.id().clone();
+        let (merchant, issuer) = self.parties()?;
         let next = Arc::new(AtomicU64::new(0));
         let pb = match args.duration {
             Some(secs) => ProgressBar::new((secs * 1000.0) as u64)
@@ -554,6 +614,9 @@ fn thread_cpu() -> BTreeMap<String, f64> {
 struct Figures {
     name: String,
     scheme: String,
+    /// Whether the services ran in this process: if not (`--target`), the CPU figures are
+    /// the cardholders' alone and there is no request log.
+    in_process: bool,
     orders_ok: usize,
     orders_failed: usize,
     wall_secs: f64,
@@ -613,6 +676,7 @@ fn figures(d: &Deployment, scheme: &str, routes: &RouteTimes) -> Figures {
     Figures {
         name: d.name.to_owned(),
         scheme: scheme.to_owned(),
+        in_process: d.in_process(),
         orders_ok: all.ok as usize,
         orders_failed: (all.orders - all.ok) as usize,
         wall_secs: wall,
@@ -760,10 +824,10 @@ async fn bench(args: &BenchArgs, threads: usize) -> Result<Report> {
             Some(s) => format!("{s} s"),
             None => format!("{} orders", args.orders),
         },
-        if args.postgres.is_some() {
-            "PostgreSQL"
-        } else {
-            "SQLite"
+        match (&args.target, &args.postgres) {
+            (Some(t), _) => format!("the target of {}; the baseline's SQLite", t.display()),
+            (None, Some(_)) => "PostgreSQL".to_owned(),
+            (None, None) => "SQLite".to_owned(),
         },
         if args.postgres.is_none() {
             format!(" (synchronous={:?})", args.sync).to_lowercase()
@@ -771,7 +835,12 @@ async fn bench(args: &BenchArgs, threads: usize) -> Result<Report> {
             String::new()
         },
     ))?;
-    let mut sealed = Deployment::start("sealed", tmp.path(), args, false, &tag).await?;
+    let name = if args.target.is_some() {
+        "target"
+    } else {
+        "sealed"
+    };
+    let mut sealed = Deployment::start(name, tmp.path(), args, false, &tag).await?;
     let mut baseline = if args.no_baseline {
         None
     } else {
@@ -780,7 +849,7 @@ async fn bench(args: &BenchArgs, threads: usize) -> Result<Report> {
     let result = async {
         for r in 0..args.rounds {
             sealed
-                .round(args, 1, &format!("sealed ({scheme}) #{}", r + 1))
+                .round(args, 1, &format!("{name} ({scheme}) #{}", r + 1))
                 .await?;
             if let Some(b) = &mut baseline {
                 b.round(args, 2, &format!("plaintext baseline #{}", r + 1))
@@ -815,7 +884,9 @@ async fn bench(args: &BenchArgs, threads: usize) -> Result<Report> {
         rounds: args.rounds,
         orders_per_round: args.duration.is_none().then_some(args.orders),
         seconds_per_round: args.duration,
-        storage: if args.postgres.is_some() {
+        storage: if let Some(t) = &args.target {
+            format!("the target's own (directory {})", t.display())
+        } else if args.postgres.is_some() {
             "postgresql".into()
         } else {
             "sqlite".into()
@@ -832,6 +903,15 @@ async fn bench(args: &BenchArgs, threads: usize) -> Result<Report> {
 /// What limits throughput, read off the figures.
 fn limits(f: &Figures, threads: usize) -> Vec<String> {
     let mut out = Vec::new();
+    if !f.in_process {
+        out.push(format!(
+            "CPU: {:.2} ms per order in this process, the cardholders' alone; the services' CPU \
+             is measured on their hosts (e.g. `pidstat -u 1`)",
+            f.cpu_ms_per_order
+        ));
+        out.extend(load_average());
+        return out;
+    }
     let cpu_bound = f.orders_per_sec * f.cpu_ms_per_order / 1000.0;
     out.push(format!(
         "CPU: {:.2} ms of CPU per order (client, services and storage in this one process) × {:.0} orders/s = {:.2} of {threads} cores busy{}",
@@ -850,15 +930,7 @@ fn limits(f: &Figures, threads: usize) -> Vec<String> {
             threads as f64 * 1000.0 / f.cpu_ms_per_order
         ));
     }
-    if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
-        out.push(format!(
-            "machine load average at the end (1/5/15 min): {} — other processes share the cores",
-            load.split_whitespace()
-                .take(3)
-                .collect::<Vec<_>>()
-                .join(" ")
-        ));
-    }
+    out.extend(load_average());
     let mut routes: Vec<_> = f.server_routes_mean_ms.iter().collect();
     routes.sort_by(|a, b| (b.1.1 * b.1.0 as f64).total_cmp(&(a.1.1 * a.1.0 as f64)));
     for (route, (n, ms)) in routes.into_iter().take(4) {
@@ -867,6 +939,18 @@ fn limits(f: &Figures, threads: usize) -> Vec<String> {
         ));
     }
     out
+}
+
+/// The machine's load average, in words (Linux).
+fn load_average() -> Option<String> {
+    let load = std::fs::read_to_string("/proc/loadavg").ok()?;
+    Some(format!(
+        "machine load average at the end (1/5/15 min): {} — other processes share the cores",
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    ))
 }
 
 fn pct(x: Option<f64>) -> String {
@@ -884,7 +968,7 @@ fn text(r: &Report) -> String {
         "{:<40}{}",
         "",
         cols.iter()
-            .map(|f| format!("{:>28}", format!("{} ({})", f.name, f.scheme)))
+            .map(|f| format!("{:>32}", format!("{} ({})", f.name, f.scheme)))
             .collect::<String>()
     );
     let row = |s: &mut String, name: &str, v: &dyn Fn(&Figures) -> String| {
@@ -892,7 +976,7 @@ fn text(r: &Report) -> String {
             s,
             "{name:<40}{}",
             cols.iter()
-                .map(|f| format!("{:>28}", v(f)))
+                .map(|f| format!("{:>32}", v(f)))
                 .collect::<String>()
         );
     };
@@ -910,9 +994,12 @@ fn text(r: &Report) -> String {
             format!("{:.2}", f.latency_ms[p])
         });
     }
-    row(&mut s, "CPU per order (ms)", &|f| {
-        format!("{:.2}", f.cpu_ms_per_order)
-    });
+    let cpu = if r.sealed.in_process {
+        "CPU per order (ms)"
+    } else {
+        "CPU per order in this process (ms)"
+    };
+    row(&mut s, cpu, &|f| format!("{:.2}", f.cpu_ms_per_order));
     for group in r.sealed.cpu_split_ms_per_order.keys() {
         row(&mut s, &format!("  CPU {group} (ms)"), &|f| {
             format!(
@@ -968,10 +1055,19 @@ fn text(r: &Report) -> String {
                 .unwrap_or_else(|| "-".into())
         });
     }
-    if r.baseline.is_some() {
+    if r.baseline.is_some() && r.sealed.in_process {
         let _ = writeln!(
             s,
             "\nprivacy overhead: throughput {} (baseline orders/s ÷ sealed − 1), p50 latency {}",
+            pct(r.overhead_throughput),
+            pct(r.overhead_p50)
+        );
+    } else if r.baseline.is_some() {
+        let _ = writeln!(
+            s,
+            "\ntarget against the in-process plaintext baseline of this run: throughput {}, p50 \
+             latency {} (not the privacy overhead alone: the target's processes, storage and \
+             network differ)",
             pct(r.overhead_throughput),
             pct(r.overhead_p50)
         );
