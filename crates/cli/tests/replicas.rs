@@ -10,7 +10,9 @@
 //! and rests, and the parties agree (nothing authorized, captured or shipped twice, declined
 //! orders unshipped, cancelled ones voided or refunded, the issuer's books balanced); the
 //! surviving replicas drained the outbox but for the delivery polls of parcels still with the
-//! carrier; round-robin reached every replica.
+//! carrier; round-robin reached every replica. Last, a carrier operator delivers the parcels
+//! still with it: the carrier pushes each delivery to the merchant at the balancer (to the
+//! survivors), and every such order becomes `delivered` at the merchant.
 //!
 //! Skips when WARIFU_TEST_POSTGRES is unset, and when `haproxy` (Debian package) is missing
 //! unless WARIFU_REQUIRE_HAPROXY=1 (CI), which makes that a failure.
@@ -28,12 +30,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::books::{self, Ack, card_number, free_port, order_for, problems, read_books, resting};
-use common::{Deployment, ISSUER, MERCHANT, Options, Served};
+use common::{Deployment, ISSUER, MERCHANT, Options, Served, stdout_ok};
 use reqwest::Method;
 use warifu_core::PartyId;
 use warifu_services::cardholder::{Cardholder, CardholderError};
 use warifu_services::session::client::ClientError;
-use warifu_store::{MerchantStore, OrderRecord, OrderState, Party, Store};
+use warifu_store::{MerchantStore, OrderRecord, OrderState, Party, ShipmentStatus, Store};
 
 const REPLICAS: usize = 3;
 /// The cardholders' limits: the last one's holds three teas (1,200 each), so some of its
@@ -207,6 +209,7 @@ fn replicas_behind_haproxy_lose_nothing_when_one_is_sigkilled() {
     let started = Instant::now();
     let mut d = Deployment::start(Options {
         postgres: Some(url),
+        operator_token: Some("replicas-op-token-4Kd9Qz".into()),
         merchants: REPLICAS,
         cardholders: LIMITS.to_vec(),
         ..Options::default()
@@ -355,6 +358,48 @@ fn replicas_behind_haproxy_lose_nothing_when_one_is_sigkilled() {
         acks.len(),
         acks.iter().filter(|a| a.cancelled).count(),
         started.elapsed().as_secs_f64()
+    );
+
+    // The parcels still with the carrier are delivered; the carrier pushes each delivery to
+    // the merchant at the balancer (its directory names it), and the survivors record it.
+    let waiting: Vec<_> = books
+        .shipments
+        .iter()
+        .filter(|s| s.status == ShipmentStatus::Accepted)
+        .collect();
+    assert!(!waiting.is_empty(), "no parcel left with the carrier");
+    let token = d.token_file.clone().expect("token file");
+    for s in &waiting {
+        stdout_ok(
+            d.cmd()
+                .args(["carrier", "advance", "--url", &d.carrier_url])
+                .args(["--token-file", common::path(&token)])
+                .args([s.tracking_number.as_str(), "--to", "delivered"]),
+        );
+    }
+    let m = rt.block_on(d.db.open(Party::Merchant));
+    let deadline = Instant::now() + DRAIN;
+    loop {
+        let mut undelivered = Vec::new();
+        for s in &waiting {
+            let o = rt.block_on(m.get_order(&s.order_id)).expect("order");
+            if o.as_ref().is_none_or(|o| o.state != OrderState::Delivered) {
+                undelivered.push(format!("{}: {:?}", s.order_id, o.map(|o| o.state)));
+            }
+        }
+        if undelivered.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "deliveries not pushed through the balancer: {undelivered:?}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    rt.block_on(m.close());
+    println!(
+        "{} deliveries pushed by the carrier through the balancer, recorded by the survivors",
+        waiting.len()
     );
     let db = d.db.clone();
     drop(d);
