@@ -11,6 +11,9 @@
 //! after that commit succeeded, so an answer is never given for something that could still be
 //! lost; if the commit fails, every job in the batch fails.
 //!
+//! A job that panics fails alone, with an error, like a job that returns one (its savepoint
+//! is rolled back); the writer thread goes on serving the others.
+//!
 //! An in-memory database (`sqlite::memory:`) is one connection shared by the writer and the
 //! readers (each in-memory connection is a database of its own).
 
@@ -209,6 +212,7 @@ trait Done: Send {
 }
 
 struct TypedJob<T> {
+    op: &'static str,
     f: WriteFn<Conn, T>,
     tx: oneshot::Sender<Result<T>>,
 }
@@ -220,9 +224,16 @@ struct TypedDone<T> {
 
 impl<T: Send + 'static> Job for TypedJob<T> {
     fn run<'c>(self: Box<Self>, c: &'c mut Conn) -> BoxFut<'c, Box<dyn Done>> {
-        let TypedJob { f, tx } = *self;
+        let TypedJob { op, f, tx } = *self;
         Box::pin(async move {
-            let r = f(c).await;
+            // The job's future is polled under `catch_unwind`, so a panic fails this job
+            // instead of ending the writer thread.
+            let mut fut = f(c);
+            let r = std::future::poll_fn(|cx| {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fut.as_mut().poll(cx)))
+                    .unwrap_or_else(|_| std::task::Poll::Ready(Err(panicked(op))))
+            })
+            .await;
             Box::new(TypedDone { r, tx }) as Box<dyn Done>
         })
     }
@@ -267,6 +278,13 @@ impl core::fmt::Debug for Msg {
     }
 }
 
+fn panicked(op: &'static str) -> StoreError {
+    StoreError::Database {
+        op,
+        message: "the write panicked; it was rolled back".into(),
+    }
+}
+
 fn stopped(op: &'static str) -> StoreError {
     StoreError::Database {
         op,
@@ -292,7 +310,7 @@ impl Writer {
     ) -> Result<T> {
         let (tx, rx) = oneshot::channel();
         self.tx
-            .send(Msg::Write(Box::new(TypedJob { f, tx })))
+            .send(Msg::Write(Box::new(TypedJob { op, f, tx })))
             .await
             .map_err(|_| stopped(op))?;
         rx.await.map_err(|_| stopped(op))?
@@ -306,7 +324,9 @@ impl Writer {
     ) -> Result<T> {
         let (tx, rx) = oneshot::channel();
         let call = move |c: &mut Conn| {
-            let _ = tx.send(f(c));
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(c)))
+                .unwrap_or_else(|_| Err(panicked(op)));
+            let _ = tx.send(r);
         };
         self.tx
             .send(Msg::Direct(Box::new(call)))
@@ -644,5 +664,99 @@ impl Lite {
             writer: Writer::start(shared.clone(), "sqlite-writer-memory".into())?,
             reader: Reader::Shared(shared),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn insert(v: i64) -> WriteFn<Conn, u64> {
+        Box::new(move |c: &mut Conn| {
+            Box::pin(async move {
+                execute(
+                    c.raw(),
+                    "INSERT INTO t (v) VALUES ($1)",
+                    &[Value::Integer(v)],
+                )
+                .map_err(|e| StoreError::lite("insert", e))
+            })
+        })
+    }
+
+    fn count(c: &Conn) -> i64 {
+        c.raw()
+            .query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
+            .expect("count")
+    }
+
+    /// A write that panics (alone or in a batch, before or after its statement) fails with
+    /// an error and leaves nothing behind; the writer keeps serving, and so does a direct call
+    /// after one that panicked.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicking_write_fails_alone() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let db = Arc::new(
+            Lite::open_file(
+                &dir.path().join("w.db"),
+                Synchronous::Full,
+                Duration::from_secs(5),
+                2,
+            )
+            .expect("open"),
+        );
+        let w = &db.writer;
+        w.direct("create", |c| {
+            c.raw()
+                .execute_batch("CREATE TABLE t (v INTEGER NOT NULL)")
+                .map_err(|e| StoreError::lite("create", e))
+        })
+        .await
+        .expect("create");
+        fn panics(after_insert: bool) -> WriteFn<Conn, u64> {
+            Box::new(move |c: &mut Conn| {
+                Box::pin(async move {
+                    if after_insert {
+                        execute(c.raw(), "INSERT INTO t (v) VALUES (99)", &[])
+                            .map_err(|e| StoreError::lite("insert", e))?;
+                    }
+                    panic!("a bug in a write");
+                })
+            })
+        }
+        let e = w.run("alone", panics(true)).await.expect_err("panicked");
+        assert!(e.to_string().contains("panicked"), "{e}");
+        // Many jobs queued at once share batches: the panicking ones fail, the rest commit.
+        let jobs: Vec<_> = (0..40)
+            .map(|i| {
+                let db = db.clone();
+                tokio::spawn(async move {
+                    let job = if i % 5 == 0 {
+                        panics(i % 10 == 0)
+                    } else {
+                        insert(i)
+                    };
+                    db.writer.run("batched", job).await
+                })
+            })
+            .collect();
+        for (i, job) in jobs.into_iter().enumerate() {
+            let r = job.await.expect("task");
+            assert_eq!(r.is_ok(), i % 5 != 0, "job {i}: {r:?}");
+        }
+        let e = w
+            .direct("direct", |_| -> Result<()> {
+                panic!("a bug in a direct call")
+            })
+            .await
+            .expect_err("panicked");
+        assert!(e.to_string().contains("panicked"), "{e}");
+        assert_eq!(
+            w.run("after", insert(7)).await.expect("the writer serves"),
+            1
+        );
+        let n = w.direct("count", |c| Ok(count(c))).await.expect("count");
+        assert_eq!(n, 32 + 1, "only the writes that did not panic are kept");
+        w.close().await;
     }
 }
