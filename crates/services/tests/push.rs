@@ -3,7 +3,9 @@
 //! tracking poll; with the merchant down the event is retried and applied when it is back; the
 //! same event twice acts once; an event from another carrier, for an unknown order, from a
 //! cardholder or for an order that can never take it is refused (and the carrier records the
-//! verdict instead of retrying); a returned parcel is refunded in full.
+//! verdict instead of retrying); a returned parcel is refunded in full; with the merchant
+//! down past the retry window the carrier gives its events up and the merchant's tracking poll
+//! still brings the order to `delivered`.
 
 mod common;
 
@@ -305,6 +307,54 @@ async fn merchant_down_then_back(db: Db) {
 common::on_both_databases!(
     merchant_down_then_back: merchant_down_then_back_on_sqlite,
     merchant_down_then_back_on_postgres
+);
+
+/// With the merchant unreachable for longer than the carrier's retry window, every delivery
+/// event of the shipment ends `failed` (retried, then given up, none sent), and nothing is
+/// lost: the merchant's tracking poll, the safety net, brings the order to `delivered`.
+async fn merchant_down_past_the_retry_window(db: Db) {
+    let Some(mut env) = common::start(db).await else {
+        return;
+    };
+    env.local
+        .start_pusher(PushOptions {
+            retry_for: Duration::from_millis(300),
+            ..PushOptions::fast()
+        })
+        .await;
+    // The merchant's worker polls the carrier (whose address it still has) from soon after
+    // capture, every 400 ms at most.
+    env.local
+        .start_worker(warifu_services::merchant::worker::WorkerOptions::fast())
+        .await;
+    let (order_id, tracking) = buy(&env).await;
+    let original = take_down(&env, &env.merchant());
+    advance(&env, &tracking, "picked_up").await;
+    advance(&env, &tracking, "in_transit").await;
+    advance(&env, &tracking, "delivered").await;
+    let given_up = wait_pushed(&env, &tracking, 15).await;
+    assert_eq!(given_up.len(), 3, "{given_up:?}");
+    assert!(
+        given_up
+            .iter()
+            .all(|p| p.state == PushState::Failed && p.attempts >= 1),
+        "{given_up:?}"
+    );
+    wait_state(&env, &order_id, OrderState::Delivered, 15).await;
+    assert!(
+        pushes(&env, &tracking)
+            .await
+            .iter()
+            .all(|p| p.state == PushState::Failed),
+        "a given-up event was sent after all"
+    );
+    env.local.directory.replace(original).expect("restore");
+    common::finish(env).await;
+}
+
+common::on_both_databases!(
+    merchant_down_past_the_retry_window: merchant_down_past_the_retry_window_on_sqlite,
+    merchant_down_past_the_retry_window_on_postgres
 );
 
 /// Sent by hand in the carrier's session: the same event twice acts once; a returned event
