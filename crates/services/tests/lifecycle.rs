@@ -989,3 +989,63 @@ common::on_both_databases!(
     cancel_races_delivery: cancel_races_delivery_on_sqlite,
     cancel_races_delivery_on_postgres
 );
+
+/// A keyed operator refund whose first answer was lost to an issuer outage (the merchant keeps
+/// it in its outbox and answers `peer_unavailable`): a retry under the key with another
+/// amount is `order_conflict`, never a second refund; the same request again, once the issuer
+/// is back, answers the one refund; the issuer refunded that amount once.
+async fn keyed_refund_through_an_issuer_outage(db: Db) {
+    let Some(env) = start(db).await else {
+        return;
+    };
+    let merchant_id = env.merchant();
+    let o = env
+        .alice
+        .submit(&sealed(&env, &merchant_id, true).await)
+        .await
+        .expect("order");
+    assert_eq!(o.state, "captured");
+    let endpoint = env.local.endpoint(&merchant_id).expect("endpoint");
+    let path = format!("/v1/admin/orders/{}/refund", o.order_id);
+    let keyed = |amount: u64| {
+        let url = format!("{endpoint}{path}");
+        async move {
+            let resp = warifu_services::http::tls::client(|b| b)
+                .expect("http client")
+                .post(url)
+                .header("Idempotency-Key", "k-outage")
+                .json(&serde_json::json!({ "amount": amount }))
+                .send()
+                .await
+                .expect("refund");
+            (resp.status().as_u16(), resp.bytes().await.expect("body"))
+        }
+    };
+    let original = take_down(&env, &env.issuer());
+    let (status, body) = keyed(300).await;
+    assert_eq!(status, 502, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(common::error_code(&body), "peer_unavailable");
+    let (status, body) = keyed(500).await;
+    assert_eq!(status, 409, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(common::error_code(&body), "order_conflict");
+    env.local.directory.replace(original).expect("restore");
+    let (s1, b1) = keyed(300).await;
+    let (s2, b2) = keyed(300).await;
+    assert_eq!((s1, s2), (200, 200), "{}", String::from_utf8_lossy(&b1));
+    assert_eq!(b1, b2);
+    let r: OrderOutcome = serde_json::from_slice(&b1).expect("outcome");
+    let p = r.payment.expect("payment");
+    assert_eq!(
+        (p.state.as_str(), p.refunded),
+        ("partially_refunded", 300),
+        "{p:?}"
+    );
+    let (status, body) = keyed(500).await;
+    assert_eq!(status, 409, "{}", String::from_utf8_lossy(&body));
+    common::finish(env).await;
+}
+
+common::on_both_databases!(
+    keyed_refund_through_an_issuer_outage: keyed_refund_through_an_issuer_outage_on_sqlite,
+    keyed_refund_through_an_issuer_outage_on_postgres
+);

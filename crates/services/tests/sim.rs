@@ -977,6 +977,14 @@ async fn run_seed(
 }
 
 async fn simulate(db: Db) {
+    // The services' logs on standard error, to trace a failing seed: WARIFU_SIM_LOG=FILTER.
+    if let Ok(filter) = std::env::var("WARIFU_SIM_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .with_ansi(false)
+            .try_init();
+    }
     let (seeds, steps) = match env_u64("WARIFU_SIM_SEED") {
         Some(seed) => (
             vec![seed],

@@ -123,10 +123,34 @@ async fn admin_refund(
         return Ok(first);
     }
     // Keyed ids and numbered ids never meet: `op-key-<key>` and `op-<n>`.
+    let sent = operator_refunds(&st, &order_id).await?;
     let refund_id = match &key {
         Some(k) => format!("op-key-{k}"),
-        None => next_operator_refund(&st, &order_id).await?,
+        None => next_operator_refund(&sent),
     };
+    let asked = req.amount.unwrap_or(0);
+    // A keyed refund taken before whose answer was not stored (the issuer was down: the
+    // refund waits in the outbox): a retry resumes it; another amount under the key is a
+    // conflict, never a second refund.
+    if key.is_some()
+        && let Some((_, taken)) = sent.iter().find(|(id, _)| *id == refund_id)
+    {
+        if *taken != asked {
+            return Err(AppError::new(
+                ErrorCode::OrderConflict,
+                "this refund key was already taken for another amount",
+            ));
+        }
+        let order = worker::drive(&st, &order_id).await?;
+        let outcome = outcome_of(&st, &order).await?;
+        return match &once {
+            Some(once) => {
+                once.answer(st.store.as_ref(), &outcome, st.clock().now_ms())
+                    .await
+            }
+            None => Ok(Json(outcome).into_response()),
+        };
+    }
     if !matches!(order.state, OrderState::Captured | OrderState::Delivered) {
         return Err(invalid(
             "only a captured or delivered order can be refunded",
@@ -141,7 +165,7 @@ async fn admin_refund(
     }
     let event = Event::OperatorRefund {
         refund_id: refund_id.clone(),
-        amount: if req.amount.is_some() { amount } else { 0 },
+        amount: asked,
     };
     // At the version read: two refunds at once cannot take the same number.
     let version = order.version;
@@ -163,27 +187,32 @@ async fn admin_refund(
     }
 }
 
-/// The order's next operator-refund id, `op-<n>`: one more than the operator refunds it
-/// already sent (skipping an id a key already took).
-async fn next_operator_refund(st: &MerchantState, order_id: &OrderId) -> AppResult<String> {
-    let sent: Vec<String> = st
+/// The operator refunds the order's outbox holds (sent or waiting): each id with the amount
+/// asked (0: the rest).
+async fn operator_refunds(st: &MerchantState, order_id: &OrderId) -> AppResult<Vec<(String, u64)>> {
+    Ok(st
         .store
         .outbox_for_order(order_id)
         .await
         .map_err(store_error("reading the outbox"))?
         .into_iter()
         .filter_map(|m| match Command::decode(&m.kind, &m.payload) {
-            Ok(Command::Refund { refund_id, .. }) if refund_id.starts_with("op-") => {
-                Some(refund_id)
+            Ok(Command::Refund { refund_id, amount }) if refund_id.starts_with("op-") => {
+                Some((refund_id, amount))
             }
             _ => None,
         })
-        .collect();
+        .collect())
+}
+
+/// The order's next operator-refund id, `op-<n>`: one more than the operator refunds it
+/// already sent (skipping an id a key already took).
+fn next_operator_refund(sent: &[(String, u64)]) -> String {
     let mut n = sent.len() + 1;
-    while sent.contains(&format!("op-{n}")) {
+    while sent.iter().any(|(id, _)| *id == format!("op-{n}")) {
         n += 1;
     }
-    Ok(format!("op-{n}"))
+    format!("op-{n}")
 }
 
 /// The operator answers a dispute: the carrier's proof of delivery, kept when the worker

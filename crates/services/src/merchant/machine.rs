@@ -30,6 +30,7 @@
 //! | captured, delivered | operator refund | unchanged | refund `op-…` |
 //! | captured, delivered | refunded | refunded if in full, else unchanged | |
 //! | captured, delivered | refused(refund) | unchanged | |
+//! | any | an operator's refund refused | unchanged | |
 //! | captured | track: delivered | delivered | |
 //! | captured | track: returned | cancelled | refund `returned` |
 //! | delivered | cancel | *refused* (`invalid_transition`) | |
@@ -45,7 +46,7 @@
 //! | cancelled | voided | voided | |
 //! | cancelled | refunded in full | refunded | |
 //! | cancelled | refunded in part (an operator's refund; the rest is still to come) | cancelled | |
-//! | cancelled | refused(void / refund) | failed | |
+//! | cancelled | refused(void / its own refund, `cancel` or `returned`) | failed | |
 //! | cancelled, voided, refunded, failed, declined | ship accepted (late) | unchanged | cancel_shipment |
 //! | cancelled, voided, refunded, failed, declined | refused(ship), carrier: any | unchanged | |
 
@@ -239,8 +240,12 @@ pub enum Event {
         /// Whether the whole capture is now refunded.
         full: bool,
     },
-    /// A peer refused a command with an authenticated answer.
+    /// A peer refused a command with an authenticated answer (for a refund: the order's own,
+    /// after a cancel or a return).
     Refused(Kind),
+    /// The issuer refused an operator's refund: the order stays as it is (the operator is
+    /// told; a refund the order itself still waits for is another message).
+    OperatorRefundRefused,
     /// The carrier cancelled the shipment before pick-up (it will never move).
     ShipmentCancelled,
     /// The carrier is returning the picked-up parcel.
@@ -280,6 +285,7 @@ impl Event {
             Event::ShipmentDelivered,
             Event::TrackDelivered,
             Event::TrackReturned,
+            Event::OperatorRefundRefused,
         ];
         v.extend(Kind::ALL.into_iter().map(Event::Refused));
         v
@@ -345,6 +351,7 @@ pub fn next(state: OrderState, facts: Facts, event: &Event) -> Result<Next, Refu
         (_, E::OperatorRefund { .. }) => {
             refuse("only a captured or delivered order can be refunded")
         }
+        (_, E::OperatorRefundRefused) => go(state, vec![]),
 
         // The issuer's decision.
         (S::Received, E::Approved) if facts.ships => go(S::ShippingRequested, vec![C::Ship]),
@@ -545,6 +552,24 @@ mod tests {
         assert!(next(OrderState::Returning, f(true), &Event::TrackDelivered).is_err());
         let n = next(OrderState::Cancelling, f(true), &Event::ShipmentDelivered);
         assert_eq!(n.map(|n| n.to), Ok(OrderState::Captured));
+    }
+
+    /// An operator's refund the issuer refuses changes no order, not even a cancelled one
+    /// whose own refund of the rest is still to come (found by the simulation, seed
+    /// 0x7a120021: it failed the order, and the refund of a returned parcel never ran).
+    #[test]
+    fn a_refused_operator_refund_changes_nothing() {
+        for state in OrderState::ALL.iter().copied() {
+            for facts in all_facts() {
+                assert_eq!(
+                    next(state, facts, &Event::OperatorRefundRefused),
+                    Ok(Next {
+                        to: state,
+                        send: vec![]
+                    })
+                );
+            }
+        }
     }
 
     #[test]

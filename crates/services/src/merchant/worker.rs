@@ -46,7 +46,7 @@ use warifu_store::{
     AppliedTransition, OrderFact, OrderRecord, OrderState, OutboxMessage, Transition,
 };
 
-use super::machine::{self, Command, Event, Facts, Kind, REFUND_RETURNED};
+use super::machine::{self, Command, Event, Facts, Kind, REFUND_CANCEL, REFUND_RETURNED};
 use super::state::MerchantState;
 use crate::error::{AppError, AppResult, ErrorCode};
 use crate::http::service::{peer_error, store_error, to_json};
@@ -823,9 +823,7 @@ async fn step_refund(
         match payment_call::<()>(st, order, PATH_AUTHORIZATION, None).await {
             Ok(r) if r.captured > r.refunded => req.amount = r.captured - r.refunded,
             Ok(r) => done = Some(r),
-            Err(Step::Refused(e, _)) => {
-                return payment_refused(st, order, msg, Kind::Refund, e).await;
-            }
+            Err(Step::Refused(e, _)) => return refund_refused(st, order, msg, &req, e).await,
             Err(s) => return Ok(s),
         }
     }
@@ -835,7 +833,7 @@ async fn step_refund(
     };
     let receipt = match paid {
         Ok(r) => r,
-        Err(Step::Refused(e, _)) => return payment_refused(st, order, msg, Kind::Refund, e).await,
+        Err(Step::Refused(e, _)) => return refund_refused(st, order, msg, &req, e).await,
         Err(s) => return Ok(s),
     };
     let full = receipt.captured > 0 && receipt.refunded >= receipt.captured;
@@ -848,6 +846,24 @@ async fn step_refund(
     );
     let event = Event::Refunded { full };
     answered(st, order, msg, &event, &with_receipt(&receipt)?, None).await
+}
+
+/// A refund the issuer refused: the order's own (after a cancel or a return) goes by the
+/// lifecycle (a cancelled order fails); an operator's leaves the order as it is.
+async fn refund_refused(
+    st: &MerchantState,
+    order: &OrderRecord,
+    msg: &OutboxMessage,
+    req: &RefundRequest,
+    e: AppError,
+) -> AppResult<Step> {
+    if matches!(req.refund_id.as_str(), REFUND_CANCEL | REFUND_RETURNED) {
+        return payment_refused(st, order, msg, Kind::Refund, e).await;
+    }
+    tracing::warn!(order_id = %order.order_id, refund_id = %req.refund_id, error = %e.message, "the issuer refused an operator's refund");
+    let event = Event::OperatorRefundRefused;
+    let applied = advance(st, order, &event, Some(msg.id), &same, None).await?;
+    Ok(Step::Refused(e, applied.applied()))
 }
 
 async fn step_cancel_shipment(
