@@ -141,15 +141,7 @@ async fn admin_refund(
                 "this refund key was already taken for another amount",
             ));
         }
-        let order = worker::drive(&st, &order_id).await?;
-        let outcome = outcome_of(&st, &order).await?;
-        return match &once {
-            Some(once) => {
-                once.answer(st.store.as_ref(), &outcome, st.clock().now_ms())
-                    .await
-            }
-            None => Ok(Json(outcome).into_response()),
-        };
+        return refund_answer(&st, &order_id, once.as_ref()).await;
     }
     if !matches!(order.state, OrderState::Captured | OrderState::Delivered) {
         return Err(invalid(
@@ -176,9 +168,19 @@ async fn admin_refund(
         Applied::Moved => return Err(invalid("the order changed meanwhile; try again")),
     }
     tracing::info!(%order_id, %refund_id, amount, "operator refund");
-    let order = worker::drive(&st, &order_id).await?;
-    let outcome = outcome_of(&st, &order).await?;
-    match &once {
+    refund_answer(&st, &order_id, once.as_ref()).await
+}
+
+/// Runs the order's pending steps and answers with its outcome, kept under the refund's key
+/// if it has one.
+async fn refund_answer(
+    st: &MerchantState,
+    order_id: &OrderId,
+    once: Option<&Idempotent<'_>>,
+) -> AppResult<Response> {
+    let order = worker::drive(st, order_id).await?;
+    let outcome = outcome_of(st, &order).await?;
+    match once {
         Some(once) => {
             once.answer(st.store.as_ref(), &outcome, st.clock().now_ms())
                 .await
