@@ -1005,21 +1005,11 @@ async fn keyed_refund_through_an_issuer_outage(db: Db) {
         .await
         .expect("order");
     assert_eq!(o.state, "captured");
-    let endpoint = env.local.endpoint(&merchant_id).expect("endpoint");
     let path = format!("/v1/admin/orders/{}/refund", o.order_id);
+    // Keyed by the body's refund id (the same key as an Idempotency-Key header).
     let keyed = |amount: u64| {
-        let url = format!("{endpoint}{path}");
-        async move {
-            let resp = warifu_services::http::tls::client(|b| b)
-                .expect("http client")
-                .post(url)
-                .header("Idempotency-Key", "k-outage")
-                .json(&serde_json::json!({ "amount": amount }))
-                .send()
-                .await
-                .expect("refund");
-            (resp.status().as_u16(), resp.bytes().await.expect("body"))
-        }
+        let body = serde_json::json!({ "amount": amount, "refund_id": "k-outage" });
+        admin(&env, reqwest::Method::POST, &path, Some(body))
     };
     let original = take_down(&env, &env.issuer());
     let (status, body) = keyed(300).await;

@@ -380,9 +380,12 @@ impl Deployment {
     async fn up(&mut self, cardholders: usize) -> Result<()> {
         let (opts, running) = match &mut self.services {
             Services::Local { opts, running } => (opts, running),
+            // The target runs on: its cardholders are loaded (and enrolled) once.
             Services::Target(t) => {
-                self.cardholders = t.cardholders(cardholders, !self.enrolled).await?;
-                self.enrolled = true;
+                if !self.enrolled {
+                    self.cardholders = t.cardholders(cardholders).await?;
+                    self.enrolled = true;
+                }
                 return Ok(());
             }
         };
@@ -415,13 +418,13 @@ impl Deployment {
         Ok(())
     }
 
-    /// Stops the local services (finishing in-flight requests).
+    /// Stops the local services (finishing in-flight requests) and drops their cardholders.
     async fn down(&mut self) {
-        self.cardholders.clear();
-        if let Services::Local { running, .. } = &mut self.services
-            && let Some(l) = running.take()
-        {
-            l.stop().await;
+        if let Services::Local { running, .. } = &mut self.services {
+            self.cardholders.clear();
+            if let Some(l) = running.take() {
+                l.stop().await;
+            }
         }
     }
 

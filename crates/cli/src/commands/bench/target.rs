@@ -71,13 +71,9 @@ impl Target {
         })
     }
 
-    /// The first `n` bench cardholders' clients with their card numbers; with `enroll`, each
-    /// card the issuer does not know yet is enrolled first.
-    pub(super) async fn cardholders(
-        &self,
-        n: usize,
-        enroll: bool,
-    ) -> Result<Vec<(Arc<Cardholder>, String)>> {
+    /// The first `n` bench cardholders' clients with their card numbers; each card the
+    /// issuer does not know yet is enrolled first.
+    pub(super) async fn cardholders(&self, n: usize) -> Result<Vec<(Arc<Cardholder>, String)>> {
         let mut out = Vec::with_capacity(n);
         for i in 0..n {
             let id = cardholder_id(i)?;
@@ -97,9 +93,7 @@ impl Target {
             let keys = party_key_source(std::slice::from_ref(&path), &self.key_use, &no_passphrase)
                 .with_context(|| format!("loading {}", path.display()))?;
             let number = card_number(i);
-            if enroll {
-                self.enroll(i, &id, &number).await?;
-            }
+            self.enroll(i, &id, &number).await?;
             out.push((
                 Arc::new(Cardholder::new(keys, self.directory.clone())),
                 number,
