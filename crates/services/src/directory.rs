@@ -9,8 +9,8 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
-use std::time::SystemTime;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 use warifu_core::revocation::CenterPublicKey;
@@ -235,12 +235,19 @@ impl Directory {
     }
 }
 
+/// How long a directory file's mtime, once checked, is trusted: a service asks for its
+/// directory on every request, and one `statx` each was ≈ 1 % of an order's CPU.
+const RECHECK: Duration = Duration::from_millis(50);
+
 /// A directory shared by a running service: in memory, and re-read from its file when the
-/// file changed (so `warifu keycenter directory add` reaches running services).
+/// file changed (so `warifu keycenter directory add` reaches running services within
+/// [`RECHECK`]).
 #[derive(Debug)]
 pub struct SharedDirectory {
     path: Option<PathBuf>,
     current: RwLock<(Arc<Directory>, Option<SystemTime>)>,
+    /// When the file's mtime was last compared (`None`: not yet).
+    checked: Mutex<Option<Instant>>,
 }
 
 impl SharedDirectory {
@@ -249,6 +256,7 @@ impl SharedDirectory {
         SharedDirectory {
             path: None,
             current: RwLock::new((Arc::new(dir), None)),
+            checked: Mutex::new(None),
         }
     }
 
@@ -259,13 +267,16 @@ impl SharedDirectory {
         Ok(SharedDirectory {
             path: Some(path.to_owned()),
             current: RwLock::new((Arc::new(dir), mtime)),
+            checked: Mutex::new(None),
         })
     }
 
-    /// The current directory (re-read first if its file changed; a bad file keeps the last
-    /// good directory and is logged).
+    /// The current directory (re-read first if its file changed since it was last checked,
+    /// at most [`RECHECK`] ago; a bad file keeps the last good directory and is logged).
     pub fn get(&self) -> Arc<Directory> {
-        if let Some(path) = &self.path {
+        if let Some(path) = &self.path
+            && self.due()
+        {
             let now = mtime(path);
             let stale = self.current.read().map(|c| c.1 != now).unwrap_or_default();
             if stale {
@@ -283,6 +294,16 @@ impl SharedDirectory {
             .read()
             .map(|c| c.0.clone())
             .unwrap_or_else(|p| p.into_inner().0.clone())
+    }
+
+    /// Whether the file's mtime is to be compared now (and, if so, notes that it was).
+    fn due(&self) -> bool {
+        let mut checked = self.checked.lock().unwrap_or_else(|p| p.into_inner());
+        if checked.is_some_and(|at| at.elapsed() < RECHECK) {
+            return false;
+        }
+        *checked = Some(Instant::now());
+        true
     }
 
     /// Replaces the in-memory directory (and the file, if there is one).
@@ -353,8 +374,6 @@ mod tests {
         let shared = SharedDirectory::from_file(&path).expect("load");
         assert!(shared.get().get(&id("issuer:b")).is_none());
         d.insert(Entry::new(id("issuer:b"), "http://127.0.0.1:2").expect("entry"));
-        // Make sure the mtime moves even on coarse clocks.
-        std::thread::sleep(std::time::Duration::from_millis(20));
         d.save(&path).expect("save");
         let f = std::fs::File::options()
             .write(true)
@@ -362,6 +381,8 @@ mod tests {
             .expect("open");
         f.set_modified(SystemTime::now() + std::time::Duration::from_secs(2))
             .expect("touch");
+        // The file is looked at again once RECHECK has passed since the last look.
+        std::thread::sleep(RECHECK + Duration::from_millis(10));
         assert!(shared.get().get(&id("issuer:b")).is_some());
     }
 }

@@ -398,9 +398,10 @@ fn writer_thread(conn: Arc<Mutex<Conn>>, mut rx: mpsc::Receiver<Msg>) {
     }
 }
 
+/// Runs one of the writer's own statements (`BEGIN`, savepoints, `COMMIT`), prepared once.
 fn exec(c: &Conn, sql: &str) -> Result<()> {
-    c.c.execute_batch(sql)
-        .map_err(|e| StoreError::lite("group commit", e))
+    let run = || c.c.prepare_cached(sql)?.execute([]).map(drop);
+    run().map_err(|e| StoreError::lite("group commit", e))
 }
 
 /// Runs a batch: `BEGIN IMMEDIATE`, each job under its own savepoint, one `COMMIT`.
@@ -433,7 +434,7 @@ fn run_batch(rt: &tokio::runtime::Runtime, conn: &mut Conn, jobs: Vec<Box<dyn Jo
         let closed = match (savepoints, done.ok()) {
             (false, _) => Ok(()),
             (true, true) => exec(conn, "RELEASE w"),
-            (true, false) => exec(conn, "ROLLBACK TO w; RELEASE w"),
+            (true, false) => exec(conn, "ROLLBACK TO w").and_then(|()| exec(conn, "RELEASE w")),
         };
         dones.push(done);
         if let Err(e) = closed {
