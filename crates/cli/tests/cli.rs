@@ -1393,8 +1393,8 @@ fn bench_drives_a_deployment_already_running() {
     let tok = d.token_file.clone().expect("token file");
     let bench_keys = d.tmp.path().join("bench-keys");
     let out = d.tmp.path().join("bench-out");
-    let bench = |keys: &Path, orders: &str| {
-        warifu(&[
+    let bench_with = |keys: &Path, orders: &str, token: &[&dyn AsRef<std::ffi::OsStr>]| {
+        let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![
             &"bench",
             &"--target",
             &d.dir,
@@ -1404,8 +1404,9 @@ fn bench_drives_a_deployment_already_running() {
             &common::ISSUER,
             &"--keys",
             &keys,
-            &"--operator-token-file",
-            &tok,
+        ];
+        args.extend_from_slice(token);
+        args.extend_from_slice(&[
             &"--cardholders",
             &"2",
             &"--orders",
@@ -1415,8 +1416,11 @@ fn bench_drives_a_deployment_already_running() {
             &"--no-baseline",
             &"--out",
             &out,
-        ])
+        ]);
+        warifu(&args)
     };
+    let bench =
+        |keys: &Path, orders: &str| bench_with(keys, orders, &[&"--operator-token-file", &tok]);
     // Without the bench cardholders' keys: a clear error, nothing bought.
     fails(bench(&bench_keys, "4"), "no key file", &[]);
     ok(warifu(&[
@@ -1429,6 +1433,9 @@ fn bench_drives_a_deployment_already_running() {
         &"cardholder:bench-0@bench.example",
         &"cardholder:bench-1@bench.example",
     ]));
+    // Without the operator token the issuer lists no cards: a clear error naming the flag.
+    let err = fails(bench_with(&bench_keys, "4", &[]), "operator_required", &[]);
+    assert!(err.contains("without --operator-token-file"), "{err}");
     // The first run enrolls the two cards through the issuer's operator route, the second
     // finds them.
     for orders in ["12", "4"] {

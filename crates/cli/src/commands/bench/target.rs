@@ -107,7 +107,14 @@ impl Target {
         let listed = format!("{PATH_ADMIN_CARDS}?cardholder={id}");
         let (cards, _) = op_call::<AdminCardList>(&self.operator, false, &listed, None)
             .await
-            .with_context(|| format!("asking the issuer for the cards of {id}"))?;
+            .with_context(|| {
+                // An issuer served with an operator token answers `operator_required`.
+                let hint = match self.operator.token_file {
+                    None => " without --operator-token-file",
+                    Some(_) => "",
+                };
+                format!("asking the issuer for the cards of {id}{hint}")
+            })?;
         if !cards.cards.is_empty() {
             return Ok(());
         }
