@@ -94,16 +94,6 @@ const IDEM_PUT: &str = "INSERT INTO idempotency (scope, key, status, body, finge
      VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (scope, key) DO NOTHING \
      RETURNING status, body, fingerprint, created_at_ms";
 
-fn idempotency_put_query<'q>(scope: &'q str, key: &'q str, resp: &'q StoredResponse) -> Query<'q> {
-    query(IDEM_PUT)
-        .bind(scope)
-        .bind(key)
-        .bind(i64::from(resp.status))
-        .bind(&resp.body)
-        .bind(&resp.fingerprint)
-        .bind(resp.created_at_ms)
-}
-
 pub(super) async fn idempotency_put_in(
     c: &mut Conn,
     scope: &str,
@@ -113,7 +103,13 @@ pub(super) async fn idempotency_put_in(
     const OP: &str = "idempotency_put";
     check_id("idempotency scope", scope)?;
     check_id("idempotency key", key)?;
-    let q = idempotency_put_query(scope, key, resp);
+    let q = query(IDEM_PUT)
+        .bind(scope)
+        .bind(key)
+        .bind(i64::from(resp.status))
+        .bind(&resp.body)
+        .bind(&resp.fingerprint)
+        .bind(resp.created_at_ms);
     if let Some(stored) = optional(&mut *c, OP, q, stored_response).await? {
         return Ok(stored);
     }
@@ -121,31 +117,10 @@ pub(super) async fn idempotency_put_in(
     one(&mut *c, OP, q, stored_response).await
 }
 
-write_op!(idempotency_put_batched = idempotency_put_in(scope: &str => scope.to_owned(),
+// On PostgreSQL outside a transaction, one round trip where a transaction took three: the
+// insert alone is atomic, and an answer found in its place is read after it.
+write_op!(autocommit idempotency_put = idempotency_put_in(scope: &str => scope.to_owned(),
     key: &str => key.to_owned(), resp: &StoredResponse => resp.clone()) -> StoredResponse);
-
-/// Stores an answer (see [`idempotency_put_in`]). On SQLite in the writer's next batch; on
-/// PostgreSQL in autocommit, one round trip where a transaction took three (BEGIN, INSERT,
-/// COMMIT): the insert alone is atomic, and an answer found in its place is read after it.
-pub(crate) async fn idempotency_put(
-    p: &P,
-    scope: &str,
-    key: &str,
-    resp: &StoredResponse,
-) -> Result<StoredResponse> {
-    const OP: &str = "idempotency_put";
-    if SQLITE {
-        return idempotency_put_batched(p, scope, key, resp).await;
-    }
-    check_id("idempotency scope", scope)?;
-    check_id("idempotency key", key)?;
-    let q = idempotency_put_query(scope, key, resp);
-    if let Some(stored) = optional(&p.writer, OP, q, stored_response).await? {
-        return Ok(stored);
-    }
-    let q = query(IDEM_GET).bind(scope).bind(key);
-    one(&p.writer, OP, q, stored_response).await
-}
 
 async fn idempotency_purge_in(c: &mut Conn, before_ms: i64) -> Result<u64> {
     let q = query("DELETE FROM idempotency WHERE created_at_ms < $1").bind(before_ms);

@@ -288,6 +288,16 @@ pub(crate) async fn write<T: Send + 'static>(
     p.writer.run(op, f).await
 }
 
+/// On SQLite a write that could run outside a transaction still joins the writer's next
+/// batch (one commit for many): as [`write`].
+pub(crate) async fn autocommit<T: Send + 'static>(
+    p: &P,
+    op: &'static str,
+    f: WriteFn<Conn, T>,
+) -> Result<T> {
+    write(p, op, f).await
+}
+
 /// A column of a row; a missing or mistyped column is corrupt data.
 pub(crate) fn get<T: FromValue>(r: &DbRow, col: &'static str) -> Result<T> {
     r.value(col)

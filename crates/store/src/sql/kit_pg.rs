@@ -56,6 +56,22 @@ pub(crate) async fn write<T: Send + 'static>(
     }
 }
 
+/// Runs a write operation on a pooled connection outside any transaction: each of its
+/// statements commits alone (for an operation of one statement, or of statements that each
+/// stand alone). One round trip per statement instead of a BEGIN and a COMMIT more.
+pub(crate) async fn autocommit<T: Send + 'static>(
+    p: &P,
+    op: &'static str,
+    f: WriteFn<Conn, T>,
+) -> Result<T> {
+    let mut c = p
+        .writer
+        .acquire()
+        .await
+        .map_err(|e| StoreError::db(op, e))?;
+    f(&mut c).await
+}
+
 /// A column of a row; a missing or mistyped column is corrupt data.
 pub(crate) fn get<'r, T>(r: &'r DbRow, col: &'static str) -> Result<T>
 where

@@ -63,14 +63,19 @@ pub(crate) fn short(s: &str) -> String {
 }
 
 /// A write operation: `$name(p, args…)` owns its arguments (`arg: &T => how to own it`; the
-/// others are `Copy`) and runs `$inner(conn, args…)` in a write (`common::write`).
+/// others are `Copy`) and runs `$inner(conn, args…)` in a write (`common::write`), or, written
+/// `write_op!(autocommit $name = …)`, outside a transaction on PostgreSQL
+/// (`common::autocommit`).
 macro_rules! write_op {
     (@arg $arg:ident) => { $arg };
     (@arg $arg:ident $own:expr) => { &$arg };
     ($name:ident = $inner:ident($($arg:ident: $ty:ty $(=> $own:expr)?),* $(,)?) -> $ret:ty) => {
+        write_op!(write $name = $inner($($arg: $ty $(=> $own)?),*) -> $ret);
+    };
+    ($how:ident $name:ident = $inner:ident($($arg:ident: $ty:ty $(=> $own:expr)?),* $(,)?) -> $ret:ty) => {
         pub(crate) async fn $name(p: &P, $($arg: $ty),*) -> Result<$ret> {
             $($(let $arg = $own;)?)*
-            write(
+            $how(
                 p,
                 stringify!($name),
                 Box::new(move |c: &mut Conn| {

@@ -6,21 +6,23 @@ use super::common::*;
 use crate::error::Result;
 use crate::sql::{check_id, to_i64};
 
-/// The replay record's insert; `false` if (session, seq) was already recorded.
-const INSERT_SEEN: &str = "INSERT INTO session_seen (session, seq, until_s) VALUES ($1, $2, $3) \
-     ON CONFLICT (session, seq) DO NOTHING";
-
-/// The same insert on PostgreSQL, alone in its transaction and without waiting for its own
-/// flush: a replay record lost in a crash of the database server itself (not of a replica)
-/// only reopens the last moments' requests, whose own writes are idempotent. `set_config(…,
-/// true)` holds for the statement's own (implicit) transaction, so it is one round trip
-/// instead of four (BEGIN, SET LOCAL, INSERT, COMMIT).
-const INSERT_SEEN_UNFLUSHED: &str =
+/// The replay record's insert. On PostgreSQL it does not wait for its own flush: a replay
+/// record lost in a crash of the database server itself (not of a replica) only reopens the
+/// last moments' requests, whose own writes are idempotent. `set_config(…, true)` holds for the
+/// statement's own implicit transaction, so it is one round trip instead of four (BEGIN, SET
+/// LOCAL, INSERT, COMMIT).
+const INSERT_SEEN: &str = if SQLITE {
+    "INSERT INTO session_seen (session, seq, until_s) VALUES ($1, $2, $3) \
+     ON CONFLICT (session, seq) DO NOTHING"
+} else {
     "WITH unflushed AS (SELECT set_config('synchronous_commit', 'off', true)) \
      INSERT INTO session_seen (session, seq, until_s) SELECT $1, $2, $3 FROM unflushed \
-     ON CONFLICT (session, seq) DO NOTHING";
+     ON CONFLICT (session, seq) DO NOTHING"
+};
 
+/// Records (session, seq): `true` the first time.
 async fn session_seen_in(c: &mut Conn, session: &str, seq: u64, until_s: u64) -> Result<bool> {
+    check_id("session", session)?;
     let q = query(INSERT_SEEN)
         .bind(session)
         .bind(to_i64(seq, "seq")?)
@@ -28,22 +30,8 @@ async fn session_seen_in(c: &mut Conn, session: &str, seq: u64, until_s: u64) ->
     Ok(exec(&mut *c, "session_seen", q).await? == 1)
 }
 
-write_op!(session_seen_batched = session_seen_in(session: &str => session.to_owned(), seq: u64,
-    until_s: u64) -> bool);
-
-/// Records (session, seq) once: `true` the first time. On SQLite in the writer's next batch,
-/// on PostgreSQL as one unflushed statement ([`INSERT_SEEN_UNFLUSHED`]).
-pub(crate) async fn session_seen(p: &P, session: &str, seq: u64, until_s: u64) -> Result<bool> {
-    check_id("session", session)?;
-    if SQLITE {
-        return session_seen_batched(p, session, seq, until_s).await;
-    }
-    let q = query(INSERT_SEEN_UNFLUSHED)
-        .bind(session)
-        .bind(to_i64(seq, "seq")?)
-        .bind(to_i64(until_s, "until_s")?);
-    Ok(exec(&p.writer, "session_seen", q).await? == 1)
-}
+write_op!(autocommit session_seen = session_seen_in(session: &str => session.to_owned(),
+    seq: u64, until_s: u64) -> bool);
 
 async fn session_seen_purge_in(c: &mut Conn, now_s: u64) -> Result<u64> {
     let q =
