@@ -116,9 +116,9 @@ pub fn measure<T>(section: Section, f: impl FnOnce() -> T) -> T {
     });
     // Sections nested in this one are part of it, timed or not.
     INSIDE.with(|c| c.set(true));
-    let started = weight.map(|_| ThreadTime::now());
+    let timed = weight.map(|w| (w, ThreadTime::now()));
     let out = f();
-    if let (Some(w), Some(t)) = (weight, started) {
+    if let Some((w, t)) = timed {
         let nanos = u64::try_from(t.elapsed().as_nanos()).unwrap_or(u64::MAX);
         NANOS[section as usize].fetch_add(nanos.saturating_mul(u64::from(w)), Ordering::Relaxed);
     }
