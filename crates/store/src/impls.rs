@@ -137,6 +137,13 @@ impl IssuerStore for Store {
     async fn authorize(&self, req: &AuthorizeRequest) -> Result<Inserted<AuthorizationRecord>> {
         dispatch!(self, authorize(req))
     }
+    async fn authorize_answered(
+        &self,
+        req: &AuthorizeRequest,
+        answer: &Answer<Inserted<AuthorizationRecord>>,
+    ) -> Result<(Inserted<AuthorizationRecord>, Option<StoredResponse>)> {
+        dispatch!(self, authorize_answered(req, answer))
+    }
     async fn get_authorization(
         &self,
         merchant_id: &str,
@@ -168,6 +175,19 @@ impl IssuerStore for Store {
     }
     async fn void(&self, merchant_id: &str, order_id: &OrderId, now_ms: i64) -> Result<Applied> {
         dispatch!(self, void(merchant_id, order_id, now_ms))
+    }
+    async fn payment_step_answered(
+        &self,
+        merchant_id: &str,
+        order_id: &OrderId,
+        step: &PaymentStep,
+        now_ms: i64,
+        answer: &Answer<Applied>,
+    ) -> Result<(Applied, Option<StoredResponse>)> {
+        dispatch!(
+            self,
+            payment_step_answered(merchant_id, order_id, step, now_ms, answer)
+        )
     }
     async fn refund(
         &self,

@@ -26,8 +26,9 @@
 //! - Every multi-row change is one transaction: an order, the pin of the request that placed
 //!   it and its first outbox message; a state transition, the messages it causes, the outbox
 //!   entry it completes and the facts and answers it learned (returning the new row and the
-//!   new messages, so the caller reads nothing back); an authorization,
-//!   its hold, the card's available credit and the balanced ledger movement.
+//!   new messages, so the caller reads nothing back); an authorization (or a capture, void
+//!   or refund), its hold, the card's available credit, the balanced ledger movement and the
+//!   answer kept for retries ([`Answer`]).
 //!
 //! Times are Unix milliseconds passed by the caller; amounts are minor units.
 #![forbid(unsafe_code)]
@@ -203,6 +204,15 @@ pub trait IssuerStore: PartyStore + CardAdminStore {
     /// `created: false` and never holds twice, even under concurrency.
     async fn authorize(&self, req: &AuthorizeRequest) -> Result<Inserted<AuthorizationRecord>>;
 
+    /// [`IssuerStore::authorize`] keeping `answer` of its result in the same transaction:
+    /// returns the stored answer too (the one a request before stored, if any; `None` if
+    /// `answer` made none).
+    async fn authorize_answered(
+        &self,
+        req: &AuthorizeRequest,
+        answer: &Answer<Inserted<AuthorizationRecord>>,
+    ) -> Result<(Inserted<AuthorizationRecord>, Option<StoredResponse>)>;
+
     /// The authorization for a merchant's order.
     async fn get_authorization(
         &self,
@@ -251,6 +261,17 @@ pub trait IssuerStore: PartyStore + CardAdminStore {
         amount: u64,
         now_ms: i64,
     ) -> Result<Applied>;
+
+    /// A capture, void or refund ([`PaymentStep`], as the methods above) keeping `answer` of
+    /// its result in the same transaction, as [`IssuerStore::authorize_answered`].
+    async fn payment_step_answered(
+        &self,
+        merchant_id: &str,
+        order_id: &OrderId,
+        step: &PaymentStep,
+        now_ms: i64,
+        answer: &Answer<Applied>,
+    ) -> Result<(Applied, Option<StoredResponse>)>;
 
     /// The sum of every ledger entry (zero when the books balance).
     async fn ledger_sum(&self) -> Result<i64>;

@@ -93,6 +93,37 @@ pub struct StoredResponse {
     pub created_at_ms: i64,
 }
 
+/// An answer a write keeps in its own transaction as the first answer under an idempotency
+/// key (as [`crate::PartyStore::idempotency_put`] would, one commit later): `body` makes it
+/// (status 200) from the write's result, or gives `None` to keep none (the caller then
+/// answers on its own). If an answer is already stored under the key, that one is kept and
+/// returned.
+#[derive(Clone)]
+pub struct Answer<T> {
+    /// The idempotency scope.
+    pub scope: String,
+    /// The key in the scope.
+    pub key: String,
+    /// The request's fingerprint.
+    pub fingerprint: Vec<u8>,
+    /// When the answer is made.
+    pub created_at_ms: i64,
+    /// The answer's body, made from the write's result.
+    pub body: AnswerBody<T>,
+}
+
+/// How an [`Answer`]'s body is made from a write's result (`None`: keep no answer).
+pub type AnswerBody<T> = std::sync::Arc<dyn Fn(&T) -> Option<Vec<u8>> + Send + Sync>;
+
+impl<T> std::fmt::Debug for Answer<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Answer")
+            .field("scope", &self.scope)
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
 /// How many rows fell in one time bucket under one key: a point of a dashboard's chart.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Bucket {
@@ -681,6 +712,25 @@ pub struct Applied {
     pub authorization: AuthorizationRecord,
     /// Whether this call moved money (false: a retry of something already done).
     pub applied: bool,
+}
+
+/// A payment step on an authorization ([`crate::IssuerStore::payment_step_answered`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PaymentStep {
+    /// [`crate::IssuerStore::capture`] of `amount` (all of the hold if `None`).
+    Capture {
+        /// The amount to capture.
+        amount: Option<u64>,
+    },
+    /// [`crate::IssuerStore::void`].
+    Void,
+    /// [`crate::IssuerStore::refund`] of `amount` under `refund_id`.
+    Refund {
+        /// The merchant's refund id.
+        refund_id: String,
+        /// The amount to refund.
+        amount: u64,
+    },
 }
 
 /// One ledger entry: part of a movement whose entries sum to zero.

@@ -6,7 +6,7 @@
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Serialize;
-use warifu_store::{PartyStore, StoredResponse};
+use warifu_store::{Answer, PartyStore, StoredResponse};
 
 use super::service::{json_bytes, store_error, to_json};
 use crate::error::{AppError, AppResult, ErrorCode};
@@ -50,6 +50,23 @@ impl Idempotent<'_> {
         {
             Some(first) => self.replay(first).map(Some),
             None => Ok(None),
+        }
+    }
+
+    /// The first answer to keep in the request's own write (one commit, not two): `body`
+    /// makes it from the write's result, or `None` to keep none (the caller then answers with
+    /// [`Idempotent::answer`], or its error).
+    pub fn keep<T>(
+        &self,
+        now_ms: i64,
+        body: impl Fn(&T) -> Option<Vec<u8>> + Send + Sync + 'static,
+    ) -> Answer<T> {
+        Answer {
+            scope: self.scope.to_owned(),
+            key: self.key.to_owned(),
+            fingerprint: self.fp.to_vec(),
+            created_at_ms: now_ms,
+            body: std::sync::Arc::new(body),
         }
     }
 

@@ -9,10 +9,10 @@ use axum::extract::State;
 use axum::response::Response;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use warifu_core::Role;
-use warifu_core::keysource::KeySource as _;
-use warifu_core::sealed::{ForIssuer, View};
-use warifu_store::DeclineCode;
+use warifu_core::keysource::KeySource;
+use warifu_core::sealed::{ForIssuer, Header, View};
+use warifu_core::{PartyId, Role};
+use warifu_store::{AuthorizationRecord, DeclineCode, Inserted};
 
 use super::state::IssuerState;
 use crate::attest;
@@ -120,65 +120,113 @@ async fn authorize(
         return Err(AppError::revoked(&id));
     }
     let authorization_id = random_id("auth_", 12)?;
-    let inserted = st
+    let decide = Arc::new(Decide {
+        keys: st.keys.clone(),
+        issuer: st.id().clone(),
+        header,
+        amount,
+        currency: currency.clone(),
+    });
+    // The decision is kept with the authorization, in its transaction.
+    let answer = once.keep(st.clock().now_ms(), {
+        let decide = decide.clone();
+        move |i: &Inserted<AuthorizationRecord>| {
+            decide
+                .decision(&i.record)
+                .ok()
+                .and_then(|d| serde_json::to_vec(&d).ok())
+        }
+    });
+    let (inserted, kept) = st
         .store
-        .authorize(&warifu_store::AuthorizeRequest {
-            merchant_id: peer.to_string(),
-            order_id: order_id.clone(),
-            authorization_id,
-            cardholder_id: header.cardholder.to_string(),
-            holder_name: name,
-            card_number: card.number,
-            expiry: card.expiry,
-            amount,
-            currency: currency.clone(),
-            payment_method: method,
-            carrier_id: header.carrier.as_ref().map(ToString::to_string),
-            header_digest: header.digest(),
-            now_ms: st.clock().now_ms(),
-        })
+        .authorize_answered(
+            &warifu_store::AuthorizeRequest {
+                merchant_id: peer.to_string(),
+                order_id: order_id.clone(),
+                authorization_id,
+                cardholder_id: decide.header.cardholder.to_string(),
+                holder_name: name,
+                card_number: card.number,
+                expiry: card.expiry,
+                amount,
+                currency,
+                payment_method: method,
+                carrier_id: decide.header.carrier.as_ref().map(ToString::to_string),
+                header_digest: decide.header.digest(),
+                now_ms: st.clock().now_ms(),
+            },
+            &answer,
+        )
         .await
         .map_err(store_error("authorizing"))?;
     let rec = inserted.record;
-    if rec.amount != amount || rec.currency != currency {
-        return Err(AppError::new(
-            ErrorCode::OrderConflict,
-            "this order id was already authorized for another amount",
-        ));
-    }
-    let approved = rec.approved();
-    let mut decision = Decision {
-        order_id: order_id.clone(),
-        issuer: st.id().clone(),
-        merchant: header.merchant.clone(),
-        cardholder: header.cardholder.clone(),
-        header_digest: header.digest(),
-        outcome: if approved {
-            Outcome::Approved
-        } else {
-            Outcome::Declined
-        },
-        reason: rec.decline_code.map(public_reason),
-        amount,
-        currency,
-        authorization_id: approved.then(|| rec.authorization_id.clone()),
-        cardholder_receipt: [0; 32],
-        carrier_approval: None,
-    };
-    let attest_err = |e: attest::AttestError| match e {
-        attest::AttestError::Key(warifu_core::Error::Revoked(id)) => AppError::revoked(&id),
-        e => AppError::internal("attesting a decision", &e),
-    };
-    decision.cardholder_receipt =
-        attest::cardholder_receipt(st.keys.as_ref(), &decision).map_err(attest_err)?;
-    if approved && header.carrier.is_some() {
-        decision.carrier_approval =
-            Some(attest::carrier_approval(st.keys.as_ref(), &header).map_err(attest_err)?);
-    }
-    match decision.reason {
+    let answered = match kept {
+        Some(first) => once.replay(first),
+        // No answer kept (the decision failed): answer its error, or store it now.
+        None => {
+            let decision = decide.decision(&rec)?;
+            once.answer(st.store.as_ref(), &decision, st.clock().now_ms())
+                .await
+        }
+    }?;
+    match rec.decline_code {
         None => tracing::info!(%order_id, merchant = %peer, amount, "authorized"),
-        Some(reason) => tracing::info!(%order_id, merchant = %peer, %reason, "declined"),
+        Some(code) => {
+            tracing::info!(%order_id, merchant = %peer, reason = %public_reason(code), "declined");
+        }
     }
-    once.answer(st.store.as_ref(), &decision, st.clock().now_ms())
-        .await
+    Ok(answered)
+}
+
+/// What the issuer's decision on an authorization is made of besides the stored record.
+struct Decide {
+    keys: Arc<dyn KeySource>,
+    issuer: PartyId,
+    header: Header,
+    amount: u64,
+    currency: String,
+}
+
+impl Decide {
+    /// The decision on `rec`, with the receipts for the cardholder and (approved, shipping)
+    /// the carrier; an order conflict if `rec` was authorized for another amount.
+    fn decision(&self, rec: &AuthorizationRecord) -> AppResult<Decision> {
+        if rec.amount != self.amount || rec.currency != self.currency {
+            return Err(AppError::new(
+                ErrorCode::OrderConflict,
+                "this order id was already authorized for another amount",
+            ));
+        }
+        let header = &self.header;
+        let approved = rec.approved();
+        let mut decision = Decision {
+            order_id: header.order_id.clone(),
+            issuer: self.issuer.clone(),
+            merchant: header.merchant.clone(),
+            cardholder: header.cardholder.clone(),
+            header_digest: header.digest(),
+            outcome: if approved {
+                Outcome::Approved
+            } else {
+                Outcome::Declined
+            },
+            reason: rec.decline_code.map(public_reason),
+            amount: self.amount,
+            currency: self.currency.clone(),
+            authorization_id: approved.then(|| rec.authorization_id.clone()),
+            cardholder_receipt: [0; 32],
+            carrier_approval: None,
+        };
+        let attest_err = |e: attest::AttestError| match e {
+            attest::AttestError::Key(warifu_core::Error::Revoked(id)) => AppError::revoked(&id),
+            e => AppError::internal("attesting a decision", &e),
+        };
+        decision.cardholder_receipt =
+            attest::cardholder_receipt(self.keys.as_ref(), &decision).map_err(attest_err)?;
+        if approved && header.carrier.is_some() {
+            decision.carrier_approval =
+                Some(attest::carrier_approval(self.keys.as_ref(), header).map_err(attest_err)?);
+        }
+        Ok(decision)
+    }
 }

@@ -16,7 +16,8 @@ use warifu_core::keysource::KeySource;
 use warifu_core::order::PaymentMethod;
 use warifu_core::{PartyId, Role};
 use warifu_store::{
-    Applied, AuthorizationBinding, AuthorizationRecord, AuthorizationStatus, StoreError, rules,
+    Applied, AuthorizationBinding, AuthorizationRecord, AuthorizationStatus, PaymentStep,
+    StoreError, rules,
 };
 
 use super::state::IssuerState;
@@ -150,38 +151,13 @@ async fn capture(
         b"capture",
         amount_bytes.as_ref().map_or(&[][..], |a| &a[..]),
     ]);
-    let apply = async {
-        match st
-            .store
-            .capture(peer.as_str(), &order_id, req.amount, st.clock().now_ms())
-            .await
-        {
-            Ok(done) => Ok(done),
-            Err(StoreError::Conflict(why)) => {
-                // Captured before with another amount: a conflicting request, not a bad step.
-                let now = st
-                    .store
-                    .get_authorization(peer.as_str(), &order_id)
-                    .await
-                    .map_err(store_error("reading an authorization"))?;
-                let code = match now.map(|a| a.status) {
-                    Some(AuthorizationStatus::Captured | AuthorizationStatus::Refunded) => {
-                        ErrorCode::OrderConflict
-                    }
-                    _ => ErrorCode::InvalidTransition,
-                };
-                Err(AppError::new(code, why))
-            }
-            Err(e) => Err(step_error(&order_id, "capturing", e)),
-        }
-    };
     let step = Step {
-        what: "captured",
+        payment: PaymentStep::Capture { amount: req.amount },
         scope: format!("capture:{peer}"),
         key: order_id.to_string(),
         fp,
     };
-    step.take(&st, &peer, &order_id, apply).await
+    step.take(&st, &peer, &order_id).await
 }
 
 #[utoipa::path(post, path = PATH_VOID, request_body = VoidRequest, responses((status = 200, description = "The payment after the void", body = PaymentReceipt)))]
@@ -192,19 +168,13 @@ async fn void(
     JsonBody(VoidRequest {}): JsonBody<VoidRequest>,
 ) -> AppResult<Response> {
     merchant_only(&peer)?;
-    let apply = async {
-        st.store
-            .void(peer.as_str(), &order_id, st.clock().now_ms())
-            .await
-            .map_err(|e| step_error(&order_id, "voiding", e))
-    };
     let step = Step {
-        what: "voided",
+        payment: PaymentStep::Void,
         scope: format!("void:{peer}"),
         key: order_id.to_string(),
         fp: fingerprint(&[b"void"]),
     };
-    step.take(&st, &peer, &order_id, apply).await
+    step.take(&st, &peer, &order_id).await
 }
 
 /// The longest refund id accepted.
@@ -236,35 +206,26 @@ async fn refund(
             "a refund amount must be more than zero",
         ));
     }
-    let apply = async {
-        st.store
-            .refund(
-                peer.as_str(),
-                &order_id,
-                &req.refund_id,
-                req.amount,
-                st.clock().now_ms(),
-            )
-            .await
-            .map_err(|e| step_error(&order_id, "refunding", e))
-    };
     let step = Step {
-        what: "refunded",
         scope: format!("refund:{peer}"),
         // Refund ids are the merchant's, scoped to the order (as in the store): "cancel" on
         // two orders is two refunds.
         key: format!("{order_id}/{}", req.refund_id),
         fp: fingerprint(&[b"refund", order_id.as_bytes(), &req.amount.to_be_bytes()]),
+        payment: PaymentStep::Refund {
+            refund_id: req.refund_id,
+            amount: req.amount,
+        },
     };
-    step.take(&st, &peer, &order_id, apply).await
+    step.take(&st, &peer, &order_id).await
 }
 
 /// One payment step of the order's merchant under its idempotency key: an earlier identical
 /// request gets the first answer and moves nothing; otherwise the step is applied, logged
-/// and its receipt stored as the first answer.
+/// and its receipt kept as the first answer in the step's own transaction.
 struct Step {
-    /// The log line's verb (`captured`, `voided`, `refunded`).
-    what: &'static str,
+    /// The step.
+    payment: PaymentStep,
     /// The idempotency scope (`capture:<merchant>`, …).
     scope: String,
     /// The key in the scope (the order id, `<order id>/<refund id>`).
@@ -279,7 +240,6 @@ impl Step {
         st: &IssuerState,
         merchant: &PartyId,
         order_id: &OrderId,
-        apply: impl Future<Output = AppResult<Applied>>,
     ) -> AppResult<Response> {
         let step = Idempotent {
             scope: &self.scope,
@@ -290,8 +250,29 @@ impl Step {
         if let Some(r) = step.earlier(st.store.as_ref()).await? {
             return Ok(r);
         }
-        let done = apply.await?;
+        let answer = step.keep(st.clock().now_ms(), |done: &Applied| {
+            serde_json::to_vec(&receipt(&done.authorization)).ok()
+        });
+        let (done, kept) = match st
+            .store
+            .payment_step_answered(
+                merchant.as_str(),
+                order_id,
+                &self.payment,
+                st.clock().now_ms(),
+                &answer,
+            )
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => return Err(self.refused(st, merchant, order_id, e).await),
+        };
         let a = &done.authorization;
+        let what = match self.payment {
+            PaymentStep::Capture { .. } => "captured",
+            PaymentStep::Void => "voided",
+            PaymentStep::Refund { .. } => "refunded",
+        };
         tracing::info!(
             %order_id,
             %merchant,
@@ -299,15 +280,48 @@ impl Step {
             captured = a.captured,
             refunded = a.refunded,
             status = %a.status,
-            "{}",
-            self.what
+            "{what}"
         );
-        step.answer(
-            st.store.as_ref(),
-            &receipt(&done.authorization),
-            st.clock().now_ms(),
-        )
-        .await
+        match kept {
+            Some(first) => step.replay(first),
+            None => {
+                step.answer(st.store.as_ref(), &receipt(a), st.clock().now_ms())
+                    .await
+            }
+        }
+    }
+
+    /// The answer to a step the store refused.
+    async fn refused(
+        &self,
+        st: &IssuerState,
+        merchant: &PartyId,
+        order_id: &OrderId,
+        e: StoreError,
+    ) -> AppError {
+        match (&self.payment, e) {
+            // Captured before with another amount: a conflicting request, not a bad step.
+            (PaymentStep::Capture { .. }, StoreError::Conflict(why)) => {
+                let now = match st
+                    .store
+                    .get_authorization(merchant.as_str(), order_id)
+                    .await
+                {
+                    Ok(now) => now,
+                    Err(e) => return store_error("reading an authorization")(e),
+                };
+                let code = match now.map(|a| a.status) {
+                    Some(AuthorizationStatus::Captured | AuthorizationStatus::Refunded) => {
+                        ErrorCode::OrderConflict
+                    }
+                    _ => ErrorCode::InvalidTransition,
+                };
+                AppError::new(code, why)
+            }
+            (PaymentStep::Capture { .. }, e) => step_error(order_id, "capturing", e),
+            (PaymentStep::Void, e) => step_error(order_id, "voiding", e),
+            (PaymentStep::Refund { .. }, e) => step_error(order_id, "refunding", e),
+        }
     }
 }
 

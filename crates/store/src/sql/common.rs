@@ -5,7 +5,7 @@ pub(super) use super::kit::*;
 use super::SQLITE;
 use crate::error::{Result, StoreError};
 use crate::sql::{check_id, to_u64};
-use crate::types::{Bucket, StoredResponse};
+use crate::types::{Answer, Bucket, StoredResponse};
 
 pub(super) const FOR_UPDATE: &str = if SQLITE { "" } else { " FOR UPDATE" };
 pub(super) const SKIP_LOCKED: &str = if SQLITE {
@@ -121,6 +121,27 @@ pub(super) async fn idempotency_put_in(
 // insert alone is atomic, and an answer found in its place is read after it.
 write_op!(autocommit idempotency_put = idempotency_put_in(scope: &str => scope.to_owned(),
     key: &str => key.to_owned(), resp: &StoredResponse => resp.clone()) -> StoredResponse);
+
+/// Keeps `answer` of a write's `result` in the write's transaction (see [`Answer`]): the
+/// stored answer, or `None` if `answer` made none.
+pub(super) async fn keep_answer<T>(
+    c: &mut Conn,
+    answer: &Answer<T>,
+    result: &T,
+) -> Result<Option<StoredResponse>> {
+    let Some(body) = (answer.body)(result) else {
+        return Ok(None);
+    };
+    let resp = StoredResponse {
+        status: 200,
+        body,
+        fingerprint: answer.fingerprint.clone(),
+        created_at_ms: answer.created_at_ms,
+    };
+    idempotency_put_in(c, &answer.scope, &answer.key, &resp)
+        .await
+        .map(Some)
+}
 
 async fn idempotency_purge_in(c: &mut Conn, before_ms: i64) -> Result<u64> {
     let q = query("DELETE FROM idempotency WHERE created_at_ms < $1").bind(before_ms);

@@ -391,6 +391,31 @@ pub(crate) async fn authorize(
     with_keys(p, |ring| async move { authorize_tx(p, req, &ring).await }).await
 }
 
+async fn authorize_answered_in(
+    c: &mut Conn,
+    req: &AuthorizeRequest,
+    ring: &Keyring,
+    answer: &Answer<Inserted<AuthorizationRecord>>,
+) -> Result<(Inserted<AuthorizationRecord>, Option<StoredResponse>)> {
+    let inserted = authorize_in(&mut *c, req, ring).await?;
+    let kept = keep_answer(c, answer, &inserted).await?;
+    Ok((inserted, kept))
+}
+
+write_op!(authorize_answered_tx = authorize_answered_in(req: &AuthorizeRequest => req.clone(),
+    ring: &Arc<Keyring> => ring.clone(),
+    answer: &Answer<Inserted<AuthorizationRecord>> => answer.clone())
+    -> (Inserted<AuthorizationRecord>, Option<StoredResponse>));
+
+/// [`authorize`] keeping `answer` of its result in the same transaction.
+pub(crate) async fn authorize_answered(
+    p: &P,
+    req: &AuthorizeRequest,
+    answer: &Answer<Inserted<AuthorizationRecord>>,
+) -> Result<(Inserted<AuthorizationRecord>, Option<StoredResponse>)> {
+    with_keys(p, |ring| async move { authorize_answered_tx(p, req, &ring, answer).await }).await
+}
+
 pub(crate) async fn get_authorization(
     p: &P,
     merchant_id: &str,
@@ -625,6 +650,32 @@ async fn refund_in(
 write_op!(refund = refund_in(merchant_id: &str => merchant_id.to_owned(),
     order_id: &OrderId => order_id.to_owned(), refund_id: &str => refund_id.to_owned(),
     amount: u64, now_ms: i64) -> Applied);
+
+async fn payment_step_answered_in(
+    c: &mut Conn,
+    merchant_id: &str,
+    order_id: &OrderId,
+    step: &PaymentStep,
+    now_ms: i64,
+    answer: &Answer<Applied>,
+) -> Result<(Applied, Option<StoredResponse>)> {
+    let applied = match step {
+        PaymentStep::Capture { amount } => {
+            capture_in(&mut *c, merchant_id, order_id, *amount, now_ms).await?
+        }
+        PaymentStep::Void => void_in(&mut *c, merchant_id, order_id, now_ms).await?,
+        PaymentStep::Refund { refund_id, amount } => {
+            refund_in(&mut *c, merchant_id, order_id, refund_id, *amount, now_ms).await?
+        }
+    };
+    let kept = keep_answer(c, answer, &applied).await?;
+    Ok((applied, kept))
+}
+
+write_op!(payment_step_answered = payment_step_answered_in(
+    merchant_id: &str => merchant_id.to_owned(), order_id: &OrderId => order_id.to_owned(),
+    step: &PaymentStep => step.clone(), now_ms: i64, answer: &Answer<Applied> => answer.clone())
+    -> (Applied, Option<StoredResponse>));
 
 const LEDGER_SUM: &str = "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM issuer_ledger";
 const UNBALANCED: &str = "SELECT COUNT(*) FROM (SELECT movement_id FROM issuer_ledger \

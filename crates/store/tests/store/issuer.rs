@@ -90,6 +90,7 @@ both!(
     enroll_cards,
     authorize_declines_with_reasons,
     authorize_is_idempotent,
+    answers_are_kept_with_their_step,
     concurrent_authorizations_never_exceed_the_limit,
     concurrent_retries_hold_once,
     capture_void_refund,
@@ -240,6 +241,120 @@ async fn authorize_is_idempotent(db: &TestDb) {
             .unwrap()
             .is_none()
     );
+    assert_books(s).await;
+}
+
+/// An answer made from a step's result, under `scope`/`key` (fingerprint `[1]`).
+fn answer<T>(
+    scope: &str,
+    key: &str,
+    body: impl Fn(&T) -> Option<Vec<u8>> + Send + Sync + 'static,
+) -> Answer<T> {
+    Answer {
+        scope: scope.into(),
+        key: key.into(),
+        fingerprint: vec![1],
+        created_at_ms: NOW,
+        body: std::sync::Arc::new(body),
+    }
+}
+
+/// A step and its answer commit together or not at all; a retry keeps the first answer; an
+/// answer not made keeps none.
+async fn answers_are_kept_with_their_step(db: &TestDb) {
+    let s = &db.store;
+    s.enroll_card(&card("C-1", 10_000)).await.unwrap();
+    let held = |i: &Inserted<AuthorizationRecord>| {
+        Some(format!("{} held {}", i.record.authorization_id, i.record.held).into_bytes())
+    };
+    let (first, kept) = s
+        .authorize_answered(&request("O-1", 2500), &answer("authorize", "O-1", held))
+        .await
+        .unwrap();
+    assert!(first.created);
+    let kept = kept.expect("an answer is kept");
+    assert_eq!(kept.body, b"AUTH-O-1 held 2500");
+    assert_eq!(
+        s.idempotency_get("authorize", "O-1").await.unwrap(),
+        Some(kept.clone())
+    );
+    // A retry gets the first answer back, not the one it would make.
+    let other = |_: &Inserted<AuthorizationRecord>| Some(b"other".to_vec());
+    let (again, first_answer) = s
+        .authorize_answered(&request("O-1", 2500), &answer("authorize", "O-1", other))
+        .await
+        .unwrap();
+    assert!(!again.created);
+    assert_eq!(first_answer, Some(kept));
+    // No answer made: the authorization stands, no answer is stored.
+    let none = |_: &Inserted<AuthorizationRecord>| None;
+    let (made, no_answer) = s
+        .authorize_answered(&request("O-2", 100), &answer("authorize", "O-2", none))
+        .await
+        .unwrap();
+    assert!(made.created && no_answer.is_none());
+    assert_eq!(s.idempotency_get("authorize", "O-2").await.unwrap(), None);
+    // An answer that cannot be stored (an empty scope) undoes its authorization.
+    let failed = s
+        .authorize_answered(&request("O-3", 100), &answer("", "O-3", held))
+        .await;
+    assert!(matches!(failed, Err(StoreError::Invalid(_))), "{failed:?}");
+    assert_eq!(
+        s.get_authorization(SHOP, &OrderId::from("O-3"))
+            .await
+            .unwrap(),
+        None
+    );
+    // A payment step: its receipt is kept with it; a refused step keeps nothing.
+    let order = OrderId::from("O-1");
+    let captured =
+        |a: &Applied| Some(format!("captured {}", a.authorization.captured).into_bytes());
+    let capture = PaymentStep::Capture { amount: None };
+    let (done, kept) = s
+        .payment_step_answered(
+            SHOP,
+            &order,
+            &capture,
+            NOW,
+            &answer("capture", "O-1", captured),
+        )
+        .await
+        .unwrap();
+    assert!(done.applied);
+    assert_eq!(kept.unwrap().body, b"captured 2500");
+    let void = |_: &Applied| Some(b"voided".to_vec());
+    let refused = s
+        .payment_step_answered(
+            SHOP,
+            &order,
+            &PaymentStep::Void,
+            NOW,
+            &answer("void", "O-1", void),
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::Conflict(_))),
+        "{refused:?}"
+    );
+    assert_eq!(s.idempotency_get("void", "O-1").await.unwrap(), None);
+    let refund = PaymentStep::Refund {
+        refund_id: "R-1".into(),
+        amount: 500,
+    };
+    let refunded =
+        |a: &Applied| Some(format!("refunded {}", a.authorization.refunded).into_bytes());
+    let (done, kept) = s
+        .payment_step_answered(
+            SHOP,
+            &order,
+            &refund,
+            NOW,
+            &answer("refund", "O-1/R-1", refunded),
+        )
+        .await
+        .unwrap();
+    assert!(done.applied);
+    assert_eq!(kept.unwrap().body, b"refunded 500");
     assert_books(s).await;
 }
 
