@@ -8,15 +8,13 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use hpke::{Deserializable, Kem as _, Serializable};
+use curve25519_dalek::scalar::clamp_integer;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+use crate::hpke::{self, RecipientKey};
 use crate::rand::Randomness;
 use crate::{Error, Result};
-
-/// The HPKE KEM of version 3: DHKEM(X25519, HKDF-SHA256).
-pub(crate) type X25519 = hpke::kem::X25519HkdfSha256;
 
 /// A KEM that version-3 parts can be sealed to, with its RFC 9180 KEM identifier on the wire.
 /// Only X25519 today; a post-quantum hybrid (X-Wing) would be a second variant (PROTOCOL.md
@@ -74,6 +72,11 @@ pub struct KemPublicKey {
     /// The serialized public key (`Npk` bytes).
     #[serde(with = "crate::sealed::b64_vec")]
     pub public_key: Vec<u8>,
+    /// The same key for HPKE, with the sender's precomputed table for it (built once the key
+    /// has been sealed to often enough, shared by every clone: the cardholder's cache of
+    /// recipients' keys keeps it).
+    #[serde(skip)]
+    recipient: RecipientKey,
 }
 
 #[derive(Deserialize)]
@@ -101,17 +104,23 @@ impl KemPublicKey {
         if public_key.len() != kem.public_len() {
             return Err(Error::malformed("KEM public key", "wrong length"));
         }
-        let k = KemPublicKey {
+        let recipient = RecipientKey::from_slice(&public_key)
+            .map_err(|_| Error::malformed("KEM public key", "not a public key of its KEM"))?;
+        Ok(KemPublicKey {
             kem,
             epoch,
             public_key,
-        };
-        k.hpke()?;
-        Ok(k)
+            recipient,
+        })
     }
 
-    pub(crate) fn hpke(&self) -> Result<<X25519 as hpke::Kem>::PublicKey> {
-        <X25519 as hpke::Kem>::PublicKey::from_bytes(&self.public_key)
+    /// The key to encapsulate to. Its precomputation is only used while `public_key` (a public
+    /// field) still holds the bytes it was made for.
+    pub(crate) fn recipient(&self) -> Result<RecipientKey> {
+        if self.recipient.as_bytes().as_slice() == self.public_key.as_slice() {
+            return Ok(self.recipient.clone());
+        }
+        RecipientKey::from_slice(&self.public_key)
             .map_err(|_| Error::malformed("KEM public key", "not a public key of its KEM"))
     }
 
@@ -147,9 +156,9 @@ impl KemSecretKey {
     pub fn generate(epoch: u32, rng: &mut dyn Randomness) -> Result<KemSecretKey> {
         let mut ikm = Zeroizing::new([0u8; 32]);
         rng.fill(ikm.as_mut())?;
-        let (sk, _) = X25519::derive_keypair(ikm.as_ref());
-        let mut bytes = Zeroizing::new([0u8; 32]);
-        bytes.copy_from_slice(&sk.to_bytes());
+        let (sk, _) = hpke::derive_key_pair(ikm.as_ref());
+        // Stored clamped, as RFC 9180's SerializePrivateKey of X25519 must.
+        let bytes = Zeroizing::new(clamp_integer(*sk));
         KemSecretKey::from_bytes(KemId::X25519HkdfSha256, epoch, bytes.as_ref())
     }
 
@@ -159,10 +168,7 @@ impl KemSecretKey {
             .try_into()
             .map_err(|_| Error::malformed("KEM private key", "wrong length"))?;
         let secret = Zeroizing::new(secret);
-        let sk = <X25519 as hpke::Kem>::PrivateKey::from_bytes(secret.as_ref())
-            .map_err(|_| Error::malformed("KEM private key", "not a private key of its KEM"))?;
-        let pk = X25519::sk_to_pk(&sk);
-        let public = KemPublicKey::new(kem, epoch, pk.to_bytes().to_vec())?;
+        let public = KemPublicKey::new(kem, epoch, hpke::public_key(&secret).to_vec())?;
         Ok(KemSecretKey {
             kem,
             epoch,
@@ -192,9 +198,9 @@ impl KemSecretKey {
         &self.secret
     }
 
-    pub(crate) fn hpke(&self) -> Result<<X25519 as hpke::Kem>::PrivateKey> {
-        <X25519 as hpke::Kem>::PrivateKey::from_bytes(self.secret.as_ref())
-            .map_err(|_| Error::malformed("KEM private key", "not a private key of its KEM"))
+    /// The public key's bytes (`pkRm`), computed once when the key was made or loaded.
+    pub(crate) fn public_bytes(&self) -> &[u8; 32] {
+        self.public.recipient.as_bytes()
     }
 }
 
@@ -247,59 +253,6 @@ impl KemRing {
         &self.keys
     }
 }
-
-/// Adapts 32 bytes drawn from a [`Randomness`] to the `rand_core` generator HPKE's
-/// encapsulation asks its ephemeral key from (exactly `Nsk` = 32 bytes for X25519). Asked for
-/// more, it hands out zeros and remembers, and the caller refuses the result.
-pub(crate) struct Drawn {
-    bytes: Zeroizing<[u8; 32]>,
-    used: usize,
-    pub(crate) overrun: bool,
-}
-
-impl Drawn {
-    pub(crate) fn new(rng: &mut dyn Randomness) -> Result<Drawn> {
-        let mut bytes = Zeroizing::new([0u8; 32]);
-        rng.fill(bytes.as_mut())?;
-        Ok(Drawn {
-            bytes,
-            used: 0,
-            overrun: false,
-        })
-    }
-}
-
-impl rand_core::TryRng for Drawn {
-    type Error = core::convert::Infallible;
-
-    fn try_next_u32(&mut self) -> core::result::Result<u32, Self::Error> {
-        let mut b = [0u8; 4];
-        self.try_fill_bytes(&mut b)?;
-        Ok(u32::from_le_bytes(b))
-    }
-
-    fn try_next_u64(&mut self) -> core::result::Result<u64, Self::Error> {
-        let mut b = [0u8; 8];
-        self.try_fill_bytes(&mut b)?;
-        Ok(u64::from_le_bytes(b))
-    }
-
-    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> core::result::Result<(), Self::Error> {
-        for b in dst {
-            *b = match self.bytes.get(self.used) {
-                Some(v) => *v,
-                None => {
-                    self.overrun = true;
-                    0
-                }
-            };
-            self.used += 1;
-        }
-        Ok(())
-    }
-}
-
-impl rand_core::TryCryptoRng for Drawn {}
 
 #[cfg(test)]
 mod tests {

@@ -9,7 +9,8 @@
 //! - [`sok`]: SOK identity-based key agreement and the Blom ⊕ SOK hybrid (the default);
 //!   [`keycache`]: a bounded cache of derived pairwise keys.
 //! - [`order`], [`policy`]: the order of Fig. 2 and who receives which field.
-//! - [`sealed`]: the sealed order format ([`kem`]: the recipients' KEM keys of version 3); [`keyfile`]: key files; [`envelope`]: the
+//! - [`sealed`]: the sealed order format ([`kem`]: the recipients' KEM keys of version 3;
+//!   [`hpke`]: RFC 9180 PSK mode, its one suite); [`keyfile`]: key files; [`envelope`]: the
 //!   passphrase envelope of key files and the wallet file.
 //! - [`secret`], [`card`]: secret values and card numbers (redacted, constant-time equal).
 //! - [`session`]: mutual confirmation (claim 5) and authenticated sessions.
@@ -27,6 +28,7 @@ pub mod collusion;
 pub mod envelope;
 mod error;
 pub mod field;
+pub mod hpke;
 pub mod id;
 pub mod kem;
 pub mod keycache;

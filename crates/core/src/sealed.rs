@@ -14,8 +14,9 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use crate::codec::{Reader, Writer};
+use crate::hpke;
 use crate::id::{OrderId, PartyId, Role};
-use crate::kem::{Drawn, KemId, KemPublicKey, KemRing, X25519};
+use crate::kem::{KemId, KemPublicKey, KemRing, KemSecretKey};
 use crate::keysource::{KeySource, PairwiseKey, Scheme, pairwise_key};
 use crate::order::{Card, Destination, Order, OrderForm, PaymentMethod};
 use crate::policy::{Field, Policy};
@@ -631,12 +632,12 @@ impl ForwardedPart {
                                 epoch: capsule.epoch,
                             })?;
                     let mut ctx = HpkePart::new(key, R::ROLE, &self.header, capsule.epoch)?
-                        .receiver(&sk.hpke()?, &capsule.enc)?;
+                        .receiver(sk, &capsule.enc)?;
                     let commit_key = hpke_commit_key(&ctx)?;
                     let plaintext = ctx
                         .open(&self.part.ciphertext, &aad)
                         .map_err(|_| Error::Decrypt)?;
-                    (Zeroizing::new(plaintext), commit_key)
+                    (plaintext, commit_key)
                 }
                 (None, Some(nonce)) => {
                     let keys = PartKeys::derive(key, R::ROLE, &self.header)?;
@@ -781,9 +782,6 @@ fn commit(key: &Key32, plaintext: &[u8]) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
-type HpkeKdf = hpke::kdf::HkdfSha256;
-type HpkeAead = hpke::aead::ChaCha20Poly1305;
-
 /// Version 3: the HPKE inputs of one part (§19.2): the PSK (the `kem-psk` purpose key of K),
 /// `psk_id = lp("warifu/v3/kem-psk") ‖ u32(epoch)` and `info = lp("warifu/v3/part") ‖
 /// u8(role) ‖ header digest`.
@@ -808,44 +806,36 @@ impl HpkePart {
         })
     }
 
-    fn bundle(&self) -> Result<hpke::PskBundle<'_>> {
-        hpke::PskBundle::new(self.psk.expose(), &self.psk_id).map_err(|_| Error::Rng)
-    }
-
     /// SetupPSKS: the encapsulated key and the sender's context, the ephemeral key from 32
     /// bytes of `rng` (RFC 9180 `DeriveKeyPair`).
     fn sender(
         &self,
         pk: &KemPublicKey,
         rng: &mut dyn Randomness,
-    ) -> Result<(Vec<u8>, hpke::aead::AeadCtxS<HpkeAead, HpkeKdf, X25519>)> {
-        let mut drawn = Drawn::new(rng)?;
-        let (enc, ctx) = hpke::setup_sender_with_rng::<HpkeAead, HpkeKdf, X25519>(
-            &hpke::OpModeS::Psk(self.bundle()?),
-            &pk.hpke()?,
+    ) -> Result<(Vec<u8>, hpke::Context)> {
+        let mut ikm = Zeroizing::new([0u8; 32]);
+        rng.fill(ikm.as_mut())?;
+        let (enc, ctx) = hpke::setup_psk_sender(
+            &pk.recipient()?,
+            ikm.as_ref(),
             &self.info,
-            &mut drawn,
+            self.psk.expose(),
+            &self.psk_id,
         )
         .map_err(|_| Error::malformed("KEM public key", "encapsulation failed"))?;
-        if drawn.overrun {
-            return Err(Error::Rng);
-        }
-        Ok((hpke::Serializable::to_bytes(&enc).to_vec(), ctx))
+        Ok((enc.to_vec(), ctx))
     }
 
-    /// SetupPSKR with the recipient's private key of the part's epoch.
-    fn receiver(
-        &self,
-        sk: &<X25519 as hpke::Kem>::PrivateKey,
-        enc: &[u8],
-    ) -> Result<hpke::aead::AeadCtxR<HpkeAead, HpkeKdf, X25519>> {
-        let enc = <<X25519 as hpke::Kem>::EncappedKey as hpke::Deserializable>::from_bytes(enc)
-            .map_err(|_| Error::Decrypt)?;
-        hpke::setup_receiver::<HpkeAead, HpkeKdf, X25519>(
-            &hpke::OpModeR::Psk(self.bundle()?),
-            sk,
-            &enc,
+    /// SetupPSKR with the recipient's private key of the part's epoch (and its public key as
+    /// stored with it).
+    fn receiver(&self, sk: &KemSecretKey, enc: &[u8]) -> Result<hpke::Context> {
+        hpke::setup_psk_receiver(
+            enc,
+            sk.expose_bytes(),
+            sk.public_bytes(),
             &self.info,
+            self.psk.expose(),
+            &self.psk_id,
         )
         .map_err(|_| Error::Decrypt)
     }
@@ -854,25 +844,11 @@ impl HpkePart {
 /// Version 3: a part's commitment key, `Export(lp("warifu/v3/part-commit"), 32)` of its
 /// HPKE context, so that it needs the KEM private key as well as K (a commitment under a key
 /// of K alone would let a later holder of K test guesses of a captured part's plaintext).
-trait Exporter {
-    fn export_into(&self, ctx: &[u8], out: &mut [u8]) -> core::result::Result<(), hpke::HpkeError>;
-}
-impl Exporter for hpke::aead::AeadCtxS<HpkeAead, HpkeKdf, X25519> {
-    fn export_into(&self, ctx: &[u8], out: &mut [u8]) -> core::result::Result<(), hpke::HpkeError> {
-        self.export(ctx, out)
-    }
-}
-impl Exporter for hpke::aead::AeadCtxR<HpkeAead, HpkeKdf, X25519> {
-    fn export_into(&self, ctx: &[u8], out: &mut [u8]) -> core::result::Result<(), hpke::HpkeError> {
-        self.export(ctx, out)
-    }
-}
-
-fn hpke_commit_key(ctx: &dyn Exporter) -> Result<Key32> {
+fn hpke_commit_key(ctx: &hpke::Context) -> Result<Key32> {
     let mut label = Writer::new();
     label.bytes16(COMMIT_EXPORT_LABEL_V3);
     let mut k = [0u8; 32];
-    ctx.export_into(&label.finish(), &mut k)
+    ctx.export(&label.finish(), &mut k)
         .map_err(|_| Error::Rng)?;
     Ok(Key32::from_bytes(k))
 }
@@ -1036,10 +1012,7 @@ enum PartSealer {
     /// Versions 1 and 2: XChaCha20-Poly1305 under a key of K.
     XChaCha(Key32),
     /// Version 3: the HPKE sender context and the capsule that goes on the wire.
-    Hpke(
-        Box<hpke::aead::AeadCtxS<HpkeAead, HpkeKdf, X25519>>,
-        KemCapsule,
-    ),
+    Hpke(hpke::Context, KemCapsule),
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -1124,7 +1097,7 @@ fn seal_any(
                 epoch: pk.epoch,
                 enc,
             };
-            (PartSealer::Hpke(Box::new(ctx), capsule), commit_key)
+            (PartSealer::Hpke(ctx, capsule), commit_key)
         } else {
             let part_keys = PartKeys::derive(&pairwise, role, &header)?;
             (PartSealer::XChaCha(part_keys.encrypt), part_keys.commit)

@@ -274,6 +274,20 @@ impl<'a> PerOrder<'a> {
         .expect("seal v3")
     }
 
+    /// The issuer's part of a fresh version-3 order, forwarded.
+    pub fn issuer_part_v3(&self) -> ForwardedPart {
+        self.seal_v3()
+            .forward(Role::Issuer)
+            .expect("the issuer's part")
+    }
+
+    /// The issuer opens a forwarded version-3 part with its cached pairwise key and KEM ring.
+    pub fn open_issuer_v3(&self, part: &ForwardedPart) -> View<ForIssuer> {
+        black_box(part)
+            .open_with_keys::<ForIssuer>(&self.f.form.policy, &self.keys[1], Some(&self.rings[1]))
+            .expect("open v3")
+    }
+
     /// Seal, then each recipient opens its part (forwarded) with its cached pairwise key and,
     /// for version 3, its KEM ring.
     fn open_all(&self, s: &SealedOrder, v3: bool) {
